@@ -1,0 +1,316 @@
+//! p2pd configuration: command-line flags over a strict TOML file, validated in one place.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use proto::{PeerId, PeerName};
+use serde::Deserialize;
+
+/// Command-line flags. Name and tracker come from here or from the config file.
+#[derive(Debug, Parser)]
+#[command(
+    name = "p2pd",
+    version,
+    about = "Per-user peer daemon: identity, tracker registration, peer links"
+)]
+pub struct Args {
+    /// This peer's name (1-32 of a-z 0-9 - _).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Tracker address, HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub tracker: Option<String>,
+    /// The tracker's key (PeerId); without it the first key seen is pinned.
+    #[arg(long, value_name = "ID")]
+    pub tracker_key: Option<String>,
+    /// Address for peer links (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// State directory (identity, pins, logs).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Control socket path.
+    #[arg(long, value_name = "PATH", env = proto::paths::SOCKET_ENV)]
+    pub socket: Option<PathBuf>,
+    /// Where accepted files land.
+    #[arg(long, value_name = "DIR")]
+    pub download_dir: Option<PathBuf>,
+    /// Strict TOML configuration file (default: $XDG_CONFIG_HOME/p2pd/config.toml if present).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Check the configuration, print it, and exit.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawConfig {
+    name: Option<String>,
+    tracker: Option<String>,
+    tracker_key: Option<String>,
+    listen: Option<SocketAddr>,
+    state_dir: Option<PathBuf>,
+    socket: Option<PathBuf>,
+    download_dir: Option<PathBuf>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// This peer's name.
+    pub name: PeerName,
+    /// Tracker address as given (resolved at each connection).
+    pub tracker: String,
+    /// The tracker key to insist on, if given.
+    pub tracker_key: Option<PeerId>,
+    /// Peer-link listen address.
+    pub listen: SocketAddr,
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// Control socket path.
+    pub socket: PathBuf,
+    /// Download directory.
+    pub download_dir: PathBuf,
+}
+
+/// A configuration problem; `main` exits 78 on it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys.
+    #[error("invalid config {}: {detail}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A required setting is missing.
+    #[error("no {0} given: pass --{0} or set it in the config file")]
+    Missing(&'static str),
+    /// A value is invalid.
+    #[error("invalid {what}: {detail}")]
+    Invalid {
+        /// Which setting.
+        what: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// No home or XDG directories to derive defaults from.
+    #[error("cannot find the home directory: pass --state-dir, --socket and --download-dir")]
+    NoHome,
+}
+
+/// Default peer-link listen address.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:0";
+
+impl Config {
+    /// Reads the config file (the one named, or the default one if it exists), then applies
+    /// the flags over it.
+    pub fn load(args: &Args) -> Result<Config, ConfigError> {
+        let raw = match &args.config {
+            Some(path) => parse_file(path)?,
+            None => match default_config_file() {
+                Some(path) if path.exists() => parse_file(&path)?,
+                _ => RawConfig::default(),
+            },
+        };
+        raw.validate(args, &Env::from_process())
+    }
+}
+
+fn parse_file(path: &Path) -> Result<RawConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })
+}
+
+fn default_config_file() -> Option<PathBuf> {
+    directories::BaseDirs::new().map(|b| b.config_dir().join("p2pd").join("config.toml"))
+}
+
+/// The environment defaults are derived from.
+#[derive(Debug, Clone, Default)]
+struct Env {
+    state_home: Option<PathBuf>,
+    runtime_dir: Option<PathBuf>,
+    download_dir: Option<PathBuf>,
+    home: Option<PathBuf>,
+    uid: u32,
+}
+
+impl Env {
+    fn from_process() -> Env {
+        let base = directories::BaseDirs::new();
+        Env {
+            state_home: base
+                .as_ref()
+                .and_then(|b| b.state_dir().map(Path::to_owned)),
+            runtime_dir: std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+            download_dir: directories::UserDirs::new()
+                .and_then(|u| u.download_dir().map(Path::to_owned)),
+            home: base.as_ref().map(|b| b.home_dir().to_owned()),
+            uid: svc::current_uid(),
+        }
+    }
+}
+
+impl RawConfig {
+    fn validate(self, args: &Args, env: &Env) -> Result<Config, ConfigError> {
+        let name = args
+            .name
+            .clone()
+            .or(self.name)
+            .ok_or(ConfigError::Missing("name"))?;
+        let name = PeerName::new(&name).map_err(|e| ConfigError::Invalid {
+            what: "name",
+            detail: e.to_string(),
+        })?;
+        let tracker = args
+            .tracker
+            .clone()
+            .or(self.tracker)
+            .ok_or(ConfigError::Missing("tracker"))?;
+        if !tracker.contains(':') {
+            return Err(ConfigError::Invalid {
+                what: "tracker",
+                detail: format!("{tracker:?} is not HOST:PORT"),
+            });
+        }
+        let tracker_key = match args.tracker_key.clone().or(self.tracker_key) {
+            Some(k) => Some(k.parse().map_err(|e: proto::identity::IdentityError| {
+                ConfigError::Invalid {
+                    what: "tracker-key",
+                    detail: e.to_string(),
+                }
+            })?),
+            None => None,
+        };
+        let listen = args
+            .listen
+            .or(self.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("constant address"));
+        let home = || env.home.clone().ok_or(ConfigError::NoHome);
+        let state_dir = match args.state_dir.clone().or(self.state_dir) {
+            Some(d) => d,
+            None => match &env.state_home {
+                Some(s) => s.join("p2pd"),
+                None => home()?.join(".local/state/p2pd"),
+            },
+        };
+        let socket =
+            args.socket.clone().or(self.socket).unwrap_or_else(|| {
+                proto::paths::default_socket(env.runtime_dir.as_deref(), env.uid)
+            });
+        let download_dir = match args.download_dir.clone().or(self.download_dir) {
+            Some(d) => d,
+            None => match &env.download_dir {
+                Some(d) => d.clone(),
+                None => home()?.join("Downloads"),
+            },
+        };
+        Ok(Config {
+            name,
+            tracker,
+            tracker_key,
+            listen,
+            state_dir,
+            socket,
+            download_dir,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(name: Option<&str>) -> Args {
+        Args {
+            name: name.map(str::to_owned),
+            tracker: Some("127.0.0.1:7070".into()),
+            tracker_key: None,
+            listen: None,
+            state_dir: None,
+            socket: None,
+            download_dir: None,
+            config: None,
+            check_config: false,
+        }
+    }
+
+    fn env() -> Env {
+        Env {
+            home: Some("/home/u".into()),
+            uid: 1000,
+            ..Env::default()
+        }
+    }
+
+    #[test]
+    fn defaults_follow_xdg() {
+        let c = RawConfig::default()
+            .validate(&args(Some("Alice")), &env())
+            .unwrap();
+        assert_eq!(c.name.as_str(), "alice");
+        assert_eq!(c.state_dir, PathBuf::from("/home/u/.local/state/p2pd"));
+        assert_eq!(c.download_dir, PathBuf::from("/home/u/Downloads"));
+        assert_eq!(c.socket, PathBuf::from("/tmp/p2pd-1000/p2pd.sock"));
+        let e = Env {
+            runtime_dir: Some("/run/user/1000".into()),
+            state_home: Some("/s".into()),
+            ..env()
+        };
+        let c = RawConfig::default().validate(&args(Some("a")), &e).unwrap();
+        assert_eq!(c.socket, PathBuf::from("/run/user/1000/p2pd/p2pd.sock"));
+        assert_eq!(c.state_dir, PathBuf::from("/s/p2pd"));
+    }
+
+    #[test]
+    fn file_values_and_flag_overrides() {
+        let raw: RawConfig =
+            toml::from_str("name = \"bob\"\ntracker = \"t:1\"\nlisten = \"127.0.0.1:5\"").unwrap();
+        let mut a = args(None);
+        a.tracker = None;
+        let c = raw.validate(&a, &env()).unwrap();
+        assert_eq!(
+            (c.name.as_str(), c.tracker.as_str(), c.listen.port()),
+            ("bob", "t:1", 5)
+        );
+    }
+
+    #[test]
+    fn errors() {
+        assert!(toml::from_str::<RawConfig>("nmae = \"x\"").is_err());
+        assert!(matches!(
+            RawConfig::default().validate(&args(None), &env()),
+            Err(ConfigError::Missing("name"))
+        ));
+        assert!(
+            RawConfig::default()
+                .validate(&args(Some("bad name")), &env())
+                .is_err()
+        );
+        let mut a = args(Some("a"));
+        a.tracker_key = Some("nope".into());
+        assert!(RawConfig::default().validate(&a, &env()).is_err());
+        a.tracker_key = None;
+        a.tracker = Some("noport".into());
+        assert!(RawConfig::default().validate(&a, &env()).is_err());
+    }
+}

@@ -1,0 +1,178 @@
+//! Starting and stopping p2pd: every socket is bound before [`Daemon::start`] returns, and
+//! shutdown runs in one fixed order.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::PeerId;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::node::{Identity, Node};
+use crate::resources::Sampler;
+use crate::rpc::dispatch::Services;
+use crate::rpc::server::{self, SocketError};
+use crate::tracker_client::TrackerLink;
+
+/// Time tasks get to finish after shutdown begins.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Errors starting the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The state directory could not be made.
+    #[error("cannot create state directory {dir}: {source}")]
+    StateDir {
+        /// The directory.
+        dir: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The identity key.
+    #[error(transparent)]
+    Key(#[from] svc::keyfile::KeyFileError),
+    /// The peer listener.
+    #[error("cannot listen for peers on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The control socket.
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+}
+
+/// A running daemon.
+pub struct Daemon {
+    node: Arc<Node>,
+    socket: PathBuf,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Daemon {
+    /// Loads or makes the identity, binds the peer listener and the control socket, and
+    /// starts the tracker link. Returns once clients and peers can connect.
+    pub async fn start(config: Config) -> Result<Daemon, StartError> {
+        svc::create_private_dir(&config.state_dir).map_err(|source| StartError::StateDir {
+            dir: config.state_dir.display().to_string(),
+            source,
+        })?;
+        let (key, created) = svc::keyfile::load_or_create(&config.state_dir.join("identity.key"))?;
+        if created {
+            info!(id = %key.peer_id(), "made a new identity");
+        }
+        let peer_listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        let listen = peer_listener
+            .local_addr()
+            .map_err(|source| StartError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let control = server::bind(&config.socket).await?;
+
+        let node = Node::new(Identity {
+            name: config.name.clone(),
+            id: key.peer_id(),
+            listen,
+            socket: config.socket.clone(),
+            tracker_addr: config.tracker.clone(),
+        });
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let services = Arc::new(Services {
+            node: node.clone(),
+            sampler: Sampler::new(),
+        });
+        tasks.spawn(server::serve(
+            control,
+            services,
+            cancel.child_token(),
+            tasks.clone(),
+        ));
+        tasks.spawn(accept_peers(peer_listener, cancel.child_token()));
+        let link = TrackerLink {
+            node: node.clone(),
+            key,
+            addr: config.tracker.clone(),
+            configured_key: config.tracker_key,
+            state_dir: config.state_dir.clone(),
+        };
+        tasks.spawn(link.run(cancel.child_token()));
+        info!(name = %config.name, id = %node.identity.id, %listen, socket = %config.socket.display(), "p2pd started");
+        Ok(Daemon {
+            node,
+            socket: config.socket,
+            cancel,
+            tasks,
+        })
+    }
+
+    /// The bound peer-link address.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.node.identity.listen
+    }
+
+    /// The control socket path.
+    pub fn socket(&self) -> &std::path::Path {
+        &self.socket
+    }
+
+    /// This daemon's identity.
+    pub fn id(&self) -> PeerId {
+        self.node.identity.id
+    }
+
+    /// Stops in a fixed order: cancel every task (control clients, the peer listener, the
+    /// tracker link), wait for them within a grace period, then remove the socket file.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(GRACE, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!("tasks outlived the {GRACE:?} grace period");
+        }
+        server::remove(&self.socket);
+        info!("p2pd stopped");
+    }
+}
+
+/// Holds the peer port open. Peer links are not served on it yet: connections are closed at
+/// once.
+async fn accept_peers(listener: TcpListener, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok((tcp, addr)) => {
+                    debug!(%addr, "closing a peer connection: peer links are not served");
+                    drop(tcp);
+                }
+                Err(e) => {
+                    warn!("peer accept failed: {e}");
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    }
+                }
+            },
+        }
+    }
+}

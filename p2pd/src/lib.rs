@@ -1,0 +1,20 @@
+//! p2pd: the per-user peer daemon. It owns the identity, the registration with the tracker,
+//! the peer table and the local control socket.
+//!
+//! Layering, top to bottom: [`daemon`] (start, shutdown) → [`rpc`] (control socket) →
+//! [`tracker_client`] (the tracker link) → [`node`] (shared state and events) → leaves
+//! ([`peers`], [`backoff`], [`tracker_pin`], [`resources`], [`config`]). Nothing below
+//! imports anything above.
+
+pub mod backoff;
+pub mod config;
+pub mod daemon;
+pub mod node;
+pub mod peers;
+pub mod resources;
+pub mod rpc;
+pub mod tracker_client;
+pub mod tracker_pin;
+
+pub use config::{Args, Config, ConfigError};
+pub use daemon::{Daemon, StartError};

@@ -1,0 +1,233 @@
+//! The control socket: bound 0600 in a 0700 directory, callers' uid checked, one task per
+//! connection reading capped lines and answering each request in order.
+
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use interprocess::local_socket::tokio::{Listener, Stream};
+use interprocess::local_socket::traits::StreamCommon as _;
+use interprocess::local_socket::traits::tokio::{Listener as _, Stream as _};
+use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
+use interprocess::os::unix::local_socket::ListenerOptionsExt;
+use proto::api::{EVENT_NOTIFICATION, Event};
+use proto::rpc::{
+    MAX_LINE, Notification, Response, RpcError, Version2, code, line_too_long, parse_request,
+};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+use super::dispatch::{Reply, Services, dispatch};
+use super::lines::{Line, LineReader};
+
+/// Errors binding the control socket.
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    /// Another daemon answers on the path.
+    #[error("another p2pd is already running on {}", path.display())]
+    InUse {
+        /// The socket path.
+        path: PathBuf,
+    },
+    /// Something that is not a socket sits at the path.
+    #[error("{} exists and is not a socket; remove it or choose another --socket", path.display())]
+    NotASocket {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The socket or its directory could not be made.
+    #[error("control socket {}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Binds the control socket at `path`. A missing parent directory is made with mode 0700;
+/// a stale socket left by a killed daemon is replaced; a live one is an error.
+pub async fn bind(path: &Path) -> Result<Listener, SocketError> {
+    let io_err = |source| SocketError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+        && !dir.exists()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_err)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io_err)?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            let name = path.to_fs_name::<GenericFilePath>().map_err(io_err)?;
+            if Stream::connect(name).await.is_ok() {
+                return Err(SocketError::InUse {
+                    path: path.to_owned(),
+                });
+            }
+            std::fs::remove_file(path).map_err(io_err)?;
+        }
+        Ok(_) => {
+            return Err(SocketError::NotASocket {
+                path: path.to_owned(),
+            });
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(e)),
+    }
+    let name = path.to_fs_name::<GenericFilePath>().map_err(io_err)?;
+    let listener = ListenerOptions::new()
+        .name(name)
+        .mode(0o600)
+        .create_tokio()
+        .map_err(io_err)?;
+    // Belt and braces: the mode is applied at bind time, and checked here.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
+    Ok(listener)
+}
+
+/// Accepts control connections until cancelled.
+pub async fn serve(
+    listener: Listener,
+    services: Arc<Services>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+) {
+    let my_uid = svc::current_uid();
+    loop {
+        let stream = tokio::select! {
+            () = cancel.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!("control socket accept failed: {e}");
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        () = tokio::time::sleep(std::time::Duration::from_millis(50)) => continue,
+                    }
+                }
+            },
+        };
+        match stream.peer_creds().map(|c| c.euid()) {
+            Ok(Some(uid)) if uid == my_uid => {}
+            other => {
+                warn!(?other, "refused a control connection from another user");
+                drop(stream);
+                continue;
+            }
+        }
+        let (services, cancel) = (services.clone(), cancel.clone());
+        tasks.spawn(async move {
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                r = connection(stream, &services) => if let Err(e) = r { debug!("control connection ended: {e}") },
+            }
+        });
+    }
+}
+
+async fn connection(stream: Stream, services: &Services) -> io::Result<()> {
+    let (read, mut write) = tokio::io::split(stream);
+    let mut lines = LineReader::new(read, MAX_LINE);
+    let mut events: Option<broadcast::Receiver<Event>> = None;
+    loop {
+        tokio::select! {
+            ev = next_event(&mut events) => {
+                let ev = match ev {
+                    Ok(ev) => ev,
+                    Err(broadcast::error::RecvError::Lagged(missed)) => Event::Lagged { missed },
+                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                };
+                let params = serde_json::to_value(ev).map_err(io::Error::other)?;
+                let n = Notification { jsonrpc: Version2, method: EVENT_NOTIFICATION.into(), params };
+                send_line(&mut write, &n).await?;
+            }
+            line = lines.next() => {
+                let line = match line? {
+                    None => return Ok(()),
+                    Some(Line::Text(line)) => line,
+                    Some(Line::TooLong) => {
+                        send_line(&mut write, &line_too_long()).await?;
+                        continue;
+                    }
+                    Some(Line::NotUtf8) => {
+                        send_line(&mut write, &not_utf8()).await?;
+                        continue;
+                    }
+                };
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let incoming = match parse_request(&line) {
+                    Ok(i) => i,
+                    Err(resp) => {
+                        send_line(&mut write, &resp).await?;
+                        continue;
+                    }
+                };
+                let method = incoming.call.method();
+                let reply = dispatch(services, incoming.call);
+                let Some(id) = incoming.id else { continue };
+                let response = match reply {
+                    Ok(Reply::Value(v)) => Response::ok(id, v),
+                    Ok(Reply::Subscribe(v)) => {
+                        events.get_or_insert_with(|| services.node.subscribe());
+                        Response::ok(id, v)
+                    }
+                    Err(e) => {
+                        debug!(method, "request failed: {}", e.message);
+                        Response::err(id, e)
+                    }
+                };
+                send_line(&mut write, &response).await?;
+            }
+        }
+    }
+}
+
+async fn next_event(
+    events: &mut Option<broadcast::Receiver<Event>>,
+) -> Result<Event, broadcast::error::RecvError> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn send_line<W: AsyncWrite + Unpin, T: serde::Serialize>(
+    w: &mut W,
+    msg: &T,
+) -> io::Result<()> {
+    let mut line = serde_json::to_vec(msg).map_err(io::Error::other)?;
+    line.push(b'\n');
+    w.write_all(&line).await?;
+    w.flush().await
+}
+
+/// Removes the socket file, if it is still ours.
+pub fn remove(path: &Path) {
+    if let Ok(meta) = std::fs::symlink_metadata(path)
+        && meta.file_type().is_socket()
+        && let Err(e) = std::fs::remove_file(path)
+    {
+        warn!("cannot remove {}: {e}", path.display());
+    }
+}
+
+fn not_utf8() -> Response {
+    Response::err(
+        serde_json::Value::Null,
+        RpcError::new(code::PARSE_ERROR, "parse error: line is not UTF-8"),
+    )
+}

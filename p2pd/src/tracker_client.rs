@@ -1,0 +1,284 @@
+//! The link to the tracker: connect, register, subscribe, keep the lease, and reconnect with
+//! jittered backoff whenever the link is lost.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::api::TrackerLinkState;
+use proto::tracker::{
+    MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, PROTOCOL_VERSION, PeerMsg, Record, Refusal, TrackerMsg,
+};
+use proto::{PeerId, SecretKey};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_rustls::TlsConnector;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use transport::{ConnError, FramedConn, peer_id_of};
+
+use crate::backoff::{Backoff, random_unit};
+use crate::node::Node;
+use crate::tracker_pin;
+
+/// Time allowed to connect, handshake and get the tracker's `Hello`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Shortest and longest waits between attempts.
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Wait after a refusal, which a retry alone will not fix.
+const REFUSED_RETRY: Duration = Duration::from_secs(30);
+
+/// What the link needs.
+pub struct TrackerLink {
+    /// Shared state.
+    pub node: Arc<Node>,
+    /// Our key, for TLS and signing.
+    pub key: SecretKey,
+    /// Tracker address, HOST:PORT.
+    pub addr: String,
+    /// Key given with `--tracker-key`, if any.
+    pub configured_key: Option<PeerId>,
+    /// Where the pin lives.
+    pub state_dir: PathBuf,
+}
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("cannot resolve {0}: {1}")]
+    Resolve(String, String),
+    #[error("cannot connect to {0}: {1}")]
+    Connect(String, String),
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
+    #[error(
+        "tracker key {got} does not match the expected key {want}; if the tracker key changed on purpose, delete the pin {pin} or pass the new key with --tracker-key"
+    )]
+    KeyChanged {
+        got: PeerId,
+        want: PeerId,
+        pin: String,
+    },
+    #[error("cannot read or write the tracker pin: {0}")]
+    Pin(std::io::Error),
+    #[error("tracker protocol error: {0}")]
+    Protocol(String),
+    #[error("registration refused: {detail}")]
+    Refused { reason: Refusal, detail: String },
+    #[error("tracker silent for {0:?}")]
+    Silent(Duration),
+    #[error("tracker closed the connection")]
+    Closed,
+    #[error(transparent)]
+    Conn(#[from] ConnError),
+}
+
+impl TrackerLink {
+    /// Runs until cancelled, reconnecting as needed.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
+        let mut seq: u64 = 0;
+        loop {
+            let mut registered = false;
+            let result = tokio::select! {
+                () = cancel.cancelled() => return,
+                r = self.session(&mut seq, &mut registered, &cancel) => r,
+            };
+            self.node.update_peers(|t, now| t.all_offline(now));
+            let delay = match result {
+                Ok(()) => return,
+                Err(SessionError::Refused { reason, detail }) => {
+                    warn!(target: svc::logging::ACTIVITY, op = "register", tracker = %self.addr, outcome = "refused", reason = ?reason, "{detail}");
+                    self.node
+                        .set_tracker(TrackerLinkState::Refused, None, Some(detail));
+                    REFUSED_RETRY
+                }
+                Err(e) => {
+                    if registered {
+                        backoff.reset();
+                    }
+                    warn!(tracker = %self.addr, "tracker link: {e}");
+                    self.node
+                        .set_tracker(TrackerLinkState::Connecting, None, Some(e.to_string()));
+                    backoff.next_delay(random_unit())
+                }
+            };
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    async fn session(
+        &self,
+        seq: &mut u64,
+        registered: &mut bool,
+        cancel: &CancellationToken,
+    ) -> Result<(), SessionError> {
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        let (mut conn, tracker_key, lease) = timeout(CONNECT_TIMEOUT, self.connect())
+            .await
+            .map_err(|_| SessionError::Timeout(CONNECT_TIMEOUT))??;
+        *seq = (*seq + 1).max(unix_millis());
+        let me = &self.node.identity;
+        let record = Record {
+            name: me.name.clone(),
+            key: me.id,
+            addrs: vec![me.listen],
+            seq: *seq,
+        };
+        conn.send(&PeerMsg::Register(record.sign(&self.key)))
+            .await?;
+        match tokio::time::timeout_at(deadline, conn.read::<TrackerMsg>())
+            .await
+            .map_err(|_| SessionError::Timeout(CONNECT_TIMEOUT))??
+        {
+            Some(TrackerMsg::Registered { entry }) => {
+                info!(target: svc::logging::ACTIVITY, op = "register", tracker = %self.addr, name = %me.name, outcome = "ok", addrs = ?entry.addrs(), "registered");
+            }
+            Some(TrackerMsg::Refused { reason, detail }) => {
+                return Err(SessionError::Refused { reason, detail });
+            }
+            Some(other) => {
+                return Err(SessionError::Protocol(format!(
+                    "expected Registered, got {other:?}"
+                )));
+            }
+            None => return Err(SessionError::Closed),
+        }
+        *registered = true;
+        self.node
+            .set_tracker(TrackerLinkState::Registered, Some(tracker_key), None);
+        conn.send(&PeerMsg::Subscribe { req: 1 }).await?;
+
+        let ping_every = lease / 3;
+        let mut next_ping = Instant::now() + ping_every;
+        let mut silent_until = Instant::now() + lease;
+        let mut nonce = 0u64;
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return Ok(()),
+                () = sleep_until(next_ping) => {
+                    nonce += 1;
+                    conn.send(&PeerMsg::Ping { nonce }).await?;
+                    next_ping = Instant::now() + ping_every;
+                }
+                () = sleep_until(silent_until) => return Err(SessionError::Silent(lease)),
+                msg = conn.read::<TrackerMsg>() => {
+                    let Some(msg) = msg? else { return Err(SessionError::Closed) };
+                    silent_until = Instant::now() + lease;
+                    self.on_message(msg, &mut conn).await?;
+                }
+            }
+        }
+    }
+
+    async fn on_message<S>(
+        &self,
+        msg: TrackerMsg,
+        conn: &mut FramedConn<S>,
+    ) -> Result<(), SessionError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        match msg {
+            TrackerMsg::Peers { peers, .. } => {
+                self.node.update_peers(|t, now| t.snapshot(&peers, now))
+            }
+            TrackerMsg::Joined(entry) | TrackerMsg::Updated(entry) => {
+                self.node.update_peers(|t, now| t.upsert(&entry, now))
+            }
+            TrackerMsg::Left { key } => self.node.update_peers(|t, now| t.left(key, now)),
+            TrackerMsg::Ping { nonce } => conn.send(&PeerMsg::Pong { nonce }).await?,
+            TrackerMsg::Pong { .. } => {}
+            TrackerMsg::Refused { reason, detail } => {
+                warn!(?reason, "tracker refused a request: {detail}")
+            }
+            TrackerMsg::Hello { .. } | TrackerMsg::Registered { .. } => {
+                return Err(SessionError::Protocol(
+                    "unexpected Hello or Registered".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// TCP, TLS with the pinned (or configured) key, and the `Hello` exchange.
+    async fn connect(
+        &self,
+    ) -> Result<
+        (
+            FramedConn<tokio_rustls::client::TlsStream<TcpStream>>,
+            PeerId,
+            Duration,
+        ),
+        SessionError,
+    > {
+        let addr = tokio::net::lookup_host(&self.addr)
+            .await
+            .map_err(|e| SessionError::Resolve(self.addr.clone(), e.to_string()))?
+            .next()
+            .ok_or_else(|| SessionError::Resolve(self.addr.clone(), "no addresses".into()))?;
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|e| SessionError::Connect(self.addr.clone(), e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let pinned = tracker_pin::load(&self.state_dir).map_err(SessionError::Pin)?;
+        let expected = self.configured_key.or(pinned);
+        // The handshake checks the tracker's signature with whatever key it shows; the key is
+        // then compared with the pin before a single frame is sent, so the error can name both.
+        let config = transport::client_config(&self.key, None)
+            .map_err(|e| SessionError::Tls(e.to_string()))?;
+        let tls = TlsConnector::from(config)
+            .connect(transport::tls::server_name(), tcp)
+            .await
+            .map_err(|e| SessionError::Tls(e.to_string()))?;
+        let tracker_key = peer_id_of(tls.get_ref().1)
+            .ok_or_else(|| SessionError::Tls("tracker presented no key".into()))?;
+        if let Some(want) = expected
+            && want != tracker_key
+        {
+            return Err(SessionError::KeyChanged {
+                got: tracker_key,
+                want,
+                pin: tracker_pin::path(&self.state_dir).display().to_string(),
+            });
+        }
+        if pinned.is_none() {
+            tracker_pin::save(&self.state_dir, tracker_key).map_err(SessionError::Pin)?;
+            info!(target: svc::logging::ACTIVITY, op = "pin-tracker", tracker = %self.addr, key = %tracker_key, "pinned the tracker key on first use");
+        }
+        let mut conn = FramedConn::new(tls, MAX_RESPONSE_FRAME, MAX_REQUEST_FRAME);
+        conn.send(&PeerMsg::Hello {
+            version: PROTOCOL_VERSION,
+        })
+        .await?;
+        match conn.read::<TrackerMsg>().await? {
+            Some(TrackerMsg::Hello {
+                version: PROTOCOL_VERSION,
+                lease_secs,
+            }) => Ok((
+                conn,
+                tracker_key,
+                Duration::from_secs(u64::from(lease_secs.max(2))),
+            )),
+            Some(TrackerMsg::Refused { reason, detail }) => {
+                Err(SessionError::Refused { reason, detail })
+            }
+            Some(other) => Err(SessionError::Protocol(format!(
+                "expected Hello, got {other:?}"
+            ))),
+            None => Err(SessionError::Closed),
+        }
+    }
+}
+
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

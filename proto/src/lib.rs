@@ -1,0 +1,17 @@
+//! The shared protocol crate: identities, names, wire messages, the frame codec and the
+//! JSON-RPC types spoken between `p2pd` and `p2pctl`.
+//!
+//! Everything here is pure: no sockets, no files, no runtime. Decoders cap sizes before they
+//! allocate and return errors (never panic) on any input.
+
+pub mod api;
+pub mod frame;
+pub mod identity;
+pub mod name;
+pub mod paths;
+pub mod rpc;
+pub mod text;
+pub mod tracker;
+
+pub use identity::{PeerId, SecretKey, Signature};
+pub use name::PeerName;

@@ -1,0 +1,222 @@
+//! The tracker protocol: signed registration records and the messages on a tracker link.
+//!
+//! Each side's first frame is a `Hello` carrying [`PROTOCOL_VERSION`]. A peer then registers
+//! with a [`SignedRecord`], may subscribe to join/leave/update events, asks for the list, and
+//! pings to keep its lease. The enum variant index is the frame tag: append new variants at
+//! the end and never reorder.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{PeerId, SecretKey, Signature};
+use crate::name::PeerName;
+
+/// Version carried in both `Hello` frames.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// Cap on a frame sent to the tracker (peer to tracker): registrations are small.
+pub const MAX_REQUEST_FRAME: usize = 16 * 1024;
+/// Cap on a frame sent by the tracker: a full peer list can be large.
+pub const MAX_RESPONSE_FRAME: usize = 16 * 1024 * 1024;
+/// Most addresses one record may announce.
+pub const MAX_ADDRS: usize = 8;
+/// Domain-separation prefix of the bytes a registration signature covers.
+pub const RECORD_DOMAIN: &[u8] = b"p2p tracker record v1\0";
+
+/// What a peer announces about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The name it claims.
+    pub name: PeerName,
+    /// Its identity; must equal the key it showed in the TLS handshake.
+    pub key: PeerId,
+    /// Where it accepts peer links. Unspecified IPs are filled in by the tracker.
+    pub addrs: Vec<SocketAddr>,
+    /// Strictly increasing per key, so an old record cannot be replayed.
+    pub seq: u64,
+}
+
+impl Record {
+    /// The exact bytes the signature covers: the domain prefix, then the record's encoding.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        postcard::to_extend(self, RECORD_DOMAIN.to_vec())
+            .expect("a record holds only types postcard encodes into a Vec")
+    }
+
+    /// Signs the record with `key`.
+    pub fn sign(self, key: &SecretKey) -> SignedRecord {
+        let sig = key.sign(&self.signing_bytes());
+        SignedRecord { record: self, sig }
+    }
+}
+
+/// A record with its owner's signature; the tracker serves it unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedRecord {
+    /// The record.
+    pub record: Record,
+    /// Signature by `record.key` over [`Record::signing_bytes`].
+    pub sig: Signature,
+}
+
+impl SignedRecord {
+    /// True when the signature is valid for `record.key`.
+    pub fn verify(&self) -> bool {
+        self.record
+            .key
+            .verify(&self.record.signing_bytes(), &self.sig)
+    }
+}
+
+/// One live peer as the tracker serves it: the signed record, unchanged, and the IP the
+/// tracker saw the registration come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerEntry {
+    /// The peer's own signed record.
+    pub signed: SignedRecord,
+    /// The source IP of its tracker connection.
+    pub observed: IpAddr,
+}
+
+impl PeerEntry {
+    /// The addresses to dial: announced ones, with an unspecified IP replaced by the
+    /// observed one.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        resolve_addrs(&self.signed.record.addrs, self.observed)
+    }
+}
+
+/// Replaces an unspecified IP (`0.0.0.0`, `::`) in `announced` by `observed`, keeping ports.
+pub fn resolve_addrs(announced: &[SocketAddr], observed: IpAddr) -> Vec<SocketAddr> {
+    let mut out: Vec<SocketAddr> = Vec::with_capacity(announced.len());
+    for a in announced {
+        let addr = if a.ip().is_unspecified() {
+            SocketAddr::new(observed, a.port())
+        } else {
+            *a
+        };
+        if !out.contains(&addr) {
+            out.push(addr);
+        }
+    }
+    out
+}
+
+/// Why the tracker refused a request. Sent in [`TrackerMsg::Refused`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refusal {
+    /// The `Hello` carried a version the tracker does not speak.
+    BadVersion,
+    /// The record's signature does not verify.
+    BadSignature,
+    /// The record's key differs from the TLS handshake key.
+    KeyMismatch,
+    /// The name belongs to another key.
+    NameTaken,
+    /// The seq is not above the last one seen for this key (a replay).
+    StaleSeq,
+    /// Too many registrations from this address; try later.
+    RateLimited,
+    /// The request needs a registration first.
+    NotRegistered,
+    /// The record is malformed (for example too many addresses).
+    BadRecord,
+}
+
+impl Refusal {
+    /// A short human explanation.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Refusal::BadVersion => "unsupported protocol version",
+            Refusal::BadSignature => "record signature is invalid",
+            Refusal::KeyMismatch => "record key differs from the TLS key",
+            Refusal::NameTaken => "name is taken by another key",
+            Refusal::StaleSeq => "registration is older than one already seen (replay)",
+            Refusal::RateLimited => "too many registrations from this address",
+            Refusal::NotRegistered => "register first",
+            Refusal::BadRecord => "record is malformed",
+        }
+    }
+}
+
+/// Frames a peer sends to the tracker. Variant index = tag byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerMsg {
+    /// Tag 0: first frame, carries the protocol version.
+    Hello {
+        /// Must be [`PROTOCOL_VERSION`].
+        version: u16,
+    },
+    /// Tag 1: register or update this peer.
+    Register(SignedRecord),
+    /// Tag 2: ask for the current list, then joined/left/updated events as they happen.
+    Subscribe {
+        /// Echoed in the `Peers` answer.
+        req: u32,
+    },
+    /// Tag 3: ask for the current list once.
+    List {
+        /// Echoed in the `Peers` answer.
+        req: u32,
+    },
+    /// Tag 4: keepalive; the tracker answers `Pong`.
+    Ping {
+        /// Echoed.
+        nonce: u64,
+    },
+    /// Tag 5: answer to a tracker `Ping`.
+    Pong {
+        /// Echoed.
+        nonce: u64,
+    },
+}
+
+/// Frames the tracker sends. Variant index = tag byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TrackerMsg {
+    /// Tag 0: first frame, carries the protocol version.
+    Hello {
+        /// The tracker's version.
+        version: u16,
+        /// Seconds of silence after which the tracker drops a peer.
+        lease_secs: u32,
+    },
+    /// Tag 1: the registration was accepted.
+    Registered {
+        /// The peer's entry as others will see it.
+        entry: PeerEntry,
+    },
+    /// Tag 2: a request was refused.
+    Refused {
+        /// Why.
+        reason: Refusal,
+        /// Human detail.
+        detail: String,
+    },
+    /// Tag 3: the list of live peers, answering `Subscribe` or `List`.
+    Peers {
+        /// The request this answers.
+        req: u32,
+        /// Every live registered peer.
+        peers: Vec<PeerEntry>,
+    },
+    /// Tag 4: a peer registered.
+    Joined(PeerEntry),
+    /// Tag 5: a live peer re-registered with a new record.
+    Updated(PeerEntry),
+    /// Tag 6: a peer disconnected or its lease ran out.
+    Left {
+        /// Who left.
+        key: PeerId,
+    },
+    /// Tag 7: keepalive; answer with `Pong`.
+    Ping {
+        /// Echoed.
+        nonce: u64,
+    },
+    /// Tag 8: answer to a peer `Ping`.
+    Pong {
+        /// Echoed.
+        nonce: u64,
+    },
+}

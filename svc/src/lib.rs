@@ -1,0 +1,37 @@
+//! Plumbing shared by trackerd and p2pd: identity key files, logging (stderr or journald,
+//! plus the rotated activity log), systemd readiness notification and file-descriptor limits.
+
+pub mod keyfile;
+pub mod logging;
+pub mod notify;
+
+/// Raises the soft open-file limit to the hard limit, so many peers can connect.
+/// Returns the new soft limit.
+pub fn raise_fd_limit() -> Option<u64> {
+    rlimit::increase_nofile_limit(u64::MAX).ok()
+}
+
+/// Seconds since the Unix epoch, saturating at 0 for a clock before 1970.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The real user id of this process (read from `/proc/self`, no unsafe code).
+pub fn current_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid())
+}
+
+/// Creates `dir` (and its parents) if needed; a directory this creates gets mode 0700.
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}

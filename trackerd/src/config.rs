@@ -1,0 +1,229 @@
+//! trackerd configuration: command-line flags over a strict TOML file, validated in one place.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// Command-line flags.
+#[derive(Debug, Parser)]
+#[command(
+    name = "trackerd",
+    version,
+    about = "Registry service: peers register and discover each other"
+)]
+pub struct Args {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the key and the name database.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Strict TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Check the configuration, print it, and exit.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+/// The file as written; every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<SocketAddr>,
+    state_dir: Option<PathBuf>,
+    lease_secs: Option<u64>,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawLimits {
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    handshake_timeout_ms: Option<u64>,
+    registrations_per_ip_per_sec: Option<f64>,
+    registration_burst: Option<u32>,
+}
+
+/// Connection and rate limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Connections held at once, in all.
+    pub max_connections: usize,
+    /// Connections held at once from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Time allowed from accept to the peer's `Hello`, TLS included.
+    pub handshake_timeout: Duration,
+    /// Sustained registrations per second per IP address.
+    pub registrations_per_ip_per_sec: f64,
+    /// Registrations one IP may make in a burst.
+    pub registration_burst: u32,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// State directory (key, database, activity log).
+    pub state_dir: PathBuf,
+    /// A peer silent this long is dropped.
+    pub lease: Duration,
+    /// Limits.
+    pub limits: Limits,
+}
+
+/// A configuration problem; `main` exits 78 (EX_CONFIG) on it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys.
+    #[error("invalid config {}: {detail}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A value is out of range.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+    /// No state directory was given and none can be derived.
+    #[error("no state directory: pass --state-dir, or set STATE_DIRECTORY or HOME")]
+    NoStateDir,
+}
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:7070";
+
+impl Config {
+    /// Reads the file named by `--config` (if any), then applies the flags over it.
+    pub fn load(args: &Args) -> Result<Config, ConfigError> {
+        let raw = match &args.config {
+            Some(path) => parse_file(path)?,
+            None => RawConfig::default(),
+        };
+        raw.validate(args)
+    }
+}
+
+fn parse_file(path: &Path) -> Result<RawConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })
+}
+
+impl RawConfig {
+    fn validate(self, args: &Args) -> Result<Config, ConfigError> {
+        let listen = args
+            .listen
+            .or(self.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("constant address"));
+        let state_dir = match args.state_dir.clone().or(self.state_dir) {
+            Some(dir) => dir,
+            None => default_state_dir().ok_or(ConfigError::NoStateDir)?,
+        };
+        let lease_secs = self.lease_secs.unwrap_or(30);
+        if !(2..=3600).contains(&lease_secs) {
+            return Err(ConfigError::Invalid(format!(
+                "lease-secs must be 2..=3600, got {lease_secs}"
+            )));
+        }
+        let l = self.limits;
+        let limits = Limits {
+            max_connections: l.max_connections.unwrap_or(16_384),
+            max_connections_per_ip: l.max_connections_per_ip.unwrap_or(256),
+            handshake_timeout: Duration::from_millis(l.handshake_timeout_ms.unwrap_or(10_000)),
+            registrations_per_ip_per_sec: l.registrations_per_ip_per_sec.unwrap_or(20.0),
+            registration_burst: l.registration_burst.unwrap_or(200),
+        };
+        if limits.max_connections == 0 || limits.max_connections_per_ip == 0 {
+            return Err(ConfigError::Invalid(
+                "connection limits must be at least 1".into(),
+            ));
+        }
+        if limits.handshake_timeout < Duration::from_millis(100) {
+            return Err(ConfigError::Invalid(
+                "handshake-timeout-ms must be at least 100".into(),
+            ));
+        }
+        if limits.registrations_per_ip_per_sec.is_nan()
+            || limits.registrations_per_ip_per_sec <= 0.0
+            || limits.registration_burst == 0
+        {
+            return Err(ConfigError::Invalid(
+                "registration rate and burst must be positive".into(),
+            ));
+        }
+        Ok(Config {
+            listen,
+            state_dir,
+            lease: Duration::from_secs(lease_secs),
+            limits,
+        })
+    }
+}
+
+fn default_state_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
+        return Some(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME") {
+        return Some(PathBuf::from(dir).join("trackerd"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state/trackerd"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> Args {
+        Args {
+            listen: None,
+            state_dir: Some("/tmp/x".into()),
+            config: None,
+            check_config: false,
+        }
+    }
+
+    #[test]
+    fn defaults_and_flags_win() {
+        let c = RawConfig::default().validate(&args()).unwrap();
+        assert_eq!(c.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(c.lease, Duration::from_secs(30));
+        let raw: RawConfig =
+            toml::from_str("listen = \"127.0.0.1:1\"\n[limits]\nmax-connections = 5\n").unwrap();
+        let mut a = args();
+        a.listen = Some("127.0.0.1:2".parse().unwrap());
+        let c = raw.validate(&a).unwrap();
+        assert_eq!(c.listen.port(), 2);
+        assert_eq!(c.limits.max_connections, 5);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        assert!(toml::from_str::<RawConfig>("lisen = \"x\"").is_err());
+        assert!(toml::from_str::<RawConfig>("[limits]\nmax-conn = 1").is_err());
+        let raw: RawConfig = toml::from_str("lease-secs = 1").unwrap();
+        assert!(raw.validate(&args()).is_err());
+    }
+}

@@ -1,0 +1,203 @@
+//! One peer's connection: TLS handshake and `Hello` within the deadline, then requests,
+//! events and the lease until either side ends it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use proto::PeerId;
+use proto::tracker::{
+    MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, PROTOCOL_VERSION, PeerMsg, Refusal, TrackerMsg,
+};
+use svc::logging::ACTIVITY;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+use transport::{ConnError, FramedConn, peer_id_of};
+
+use crate::registry::ConnId;
+use crate::state::{Hub, RegisterResult};
+
+/// What every connection needs.
+pub struct ConnCtx {
+    /// TLS acceptor with the tracker's key.
+    pub acceptor: TlsAcceptor,
+    /// Shared state.
+    pub hub: Hub,
+    /// Time allowed for TLS plus `Hello`.
+    pub handshake_timeout: Duration,
+    /// Silence allowed before the peer is dropped.
+    pub lease: Duration,
+}
+
+/// Why a connection ended, for the debug log.
+#[derive(Debug, thiserror::Error)]
+enum EndReason {
+    #[error("handshake not finished within {0:?}")]
+    HandshakeTimeout(Duration),
+    #[error("TLS handshake failed: {0}")]
+    Tls(std::io::Error),
+    #[error("no Ed25519 key presented")]
+    NoKey,
+    #[error("first frame was not Hello")]
+    NoHello,
+    #[error("unsupported protocol version {0}")]
+    Version(u16),
+    #[error(transparent)]
+    Conn(#[from] ConnError),
+    #[error("lease expired")]
+    Lease,
+    #[error("subscriber queue overflowed")]
+    SlowSubscriber,
+    #[error("closed")]
+    Closed,
+    #[error("displaced or shutting down")]
+    Cancelled,
+}
+
+/// Serves one accepted TCP connection until it ends.
+pub async fn serve(
+    ctx: Arc<ConnCtx>,
+    conn_id: ConnId,
+    tcp: TcpStream,
+    addr: SocketAddr,
+    cancel: CancellationToken,
+) {
+    let mut registered: Option<PeerId> = None;
+    let result = run(&ctx, conn_id, tcp, addr, &cancel, &mut registered).await;
+    ctx.hub.disconnect(conn_id, registered);
+    if let Some(key) = registered {
+        info!(target: ACTIVITY, op = "leave", key = %key, peer = %addr, reason = %result.as_ref().err().map_or_else(|| "closed".to_string(), ToString::to_string), "peer left");
+    }
+    if let Err(e) = result {
+        debug!(conn = conn_id, %addr, "connection ended: {e}");
+    }
+}
+
+async fn run(
+    ctx: &ConnCtx,
+    conn_id: ConnId,
+    tcp: TcpStream,
+    addr: SocketAddr,
+    cancel: &CancellationToken,
+    registered: &mut Option<PeerId>,
+) -> Result<(), EndReason> {
+    let deadline = Instant::now() + ctx.handshake_timeout;
+    let tls = timeout(ctx.handshake_timeout, Box::pin(ctx.acceptor.accept(tcp)))
+        .await
+        .map_err(|_| EndReason::HandshakeTimeout(ctx.handshake_timeout))?
+        .map_err(EndReason::Tls)?;
+    let key = peer_id_of(tls.get_ref().1).ok_or(EndReason::NoKey)?;
+    let mut conn = FramedConn::new(tls, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME);
+    let hello = tokio::time::timeout_at(deadline, conn.read::<PeerMsg>())
+        .await
+        .map_err(|_| EndReason::HandshakeTimeout(ctx.handshake_timeout))??;
+    match hello {
+        Some(PeerMsg::Hello { version }) if version == PROTOCOL_VERSION => {}
+        Some(PeerMsg::Hello { version }) => {
+            let detail = format!("this tracker speaks version {PROTOCOL_VERSION}, not {version}");
+            conn.send(&TrackerMsg::Refused {
+                reason: Refusal::BadVersion,
+                detail,
+            })
+            .await?;
+            return Err(EndReason::Version(version));
+        }
+        _ => return Err(EndReason::NoHello),
+    }
+    let lease_secs = u32::try_from(ctx.lease.as_secs()).unwrap_or(u32::MAX);
+    conn.send(&TrackerMsg::Hello {
+        version: PROTOCOL_VERSION,
+        lease_secs,
+    })
+    .await?;
+    ctx.hub.attach(conn_id, cancel.clone());
+
+    let mut events: Option<mpsc::Receiver<Bytes>> = None;
+    let mut lease_end = Instant::now() + ctx.lease;
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return Err(EndReason::Cancelled),
+            () = sleep_until(lease_end) => return Err(EndReason::Lease),
+            frame = next_event(&mut events) => match frame {
+                Some(bytes) => conn.send_raw(&bytes).await?,
+                None => return Err(EndReason::SlowSubscriber),
+            },
+            msg = conn.read::<PeerMsg>() => {
+                let Some(msg) = msg? else { return Err(EndReason::Closed) };
+                lease_end = Instant::now() + ctx.lease;
+                handle(ctx, conn_id, key, addr, msg, &mut conn, &mut events, registered).await?;
+            }
+        }
+    }
+}
+
+/// The next queued event frame; pending forever when not subscribed.
+async fn next_event(events: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn handle<S>(
+    ctx: &ConnCtx,
+    conn_id: ConnId,
+    key: PeerId,
+    addr: SocketAddr,
+    msg: PeerMsg,
+    conn: &mut FramedConn<S>,
+    events: &mut Option<mpsc::Receiver<Bytes>>,
+    registered: &mut Option<PeerId>,
+) -> Result<(), EndReason>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    match msg {
+        PeerMsg::Hello { .. } => return Err(EndReason::NoHello),
+        PeerMsg::Register(signed) => {
+            let name = signed.record.name.clone();
+            match ctx.hub.register(conn_id, key, addr.ip(), signed) {
+                RegisterResult::Accepted(entry) => {
+                    info!(target: ACTIVITY, op = "register", name = %name, key = %key, peer = %addr, seq = entry.signed.record.seq, outcome = "ok", "registered");
+                    *registered = Some(key);
+                    conn.send(&TrackerMsg::Registered { entry }).await?;
+                }
+                RegisterResult::Refused((reason, detail)) => {
+                    info!(target: ACTIVITY, op = "register", name = %name, key = %key, peer = %addr, outcome = "refused", reason = ?reason, "{detail}");
+                    conn.send(&TrackerMsg::Refused { reason, detail }).await?;
+                }
+            }
+        }
+        PeerMsg::Subscribe { req } => {
+            if registered.is_none() {
+                conn.send(&TrackerMsg::Refused {
+                    reason: Refusal::NotRegistered,
+                    detail: "subscribe after registering".into(),
+                })
+                .await?;
+            } else if events.is_none() {
+                *events = Some(ctx.hub.subscribe(conn_id, req));
+            }
+        }
+        PeerMsg::List { req } => {
+            if registered.is_none() {
+                conn.send(&TrackerMsg::Refused {
+                    reason: Refusal::NotRegistered,
+                    detail: "list after registering".into(),
+                })
+                .await?;
+            } else {
+                conn.send(&ctx.hub.list(req)).await?;
+            }
+        }
+        PeerMsg::Ping { nonce } => conn.send(&TrackerMsg::Pong { nonce }).await?,
+        PeerMsg::Pong { .. } => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! trackerd: the registry service. Peers register signed records over TLS and learn about
+//! each other; the tracker never carries files or messages.
+//!
+//! Layering, top to bottom: [`server`] (start, accept, shutdown) → [`conn`] (one peer's
+//! connection) → [`state`] (shared state behind one lock) → [`registry`] (the rules, pure),
+//! [`store`] (SQLite), [`limits`] (caps and rates), [`config`].
+
+pub mod config;
+pub mod conn;
+pub mod limits;
+pub mod registry;
+pub mod server;
+pub mod state;
+pub mod store;
+
+pub use config::{Args, Config, ConfigError};
+pub use server::{StartError, Tracker};

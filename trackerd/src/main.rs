@@ -1,0 +1,61 @@
+//! trackerd's entry point: parse config, start, notify systemd, wait for a signal, shut down.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::signal::unix::{SignalKind, signal};
+use trackerd::{Args, Config, Tracker};
+
+/// Exit status for a bad configuration (EX_CONFIG).
+const EXIT_CONFIG: u8 = 78;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match Config::load(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("trackerd: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if args.check_config {
+        println!("{config:#?}");
+        return ExitCode::SUCCESS;
+    }
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("trackerd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[tokio::main]
+async fn run(config: Config) -> anyhow::Result<()> {
+    svc::create_private_dir(&config.state_dir).with_context(|| {
+        format!(
+            "cannot create state directory {}",
+            config.state_dir.display()
+        )
+    })?;
+    let _log = svc::logging::init(&config.state_dir, "activity.log")?;
+    svc::raise_fd_limit();
+    let mut term = signal(SignalKind::terminate())?;
+    let tracker = Tracker::start(config).await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "listening on {}", tracker.local_addr())?;
+    writeln!(out, "tracker key {}", tracker.id())?;
+    out.flush()?;
+    drop(out);
+    svc::notify::ready();
+    tokio::select! {
+        _ = term.recv() => {}
+        r = tokio::signal::ctrl_c() => r?,
+    }
+    svc::notify::stopping();
+    tracker.shutdown().await;
+    Ok(())
+}

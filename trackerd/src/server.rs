@@ -1,0 +1,192 @@
+//! Starting and stopping the tracker: bind, accept under the connection caps, spawn one
+//! tracked task per connection, and shut down in a fixed order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::PeerId;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::conn::{ConnCtx, serve};
+use crate::limits::{ConnLimiter, RateLimiter};
+use crate::state::Hub;
+use crate::store::{Store, StoreError};
+
+/// Time connections get to finish after shutdown begins.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Errors starting the tracker.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The state directory could not be made.
+    #[error("cannot create state directory {dir}: {source}")]
+    StateDir {
+        /// The directory.
+        dir: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The identity key.
+    #[error(transparent)]
+    Key(#[from] svc::keyfile::KeyFileError),
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// TLS setup.
+    #[error(transparent)]
+    Tls(#[from] transport::TlsError),
+    /// The listen address.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running tracker. Returned by [`Tracker::start`] only once it accepts connections.
+pub struct Tracker {
+    addr: SocketAddr,
+    id: PeerId,
+    hub: Hub,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Tracker {
+    /// Creates the state directory, loads or makes the key, opens the database, binds the
+    /// listener and starts accepting.
+    pub async fn start(config: Config) -> Result<Tracker, StartError> {
+        svc::create_private_dir(&config.state_dir).map_err(|source| StartError::StateDir {
+            dir: config.state_dir.display().to_string(),
+            source,
+        })?;
+        let (key, created) = svc::keyfile::load_or_create(&config.state_dir.join("tracker.key"))?;
+        if created {
+            info!(id = %key.peer_id(), "made a new tracker key");
+        }
+        let store = Store::open(&config.state_dir)?;
+        let limits = &config.limits;
+        let hub = Hub::new(
+            store,
+            RateLimiter::new(
+                limits.registrations_per_ip_per_sec,
+                limits.registration_burst,
+            ),
+        )?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let ctx = Arc::new(ConnCtx {
+            acceptor: TlsAcceptor::from(transport::server_config(&key)?),
+            hub: hub.clone(),
+            handshake_timeout: limits.handshake_timeout,
+            lease: config.lease,
+        });
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn(accept_loop(
+            listener,
+            ctx,
+            ConnLimiter::new(limits),
+            cancel.clone(),
+            tasks.clone(),
+        ));
+        info!(%addr, id = %key.peer_id(), "tracker listening");
+        Ok(Tracker {
+            addr,
+            id: key.peer_id(),
+            hub,
+            cancel,
+            tasks,
+        })
+    }
+
+    /// The bound address (the real port when the config said 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The tracker's identity, which peers pin.
+    pub fn id(&self) -> PeerId {
+        self.id
+    }
+
+    /// Live registered peers.
+    pub fn live_count(&self) -> usize {
+        self.hub.live_count()
+    }
+
+    /// Stops accepting, closes every connection, waits for their tasks (up to a grace
+    /// period). The database closes when the last handle drops.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(GRACE, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!("connections outlived the {GRACE:?} grace period");
+        }
+        info!("tracker stopped");
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    ctx: Arc<ConnCtx>,
+    limiter: ConnLimiter,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+) {
+    let mut next_id: u64 = 0;
+    loop {
+        let accepted = tokio::select! {
+            () = cancel.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        let (tcp, addr) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                warn!("accept failed: {e}");
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                }
+            }
+        };
+        let slot = match limiter.try_acquire(addr.ip()) {
+            Ok(slot) => slot,
+            Err(over) => {
+                debug!(%addr, ?over, "connection refused: over the limit");
+                drop(tcp);
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        next_id += 1;
+        let (ctx, conn_cancel) = (ctx.clone(), cancel.child_token());
+        tasks.spawn(async move {
+            serve(ctx, next_id, tcp, addr, conn_cancel).await;
+            drop(slot);
+        });
+    }
+}

@@ -1,0 +1,188 @@
+//! The tracker's shared state behind one lock: the registry, its store, the rate limiter and
+//! the subscribers' event queues. Connections call in through [`Hub`].
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use bytes::Bytes;
+use proto::PeerId;
+use proto::tracker::{MAX_RESPONSE_FRAME, PeerEntry, Refusal, SignedRecord, TrackerMsg};
+use svc::logging::ACTIVITY;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::limits::RateLimiter;
+use crate::registry::{ConnId, Refused, Registry};
+use crate::store::{Store, StoreError};
+
+/// Frames queued per subscriber before it counts as too slow and is disconnected.
+pub const SUBSCRIBER_QUEUE: usize = 4096;
+
+struct Inner {
+    registry: Registry,
+    store: Store,
+    rate: RateLimiter,
+    subscribers: HashMap<ConnId, mpsc::Sender<Bytes>>,
+    /// Displaced connections are told to close through this map.
+    closers: HashMap<ConnId, tokio_util::sync::CancellationToken>,
+}
+
+/// A cloneable handle on the shared state.
+#[derive(Clone)]
+pub struct Hub(Arc<Mutex<Inner>>);
+
+/// Result of a registration.
+pub enum RegisterResult {
+    /// Accepted: the entry as served.
+    Accepted(PeerEntry),
+    /// Refused with a reason.
+    Refused(Refused),
+}
+
+impl Hub {
+    /// Wraps a loaded store.
+    pub fn new(store: Store, rate: RateLimiter) -> Result<Hub, StoreError> {
+        let (names, seqs) = store.load()?;
+        info!(names = names.len(), "loaded name bindings");
+        Ok(Hub(Arc::new(Mutex::new(Inner {
+            registry: Registry::new(names, seqs),
+            store,
+            rate,
+            subscribers: HashMap::new(),
+            closers: HashMap::new(),
+        }))))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Remembers how to close connection `conn` if another connection displaces it.
+    pub fn attach(&self, conn: ConnId, closer: tokio_util::sync::CancellationToken) {
+        self.lock().closers.insert(conn, closer);
+    }
+
+    /// Checks, persists and applies a registration, then tells subscribers.
+    pub fn register(
+        &self,
+        conn: ConnId,
+        tls_key: PeerId,
+        ip: IpAddr,
+        signed: SignedRecord,
+    ) -> RegisterResult {
+        let mut g = self.lock();
+        if !g.rate.allow(ip, Instant::now()) {
+            return RegisterResult::Refused((
+                Refusal::RateLimited,
+                format!("too many registrations from {ip}; slow down"),
+            ));
+        }
+        let plan = match g.registry.check(conn, tls_key, ip, signed) {
+            Ok(plan) => plan,
+            Err(refused) => return RegisterResult::Refused(refused),
+        };
+        let rec = &plan.entry.signed.record;
+        if let Err(e) = g.store.record(
+            plan.new_binding.as_ref(),
+            &rec.key,
+            rec.seq,
+            svc::unix_now(),
+        ) {
+            warn!("cannot persist registration: {e}");
+            return RegisterResult::Refused((
+                Refusal::BadRecord,
+                "the tracker could not store the registration".into(),
+            ));
+        }
+        let entry = plan.entry.clone();
+        if let Some((name, key)) = &plan.new_binding {
+            info!(target: ACTIVITY, op = "bind", name = %name, key = %key, "name bound");
+        }
+        let applied = g.registry.apply(plan);
+        if let Some(old) = applied.displaced
+            && let Some(closer) = g.closers.get(&old)
+        {
+            closer.cancel();
+        }
+        let event = if applied.joined {
+            TrackerMsg::Joined(entry.clone())
+        } else {
+            TrackerMsg::Updated(entry.clone())
+        };
+        g.publish(&event, conn);
+        RegisterResult::Accepted(entry)
+    }
+
+    /// Adds `conn` as a subscriber; the current list is queued first, answering `req`.
+    pub fn subscribe(&self, conn: ConnId, req: u32) -> mpsc::Receiver<Bytes> {
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+        let mut g = self.lock();
+        let list = TrackerMsg::Peers {
+            req,
+            peers: g.registry.entries(),
+        };
+        if let Some(frame) = encode(&list) {
+            // The queue is new and empty: this cannot be full.
+            let _ = tx.try_send(frame);
+        }
+        g.subscribers.insert(conn, tx);
+        rx
+    }
+
+    /// The current list, answering `req`.
+    pub fn list(&self, req: u32) -> TrackerMsg {
+        TrackerMsg::Peers {
+            req,
+            peers: self.lock().registry.entries(),
+        }
+    }
+
+    /// Connection `conn` closed; `key` is its TLS key if it had registered.
+    pub fn disconnect(&self, conn: ConnId, key: Option<PeerId>) {
+        let mut g = self.lock();
+        g.subscribers.remove(&conn);
+        g.closers.remove(&conn);
+        if let Some(key) = key
+            && let Some(left) = g.registry.disconnect(conn, key)
+        {
+            g.publish(&TrackerMsg::Left { key: left }, conn);
+        }
+    }
+
+    /// Live peers now.
+    pub fn live_count(&self) -> usize {
+        self.lock().registry.live_count()
+    }
+}
+
+impl Inner {
+    /// Queues `msg` for every subscriber but `from`; drops subscribers whose queue is full.
+    fn publish(&mut self, msg: &TrackerMsg, from: ConnId) {
+        let Some(frame) = encode(msg) else { return };
+        self.subscribers.retain(|&conn, tx| {
+            if conn == from {
+                return true;
+            }
+            match tx.try_send(frame.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    warn!(conn, "subscriber too slow; disconnecting it");
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+    }
+}
+
+fn encode(msg: &TrackerMsg) -> Option<Bytes> {
+    match proto::frame::encode(msg, MAX_RESPONSE_FRAME) {
+        Ok(v) => Some(Bytes::from(v)),
+        Err(e) => {
+            warn!("cannot encode an event: {e}");
+            None
+        }
+    }
+}

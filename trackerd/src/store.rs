@@ -1,0 +1,161 @@
+//! The tracker's durable state in SQLite: name bindings and the last seq seen per key.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use proto::{PeerId, PeerName};
+use rusqlite::{Connection, params};
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("tracker database {}: {source}", path.display())]
+    Sql {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+/// The open database.
+#[derive(Debug)]
+pub struct Store {
+    db: Connection,
+    path: PathBuf,
+}
+
+/// What the store remembers.
+pub type Loaded = (HashMap<PeerName, PeerId>, HashMap<PeerId, u64>);
+
+impl Store {
+    /// Opens (creating if needed) `<state_dir>/tracker.db`.
+    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        let path = state_dir.join("tracker.db");
+        let err = |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let db = Connection::open(&path).map_err(err)?;
+        db.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS names (name TEXT PRIMARY KEY, key BLOB NOT NULL, bound_at INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS seqs (key BLOB PRIMARY KEY, seq INTEGER NOT NULL);",
+        )
+        .map_err(err)?;
+        Ok(Store { db, path })
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        |source| StoreError::Sql {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Loads every binding and seq. Rows that no longer parse are skipped with a warning.
+    pub fn load(&self) -> Result<Loaded, StoreError> {
+        let mut names = HashMap::new();
+        let mut stmt = self
+            .db
+            .prepare("SELECT name, key FROM names")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(self.err())?;
+        for row in rows {
+            let (name, key) = row.map_err(self.err())?;
+            match (PeerName::new(&name), key_from(&key)) {
+                (Ok(n), Some(k)) => {
+                    names.insert(n, k);
+                }
+                _ => tracing::warn!(name, "skipping unreadable name binding"),
+            }
+        }
+        let mut seqs = HashMap::new();
+        let mut stmt = self
+            .db
+            .prepare("SELECT key, seq FROM seqs")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(self.err())?;
+        for row in rows {
+            let (key, seq) = row.map_err(self.err())?;
+            if let Some(k) = key_from(&key) {
+                seqs.insert(k, seq.cast_unsigned());
+            }
+        }
+        Ok((names, seqs))
+    }
+
+    /// Records a new name binding and the key's seq in one transaction. A new binding is
+    /// synced to disk before this returns; a seq update alone is durable against a crash of
+    /// the process (WAL), and reaches the disk at the next sync.
+    pub fn record(
+        &mut self,
+        binding: Option<&(PeerName, PeerId)>,
+        key: &PeerId,
+        seq: u64,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let level = if binding.is_some() { "FULL" } else { "NORMAL" };
+        self.db
+            .pragma_update(None, "synchronous", level)
+            .map_err(err)?;
+        let tx = self.db.transaction().map_err(err)?;
+        if let Some((name, owner)) = binding {
+            tx.execute(
+                "INSERT INTO names (name, key, bound_at) VALUES (?1, ?2, ?3)",
+                params![
+                    name.as_str(),
+                    owner.as_bytes().as_slice(),
+                    now.cast_signed()
+                ],
+            )
+            .map_err(err)?;
+        }
+        tx.execute(
+            "INSERT INTO seqs (key, seq) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET seq = excluded.seq",
+            params![key.as_bytes().as_slice(), seq.cast_signed()],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+}
+
+fn key_from(bytes: &[u8]) -> Option<PeerId> {
+    PeerId::from_bytes(bytes.try_into().ok()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::SecretKey;
+
+    #[test]
+    fn bindings_and_seqs_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = SecretKey::from_seed([1; 32]).peer_id();
+        let name = PeerName::new("alice").unwrap();
+        {
+            let mut s = Store::open(dir.path()).unwrap();
+            s.record(Some(&(name.clone(), k)), &k, 5, 1).unwrap();
+            s.record(None, &k, u64::MAX - 1, 2).unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let (names, seqs) = s.load().unwrap();
+        assert_eq!(names.get(&name), Some(&k));
+        assert_eq!(seqs.get(&k), Some(&(u64::MAX - 1)));
+    }
+}

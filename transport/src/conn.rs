@@ -1,0 +1,146 @@
+//! A framed connection over any byte stream, with capped reads.
+//!
+//! The read buffer is empty (no allocation) between frames, so thousands of idle
+//! connections cost no buffer memory; space is reserved only once a frame's header has
+//! arrived and its length passed the cap.
+
+use bytes::BytesMut;
+use proto::frame::{self, FrameError, HEADER_LEN};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Errors on a framed connection.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    /// The socket failed.
+    #[error("connection I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer sent a bad frame (too large, malformed, or cut short).
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+}
+
+/// A stream that carries length-prefixed frames of at most `max_in` bytes inbound and
+/// `max_out` bytes outbound.
+#[derive(Debug)]
+pub struct FramedConn<S> {
+    io: S,
+    rbuf: BytesMut,
+    wbuf: Vec<u8>,
+    max_in: usize,
+    max_out: usize,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> FramedConn<S> {
+    /// Wraps `io` with the given caps.
+    pub fn new(io: S, max_in: usize, max_out: usize) -> Self {
+        Self {
+            io,
+            rbuf: BytesMut::new(),
+            wbuf: Vec::new(),
+            max_in,
+            max_out,
+        }
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    /// Reads the next message. `Ok(None)` is a clean end of stream between frames.
+    /// Cancel-safe: bytes already read stay buffered for the next call.
+    pub async fn read<T: DeserializeOwned>(&mut self) -> Result<Option<T>, ConnError> {
+        loop {
+            if let Some(msg) = frame::decode(&mut self.rbuf, self.max_in)? {
+                if self.rbuf.is_empty() {
+                    // Release the buffer between frames.
+                    self.rbuf = BytesMut::new();
+                }
+                return Ok(Some(msg));
+            }
+            let want = match frame::peek_len(&self.rbuf, self.max_in)? {
+                Some(len) => HEADER_LEN + len,
+                None => HEADER_LEN,
+            };
+            if self.rbuf.capacity() < want {
+                self.rbuf.reserve(want - self.rbuf.len());
+            }
+            if self.io.read_buf(&mut self.rbuf).await? == 0 {
+                if self.rbuf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(FrameError::Truncated {
+                    have: self.rbuf.len(),
+                    want,
+                }
+                .into());
+            }
+        }
+    }
+
+    /// Writes one message and flushes it.
+    pub async fn send<T: Serialize>(&mut self, msg: &T) -> Result<(), ConnError> {
+        self.wbuf.clear();
+        frame::encode_into(msg, &mut self.wbuf, self.max_out)?;
+        self.io.write_all(&self.wbuf).await?;
+        self.io.flush().await?;
+        if self.wbuf.capacity() > 64 * 1024 {
+            self.wbuf = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// Writes bytes that are already one or more encoded frames, and flushes.
+    pub async fn send_raw(&mut self, frames: &[u8]) -> Result<(), ConnError> {
+        self.io.write_all(frames).await?;
+        self.io.flush().await?;
+        Ok(())
+    }
+
+    /// Flushes and shuts down the write side.
+    pub async fn shutdown(&mut self) -> Result<(), ConnError> {
+        self.io.shutdown().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_cross_a_duplex_and_caps_hold() {
+        let (a, b) = tokio::io::duplex(64);
+        let mut a = FramedConn::new(a, 1024, 1024);
+        let mut b = FramedConn::new(b, 16, 1024);
+        a.send(&(1u8, String::from("hi"))).await.unwrap();
+        assert_eq!(
+            b.read::<(u8, String)>().await.unwrap(),
+            Some((1, "hi".into()))
+        );
+        a.send(&vec![7u8; 100]).await.unwrap();
+        assert!(matches!(
+            b.read::<Vec<u8>>().await,
+            Err(ConnError::Frame(FrameError::TooLarge { .. }))
+        ));
+    }
+
+    #[tokio::test]
+    async fn eof_mid_frame_is_an_error_and_between_frames_is_not() {
+        let (a, b) = tokio::io::duplex(64);
+        let mut b = FramedConn::new(b, 1024, 1024);
+        let mut a = a;
+        a.write_all(&[0, 0, 0, 9, 1]).await.unwrap();
+        drop(a);
+        assert!(matches!(
+            b.read::<u8>().await,
+            Err(ConnError::Frame(FrameError::Truncated { .. }))
+        ));
+        let (a, b) = tokio::io::duplex(64);
+        drop(a);
+        let mut b = FramedConn::new(b, 1024, 1024);
+        assert!(b.read::<u8>().await.unwrap().is_none());
+    }
+}
