@@ -219,11 +219,13 @@ pub fn parse_request(line: &str) -> Result<Incoming, Response> {
     }
     let params = match obj.remove("params") {
         None | Some(Value::Null) => Value::Object(Default::default()),
-        Some(p @ (Value::Object(_) | Value::Array(_))) => p,
+        // Every method takes named params; an empty positional list means "none".
+        Some(Value::Array(a)) if a.is_empty() => Value::Object(Default::default()),
+        Some(p @ Value::Object(_)) => p,
         Some(_) => {
             return Err(Response::err(
                 reply_id,
-                RpcError::new(code::INVALID_PARAMS, "params must be an object or an array"),
+                RpcError::new(code::INVALID_PARAMS, "params must be an object of named parameters"),
             ));
         }
     };

@@ -30,7 +30,8 @@ pub struct Record {
     pub name: PeerName,
     /// Its identity; must equal the key it showed in the TLS handshake.
     pub key: PeerId,
-    /// Where it accepts peer links. Unspecified IPs are filled in by the tracker.
+    /// Where it accepts peer links. Unspecified IPs are filled in by the tracker. Only IP and
+    /// port cross the wire: IPv6 flow labels and scope ids are local and dropped.
     pub addrs: Vec<SocketAddr>,
     /// Strictly increasing per key, so an old record cannot be replayed.
     pub seq: u64,

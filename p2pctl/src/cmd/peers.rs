@@ -1,0 +1,117 @@
+//! `p2pctl peers`: every known peer with its short id, address, state and since when.
+
+use std::io::Write;
+
+use proto::api::{Call, PeerInfo};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::client::Client;
+use crate::error::Error;
+use crate::output::{self, Out, Table, addresses, clean, relative_time};
+
+/// Asks for the known peers and prints them.
+pub(crate) async fn run<S, W>(
+    client: &mut Client<S>,
+    out: &mut Out<W>,
+    json: bool,
+) -> Result<(), Error>
+where
+    S: AsyncRead + AsyncWrite,
+    W: Write,
+{
+    let reply = client.call::<Vec<PeerInfo>>(Call::Peers {}).await?;
+    if json {
+        out.line(&reply.raw)
+    } else {
+        out.block(&render(reply.value, output::unix_now()))
+    }
+}
+
+/// The human table, sorted by name, or a sentence when there is nobody.
+fn render(mut peers: Vec<PeerInfo>, now: u64) -> String {
+    if peers.is_empty() {
+        return "no known peers\n".into();
+    }
+    peers.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()).then(a.id.cmp(&b.id)));
+    let mut table = Table::new(&["NAME", "ID", "ADDRESS", "STATE", "SINCE"]);
+    for p in &peers {
+        table.row(vec![
+            clean(p.name.as_str()),
+            p.id.short(),
+            addresses(&p.addrs),
+            if p.online { "online" } else { "offline" }.into(),
+            relative_time(p.since, now),
+        ]);
+    }
+    table.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::fake;
+    use proto::{PeerName, SecretKey};
+
+    fn peer(name: &str, seed: u8, addrs: &[&str], online: bool, since: u64) -> PeerInfo {
+        PeerInfo {
+            name: PeerName::new(name).expect("name"),
+            id: SecretKey::from_seed([seed; 32]).peer_id(),
+            addrs: addrs.iter().map(|a| a.parse().expect("addr")).collect(),
+            online,
+            since,
+        }
+    }
+
+    #[test]
+    fn table_of_peers() {
+        let bob = peer("bob", 1, &["127.0.0.1:4000"], true, 1_000_000 - 180);
+        let carol = peer(
+            "carol",
+            2,
+            &["10.0.0.2:4000", "[::1]:4000"],
+            false,
+            1_000_000 - 7200,
+        );
+        let al = peer("al", 3, &[], false, 0);
+        let (b, c, a) = (bob.id.short(), carol.id.short(), al.id.short());
+        assert_eq!(b.len(), 12);
+        assert_eq!(
+            render(vec![carol, bob, al], 1_000_000),
+            format!(
+                "NAME   ID            ADDRESS           STATE    SINCE\n\
+                 al     {a}  -                 offline  -\n\
+                 bob    {b}  127.0.0.1:4000    online   3m ago\n\
+                 carol  {c}  10.0.0.2:4000 +1  offline  2h ago\n"
+            )
+        );
+    }
+
+    #[test]
+    fn nobody_known() {
+        assert_eq!(render(Vec::new(), 0), "no known peers\n");
+    }
+
+    #[tokio::test]
+    async fn json_empty_list() {
+        let (mut client, daemon) = fake::daemon(vec![vec![fake::ok(1, "[]")]], vec![]);
+        let mut out = Out::new(Vec::new());
+        let (requests, res) = tokio::join!(daemon, run(&mut client, &mut out, true));
+        res.expect("peers");
+        assert_eq!(
+            requests,
+            [r#"{"jsonrpc":"2.0","id":1,"method":"peers","params":{}}"#]
+        );
+        assert_eq!(out.into_inner(), b"[]\n");
+    }
+
+    #[tokio::test]
+    async fn rpc_error_fails() {
+        let error =
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32603,"message":"internal error"}}"#;
+        let (mut client, daemon) = fake::daemon(vec![vec![error.into()]], vec![]);
+        let mut out = Out::new(Vec::new());
+        let (_, res) = tokio::join!(daemon, run(&mut client, &mut out, false));
+        assert!(matches!(res, Err(Error::Rpc(e)) if e.code == -32603));
+        assert!(out.into_inner().is_empty());
+    }
+}

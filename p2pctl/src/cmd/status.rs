@@ -1,0 +1,162 @@
+//! `p2pctl status`: identity, tracker link, listen address, counts, resource use.
+
+use std::io::Write;
+
+use proto::api::{Call, Status, TrackerLinkState};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::client::Client;
+use crate::error::Error;
+use crate::output::{self, Out, clean, human_bytes, human_duration, key_values, relative_time};
+
+/// Asks for the status and prints it.
+pub(crate) async fn run<S, W>(
+    client: &mut Client<S>,
+    out: &mut Out<W>,
+    json: bool,
+) -> Result<(), Error>
+where
+    S: AsyncRead + AsyncWrite,
+    W: Write,
+{
+    let reply = client.call::<Status>(Call::Status {}).await?;
+    if json {
+        out.line(&reply.raw)
+    } else {
+        out.block(&render(&reply.value, output::unix_now()))
+    }
+}
+
+/// Word for a tracker link state.
+pub(crate) fn state_word(state: TrackerLinkState) -> &'static str {
+    match state {
+        TrackerLinkState::Connecting => "connecting",
+        TrackerLinkState::Registered => "registered",
+        TrackerLinkState::Refused => "refused",
+    }
+}
+
+/// The human key/value block, with relative times computed at `now` (unix seconds).
+fn render(s: &Status, now: u64) -> String {
+    let t = &s.tracker;
+    let mut tracker = format!("{} {}", clean(&t.addr), state_word(t.state));
+    if t.since != 0 {
+        tracker.push_str(&format!(" ({})", relative_time(t.since, now)));
+    }
+    let r = &s.resources;
+    let mut rows = vec![
+        ("name", clean(s.name.as_str())),
+        ("id", s.id.to_string()),
+        ("version", clean(&s.version)),
+        ("listen", s.listen.to_string()),
+        ("control socket", clean(&s.socket)),
+        ("tracker", tracker),
+    ];
+    if let Some(key) = &t.key {
+        rows.push(("tracker key", key.to_string()));
+    }
+    if let Some(detail) = t.detail.as_deref().filter(|d| !d.is_empty()) {
+        rows.push(("tracker detail", clean(detail)));
+    }
+    rows.extend([
+        (
+            "peers",
+            format!("{} online, {} known", s.peers_online, s.peers_known),
+        ),
+        ("memory", human_bytes(r.rss_bytes)),
+        ("cpu", format!("{:.1}%", r.cpu_percent)),
+        ("uptime", human_duration(r.uptime_secs)),
+        ("pid", r.pid.to_string()),
+    ]);
+    key_values(&rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::fake;
+    use proto::api::{Resources, TrackerStatus};
+    use proto::{PeerName, SecretKey};
+
+    fn sample() -> Status {
+        Status {
+            name: PeerName::new("alice").expect("name"),
+            id: SecretKey::from_seed([1; 32]).peer_id(),
+            version: "0.1.0".into(),
+            listen: "127.0.0.1:4000".parse().expect("addr"),
+            socket: "/run/user/1000/p2pd/p2pd.sock".into(),
+            tracker: TrackerStatus {
+                addr: "127.0.0.1:7000".into(),
+                key: None,
+                state: TrackerLinkState::Refused,
+                detail: Some("name is taken by another key\u{1b}[2J".into()),
+                since: 1_000_000 - 180,
+            },
+            peers_online: 2,
+            peers_known: 5,
+            resources: Resources {
+                pid: 42,
+                rss_bytes: 12_897_485,
+                cpu_percent: 1.25,
+                uptime_secs: 3 * 3600 + 720,
+            },
+        }
+    }
+
+    #[test]
+    fn human_block() {
+        let s = sample();
+        let expected = format!(
+            "name            alice\n\
+             id              {}\n\
+             version         0.1.0\n\
+             listen          127.0.0.1:4000\n\
+             control socket  /run/user/1000/p2pd/p2pd.sock\n\
+             tracker         127.0.0.1:7000 refused (3m ago)\n\
+             tracker detail  name is taken by another key\\e[2J\n\
+             peers           2 online, 5 known\n\
+             memory          12.3 MiB\n\
+             cpu             1.2%\n\
+             uptime          3h 12m\n\
+             pid             42\n",
+            s.id
+        );
+        assert_eq!(render(&s, 1_000_000), expected);
+    }
+
+    #[test]
+    fn tracker_key_is_shown_once_known() {
+        let mut s = sample();
+        let key = SecretKey::from_seed([2; 32]).peer_id();
+        s.tracker.key = Some(key);
+        s.tracker.detail = None;
+        s.tracker.state = TrackerLinkState::Registered;
+        let text = render(&s, 1_000_000);
+        assert!(
+            text.contains(&format!("\ntracker key     {key}\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains("127.0.0.1:7000 registered (3m ago)"),
+            "{text}"
+        );
+        assert!(!text.contains("tracker detail"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn json_prints_the_result_as_received() {
+        let result = serde_json::to_string(&sample()).expect("json");
+        let (mut client, daemon) = fake::daemon(vec![vec![fake::ok(1, &result)]], vec![]);
+        let mut out = Out::new(Vec::new());
+        let (requests, res) = tokio::join!(daemon, run(&mut client, &mut out, true));
+        res.expect("status");
+        assert_eq!(
+            requests,
+            [r#"{"jsonrpc":"2.0","id":1,"method":"status","params":{}}"#]
+        );
+        assert_eq!(
+            String::from_utf8(out.into_inner()).expect("utf8"),
+            format!("{result}\n")
+        );
+    }
+}

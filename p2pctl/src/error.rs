@@ -1,0 +1,146 @@
+//! The one error type of p2pctl, and how each error maps to an exit code (design §3).
+
+use std::io;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use proto::rpc::{RpcError, code};
+
+/// Exit code: the operation failed.
+pub(crate) const EXIT_FAILED: u8 = 1;
+/// Exit code: the daemon is not reachable.
+pub(crate) const EXIT_UNREACHABLE: u8 = 3;
+
+/// Everything that can make a p2pctl command fail.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    /// Connecting to the control socket failed: no daemon, wrong path, not our socket.
+    #[error("cannot reach p2pd at {}: {source}", path.display())]
+    Unreachable {
+        /// The socket path tried.
+        path: PathBuf,
+        /// Why the connection failed.
+        #[source]
+        source: io::Error,
+    },
+    /// No socket path was given and the default could not be worked out.
+    #[error("cannot work out the default control socket: {0}")]
+    NoDefaultSocket(String),
+    /// The daemon answered a request with a JSON-RPC error.
+    #[error("{}", rpc_message(.0))]
+    Rpc(RpcError),
+    /// The daemon closed the connection while p2pctl still expected data.
+    #[error("p2pd closed the connection")]
+    Closed,
+    /// The daemon did not answer in time.
+    #[error("p2pd did not answer within {} s", .0.as_secs())]
+    Timeout(Duration),
+    /// Reading from or writing to the control socket failed.
+    #[error("connection to p2pd failed: {0}")]
+    Io(#[source] io::Error),
+    /// The daemon sent something that is not valid JSON-RPC or not the expected result.
+    #[error("p2pd sent an unexpected reply: {0}")]
+    Protocol(String),
+    /// Writing to stdout failed.
+    #[error("cannot write output: {0}")]
+    Output(#[source] io::Error),
+}
+
+/// The daemon's message, with a hint for codes that usually mean a version mismatch.
+fn rpc_message(e: &RpcError) -> String {
+    let text = proto::text::neutralize(&e.message);
+    if e.code == code::METHOD_NOT_FOUND {
+        format!("{text} (is p2pd older than p2pctl?)")
+    } else {
+        text
+    }
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub(crate) fn exit_code(&self) -> ExitCode {
+        match self {
+            // Output to a closed pipe (`p2pctl watch | head -1`): the reader is done, so are we.
+            Error::Output(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Error::Unreachable { .. } | Error::NoDefaultSocket(_) => {
+                ExitCode::from(EXIT_UNREACHABLE)
+            }
+            Error::Rpc(_)
+            | Error::Closed
+            | Error::Timeout(_)
+            | Error::Io(_)
+            | Error::Protocol(_)
+            | Error::Output(_) => ExitCode::from(EXIT_FAILED),
+        }
+    }
+
+    /// True when nothing should be printed (the reader of our output went away).
+    pub(crate) fn is_silent(&self) -> bool {
+        matches!(self, Error::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
+    }
+
+    /// A second line telling the user what to do about it, if there is one.
+    pub(crate) fn hint(&self) -> Option<&'static str> {
+        match self {
+            Error::Unreachable { source, .. }
+                if source.kind() == io::ErrorKind::PermissionDenied =>
+            {
+                Some(
+                    "the socket belongs to another user; each user runs their own p2pd. \
+                 Use --socket or P2PD_SOCKET to name yours",
+                )
+            }
+            Error::Unreachable { .. } => Some(
+                "start the daemon with 'p2pd --name NAME --tracker HOST:PORT', or \
+                 'systemctl --user start p2pd'; use --socket or P2PD_SOCKET if it listens elsewhere",
+            ),
+            Error::NoDefaultSocket(_) => Some("name the socket with --socket PATH or P2PD_SOCKET"),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_message_and_hint() {
+        let err = Error::Unreachable {
+            path: PathBuf::from("/run/user/0/p2pd/p2pd.sock"),
+            source: io::Error::from(io::ErrorKind::ConnectionRefused),
+        };
+        assert!(
+            err.to_string()
+                .starts_with("cannot reach p2pd at /run/user/0/p2pd/p2pd.sock: "),
+            "{err}"
+        );
+        assert!(
+            err.hint()
+                .is_some_and(|h| h.starts_with("start the daemon with 'p2pd --name NAME"))
+        );
+        assert_eq!(err.exit_code(), ExitCode::from(3));
+    }
+
+    #[test]
+    fn rpc_errors_fail_with_one_and_are_neutralised() {
+        let err = Error::Rpc(RpcError::new(code::UNKNOWN_PEER, "no peer \u{1b}[31mbob"));
+        assert_eq!(err.to_string(), "no peer \\e[31mbob");
+        assert_eq!(err.exit_code(), ExitCode::from(1));
+        let old = Error::Rpc(RpcError::new(
+            code::METHOD_NOT_FOUND,
+            "unknown method \"x\"",
+        ));
+        assert!(old.to_string().ends_with("(is p2pd older than p2pctl?)"));
+    }
+
+    #[test]
+    fn broken_pipe_is_quiet_success() {
+        let err = Error::Output(io::Error::from(io::ErrorKind::BrokenPipe));
+        assert!(err.is_silent());
+        assert_eq!(err.exit_code(), ExitCode::SUCCESS);
+        assert!(!Error::Closed.is_silent());
+        assert_eq!(Error::Closed.exit_code(), ExitCode::from(1));
+    }
+}

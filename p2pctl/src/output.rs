@@ -1,0 +1,298 @@
+//! Everything about how results look: the stdout writer, tables, key/value blocks, human
+//! sizes, durations and times. Text that came from the daemon or other peers is passed
+//! through [`clean`] before it reaches a terminal.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::Error;
+
+/// Gap between table columns and between keys and values.
+const GAP: &str = "  ";
+
+/// Writes to stdout (or a test buffer), flushing after every write so that whoever reads a
+/// stream sees each line as soon as it is printed.
+pub(crate) struct Out<W: Write> {
+    w: W,
+}
+
+impl<W: Write> Out<W> {
+    /// Wraps a writer.
+    pub(crate) fn new(w: W) -> Self {
+        Self { w }
+    }
+
+    /// Writes `text` followed by a newline, then flushes.
+    pub(crate) fn line(&mut self, text: &str) -> Result<(), Error> {
+        writeln!(self.w, "{text}")
+            .and_then(|()| self.w.flush())
+            .map_err(Error::Output)
+    }
+
+    /// Writes `text`, which already ends in a newline when it is not empty, then flushes.
+    pub(crate) fn block(&mut self, text: &str) -> Result<(), Error> {
+        self.w
+            .write_all(text.as_bytes())
+            .and_then(|()| self.w.flush())
+            .map_err(Error::Output)
+    }
+
+    /// The writer, for tests.
+    #[cfg(test)]
+    pub(crate) fn into_inner(self) -> W {
+        self.w
+    }
+}
+
+/// Neutralises control and bidi characters in text that came from outside this process.
+pub(crate) fn clean(text: &str) -> String {
+    proto::text::neutralize(text)
+}
+
+/// Bytes in binary units with one decimal: `512 B`, `1.5 KiB`, `12.3 MiB`.
+pub(crate) fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    // Move up a unit when one decimal would round to 1024.0.
+    while value >= 1023.95 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// A duration in its two largest units: `45s`, `3m 12s`, `2h 5m`, `3d 4h`.
+pub(crate) fn human_duration(secs: u64) -> String {
+    const MIN: u64 = 60;
+    const HOUR: u64 = 60 * MIN;
+    const DAY: u64 = 24 * HOUR;
+    let two = |big: u64, big_unit: &str, small: u64, small_unit: &str| {
+        if small == 0 {
+            format!("{big}{big_unit}")
+        } else {
+            format!("{big}{big_unit} {small}{small_unit}")
+        }
+    };
+    match secs {
+        s if s < MIN => format!("{s}s"),
+        s if s < HOUR => two(s / MIN, "m", s % MIN, "s"),
+        s if s < DAY => two(s / HOUR, "h", s % HOUR / MIN, "m"),
+        s => two(s / DAY, "d", s % DAY / HOUR, "h"),
+    }
+}
+
+/// How long ago the unix time `since` was, seen at `now`: `just now`, `42s ago`, `3m ago`,
+/// `5h ago`, `2d ago`; `-` for 0 (never).
+pub(crate) fn relative_time(since: u64, now: u64) -> String {
+    if since == 0 {
+        return "-".into();
+    }
+    match now.saturating_sub(since) {
+        0 => "just now".into(),
+        d if d < 60 => format!("{d}s ago"),
+        d if d < 3600 => format!("{}m ago", d / 60),
+        d if d < 86_400 => format!("{}h ago", d / 3600),
+        d => format!("{}d ago", d / 86_400),
+    }
+}
+
+/// The first address, with `+N` when there are more; `-` when there are none.
+pub(crate) fn addresses(addrs: &[SocketAddr]) -> String {
+    match addrs {
+        [] => "-".into(),
+        [one] => one.to_string(),
+        [first, rest @ ..] => format!("{first} +{}", rest.len()),
+    }
+}
+
+/// Seconds since the unix epoch, now.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `HH:MM:SS` of `at` in the system's local time zone (UTC if that cannot be read).
+pub(crate) fn local_clock(at: SystemTime) -> String {
+    clock_in(at, &jiff::tz::TimeZone::system())
+}
+
+/// `HH:MM:SS` of `at` in `tz`.
+fn clock_in(at: SystemTime, tz: &jiff::tz::TimeZone) -> String {
+    match jiff::Timestamp::try_from(at) {
+        Ok(ts) => ts
+            .to_zoned_datetime(tz.clone())
+            .strftime("%H:%M:%S")
+            .to_string(),
+        Err(_) => "--:--:--".into(),
+    }
+}
+
+/// Aligned `key  value` lines.
+pub(crate) fn key_values(rows: &[(&str, String)]) -> String {
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for (key, value) in rows {
+        out.push_str(format!("{key:<width$}{GAP}{value}").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// A plain text table: a header row, then one row per item, columns left-aligned and
+/// separated by two spaces, no trailing spaces.
+pub(crate) struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these column titles.
+    pub(crate) fn new(header: &[&str]) -> Self {
+        Self {
+            header: header.iter().map(|h| (*h).to_owned()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row; missing cells are blank, extra cells are dropped.
+    pub(crate) fn row(&mut self, mut cells: Vec<String>) {
+        cells.resize(self.header.len(), String::new());
+        self.rows.push(cells);
+    }
+
+    /// The table as text, one line per row, each ending in a newline.
+    pub(crate) fn render(&self) -> String {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for row in std::iter::once(&self.header).chain(&self.rows) {
+            let mut line = String::new();
+            for (i, (cell, width)) in row.iter().zip(&widths).enumerate() {
+                if i > 0 {
+                    line.push_str(GAP);
+                }
+                line.push_str(cell);
+                let pad = width.saturating_sub(cell.chars().count());
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn bytes_in_binary_units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1024), "1.0 KiB");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(12_897_485), "12.3 MiB");
+        assert_eq!(human_bytes(1024 * 1024 - 1), "1.0 MiB");
+        assert_eq!(human_bytes(1_048_524), "1023.9 KiB");
+        assert_eq!(human_bytes(5 * (1 << 30)), "5.0 GiB");
+        assert_eq!(human_bytes(u64::MAX), "16.0 EiB");
+    }
+
+    #[test]
+    fn durations_use_two_units() {
+        assert_eq!(human_duration(0), "0s");
+        assert_eq!(human_duration(59), "59s");
+        assert_eq!(human_duration(60), "1m");
+        assert_eq!(human_duration(192), "3m 12s");
+        assert_eq!(human_duration(3600), "1h");
+        assert_eq!(human_duration(2 * 3600 + 5 * 60 + 7), "2h 5m");
+        assert_eq!(human_duration(3 * 86_400 + 4 * 3600 + 59), "3d 4h");
+        assert_eq!(human_duration(86_400), "1d");
+    }
+
+    #[test]
+    fn relative_times() {
+        let now = 1_700_000_000;
+        assert_eq!(relative_time(0, now), "-");
+        assert_eq!(relative_time(now, now), "just now");
+        assert_eq!(relative_time(now + 5, now), "just now");
+        assert_eq!(relative_time(now - 42, now), "42s ago");
+        assert_eq!(relative_time(now - 180, now), "3m ago");
+        assert_eq!(relative_time(now - 3599, now), "59m ago");
+        assert_eq!(relative_time(now - 5 * 3600, now), "5h ago");
+        assert_eq!(relative_time(now - 2 * 86_400 - 1, now), "2d ago");
+    }
+
+    #[test]
+    fn address_summary() {
+        let a: SocketAddr = "127.0.0.1:4000".parse().expect("addr");
+        let b: SocketAddr = "[::1]:4000".parse().expect("addr");
+        assert_eq!(addresses(&[]), "-");
+        assert_eq!(addresses(&[a]), "127.0.0.1:4000");
+        assert_eq!(addresses(&[a, b, b]), "127.0.0.1:4000 +2");
+    }
+
+    #[test]
+    fn clock_is_hh_mm_ss() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(clock_in(at, &jiff::tz::TimeZone::UTC), "22:13:20");
+        let offset = jiff::tz::TimeZone::fixed(jiff::tz::offset(2));
+        assert_eq!(clock_in(at, &offset), "00:13:20");
+        assert_eq!(local_clock(at).len(), 8);
+    }
+
+    #[test]
+    fn table_aligns_columns_without_trailing_spaces() {
+        let mut t = Table::new(&["NAME", "ID", "STATE"]);
+        t.row(vec!["bob".into(), "abcdefghijkl".into(), "online".into()]);
+        t.row(vec!["alexandra".into(), "mnop".into(), "offline".into()]);
+        t.row(vec!["c".into()]);
+        assert_eq!(
+            t.render(),
+            "NAME       ID            STATE\n\
+             bob        abcdefghijkl  online\n\
+             alexandra  mnop          offline\n\
+             c\n"
+        );
+        assert_eq!(Table::new(&["A", "B"]).render(), "A  B\n");
+    }
+
+    #[test]
+    fn key_value_block_is_aligned() {
+        let block = key_values(&[
+            ("name", "alice".into()),
+            ("control socket", "/s".into()),
+            ("empty", String::new()),
+        ]);
+        assert_eq!(block, "name            alice\ncontrol socket  /s\nempty\n");
+    }
+
+    #[test]
+    fn out_writes_whole_lines() {
+        let mut out = Out::new(Vec::new());
+        out.line("a").expect("write");
+        out.block("b\nc\n").expect("write");
+        assert_eq!(out.into_inner(), b"a\nb\nc\n");
+    }
+
+    #[test]
+    fn clean_neutralises_escapes() {
+        assert_eq!(clean("bob\u{1b}[2J"), "bob\\e[2J");
+    }
+}
