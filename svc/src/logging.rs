@@ -43,7 +43,12 @@ pub fn init(state_dir: &Path, file_prefix: &str) -> Result<LogGuard, LogError> {
             dir: state_dir.display().to_string(),
             detail: e.to_string(),
         })?;
-    let (writer, guard) = tracing_appender::non_blocking(appender);
+    // A modest queue: the default preallocates megabytes for a log that sees a few lines a
+    // second. When it is full, records are dropped rather than blocking the daemon.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(4096)
+        .lossy(true)
+        .finish(appender);
     let activity = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(false)

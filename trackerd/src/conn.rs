@@ -87,12 +87,21 @@ async fn run(
     registered: &mut Option<PeerId>,
 ) -> Result<(), EndReason> {
     let deadline = Instant::now() + ctx.handshake_timeout;
-    let tls = timeout(ctx.handshake_timeout, Box::pin(ctx.acceptor.accept(tcp)))
-        .await
-        .map_err(|_| EndReason::HandshakeTimeout(ctx.handshake_timeout))?
-        .map_err(EndReason::Tls)?;
-    let key = peer_id_of(tls.get_ref().1).ok_or(EndReason::NoKey)?;
-    let mut conn = FramedConn::new(tls, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME);
+    // One boxed future for the handshake and its result: the TLS stream then lives once in
+    // this task's state instead of twice (the handshake's output slot and `conn`).
+    let (key, mut conn) = timeout(
+        ctx.handshake_timeout,
+        Box::pin(async {
+            let tls = ctx.acceptor.accept(tcp).await.map_err(EndReason::Tls)?;
+            let key = peer_id_of(tls.get_ref().1).ok_or(EndReason::NoKey)?;
+            Ok::<_, EndReason>((
+                key,
+                FramedConn::new(tls, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME),
+            ))
+        }),
+    )
+    .await
+    .map_err(|_| EndReason::HandshakeTimeout(ctx.handshake_timeout))??;
     let hello = tokio::time::timeout_at(deadline, conn.read::<PeerMsg>())
         .await
         .map_err(|_| EndReason::HandshakeTimeout(ctx.handshake_timeout))??;
@@ -130,7 +139,8 @@ async fn run(
             msg = conn.read::<PeerMsg>() => {
                 let Some(msg) = msg? else { return Err(EndReason::Closed) };
                 lease_end = Instant::now() + ctx.lease;
-                handle(ctx, conn_id, key, addr, msg, &mut conn, &mut events, registered).await?;
+                // Boxed: the handler's state exists only while a message is handled.
+                Box::pin(handle(ctx, conn_id, key, addr, msg, &mut conn, &mut events, registered)).await?;
             }
         }
     }

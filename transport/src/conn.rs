@@ -116,9 +116,8 @@ impl<S: AsyncWrite + Unpin> FramedConn<S> {
         frame::encode_into(msg, &mut self.wbuf, self.max_out)?;
         self.io.write_all(&self.wbuf).await?;
         self.io.flush().await?;
-        if self.wbuf.capacity() > 64 * 1024 {
-            self.wbuf = Vec::new();
-        }
+        // Idle connections keep no write buffer.
+        self.wbuf = Vec::new();
         Ok(())
     }
 
