@@ -225,7 +225,10 @@ pub fn parse_request(line: &str) -> Result<Incoming, Response> {
         Some(_) => {
             return Err(Response::err(
                 reply_id,
-                RpcError::new(code::INVALID_PARAMS, "params must be an object of named parameters"),
+                RpcError::new(
+                    code::INVALID_PARAMS,
+                    "params must be an object of named parameters",
+                ),
             ));
         }
     };

@@ -8,7 +8,11 @@ use serde_json::{Value, json};
 fn err_code(line: &str) -> (Value, i32) {
     match parse_request(line) {
         Ok(i) => panic!("accepted {line:?} as {i:?}"),
-        Err(Response { id, outcome: Outcome::Error(e), .. }) => (id, e.code),
+        Err(Response {
+            id,
+            outcome: Outcome::Error(e),
+            ..
+        }) => (id, e.code),
         Err(r) => panic!("non-error response {r:?}"),
     }
 }
@@ -28,20 +32,44 @@ fn well_formed_requests_parse() {
 #[test]
 fn each_error_class_has_its_code() {
     assert_eq!(err_code("{"), (Value::Null, code::PARSE_ERROR));
-    assert_eq!(err_code(&"[".repeat(10_000)), (Value::Null, code::PARSE_ERROR));
+    assert_eq!(
+        err_code(&"[".repeat(10_000)),
+        (Value::Null, code::PARSE_ERROR)
+    );
     assert_eq!(err_code("[]"), (Value::Null, code::INVALID_REQUEST));
-    assert_eq!(err_code(r#"{"jsonrpc":"1.0","id":1,"method":"status"}"#), (json!(1), code::INVALID_REQUEST));
-    assert_eq!(err_code(r#"{"jsonrpc":"2.0","id":1,"method":5}"#), (json!(1), code::INVALID_REQUEST));
-    assert_eq!(err_code(r#"{"jsonrpc":"2.0","id":{},"method":"status"}"#).1, code::INVALID_REQUEST);
-    assert_eq!(err_code(r#"{"jsonrpc":"2.0","id":2,"method":"nope"}"#), (json!(2), code::METHOD_NOT_FOUND));
-    assert_eq!(err_code(r#"{"jsonrpc":"2.0","id":3,"method":"peers","params":{"x":1}}"#), (json!(3), code::INVALID_PARAMS));
-    assert_eq!(err_code(r#"{"jsonrpc":"2.0","id":4,"method":"peers","params":5}"#), (json!(4), code::INVALID_PARAMS));
+    assert_eq!(
+        err_code(r#"{"jsonrpc":"1.0","id":1,"method":"status"}"#),
+        (json!(1), code::INVALID_REQUEST)
+    );
+    assert_eq!(
+        err_code(r#"{"jsonrpc":"2.0","id":1,"method":5}"#),
+        (json!(1), code::INVALID_REQUEST)
+    );
+    assert_eq!(
+        err_code(r#"{"jsonrpc":"2.0","id":{},"method":"status"}"#).1,
+        code::INVALID_REQUEST
+    );
+    assert_eq!(
+        err_code(r#"{"jsonrpc":"2.0","id":2,"method":"nope"}"#),
+        (json!(2), code::METHOD_NOT_FOUND)
+    );
+    assert_eq!(
+        err_code(r#"{"jsonrpc":"2.0","id":3,"method":"peers","params":{"x":1}}"#),
+        (json!(3), code::INVALID_PARAMS)
+    );
+    assert_eq!(
+        err_code(r#"{"jsonrpc":"2.0","id":4,"method":"peers","params":5}"#),
+        (json!(4), code::INVALID_PARAMS)
+    );
 }
 
 #[test]
 fn client_requests_serialise_as_the_server_expects() {
     let line = serde_json::to_string(&Request::new(9, Call::Status {})).unwrap();
-    assert_eq!(line, r#"{"jsonrpc":"2.0","id":9,"method":"status","params":{}}"#);
+    assert_eq!(
+        line,
+        r#"{"jsonrpc":"2.0","id":9,"method":"status","params":{}}"#
+    );
     assert_eq!(parse_request(&line).unwrap().call, Call::Status {});
 }
 

@@ -3,7 +3,10 @@
 use bytes::BytesMut;
 use proptest::prelude::*;
 use proto::frame::{self, FrameError};
-use proto::tracker::{MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, PeerEntry, PeerMsg, Record, Refusal, SignedRecord, TrackerMsg};
+use proto::tracker::{
+    MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, PeerEntry, PeerMsg, Record, Refusal, SignedRecord,
+    TrackerMsg,
+};
 use proto::{PeerName, SecretKey};
 
 fn hex(bytes: &[u8]) -> String {
@@ -15,7 +18,13 @@ fn key() -> SecretKey {
 }
 
 fn signed(seq: u64) -> SignedRecord {
-    Record { name: PeerName::new("al").unwrap(), key: key().peer_id(), addrs: vec!["1.2.3.4:258".parse().unwrap()], seq }.sign(&key())
+    Record {
+        name: PeerName::new("al").unwrap(),
+        key: key().peer_id(),
+        addrs: vec!["1.2.3.4:258".parse().unwrap()],
+        seq,
+    }
+    .sign(&key())
 }
 
 fn enc<T: serde::Serialize>(m: &T) -> Vec<u8> {
@@ -43,22 +52,53 @@ fn register_frame_layout() {
     want.extend_from_slice(&[1, 0, 1, 2, 3, 4, 0x82, 0x02, 9, 64]);
     want.extend_from_slice(&s.sig.0);
     assert_eq!(hex(body), hex(&want));
-    assert_eq!(u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize, want.len());
+    assert_eq!(
+        u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize,
+        want.len()
+    );
 }
 
 #[test]
 fn tracker_frames_have_stable_bytes() {
-    assert_eq!(hex(&enc(&TrackerMsg::Hello { version: 1, lease_secs: 30 })), "0000000300011e");
-    assert_eq!(hex(&enc(&TrackerMsg::Refused { reason: Refusal::NameTaken, detail: "x".into() })), "0000000402030178");
-    assert_eq!(hex(&enc(&TrackerMsg::Peers { req: 1, peers: vec![] })), "00000003030100");
-    let left = enc(&TrackerMsg::Left { key: key().peer_id() });
+    assert_eq!(
+        hex(&enc(&TrackerMsg::Hello {
+            version: 1,
+            lease_secs: 30
+        })),
+        "0000000300011e"
+    );
+    assert_eq!(
+        hex(&enc(&TrackerMsg::Refused {
+            reason: Refusal::NameTaken,
+            detail: "x".into()
+        })),
+        "0000000402030178"
+    );
+    assert_eq!(
+        hex(&enc(&TrackerMsg::Peers {
+            req: 1,
+            peers: vec![]
+        })),
+        "00000003030100"
+    );
+    let left = enc(&TrackerMsg::Left {
+        key: key().peer_id(),
+    });
     assert_eq!(hex(&left[..5]), "0000002106");
     assert_eq!(&left[5..], key().peer_id().as_bytes());
     assert_eq!(hex(&enc(&TrackerMsg::Ping { nonce: 3 })), "000000020703");
     assert_eq!(hex(&enc(&TrackerMsg::Pong { nonce: 4 })), "000000020804");
-    let entry = PeerEntry { signed: signed(1), observed: "10.0.0.1".parse().unwrap() };
+    let entry = PeerEntry {
+        signed: signed(1),
+        observed: "10.0.0.1".parse().unwrap(),
+    };
     for (msg, tag) in [
-        (TrackerMsg::Registered { entry: entry.clone() }, 1u8),
+        (
+            TrackerMsg::Registered {
+                entry: entry.clone(),
+            },
+            1u8,
+        ),
         (TrackerMsg::Joined(entry.clone()), 4),
         (TrackerMsg::Updated(entry), 5),
     ] {
@@ -84,16 +124,33 @@ fn signatures_cover_every_field() {
 #[test]
 fn request_cap_refuses_big_frames_before_reading_them() {
     let mut buf = BytesMut::from(&((MAX_REQUEST_FRAME as u32 + 1).to_be_bytes())[..]);
-    assert!(matches!(frame::decode::<PeerMsg>(&mut buf, MAX_REQUEST_FRAME), Err(FrameError::TooLarge { .. })));
+    assert!(matches!(
+        frame::decode::<PeerMsg>(&mut buf, MAX_REQUEST_FRAME),
+        Err(FrameError::TooLarge { .. })
+    ));
 }
 
 fn any_record() -> impl Strategy<Value = SignedRecord> {
-    ("[a-z0-9][a-z0-9_-]{0,31}", any::<[u8; 32]>(), proptest::collection::vec(any::<std::net::SocketAddr>(), 0..8), any::<u64>())
+    (
+        "[a-z0-9][a-z0-9_-]{0,31}",
+        any::<[u8; 32]>(),
+        proptest::collection::vec(any::<std::net::SocketAddr>(), 0..8),
+        any::<u64>(),
+    )
         .prop_map(|(name, seed, addrs, seq)| {
             let k = SecretKey::from_seed(seed);
             // The wire carries IP and port only: IPv6 flow labels and scope ids are local.
-            let addrs = addrs.into_iter().map(|a| std::net::SocketAddr::new(a.ip(), a.port())).collect();
-            Record { name: PeerName::new(&name).unwrap(), key: k.peer_id(), addrs, seq }.sign(&k)
+            let addrs = addrs
+                .into_iter()
+                .map(|a| std::net::SocketAddr::new(a.ip(), a.port()))
+                .collect();
+            Record {
+                name: PeerName::new(&name).unwrap(),
+                key: k.peer_id(),
+                addrs,
+                seq,
+            }
+            .sign(&k)
         })
 }
 
@@ -122,18 +179,26 @@ fn any_refusal() -> impl Strategy<Value = Refusal> {
 }
 
 fn any_entry() -> impl Strategy<Value = PeerEntry> {
-    (any_record(), any::<std::net::IpAddr>()).prop_map(|(signed, observed)| PeerEntry { signed, observed })
+    (any_record(), any::<std::net::IpAddr>())
+        .prop_map(|(signed, observed)| PeerEntry { signed, observed })
 }
 
 fn any_tracker_msg() -> impl Strategy<Value = TrackerMsg> {
     prop_oneof![
-        (any::<u16>(), any::<u32>()).prop_map(|(version, lease_secs)| TrackerMsg::Hello { version, lease_secs }),
+        (any::<u16>(), any::<u32>()).prop_map(|(version, lease_secs)| TrackerMsg::Hello {
+            version,
+            lease_secs
+        }),
         any_entry().prop_map(|entry| TrackerMsg::Registered { entry }),
-        (any_refusal(), ".{0,40}").prop_map(|(reason, detail)| TrackerMsg::Refused { reason, detail }),
-        (any::<u32>(), proptest::collection::vec(any_entry(), 0..4)).prop_map(|(req, peers)| TrackerMsg::Peers { req, peers }),
+        (any_refusal(), ".{0,40}")
+            .prop_map(|(reason, detail)| TrackerMsg::Refused { reason, detail }),
+        (any::<u32>(), proptest::collection::vec(any_entry(), 0..4))
+            .prop_map(|(req, peers)| TrackerMsg::Peers { req, peers }),
         any_entry().prop_map(TrackerMsg::Joined),
         any_entry().prop_map(TrackerMsg::Updated),
-        any::<[u8; 32]>().prop_map(|s| TrackerMsg::Left { key: SecretKey::from_seed(s).peer_id() }),
+        any::<[u8; 32]>().prop_map(|s| TrackerMsg::Left {
+            key: SecretKey::from_seed(s).peer_id()
+        }),
         any::<u64>().prop_map(|nonce| TrackerMsg::Ping { nonce }),
         any::<u64>().prop_map(|nonce| TrackerMsg::Pong { nonce }),
     ]

@@ -141,7 +141,8 @@ mod tests {
 
     #[tokio::test]
     async fn frames_cross_a_duplex_and_caps_hold() {
-        let (a, b) = tokio::io::duplex(64);
+        // Room for both frames, so each send completes before the read.
+        let (a, b) = tokio::io::duplex(1024);
         let mut a = FramedConn::new(a, 1024, 1024);
         let mut b = FramedConn::new(b, 16, 1024);
         a.send(&(1u8, String::from("hi"))).await.unwrap();

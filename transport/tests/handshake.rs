@@ -61,7 +61,7 @@ async fn wrong_pin_fails_the_handshake() {
     let (s, c) = (key(5), key(6));
     let err = handshake(&s, &c, Some(key(7).peer_id())).await.unwrap_err();
     assert!(
-        err.contains("UnknownIssuer") || err.contains("issuer"),
+        err.contains("UnknownIssuer") || err.contains("UnknownCA"),
         "{err}"
     );
 }
