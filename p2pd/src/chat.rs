@@ -91,9 +91,21 @@ pub struct Chat {
 
 impl Chat {
     /// Starts the outbox worker. Links and their tasks are tracked by `tasks`.
-    pub fn start(node: Arc<Node>, tls: Arc<LinkTls>, tasks: TaskTracker, cancel: CancellationToken) -> Arc<Chat> {
+    pub fn start(
+        node: Arc<Node>,
+        tls: Arc<LinkTls>,
+        tasks: TaskTracker,
+        cancel: CancellationToken,
+    ) -> Arc<Chat> {
         let (kick, kicks) = mpsc::unbounded_channel();
-        let chat = Arc::new(Chat { node, tls, links: Mutex::default(), kick, tasks: tasks.clone(), cancel: cancel.clone() });
+        let chat = Arc::new(Chat {
+            node,
+            tls,
+            links: Mutex::default(),
+            kick,
+            tasks: tasks.clone(),
+            cancel: cancel.clone(),
+        });
         tasks.spawn(chat.clone().outbox_worker(kicks));
         chat
     }
@@ -114,7 +126,10 @@ impl Chat {
         if info.blocked {
             return Err(ChatError::Blocked(info.name));
         }
-        let msg = self.node.store().insert_outgoing(info.id, &info.name, text, unix_millis())?;
+        let msg = self
+            .node
+            .store()
+            .insert_outgoing(info.id, &info.name, text, unix_millis())?;
         info!(target: svc::logging::ACTIVITY, op = "message-queued", peer = %info.name, id = %msg.id, bytes = text.len(), "message stored");
         let _ = self.kick.send(info.id);
         Ok(msg)
@@ -162,7 +177,9 @@ impl Chat {
     async fn pump(self: &Arc<Self>, peer: PeerId) {
         let link = {
             let g = self.links();
-            g.slots.get(&peer).map(|s| (s.serial, s.tx.clone(), s.sent_upto))
+            g.slots
+                .get(&peer)
+                .map(|s| (s.serial, s.tx.clone(), s.sent_upto))
         };
         let Some((serial, tx, sent_upto)) = link else {
             self.maybe_dial(peer);
@@ -188,7 +205,9 @@ impl Chat {
     }
 
     fn maybe_dial(self: &Arc<Self>, peer: PeerId) {
-        let Some(info) = self.node.peer(peer) else { return };
+        let Some(info) = self.node.peer(peer) else {
+            return;
+        };
         if !info.online || info.blocked || info.key_conflict.is_some() || info.addrs.is_empty() {
             return;
         }
@@ -225,7 +244,9 @@ impl Chat {
                 r.backoff = None;
                 r.next_at = None;
             } else {
-                let b = r.backoff.get_or_insert_with(|| Backoff::new(Duration::from_millis(500), Duration::from_secs(60)));
+                let b = r.backoff.get_or_insert_with(|| {
+                    Backoff::new(Duration::from_millis(500), Duration::from_secs(60))
+                });
                 r.next_at = Some(Instant::now() + b.next_delay(random_unit()));
             }
         });
@@ -234,9 +255,16 @@ impl Chat {
     fn link_failed(&self, peer: PeerId, e: &LinkError) {
         warn!(peer = %peer.short(), "peer link: {e}");
         if matches!(e, LinkError::WrongKey { .. } | LinkError::Refused { .. }) {
-            self.node.publish([Event::LinkError { peer: Some(peer), detail: e.to_string() }]);
+            self.node.publish([Event::LinkError {
+                peer: Some(peer),
+                detail: e.to_string(),
+            }]);
         }
-        if let LinkError::Refused { reason: Refusal::Blocked, detail } = e {
+        if let LinkError::Refused {
+            reason: Refusal::Blocked,
+            detail,
+        } = e
+        {
             self.refuse_outbox(peer, detail);
         }
     }
@@ -249,7 +277,13 @@ impl Chat {
         }
     }
 
-    fn settle(&self, peer: PeerId, id: proto::peer::MessageId, state: MessageState, detail: Option<&str>) {
+    fn settle(
+        &self,
+        peer: PeerId,
+        id: proto::peer::MessageId,
+        state: MessageState,
+        detail: Option<&str>,
+    ) {
         match self.node.store().settle(peer, id, state, detail) {
             Ok(Some(message)) => self.node.publish([Event::MessageUpdated { message }]),
             Ok(None) => {}
@@ -272,7 +306,13 @@ impl Chat {
             };
             if let Some(refusal) = chat.admit(id, &name) {
                 warn!(peer = %name, id = %id.short(), "refusing a peer link: {}", refusal.1);
-                let _ = conn.send(&PeerFrame::Refused { id: None, reason: refusal.0, detail: refusal.1 }).await;
+                let _ = conn
+                    .send(&PeerFrame::Refused {
+                        id: None,
+                        reason: refusal.0,
+                        detail: refusal.1,
+                    })
+                    .await;
                 let _ = conn.shutdown().await;
                 return;
             }
@@ -288,13 +328,22 @@ impl Chat {
         match self.node.store().pin(name, id, svc::unix_now()) {
             Ok(Pin::New | Pin::Same) => None,
             Ok(Pin::Conflict { pinned }) => {
-                let detail = format!("{:?} is pinned to key {pinned}, but the link presented key {id}", name.as_str());
-                self.node.publish([Event::LinkError { peer: Some(id), detail: detail.clone() }]);
+                let detail = format!(
+                    "{:?} is pinned to key {pinned}, but the link presented key {id}",
+                    name.as_str()
+                );
+                self.node.publish([Event::LinkError {
+                    peer: Some(pinned),
+                    detail: detail.clone(),
+                }]);
                 Some((Refusal::KeyMismatch, detail))
             }
             Err(e) => {
                 warn!("cannot check the pin of {name}: {e}");
-                Some((Refusal::Unavailable, "the peer could not check your key".into()))
+                Some((
+                    Refusal::Unavailable,
+                    "the peer could not check your key".into(),
+                ))
             }
         }
     }
@@ -317,16 +366,27 @@ impl Chat {
                 }
                 old.cancel.cancel();
             }
-            g.slots.insert(peer, Slot { serial, dialer, tx: tx.clone(), cancel: cancel.clone(), sent_upto: 0 });
+            g.slots.insert(
+                peer,
+                Slot {
+                    serial,
+                    dialer,
+                    tx: tx.clone(),
+                    cancel: cancel.clone(),
+                    sent_upto: 0,
+                },
+            );
             serial
         };
         info!(target: svc::logging::ACTIVITY, op = "link-up", peer = %name, id = %peer.short(), "peer link established");
         let (reader, writer) = conn.split();
         let chat = self.clone();
         let wcancel = cancel.clone();
-        self.tasks.spawn(async move { write_loop(writer, rx, wcancel).await });
+        self.tasks
+            .spawn(async move { write_loop(writer, rx, wcancel).await });
         self.tasks.spawn(async move {
-            chat.read_loop(reader, peer, &name, tx, cancel.clone()).await;
+            chat.read_loop(reader, peer, &name, tx, cancel.clone())
+                .await;
             cancel.cancel();
             chat.closed(peer, serial, &name);
         });
@@ -343,8 +403,14 @@ impl Chat {
         let _ = self.kick.send(peer);
     }
 
-    async fn read_loop<R>(&self, mut conn: transport::FramedConn<R>, peer: PeerId, name: &PeerName, tx: mpsc::Sender<PeerFrame>, cancel: CancellationToken)
-    where
+    async fn read_loop<R>(
+        &self,
+        mut conn: transport::FramedConn<R>,
+        peer: PeerId,
+        name: &PeerName,
+        tx: mpsc::Sender<PeerFrame>,
+        cancel: CancellationToken,
+    ) where
         R: tokio::io::AsyncRead + Unpin,
     {
         let mut idle_until = Instant::now() + IDLE;
@@ -371,19 +437,34 @@ impl Chat {
                     self.settle(peer, id, MessageState::Delivered, None);
                     None
                 }
-                PeerFrame::Refused { id: Some(id), reason, detail } => {
+                PeerFrame::Refused {
+                    id: Some(id),
+                    reason,
+                    detail,
+                } => {
                     if reason != Refusal::Unavailable {
-                        self.settle(peer, id, MessageState::Refused, Some(&format!("{}: {detail}", reason.describe())));
+                        self.settle(
+                            peer,
+                            id,
+                            MessageState::Refused,
+                            Some(&refusal_text(reason, &detail)),
+                        );
                     }
                     None
                 }
-                PeerFrame::Refused { id: None, reason, detail } => {
+                PeerFrame::Refused {
+                    id: None,
+                    reason,
+                    detail,
+                } => {
                     self.link_failed(peer, &LinkError::Refused { reason, detail });
                     return;
                 }
                 PeerFrame::Ping { nonce } => Some(PeerFrame::Pong { nonce }),
                 PeerFrame::Pong { .. } => None,
-                PeerFrame::Hello { .. } => return warn!(peer = %name, "unexpected Hello; closing the link"),
+                PeerFrame::Hello { .. } => {
+                    return warn!(peer = %name, "unexpected Hello; closing the link");
+                }
             };
             if let Some(reply) = reply
                 && tx.send(reply).await.is_err()
@@ -396,10 +477,18 @@ impl Chat {
     /// Stores an incoming message (once) and answers with the frame to send back.
     fn on_message(&self, peer: PeerId, name: &PeerName, m: proto::peer::ChatMessage) -> PeerFrame {
         if self.node.peer(peer).is_some_and(|p| p.blocked) {
-            return PeerFrame::Refused { id: Some(m.id), reason: Refusal::Blocked, detail: String::new() };
+            return PeerFrame::Refused {
+                id: Some(m.id),
+                reason: Refusal::Blocked,
+                detail: String::new(),
+            };
         }
         if m.text.len() > MAX_TEXT || m.text.is_empty() {
-            return PeerFrame::Refused { id: Some(m.id), reason: Refusal::BadMessage, detail: format!("{} bytes", m.text.len()) };
+            return PeerFrame::Refused {
+                id: Some(m.id),
+                reason: Refusal::BadMessage,
+                detail: format!("{} bytes", m.text.len()),
+            };
         }
         let stored = self.node.store().insert_incoming(peer, name, &m);
         match stored {
@@ -407,15 +496,22 @@ impl Chat {
             Ok(None) => debug!(id = %m.id, "duplicate message dropped"),
             Err(e) => {
                 warn!("cannot store a message from {name}: {e}");
-                return PeerFrame::Refused { id: Some(m.id), reason: Refusal::Unavailable, detail: String::new() };
+                return PeerFrame::Refused {
+                    id: Some(m.id),
+                    reason: Refusal::Unavailable,
+                    detail: String::new(),
+                };
             }
         }
         PeerFrame::Ack { id: m.id }
     }
 }
 
-async fn write_loop<W>(mut conn: transport::FramedConn<W>, mut rx: mpsc::Receiver<PeerFrame>, cancel: CancellationToken)
-where
+async fn write_loop<W>(
+    mut conn: transport::FramedConn<W>,
+    mut rx: mpsc::Receiver<PeerFrame>,
+    cancel: CancellationToken,
+) where
     W: tokio::io::AsyncWrite + Unpin,
 {
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
@@ -439,4 +535,13 @@ fn unix_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A refusal as shown to the user: the reason, and the peer's detail when it gave one.
+fn refusal_text(reason: Refusal, detail: &str) -> String {
+    if detail.is_empty() {
+        reason.describe().to_owned()
+    } else {
+        format!("{}: {detail}", reason.describe())
+    }
 }

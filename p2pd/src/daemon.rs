@@ -15,11 +15,11 @@ use tracing::{debug, info, warn};
 use crate::chat::Chat;
 use crate::config::Config;
 use crate::link::LinkTls;
-use crate::store::{Store, StoreError};
 use crate::node::{Identity, Node};
 use crate::resources::Sampler;
 use crate::rpc::dispatch::Services;
 use crate::rpc::server::{self, SocketError};
+use crate::store::{Store, StoreError};
 use crate::tracker_client::TrackerLink;
 
 /// Time tasks get to finish after shutdown begins.
@@ -106,9 +106,23 @@ impl Daemon {
         let node = Node::new(identity, store)?;
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let chat = Chat::start(node.clone(), LinkTls::new(&key)?, tasks.clone(), cancel.child_token());
-        let services = Arc::new(Services { node: node.clone(), chat: chat.clone(), sampler: Sampler::new() });
-        tasks.spawn(server::serve(control, services, cancel.child_token(), tasks.clone()));
+        let chat = Chat::start(
+            node.clone(),
+            LinkTls::new(&key)?,
+            tasks.clone(),
+            cancel.child_token(),
+        );
+        let services = Arc::new(Services {
+            node: node.clone(),
+            chat: chat.clone(),
+            sampler: Sampler::new(),
+        });
+        tasks.spawn(server::serve(
+            control,
+            services,
+            cancel.child_token(),
+            tasks.clone(),
+        ));
         tasks.spawn(accept_peers(peer_listener, chat, cancel.child_token()));
         let link = TrackerLink {
             node: node.clone(),

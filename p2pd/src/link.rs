@@ -72,7 +72,12 @@ pub enum LinkError {
 
 /// Dials `want` at each of `addrs` until one answers with that key, and exchanges `Hello`.
 /// Returns the framed link and the name the peer gave.
-pub async fn dial(connector: &TlsConnector, me: &PeerName, want: PeerId, addrs: &[SocketAddr]) -> Result<(LinkConn, PeerName), LinkError> {
+pub async fn dial(
+    connector: &TlsConnector,
+    me: &PeerName,
+    want: PeerId,
+    addrs: &[SocketAddr],
+) -> Result<(LinkConn, PeerName), LinkError> {
     let mut last = LinkError::NoAddress;
     for &addr in addrs {
         match timeout(HANDSHAKE_TIMEOUT, dial_one(connector, me, want, addr)).await {
@@ -86,12 +91,22 @@ pub async fn dial(connector: &TlsConnector, me: &PeerName, want: PeerId, addrs: 
     Err(last)
 }
 
-async fn dial_one(connector: &TlsConnector, me: &PeerName, want: PeerId, addr: SocketAddr) -> Result<(LinkConn, PeerName), LinkError> {
-    let tcp = TcpStream::connect(addr).await.map_err(|source| LinkError::Connect { addr, source })?;
+async fn dial_one(
+    connector: &TlsConnector,
+    me: &PeerName,
+    want: PeerId,
+    addr: SocketAddr,
+) -> Result<(LinkConn, PeerName), LinkError> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|source| LinkError::Connect { addr, source })?;
     let _ = tcp.set_nodelay(true);
     // Any key completes the handshake (its signature is still checked); the key is compared
     // before a single frame is sent, so the error can name both keys.
-    let tls = connector.connect(transport::tls::server_name(), tcp).await.map_err(LinkError::Tls)?;
+    let tls = connector
+        .connect(transport::tls::server_name(), tcp)
+        .await
+        .map_err(LinkError::Tls)?;
     let got = peer_id_of(tls.get_ref().1).ok_or(LinkError::NoKey)?;
     if got != want {
         return Err(LinkError::WrongKey { addr, got, want });
@@ -103,7 +118,11 @@ async fn dial_one(connector: &TlsConnector, me: &PeerName, want: PeerId, addr: S
 
 /// Accepts a link on an accepted TCP connection: TLS, then `Hello`, within the deadline.
 /// Returns the framed link, the peer's key and the name it gave.
-pub async fn accept(acceptor: &TlsAcceptor, tcp: TcpStream, me: &PeerName) -> Result<(LinkConn, PeerId, PeerName), LinkError> {
+pub async fn accept(
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+    me: &PeerName,
+) -> Result<(LinkConn, PeerId, PeerName), LinkError> {
     let run = async {
         let _ = tcp.set_nodelay(true);
         let tls = acceptor.accept(tcp).await.map_err(LinkError::Tls)?;
@@ -112,20 +131,39 @@ pub async fn accept(acceptor: &TlsAcceptor, tcp: TcpStream, me: &PeerName) -> Re
         let name = hello(&mut conn, me).await?;
         Ok((conn, id, name))
     };
-    timeout(HANDSHAKE_TIMEOUT, Box::pin(run)).await.map_err(|_| LinkError::Timeout(HANDSHAKE_TIMEOUT))?
+    timeout(HANDSHAKE_TIMEOUT, Box::pin(run))
+        .await
+        .map_err(|_| LinkError::Timeout(HANDSHAKE_TIMEOUT))?
 }
 
 async fn hello(conn: &mut LinkConn, me: &PeerName) -> Result<PeerName, LinkError> {
-    conn.send(&PeerFrame::Hello { version: PROTOCOL_VERSION, name: me.clone() }).await?;
+    conn.send(&PeerFrame::Hello {
+        version: PROTOCOL_VERSION,
+        name: me.clone(),
+    })
+    .await?;
     match conn.read::<PeerFrame>().await? {
-        Some(PeerFrame::Hello { version: PROTOCOL_VERSION, name }) => Ok(name),
+        Some(PeerFrame::Hello {
+            version: PROTOCOL_VERSION,
+            name,
+        }) => Ok(name),
         Some(PeerFrame::Hello { version, .. }) => {
             let detail = format!("this peer speaks version {PROTOCOL_VERSION}, not {version}");
-            let _ = conn.send(&PeerFrame::Refused { id: None, reason: Refusal::BadVersion, detail: detail.clone() }).await;
+            let _ = conn
+                .send(&PeerFrame::Refused {
+                    id: None,
+                    reason: Refusal::BadVersion,
+                    detail: detail.clone(),
+                })
+                .await;
             Err(LinkError::Protocol(detail))
         }
-        Some(PeerFrame::Refused { reason, detail, .. }) => Err(LinkError::Refused { reason, detail }),
-        Some(other) => Err(LinkError::Protocol(format!("expected Hello, got {other:?}"))),
+        Some(PeerFrame::Refused { reason, detail, .. }) => {
+            Err(LinkError::Refused { reason, detail })
+        }
+        Some(other) => Err(LinkError::Protocol(format!(
+            "expected Hello, got {other:?}"
+        ))),
         None => Err(LinkError::Protocol("closed before Hello".into())),
     }
 }

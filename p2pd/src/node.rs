@@ -105,73 +105,79 @@ impl Node {
         }
     }
 
-    /// A peer registered or changed at the tracker: verify, check the name pin, update.
-    pub fn tracker_entry(&self, entry: &PeerEntry) {
-        let ev = self.apply_entry(entry);
-        self.publish(ev);
+    /// Applies `f` to the peer table and publishes its events before the lock is released,
+    /// so anyone who reads the table and then subscribes sees each change exactly once.
+    fn change<I: IntoIterator<Item = Event>>(&self, f: impl FnOnce(&mut PeerTable, u64) -> I) {
+        let mut g = self.lock();
+        let events = f(&mut g.peers, svc::unix_now());
+        self.publish(events);
     }
 
-    fn apply_entry(&self, entry: &PeerEntry) -> Option<Event> {
+    /// A peer registered or changed at the tracker: verify, check the name pin, update.
+    pub fn tracker_entry(&self, entry: &PeerEntry) {
+        self.apply_entry(entry);
+    }
+
+    fn apply_entry(&self, entry: &PeerEntry) {
         let rec = &entry.signed.record;
         if rec.key == self.identity.id {
-            return None;
+            return;
         }
         if !entry.signed.verify() {
             warn!(key = %rec.key, "ignoring a peer record with a bad signature");
-            return None;
+            return;
         }
         let pin = self.store().pin(&rec.name, rec.key, svc::unix_now());
-        let now = svc::unix_now();
         match pin {
-            Ok(Pin::New | Pin::Same) => self.lock().peers.upsert(entry, now),
-            Ok(Pin::Conflict { pinned }) => self.lock().peers.conflict(entry, pinned, now),
-            Err(e) => {
-                warn!("cannot pin {}: {e}", rec.name);
-                None
-            }
+            Ok(Pin::New | Pin::Same) => self.change(|t, now| t.upsert(entry, now)),
+            Ok(Pin::Conflict { pinned }) => self.change(|t, now| t.conflict(entry, pinned, now)),
+            Err(e) => warn!("cannot pin {}: {e}", rec.name),
         }
     }
 
     /// The full list from the tracker: peers absent from it are offline.
     pub fn tracker_snapshot(&self, entries: &[PeerEntry]) {
-        let now = svc::unix_now();
-        let gone = self.lock().peers.missing_from(entries);
-        let mut events: Vec<Event> = {
-            let mut g = self.lock();
-            gone.into_iter().filter_map(|id| g.peers.left(id, now)).collect()
-        };
-        events.extend(entries.iter().filter_map(|e| self.apply_entry(e)));
-        self.publish(events);
+        self.change(|t, now| {
+            let gone = t.missing_from(entries);
+            gone.into_iter()
+                .filter_map(|id| t.left(id, now))
+                .collect::<Vec<_>>()
+        });
+        for e in entries {
+            self.apply_entry(e);
+        }
     }
 
     /// A peer left the tracker.
     pub fn tracker_left(&self, id: PeerId) {
-        let ev = self.lock().peers.left(id, svc::unix_now());
-        self.publish(ev);
+        self.change(|t, now| t.left(id, now));
     }
 
     /// The tracker link is gone: every peer is offline until it is back.
     pub fn tracker_lost(&self) {
-        let evs = self.lock().peers.all_offline(svc::unix_now());
-        self.publish(evs);
+        self.change(|t, now| t.all_offline(now));
     }
 
     /// Sets the tracker link state, publishing an event when it changed.
-    pub fn set_tracker(&self, state: TrackerLinkState, key: Option<PeerId>, detail: Option<String>) {
-        let ev = {
-            let mut g = self.lock();
-            let t = &mut g.tracker;
-            if t.state == state && t.detail == detail && (key.is_none() || t.key == key) {
-                return;
-            }
-            t.state = state;
-            t.detail = detail;
-            if key.is_some() {
-                t.key = key;
-            }
-            t.since = svc::unix_now();
-            Event::Tracker { tracker: t.clone() }
-        };
+    pub fn set_tracker(
+        &self,
+        state: TrackerLinkState,
+        key: Option<PeerId>,
+        detail: Option<String>,
+    ) {
+        let mut g = self.lock();
+        let t = &mut g.tracker;
+        if t.state == state && t.detail == detail && (key.is_none() || t.key == key) {
+            return;
+        }
+        t.state = state;
+        t.detail = detail;
+        if key.is_some() {
+            t.key = key;
+        }
+        t.since = svc::unix_now();
+        let ev = Event::Tracker { tracker: t.clone() };
+        // Published under the lock, like peer changes.
         self.publish([ev]);
     }
 
@@ -194,7 +200,9 @@ impl Node {
     pub fn resolve(&self, text: &str) -> Result<PeerInfo, ResolveError> {
         let g = self.lock();
         let id = g.peers.resolve(text)?;
-        g.peers.get(id).ok_or_else(|| ResolveError::Unknown(text.to_owned()))
+        g.peers
+            .get(id)
+            .ok_or_else(|| ResolveError::Unknown(text.to_owned()))
     }
 
     /// (online, known) peer counts.
@@ -203,12 +211,20 @@ impl Node {
     }
 
     /// Changes a peer's flags: stored first, then applied.
-    pub fn set_flags(&self, peer: &str, f: impl FnOnce(&mut PeerInfo)) -> Result<PeerInfo, PeerOpError> {
+    pub fn set_flags(
+        &self,
+        peer: &str,
+        f: impl FnOnce(&mut PeerInfo),
+    ) -> Result<PeerInfo, PeerOpError> {
         let mut info = self.resolve(peer)?;
         f(&mut info);
         self.store().pin(&info.name, info.id, svc::unix_now())?;
-        self.store().set_flags(info.id, info.trusted, info.auto_accept, info.blocked)?;
-        let updated = self.lock().peers.set_flags(info.id, info.trusted, info.auto_accept, info.blocked);
+        self.store()
+            .set_flags(info.id, info.trusted, info.auto_accept, info.blocked)?;
+        let updated =
+            self.lock()
+                .peers
+                .set_flags(info.id, info.trusted, info.auto_accept, info.blocked);
         Ok(updated.unwrap_or(info))
     }
 
@@ -222,20 +238,40 @@ impl Node {
             self.tracker_entry(&entry);
             return Ok(self.peer(id).unwrap_or(info));
         }
-        Ok(PeerInfo { trusted: false, auto_accept: false, blocked: false, key_conflict: None, ..info })
+        Ok(PeerInfo {
+            trusted: false,
+            auto_accept: false,
+            blocked: false,
+            key_conflict: None,
+            ..info
+        })
     }
 }
 
 fn log_activity(ev: &Event) {
     use svc::logging::ACTIVITY;
     match ev {
-        Event::PeerJoined { peer } => tracing::info!(target: ACTIVITY, op = "peer-online", peer = %peer.name, id = %peer.id.short(), "peer online"),
-        Event::PeerLeft { peer } => tracing::info!(target: ACTIVITY, op = "peer-offline", peer = %peer.name, id = %peer.id.short(), "peer offline"),
-        Event::PeerUpdated { peer } => tracing::info!(target: ACTIVITY, op = "peer-updated", peer = %peer.name, id = %peer.id.short(), "peer updated"),
-        Event::Tracker { tracker } => tracing::info!(target: ACTIVITY, op = "tracker", state = ?tracker.state, detail = tracker.detail.as_deref().unwrap_or(""), "tracker link"),
-        Event::MessageReceived { message } => tracing::info!(target: ACTIVITY, op = "message-in", peer = %message.peer_name, id = %message.id, bytes = message.text.len(), "message received"),
-        Event::MessageUpdated { message } => tracing::info!(target: ACTIVITY, op = "message-out", peer = %message.peer_name, id = %message.id, state = ?message.state, detail = message.detail.as_deref().unwrap_or(""), "message settled"),
-        Event::LinkError { peer, detail } => tracing::warn!(target: ACTIVITY, op = "link-error", peer = ?peer.map(|p| p.short()), "{detail}"),
+        Event::PeerJoined { peer } => {
+            tracing::info!(target: ACTIVITY, op = "peer-online", peer = %peer.name, id = %peer.id.short(), "peer online")
+        }
+        Event::PeerLeft { peer } => {
+            tracing::info!(target: ACTIVITY, op = "peer-offline", peer = %peer.name, id = %peer.id.short(), "peer offline")
+        }
+        Event::PeerUpdated { peer } => {
+            tracing::info!(target: ACTIVITY, op = "peer-updated", peer = %peer.name, id = %peer.id.short(), "peer updated")
+        }
+        Event::Tracker { tracker } => {
+            tracing::info!(target: ACTIVITY, op = "tracker", state = ?tracker.state, detail = tracker.detail.as_deref().unwrap_or(""), "tracker link")
+        }
+        Event::MessageReceived { message } => {
+            tracing::info!(target: ACTIVITY, op = "message-in", peer = %message.peer_name, id = %message.id, bytes = message.text.len(), "message received")
+        }
+        Event::MessageUpdated { message } => {
+            tracing::info!(target: ACTIVITY, op = "message-out", peer = %message.peer_name, id = %message.id, state = ?message.state, detail = message.detail.as_deref().unwrap_or(""), "message settled")
+        }
+        Event::LinkError { peer, detail } => {
+            tracing::warn!(target: ACTIVITY, op = "link-error", peer = ?peer.map(|p| p.short()), "{detail}")
+        }
         Event::Lagged { .. } => {}
     }
 }

@@ -26,7 +26,16 @@ struct Row {
 
 impl Row {
     fn offline(name: PeerName, since: u64) -> Row {
-        Row { name, addrs: Vec::new(), online: false, since, trusted: false, auto_accept: false, blocked: false, key_conflict: None }
+        Row {
+            name,
+            addrs: Vec::new(),
+            online: false,
+            since,
+            trusted: false,
+            auto_accept: false,
+            blocked: false,
+            key_conflict: None,
+        }
     }
 }
 
@@ -90,29 +99,40 @@ impl PeerTable {
         }
         let name = entry.signed.record.name.clone();
         let addrs = entry.addrs();
-        let row = self.rows.entry(id).or_insert_with(|| Row::offline(name.clone(), now));
+        let row = self
+            .rows
+            .entry(id)
+            .or_insert_with(|| Row::offline(name.clone(), now));
         if row.online {
             if row.name == name && row.addrs == addrs {
                 return None;
             }
             row.name = name;
             row.addrs = addrs;
-            return Some(Event::PeerUpdated { peer: Self::info(id, row) });
+            return Some(Event::PeerUpdated {
+                peer: Self::info(id, row),
+            });
         }
         row.name = name;
         row.addrs = addrs;
         row.online = true;
         row.since = now;
-        Some(Event::PeerJoined { peer: Self::info(id, row) })
+        Some(Event::PeerJoined {
+            peer: Self::info(id, row),
+        })
     }
 
     /// The tracker shows `entry` for a name pinned to `pinned`: remember it, refuse it.
     pub fn conflict(&mut self, entry: &PeerEntry, pinned: PeerId, now: u64) -> Option<Event> {
-        let row = self.rows.entry(pinned).or_insert_with(|| Row::offline(entry.signed.record.name.clone(), now));
-        let fresh = row.key_conflict.as_ref().map(|e| e.signed.record.key) != Some(entry.signed.record.key);
+        let row = self
+            .rows
+            .entry(pinned)
+            .or_insert_with(|| Row::offline(entry.signed.record.name.clone(), now));
+        let fresh =
+            row.key_conflict.as_ref().map(|e| e.signed.record.key) != Some(entry.signed.record.key);
         row.key_conflict = Some(entry.clone());
         fresh.then(|| Event::LinkError {
-            peer: Some(entry.signed.record.key),
+            peer: Some(pinned),
             detail: format!(
                 "the tracker shows key {} for {:?}, but {} is pinned for that name; refusing it. \
                  If the key changed on purpose: p2pctl forget-key {}",
@@ -132,23 +152,44 @@ impl PeerTable {
         }
         row.online = false;
         row.since = now;
-        Some(Event::PeerLeft { peer: Self::info(id, row) })
+        Some(Event::PeerLeft {
+            peer: Self::info(id, row),
+        })
     }
 
     /// Ids of online peers absent from `present` (a fresh full list).
     pub fn missing_from(&self, present: &[PeerEntry]) -> Vec<PeerId> {
-        let keys: std::collections::HashSet<PeerId> = present.iter().map(|e| e.signed.record.key).collect();
-        self.rows.iter().filter(|(id, r)| r.online && !keys.contains(id)).map(|(id, _)| *id).collect()
+        let keys: std::collections::HashSet<PeerId> =
+            present.iter().map(|e| e.signed.record.key).collect();
+        self.rows
+            .iter()
+            .filter(|(id, r)| r.online && !keys.contains(id))
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// The tracker link is gone: nobody can be seen as online.
     pub fn all_offline(&mut self, now: u64) -> Vec<Event> {
-        let online: Vec<PeerId> = self.rows.iter().filter(|(_, r)| r.online).map(|(id, _)| *id).collect();
-        online.into_iter().filter_map(|id| self.left(id, now)).collect()
+        let online: Vec<PeerId> = self
+            .rows
+            .iter()
+            .filter(|(_, r)| r.online)
+            .map(|(id, _)| *id)
+            .collect();
+        online
+            .into_iter()
+            .filter_map(|id| self.left(id, now))
+            .collect()
     }
 
     /// Sets the user's flags on a peer.
-    pub fn set_flags(&mut self, id: PeerId, trusted: bool, auto_accept: bool, blocked: bool) -> Option<PeerInfo> {
+    pub fn set_flags(
+        &mut self,
+        id: PeerId,
+        trusted: bool,
+        auto_accept: bool,
+        blocked: bool,
+    ) -> Option<PeerInfo> {
         let row = self.rows.get_mut(&id)?;
         (row.trusted, row.auto_accept, row.blocked) = (trusted, auto_accept, blocked);
         Some(Self::info(id, row))
@@ -172,7 +213,12 @@ impl PeerTable {
             return Ok(*id);
         }
         if folded.len() >= proto::identity::MIN_PREFIX_CHARS {
-            let matches: Vec<PeerId> = self.rows.keys().filter(|id| id.matches_prefix(&folded)).copied().collect();
+            let matches: Vec<PeerId> = self
+                .rows
+                .keys()
+                .filter(|id| id.matches_prefix(&folded))
+                .copied()
+                .collect();
             match matches.as_slice() {
                 [one] => return Ok(*one),
                 [] => {}
@@ -191,7 +237,10 @@ impl PeerTable {
 
     /// (online, known) counts.
     pub fn counts(&self) -> (usize, usize) {
-        (self.rows.values().filter(|r| r.online).count(), self.rows.len())
+        (
+            self.rows.values().filter(|r| r.online).count(),
+            self.rows.len(),
+        )
     }
 }
 
@@ -203,8 +252,16 @@ mod tests {
 
     fn entry(n: u8, name: &str, port: u16) -> PeerEntry {
         let k = SecretKey::from_seed([n; 32]);
-        let rec = Record { name: PeerName::new(name).unwrap(), key: k.peer_id(), addrs: vec![format!("0.0.0.0:{port}").parse().unwrap()], seq: 1 };
-        PeerEntry { signed: rec.sign(&k), observed: "127.0.0.1".parse().unwrap() }
+        let rec = Record {
+            name: PeerName::new(name).unwrap(),
+            key: k.peer_id(),
+            addrs: vec![format!("0.0.0.0:{port}").parse().unwrap()],
+            seq: 1,
+        };
+        PeerEntry {
+            signed: rec.sign(&k),
+            observed: "127.0.0.1".parse().unwrap(),
+        }
     }
     fn me() -> PeerId {
         SecretKey::from_seed([9; 32]).peer_id()
@@ -216,8 +273,13 @@ mod tests {
         let e = entry(1, "bob", 1);
         assert!(matches!(t.upsert(&e, 10), Some(Event::PeerJoined { .. })));
         assert_eq!(t.upsert(&e, 11), None);
-        assert!(matches!(t.upsert(&entry(1, "bob", 2), 12), Some(Event::PeerUpdated { .. })));
-        let Some(Event::PeerLeft { peer }) = t.left(e.signed.record.key, 13) else { panic!() };
+        assert!(matches!(
+            t.upsert(&entry(1, "bob", 2), 12),
+            Some(Event::PeerUpdated { .. })
+        ));
+        let Some(Event::PeerLeft { peer }) = t.left(e.signed.record.key, 13) else {
+            panic!()
+        };
         assert!(!peer.online);
         assert_eq!(peer.since, 13);
         assert_eq!(t.left(e.signed.record.key, 14), None);
@@ -228,13 +290,22 @@ mod tests {
     #[test]
     fn known_peers_start_offline_and_resolve() {
         let bob = entry(1, "bob", 1).signed.record.key;
-        let known = vec![KnownPeer { id: bob, name: PeerName::new("bob").unwrap(), trusted: true, auto_accept: false, blocked: false }];
+        let known = vec![KnownPeer {
+            id: bob,
+            name: PeerName::new("bob").unwrap(),
+            trusted: true,
+            auto_accept: false,
+            blocked: false,
+        }];
         let t = PeerTable::new(me(), known, 5);
         assert_eq!(t.counts(), (0, 1));
         assert!(t.get(bob).unwrap().trusted);
         assert_eq!(t.resolve("BOB"), Ok(bob));
         assert_eq!(t.resolve(&bob.to_string()[..8]), Ok(bob));
-        assert!(matches!(t.resolve(&bob.to_string()[..7]), Err(ResolveError::Unknown(_))));
+        assert!(matches!(
+            t.resolve(&bob.to_string()[..7]),
+            Err(ResolveError::Unknown(_))
+        ));
         assert!(matches!(t.resolve("carol"), Err(ResolveError::Unknown(_))));
     }
 
@@ -244,9 +315,15 @@ mod tests {
         let real = entry(1, "bob", 1);
         let imposter = entry(2, "bob", 1);
         t.upsert(&real, 1);
-        assert!(matches!(t.conflict(&imposter, real.signed.record.key, 2), Some(Event::LinkError { .. })));
+        assert!(matches!(
+            t.conflict(&imposter, real.signed.record.key, 2),
+            Some(Event::LinkError { .. })
+        ));
         assert_eq!(t.conflict(&imposter, real.signed.record.key, 3), None);
-        assert_eq!(t.get(real.signed.record.key).unwrap().key_conflict, Some(imposter.signed.record.key));
+        assert_eq!(
+            t.get(real.signed.record.key).unwrap().key_conflict,
+            Some(imposter.signed.record.key)
+        );
         t.left(real.signed.record.key, 4);
         assert_eq!(t.forget(real.signed.record.key), Some(imposter));
         assert_eq!(t.counts(), (0, 0));

@@ -107,22 +107,34 @@ fn state_from(code: i64) -> MessageState {
 }
 
 fn peer_id(bytes: Vec<u8>) -> rusqlite::Result<PeerId> {
-    let arr: [u8; 32] = bytes.try_into().map_err(|_| rusqlite::Error::InvalidColumnType(0, "id".into(), rusqlite::types::Type::Blob))?;
-    PeerId::from_bytes(arr).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e)))
+    let arr: [u8; 32] = bytes.try_into().map_err(|_| {
+        rusqlite::Error::InvalidColumnType(0, "id".into(), rusqlite::types::Type::Blob)
+    })?;
+    PeerId::from_bytes(arr).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e))
+    })
 }
 
 fn peer_name(text: String) -> rusqlite::Result<PeerName> {
-    PeerName::new(&text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+    PeerName::new(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageInfo> {
     let id: Vec<u8> = r.get("id")?;
-    let id: [u8; 16] = id.try_into().map_err(|_| rusqlite::Error::InvalidColumnType(0, "id".into(), rusqlite::types::Type::Blob))?;
+    let id: [u8; 16] = id.try_into().map_err(|_| {
+        rusqlite::Error::InvalidColumnType(0, "id".into(), rusqlite::types::Type::Blob)
+    })?;
     Ok(MessageInfo {
         id: MessageId(id),
         peer: peer_id(r.get("peer")?)?,
         peer_name: peer_name(r.get("peer_name")?)?,
-        direction: if r.get::<_, i64>("direction")? == 0 { Direction::Out } else { Direction::In },
+        direction: if r.get::<_, i64>("direction")? == 0 {
+            Direction::Out
+        } else {
+            Direction::In
+        },
         seq: r.get::<_, i64>("seq")?.cast_unsigned(),
         text: r.get("text")?,
         state: state_from(r.get("state")?),
@@ -135,18 +147,30 @@ impl Store {
     /// Opens (creating if needed) `<state_dir>/p2pd.db`.
     pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
         let path = state_dir.join("p2pd.db");
-        let db = Connection::open(&path).map_err(|source| StoreError::Sql { path: path.clone(), source })?;
-        db.execute_batch(SCHEMA).map_err(|source| StoreError::Sql { path: path.clone(), source })?;
+        let db = Connection::open(&path).map_err(|source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        })?;
+        db.execute_batch(SCHEMA).map_err(|source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        })?;
         Ok(Store { db, path })
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        |source| StoreError::Sql { path: self.path.clone(), source }
+        |source| StoreError::Sql {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// Every pinned peer.
     pub fn known_peers(&self) -> Result<Vec<KnownPeer>, StoreError> {
-        let mut stmt = self.db.prepare("SELECT id, name, trusted, auto_accept, blocked FROM peers").map_err(self.err())?;
+        let mut stmt = self
+            .db
+            .prepare("SELECT id, name, trusted, auto_accept, blocked FROM peers")
+            .map_err(self.err())?;
         let rows = stmt
             .query_map([], |r| {
                 Ok(KnownPeer {
@@ -165,18 +189,30 @@ impl Store {
     /// name keeps its flags and takes the new name.
     pub fn pin(&mut self, name: &PeerName, key: PeerId, now: u64) -> Result<Pin, StoreError> {
         let path = self.path.clone();
-        let err = |source| StoreError::Sql { path: path.clone(), source };
+        let err = |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
         let tx = self.db.transaction().map_err(err)?;
         let by_name: Option<Vec<u8>> = tx
-            .query_row("SELECT id FROM peers WHERE name = ?1", [name.as_str()], |r| r.get(0))
+            .query_row(
+                "SELECT id FROM peers WHERE name = ?1",
+                [name.as_str()],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(err)?;
         let result = match by_name {
             Some(id) if id == key.as_bytes() => Pin::Same,
-            Some(id) => Pin::Conflict { pinned: peer_id(id).map_err(err)? },
+            Some(id) => Pin::Conflict {
+                pinned: peer_id(id).map_err(err)?,
+            },
             None => {
                 let renamed = tx
-                    .execute("UPDATE peers SET name = ?1 WHERE id = ?2", params![name.as_str(), key.as_bytes().as_slice()])
+                    .execute(
+                        "UPDATE peers SET name = ?1 WHERE id = ?2",
+                        params![name.as_str(), key.as_bytes().as_slice()],
+                    )
                     .map_err(err)?;
                 if renamed == 0 {
                     tx.execute(
@@ -193,7 +229,13 @@ impl Store {
     }
 
     /// Sets a pinned peer's flags.
-    pub fn set_flags(&self, id: PeerId, trusted: bool, auto_accept: bool, blocked: bool) -> Result<(), StoreError> {
+    pub fn set_flags(
+        &self,
+        id: PeerId,
+        trusted: bool,
+        auto_accept: bool,
+        blocked: bool,
+    ) -> Result<(), StoreError> {
         self.db
             .execute(
                 "UPDATE peers SET trusted = ?2, auto_accept = ?3, blocked = ?4 WHERE id = ?1",
@@ -205,19 +247,37 @@ impl Store {
 
     /// Forgets the pin of `id` (its flags go too; its messages stay).
     pub fn forget(&self, id: PeerId) -> Result<(), StoreError> {
-        self.db.execute("DELETE FROM peers WHERE id = ?1", [id.as_bytes().as_slice()]).map_err(self.err())?;
+        self.db
+            .execute(
+                "DELETE FROM peers WHERE id = ?1",
+                [id.as_bytes().as_slice()],
+            )
+            .map_err(self.err())?;
         Ok(())
     }
 
     /// Stores a new outgoing message, queued, with the next seq of the conversation.
-    pub fn insert_outgoing(&mut self, peer: PeerId, peer_name: &PeerName, text: &str, sent_at: u64) -> Result<MessageInfo, StoreError> {
+    pub fn insert_outgoing(
+        &mut self,
+        peer: PeerId,
+        peer_name: &PeerName,
+        text: &str,
+        sent_at: u64,
+    ) -> Result<MessageInfo, StoreError> {
         let mut id = [0u8; 16];
         getrandom::fill(&mut id).map_err(|e| StoreError::Random(e.to_string()))?;
         let path = self.path.clone();
-        let err = |source| StoreError::Sql { path: path.clone(), source };
+        let err = |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
         let tx = self.db.transaction().map_err(err)?;
         let last: i64 = tx
-            .query_row("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE peer = ?1 AND direction = 0", [peer.as_bytes().as_slice()], |r| r.get(0))
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE peer = ?1 AND direction = 0",
+                [peer.as_bytes().as_slice()],
+                |r| r.get(0),
+            )
             .map_err(err)?;
         let seq = last + 1;
         tx.execute(
@@ -240,7 +300,12 @@ impl Store {
     }
 
     /// Stores a received message. Returns it, or `None` for a duplicate (already stored).
-    pub fn insert_incoming(&self, peer: PeerId, peer_name: &PeerName, m: &ChatMessage) -> Result<Option<MessageInfo>, StoreError> {
+    pub fn insert_incoming(
+        &self,
+        peer: PeerId,
+        peer_name: &PeerName,
+        m: &ChatMessage,
+    ) -> Result<Option<MessageInfo>, StoreError> {
         let n = self
             .db
             .execute(
@@ -262,7 +327,13 @@ impl Store {
     }
 
     /// Moves one of our queued messages to `state`. Returns the message if it changed.
-    pub fn settle(&self, peer: PeerId, id: MessageId, state: MessageState, detail: Option<&str>) -> Result<Option<MessageInfo>, StoreError> {
+    pub fn settle(
+        &self,
+        peer: PeerId,
+        id: MessageId,
+        state: MessageState,
+        detail: Option<&str>,
+    ) -> Result<Option<MessageInfo>, StoreError> {
         let n = self
             .db
             .execute(
@@ -305,8 +376,13 @@ impl Store {
 
     /// Peers with queued messages.
     pub fn peers_with_outbox(&self) -> Result<Vec<PeerId>, StoreError> {
-        let mut stmt = self.db.prepare("SELECT DISTINCT peer FROM messages WHERE direction = 0 AND state = 0").map_err(self.err())?;
-        let rows = stmt.query_map([], |r| peer_id(r.get(0)?)).map_err(self.err())?;
+        let mut stmt = self
+            .db
+            .prepare("SELECT DISTINCT peer FROM messages WHERE direction = 0 AND state = 0")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| peer_id(r.get(0)?))
+            .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
@@ -316,7 +392,9 @@ impl Store {
             .db
             .prepare("SELECT * FROM (SELECT * FROM messages WHERE peer = ?1 ORDER BY n DESC LIMIT ?2) ORDER BY n")
             .map_err(self.err())?;
-        let rows = stmt.query_map(params![peer.as_bytes().as_slice(), limit], message_row).map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![peer.as_bytes().as_slice(), limit], message_row)
+            .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 }
@@ -339,7 +417,10 @@ mod tests {
         let mut s = Store::open(dir.path()).unwrap();
         assert_eq!(s.pin(&name("bob"), id(1), 1).unwrap(), Pin::New);
         assert_eq!(s.pin(&name("bob"), id(1), 2).unwrap(), Pin::Same);
-        assert_eq!(s.pin(&name("bob"), id(2), 3).unwrap(), Pin::Conflict { pinned: id(1) });
+        assert_eq!(
+            s.pin(&name("bob"), id(2), 3).unwrap(),
+            Pin::Conflict { pinned: id(1) }
+        );
         s.set_flags(id(1), true, true, false).unwrap();
         assert_eq!(s.pin(&name("robert"), id(1), 4).unwrap(), Pin::New);
         let known = s.known_peers().unwrap();
@@ -359,20 +440,46 @@ mod tests {
             m1 = s.insert_outgoing(bob, &name("bob"), "one", 10).unwrap();
             m2 = s.insert_outgoing(bob, &name("bob"), "two", 11).unwrap();
             assert_eq!((m1.seq, m2.seq), (1, 2));
-            let incoming = ChatMessage { id: MessageId([9; 16]), seq: 1, sent_at: 12, text: "hi".into() };
-            assert!(s.insert_incoming(bob, &name("bob"), &incoming).unwrap().is_some());
-            assert!(s.insert_incoming(bob, &name("bob"), &incoming).unwrap().is_none());
+            let incoming = ChatMessage {
+                id: MessageId([9; 16]),
+                seq: 1,
+                sent_at: 12,
+                text: "hi".into(),
+            };
+            assert!(
+                s.insert_incoming(bob, &name("bob"), &incoming)
+                    .unwrap()
+                    .is_some()
+            );
+            assert!(
+                s.insert_incoming(bob, &name("bob"), &incoming)
+                    .unwrap()
+                    .is_none()
+            );
         }
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.peers_with_outbox().unwrap(), vec![bob]);
         let out = s.outbox(bob).unwrap();
-        assert_eq!(out.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), vec!["one", "two"]);
-        let settled = s.settle(bob, m1.id, MessageState::Delivered, None).unwrap().unwrap();
+        assert_eq!(
+            out.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+            vec!["one", "two"]
+        );
+        let settled = s
+            .settle(bob, m1.id, MessageState::Delivered, None)
+            .unwrap()
+            .unwrap();
         assert_eq!(settled.state, MessageState::Delivered);
-        assert!(s.settle(bob, m1.id, MessageState::Delivered, None).unwrap().is_none());
+        assert!(
+            s.settle(bob, m1.id, MessageState::Delivered, None)
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(s.outbox(bob).unwrap().len(), 1);
         let h = s.history(bob, 2).unwrap();
-        assert_eq!(h.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), vec!["two", "hi"]);
+        assert_eq!(
+            h.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+            vec!["two", "hi"]
+        );
         assert_eq!(s.history(bob, 10).unwrap().len(), 3);
     }
 }

@@ -186,9 +186,7 @@ impl TrackerLink {
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
         match msg {
-            TrackerMsg::Peers { peers, .. } => {
-                self.node.tracker_snapshot(&peers)
-            }
+            TrackerMsg::Peers { peers, .. } => self.node.tracker_snapshot(&peers),
             TrackerMsg::Joined(entry) | TrackerMsg::Updated(entry) => {
                 self.node.tracker_entry(&entry)
             }

@@ -310,9 +310,18 @@ mod tests {
             Call::Status {},
             Call::Peers {},
             Call::Subscribe {},
-            Call::SendMessage { peer: p(), text: p() },
-            Call::History { peer: p(), limit: None },
-            Call::Trust { peer: p(), auto_accept: false },
+            Call::SendMessage {
+                peer: p(),
+                text: p(),
+            },
+            Call::History {
+                peer: p(),
+                limit: None,
+            },
+            Call::Trust {
+                peer: p(),
+                auto_accept: false,
+            },
             Call::Untrust { peer: p() },
             Call::Block { peer: p() },
             Call::Unblock { peer: p() },

@@ -23,14 +23,20 @@ pub struct MessageId(pub [u8; 16]);
 
 impl Serialize for MessageId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() { s.collect_str(self) } else { self.0.serialize(s) }
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            self.0.serialize(s)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for MessageId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         if d.is_human_readable() {
-            String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+            String::deserialize(d)?
+                .parse()
+                .map_err(serde::de::Error::custom)
         } else {
             <[u8; 16]>::deserialize(d).map(MessageId)
         }

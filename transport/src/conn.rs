@@ -49,7 +49,6 @@ impl<S> FramedConn<S> {
     pub fn get_ref(&self) -> &S {
         &self.io
     }
-
 }
 
 impl<S: AsyncRead + AsyncWrite> FramedConn<S> {
@@ -106,7 +105,6 @@ impl<S: AsyncRead + Unpin> FramedConn<S> {
             }
         }
     }
-
 }
 
 impl<S: AsyncWrite + Unpin> FramedConn<S> {

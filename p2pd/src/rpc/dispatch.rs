@@ -37,7 +37,9 @@ pub fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
         Call::Peers {} => to_value(svc.node.peers()).map(Reply::Value),
         Call::Subscribe {} => to_value(Subscribed { subscribed: true }).map(Reply::Subscribe),
         Call::SendMessage { peer, text } => value(svc.chat.send(&peer, &text)),
-        Call::History { peer, limit } => value(svc.chat.history(&peer, limit.unwrap_or(DEFAULT_HISTORY))),
+        Call::History { peer, limit } => {
+            value(svc.chat.history(&peer, limit.unwrap_or(DEFAULT_HISTORY)))
+        }
         Call::Trust { peer, auto_accept } => value(svc.node.set_flags(&peer, |p| {
             p.trusted = true;
             p.auto_accept = auto_accept;
@@ -104,8 +106,12 @@ impl From<PeerOpError> for AppError {
 impl From<AppError> for RpcError {
     fn from(e: AppError) -> Self {
         match e {
-            AppError::Resolve(r @ ResolveError::Unknown(_)) => RpcError::new(code::UNKNOWN_PEER, r.to_string()),
-            AppError::Resolve(r @ ResolveError::Ambiguous(_)) => RpcError::new(code::AMBIGUOUS_PEER, r.to_string()),
+            AppError::Resolve(r @ ResolveError::Unknown(_)) => {
+                RpcError::new(code::UNKNOWN_PEER, r.to_string())
+            }
+            AppError::Resolve(r @ ResolveError::Ambiguous(_)) => {
+                RpcError::new(code::AMBIGUOUS_PEER, r.to_string())
+            }
             AppError::Failed(msg) => RpcError::new(code::OPERATION_FAILED, msg),
         }
     }
