@@ -181,13 +181,16 @@ impl Chat {
                 .get(&peer)
                 .map(|s| (s.serial, s.tx.clone(), s.sent_upto))
         };
-        let Some((serial, tx, sent_upto)) = link else {
-            self.maybe_dial(peer);
-            return;
-        };
         let outbox = match self.node.store().outbox(peer) {
             Ok(o) => o,
             Err(e) => return warn!("cannot read the outbox: {e}"),
+        };
+        let Some((serial, tx, sent_upto)) = link else {
+            // Links are made on demand: only when there is something to send.
+            if !outbox.is_empty() {
+                self.maybe_dial(peer);
+            }
+            return;
         };
         let mut last = sent_upto;
         for m in outbox.into_iter().filter(|m| m.seq > sent_upto) {
@@ -226,29 +229,23 @@ impl Chat {
                 () = chat.cancel.cancelled() => return,
                 r = link::dial(&chat.tls.connector, &me, peer, &info.addrs) => r,
             };
-            let ok = match result {
+            match result {
                 Ok((conn, name)) => {
                     debug!(peer = %name, "link dialed");
                     chat.clone().adopt(conn, peer, name, chat.node.identity.id);
-                    true
                 }
-                Err(e) => {
-                    chat.link_failed(peer, &e);
-                    false
-                }
-            };
+                Err(e) => chat.link_failed(peer, &e),
+            }
+            // Every dial pushes the next one back, even one that connected: a peer that takes
+            // the link and then refuses it (blocked, key mismatch) must not be redialled in a
+            // loop. An `Ack` on a link resets the backoff.
             let mut g = chat.links();
             let r = g.retry.entry(peer).or_default();
             r.dialing = false;
-            if ok {
-                r.backoff = None;
-                r.next_at = None;
-            } else {
-                let b = r.backoff.get_or_insert_with(|| {
-                    Backoff::new(Duration::from_millis(500), Duration::from_secs(60))
-                });
-                r.next_at = Some(Instant::now() + b.next_delay(random_unit()));
-            }
+            let b = r.backoff.get_or_insert_with(|| {
+                Backoff::new(Duration::from_millis(500), Duration::from_secs(60))
+            });
+            r.next_at = Some(Instant::now() + b.next_delay(random_unit()));
         });
     }
 
@@ -324,6 +321,29 @@ impl Chat {
     fn admit(&self, id: PeerId, name: &PeerName) -> Option<(Refusal, String)> {
         if self.node.peer(id).is_some_and(|p| p.blocked) {
             return Some((Refusal::Blocked, Refusal::Blocked.describe().into()));
+        }
+        // Names are bound to keys by the tracker (or an earlier pin), never by a caller's own
+        // word: else any key could take a name not seen here yet, and speak under it.
+        if self.node.peer(id).is_none_or(|p| p.name != *name) {
+            let detail = match self.node.resolve(name.as_str()) {
+                Ok(p) if p.name == *name => {
+                    let detail = format!(
+                        "{:?} is pinned to key {}, but the link presented key {id}",
+                        name.as_str(),
+                        p.id
+                    );
+                    self.node.publish([Event::LinkError {
+                        peer: Some(p.id),
+                        detail: detail.clone(),
+                    }]);
+                    detail
+                }
+                _ => format!(
+                    "no peer {:?} with key {id} is known here; the tracker has not shown it",
+                    name.as_str()
+                ),
+            };
+            return Some((Refusal::KeyMismatch, detail));
         }
         match self.node.store().pin(name, id, svc::unix_now()) {
             Ok(Pin::New | Pin::Same) => None,
@@ -435,6 +455,9 @@ impl Chat {
                 PeerFrame::Message(m) => Some(self.on_message(peer, name, m)),
                 PeerFrame::Ack { id } => {
                     self.settle(peer, id, MessageState::Delivered, None);
+                    if let Some(r) = self.links().retry.get_mut(&peer) {
+                        r.backoff = None;
+                    }
                     None
                 }
                 PeerFrame::Refused {

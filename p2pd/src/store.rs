@@ -85,6 +85,8 @@ CREATE TABLE IF NOT EXISTS messages (
     UNIQUE (peer, direction, id)
 );
 CREATE INDEX IF NOT EXISTS messages_by_peer ON messages (peer, n);
+-- The next seq of a conversation is one index lookup, however long it is.
+CREATE INDEX IF NOT EXISTS messages_seq ON messages (peer, direction, seq);
 CREATE INDEX IF NOT EXISTS outbox ON messages (peer, seq) WHERE direction = 0 AND state = 0;
 ";
 
