@@ -62,7 +62,7 @@ pub struct Store {
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
-PRAGMA synchronous = NORMAL;
+PRAGMA synchronous = FULL;
 CREATE TABLE IF NOT EXISTS peers (
     id BLOB PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
