@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-/// Control a running p2pd: status, peers, events.
+/// Control a running p2pd: status, peers, messages, events.
 #[derive(Debug, Parser)]
 #[command(name = "p2pctl", version, about, propagate_version = true)]
 #[command(
@@ -31,8 +31,73 @@ pub(crate) enum Command {
     Status,
     /// Known peers: name, short id, address, online or offline, since when
     Peers,
-    /// Stream events (peers joining and leaving, tracker link changes) until interrupted
+    /// Stream events (peers, tracker link, messages) until interrupted
     Watch,
+    /// Send one chat message; it is queued if the peer is offline
+    Msg {
+        /// The peer: its name, or at least 8 characters of its id
+        #[arg(value_name = "PEER")]
+        peer: String,
+        /// The text; several words are joined with single spaces (at most 64 KiB)
+        #[arg(
+            value_name = "TEXT",
+            required = true,
+            num_args = 1..,
+            value_parser = clap::builder::NonEmptyStringValueParser::new()
+        )]
+        text: Vec<String>,
+    },
+    /// The conversation with a peer, oldest first
+    History {
+        /// The peer: its name, or at least 8 characters of its id
+        #[arg(value_name = "PEER")]
+        peer: String,
+        /// Show only the last N messages [p2pd's default: 50]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        limit: Option<u32>,
+    },
+    /// Chat with a peer: lines typed are sent, incoming messages shown
+    ///
+    /// With stdin not a terminal, send each line read, and exit at end of input once all are
+    /// delivered or queued (at most 30 s later), printing "N delivered, M queued" to stderr.
+    Chat {
+        /// The peer: its name, or at least 8 characters of its id
+        #[arg(value_name = "PEER")]
+        peer: String,
+    },
+    /// Mark a peer trusted
+    Trust {
+        /// The peer: its name, or at least 8 characters of its id
+        #[arg(value_name = "PEER")]
+        peer: String,
+        /// Also accept its file offers without asking
+        #[arg(long)]
+        auto_accept: bool,
+    },
+    /// Remove a peer's trust (and auto-accept)
+    Untrust {
+        /// The peer: its name, or at least 8 characters of its id
+        #[arg(value_name = "PEER")]
+        peer: String,
+    },
+    /// Refuse links and messages from a peer
+    Block {
+        /// The peer: its name, or at least 8 characters of its id
+        #[arg(value_name = "PEER")]
+        peer: String,
+    },
+    /// Lift a block
+    Unblock {
+        /// The peer: its name, or at least 8 characters of its id
+        #[arg(value_name = "PEER")]
+        peer: String,
+    },
+    /// Forget the key pinned for a peer's name, so the next key it shows is pinned anew
+    ForgetKey {
+        /// The peer: its name, or at least 8 characters of its id
+        #[arg(value_name = "PEER")]
+        peer: String,
+    },
 }
 
 #[cfg(test)]
@@ -59,11 +124,49 @@ mod tests {
     }
 
     #[test]
+    fn message_commands_parse() {
+        let cli = Cli::try_parse_from(["p2pctl", "msg", "bob", "hello", "there", "--json"])
+            .expect("parse");
+        assert!(cli.json);
+        match cli.command {
+            Command::Msg { peer, text } => {
+                assert_eq!(peer, "bob");
+                assert_eq!(text, ["hello", "there"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from(["p2pctl", "msg", "bob", "--", "-5 degrees"]).expect("parse");
+        assert!(matches!(cli.command, Command::Msg { text, .. } if text == ["-5 degrees"]));
+        let cli = Cli::try_parse_from(["p2pctl", "history", "bob", "--limit", "3"]).expect("parse");
+        assert!(matches!(
+            cli.command,
+            Command::History { limit: Some(3), .. }
+        ));
+        let cli = Cli::try_parse_from(["p2pctl", "trust", "bob", "--auto-accept"]).expect("parse");
+        assert!(matches!(
+            cli.command,
+            Command::Trust {
+                auto_accept: true,
+                ..
+            }
+        ));
+        let cli = Cli::try_parse_from(["p2pctl", "forget-key", "bob"]).expect("parse");
+        assert!(matches!(cli.command, Command::ForgetKey { peer } if peer == "bob"));
+    }
+
+    #[test]
     fn usage_errors_exit_two() {
         for args in [
             &["p2pctl"][..],
             &["p2pctl", "nope"],
             &["p2pctl", "peers", "extra"],
+            &["p2pctl", "msg", "bob"],
+            &["p2pctl", "msg", "bob", ""],
+            &["p2pctl", "history"],
+            &["p2pctl", "history", "bob", "--limit", "0"],
+            &["p2pctl", "chat"],
+            &["p2pctl", "chat", "bob", "carol"],
+            &["p2pctl", "untrust", "bob", "--auto-accept"],
         ] {
             let err = Cli::try_parse_from(args).expect_err("usage error");
             assert_eq!(err.exit_code(), 2, "{args:?}");

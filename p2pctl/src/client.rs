@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 
 use crate::error::Error;
-use crate::lines::LineReader;
+use crate::lines::{LineError, LineReader, Tail};
 
 /// How long to wait for the answer to a request before giving up.
 pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -83,7 +83,7 @@ impl<S: AsyncRead + AsyncWrite> Client<S> {
     pub(crate) fn new(stream: S) -> Self {
         let (read, writer) = tokio::io::split(stream);
         Self {
-            reader: LineReader::new(BufReader::new(read), MAX_LINE),
+            reader: LineReader::new(BufReader::new(read), MAX_LINE, Tail::Drop),
             writer,
             next_id: 1,
             queued: VecDeque::new(),
@@ -119,7 +119,7 @@ impl<S: AsyncRead + AsyncWrite> Client<S> {
     /// Reads until the response with `id` arrives; returns its result's JSON text.
     async fn response(&mut self, id: u64) -> Result<String, Error> {
         loop {
-            let Some(line) = self.reader.next_line().await? else {
+            let Some(line) = self.reader.next_line().await.map_err(from_line)? else {
                 return Err(Error::Closed);
             };
             match parse(&line)? {
@@ -163,7 +163,7 @@ impl<S: AsyncRead + AsyncWrite> Client<S> {
             return Ok(Some(notice));
         }
         loop {
-            let Some(line) = self.reader.next_line().await? else {
+            let Some(line) = self.reader.next_line().await.map_err(from_line)? else {
                 return Ok(None);
             };
             match parse(&line)? {
@@ -176,6 +176,14 @@ impl<S: AsyncRead + AsyncWrite> Client<S> {
                 }
             }
         }
+    }
+}
+
+/// A failure to read a line from the daemon.
+fn from_line(e: LineError) -> Error {
+    match e {
+        LineError::Io(e) => Error::Io(e),
+        other => Error::Protocol(other.to_string()),
     }
 }
 

@@ -45,6 +45,16 @@ pub(crate) enum Error {
     /// Writing to stdout failed.
     #[error("cannot write output: {0}")]
     Output(#[source] io::Error),
+    /// Reading standard input failed.
+    #[error("cannot read standard input: {0}")]
+    Input(#[source] io::Error),
+    /// The operation did not succeed (a message was refused, a peer is unknown). The text is
+    /// already neutralised.
+    #[error("{0}")]
+    Failed(String),
+    /// The operation failed and the command has already said how (the `chat` summary).
+    #[error("the operation failed")]
+    Reported,
 }
 
 /// The daemon's message, with a hint for codes that usually mean a version mismatch.
@@ -71,13 +81,18 @@ impl Error {
             | Error::Timeout(_)
             | Error::Io(_)
             | Error::Protocol(_)
-            | Error::Output(_) => ExitCode::from(EXIT_FAILED),
+            | Error::Output(_)
+            | Error::Input(_)
+            | Error::Failed(_)
+            | Error::Reported => ExitCode::from(EXIT_FAILED),
         }
     }
 
-    /// True when nothing should be printed (the reader of our output went away).
+    /// True when nothing should be printed: the reader of our output went away, or the
+    /// command already reported the failure.
     pub(crate) fn is_silent(&self) -> bool {
         matches!(self, Error::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
+            || matches!(self, Error::Reported)
     }
 
     /// A second line telling the user what to do about it, if there is one.
@@ -142,5 +157,15 @@ mod tests {
         assert_eq!(err.exit_code(), ExitCode::SUCCESS);
         assert!(!Error::Closed.is_silent());
         assert_eq!(Error::Closed.exit_code(), ExitCode::from(1));
+    }
+
+    #[test]
+    fn failures_exit_one_and_reported_ones_are_quiet() {
+        let refused = Error::Failed("bob refused the message".into());
+        assert_eq!(refused.to_string(), "bob refused the message");
+        assert!(!refused.is_silent());
+        assert_eq!(refused.exit_code(), ExitCode::from(1));
+        assert!(Error::Reported.is_silent());
+        assert_eq!(Error::Reported.exit_code(), ExitCode::from(1));
     }
 }

@@ -1,9 +1,44 @@
-//! Reading newline-terminated lines with a hard length cap, so a misbehaving daemon cannot
-//! make p2pctl buffer without limit.
+//! Reading newline-terminated lines with a hard length cap, so neither a misbehaving daemon
+//! nor a huge paste on stdin can make p2pctl buffer without limit.
+
+use std::fmt;
+use std::io;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-use crate::error::Error;
+/// Why a line could not be read.
+#[derive(Debug)]
+pub(crate) enum LineError {
+    /// The line is longer than the cap. The reader skips the rest of it, so the next call
+    /// returns the line after it.
+    TooLong {
+        /// The cap, in bytes.
+        max: usize,
+    },
+    /// The line is not UTF-8 (it has been consumed).
+    NotUtf8,
+    /// Reading failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LineError::TooLong { max } => write!(f, "a line longer than {max} bytes"),
+            LineError::NotUtf8 => f.write_str("a line that is not UTF-8"),
+            LineError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// What to do with a last line that has no newline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tail {
+    /// Drop it: the writer stopped mid-line (the daemon's socket).
+    Drop,
+    /// Return it as a line (stdin: `printf 'a\nb'` is two lines).
+    Keep,
+}
 
 /// Reads lines of at most `max` bytes (newline excluded) from a buffered reader.
 ///
@@ -12,37 +47,52 @@ use crate::error::Error;
 pub(crate) struct LineReader<R> {
     inner: R,
     max: usize,
+    tail: Tail,
     pending: Vec<u8>,
+    /// Skipping the rest of an over-long line, up to and including its newline.
+    skipping: bool,
 }
 
 impl<R: AsyncBufRead + Unpin> LineReader<R> {
     /// Wraps `inner`, refusing lines longer than `max` bytes.
-    pub(crate) fn new(inner: R, max: usize) -> Self {
+    pub(crate) fn new(inner: R, max: usize, tail: Tail) -> Self {
         Self {
             inner,
             max,
+            tail,
             pending: Vec::new(),
+            skipping: false,
         }
     }
 
-    /// The next line without its newline; `None` at end of input. A final fragment with no
-    /// newline means the peer stopped mid-line, and is treated as end of input too.
-    pub(crate) async fn next_line(&mut self) -> Result<Option<String>, Error> {
+    /// The next line without its newline; `None` at end of input.
+    pub(crate) async fn next_line(&mut self) -> Result<Option<String>, LineError> {
         loop {
-            let available = self.inner.fill_buf().await.map_err(Error::Io)?;
+            let available = self.inner.fill_buf().await.map_err(LineError::Io)?;
             if available.is_empty() {
-                self.pending.clear();
-                return Ok(None);
+                self.skipping = false;
+                let tail = std::mem::take(&mut self.pending);
+                if tail.is_empty() || self.tail == Tail::Drop {
+                    return Ok(None);
+                }
+                return String::from_utf8(tail)
+                    .map(Some)
+                    .map_err(|_| LineError::NotUtf8);
             }
             let (chunk, used, complete) = match available.iter().position(|&b| b == b'\n') {
                 Some(i) => (&available[..i], i + 1, true),
                 None => (available, available.len(), false),
             };
+            if self.skipping {
+                self.inner.consume(used);
+                self.skipping = !complete;
+                continue;
+            }
             if self.pending.len() + chunk.len() > self.max {
-                return Err(Error::Protocol(format!(
-                    "a line longer than {} bytes",
-                    self.max
-                )));
+                self.pending.clear();
+                self.inner.consume(used);
+                self.skipping = !complete;
+                return Err(LineError::TooLong { max: self.max });
             }
             self.pending.extend_from_slice(chunk);
             self.inner.consume(used);
@@ -50,7 +100,7 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                 let line = std::mem::take(&mut self.pending);
                 return String::from_utf8(line)
                     .map(Some)
-                    .map_err(|_| Error::Protocol("a line that is not UTF-8".into()));
+                    .map_err(|_| LineError::NotUtf8);
             }
         }
     }
@@ -61,59 +111,60 @@ mod tests {
     use super::*;
     use tokio::io::BufReader;
 
-    async fn lines(input: &[u8], max: usize) -> Vec<Result<Option<String>, String>> {
+    async fn lines(input: &[u8], max: usize, tail: Tail) -> Vec<Result<String, String>> {
         // A 3-byte buffer makes lines span several reads.
-        let mut r = LineReader::new(BufReader::with_capacity(3, input), max);
+        let mut r = LineReader::new(BufReader::with_capacity(3, input), max, tail);
         let mut out = Vec::new();
         loop {
-            let next = r.next_line().await.map_err(|e| e.to_string());
-            let done = !matches!(next, Ok(Some(_)));
-            out.push(next);
-            if done {
-                return out;
+            match r.next_line().await {
+                Ok(None) => return out,
+                Ok(Some(line)) => out.push(Ok(line)),
+                Err(e) => out.push(Err(e.to_string())),
             }
+            assert!(out.len() < 100, "no end of input");
         }
+    }
+
+    fn ok(lines: &[&str]) -> Vec<Result<String, String>> {
+        lines.iter().map(|l| Ok((*l).to_owned())).collect()
     }
 
     #[tokio::test]
     async fn splits_lines_across_reads() {
         assert_eq!(
-            lines(b"hello\n\nworld!\n", 16).await,
-            vec![
-                Ok(Some("hello".into())),
-                Ok(Some(String::new())),
-                Ok(Some("world!".into())),
-                Ok(None)
-            ]
+            lines(b"hello\n\nworld!\n", 16, Tail::Drop).await,
+            ok(&["hello", "", "world!"])
         );
     }
 
     #[tokio::test]
-    async fn line_at_the_cap_passes_and_over_it_fails() {
+    async fn line_at_the_cap_passes_and_over_it_is_skipped() {
+        assert_eq!(lines(b"12345\n", 5, Tail::Drop).await, ok(&["12345"]));
         assert_eq!(
-            lines(b"12345\n", 5).await,
-            vec![Ok(Some("12345".into())), Ok(None)]
-        );
-        assert_eq!(
-            lines(b"123456\n", 5).await,
-            vec![Err(
-                "p2pd sent an unexpected reply: a line longer than 5 bytes".into()
-            )]
+            lines(b"123456\nok\n", 5, Tail::Drop).await,
+            vec![Err("a line longer than 5 bytes".into()), Ok("ok".into())]
         );
         // Over the cap with no newline in sight: refused without waiting for the end.
-        assert!(lines(&[b'x'; 100], 5).await[0].is_err());
+        let mut r = LineReader::new(&[b'x'; 100][..], 5, Tail::Keep);
+        assert!(matches!(
+            r.next_line().await,
+            Err(LineError::TooLong { max: 5 })
+        ));
+        assert!(matches!(r.next_line().await, Ok(None)));
     }
 
     #[tokio::test]
-    async fn unterminated_tail_is_end_of_input() {
+    async fn unterminated_tail_is_dropped_or_kept() {
+        assert_eq!(lines(b"a\n{\"half", 64, Tail::Drop).await, ok(&["a"]));
+        assert_eq!(lines(b"a\nb", 64, Tail::Keep).await, ok(&["a", "b"]));
+        assert_eq!(lines(b"a\n", 64, Tail::Keep).await, ok(&["a"]));
+    }
+
+    #[tokio::test]
+    async fn invalid_utf8_is_an_error_and_reading_goes_on() {
         assert_eq!(
-            lines(b"a\n{\"half", 64).await,
-            vec![Ok(Some("a".into())), Ok(None)]
+            lines(b"\xff\xfe\nfine\n", 64, Tail::Drop).await,
+            vec![Err("a line that is not UTF-8".into()), Ok("fine".into())]
         );
-    }
-
-    #[tokio::test]
-    async fn invalid_utf8_is_a_protocol_error() {
-        assert!(lines(b"\xff\xfe\n", 64).await[0].is_err());
     }
 }

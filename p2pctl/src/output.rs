@@ -4,7 +4,9 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use proto::api::MessageState;
 
 use crate::error::Error;
 
@@ -117,20 +119,57 @@ pub(crate) fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A time given in unix milliseconds (message times); the epoch if it is out of range.
+pub(crate) fn from_unix_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(ms))
+        .unwrap_or(UNIX_EPOCH)
+}
+
 /// `HH:MM:SS` of `at` in the system's local time zone (UTC if that cannot be read).
 pub(crate) fn local_clock(at: SystemTime) -> String {
     clock_in(at, &jiff::tz::TimeZone::system())
 }
 
 /// `HH:MM:SS` of `at` in `tz`.
-fn clock_in(at: SystemTime, tz: &jiff::tz::TimeZone) -> String {
-    match jiff::Timestamp::try_from(at) {
-        Ok(ts) => ts
-            .to_zoned_datetime(tz.clone())
-            .strftime("%H:%M:%S")
+pub(crate) fn clock_in(at: SystemTime, tz: &jiff::tz::TimeZone) -> String {
+    strftime_in(at, tz, "%H:%M:%S").unwrap_or_else(|| "--:--:--".into())
+}
+
+/// `YYYY-MM-DD` of `at` in `tz`.
+pub(crate) fn date_in(at: SystemTime, tz: &jiff::tz::TimeZone) -> String {
+    strftime_in(at, tz, "%Y-%m-%d").unwrap_or_else(|| "----------".into())
+}
+
+fn strftime_in(at: SystemTime, tz: &jiff::tz::TimeZone, format: &str) -> Option<String> {
+    let ts = jiff::Timestamp::try_from(at).ok()?;
+    Some(
+        ts.to_zoned_datetime(tz.clone())
+            .strftime(format)
             .to_string(),
-        Err(_) => "--:--:--".into(),
+    )
+}
+
+/// The word for a message state: `queued`, `delivered`, `refused`, `received`.
+pub(crate) fn message_state(state: MessageState) -> &'static str {
+    match state {
+        MessageState::Queued => "queued",
+        MessageState::Delivered => "delivered",
+        MessageState::Refused => "refused",
+        MessageState::Received => "received",
     }
+}
+
+/// Peer text, neutralised and cut to at most `max` characters (the last one `…` when cut),
+/// for lines that only need to recall which message is meant.
+pub(crate) fn preview(text: &str, max: usize) -> String {
+    let clean = clean(text);
+    if clean.chars().count() <= max {
+        return clean;
+    }
+    let mut cut: String = clean.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
 }
 
 /// Aligned `key  value` lines.
@@ -255,6 +294,27 @@ mod tests {
         let offset = jiff::tz::TimeZone::fixed(jiff::tz::offset(2));
         assert_eq!(clock_in(at, &offset), "00:13:20");
         assert_eq!(local_clock(at).len(), 8);
+    }
+
+    #[test]
+    fn dates_and_message_times() {
+        let at = from_unix_ms(1_700_000_000_123);
+        assert_eq!(clock_in(at, &jiff::tz::TimeZone::UTC), "22:13:20");
+        assert_eq!(date_in(at, &jiff::tz::TimeZone::UTC), "2023-11-14");
+        let offset = jiff::tz::TimeZone::fixed(jiff::tz::offset(2));
+        assert_eq!(date_in(at, &offset), "2023-11-15");
+        // Far out of range: no panic, a placeholder.
+        let far = from_unix_ms(u64::MAX);
+        assert_eq!(clock_in(far, &jiff::tz::TimeZone::UTC), "--:--:--");
+        assert_eq!(date_in(far, &jiff::tz::TimeZone::UTC), "----------");
+    }
+
+    #[test]
+    fn previews_are_clean_and_short() {
+        assert_eq!(preview("hello", 5), "hello");
+        assert_eq!(preview("hello!", 5), "hell…");
+        assert_eq!(preview("a\u{1b}[2Jb", 40), "a\\e[2Jb");
+        assert_eq!(preview("éééééé", 3), "éé…");
     }
 
     #[test]

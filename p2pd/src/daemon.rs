@@ -12,11 +12,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::chat::Chat;
 use crate::config::Config;
+use crate::link::LinkTls;
 use crate::node::{Identity, Node};
 use crate::resources::Sampler;
 use crate::rpc::dispatch::Services;
 use crate::rpc::server::{self, SocketError};
+use crate::store::{Store, StoreError};
 use crate::tracker_client::TrackerLink;
 
 /// Time tasks get to finish after shutdown begins.
@@ -49,6 +52,12 @@ pub enum StartError {
     /// The control socket.
     #[error(transparent)]
     Socket(#[from] SocketError),
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// TLS setup.
+    #[error(transparent)]
+    Tls(#[from] transport::TlsError),
 }
 
 /// A running daemon.
@@ -86,17 +95,26 @@ impl Daemon {
             })?;
         let control = server::bind(&config.socket).await?;
 
-        let node = Node::new(Identity {
+        let store = Store::open(&config.state_dir)?;
+        let identity = Identity {
             name: config.name.clone(),
             id: key.peer_id(),
             listen,
             socket: config.socket.clone(),
             tracker_addr: config.tracker.clone(),
-        });
+        };
+        let node = Node::new(identity, store)?;
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let chat = Chat::start(
+            node.clone(),
+            LinkTls::new(&key)?,
+            tasks.clone(),
+            cancel.child_token(),
+        );
         let services = Arc::new(Services {
             node: node.clone(),
+            chat: chat.clone(),
             sampler: Sampler::new(),
         });
         tasks.spawn(server::serve(
@@ -105,7 +123,7 @@ impl Daemon {
             cancel.child_token(),
             tasks.clone(),
         ));
-        tasks.spawn(accept_peers(peer_listener, cancel.child_token()));
+        tasks.spawn(accept_peers(peer_listener, chat, cancel.child_token()));
         let link = TrackerLink {
             node: node.clone(),
             key,
@@ -154,16 +172,15 @@ impl Daemon {
     }
 }
 
-/// Holds the peer port open. Peer links are not served on it yet: connections are closed at
-/// once.
-async fn accept_peers(listener: TcpListener, cancel: CancellationToken) {
+/// Accepts peer links and hands each to the chat service.
+async fn accept_peers(listener: TcpListener, chat: Arc<Chat>, cancel: CancellationToken) {
     loop {
         tokio::select! {
             () = cancel.cancelled() => break,
             r = listener.accept() => match r {
                 Ok((tcp, addr)) => {
-                    debug!(%addr, "closing a peer connection: peer links are not served");
-                    drop(tcp);
+                    debug!(%addr, "peer connection");
+                    chat.accept(tcp);
                 }
                 Err(e) => {
                     warn!("peer accept failed: {e}");

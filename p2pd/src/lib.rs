@@ -2,17 +2,20 @@
 //! the peer table and the local control socket.
 //!
 //! Layering, top to bottom: [`daemon`] (start, shutdown) → [`rpc`] (control socket) →
-//! [`tracker_client`] (the tracker link) → [`node`] (shared state and events) → leaves
-//! ([`peers`], [`backoff`], [`tracker_pin`], [`resources`], [`config`]). Nothing below
-//! imports anything above.
+//! services ([`chat`], [`tracker_client`]) → [`node`] (shared state and events) → leaves
+//! ([`link`], [`store`], [`peers`], [`backoff`], [`tracker_pin`], [`resources`],
+//! [`config`]). Nothing below imports anything above.
 
 pub mod backoff;
+pub mod chat;
 pub mod config;
 pub mod daemon;
+pub mod link;
 pub mod node;
 pub mod peers;
 pub mod resources;
 pub mod rpc;
+pub mod store;
 pub mod tracker_client;
 pub mod tracker_pin;
 

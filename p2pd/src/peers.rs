@@ -1,22 +1,56 @@
-//! The live peer table, fed by the tracker link. Pure: each change returns the events it
+//! The peer table: every pinned peer (loaded from the store) and every peer the tracker
+//! shows, with online state and the user's flags. Pure: each change returns the events it
 //! causes, and the caller publishes them.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use proto::api::{Event, PeerInfo};
 use proto::tracker::PeerEntry;
 use proto::{PeerId, PeerName};
-use tracing::warn;
+
+use crate::store::KnownPeer;
 
 #[derive(Debug, Clone)]
 struct Row {
     name: PeerName,
-    addrs: Vec<std::net::SocketAddr>,
+    addrs: Vec<SocketAddr>,
     online: bool,
     since: u64,
+    trusted: bool,
+    auto_accept: bool,
+    blocked: bool,
+    /// A key the tracker shows for this row's name, other than the pinned one.
+    key_conflict: Option<PeerEntry>,
 }
 
-/// Every peer seen since the daemon started, online or not. Our own entry is left out.
+impl Row {
+    fn offline(name: PeerName, since: u64) -> Row {
+        Row {
+            name,
+            addrs: Vec::new(),
+            online: false,
+            since,
+            trusted: false,
+            auto_accept: false,
+            blocked: false,
+            key_conflict: None,
+        }
+    }
+}
+
+/// Why a peer reference did not resolve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// Nothing matches.
+    #[error("no known peer matches {0:?}")]
+    Unknown(String),
+    /// Several peers match an id prefix.
+    #[error("{0:?} matches several peers; give more of the id")]
+    Ambiguous(String),
+}
+
+/// Known peers. Our own entry is left out.
 #[derive(Debug)]
 pub struct PeerTable {
     me: PeerId,
@@ -24,12 +58,18 @@ pub struct PeerTable {
 }
 
 impl PeerTable {
-    /// An empty table for the daemon whose identity is `me`.
-    pub fn new(me: PeerId) -> Self {
-        Self {
-            me,
-            rows: HashMap::new(),
-        }
+    /// A table for the daemon whose identity is `me`, holding the pinned peers, offline.
+    pub fn new(me: PeerId, known: Vec<KnownPeer>, now: u64) -> Self {
+        let rows = known
+            .into_iter()
+            .filter(|k| k.id != me)
+            .map(|k| {
+                let mut row = Row::offline(k.name, now);
+                (row.trusted, row.auto_accept, row.blocked) = (k.trusted, k.auto_accept, k.blocked);
+                (k.id, row)
+            })
+            .collect();
+        Self { me, rows }
     }
 
     fn info(id: PeerId, row: &Row) -> PeerInfo {
@@ -39,46 +79,69 @@ impl PeerTable {
             addrs: row.addrs.clone(),
             online: row.online,
             since: row.since,
+            trusted: row.trusted,
+            auto_accept: row.auto_accept,
+            blocked: row.blocked,
+            key_conflict: row.key_conflict.as_ref().map(|e| e.signed.record.key),
         }
     }
 
-    /// A peer registered or re-registered. Entries with a bad signature are ignored.
+    /// One peer.
+    pub fn get(&self, id: PeerId) -> Option<PeerInfo> {
+        self.rows.get(&id).map(|r| Self::info(id, r))
+    }
+
+    /// A verified tracker entry whose name pin matched (or was just made). Returns the event.
     pub fn upsert(&mut self, entry: &PeerEntry, now: u64) -> Option<Event> {
-        if !entry.signed.verify() {
-            warn!(key = %entry.signed.record.key, "ignoring a peer record with a bad signature");
-            return None;
-        }
         let id = entry.signed.record.key;
         if id == self.me {
             return None;
         }
         let name = entry.signed.record.name.clone();
         let addrs = entry.addrs();
-        match self.rows.get_mut(&id) {
-            Some(row) if row.online => {
-                if row.name == name && row.addrs == addrs {
-                    return None;
-                }
-                row.name = name;
-                row.addrs = addrs;
-                Some(Event::PeerUpdated {
-                    peer: Self::info(id, row),
-                })
+        let row = self
+            .rows
+            .entry(id)
+            .or_insert_with(|| Row::offline(name.clone(), now));
+        if row.online {
+            if row.name == name && row.addrs == addrs {
+                return None;
             }
-            _ => {
-                let row = Row {
-                    name,
-                    addrs,
-                    online: true,
-                    since: now,
-                };
-                let ev = Event::PeerJoined {
-                    peer: Self::info(id, &row),
-                };
-                self.rows.insert(id, row);
-                Some(ev)
-            }
+            row.name = name;
+            row.addrs = addrs;
+            return Some(Event::PeerUpdated {
+                peer: Self::info(id, row),
+            });
         }
+        row.name = name;
+        row.addrs = addrs;
+        row.online = true;
+        row.since = now;
+        Some(Event::PeerJoined {
+            peer: Self::info(id, row),
+        })
+    }
+
+    /// The tracker shows `entry` for a name pinned to `pinned`: remember it, refuse it.
+    pub fn conflict(&mut self, entry: &PeerEntry, pinned: PeerId, now: u64) -> Option<Event> {
+        let row = self
+            .rows
+            .entry(pinned)
+            .or_insert_with(|| Row::offline(entry.signed.record.name.clone(), now));
+        let fresh =
+            row.key_conflict.as_ref().map(|e| e.signed.record.key) != Some(entry.signed.record.key);
+        row.key_conflict = Some(entry.clone());
+        fresh.then(|| Event::LinkError {
+            peer: Some(pinned),
+            detail: format!(
+                "the tracker shows key {} for {:?}, but {} is pinned for that name; refusing it. \
+                 If the key changed on purpose: p2pctl forget-key {}",
+                entry.signed.record.key,
+                entry.signed.record.name.as_str(),
+                pinned,
+                entry.signed.record.name.as_str(),
+            ),
+        })
     }
 
     /// A peer left.
@@ -94,22 +157,15 @@ impl PeerTable {
         })
     }
 
-    /// The full list from the tracker: peers in it are online, all others offline.
-    pub fn snapshot(&mut self, entries: &[PeerEntry], now: u64) -> Vec<Event> {
-        let present: std::collections::HashSet<PeerId> =
-            entries.iter().map(|e| e.signed.record.key).collect();
-        let gone: Vec<PeerId> = self
-            .rows
+    /// Ids of online peers absent from `present` (a fresh full list).
+    pub fn missing_from(&self, present: &[PeerEntry]) -> Vec<PeerId> {
+        let keys: std::collections::HashSet<PeerId> =
+            present.iter().map(|e| e.signed.record.key).collect();
+        self.rows
             .iter()
-            .filter(|(id, r)| r.online && !present.contains(id))
+            .filter(|(id, r)| r.online && !keys.contains(id))
             .map(|(id, _)| *id)
-            .collect();
-        let mut events: Vec<Event> = gone
-            .into_iter()
-            .filter_map(|id| self.left(id, now))
-            .collect();
-        events.extend(entries.iter().filter_map(|e| self.upsert(e, now)));
-        events
+            .collect()
     }
 
     /// The tracker link is gone: nobody can be seen as online.
@@ -124,6 +180,52 @@ impl PeerTable {
             .into_iter()
             .filter_map(|id| self.left(id, now))
             .collect()
+    }
+
+    /// Sets the user's flags on a peer.
+    pub fn set_flags(
+        &mut self,
+        id: PeerId,
+        trusted: bool,
+        auto_accept: bool,
+        blocked: bool,
+    ) -> Option<PeerInfo> {
+        let row = self.rows.get_mut(&id)?;
+        (row.trusted, row.auto_accept, row.blocked) = (trusted, auto_accept, blocked);
+        Some(Self::info(id, row))
+    }
+
+    /// Drops the pinned row `id` (unless online) and returns the conflicting entry it held.
+    pub fn forget(&mut self, id: PeerId) -> Option<PeerEntry> {
+        let row = self.rows.get_mut(&id)?;
+        (row.trusted, row.auto_accept, row.blocked) = (false, false, false);
+        let conflict = row.key_conflict.take();
+        if !row.online {
+            self.rows.remove(&id);
+        }
+        conflict
+    }
+
+    /// Finds a peer by exact name, else by an id prefix of at least 8 characters.
+    pub fn resolve(&self, text: &str) -> Result<PeerId, ResolveError> {
+        let folded = text.to_ascii_lowercase();
+        if let Some((id, _)) = self.rows.iter().find(|(_, r)| r.name.as_str() == folded) {
+            return Ok(*id);
+        }
+        if folded.len() >= proto::identity::MIN_PREFIX_CHARS {
+            let matches: Vec<PeerId> = self
+                .rows
+                .keys()
+                .filter(|id| id.matches_prefix(&folded))
+                .copied()
+                .collect();
+            match matches.as_slice() {
+                [one] => return Ok(*one),
+                [] => {}
+                _ => return Err(ResolveError::Ambiguous(text.to_owned())),
+            }
+        }
+        Err(ResolveError::Unknown(text.to_owned()))
     }
 
     /// Every known peer, online first, then by name.
@@ -161,11 +263,13 @@ mod tests {
             observed: "127.0.0.1".parse().unwrap(),
         }
     }
+    fn me() -> PeerId {
+        SecretKey::from_seed([9; 32]).peer_id()
+    }
 
     #[test]
     fn join_update_leave() {
-        let me = SecretKey::from_seed([9; 32]).peer_id();
-        let mut t = PeerTable::new(me);
+        let mut t = PeerTable::new(me(), vec![], 0);
         let e = entry(1, "bob", 1);
         assert!(matches!(t.upsert(&e, 10), Some(Event::PeerJoined { .. })));
         assert_eq!(t.upsert(&e, 11), None);
@@ -180,23 +284,48 @@ mod tests {
         assert_eq!(peer.since, 13);
         assert_eq!(t.left(e.signed.record.key, 14), None);
         assert_eq!(t.counts(), (0, 1));
+        assert_eq!(t.upsert(&entry(9, "me", 1), 15), None);
     }
 
     #[test]
-    fn snapshot_marks_missing_peers_offline_and_skips_self_and_forgeries() {
-        let me_key = SecretKey::from_seed([9; 32]);
-        let mut t = PeerTable::new(me_key.peer_id());
-        t.upsert(&entry(1, "bob", 1), 1);
-        let mut forged = entry(2, "eve", 1);
-        forged.signed.record.seq = 99;
-        let evs = t.snapshot(&[entry(3, "carol", 1), entry(9, "me", 1), forged], 2);
-        assert_eq!(evs.len(), 2); // bob left, carol joined
-        let names: Vec<_> = t
-            .list()
-            .into_iter()
-            .map(|p| (p.name.to_string(), p.online))
-            .collect();
-        assert_eq!(names, vec![("carol".into(), true), ("bob".into(), false)]);
-        assert_eq!(t.all_offline(3).len(), 1);
+    fn known_peers_start_offline_and_resolve() {
+        let bob = entry(1, "bob", 1).signed.record.key;
+        let known = vec![KnownPeer {
+            id: bob,
+            name: PeerName::new("bob").unwrap(),
+            trusted: true,
+            auto_accept: false,
+            blocked: false,
+        }];
+        let t = PeerTable::new(me(), known, 5);
+        assert_eq!(t.counts(), (0, 1));
+        assert!(t.get(bob).unwrap().trusted);
+        assert_eq!(t.resolve("BOB"), Ok(bob));
+        assert_eq!(t.resolve(&bob.to_string()[..8]), Ok(bob));
+        assert!(matches!(
+            t.resolve(&bob.to_string()[..7]),
+            Err(ResolveError::Unknown(_))
+        ));
+        assert!(matches!(t.resolve("carol"), Err(ResolveError::Unknown(_))));
+    }
+
+    #[test]
+    fn conflicts_are_reported_once_and_released_by_forget() {
+        let mut t = PeerTable::new(me(), vec![], 0);
+        let real = entry(1, "bob", 1);
+        let imposter = entry(2, "bob", 1);
+        t.upsert(&real, 1);
+        assert!(matches!(
+            t.conflict(&imposter, real.signed.record.key, 2),
+            Some(Event::LinkError { .. })
+        ));
+        assert_eq!(t.conflict(&imposter, real.signed.record.key, 3), None);
+        assert_eq!(
+            t.get(real.signed.record.key).unwrap().key_conflict,
+            Some(imposter.signed.record.key)
+        );
+        t.left(real.signed.record.key, 4);
+        assert_eq!(t.forget(real.signed.record.key), Some(imposter));
+        assert_eq!(t.counts(), (0, 0));
     }
 }

@@ -87,7 +87,7 @@ impl TrackerLink {
                 () = cancel.cancelled() => return,
                 r = self.session(&mut seq, &mut registered, &cancel) => r,
             };
-            self.node.update_peers(|t, now| t.all_offline(now));
+            self.node.tracker_lost();
             let delay = match result {
                 Ok(()) => return,
                 Err(SessionError::Refused { reason, detail }) => {
@@ -186,13 +186,11 @@ impl TrackerLink {
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
         match msg {
-            TrackerMsg::Peers { peers, .. } => {
-                self.node.update_peers(|t, now| t.snapshot(&peers, now))
-            }
+            TrackerMsg::Peers { peers, .. } => self.node.tracker_snapshot(&peers),
             TrackerMsg::Joined(entry) | TrackerMsg::Updated(entry) => {
-                self.node.update_peers(|t, now| t.upsert(&entry, now))
+                self.node.tracker_entry(&entry)
             }
-            TrackerMsg::Left { key } => self.node.update_peers(|t, now| t.left(key, now)),
+            TrackerMsg::Left { key } => self.node.tracker_left(key),
             TrackerMsg::Ping { nonce } => conn.send(&PeerMsg::Pong { nonce }).await?,
             TrackerMsg::Pong { .. } => {}
             TrackerMsg::Refused { reason, detail } => {

@@ -24,11 +24,67 @@ pub enum Call {
     /// Start streaming [`Event`]s as `event` notifications on this connection.
     /// Result: [`Subscribed`].
     Subscribe {},
+    /// Send one chat message; stored before the answer. Result: [`MessageInfo`] (state
+    /// `queued`; a `message_updated` event follows on delivery).
+    SendMessage {
+        /// Name or id prefix (at least 8 characters).
+        peer: String,
+        /// The text, at most 64 KiB of UTF-8.
+        text: String,
+    },
+    /// The conversation with a peer, oldest first. Result: `Vec<`[`MessageInfo`]`>`.
+    History {
+        /// Name or id prefix.
+        peer: String,
+        /// Only the last `limit` messages (default 50).
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// Mark a peer trusted. Result: [`PeerInfo`].
+    Trust {
+        /// Name or id prefix.
+        peer: String,
+        /// Accept its file offers without asking.
+        #[serde(default)]
+        auto_accept: bool,
+    },
+    /// Remove trust (and auto-accept). Result: [`PeerInfo`].
+    Untrust {
+        /// Name or id prefix.
+        peer: String,
+    },
+    /// Refuse links and messages from a peer. Result: [`PeerInfo`].
+    Block {
+        /// Name or id prefix.
+        peer: String,
+    },
+    /// Lift a block. Result: [`PeerInfo`].
+    Unblock {
+        /// Name or id prefix.
+        peer: String,
+    },
+    /// Forget the key pinned for a peer's name, so the next key seen is pinned anew.
+    /// Result: [`PeerInfo`].
+    ForgetKey {
+        /// Name or id prefix.
+        peer: String,
+    },
 }
 
 impl Call {
     /// Every method name, for telling "unknown method" from "bad params".
-    pub const METHODS: &'static [&'static str] = &["status", "peers", "subscribe"];
+    pub const METHODS: &'static [&'static str] = &[
+        "status",
+        "peers",
+        "subscribe",
+        "send_message",
+        "history",
+        "trust",
+        "untrust",
+        "block",
+        "unblock",
+        "forget_key",
+    ];
 
     /// This call's method name.
     pub fn method(&self) -> &'static str {
@@ -36,6 +92,13 @@ impl Call {
             Call::Status {} => "status",
             Call::Peers {} => "peers",
             Call::Subscribe {} => "subscribe",
+            Call::SendMessage { .. } => "send_message",
+            Call::History { .. } => "history",
+            Call::Trust { .. } => "trust",
+            Call::Untrust { .. } => "untrust",
+            Call::Block { .. } => "block",
+            Call::Unblock { .. } => "unblock",
+            Call::ForgetKey { .. } => "forget_key",
         }
     }
 }
@@ -116,6 +179,66 @@ pub struct PeerInfo {
     pub online: bool,
     /// Unix seconds when it last came online or went offline.
     pub since: u64,
+    /// Marked trusted by the user.
+    #[serde(default)]
+    pub trusted: bool,
+    /// Its file offers are accepted without asking.
+    #[serde(default)]
+    pub auto_accept: bool,
+    /// Blocked by the user: no links, no messages.
+    #[serde(default)]
+    pub blocked: bool,
+    /// The tracker now shows another key for the pinned name (see `forget_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_conflict: Option<PeerId>,
+}
+
+/// Which way a message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// We sent it.
+    Out,
+    /// We received it.
+    In,
+}
+
+/// Where a message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageState {
+    /// Stored here, not yet acknowledged by the peer (offline, or in flight).
+    Queued,
+    /// The peer stored it.
+    Delivered,
+    /// The peer refused it (see `detail`); it will not be retried.
+    Refused,
+    /// A message we received.
+    Received,
+}
+
+/// One chat message, as `history` lists it and events carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageInfo {
+    /// Unique id.
+    pub id: crate::peer::MessageId,
+    /// The other side of the conversation.
+    pub peer: PeerId,
+    /// Its name.
+    pub peer_name: PeerName,
+    /// Which way it went.
+    pub direction: Direction,
+    /// The sender's sequence number in this conversation.
+    pub seq: u64,
+    /// The text, exactly as sent (neutralise it before showing it on a terminal).
+    pub text: String,
+    /// Where it stands.
+    pub state: MessageState,
+    /// When the sender stored it, Unix milliseconds.
+    pub sent_at: u64,
+    /// Why it was refused, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Result of `subscribe`.
@@ -152,6 +275,23 @@ pub enum Event {
         /// The new link state.
         tracker: TrackerStatus,
     },
+    /// A message arrived.
+    MessageReceived {
+        /// The message.
+        message: MessageInfo,
+    },
+    /// One of our messages changed state (delivered or refused).
+    MessageUpdated {
+        /// The message.
+        message: MessageInfo,
+    },
+    /// A peer link failed in a way the user should know about (for example a key mismatch).
+    LinkError {
+        /// The peer, if known.
+        peer: Option<PeerId>,
+        /// What went wrong.
+        detail: String,
+    },
     /// Events were dropped because this subscriber fell behind.
     Lagged {
         /// How many.
@@ -165,9 +305,31 @@ mod tests {
 
     #[test]
     fn every_method_is_listed() {
-        for call in [Call::Status {}, Call::Peers {}, Call::Subscribe {}] {
+        let p = || String::from("bob");
+        let calls = [
+            Call::Status {},
+            Call::Peers {},
+            Call::Subscribe {},
+            Call::SendMessage {
+                peer: p(),
+                text: p(),
+            },
+            Call::History {
+                peer: p(),
+                limit: None,
+            },
+            Call::Trust {
+                peer: p(),
+                auto_accept: false,
+            },
+            Call::Untrust { peer: p() },
+            Call::Block { peer: p() },
+            Call::Unblock { peer: p() },
+            Call::ForgetKey { peer: p() },
+        ];
+        for call in &calls {
             assert!(Call::METHODS.contains(&call.method()));
         }
-        assert_eq!(Call::METHODS.len(), 3);
+        assert_eq!(Call::METHODS.len(), calls.len());
     }
 }

@@ -9,6 +9,7 @@ pub mod frame;
 pub mod identity;
 pub mod name;
 pub mod paths;
+pub mod peer;
 pub mod rpc;
 pub mod text;
 pub mod tracker;

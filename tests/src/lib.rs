@@ -22,10 +22,12 @@
 //! net.ctl(&alice, &["--json", "peers"]).assert_success();
 //! ```
 
+pub mod chat;
 pub mod events;
 mod nodes;
 mod proc;
 pub mod raw;
+pub mod raw_peer;
 mod rpc;
 
 use std::ffi::OsStr;
@@ -36,7 +38,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 pub use nodes::{P2pd, P2pdSpec, Tracker, Watch};
-pub use proc::{CmdOutput, Proc, run_with_timeout};
+pub use proc::{CmdOutput, Proc, run_with_input, run_with_timeout};
 pub use rpc::RpcClient;
 
 /// The usual deadline for something that should happen "soon" (a registration, an event).
@@ -202,6 +204,14 @@ impl TestNet {
         Proc::spawn(label, cmd, &logs.join(format!("{label}.stderr")))
     }
 
+    /// Like [`TestNet::spawn`], with stdin piped (see [`Proc::write_stdin`]).
+    pub fn spawn_with_stdin<S: AsRef<OsStr>>(&self, label: &str, bin: &str, args: &[S]) -> Proc {
+        let mut cmd = self.command(bin);
+        cmd.args(args);
+        let logs = self.unique_dir("logs");
+        Proc::spawn_with_stdin(label, cmd, &logs.join(format!("{label}.stderr")))
+    }
+
     /// Starts a tracker on `127.0.0.1:0` with its own state directory and, if given, a config
     /// file with `config` as its text. Returns once it printed its address and key.
     pub fn spawn_tracker(&self, config: Option<&str>) -> Tracker {
@@ -238,6 +248,20 @@ impl TestNet {
     /// Runs `p2pctl --socket <p2pd's socket> ARGS` and captures its output.
     pub fn ctl(&self, p2pd: &P2pd, args: &[&str]) -> CmdOutput {
         self.ctl_at(&p2pd.socket, args)
+    }
+
+    /// Runs `p2pctl --socket <p2pd's socket> ARGS` with `input` on its stdin, for at most
+    /// `timeout`, and captures its output.
+    pub fn ctl_with_input(
+        &self,
+        p2pd: &P2pd,
+        args: &[&str],
+        input: &[u8],
+        timeout: Duration,
+    ) -> CmdOutput {
+        let mut cmd = self.command("p2pctl");
+        cmd.arg("--socket").arg(&p2pd.socket).args(args);
+        run_with_input(cmd, Some(input.to_vec()), timeout)
     }
 
     /// Runs `p2pctl --socket SOCKET ARGS` and captures its output.

@@ -448,6 +448,25 @@ impl Watch {
         }
     }
 
+    /// Every event printed during the next `window` (an observation period, for checking
+    /// how often something happens; not a way to wait for something).
+    pub fn collect_for(&mut self, window: Duration) -> Vec<Value> {
+        self.drain();
+        let start = self.events.len();
+        let deadline = Instant::now() + window;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.proc.next_line(left) {
+                Some(line) => self.push(&line),
+                None => break,
+            }
+        }
+        self.events[start..].to_vec()
+    }
+
     /// Stops p2pctl with SIGTERM and returns its exit status.
     pub fn stop(&mut self) -> ExitStatus {
         self.proc.terminate()

@@ -5,7 +5,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ pub struct Proc {
     label: String,
     cmdline: String,
     child: Child,
+    stdin: Option<ChildStdin>,
     stdout: Receiver<String>,
     stderr: Receiver<String>,
     stdout_seen: Vec<String>,
@@ -32,14 +33,29 @@ pub struct Proc {
 impl Proc {
     /// Spawns `cmd` (stdin closed, stdout and stderr piped); stderr also goes to
     /// `stderr_path`. Panics if the process cannot be started.
-    pub fn spawn(label: &str, mut cmd: Command, stderr_path: &Path) -> Proc {
+    pub fn spawn(label: &str, cmd: Command, stderr_path: &Path) -> Proc {
+        Self::start(label, cmd, stderr_path, false)
+    }
+
+    /// Like [`Proc::spawn`], but with stdin piped: write to it with [`Proc::write_stdin`],
+    /// end it with [`Proc::close_stdin`].
+    pub fn spawn_with_stdin(label: &str, cmd: Command, stderr_path: &Path) -> Proc {
+        Self::start(label, cmd, stderr_path, true)
+    }
+
+    fn start(label: &str, mut cmd: Command, stderr_path: &Path, piped_stdin: bool) -> Proc {
         let cmdline = describe(&cmd);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(if piped_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {cmdline}: {e}"));
+        let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
         let file = File::create(stderr_path)
@@ -48,12 +64,31 @@ impl Proc {
             label: label.to_owned(),
             cmdline,
             child,
+            stdin,
             stdout: read_stdout(stdout),
             stderr: read_stderr(stderr, file),
             stdout_seen: Vec::new(),
             stderr_path: stderr_path.to_owned(),
             status: None,
         }
+    }
+
+    /// Writes `bytes` to the process's stdin and flushes. Panics if stdin is not piped or
+    /// already closed, or the write fails.
+    pub fn write_stdin(&mut self, bytes: &[u8]) {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .unwrap_or_else(|| panic!("{}: stdin is not open", self.label));
+        stdin
+            .write_all(bytes)
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("{}: cannot write to stdin: {e}", self.label));
+    }
+
+    /// Closes the process's stdin (end of input).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
     }
 
     /// The process id.
@@ -389,15 +424,34 @@ impl fmt::Display for CmdOutput {
 
 /// Runs `cmd` to completion with stdin closed, capturing its output. Panics (after SIGKILL)
 /// if it runs longer than `timeout`.
-pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> CmdOutput {
+pub fn run_with_timeout(cmd: Command, timeout: Duration) -> CmdOutput {
+    run_with_input(cmd, None, timeout)
+}
+
+/// Runs `cmd` to completion with `input` on its stdin (then end of input; `None` closes stdin
+/// at once), capturing its output. Panics (after SIGKILL) if it runs longer than `timeout`.
+pub fn run_with_input(mut cmd: Command, input: Option<Vec<u8>>, timeout: Duration) -> CmdOutput {
     let cmdline = describe(&cmd);
-    let child = cmd
-        .stdin(Stdio::null())
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
+    let mut child = cmd
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {cmdline}: {e}"));
     let pid = child.id();
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        // A separate writer, so a child that writes a lot before reading cannot deadlock us.
+        // It may exit without reading everything: a broken pipe is not our error.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());

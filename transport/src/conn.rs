@@ -8,7 +8,7 @@ use bytes::BytesMut;
 use proto::frame::{self, FrameError, HEADER_LEN};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 /// Errors on a framed connection.
 #[derive(Debug, thiserror::Error)]
@@ -32,8 +32,9 @@ pub struct FramedConn<S> {
     max_out: usize,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> FramedConn<S> {
-    /// Wraps `io` with the given caps.
+impl<S> FramedConn<S> {
+    /// Wraps `io` with the given caps. Reading needs `S: AsyncRead`, writing
+    /// `S: AsyncWrite`, so each half of a split stream can be wrapped on its own.
     pub fn new(io: S, max_in: usize, max_out: usize) -> Self {
         Self {
             io,
@@ -48,7 +49,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FramedConn<S> {
     pub fn get_ref(&self) -> &S {
         &self.io
     }
+}
 
+impl<S: AsyncRead + AsyncWrite> FramedConn<S> {
+    /// Splits into a reading and a writing half, so a task can read while another writes.
+    /// Bytes already read stay with the reading half.
+    pub fn split(self) -> (FramedConn<ReadHalf<S>>, FramedConn<WriteHalf<S>>) {
+        let (r, w) = tokio::io::split(self.io);
+        let reader = FramedConn {
+            io: r,
+            rbuf: self.rbuf,
+            wbuf: Vec::new(),
+            max_in: self.max_in,
+            max_out: self.max_out,
+        };
+        let writer = FramedConn {
+            io: w,
+            rbuf: BytesMut::new(),
+            wbuf: self.wbuf,
+            max_in: self.max_in,
+            max_out: self.max_out,
+        };
+        (reader, writer)
+    }
+}
+
+impl<S: AsyncRead + Unpin> FramedConn<S> {
     /// Reads the next message. `Ok(None)` is a clean end of stream between frames.
     /// Cancel-safe: bytes already read stay buffered for the next call.
     pub async fn read<T: DeserializeOwned>(&mut self) -> Result<Option<T>, ConnError> {
@@ -79,7 +105,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FramedConn<S> {
             }
         }
     }
+}
 
+impl<S: AsyncWrite + Unpin> FramedConn<S> {
     /// Writes one message and flushes it.
     pub async fn send<T: Serialize>(&mut self, msg: &T) -> Result<(), ConnError> {
         self.wbuf.clear();

@@ -1,4 +1,5 @@
-//! `p2pctl peers`: every known peer with its short id, address, state and since when.
+//! `p2pctl peers`: every known peer with its short id, address, state, since when, and the
+//! user's settings for it (trusted, auto-accept, blocked) plus a changed-key warning.
 
 use std::io::Write;
 
@@ -27,13 +28,14 @@ where
     }
 }
 
-/// The human table, sorted by name, or a sentence when there is nobody.
+/// The human table, sorted by name, or a sentence when there is nobody. Peers whose key
+/// changed get a line each under the table saying what to do.
 fn render(mut peers: Vec<PeerInfo>, now: u64) -> String {
     if peers.is_empty() {
         return "no known peers\n".into();
     }
     peers.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()).then(a.id.cmp(&b.id)));
-    let mut table = Table::new(&["NAME", "ID", "ADDRESS", "STATE", "SINCE"]);
+    let mut table = Table::new(&["NAME", "ID", "ADDRESS", "STATE", "SINCE", "FLAGS"]);
     for p in &peers {
         table.row(vec![
             clean(p.name.as_str()),
@@ -41,9 +43,48 @@ fn render(mut peers: Vec<PeerInfo>, now: u64) -> String {
             addresses(&p.addrs),
             if p.online { "online" } else { "offline" }.into(),
             relative_time(p.since, now),
+            flags(p),
         ]);
     }
-    table.render()
+    let mut text = table.render();
+    for p in peers.iter().filter(|p| p.key_conflict.is_some()) {
+        let name = clean(p.name.as_str());
+        let other = p
+            .key_conflict
+            .as_ref()
+            .map(|k| k.short())
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "\nKEY CHANGED: the tracker shows {name} with key {other}, not the pinned {}. \
+             Links to {name} are refused. If {name} really has a new key, run \
+             'p2pctl forget-key {name}'.\n",
+            p.id.short()
+        ));
+    }
+    text
+}
+
+/// The FLAGS cell: `trusted`, `auto` (auto-accept), `blocked`, `KEY CHANGED`, joined by
+/// commas; `-` when none applies.
+pub(crate) fn flags(p: &PeerInfo) -> String {
+    let mut flags = Vec::new();
+    if p.trusted {
+        flags.push("trusted");
+    }
+    if p.auto_accept {
+        flags.push("auto");
+    }
+    if p.blocked {
+        flags.push("blocked");
+    }
+    if p.key_conflict.is_some() {
+        flags.push("KEY CHANGED");
+    }
+    if flags.is_empty() {
+        "-".into()
+    } else {
+        flags.join(",")
+    }
 }
 
 #[cfg(test)]
@@ -59,6 +100,10 @@ mod tests {
             addrs: addrs.iter().map(|a| a.parse().expect("addr")).collect(),
             online,
             since,
+            trusted: false,
+            auto_accept: false,
+            blocked: false,
+            key_conflict: None,
         }
     }
 
@@ -78,10 +123,39 @@ mod tests {
         assert_eq!(
             render(vec![carol, bob, al], 1_000_000),
             format!(
-                "NAME   ID            ADDRESS           STATE    SINCE\n\
-                 al     {a}  -                 offline  -\n\
-                 bob    {b}  127.0.0.1:4000    online   3m ago\n\
-                 carol  {c}  10.0.0.2:4000 +1  offline  2h ago\n"
+                "NAME   ID            ADDRESS           STATE    SINCE   FLAGS\n\
+                 al     {a}  -                 offline  -       -\n\
+                 bob    {b}  127.0.0.1:4000    online   3m ago  -\n\
+                 carol  {c}  10.0.0.2:4000 +1  offline  2h ago  -\n"
+            )
+        );
+    }
+
+    #[test]
+    fn flags_and_changed_keys() {
+        let mut bob = peer("bob", 1, &["127.0.0.1:4000"], true, 1_000_000 - 5);
+        assert_eq!(flags(&bob), "-");
+        bob.trusted = true;
+        assert_eq!(flags(&bob), "trusted");
+        bob.auto_accept = true;
+        assert_eq!(flags(&bob), "trusted,auto");
+        let mut eve = peer("eve", 2, &[], false, 1_000_000 - 5);
+        eve.blocked = true;
+        let other = SecretKey::from_seed([9; 32]).peer_id();
+        eve.key_conflict = Some(other);
+        assert_eq!(flags(&eve), "blocked,KEY CHANGED");
+        let (b, e) = (bob.id.short(), eve.id.short());
+        assert_eq!(
+            render(vec![eve, bob], 1_000_000),
+            format!(
+                "NAME  ID            ADDRESS         STATE    SINCE   FLAGS\n\
+                 bob   {b}  127.0.0.1:4000  online   5s ago  trusted,auto\n\
+                 eve   {e}  -               offline  5s ago  blocked,KEY CHANGED\n\
+                 \n\
+                 KEY CHANGED: the tracker shows eve with key {o}, not the pinned {e}. \
+                 Links to eve are refused. If eve really has a new key, run \
+                 'p2pctl forget-key eve'.\n",
+                o = other.short()
             )
         );
     }

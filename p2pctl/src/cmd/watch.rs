@@ -3,19 +3,24 @@
 //!
 //! The subscribe response is awaited first; once it has arrived the daemon sends every event
 //! from then on. At that moment `on_subscribed` runs (the binary prints a line to stderr), so
-//! a script can wait for it before causing the events it wants to see.
+//! a script can wait for it before causing the events it wants to see. Human output then
+//! reads the peer list once, to name peers in events that carry only an id (`link_error`).
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::time::SystemTime;
 
+use proto::PeerId;
 use proto::api::{
-    Call, EVENT_NOTIFICATION, Event, PeerInfo, Subscribed, TrackerLinkState, TrackerStatus,
+    Call, EVENT_NOTIFICATION, Event, MessageInfo, MessageState, PeerInfo, TrackerLinkState,
+    TrackerStatus,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::subscribe;
 use crate::client::{Client, Notice};
 use crate::error::Error;
-use crate::output::{Out, addresses, clean, local_clock};
+use crate::output::{Out, addresses, clean, local_clock, message_state};
 
 /// Subscribes, calls `on_subscribed`, and prints events until `stop` completes or the
 /// stream ends.
@@ -30,13 +35,18 @@ where
     S: AsyncRead + AsyncWrite,
     W: Write,
 {
-    let reply = client.call::<Subscribed>(Call::Subscribe {}).await?;
-    if !reply.value.subscribed {
-        return Err(Error::Protocol(
-            "p2pd did not confirm the subscription".into(),
-        ));
-    }
+    subscribe(client).await?;
     on_subscribed();
+    let mut names = Names::default();
+    if !json {
+        // Events that arrive meanwhile are kept by the client and shown next.
+        match client.call::<Vec<PeerInfo>>(Call::Peers {}).await {
+            Ok(peers) => peers.value.iter().for_each(|p| names.learn_peer(p)),
+            // Names are a nicety: without them ids are shown.
+            Err(Error::Rpc(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
     let mut stop = std::pin::pin!(stop);
     loop {
         let notice = tokio::select! {
@@ -56,9 +66,28 @@ where
             out.line(&format!(
                 "{} {}",
                 local_clock(SystemTime::now()),
-                describe_notice(&notice)
+                describe_notice(&notice, &mut names)
             ))?;
         }
+    }
+}
+
+/// Peer names by id, learnt from the peer list and from events.
+#[derive(Debug, Default)]
+struct Names(HashMap<PeerId, String>);
+
+impl Names {
+    fn learn_peer(&mut self, p: &PeerInfo) {
+        self.0.insert(p.id, clean(p.name.as_str()));
+    }
+
+    fn learn_message(&mut self, m: &MessageInfo) {
+        self.0.insert(m.peer, clean(m.peer_name.as_str()));
+    }
+
+    /// The name, or the short id of a peer not seen yet.
+    fn of(&self, id: &PeerId) -> String {
+        self.0.get(id).cloned().unwrap_or_else(|| id.short())
     }
 }
 
@@ -87,9 +116,20 @@ pub(crate) async fn interrupted() {
 
 /// The text of one event notification; events this p2pctl does not know yet are named by
 /// their `type`.
-fn describe_notice(notice: &Notice) -> String {
+fn describe_notice(notice: &Notice, names: &mut Names) -> String {
     match serde_json::from_value::<Event>(notice.params.clone()) {
-        Ok(event) => describe(&event),
+        Ok(event) => {
+            match &event {
+                Event::PeerJoined { peer }
+                | Event::PeerLeft { peer }
+                | Event::PeerUpdated { peer } => names.learn_peer(peer),
+                Event::MessageReceived { message } | Event::MessageUpdated { message } => {
+                    names.learn_message(message)
+                }
+                _ => {}
+            }
+            describe(&event, names)
+        }
         Err(_) => {
             let kind = notice
                 .params
@@ -102,7 +142,7 @@ fn describe_notice(notice: &Notice) -> String {
 }
 
 /// One line of human text for an event (without the time).
-fn describe(event: &Event) -> String {
+fn describe(event: &Event, names: &Names) -> String {
     match event {
         Event::PeerJoined { peer } => with_addrs(peer, "joined"),
         Event::PeerLeft { peer } => format!("{} left", who(peer)),
@@ -114,6 +154,26 @@ fn describe(event: &Event) -> String {
                 if *missed == 1 { "" } else { "s" }
             )
         }
+        Event::MessageReceived { message } => format!(
+            "message from {}: {}",
+            clean(message.peer_name.as_str()),
+            clean(&message.text)
+        ),
+        Event::MessageUpdated { message } => describe_update(message),
+        Event::LinkError {
+            peer: Some(peer),
+            detail,
+        } => format!("link error with {}: {}", names.of(peer), clean(detail)),
+        Event::LinkError { peer: None, detail } => format!("link error: {}", clean(detail)),
+    }
+}
+
+/// `message to bob delivered`, `message to bob refused: DETAIL`.
+fn describe_update(m: &MessageInfo) -> String {
+    let name = clean(m.peer_name.as_str());
+    match (m.state, m.detail.as_deref().filter(|d| !d.is_empty())) {
+        (MessageState::Refused, Some(d)) => format!("message to {name} refused: {}", clean(d)),
+        (state, _) => format!("message to {name} {}", message_state(state)),
     }
 }
 
@@ -147,7 +207,9 @@ fn describe_tracker(t: &TrackerStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::fake;
+    use crate::cmd::fake::{self, event_line};
+    use proto::api::Direction;
+    use proto::peer::MessageId;
     use proto::{PeerName, SecretKey};
 
     fn bob(addrs: &[&str]) -> PeerInfo {
@@ -157,6 +219,24 @@ mod tests {
             addrs: addrs.iter().map(|a| a.parse().expect("addr")).collect(),
             online: true,
             since: 1,
+            trusted: false,
+            auto_accept: false,
+            blocked: false,
+            key_conflict: None,
+        }
+    }
+
+    fn message(direction: Direction, state: MessageState, detail: Option<&str>) -> MessageInfo {
+        MessageInfo {
+            id: MessageId([7; 16]),
+            peer: bob(&[]).id,
+            peer_name: PeerName::new("bob").expect("name"),
+            direction,
+            seq: 3,
+            text: "hi \u{1b}[5mthere".into(),
+            state,
+            sent_at: 1_700_000_000_000,
+            detail: detail.map(Into::into),
         }
     }
 
@@ -231,10 +311,77 @@ mod tests {
                 Event::Lagged { missed: 7 },
                 "missed 7 events (p2pctl fell behind)".into(),
             ),
+            (
+                Event::MessageReceived {
+                    message: message(Direction::In, MessageState::Received, None),
+                },
+                "message from bob: hi \\e[5mthere".into(),
+            ),
+            (
+                Event::MessageUpdated {
+                    message: message(Direction::Out, MessageState::Delivered, None),
+                },
+                "message to bob delivered".into(),
+            ),
+            (
+                Event::MessageUpdated {
+                    message: message(
+                        Direction::Out,
+                        MessageState::Refused,
+                        Some("the peer has blocked you"),
+                    ),
+                },
+                "message to bob refused: the peer has blocked you".into(),
+            ),
+            (
+                Event::MessageUpdated {
+                    message: message(Direction::Out, MessageState::Refused, None),
+                },
+                "message to bob refused".into(),
+            ),
+            (
+                Event::LinkError {
+                    peer: None,
+                    detail: "handshake failed".into(),
+                },
+                "link error: handshake failed".into(),
+            ),
+            (
+                Event::LinkError {
+                    peer: Some(bob(&[]).id),
+                    detail: "key mismatch".into(),
+                },
+                format!("link error with {short}: key mismatch"),
+            ),
         ];
         for (event, text) in cases {
-            assert_eq!(describe(&event), text);
+            assert_eq!(describe(&event, &Names::default()), text);
         }
+    }
+
+    #[test]
+    fn link_errors_name_known_peers() {
+        let mut names = Names::default();
+        let error = Event::LinkError {
+            peer: Some(bob(&[]).id),
+            detail: "key mismatch\u{1b}".into(),
+        };
+        let notice = |e: &Event| Notice {
+            method: "event".into(),
+            params: serde_json::to_value(e).expect("json"),
+            raw_params: String::new(),
+        };
+        assert!(describe_notice(&notice(&error), &mut names).starts_with("link error with "));
+        describe_notice(
+            &notice(&Event::MessageReceived {
+                message: message(Direction::In, MessageState::Received, None),
+            }),
+            &mut names,
+        );
+        assert_eq!(
+            describe_notice(&notice(&error), &mut names),
+            "link error with bob: key mismatch\\e"
+        );
     }
 
     #[test]
@@ -249,12 +396,10 @@ mod tests {
             params: serde_json::json!({"type": "offer\u{1b}[1m"}),
             raw_params: String::new(),
         };
-        assert_eq!(describe_notice(&notice), "offer\\e[1m event");
-    }
-
-    fn event_line(event: &Event) -> String {
-        let params = serde_json::to_string(event).expect("json");
-        format!(r#"{{"jsonrpc":"2.0","method":"event","params":{params}}}"#)
+        assert_eq!(
+            describe_notice(&notice, &mut Names::default()),
+            "offer\\e[1m event"
+        );
     }
 
     #[tokio::test]
@@ -289,7 +434,10 @@ mod tests {
     #[tokio::test]
     async fn human_lines_start_with_the_time() {
         let (mut client, daemon) = fake::daemon(
-            vec![vec![fake::ok(1, r#"{"subscribed":true}"#)]],
+            vec![
+                vec![fake::ok(1, r#"{"subscribed":true}"#)],
+                vec![fake::ok(2, "[]")],
+            ],
             vec![event_line(&Event::PeerLeft { peer: bob(&[]) })],
         );
         let mut out = Out::new(Vec::new());

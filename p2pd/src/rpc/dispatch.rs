@@ -7,7 +7,9 @@ use proto::rpc::{RpcError, code};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::node::Node;
+use crate::chat::{Chat, ChatError};
+use crate::node::{Node, PeerOpError};
+use crate::peers::ResolveError;
 use crate::resources::Sampler;
 
 /// What a handler produced.
@@ -22,6 +24,8 @@ pub enum Reply {
 pub struct Services {
     /// Shared state.
     pub node: Arc<Node>,
+    /// Chat.
+    pub chat: Arc<Chat>,
     /// Resource sampler.
     pub sampler: Sampler,
 }
@@ -32,6 +36,84 @@ pub fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
         Call::Status {} => to_value(status(svc)).map(Reply::Value),
         Call::Peers {} => to_value(svc.node.peers()).map(Reply::Value),
         Call::Subscribe {} => to_value(Subscribed { subscribed: true }).map(Reply::Subscribe),
+        Call::SendMessage { peer, text } => value(svc.chat.send(&peer, &text)),
+        Call::History { peer, limit } => {
+            value(svc.chat.history(&peer, limit.unwrap_or(DEFAULT_HISTORY)))
+        }
+        Call::Trust { peer, auto_accept } => value(svc.node.set_flags(&peer, |p| {
+            p.trusted = true;
+            p.auto_accept = auto_accept;
+        })),
+        Call::Untrust { peer } => value(svc.node.set_flags(&peer, |p| {
+            p.trusted = false;
+            p.auto_accept = false;
+        })),
+        Call::Block { peer } => value(svc.node.set_flags(&peer, |p| p.blocked = true)),
+        Call::Unblock { peer } => {
+            let r = svc.node.set_flags(&peer, |p| p.blocked = false);
+            if let Ok(p) = &r {
+                svc.chat.nudge(p.id);
+            }
+            value(r)
+        }
+        Call::ForgetKey { peer } => value(svc.node.forget_key(&peer)),
+    }
+}
+
+/// Messages `history` returns when no limit is given.
+const DEFAULT_HISTORY: u32 = 50;
+
+/// Maps a service result onto a reply, with an error code by kind.
+fn value<T: Serialize, E: Into<AppError>>(r: Result<T, E>) -> Result<Reply, RpcError> {
+    match r {
+        Ok(v) => to_value(v).map(Reply::Value),
+        Err(e) => Err(e.into().into()),
+    }
+}
+
+/// Service errors, as the RPC layer classifies them.
+pub enum AppError {
+    /// No such peer.
+    Resolve(ResolveError),
+    /// Anything else: the operation failed.
+    Failed(String),
+}
+
+impl From<ResolveError> for AppError {
+    fn from(e: ResolveError) -> Self {
+        AppError::Resolve(e)
+    }
+}
+
+impl From<ChatError> for AppError {
+    fn from(e: ChatError) -> Self {
+        match e {
+            ChatError::Resolve(r) => AppError::Resolve(r),
+            other => AppError::Failed(other.to_string()),
+        }
+    }
+}
+
+impl From<PeerOpError> for AppError {
+    fn from(e: PeerOpError) -> Self {
+        match e {
+            PeerOpError::Resolve(r) => AppError::Resolve(r),
+            other => AppError::Failed(other.to_string()),
+        }
+    }
+}
+
+impl From<AppError> for RpcError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Resolve(r @ ResolveError::Unknown(_)) => {
+                RpcError::new(code::UNKNOWN_PEER, r.to_string())
+            }
+            AppError::Resolve(r @ ResolveError::Ambiguous(_)) => {
+                RpcError::new(code::AMBIGUOUS_PEER, r.to_string())
+            }
+            AppError::Failed(msg) => RpcError::new(code::OPERATION_FAILED, msg),
+        }
     }
 }
 

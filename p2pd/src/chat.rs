@@ -1,0 +1,570 @@
+//! Chat over peer links: the outbox (messages stored first, then delivered in seq order with
+//! retries and backoff), the links themselves (one per peer pair, made on demand, closed when
+//! idle), and what arrives on them (stored before it is acknowledged, duplicates dropped).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use proto::api::{Event, MessageInfo, MessageState};
+use proto::peer::{MAX_TEXT, PeerFrame, Refusal};
+use proto::{PeerId, PeerName};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::backoff::{Backoff, random_unit};
+use crate::link::{self, LinkConn, LinkError, LinkTls};
+use crate::node::Node;
+use crate::peers::ResolveError;
+use crate::store::{Pin, StoreError};
+
+/// Frames queued per link before senders wait.
+const LINK_QUEUE: usize = 1024;
+/// A link with no message traffic for this long is closed.
+const IDLE: Duration = Duration::from_secs(120);
+/// Keepalive interval on a link; a link silent for three of these is dead.
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// How often the outbox looks for peers to retry.
+const RETRY_TICK: Duration = Duration::from_secs(1);
+
+/// Errors the chat service reports to callers.
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    /// The peer reference did not resolve.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The text is too long.
+    #[error("message is {len} bytes; the limit is {MAX_TEXT}")]
+    TooLong {
+        /// Its length.
+        len: usize,
+    },
+    /// The text is empty.
+    #[error("message is empty")]
+    Empty,
+    /// The peer is blocked.
+    #[error("{0} is blocked; unblock it first")]
+    Blocked(PeerName),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+struct Slot {
+    /// Distinguishes successive links to one peer.
+    serial: u64,
+    /// Who dialed: of two simultaneous links, the one dialed by the smaller key is kept.
+    dialer: PeerId,
+    tx: mpsc::Sender<PeerFrame>,
+    cancel: CancellationToken,
+    /// Highest seq written on this link (unacknowledged ones are resent on the next link).
+    sent_upto: u64,
+}
+
+#[derive(Default)]
+struct Retry {
+    backoff: Option<Backoff>,
+    next_at: Option<Instant>,
+    dialing: bool,
+}
+
+#[derive(Default)]
+struct Links {
+    slots: HashMap<PeerId, Slot>,
+    retry: HashMap<PeerId, Retry>,
+    serial: u64,
+}
+
+/// The chat service. Cheap to share: `Arc<Chat>`.
+pub struct Chat {
+    node: Arc<Node>,
+    tls: Arc<LinkTls>,
+    links: Mutex<Links>,
+    kick: mpsc::UnboundedSender<PeerId>,
+    tasks: TaskTracker,
+    cancel: CancellationToken,
+}
+
+impl Chat {
+    /// Starts the outbox worker. Links and their tasks are tracked by `tasks`.
+    pub fn start(
+        node: Arc<Node>,
+        tls: Arc<LinkTls>,
+        tasks: TaskTracker,
+        cancel: CancellationToken,
+    ) -> Arc<Chat> {
+        let (kick, kicks) = mpsc::unbounded_channel();
+        let chat = Arc::new(Chat {
+            node,
+            tls,
+            links: Mutex::default(),
+            kick,
+            tasks: tasks.clone(),
+            cancel: cancel.clone(),
+        });
+        tasks.spawn(chat.clone().outbox_worker(kicks));
+        chat
+    }
+
+    fn links(&self) -> MutexGuard<'_, Links> {
+        self.links.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stores a message to `peer` (queued) and starts delivering it.
+    pub fn send(&self, peer: &str, text: &str) -> Result<MessageInfo, ChatError> {
+        let info = self.node.resolve(peer)?;
+        if text.is_empty() {
+            return Err(ChatError::Empty);
+        }
+        if text.len() > MAX_TEXT {
+            return Err(ChatError::TooLong { len: text.len() });
+        }
+        if info.blocked {
+            return Err(ChatError::Blocked(info.name));
+        }
+        let msg = self
+            .node
+            .store()
+            .insert_outgoing(info.id, &info.name, text, unix_millis())?;
+        info!(target: svc::logging::ACTIVITY, op = "message-queued", peer = %info.name, id = %msg.id, bytes = text.len(), "message stored");
+        let _ = self.kick.send(info.id);
+        Ok(msg)
+    }
+
+    /// The conversation with `peer`.
+    pub fn history(&self, peer: &str, limit: u32) -> Result<Vec<MessageInfo>, ChatError> {
+        let info = self.node.resolve(peer)?;
+        Ok(self.node.store().history(info.id, limit)?)
+    }
+
+    /// Looks again at `peer`'s outbox soon (it came online, or the user unblocked it).
+    pub fn nudge(&self, peer: PeerId) {
+        if let Some(r) = self.links().retry.get_mut(&peer) {
+            r.next_at = None;
+        }
+        let _ = self.kick.send(peer);
+    }
+
+    async fn outbox_worker(self: Arc<Self>, mut kicks: mpsc::UnboundedReceiver<PeerId>) {
+        let mut events = self.node.subscribe();
+        let mut tick = tokio::time::interval(RETRY_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = self.cancel.cancelled() => return,
+                Some(peer) = kicks.recv() => self.pump(peer).await,
+                ev = events.recv() => match ev {
+                    Ok(Event::PeerJoined { peer } | Event::PeerUpdated { peer }) => self.nudge(peer.id),
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = tick.tick() => {
+                    let pending = self.node.store().peers_with_outbox();
+                    match pending {
+                        Ok(peers) => for peer in peers { self.pump(peer).await },
+                        Err(e) => warn!("cannot read the outbox: {e}"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes `peer`'s unsent queued messages to its link, or starts dialing it.
+    async fn pump(self: &Arc<Self>, peer: PeerId) {
+        let link = {
+            let g = self.links();
+            g.slots
+                .get(&peer)
+                .map(|s| (s.serial, s.tx.clone(), s.sent_upto))
+        };
+        let outbox = match self.node.store().outbox(peer) {
+            Ok(o) => o,
+            Err(e) => return warn!("cannot read the outbox: {e}"),
+        };
+        let Some((serial, tx, sent_upto)) = link else {
+            // Links are made on demand: only when there is something to send.
+            if !outbox.is_empty() {
+                self.maybe_dial(peer);
+            }
+            return;
+        };
+        let mut last = sent_upto;
+        for m in outbox.into_iter().filter(|m| m.seq > sent_upto) {
+            let seq = m.seq;
+            if tx.send(PeerFrame::Message(m)).await.is_err() {
+                break;
+            }
+            last = seq;
+        }
+        if let Some(slot) = self.links().slots.get_mut(&peer)
+            && slot.serial == serial
+        {
+            slot.sent_upto = slot.sent_upto.max(last);
+        }
+    }
+
+    fn maybe_dial(self: &Arc<Self>, peer: PeerId) {
+        let Some(info) = self.node.peer(peer) else {
+            return;
+        };
+        if !info.online || info.blocked || info.key_conflict.is_some() || info.addrs.is_empty() {
+            return;
+        }
+        {
+            let mut g = self.links();
+            let r = g.retry.entry(peer).or_default();
+            if r.dialing || r.next_at.is_some_and(|t| t > Instant::now()) {
+                return;
+            }
+            r.dialing = true;
+        }
+        let me = self.node.identity.name.clone();
+        let chat = self.clone();
+        self.tasks.spawn(async move {
+            let result = tokio::select! {
+                () = chat.cancel.cancelled() => return,
+                r = link::dial(&chat.tls.connector, &me, peer, &info.addrs) => r,
+            };
+            match result {
+                Ok((conn, name)) => {
+                    debug!(peer = %name, "link dialed");
+                    chat.clone().adopt(conn, peer, name, chat.node.identity.id);
+                }
+                Err(e) => chat.link_failed(peer, &e),
+            }
+            // Every dial pushes the next one back, even one that connected: a peer that takes
+            // the link and then refuses it (blocked, key mismatch) must not be redialled in a
+            // loop. An `Ack` on a link resets the backoff.
+            let mut g = chat.links();
+            let r = g.retry.entry(peer).or_default();
+            r.dialing = false;
+            let b = r.backoff.get_or_insert_with(|| {
+                Backoff::new(Duration::from_millis(500), Duration::from_secs(60))
+            });
+            r.next_at = Some(Instant::now() + b.next_delay(random_unit()));
+        });
+    }
+
+    fn link_failed(&self, peer: PeerId, e: &LinkError) {
+        warn!(peer = %peer.short(), "peer link: {e}");
+        if matches!(e, LinkError::WrongKey { .. } | LinkError::Refused { .. }) {
+            self.node.publish([Event::LinkError {
+                peer: Some(peer),
+                detail: e.to_string(),
+            }]);
+        }
+        if let LinkError::Refused {
+            reason: Refusal::Blocked,
+            detail,
+        } = e
+        {
+            self.refuse_outbox(peer, detail);
+        }
+    }
+
+    /// Marks every queued message to `peer` refused (it blocked us).
+    fn refuse_outbox(&self, peer: PeerId, detail: &str) {
+        let queued = self.node.store().outbox(peer).unwrap_or_default();
+        for m in queued {
+            self.settle(peer, m.id, MessageState::Refused, Some(detail));
+        }
+    }
+
+    fn settle(
+        &self,
+        peer: PeerId,
+        id: proto::peer::MessageId,
+        state: MessageState,
+        detail: Option<&str>,
+    ) {
+        match self.node.store().settle(peer, id, state, detail) {
+            Ok(Some(message)) => self.node.publish([Event::MessageUpdated { message }]),
+            Ok(None) => {}
+            Err(e) => warn!("cannot record delivery of {id}: {e}"),
+        }
+    }
+
+    /// Serves an accepted TCP connection from a peer.
+    pub fn accept(self: &Arc<Self>, tcp: TcpStream) {
+        let chat = self.clone();
+        self.tasks.spawn(async move {
+            let me = chat.node.identity.name.clone();
+            let accepted = tokio::select! {
+                () = chat.cancel.cancelled() => return,
+                r = link::accept(&chat.tls.acceptor, tcp, &me) => r,
+            };
+            let (mut conn, id, name) = match accepted {
+                Ok(x) => x,
+                Err(e) => return debug!("inbound peer link failed: {e}"),
+            };
+            if let Some(refusal) = chat.admit(id, &name) {
+                warn!(peer = %name, id = %id.short(), "refusing a peer link: {}", refusal.1);
+                let _ = conn
+                    .send(&PeerFrame::Refused {
+                        id: None,
+                        reason: refusal.0,
+                        detail: refusal.1,
+                    })
+                    .await;
+                let _ = conn.shutdown().await;
+                return;
+            }
+            chat.clone().adopt(conn, id, name, id);
+        });
+    }
+
+    /// Checks an inbound peer: not blocked, and its name pinned to its key.
+    fn admit(&self, id: PeerId, name: &PeerName) -> Option<(Refusal, String)> {
+        if self.node.peer(id).is_some_and(|p| p.blocked) {
+            return Some((Refusal::Blocked, Refusal::Blocked.describe().into()));
+        }
+        // Names are bound to keys by the tracker (or an earlier pin), never by a caller's own
+        // word: else any key could take a name not seen here yet, and speak under it.
+        if self.node.peer(id).is_none_or(|p| p.name != *name) {
+            let detail = match self.node.resolve(name.as_str()) {
+                Ok(p) if p.name == *name => {
+                    let detail = format!(
+                        "{:?} is pinned to key {}, but the link presented key {id}",
+                        name.as_str(),
+                        p.id
+                    );
+                    self.node.publish([Event::LinkError {
+                        peer: Some(p.id),
+                        detail: detail.clone(),
+                    }]);
+                    detail
+                }
+                _ => format!(
+                    "no peer {:?} with key {id} is known here; the tracker has not shown it",
+                    name.as_str()
+                ),
+            };
+            return Some((Refusal::KeyMismatch, detail));
+        }
+        match self.node.store().pin(name, id, svc::unix_now()) {
+            Ok(Pin::New | Pin::Same) => None,
+            Ok(Pin::Conflict { pinned }) => {
+                let detail = format!(
+                    "{:?} is pinned to key {pinned}, but the link presented key {id}",
+                    name.as_str()
+                );
+                self.node.publish([Event::LinkError {
+                    peer: Some(pinned),
+                    detail: detail.clone(),
+                }]);
+                Some((Refusal::KeyMismatch, detail))
+            }
+            Err(e) => {
+                warn!("cannot check the pin of {name}: {e}");
+                Some((
+                    Refusal::Unavailable,
+                    "the peer could not check your key".into(),
+                ))
+            }
+        }
+    }
+
+    /// Registers an established link and runs it.
+    fn adopt(self: Arc<Self>, conn: LinkConn, peer: PeerId, name: PeerName, dialer: PeerId) {
+        let (tx, rx) = mpsc::channel(LINK_QUEUE);
+        let cancel = self.cancel.child_token();
+        let serial = {
+            let mut g = self.links();
+            g.serial += 1;
+            let serial = g.serial;
+            let me = self.node.identity.id;
+            let winner = me.min(peer);
+            if let Some(old) = g.slots.get(&peer) {
+                if old.dialer == winner && dialer != winner {
+                    // Keep the existing link; drop this one.
+                    debug!(peer = %name, "dropping a duplicate link");
+                    return;
+                }
+                old.cancel.cancel();
+            }
+            g.slots.insert(
+                peer,
+                Slot {
+                    serial,
+                    dialer,
+                    tx: tx.clone(),
+                    cancel: cancel.clone(),
+                    sent_upto: 0,
+                },
+            );
+            serial
+        };
+        info!(target: svc::logging::ACTIVITY, op = "link-up", peer = %name, id = %peer.short(), "peer link established");
+        let (reader, writer) = conn.split();
+        let chat = self.clone();
+        let wcancel = cancel.clone();
+        self.tasks
+            .spawn(async move { write_loop(writer, rx, wcancel).await });
+        self.tasks.spawn(async move {
+            chat.read_loop(reader, peer, &name, tx, cancel.clone())
+                .await;
+            cancel.cancel();
+            chat.closed(peer, serial, &name);
+        });
+        let _ = self.kick.send(peer);
+    }
+
+    fn closed(&self, peer: PeerId, serial: u64, name: &PeerName) {
+        let mut g = self.links();
+        if g.slots.get(&peer).is_some_and(|s| s.serial == serial) {
+            g.slots.remove(&peer);
+            info!(target: svc::logging::ACTIVITY, op = "link-down", peer = %name, id = %peer.short(), "peer link closed");
+        }
+        drop(g);
+        let _ = self.kick.send(peer);
+    }
+
+    async fn read_loop<R>(
+        &self,
+        mut conn: transport::FramedConn<R>,
+        peer: PeerId,
+        name: &PeerName,
+        tx: mpsc::Sender<PeerFrame>,
+        cancel: CancellationToken,
+    ) where
+        R: tokio::io::AsyncRead + Unpin,
+    {
+        let mut idle_until = Instant::now() + IDLE;
+        let mut dead_at = Instant::now() + PING_EVERY * 3;
+        loop {
+            let frame = tokio::select! {
+                () = cancel.cancelled() => return,
+                () = sleep_until(idle_until) => return debug!(peer = %name, "closing an idle link"),
+                () = sleep_until(dead_at) => return warn!(peer = %name, "peer link silent; closing it"),
+                f = conn.read::<PeerFrame>() => f,
+            };
+            let frame = match frame {
+                Ok(Some(f)) => f,
+                Ok(None) => return,
+                Err(e) => return warn!(peer = %name, "peer link error: {e}"),
+            };
+            dead_at = Instant::now() + PING_EVERY * 3;
+            if !matches!(frame, PeerFrame::Ping { .. } | PeerFrame::Pong { .. }) {
+                idle_until = Instant::now() + IDLE;
+            }
+            let reply = match frame {
+                PeerFrame::Message(m) => Some(self.on_message(peer, name, m)),
+                PeerFrame::Ack { id } => {
+                    self.settle(peer, id, MessageState::Delivered, None);
+                    if let Some(r) = self.links().retry.get_mut(&peer) {
+                        r.backoff = None;
+                    }
+                    None
+                }
+                PeerFrame::Refused {
+                    id: Some(id),
+                    reason,
+                    detail,
+                } => {
+                    if reason != Refusal::Unavailable {
+                        self.settle(
+                            peer,
+                            id,
+                            MessageState::Refused,
+                            Some(&refusal_text(reason, &detail)),
+                        );
+                    }
+                    None
+                }
+                PeerFrame::Refused {
+                    id: None,
+                    reason,
+                    detail,
+                } => {
+                    self.link_failed(peer, &LinkError::Refused { reason, detail });
+                    return;
+                }
+                PeerFrame::Ping { nonce } => Some(PeerFrame::Pong { nonce }),
+                PeerFrame::Pong { .. } => None,
+                PeerFrame::Hello { .. } => {
+                    return warn!(peer = %name, "unexpected Hello; closing the link");
+                }
+            };
+            if let Some(reply) = reply
+                && tx.send(reply).await.is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    /// Stores an incoming message (once) and answers with the frame to send back.
+    fn on_message(&self, peer: PeerId, name: &PeerName, m: proto::peer::ChatMessage) -> PeerFrame {
+        if self.node.peer(peer).is_some_and(|p| p.blocked) {
+            return PeerFrame::Refused {
+                id: Some(m.id),
+                reason: Refusal::Blocked,
+                detail: String::new(),
+            };
+        }
+        if m.text.len() > MAX_TEXT || m.text.is_empty() {
+            return PeerFrame::Refused {
+                id: Some(m.id),
+                reason: Refusal::BadMessage,
+                detail: format!("{} bytes", m.text.len()),
+            };
+        }
+        let stored = self.node.store().insert_incoming(peer, name, &m);
+        match stored {
+            Ok(Some(message)) => self.node.publish([Event::MessageReceived { message }]),
+            Ok(None) => debug!(id = %m.id, "duplicate message dropped"),
+            Err(e) => {
+                warn!("cannot store a message from {name}: {e}");
+                return PeerFrame::Refused {
+                    id: Some(m.id),
+                    reason: Refusal::Unavailable,
+                    detail: String::new(),
+                };
+            }
+        }
+        PeerFrame::Ack { id: m.id }
+    }
+}
+
+async fn write_loop<W>(
+    mut conn: transport::FramedConn<W>,
+    mut rx: mpsc::Receiver<PeerFrame>,
+    cancel: CancellationToken,
+) where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+    let mut nonce = 0u64;
+    loop {
+        let frame = tokio::select! {
+            () = cancel.cancelled() => break,
+            f = rx.recv() => match f { Some(f) => f, None => break },
+            _ = ping.tick() => { nonce += 1; PeerFrame::Ping { nonce } }
+        };
+        if let Err(e) = conn.send(&frame).await {
+            debug!("peer link write failed: {e}");
+            cancel.cancel();
+            break;
+        }
+    }
+    let _ = conn.shutdown().await;
+}
+
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A refusal as shown to the user: the reason, and the peer's detail when it gave one.
+fn refusal_text(reason: Refusal, detail: &str) -> String {
+    if detail.is_empty() {
+        reason.describe().to_owned()
+    } else {
+        format!("{}: {detail}", reason.describe())
+    }
+}
