@@ -1,19 +1,27 @@
-//! Helpers shared by the benchmark programs in `src/bin/`: machine description and time
-//! stamps for their reports.
+//! Helpers shared by the benchmark programs in `src/bin/`: child daemons ([`procs`]),
+//! `/proc` readings and the machine description ([`sys`]), percentiles ([`stats`]), the
+//! JSON-RPC line client for a p2pd control socket ([`rpc`]), and time stamps for reports.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The CPU model from `/proc/cpuinfo` (`"unknown"` when it cannot be read).
-pub fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
+use anyhow::Context;
+
+pub mod procs;
+pub mod rpc;
+pub mod stats;
+pub mod sys;
+
+/// How long to wait for a daemon's startup lines, for a line on a control socket, or for
+/// peers to come online.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// The directory of this program, where the daemons it drives are looked for by default.
+pub fn exe_dir() -> anyhow::Result<PathBuf> {
+    Ok(std::env::current_exe()?
+        .parent()
+        .context("this program has no directory")?
+        .to_path_buf())
 }
 
 /// Now, as `YYYY-MM-DD HH:MM UTC`.

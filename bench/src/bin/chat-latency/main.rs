@@ -1,0 +1,279 @@
+//! chat-latency: how long a chat message takes from `send_message` on one p2pd to the
+//! `message_received` event on the other's control socket (a program, not a test).
+//!
+//! It starts a real `trackerd` and two real `p2pd` (alice and bob) on loopback in a temporary
+//! directory, waits until each lists the other online, and subscribes to bob's events. Then,
+//! one message at a time, it calls `send_message {peer: "bob", text: "m<i>"}` on alice's
+//! control socket and waits for bob's `message_received` event with that text:
+//!
+//! - t0: the request line is about to be written to alice's socket;
+//! - t1: alice's response line has been read (the call returned);
+//! - t2: bob's `message_received` line has been read on the subscribed connection.
+//!
+//! A = t2 - t1 (call returned on alice -> event at bob's watcher), B = t2 - t0 (end to end),
+//! C = t1 - t0 (the call itself). In the same run it measures two baselines: a trivial
+//! JSON-RPC round trip (`peers`) to alice, before and after the messages, and a raw Unix
+//! socket echo between two threads of this process (the kernel's floor).
+//!
+//! Placement matters on a 2-vCPU VM (a cross-CPU wake-up costs ~40 µs more per round trip),
+//! so `--pin` runs this program and every daemon on CPU 0 (`taskset`), and the report says
+//! which placement was used; baselines and measurement always share it.
+//!
+//! ```text
+//! cargo build --release -p bench -p p2pd -p trackerd
+//! target/release/chat-latency            # unpinned
+//! target/release/chat-latency --pin      # everything on CPU 0
+//! ```
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use bench::procs::{Daemon, LISTENING, after_prefix, tracker_lines};
+use bench::rpc::Rpc;
+use bench::sys::{cpu_model, cpus_allowed, cpus_online, loadavg};
+use bench::{exe_dir, utc_now};
+use clap::Parser;
+use proto::api::Call;
+use serde_json::Value;
+
+mod measure;
+mod report;
+
+use measure::{chat, kernel_echo, rpc_ping};
+use report::{Report, print_table, to_json};
+
+/// The CPU that `--pin` uses.
+const PIN_CPU: &str = "0";
+
+/// Command-line flags.
+#[derive(Debug, Parser)]
+#[command(
+    name = "chat-latency",
+    about = "Chat message latency between two p2pd on loopback, beside local-socket baselines"
+)]
+struct Args {
+    /// Directory holding trackerd and p2pd (default: the directory of this program).
+    #[arg(long, value_name = "DIR")]
+    bin_dir: Option<PathBuf>,
+    /// Messages measured.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    messages: usize,
+    /// Messages sent first and not counted (the first one also dials the peer link).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    warmup: usize,
+    /// Round trips measured for each baseline (after the same warm-up count).
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pings: usize,
+    /// Run this program and every daemon on CPU 0 (`taskset -c 0`).
+    #[arg(long)]
+    pin: bool,
+    /// Print the results as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Pins this process (all its threads) to [`PIN_CPU`]; children inherit it.
+fn pin_self() -> anyhow::Result<()> {
+    let status = Command::new("taskset")
+        .args(["-a", "-c", "-p", PIN_CPU])
+        .arg(std::process::id().to_string())
+        .stdout(Stdio::null())
+        .status()
+        .context("cannot run taskset (util-linux)")?;
+    if !status.success() {
+        bail!("taskset -a -c -p {PIN_CPU} failed: {status}");
+    }
+    Ok(())
+}
+
+/// Starts daemon `name`: `bin args` (under `taskset -c 0` when `pin`), with nothing from the
+/// caller's environment (no config file, socket or log settings) and its files in `dir`.
+fn start_daemon(
+    name: &'static str,
+    bin: &Path,
+    args: &[&OsStr],
+    pin: bool,
+    dir: &Path,
+) -> anyhow::Result<(Daemon, String, String)> {
+    let mut cmd = if pin {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg(PIN_CPU).arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    };
+    cmd.args(args)
+        .env("XDG_CONFIG_HOME", dir.join("xdg-config"))
+        .env_remove(proto::paths::SOCKET_ENV)
+        .env_remove("RUST_LOG")
+        .env_remove("JOURNAL_STREAM");
+    Daemon::start(name, bin, &mut cmd, dir)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let bin_dir = match &args.bin_dir {
+        Some(d) => d.clone(),
+        None => exe_dir()?,
+    };
+    let trackerd = bin_dir.join("trackerd");
+    let p2pd = bin_dir.join("p2pd");
+    for bin in [&trackerd, &p2pd] {
+        if !bin.is_file() {
+            bail!(
+                "no {} (build: cargo build --release -p p2pd -p trackerd, or pass --bin-dir DIR)",
+                bin.display()
+            );
+        }
+    }
+    if args.messages == 0 {
+        bail!("--messages must be at least 1");
+    }
+
+    let cpus_online = cpus_online();
+    let loadavg = loadavg();
+    if args.pin {
+        pin_self()?;
+    }
+
+    let dir = tempfile::Builder::new()
+        .prefix("chat-latency-")
+        .tempdir()
+        .context("cannot make a temporary directory")?;
+    let d = dir.path();
+    eprintln!("starting trackerd");
+    let tracker_state = d.join("tracker");
+    let (mut tracker, first, second) = start_daemon(
+        "trackerd",
+        &trackerd,
+        &[
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--state-dir".as_ref(),
+            tracker_state.as_os_str(),
+        ],
+        args.pin,
+        d,
+    )?;
+    let (tracker_addr, tracker_key) = tracker_lines(&first, &second)?;
+
+    let start_peer = |name: &'static str| -> anyhow::Result<(Daemon, PathBuf)> {
+        eprintln!("starting p2pd {name}");
+        let base = d.join(name);
+        let state = base.join("state");
+        let socket = base.join("run").join("p2pd.sock");
+        let downloads = base.join("downloads");
+        let (daemon, first, second) = start_daemon(
+            name,
+            &p2pd,
+            &[
+                "--name".as_ref(),
+                name.as_ref(),
+                "--tracker".as_ref(),
+                tracker_addr.as_ref(),
+                "--tracker-key".as_ref(),
+                tracker_key.as_ref(),
+                "--listen".as_ref(),
+                "127.0.0.1:0".as_ref(),
+                "--state-dir".as_ref(),
+                state.as_os_str(),
+                "--socket".as_ref(),
+                socket.as_os_str(),
+                "--download-dir".as_ref(),
+                downloads.as_os_str(),
+            ],
+            args.pin,
+            d,
+        )?;
+        after_prefix(&first, LISTENING, "first", name)?;
+        let path = after_prefix(&second, "control socket ", "second", name)?;
+        Ok((daemon, PathBuf::from(path)))
+    };
+    let started = Instant::now();
+    let (mut alice, alice_sock) = start_peer("alice")?;
+    let (mut bob, bob_sock) = start_peer("bob")?;
+
+    let placement = {
+        let me = cpus_allowed("self");
+        let who = [
+            ("chat-latency", me),
+            ("trackerd", cpus_allowed(&tracker.pid().to_string())),
+            ("alice", cpus_allowed(&alice.pid().to_string())),
+            ("bob", cpus_allowed(&bob.pid().to_string())),
+        ];
+        let list = who
+            .iter()
+            .map(|(n, c)| format!("{n} {c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if args.pin {
+            format!("pinned (--pin, taskset -c {PIN_CPU}); CPUs allowed: {list}")
+        } else {
+            format!("unpinned (processes float between CPUs); CPUs allowed: {list}")
+        }
+    };
+    eprintln!("placement: {placement}");
+
+    let mut a_rpc = Rpc::connect(&alice_sock)?;
+    let mut b_rpc = Rpc::connect(&bob_sock)?;
+    eprintln!("waiting until alice and bob list each other online");
+    a_rpc.wait_online("alice", "bob")?;
+    b_rpc.wait_online("bob", "alice")?;
+    let online_after = started.elapsed();
+    let sub = b_rpc.call(Call::Subscribe {})?;
+    if sub["subscribed"] != Value::Bool(true) {
+        bail!("subscribe answered {sub}");
+    }
+
+    let warm = args.warmup;
+    eprintln!("baseline: raw Unix socket echo, {} rounds", args.pings);
+    let echo = kernel_echo(args.pings, warm)?;
+    eprintln!(
+        "baseline: `peers` round trips to alice, {} rounds",
+        args.pings
+    );
+    let ping_before = rpc_ping(&mut a_rpc, args.pings, warm)?;
+    eprintln!(
+        "chat: {} warm-up + {} messages alice -> bob",
+        warm, args.messages
+    );
+    let chat = chat(&mut a_rpc, &mut b_rpc, args.messages, warm).with_context(|| {
+        format!(
+            "alice stderr:\n{}\nbob stderr:\n{}",
+            alice.stderr_tail(),
+            bob.stderr_tail()
+        )
+    })?;
+    eprintln!("baseline again: `peers` round trips to alice");
+    let ping_after = rpc_ping(&mut a_rpc, args.pings, warm)?;
+
+    drop((a_rpc, b_rpc));
+    eprintln!("stopping the daemons");
+    alice.stop()?;
+    bob.stop()?;
+    tracker.stop()?;
+
+    let report = Report {
+        date: utc_now(),
+        cpus_online,
+        cpu: cpu_model(),
+        loadavg,
+        placement,
+        args_messages: args.messages,
+        args_warmup: warm,
+        chat,
+        ping_before,
+        ping_after,
+        echo,
+        online_after,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&to_json(&report))?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
