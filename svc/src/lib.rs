@@ -1,6 +1,7 @@
 //! Plumbing shared by trackerd and p2pd: identity key files, logging (stderr or journald,
 //! plus the rotated activity log), systemd readiness notification and file-descriptor limits.
 
+pub mod config_file;
 pub mod keyfile;
 pub mod logging;
 pub mod notify;

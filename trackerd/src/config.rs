@@ -81,23 +81,9 @@ pub struct Config {
 /// A configuration problem; `main` exits 78 (EX_CONFIG) on it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config {}: {source}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML or has unknown keys.
-    #[error("invalid config {}: {detail}", path.display())]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        detail: String,
-    },
+    /// The file could not be read or parsed.
+    #[error(transparent)]
+    File(#[from] svc::config_file::ConfigFileError),
     /// A value is out of range.
     #[error("invalid config: {0}")]
     Invalid(String),
@@ -121,14 +107,7 @@ impl Config {
 }
 
 fn parse_file(path: &Path) -> Result<RawConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
-        path: path.to_owned(),
-        detail: e.to_string(),
-    })
+    Ok(svc::config_file::read_toml(path)?)
 }
 
 impl RawConfig {
