@@ -13,6 +13,7 @@ pub mod peer;
 pub mod rpc;
 pub mod text;
 pub mod tracker;
+pub mod transfer;
 
 pub use identity::{PeerId, SecretKey, Signature};
 pub use name::PeerName;

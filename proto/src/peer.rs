@@ -66,7 +66,8 @@ pub struct BadMessageId;
 impl FromStr for MessageId {
     type Err = BadMessageId;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() != 32 || !s.is_ascii() {
+        // Hex digits only: `from_str_radix` alone would take a leading '+'.
+        if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(BadMessageId);
         }
         let mut out = [0u8; 16];
@@ -168,5 +169,6 @@ mod tests {
         assert!("zz".repeat(16).parse::<MessageId>().is_err());
         assert!("ab".parse::<MessageId>().is_err());
         assert!("é".repeat(16).parse::<MessageId>().is_err());
+        assert!("+f".repeat(16).parse::<MessageId>().is_err());
     }
 }

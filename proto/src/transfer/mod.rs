@@ -1,0 +1,524 @@
+//! File transfer, the pure part (design §2 Transfers): transfer ids, validated relative paths,
+//! manifests, chunk arithmetic and the frames of a transfer. Nothing here touches a file.
+//!
+//! Intended flow: the sender sends [`TransferFrame::Offer`]; the receiver answers
+//! [`TransferFrame::Accept`] (saying which leading chunks it already holds verified) or
+//! [`TransferFrame::Decline`]. For each file still needed the sender sends
+//! [`TransferFrame::ChunkHashes`] covering the chunks it is about to send, then those
+//! [`TransferFrame::Chunk`]s in order, then [`TransferFrame::FileDone`]; finally
+//! [`TransferFrame::Done`]. Either side may [`TransferFrame::Cancel`]; a side that hits an error
+//! sends [`TransferFrame::Failed`].
+//!
+//! Per-chunk hashes come from the sender and are only as trustworthy as the manifest: the
+//! receiver still checks the whole file against [`FileEntry::hash`] before it gives the file
+//! its final name.
+//!
+//! Deserialising a [`Manifest`] (and so an `Offer`) validates it completely: a decoded manifest
+//! never holds a hostile path, a duplicate, or sizes past the limits.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use bytes::Bytes;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Chunk size for verified streaming: 1 MiB. Every chunk but a file's last is this long.
+pub const CHUNK: u64 = 1 << 20;
+/// Cap on any transfer frame: one full [`TransferFrame::Chunk`] plus room for its header.
+pub const MAX_CHUNK_FRAME: usize = CHUNK as usize + 1024;
+/// Most hashes in one [`TransferFrame::ChunkHashes`] (512 KiB of hashes, under
+/// [`MAX_CHUNK_FRAME`]); longer files send their hashes in several frames.
+pub const MAX_HASHES_PER_FRAME: usize = 16 * 1024;
+/// Most files in one manifest.
+pub const MAX_FILES: usize = 10_000;
+/// Largest total size of one manifest: 2^50 bytes (1 PiB).
+pub const MAX_TOTAL_SIZE: u64 = 1 << 50;
+/// Longest relative path, in bytes of UTF-8.
+pub const MAX_PATH_LEN: usize = 4096;
+/// Longest path component, in bytes of UTF-8.
+pub const MAX_COMPONENT_LEN: usize = 255;
+/// Most components in one relative path.
+pub const MAX_COMPONENTS: usize = 64;
+
+fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+    for b in bytes {
+        write!(f, "{b:02x}")?;
+    }
+    Ok(())
+}
+
+/// Exactly `2 * N` hex digits (either case), nothing else (no sign, no spaces).
+fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+struct Hex<'a>(&'a [u8]);
+
+impl fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_hex(f, self.0)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TransferId
+
+/// A transfer's unique id: 16 random bytes chosen by the sender, shown as 32 hex characters
+/// (JSON carries the hex string, the wire the 16 bytes).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TransferId(pub [u8; 16]);
+
+impl Serialize for TransferId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            self.0.serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TransferId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            String::deserialize(d)?
+                .parse()
+                .map_err(serde::de::Error::custom)
+        } else {
+            <[u8; 16]>::deserialize(d).map(TransferId)
+        }
+    }
+}
+
+impl fmt::Display for TransferId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_hex(f, &self.0)
+    }
+}
+
+impl fmt::Debug for TransferId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TransferId({self})")
+    }
+}
+
+/// A transfer id that is not 32 hex characters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a transfer id (32 hex characters)")]
+pub struct BadTransferId;
+
+impl FromStr for TransferId {
+    type Err = BadTransferId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_hex(s).map(Self).ok_or(BadTransferId)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RelPath
+
+mod path;
+pub use path::{PathError, RelPath};
+
+/// `[u8; 32]` as 64 hex characters in human-readable formats, 32 raw bytes otherwise.
+mod hash_hex {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(&Hex(h))
+        } else {
+            h.serialize(s)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            parse_hex(&s).ok_or_else(|| serde::de::Error::custom("not a hash (64 hex characters)"))
+        } else {
+            <[u8; 32]>::deserialize(d)
+        }
+    }
+}
+
+/// A list of hashes, each as in [`hash_hex`].
+mod hash_hex_vec {
+    use super::*;
+
+    struct H([u8; 32]);
+
+    impl Serialize for H {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            hash_hex::serialize(&self.0, s)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for H {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            hash_hex::deserialize(d).map(H)
+        }
+    }
+
+    pub fn serialize<S: Serializer>(v: &[[u8; 32]], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|h| H(*h)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[u8; 32]>, D::Error> {
+        Ok(Vec::<H>::deserialize(d)?.into_iter().map(|h| h.0).collect())
+    }
+}
+
+/// [`Bytes`] as a byte string (postcard: varint length, then the bytes). The `bytes` crate's
+/// own serde feature is not enabled in the workspace, hence this module.
+mod byte_string {
+    use super::*;
+    use serde::de::{SeqAccess, Visitor};
+
+    pub fn serialize<S: Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(b)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        d.deserialize_byte_buf(ByteString)
+    }
+
+    struct ByteString;
+
+    impl<'de> Visitor<'de> for ByteString {
+        type Value = Bytes;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a byte string")
+        }
+
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
+            Ok(Bytes::copy_from_slice(v))
+        }
+
+        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
+            Ok(Bytes::from(v))
+        }
+
+        // Formats without byte strings (JSON) write a list of numbers.
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Bytes, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(b) = seq.next_element::<u8>()? {
+                out.push(b);
+            }
+            Ok(Bytes::from(out))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chunks
+
+/// Chunks in a file of `size` bytes: `ceil(size / CHUNK)`. An empty file has none.
+pub fn chunk_count(size: u64) -> u64 {
+    size.div_ceil(CHUNK)
+}
+
+/// `(offset, len)` of chunk `idx` in a file of `size` bytes, or `None` past the last chunk.
+/// Every chunk is [`CHUNK`] bytes except the last, which holds the rest (never 0 bytes).
+pub fn chunk_range(size: u64, idx: u64) -> Option<(u64, u64)> {
+    if idx >= chunk_count(size) {
+        return None;
+    }
+    // idx < ceil(size / CHUNK), so idx * CHUNK < size: no overflow.
+    let offset = idx * CHUNK;
+    Some((offset, (size - offset).min(CHUNK)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Manifest
+
+/// One file of an offer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Where it goes, relative to the destination directory.
+    pub path: RelPath,
+    /// Its exact size in bytes; a sender that sends more or fewer fails the transfer.
+    pub size: u64,
+    /// BLAKE3 hash of the whole file (hex in JSON, 32 bytes on the wire).
+    #[serde(with = "hash_hex")]
+    pub hash: [u8; 32],
+}
+
+impl FileEntry {
+    /// Chunks in this file; see [`chunk_count`].
+    pub fn chunk_count(&self) -> u64 {
+        chunk_count(self.size)
+    }
+
+    /// `(offset, len)` of chunk `idx`; see [`chunk_range`].
+    pub fn chunk_range(&self, idx: u64) -> Option<(u64, u64)> {
+        chunk_range(self.size, idx)
+    }
+}
+
+/// Why a manifest was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    /// No files at all.
+    #[error("the offer holds no files")]
+    Empty,
+    /// More than [`MAX_FILES`] files.
+    #[error("the offer holds {count} files; at most {MAX_FILES} are allowed")]
+    TooManyFiles {
+        /// Files listed.
+        count: usize,
+    },
+    /// The same path twice.
+    #[error("the offer lists {path} twice")]
+    Duplicate {
+        /// The path.
+        path: RelPath,
+    },
+    /// Two paths that differ only in case, so collide on a case-insensitive filesystem.
+    #[error("the offer lists {first} and {second}, which differ only in case")]
+    CaseCollision {
+        /// The earlier path.
+        first: RelPath,
+        /// The later path.
+        second: RelPath,
+    },
+    /// A file whose path is also a directory of another file (`a` and `a/b`), compared
+    /// case-insensitively.
+    #[error("the offer lists {file} as a file and also {inside} inside it")]
+    FileIsDirectory {
+        /// The path listed as a file.
+        file: RelPath,
+        /// A path that needs it to be a directory.
+        inside: RelPath,
+    },
+    /// The sizes add up to more than [`MAX_TOTAL_SIZE`] (or overflow).
+    #[error("the files add up to more than {MAX_TOTAL_SIZE} bytes")]
+    TooLarge,
+}
+
+/// What a sender offers: a transfer id and the files, each with path, size and hash.
+/// A directory is sent as the list of its files. Deserialising runs [`Manifest::validate`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "ManifestWire")]
+pub struct Manifest {
+    /// The transfer this manifest opens.
+    pub id: TransferId,
+    /// The files; a frame's `file: u32` is an index into this list.
+    pub files: Vec<FileEntry>,
+}
+
+/// The manifest as decoded, before validation.
+#[derive(Deserialize)]
+struct ManifestWire {
+    id: TransferId,
+    files: Vec<FileEntry>,
+}
+
+impl TryFrom<ManifestWire> for Manifest {
+    type Error = ManifestError;
+    fn try_from(w: ManifestWire) -> Result<Self, Self::Error> {
+        let m = Manifest {
+            id: w.id,
+            files: w.files,
+        };
+        m.validate()?;
+        Ok(m)
+    }
+}
+
+impl Manifest {
+    /// Checks the whole-manifest rules (each path was already checked by [`RelPath`]):
+    /// 1 to [`MAX_FILES`] files, no two paths equal even ignoring case, no file that is also
+    /// a directory of another, total size at most [`MAX_TOTAL_SIZE`].
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        let count = self.files.len();
+        if count == 0 {
+            return Err(ManifestError::Empty);
+        }
+        if count > MAX_FILES {
+            return Err(ManifestError::TooManyFiles { count });
+        }
+        let mut total: u64 = 0;
+        for f in &self.files {
+            total = total
+                .checked_add(f.size)
+                .filter(|t| *t <= MAX_TOTAL_SIZE)
+                .ok_or(ManifestError::TooLarge)?;
+        }
+        // Folding never creates or removes a '/', so prefixes of a folded path at its '/'s
+        // are the folded ancestor directories.
+        let folded: Vec<String> = self
+            .files
+            .iter()
+            .map(|f| f.path.as_str().to_lowercase())
+            .collect();
+        let mut by_key: HashMap<&str, usize> = HashMap::with_capacity(count);
+        for (i, key) in folded.iter().enumerate() {
+            if let Some(&j) = by_key.get(key.as_str()) {
+                let (first, second) = (&self.files[j].path, &self.files[i].path);
+                return Err(if first == second {
+                    ManifestError::Duplicate {
+                        path: first.clone(),
+                    }
+                } else {
+                    ManifestError::CaseCollision {
+                        first: first.clone(),
+                        second: second.clone(),
+                    }
+                });
+            }
+            by_key.insert(key, i);
+        }
+        for (i, key) in folded.iter().enumerate() {
+            for (slash, _) in key.match_indices('/') {
+                if let Some(&j) = by_key.get(&key[..slash]) {
+                    return Err(ManifestError::FileIsDirectory {
+                        file: self.files[j].path.clone(),
+                        inside: self.files[i].path.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sum of the file sizes (saturating; exact for a valid manifest).
+    pub fn total_size(&self) -> u64 {
+        self.files
+            .iter()
+            .fold(0u64, |acc, f| acc.saturating_add(f.size))
+    }
+
+    /// The file a frame's `file` index names, if there is one.
+    pub fn file(&self, file: u32) -> Option<&FileEntry> {
+        self.files.get(usize::try_from(file).ok()?)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Frames
+
+/// What the receiver already holds of one file when it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileResume {
+    /// Index into [`Manifest::files`].
+    pub file: u32,
+    /// How many leading chunks the receiver holds verified; the sender starts at this chunk.
+    /// Files not listed start at chunk 0.
+    pub verified_chunks: u64,
+}
+
+/// Frames of a transfer. Variant index = tag byte: append new variants at the end and never
+/// reorder. Every frame fits in [`MAX_CHUNK_FRAME`] except an `Offer` whose manifest is larger
+/// (the sender learns that when encoding).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TransferFrame {
+    /// Tag 0, sender: offers these files. Decoding validates the manifest.
+    Offer(Manifest),
+    /// Tag 1, receiver: the user accepted; send what is not already held.
+    Accept {
+        /// The transfer.
+        id: TransferId,
+        /// Verified data already held, per file (for resume); may be empty.
+        resume: Vec<FileResume>,
+    },
+    /// Tag 2, receiver: the offer is refused; the transfer is over.
+    Decline {
+        /// The transfer.
+        id: TransferId,
+        /// Human explanation (untrusted text: neutralise before display).
+        reason: String,
+    },
+    /// Tag 3, either side: the user cancelled; the transfer is over.
+    Cancel {
+        /// The transfer.
+        id: TransferId,
+        /// Human explanation (untrusted text).
+        reason: String,
+    },
+    /// Tag 4, sender: one chunk of file data, exactly [`chunk_range`] long, to be checked
+    /// against its hash from `ChunkHashes` before it is written.
+    Chunk {
+        /// The transfer.
+        id: TransferId,
+        /// Index into [`Manifest::files`].
+        file: u32,
+        /// Chunk index within the file.
+        index: u64,
+        /// The bytes (at most [`CHUNK`]).
+        #[serde(with = "byte_string")]
+        data: Bytes,
+    },
+    /// Tag 5, sender: BLAKE3 hashes of chunks `first .. first + hashes.len()` of a file, sent
+    /// before those chunks so each can be verified as it arrives. At most
+    /// [`MAX_HASHES_PER_FRAME`] per frame.
+    ChunkHashes {
+        /// The transfer.
+        id: TransferId,
+        /// Index into [`Manifest::files`].
+        file: u32,
+        /// Index of the chunk the first hash belongs to.
+        first: u64,
+        /// One hash per chunk, in order.
+        #[serde(with = "hash_hex_vec")]
+        hashes: Vec<[u8; 32]>,
+    },
+    /// Tag 6, sender: every chunk of this file has been sent.
+    FileDone {
+        /// The transfer.
+        id: TransferId,
+        /// Index into [`Manifest::files`].
+        file: u32,
+    },
+    /// Tag 7, sender: every file has been sent; receiver: every file is stored and verified.
+    Done {
+        /// The transfer.
+        id: TransferId,
+    },
+    /// Tag 8, either side: an error ended the transfer (bad data, disk full, size lie ...).
+    Failed {
+        /// The transfer.
+        id: TransferId,
+        /// Human explanation (untrusted text).
+        reason: String,
+    },
+}
+
+impl TransferFrame {
+    /// The transfer this frame belongs to.
+    pub fn id(&self) -> TransferId {
+        match self {
+            TransferFrame::Offer(m) => m.id,
+            TransferFrame::Accept { id, .. }
+            | TransferFrame::Decline { id, .. }
+            | TransferFrame::Cancel { id, .. }
+            | TransferFrame::Chunk { id, .. }
+            | TransferFrame::ChunkHashes { id, .. }
+            | TransferFrame::FileDone { id, .. }
+            | TransferFrame::Done { id }
+            | TransferFrame::Failed { id, .. } => *id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_parsing_is_strict() {
+        assert_eq!(parse_hex::<2>("0aFf"), Some([0x0a, 0xff]));
+        for bad in ["", "0a", "0aff0", "+a+f", " aff", "0a\u{e9}"] {
+            assert_eq!(parse_hex::<2>(bad), None, "{bad:?}");
+        }
+    }
+}
