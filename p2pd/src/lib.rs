@@ -3,13 +3,14 @@
 //!
 //! Layering, top to bottom: [`daemon`] (start, shutdown) → [`rpc`] (control socket) →
 //! services ([`chat`], [`tracker_client`]) → [`node`] (shared state and events) → leaves
-//! ([`link`], [`store`], [`peers`], [`backoff`], [`tracker_pin`], [`resources`],
+//! ([`link`], [`store`], [`files`], [`peers`], [`backoff`], [`tracker_pin`], [`resources`],
 //! [`config`]). Nothing below imports anything above.
 
 pub mod backoff;
 pub mod chat;
 pub mod config;
 pub mod daemon;
+pub mod files;
 pub mod link;
 pub mod node;
 pub mod peers;

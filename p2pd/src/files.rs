@@ -1,0 +1,1155 @@
+//! Safe creation of received files: the leaf a transfer receiver writes through.
+//!
+//! Everything happens through a [`Dest`], a cap-std handle on the destination directory.
+//! Paths arrive as lists of components that the offer check has already validated; they are
+//! re-checked here, cheaply, and are never joined onto a path string. Intermediate directories
+//! are made one `create_dir` at a time inside the handle, and no symlink is followed: a symlink
+//! anywhere on the way (directory, part file or final name) is refused with
+//! [`FilesError::Symlink`], even one that points inside the tree.
+//!
+//! Life of a received file:
+//!
+//! 1. [`Dest::create_part`] creates — or, for a resumed transfer, reopens — the part file
+//!    `.<name>.<transfer>.part` next to where the file will land (hidden, and tagged with the
+//!    transfer so two transfers of the same name never share one). When `<name>` is so long
+//!    that this would exceed 255 bytes, the name is cut and a BLAKE3 digest of the full name
+//!    keeps it unique: `.<cut name>~<16 hex>.<transfer>.part`. Either way it is the same for
+//!    the same transfer and name, which is what resume relies on.
+//! 2. The receiver writes verified chunks with [`PartFile::write_at`]; writes past the
+//!    announced size are refused. [`PartFile::len`] and [`PartFile::set_len`] let it resume
+//!    from verified data.
+//! 3. [`PartFile::finish`] checks the length, fsyncs the file, gives it its final name
+//!    without replacing anything (`name (1).ext`, `name (2).ext`, … if the name — compared
+//!    without regard to case — is taken), removes the part name and fsyncs the directory.
+//!    The file never appears under a final name before that.
+//! 4. On cancel or failure, [`PartFile::remove`] or [`Dest::remove_part`] deletes the part.
+//!
+//! The no-replace rename is a hard link of the part to the candidate name (`link` fails if
+//! the name exists, atomically, whatever it is — file, directory or dangling symlink) followed
+//! by removing the part name. A crash between the two leaves both names on the same complete,
+//! fsynced file. On a file system without hard links (FAT, exFAT) it falls back to a plain
+//! rename after checking the name is free; only that fallback has a window in which a file
+//! created at that instant by another local process could be replaced.
+//!
+//! All calls block: run them on a blocking thread.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, File, Metadata, OpenOptions};
+
+/// Longest file name (one component) in bytes, as on Linux, macOS and Windows.
+pub const MAX_NAME: usize = 255;
+
+/// Longest transfer tag accepted in part-file names.
+pub const MAX_TAG: usize = 64;
+
+/// How many `name (n).ext` candidates [`PartFile::finish`] tries before giving up.
+const MAX_COPIES: u32 = 10_000;
+
+/// What was being done when an I/O error happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Opening the destination directory.
+    OpenDest,
+    /// Looking at an existing entry.
+    Stat,
+    /// Creating a directory.
+    CreateDir,
+    /// Opening a directory.
+    OpenDir,
+    /// Creating or reopening a part file.
+    OpenPart,
+    /// Writing data.
+    Write,
+    /// Changing a part file's length.
+    SetLen,
+    /// Flushing to disk.
+    Sync,
+    /// Listing a directory.
+    ReadDir,
+    /// Giving the file its final name.
+    Rename,
+    /// Removing a file.
+    Remove,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::OpenDest => "open destination directory",
+            Op::Stat => "inspect",
+            Op::CreateDir => "create directory",
+            Op::OpenDir => "open directory",
+            Op::OpenPart => "open part file",
+            Op::Write => "write",
+            Op::SetLen => "set length of",
+            Op::Sync => "sync",
+            Op::ReadDir => "list directory",
+            Op::Rename => "rename into place",
+            Op::Remove => "remove",
+        })
+    }
+}
+
+/// Errors from writing received files. Paths are relative to the destination directory,
+/// except in [`Op::OpenDest`] errors, where it is the destination itself.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    /// The disk (or the user's quota) is full.
+    #[error("the disk is full: cannot {op} {}: {source}", path.display())]
+    DiskFull {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done.
+        op: Op,
+        /// The cause (ENOSPC or EDQUOT).
+        #[source]
+        source: io::Error,
+    },
+    /// A symlink sits where a directory, part file or received file would go.
+    #[error("refusing to write through a symlink in the destination: {}", path.display())]
+    Symlink {
+        /// The symlink.
+        path: PathBuf,
+    },
+    /// A path component exists and is not a directory.
+    #[error("{} exists in the destination and is not a directory", path.display())]
+    NotADirectory {
+        /// The entry.
+        path: PathBuf,
+    },
+    /// The part-file name exists and is not a regular file.
+    #[error("{} exists in the destination and is not a regular file", path.display())]
+    NotAFile {
+        /// The entry.
+        path: PathBuf,
+    },
+    /// A path component or transfer tag is not acceptable.
+    #[error("invalid name {name:?}: {reason}")]
+    BadName {
+        /// The component.
+        name: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A write would go past the announced size.
+    #[error(
+        "{}: {len} bytes at offset {offset} go past the announced size of {size} bytes",
+        path.display()
+    )]
+    Overrun {
+        /// The file being received.
+        path: PathBuf,
+        /// Where the write started.
+        offset: u64,
+        /// Its length.
+        len: u64,
+        /// The announced size.
+        size: u64,
+    },
+    /// The part file does not have the announced size at [`PartFile::finish`].
+    #[error("{}: {len} bytes received, {size} announced", path.display())]
+    Incomplete {
+        /// The file being received.
+        path: PathBuf,
+        /// Bytes in the part file.
+        len: u64,
+        /// The announced size.
+        size: u64,
+    },
+    /// Every `name (n).ext` up to the limit is taken.
+    #[error("no free name left for {} in the destination", path.display())]
+    NoFreeName {
+        /// The file being received.
+        path: PathBuf,
+    },
+    /// Any other I/O failure.
+    #[error("cannot {op} {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done.
+        op: Op,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl FilesError {
+    /// The disk is full: worth telling the user so, and worth keeping the part for a resume.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, FilesError::DiskFull { .. })
+    }
+
+    fn io(op: Op, path: PathBuf, source: io::Error) -> FilesError {
+        if matches!(
+            source.kind(),
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+        ) {
+            FilesError::DiskFull { path, op, source }
+        } else {
+            FilesError::Io { path, op, source }
+        }
+    }
+}
+
+/// The name a received file ended up with, relative to the destination directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinalName {
+    components: Vec<String>,
+}
+
+impl FinalName {
+    /// The components, the last one being the file name.
+    pub fn components(&self) -> &[String] {
+        &self.components
+    }
+
+    /// The file name (the last component), `name (n).ext` if the offered name was taken.
+    pub fn file_name(&self) -> &str {
+        self.components.last().map_or("", String::as_str)
+    }
+
+    /// As a relative path.
+    pub fn to_path_buf(&self) -> PathBuf {
+        self.components.iter().collect()
+    }
+}
+
+impl fmt::Display for FinalName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.components.join("/"))
+    }
+}
+
+/// A handle on a destination directory; every received file is created through it.
+#[derive(Debug)]
+pub struct Dest {
+    root: Dir,
+    path: PathBuf,
+}
+
+impl Dest {
+    /// Opens an existing destination directory (the user's choice, so a symlink here is
+    /// followed; nothing below it will be).
+    pub fn open(path: &Path) -> Result<Dest, FilesError> {
+        let root = Dir::open_ambient_dir(path, ambient_authority())
+            .map_err(|e| FilesError::io(Op::OpenDest, path.to_owned(), e))?;
+        Ok(Dest {
+            root,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The directory this handle was opened on, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Creates, or reopens for a resume, the part file for `components` (directories first,
+    /// file name last) in transfer `transfer` (a tag of 1 to [`MAX_TAG`] ASCII letters,
+    /// digits, `-` or `_`, the same on every resume), announced as `size` bytes.
+    ///
+    /// Missing directories are created. A reopened part keeps its bytes (cut to `size` if
+    /// longer). Refused with [`FilesError::Symlink`] if any existing component, the part
+    /// name or the final name is a symlink.
+    pub fn create_part(
+        &self,
+        transfer: &str,
+        components: &[&str],
+        size: u64,
+    ) -> Result<PartFile, FilesError> {
+        let name = check_names(transfer, components)?;
+        let (parents, _) = components.split_at(components.len() - 1);
+        let Some(dir) = self.walk(parents, true)? else {
+            // Not reached: walking with `create` makes what is missing.
+            return Err(FilesError::io(
+                Op::OpenDir,
+                rel_path(parents),
+                io::ErrorKind::NotFound.into(),
+            ));
+        };
+        let rel = rel_path(components);
+        // Refuse early when the final name is a symlink: a received file is meant to land
+        // there, and finish would only step around it to `name (1)`.
+        match dir.symlink_metadata(name) {
+            Ok(m) if m.file_type().is_symlink() => return Err(FilesError::Symlink { path: rel }),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(FilesError::io(Op::Stat, rel, e)),
+        }
+        let part = part_name(name, transfer);
+        let part_rel = rel_path(parents).join(&part);
+        let file = match dir.open_with(
+            &part,
+            OpenOptions::new().read(true).write(true).create_new(true),
+        ) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                open_existing_part(&dir, &part, &part_rel)?
+            }
+            Err(e) => return Err(FilesError::io(Op::OpenPart, part_rel, e)),
+        };
+        let part_file = PartFile {
+            dir,
+            file,
+            part,
+            name: name.to_owned(),
+            parents: parents.iter().map(|s| (*s).to_owned()).collect(),
+            size,
+        };
+        if part_file.len()? > size {
+            part_file.set_len(size)?;
+        }
+        Ok(part_file)
+    }
+
+    /// Removes the part file of `components` in transfer `transfer`, if there is one (for a
+    /// cancel when no [`PartFile`] is open, e.g. after a restart). Creates nothing; returns
+    /// whether a part was removed.
+    pub fn remove_part(&self, transfer: &str, components: &[&str]) -> Result<bool, FilesError> {
+        let name = check_names(transfer, components)?;
+        let (parents, _) = components.split_at(components.len() - 1);
+        let Some(dir) = self.walk(parents, false)? else {
+            return Ok(false);
+        };
+        let part = part_name(name, transfer);
+        let part_rel = rel_path(parents).join(&part);
+        match dir.symlink_metadata(&part) {
+            Ok(m) if m.file_type().is_symlink() => Err(FilesError::Symlink { path: part_rel }),
+            Ok(m) if !m.is_file() => Err(FilesError::NotAFile { path: part_rel }),
+            Ok(_) => match dir.remove_file(&part) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(FilesError::io(Op::Remove, part_rel, e)),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(FilesError::io(Op::Stat, part_rel, e)),
+        }
+    }
+
+    /// Opens the directory `parents` below the root, one component at a time, refusing
+    /// symlinks; creates missing ones if `create`, else returns `None` for a missing one.
+    fn walk(&self, parents: &[&str], create: bool) -> Result<Option<Dir>, FilesError> {
+        let mut cur = self
+            .root
+            .try_clone()
+            .map_err(|e| FilesError::io(Op::OpenDir, PathBuf::from("."), e))?;
+        for (i, c) in parents.iter().enumerate() {
+            let rel = rel_path(&parents[..=i]);
+            match cur.symlink_metadata(c) {
+                Ok(m) => check_dir_entry(&m, &rel)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if !create {
+                        return Ok(None);
+                    }
+                    match cur.create_dir(c) {
+                        Ok(()) => {}
+                        // Made meanwhile by someone else: checked below like any other.
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                        Err(e) => return Err(FilesError::io(Op::CreateDir, rel, e)),
+                    }
+                }
+                Err(e) => return Err(FilesError::io(Op::Stat, rel, e)),
+            }
+            // cap-std's open_dir follows an in-tree symlink, so check after opening that the
+            // name still is a real directory and is the one that was opened.
+            let next = cur
+                .open_dir(c)
+                .map_err(|e| open_error(Op::OpenDir, rel.clone(), e))?;
+            let now = cur
+                .symlink_metadata(c)
+                .map_err(|e| FilesError::io(Op::Stat, rel.clone(), e))?;
+            check_dir_entry(&now, &rel)?;
+            let opened = next
+                .dir_metadata()
+                .map_err(|e| FilesError::io(Op::Stat, rel.clone(), e))?;
+            if !same_file(&now, &opened) {
+                return Err(FilesError::Symlink { path: rel });
+            }
+            cur = next;
+        }
+        Ok(Some(cur))
+    }
+}
+
+/// A part file being received. Dropping it leaves the part on disk for a resume.
+#[derive(Debug)]
+pub struct PartFile {
+    /// The directory the file lands in.
+    dir: Dir,
+    file: File,
+    /// The part file's name in `dir`.
+    part: String,
+    /// The offered file name.
+    name: String,
+    /// The directories, relative to the destination.
+    parents: Vec<String>,
+    size: u64,
+}
+
+impl PartFile {
+    /// Writes `data` at `offset`. Refused with [`FilesError::Overrun`] if it would go past
+    /// the announced size; [`FilesError::DiskFull`] when the disk is full.
+    pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), FilesError> {
+        let len = data.len() as u64;
+        if offset.checked_add(len).is_none_or(|end| end > self.size) {
+            return Err(FilesError::Overrun {
+                path: self.rel_path(),
+                offset,
+                len,
+                size: self.size,
+            });
+        }
+        write_all_at(&self.file, data, offset)
+            .map_err(|e| FilesError::io(Op::Write, self.part_path(), e))
+    }
+
+    /// Bytes currently in the part file (after a resume: what an earlier run wrote).
+    pub fn len(&self) -> Result<u64, FilesError> {
+        self.file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|e| FilesError::io(Op::Stat, self.part_path(), e))
+    }
+
+    /// Whether the part file holds no bytes yet.
+    pub fn is_empty(&self) -> Result<bool, FilesError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// The announced size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Cuts (or extends with zeros) the part file to `len` bytes, e.g. back to the end of
+    /// verified data on resume. Refused past the announced size.
+    pub fn set_len(&self, len: u64) -> Result<(), FilesError> {
+        if len > self.size {
+            return Err(FilesError::Overrun {
+                path: self.rel_path(),
+                offset: 0,
+                len,
+                size: self.size,
+            });
+        }
+        self.file
+            .set_len(len)
+            .map_err(|e| FilesError::io(Op::SetLen, self.part_path(), e))
+    }
+
+    /// Flushes the part file to disk (so verified progress survives a crash).
+    pub fn sync(&self) -> Result<(), FilesError> {
+        self.file
+            .sync_all()
+            .map_err(|e| FilesError::io(Op::Sync, self.part_path(), e))
+    }
+
+    /// The offered path, relative to the destination.
+    pub fn rel_path(&self) -> PathBuf {
+        self.parents.iter().chain([&self.name]).collect()
+    }
+
+    /// The part file's path, relative to the destination.
+    pub fn part_path(&self) -> PathBuf {
+        self.parents.iter().chain([&self.part]).collect()
+    }
+
+    /// Completes the file: checks it holds exactly the announced size, fsyncs it, gives it
+    /// its final name without replacing anything (the offered name, else `name (1).ext`,
+    /// `name (2).ext`, …, skipping names that match an existing entry without regard to
+    /// case), removes the part name and fsyncs the directory. The caller has verified the
+    /// content. On error the part stays (remove it with [`PartFile::remove`] if wanted).
+    pub fn finish(self) -> Result<FinalName, FilesError> {
+        let len = self.len()?;
+        if len != self.size {
+            return Err(FilesError::Incomplete {
+                path: self.rel_path(),
+                len,
+                size: self.size,
+            });
+        }
+        self.sync()?;
+        let dir_path: PathBuf = if self.parents.is_empty() {
+            PathBuf::from(".")
+        } else {
+            self.parents.iter().collect()
+        };
+        let mut taken = self
+            .entries_lowercase()
+            .map_err(|e| FilesError::io(Op::ReadDir, dir_path.clone(), e))?;
+        let mut chosen = None;
+        for n in 0..MAX_COPIES {
+            let candidate = copy_name(&self.name, n);
+            if !taken.insert(candidate.to_lowercase()) {
+                continue;
+            }
+            let cand_rel: PathBuf = self.parents.iter().chain([&candidate]).collect();
+            match self.dir.hard_link(&self.part, &self.dir, &candidate) {
+                Ok(()) => {
+                    self.check_linked(&candidate, &cand_rel)?;
+                    self.remove_part_name()?;
+                    chosen = Some(candidate);
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) if no_hard_links(&e) => match self.dir.symlink_metadata(&candidate) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        self.dir
+                            .rename(&self.part, &self.dir, &candidate)
+                            .map_err(|e| FilesError::io(Op::Rename, cand_rel.clone(), e))?;
+                        self.check_linked(&candidate, &cand_rel)?;
+                        chosen = Some(candidate);
+                        break;
+                    }
+                    Ok(_) => continue,
+                    Err(e) => return Err(FilesError::io(Op::Stat, cand_rel, e)),
+                },
+                Err(e) => return Err(FilesError::io(Op::Rename, cand_rel, e)),
+            }
+        }
+        let Some(chosen) = chosen else {
+            return Err(FilesError::NoFreeName {
+                path: self.rel_path(),
+            });
+        };
+        // The handle may be an O_PATH descriptor, which cannot be fsynced: open the
+        // directory itself.
+        self.dir
+            .open(".")
+            .and_then(|d| d.sync_all())
+            .map_err(|e| FilesError::io(Op::Sync, dir_path, e))?;
+        let mut components = self.parents;
+        components.push(chosen);
+        Ok(FinalName { components })
+    }
+
+    /// Deletes the part file (cancel or failure).
+    pub fn remove(self) -> Result<(), FilesError> {
+        self.remove_part_name()
+    }
+
+    fn remove_part_name(&self) -> Result<(), FilesError> {
+        match self.dir.remove_file(&self.part) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(FilesError::io(Op::Remove, self.part_path(), e)),
+        }
+    }
+
+    /// Names in the directory, lower-cased, for the case-insensitive collision check.
+    fn entries_lowercase(&self) -> io::Result<HashSet<String>> {
+        let mut names = HashSet::new();
+        for entry in self.dir.entries()? {
+            names.insert(entry?.file_name().to_string_lossy().to_lowercase());
+        }
+        Ok(names)
+    }
+
+    /// After linking: the final name must be our file. If the part name was swapped for
+    /// something else meanwhile, undo the link and refuse.
+    fn check_linked(&self, candidate: &str, cand_rel: &Path) -> Result<(), FilesError> {
+        let linked = self
+            .dir
+            .symlink_metadata(candidate)
+            .map_err(|e| FilesError::io(Op::Stat, cand_rel.to_owned(), e))?;
+        let ours = self
+            .file
+            .metadata()
+            .map_err(|e| FilesError::io(Op::Stat, self.part_path(), e))?;
+        if linked.file_type().is_symlink() || !same_file(&linked, &ours) {
+            let _ = self.dir.remove_file(candidate);
+            return Err(FilesError::Symlink {
+                path: self.part_path(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Reopens an existing part file for a resume, refusing a symlink or anything but a
+/// regular file, and checking that what was opened is what the name shows.
+fn open_existing_part(dir: &Dir, part: &str, rel: &Path) -> Result<File, FilesError> {
+    let before = dir
+        .symlink_metadata(part)
+        .map_err(|e| FilesError::io(Op::Stat, rel.to_owned(), e))?;
+    check_file_entry(&before, rel)?;
+    let file = dir
+        .open_with(part, OpenOptions::new().read(true).write(true))
+        .map_err(|e| open_error(Op::OpenPart, rel.to_owned(), e))?;
+    let now = dir
+        .symlink_metadata(part)
+        .map_err(|e| FilesError::io(Op::Stat, rel.to_owned(), e))?;
+    check_file_entry(&now, rel)?;
+    let opened = file
+        .metadata()
+        .map_err(|e| FilesError::io(Op::Stat, rel.to_owned(), e))?;
+    if !same_file(&now, &opened) {
+        return Err(FilesError::Symlink {
+            path: rel.to_owned(),
+        });
+    }
+    Ok(file)
+}
+
+fn check_dir_entry(m: &Metadata, rel: &Path) -> Result<(), FilesError> {
+    if m.file_type().is_symlink() {
+        Err(FilesError::Symlink {
+            path: rel.to_owned(),
+        })
+    } else if !m.is_dir() {
+        Err(FilesError::NotADirectory {
+            path: rel.to_owned(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+fn check_file_entry(m: &Metadata, rel: &Path) -> Result<(), FilesError> {
+    if m.file_type().is_symlink() {
+        Err(FilesError::Symlink {
+            path: rel.to_owned(),
+        })
+    } else if !m.is_file() {
+        Err(FilesError::NotAFile {
+            path: rel.to_owned(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// An open error; cap-std reports a path that would leave the tree (a symlink swapped in
+/// after the check) as permission denied.
+fn open_error(op: Op, rel: PathBuf, e: io::Error) -> FilesError {
+    if e.kind() == io::ErrorKind::PermissionDenied && e.raw_os_error().is_none() {
+        FilesError::Symlink { path: rel }
+    } else {
+        FilesError::io(op, rel, e)
+    }
+}
+
+/// Whether `link` failed because the file system has no hard links (EPERM or unsupported).
+fn no_hard_links(e: &io::Error) -> bool {
+    const EPERM: i32 = 1;
+    e.kind() == io::ErrorKind::Unsupported || (cfg!(unix) && e.raw_os_error() == Some(EPERM))
+}
+
+#[cfg(unix)]
+fn same_file(a: &Metadata, b: &Metadata) -> bool {
+    use cap_std::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file(_a: &Metadata, _b: &Metadata) -> bool {
+    true
+}
+
+#[cfg(unix)]
+fn write_all_at(file: &File, data: &[u8], offset: u64) -> io::Result<()> {
+    cap_std::fs::FileExt::write_all_at(file, data, offset)
+}
+
+#[cfg(windows)]
+fn write_all_at(file: &File, mut data: &[u8], mut offset: u64) -> io::Result<()> {
+    while !data.is_empty() {
+        match cap_std::fs::FileExt::seek_write(file, data, offset) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                data = &data[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Checks the tag and the components (defence in depth: the offer check comes first) and
+/// returns the file name.
+fn check_names<'a>(transfer: &str, components: &[&'a str]) -> Result<&'a str, FilesError> {
+    let bad = |name: &str, reason| FilesError::BadName {
+        name: name.to_owned(),
+        reason,
+    };
+    if transfer.is_empty()
+        || transfer.len() > MAX_TAG
+        || !transfer
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(bad(
+            transfer,
+            "a transfer tag is 1 to 64 ASCII letters, digits, '-' or '_'",
+        ));
+    }
+    let Some(name) = components.last() else {
+        return Err(bad("", "empty path"));
+    };
+    for c in components {
+        if c.is_empty() || *c == "." || *c == ".." {
+            return Err(bad(c, "not a file or directory name"));
+        }
+        if c.len() > MAX_NAME {
+            return Err(bad(c, "longer than 255 bytes"));
+        }
+        if c.contains(['/', '\\', '\0']) {
+            return Err(bad(c, "contains a path separator or NUL"));
+        }
+    }
+    // A received name must never be taken for a part file of this transfer (it would be
+    // reopened and written into).
+    if name
+        .strip_suffix(".part")
+        .is_some_and(|s| s.strip_suffix(transfer).is_some_and(|s| s.ends_with('.')))
+    {
+        return Err(bad(name, "reserved for part files"));
+    }
+    Ok(name)
+}
+
+fn rel_path(components: &[&str]) -> PathBuf {
+    components.iter().collect()
+}
+
+/// `.<name>.<transfer>.part`, cut with a digest of the name when too long.
+fn part_name(name: &str, transfer: &str) -> String {
+    let plain = format!(".{name}.{transfer}.part");
+    if plain.len() <= MAX_NAME {
+        return plain;
+    }
+    let digest = blake3::hash(name.as_bytes()).to_hex();
+    // '.' + cut + '~' + 16 hex + '.' + transfer + ".part"
+    let budget = MAX_NAME - (1 + 1 + 16 + 1 + transfer.len() + 5);
+    format!(
+        ".{}~{}.{transfer}.part",
+        cut(name, budget),
+        &digest.as_str()[..16]
+    )
+}
+
+/// The `n`th candidate: `name` itself for 0, else `stem (n).ext`, `name (n)` without an
+/// extension, `.dotfile (n)` for a dotfile; cut to fit [`MAX_NAME`].
+fn copy_name(name: &str, n: u32) -> String {
+    if n == 0 {
+        return name.to_owned();
+    }
+    let suffix = format!(" ({n})");
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 && i + 1 < name.len() && name.len() - i + suffix.len() < MAX_NAME => {
+            name.split_at(i)
+        }
+        _ => (name, ""),
+    };
+    let stem = cut(stem, MAX_NAME - suffix.len() - ext.len());
+    format!("{stem}{suffix}{ext}")
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::symlink;
+    use std::process::Command;
+
+    const T: &str = "t1";
+
+    fn dest() -> (tempfile::TempDir, Dest) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = Dest::open(tmp.path()).unwrap();
+        (tmp, dest)
+    }
+
+    fn receive(dest: &Dest, components: &[&str], data: &[u8]) -> FinalName {
+        let part = dest.create_part(T, components, data.len() as u64).unwrap();
+        part.write_at(0, data).unwrap();
+        part.finish().unwrap()
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn files_creates_nested_dirs_and_file() {
+        let (tmp, dest) = dest();
+        let fin = receive(&dest, &["a", "b", "c.txt"], b"hello");
+        assert_eq!(fin.to_string(), "a/b/c.txt");
+        assert_eq!(fin.file_name(), "c.txt");
+        assert_eq!(fin.to_path_buf(), Path::new("a/b/c.txt"));
+        assert_eq!(fs::read(tmp.path().join("a/b/c.txt")).unwrap(), b"hello");
+        assert_eq!(names(&tmp.path().join("a/b")), ["c.txt"]);
+        // A second file in the existing directories.
+        let fin = receive(&dest, &["a", "d.txt"], b"");
+        assert_eq!(fin.to_string(), "a/d.txt");
+        assert_eq!(fs::read(tmp.path().join("a/d.txt")).unwrap(), b"");
+    }
+
+    #[test]
+    fn files_resume_reopens_part_and_keeps_bytes() {
+        let (tmp, dest) = dest();
+        let data: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+        {
+            let part = dest.create_part(T, &["d", "f.bin"], 10_000).unwrap();
+            assert!(part.is_empty().unwrap());
+            part.write_at(0, &data[..4000]).unwrap();
+            part.sync().unwrap();
+            // Dropped without finishing: an interrupted transfer.
+        }
+        assert_eq!(names(&tmp.path().join("d")), [".f.bin.t1.part"]);
+        let part = dest.create_part(T, &["d", "f.bin"], 10_000).unwrap();
+        assert_eq!(part.len().unwrap(), 4000);
+        assert_eq!(part.size(), 10_000);
+        // Unverified tail dropped by the receiver, then the rest sent again.
+        part.set_len(3000).unwrap();
+        part.write_at(3000, &data[3000..]).unwrap();
+        let fin = part.finish().unwrap();
+        assert_eq!(fin.to_string(), "d/f.bin");
+        assert_eq!(fs::read(tmp.path().join("d/f.bin")).unwrap(), data);
+        assert_eq!(names(&tmp.path().join("d")), ["f.bin"]);
+    }
+
+    #[test]
+    fn files_another_transfer_gets_its_own_part() {
+        let (tmp, dest) = dest();
+        let a = dest.create_part("ta", &["x"], 3).unwrap();
+        let b = dest.create_part("tb", &["x"], 3).unwrap();
+        a.write_at(0, b"aaa").unwrap();
+        b.write_at(0, b"bbb").unwrap();
+        assert_eq!(a.finish().unwrap().to_string(), "x");
+        assert_eq!(b.finish().unwrap().to_string(), "x (1)");
+        assert_eq!(fs::read(tmp.path().join("x")).unwrap(), b"aaa");
+        assert_eq!(fs::read(tmp.path().join("x (1)")).unwrap(), b"bbb");
+    }
+
+    #[test]
+    fn files_finish_never_overwrites() {
+        let (tmp, dest) = dest();
+        fs::write(tmp.path().join("report.pdf"), b"old").unwrap();
+        assert_eq!(
+            receive(&dest, &["report.pdf"], b"new1").to_string(),
+            "report (1).pdf"
+        );
+        assert_eq!(
+            receive(&dest, &["report.pdf"], b"new2").to_string(),
+            "report (2).pdf"
+        );
+        assert_eq!(fs::read(tmp.path().join("report.pdf")).unwrap(), b"old");
+        assert_eq!(
+            fs::read(tmp.path().join("report (1).pdf")).unwrap(),
+            b"new1"
+        );
+        assert_eq!(
+            fs::read(tmp.path().join("report (2).pdf")).unwrap(),
+            b"new2"
+        );
+
+        fs::write(tmp.path().join("README"), b"old").unwrap();
+        assert_eq!(receive(&dest, &["README"], b"n").to_string(), "README (1)");
+        fs::write(tmp.path().join(".bashrc"), b"old").unwrap();
+        assert_eq!(
+            receive(&dest, &[".bashrc"], b"n").to_string(),
+            ".bashrc (1)"
+        );
+        assert_eq!(fs::read(tmp.path().join(".bashrc")).unwrap(), b"old");
+        // A directory at the name is stepped around too (symlinks: see the symlink test).
+        fs::create_dir(tmp.path().join("dir.txt")).unwrap();
+        assert_eq!(
+            receive(&dest, &["dir.txt"], b"n").to_string(),
+            "dir (1).txt"
+        );
+        assert_eq!(
+            names(tmp.path()),
+            [
+                ".bashrc",
+                ".bashrc (1)",
+                "README",
+                "README (1)",
+                "dir (1).txt",
+                "dir.txt",
+                "report (1).pdf",
+                "report (2).pdf",
+                "report.pdf"
+            ]
+        );
+    }
+
+    #[test]
+    fn files_case_collision() {
+        let (tmp, dest) = dest();
+        fs::write(tmp.path().join("Photo.JPG"), b"old").unwrap();
+        assert_eq!(
+            receive(&dest, &["photo.jpg"], b"new").to_string(),
+            "photo (1).jpg"
+        );
+        assert_eq!(fs::read(tmp.path().join("Photo.JPG")).unwrap(), b"old");
+        assert!(!tmp.path().join("photo.jpg").exists());
+        // A taken `(1)` in another case is skipped as well.
+        fs::write(tmp.path().join("NOTES (1).TXT"), b"old").unwrap();
+        fs::write(tmp.path().join("notes.txt"), b"old").unwrap();
+        assert_eq!(
+            receive(&dest, &["Notes.txt"], b"new").to_string(),
+            "Notes (2).txt"
+        );
+    }
+
+    #[test]
+    fn files_symlink_at_file_name_is_not_written_through() {
+        let (tmp, dest) = dest();
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("target.txt");
+        fs::write(&target, b"secret").unwrap();
+        symlink(&target, tmp.path().join("evil.txt")).unwrap();
+        let err = dest.create_part(T, &["evil.txt"], 3).unwrap_err();
+        assert!(matches!(err, FilesError::Symlink { .. }), "{err}");
+        assert!(err.to_string().contains("symlink"), "{err}");
+
+        // A symlink planted at the part name.
+        symlink(&target, tmp.path().join(".other.txt.t1.part")).unwrap();
+        let err = dest.create_part(T, &["other.txt"], 3).unwrap_err();
+        assert!(matches!(err, FilesError::Symlink { .. }), "{err}");
+        assert!(!dest.remove_part(T, &["x"]).unwrap());
+
+        // A symlink planted at the final name while the part was being written.
+        let part = dest.create_part(T, &["late.txt"], 3).unwrap();
+        part.write_at(0, b"new").unwrap();
+        symlink(&target, tmp.path().join("late.txt")).unwrap();
+        assert_eq!(part.finish().unwrap().to_string(), "late (1).txt");
+        assert_eq!(fs::read(tmp.path().join("late (1).txt")).unwrap(), b"new");
+
+        assert_eq!(fs::read(&target).unwrap(), b"secret");
+        assert_eq!(names(outside.path()), ["target.txt"]);
+    }
+
+    #[test]
+    fn files_symlinked_directory_is_refused() {
+        let (tmp, dest) = dest();
+        let outside = tempfile::tempdir().unwrap();
+        symlink(outside.path(), tmp.path().join("sub")).unwrap();
+        let err = dest.create_part(T, &["sub", "f.txt"], 1).unwrap_err();
+        assert!(matches!(err, FilesError::Symlink { ref path } if path == Path::new("sub")));
+        let err = dest
+            .create_part(T, &["sub", "deeper", "f.txt"], 1)
+            .unwrap_err();
+        assert!(matches!(err, FilesError::Symlink { .. }), "{err}");
+        assert!(names(outside.path()).is_empty());
+
+        // Pointing inside the tree: refused all the same.
+        fs::create_dir(tmp.path().join("real")).unwrap();
+        symlink("real", tmp.path().join("alias")).unwrap();
+        let err = dest.create_part(T, &["alias", "f.txt"], 1).unwrap_err();
+        assert!(matches!(err, FilesError::Symlink { .. }), "{err}");
+        assert!(names(&tmp.path().join("real")).is_empty());
+
+        // A file where a directory should be.
+        fs::write(tmp.path().join("plain"), b"x").unwrap();
+        let err = dest.create_part(T, &["plain", "f.txt"], 1).unwrap_err();
+        assert!(matches!(err, FilesError::NotADirectory { .. }), "{err}");
+    }
+
+    #[test]
+    fn files_final_name_appears_only_after_finish() {
+        let (tmp, dest) = dest();
+        let part = dest.create_part(T, &["movie.mkv"], 8).unwrap();
+        part.write_at(4, b"5678").unwrap();
+        part.write_at(0, b"1234").unwrap();
+        assert_eq!(names(tmp.path()), [".movie.mkv.t1.part"]);
+        assert_eq!(part.part_path(), Path::new(".movie.mkv.t1.part"));
+        assert_eq!(part.rel_path(), Path::new("movie.mkv"));
+        part.finish().unwrap();
+        assert_eq!(names(tmp.path()), ["movie.mkv"]);
+        assert_eq!(fs::read(tmp.path().join("movie.mkv")).unwrap(), b"12345678");
+    }
+
+    #[test]
+    fn files_size_lies_are_refused() {
+        let (tmp, dest) = dest();
+        let part = dest.create_part(T, &["f"], 4).unwrap();
+        let err = part.write_at(2, b"abc").unwrap_err();
+        assert!(matches!(err, FilesError::Overrun { size: 4, .. }), "{err}");
+        assert!(matches!(
+            part.write_at(u64::MAX, b"a").unwrap_err(),
+            FilesError::Overrun { .. }
+        ));
+        assert!(matches!(
+            part.set_len(5).unwrap_err(),
+            FilesError::Overrun { .. }
+        ));
+        part.write_at(0, b"abc").unwrap();
+        let err = part.finish().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FilesError::Incomplete {
+                    len: 3,
+                    size: 4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(names(tmp.path()), [".f.t1.part"]);
+        // A part longer than announced (a different earlier size) is cut on reopen.
+        let part = dest.create_part(T, &["f"], 2).unwrap();
+        assert_eq!(part.len().unwrap(), 2);
+        part.finish().unwrap();
+        assert_eq!(fs::read(tmp.path().join("f")).unwrap(), b"ab");
+    }
+
+    #[test]
+    fn files_remove_part() {
+        let (tmp, dest) = dest();
+        let part = dest.create_part(T, &["d", "a"], 4).unwrap();
+        part.write_at(0, b"ab").unwrap();
+        part.remove().unwrap();
+        assert!(names(&tmp.path().join("d")).is_empty());
+
+        let part = dest.create_part(T, &["d", "b"], 4).unwrap();
+        drop(part);
+        assert!(dest.remove_part(T, &["d", "b"]).unwrap());
+        assert!(!dest.remove_part(T, &["d", "b"]).unwrap());
+        assert!(!dest.remove_part(T, &["missing", "b"]).unwrap());
+        assert!(!tmp.path().join("missing").exists());
+        assert!(names(&tmp.path().join("d")).is_empty());
+    }
+
+    #[test]
+    fn files_bad_names_are_refused() {
+        let (tmp, dest) = dest();
+        let long = "x".repeat(256);
+        for components in [
+            &[][..],
+            &[""],
+            &["."],
+            &[".."],
+            &["..", "f"],
+            &["a/b"],
+            &["a\\b"],
+            &["a\0b"],
+            &[long.as_str()],
+            &[".x.t1.part"],
+        ] {
+            let err = dest.create_part(T, components, 1).unwrap_err();
+            assert!(matches!(err, FilesError::BadName { .. }), "{err}");
+        }
+        for tag in ["", "a/b", "..", &"t".repeat(65)] {
+            let err = dest.create_part(tag, &["f"], 1).unwrap_err();
+            assert!(matches!(err, FilesError::BadName { .. }), "{err}");
+        }
+        // Another transfer's part-like name is an ordinary name.
+        receive(&dest, &[".x.t2.part"], b"x");
+        assert_eq!(names(tmp.path()), [".x.t2.part"]);
+    }
+
+    #[test]
+    fn files_long_names_fit() {
+        let (tmp, dest) = dest();
+        let name = format!("{}.txt", "é".repeat(125)); // 254 bytes
+        assert_eq!(name.len(), 254);
+        let part = dest.create_part(T, &[&name], 1).unwrap();
+        assert!(part.part_path().as_os_str().len() <= MAX_NAME);
+        drop(part);
+        // The same long name reopens the same part; a sibling with the same prefix does not.
+        let other = format!("{}.txu", "é".repeat(125));
+        dest.create_part(T, &[&other], 1).unwrap();
+        assert_eq!(names(tmp.path()).len(), 2);
+        let part = dest.create_part(T, &[&name], 1).unwrap();
+        part.write_at(0, b"a").unwrap();
+        assert_eq!(part.finish().unwrap().file_name(), name);
+        let fin = receive(&dest, &[&name], b"b");
+        assert!(fin.file_name().len() <= MAX_NAME);
+        assert!(fin.file_name().ends_with(" (1).txt"), "{fin}");
+        assert_eq!(names(tmp.path()).len(), 3);
+    }
+
+    #[test]
+    fn files_copy_names() {
+        assert_eq!(copy_name("a.tar.gz", 1), "a.tar (1).gz");
+        assert_eq!(copy_name("noext", 3), "noext (3)");
+        assert_eq!(copy_name(".bashrc", 1), ".bashrc (1)");
+        assert_eq!(copy_name(".config.json", 2), ".config (2).json");
+        assert_eq!(copy_name("trailing.", 1), "trailing. (1)");
+        let ext_only = format!("a.{}", "e".repeat(252));
+        assert!(copy_name(&ext_only, 1).len() <= MAX_NAME);
+    }
+
+    /// Unmounts a test tmpfs, whatever happens in the test.
+    struct Unmount<'a>(&'a Path);
+
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let ok = Command::new("umount")
+                .arg(self.0)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                let _ = Command::new("umount").arg("-l").arg(self.0).status();
+            }
+        }
+    }
+
+    #[test]
+    fn files_disk_full() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(tmp.path())
+            .output();
+        match mounted {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => {
+                eprintln!(
+                    "skipping files_disk_full: cannot mount a tmpfs (needs root): {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                return;
+            }
+            Err(e) => {
+                eprintln!("skipping files_disk_full: cannot run mount: {e}");
+                return;
+            }
+        }
+        let _unmount = Unmount(tmp.path());
+        let dest = Dest::open(tmp.path()).unwrap();
+        let data = vec![7u8; 2 << 20];
+        let part = dest
+            .create_part(T, &["big.bin"], data.len() as u64)
+            .unwrap();
+        let err = part.write_at(0, &data).unwrap_err();
+        assert!(err.is_disk_full(), "{err:?}");
+        assert!(err.to_string().starts_with("the disk is full"), "{err}");
+        assert!(err.to_string().contains(".big.bin.t1.part"), "{err}");
+        // Nothing under the final name; the part can go, and space comes back.
+        assert_eq!(names(tmp.path()), [".big.bin.t1.part"]);
+        part.remove().unwrap();
+        assert!(names(tmp.path()).is_empty());
+        receive(&dest, &["small"], &[1u8; 1000]);
+        drop(dest);
+    }
+}
