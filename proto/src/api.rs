@@ -69,6 +69,35 @@ pub enum Call {
         /// Name or id prefix.
         peer: String,
     },
+    /// Offer a file or a directory (absolute path, read by the daemon) to a peer. The offer
+    /// waits in the daemon while the peer is offline. Result: [`TransferInfo`].
+    SendFiles {
+        /// Name or id prefix.
+        peer: String,
+        /// Absolute path of a file or directory.
+        path: String,
+    },
+    /// Transfers both ways: offers waiting for a decision, running, finished.
+    /// Result: `Vec<`[`TransferInfo`]`>`.
+    Transfers {},
+    /// Accept an incoming offer. Result: [`TransferInfo`].
+    Accept {
+        /// Transfer id (32 hex characters, or a unique prefix of at least 6).
+        id: String,
+        /// Absolute destination directory (default: the download directory).
+        #[serde(default)]
+        to: Option<String>,
+    },
+    /// Decline an incoming offer. Result: [`TransferInfo`].
+    Decline {
+        /// Transfer id or unique prefix.
+        id: String,
+    },
+    /// Cancel a transfer, either side. Result: [`TransferInfo`].
+    Cancel {
+        /// Transfer id or unique prefix.
+        id: String,
+    },
 }
 
 impl Call {
@@ -84,6 +113,11 @@ impl Call {
         "block",
         "unblock",
         "forget_key",
+        "send_files",
+        "transfers",
+        "accept",
+        "decline",
+        "cancel",
     ];
 
     /// This call's method name.
@@ -99,6 +133,11 @@ impl Call {
             Call::Block { .. } => "block",
             Call::Unblock { .. } => "unblock",
             Call::ForgetKey { .. } => "forget_key",
+            Call::SendFiles { .. } => "send_files",
+            Call::Transfers {} => "transfers",
+            Call::Accept { .. } => "accept",
+            Call::Decline { .. } => "decline",
+            Call::Cancel { .. } => "cancel",
         }
     }
 }
@@ -248,6 +287,64 @@ pub struct Subscribed {
     pub subscribed: bool,
 }
 
+/// Where a transfer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferState {
+    /// Outgoing: stored, waiting for the peer to come online.
+    Queued,
+    /// Offered; waiting for the receiver's decision.
+    Offered,
+    /// Accepted; data is moving (or will when the link is back).
+    Running,
+    /// Every file is verified and under its final name at the receiver.
+    Done,
+    /// Declined by the receiver.
+    Declined,
+    /// Cancelled by either side.
+    Cancelled,
+    /// Failed; see `error`.
+    Failed,
+}
+
+impl TransferState {
+    /// True once nothing more will happen.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Done | Self::Declined | Self::Cancelled | Self::Failed)
+    }
+}
+
+/// One transfer, as `transfers` lists it and events carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferInfo {
+    /// Transfer id.
+    pub id: crate::transfer::TransferId,
+    /// The other side.
+    pub peer: PeerId,
+    /// Its name.
+    pub peer_name: PeerName,
+    /// `out`: we send; `in`: we receive.
+    pub direction: Direction,
+    /// Where it stands.
+    pub state: TransferState,
+    /// Number of files.
+    pub files: u32,
+    /// Up to 5 of the file paths, for display.
+    pub sample: Vec<String>,
+    /// Total bytes.
+    pub total_bytes: u64,
+    /// Bytes verified at the receiver so far.
+    pub done_bytes: u64,
+    /// Recent rate, bytes per second (0 when idle).
+    pub rate: u64,
+    /// Seconds left at the recent rate, when running.
+    pub eta_secs: Option<u64>,
+    /// Sender: the path offered. Receiver: the destination directory once accepted.
+    pub local_path: Option<String>,
+    /// Why it failed, was declined or cancelled.
+    pub error: Option<String>,
+}
+
 /// Name of the notification that carries an [`Event`].
 pub const EVENT_NOTIFICATION: &str = "event";
 
@@ -284,6 +381,21 @@ pub enum Event {
     MessageUpdated {
         /// The message.
         message: MessageInfo,
+    },
+    /// An offer arrived, or one of ours was sent.
+    TransferOffered {
+        /// The transfer.
+        transfer: TransferInfo,
+    },
+    /// Progress of a running transfer (at most a few per second).
+    TransferProgress {
+        /// The transfer.
+        transfer: TransferInfo,
+    },
+    /// A transfer changed state (accepted, done, declined, cancelled, failed).
+    TransferUpdated {
+        /// The transfer.
+        transfer: TransferInfo,
     },
     /// A peer link failed in a way the user should know about (for example a key mismatch).
     LinkError {
@@ -326,6 +438,11 @@ mod tests {
             Call::Block { peer: p() },
             Call::Unblock { peer: p() },
             Call::ForgetKey { peer: p() },
+            Call::SendFiles { peer: p(), path: p() },
+            Call::Transfers {},
+            Call::Accept { id: p(), to: None },
+            Call::Decline { id: p() },
+            Call::Cancel { id: p() },
         ];
         for call in &calls {
             assert!(Call::METHODS.contains(&call.method()));
