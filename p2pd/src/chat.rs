@@ -81,6 +81,8 @@ struct Links {
 
 /// The chat service. Cheap to share: `Arc<Chat>`.
 pub struct Chat {
+    /// Takes inbound bulk links (file transfers), once set.
+    bulk: std::sync::OnceLock<Arc<crate::transfer::Transfers>>,
     node: Arc<Node>,
     tls: Arc<LinkTls>,
     links: Mutex<Links>,
@@ -99,6 +101,7 @@ impl Chat {
     ) -> Arc<Chat> {
         let (kick, kicks) = mpsc::unbounded_channel();
         let chat = Arc::new(Chat {
+            bulk: std::sync::OnceLock::new(),
             node,
             tls,
             links: Mutex::default(),
@@ -108,6 +111,11 @@ impl Chat {
         });
         tasks.spawn(chat.clone().outbox_worker(kicks));
         chat
+    }
+
+    /// Routes inbound bulk links to the transfer service.
+    pub fn set_bulk_handler(&self, transfers: Arc<crate::transfer::Transfers>) {
+        let _ = self.bulk.set(transfers);
     }
 
     fn links(&self) -> MutexGuard<'_, Links> {
@@ -311,6 +319,13 @@ impl Chat {
                     })
                     .await;
                 let _ = conn.shutdown().await;
+                return;
+            }
+            if link::is_bulk(&conn) {
+                match chat.bulk.get() {
+                    Some(transfers) => transfers.inbound(conn, id, name),
+                    None => debug!("no transfer service for a bulk link"),
+                }
                 return;
             }
             chat.clone().adopt(conn, id, name, id);

@@ -21,6 +21,7 @@ use crate::rpc::dispatch::Services;
 use crate::rpc::server::{self, SocketError};
 use crate::store::{Store, StoreError};
 use crate::tracker_client::TrackerLink;
+use crate::transfer::Transfers;
 
 /// Time tasks get to finish after shutdown begins.
 const GRACE: Duration = Duration::from_secs(5);
@@ -106,15 +107,25 @@ impl Daemon {
         let node = Node::new(identity, store)?;
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let tls = LinkTls::new(&key)?;
         let chat = Chat::start(
             node.clone(),
-            LinkTls::new(&key)?,
+            tls.clone(),
             tasks.clone(),
             cancel.child_token(),
         );
+        let transfers = Transfers::start(
+            node.clone(),
+            tls,
+            config.download_dir.clone(),
+            tasks.clone(),
+            cancel.child_token(),
+        );
+        chat.set_bulk_handler(transfers.clone());
         let services = Arc::new(Services {
             node: node.clone(),
             chat: chat.clone(),
+            transfers,
             sampler: Sampler::new(),
         });
         tasks.spawn(server::serve(

@@ -19,6 +19,7 @@ pub mod rpc;
 pub mod store;
 pub mod tracker_client;
 pub mod tracker_pin;
+pub mod transfer;
 
 pub use config::{Args, Config, ConfigError};
 pub use daemon::{Daemon, StartError};

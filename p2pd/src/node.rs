@@ -272,6 +272,10 @@ fn log_activity(ev: &Event) {
         Event::LinkError { peer, detail } => {
             tracing::warn!(target: ACTIVITY, op = "link-error", peer = ?peer.map(|p| p.short()), "{detail}")
         }
-        Event::Lagged { .. } => {}
+        // Transfers log their own activity lines.
+        Event::TransferOffered { .. }
+        | Event::TransferProgress { .. }
+        | Event::TransferUpdated { .. }
+        | Event::Lagged { .. } => {}
     }
 }

@@ -49,6 +49,12 @@ impl<S> FramedConn<S> {
     pub fn get_ref(&self) -> &S {
         &self.io
     }
+
+    /// Changes the frame caps (for a link that starts small and then carries bulk data).
+    pub fn set_limits(&mut self, max_in: usize, max_out: usize) {
+        self.max_in = max_in;
+        self.max_out = max_out;
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite> FramedConn<S> {

@@ -11,6 +11,7 @@ use crate::chat::{Chat, ChatError};
 use crate::node::{Node, PeerOpError};
 use crate::peers::ResolveError;
 use crate::resources::Sampler;
+use crate::transfer::{TransferError, Transfers};
 
 /// What a handler produced.
 pub enum Reply {
@@ -26,6 +27,8 @@ pub struct Services {
     pub node: Arc<Node>,
     /// Chat.
     pub chat: Arc<Chat>,
+    /// File transfers.
+    pub transfers: Arc<Transfers>,
     /// Resource sampler.
     pub sampler: Sampler,
 }
@@ -57,6 +60,11 @@ pub fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
             value(r)
         }
         Call::ForgetKey { peer } => value(svc.node.forget_key(&peer)),
+        Call::SendFiles { peer, path } => value(svc.transfers.send(&peer, &path)),
+        Call::Transfers {} => to_value(svc.transfers.list()).map(Reply::Value),
+        Call::Accept { id, to } => value(svc.transfers.accept(&id, to.as_deref())),
+        Call::Decline { id } => value(svc.transfers.decline(&id)),
+        Call::Cancel { id } => value(svc.transfers.cancel(&id)),
     }
 }
 
@@ -98,6 +106,15 @@ impl From<PeerOpError> for AppError {
     fn from(e: PeerOpError) -> Self {
         match e {
             PeerOpError::Resolve(r) => AppError::Resolve(r),
+            other => AppError::Failed(other.to_string()),
+        }
+    }
+}
+
+impl From<TransferError> for AppError {
+    fn from(e: TransferError) -> Self {
+        match e {
+            TransferError::Resolve(r) => AppError::Resolve(r),
             other => AppError::Failed(other.to_string()),
         }
     }

@@ -1,0 +1,177 @@
+//! The in-memory state of one transfer: its record, progress and rate, and the channel that
+//! carries the user's decision to the link task.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use proto::api::{TransferInfo, TransferState};
+use proto::transfer::TransferId;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::records::Record;
+use super::{Decision, DecisionRx, TransferError};
+
+/// Progress events at most this often.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+struct Inner {
+    rec: Record,
+    done_bytes: u64,
+    rate: u64,
+    window: (Instant, u64),
+    last_progress: Option<Instant>,
+}
+
+/// One transfer in memory.
+pub struct Live {
+    inner: Mutex<Inner>,
+    /// The user's decision on an incoming offer.
+    pub decision: watch::Sender<Decision>,
+    /// Cancels the transfer's link task.
+    pub cancel: CancellationToken,
+}
+
+impl Live {
+    /// Wraps a stored record.
+    pub fn new(rec: Record, cancel: CancellationToken) -> Live {
+        let (decision, _) = watch::channel(Decision::Pending);
+        Live {
+            inner: Mutex::new(Inner {
+                rec,
+                done_bytes: 0,
+                rate: 0,
+                window: (Instant::now(), 0),
+                last_progress: None,
+            }),
+            decision,
+            cancel,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Its id.
+    pub fn id(&self) -> TransferId {
+        self.lock().rec.manifest.id
+    }
+
+    /// Its state.
+    pub fn state(&self) -> TransferState {
+        self.lock().rec.state
+    }
+
+    /// A copy of its record.
+    pub fn record(&self) -> Record {
+        self.lock().rec.clone()
+    }
+
+    /// A receiver of decisions.
+    pub fn decisions(&self) -> DecisionRx {
+        self.decision.subscribe()
+    }
+
+    /// Sets the state; false when it was already final (nothing changes after an end).
+    pub fn set_state(
+        &self,
+        state: TransferState,
+        local_path: Option<String>,
+        error: Option<String>,
+    ) -> bool {
+        let mut g = self.lock();
+        if g.rec.state.is_final() {
+            return false;
+        }
+        g.rec.state = state;
+        if local_path.is_some() {
+            g.rec.local_path = local_path;
+        }
+        if error.is_some() {
+            g.rec.error = error;
+        }
+        if state.is_final() {
+            g.rate = 0;
+        }
+        true
+    }
+
+    /// Records a decision on an offer in `expected` state.
+    pub fn decide(
+        &self,
+        d: Decision,
+        expected: TransferState,
+        what: &'static str,
+    ) -> Result<(), TransferError> {
+        let g = self.lock();
+        if g.rec.state != expected || g.rec.direction != proto::api::Direction::In {
+            return Err(TransferError::State {
+                id: g.rec.manifest.id,
+                state: g.rec.state,
+                what,
+            });
+        }
+        drop(g);
+        let _ = self.decision.send(d);
+        Ok(())
+    }
+
+    /// Sets the bytes done so far, updating the rate.
+    pub fn set_done(&self, bytes: u64) {
+        let mut g = self.lock();
+        g.done_bytes = bytes;
+        let (t0, b0) = g.window;
+        let dt = t0.elapsed();
+        if dt >= Duration::from_millis(500) {
+            g.rate = (bytes.saturating_sub(b0) as f64 / dt.as_secs_f64()) as u64;
+            g.window = (Instant::now(), bytes);
+        }
+    }
+
+    /// True when a progress event is due (and notes that one is sent).
+    pub fn progress_due(&self) -> bool {
+        let mut g = self.lock();
+        let due = g
+            .last_progress
+            .is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
+        if due {
+            g.last_progress = Some(Instant::now());
+        }
+        due
+    }
+
+    /// The public view.
+    pub fn info(&self) -> TransferInfo {
+        let g = self.lock();
+        let total = g.rec.manifest.total_size();
+        let running = g.rec.state == TransferState::Running;
+        TransferInfo {
+            id: g.rec.manifest.id,
+            peer: g.rec.peer,
+            peer_name: g.rec.peer_name.clone(),
+            direction: g.rec.direction,
+            state: g.rec.state,
+            files: u32::try_from(g.rec.manifest.files.len()).unwrap_or(u32::MAX),
+            sample: g
+                .rec
+                .manifest
+                .files
+                .iter()
+                .take(5)
+                .map(|f| f.path.to_string())
+                .collect(),
+            total_bytes: total,
+            done_bytes: if g.rec.state == TransferState::Done {
+                total
+            } else {
+                g.done_bytes
+            },
+            rate: if running { g.rate } else { 0 },
+            eta_secs: (running && g.rate > 0)
+                .then(|| total.saturating_sub(g.done_bytes) / g.rate.max(1)),
+            local_path: g.rec.local_path.clone(),
+            error: g.rec.error.clone(),
+        }
+    }
+}

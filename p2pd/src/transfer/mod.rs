@@ -1,0 +1,294 @@
+//! File transfers: offers queued on the receiver, accept/decline/cancel, data verified as it
+//! arrives and written to `.part` files, and resume after a dropped link or a restart.
+//!
+//! Each transfer runs over its own bulk link (ALPN `p2p-bulk/1`), dialed by the sender, so
+//! chat never waits behind data. The sender re-dials and re-offers the same id until the
+//! transfer ends; the receiver recognises it and answers with what it already holds.
+
+mod live;
+pub mod records;
+mod recv;
+pub mod scan;
+mod send;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use proto::api::{Direction, Event, TransferInfo, TransferState};
+use proto::transfer::TransferId;
+use proto::{PeerId, PeerName};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::info;
+
+use crate::link::{LinkConn, LinkTls};
+use crate::node::Node;
+use crate::peers::ResolveError;
+use crate::store::StoreError;
+use live::Live;
+use records::Record;
+
+/// Errors reported to callers.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// No such peer.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The path cannot be offered.
+    #[error(transparent)]
+    Scan(#[from] scan::ScanError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No transfer matches.
+    #[error("no transfer matches {0:?}")]
+    Unknown(String),
+    /// Several transfers match a prefix.
+    #[error("{0:?} matches several transfers; give more of the id")]
+    Ambiguous(String),
+    /// The operation does not fit the transfer's state.
+    #[error("transfer {id} is {state:?}: {what}")]
+    State {
+        /// The transfer.
+        id: TransferId,
+        /// Its state.
+        state: TransferState,
+        /// What cannot be done.
+        what: &'static str,
+    },
+    /// The destination is unusable.
+    #[error("{0}")]
+    Destination(String),
+    /// The peer is blocked.
+    #[error("{0} is blocked; unblock it first")]
+    Blocked(PeerName),
+}
+
+/// A user's decision on an incoming offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Decision {
+    Pending,
+    Accept(PathBuf),
+    Decline,
+    Cancel,
+}
+
+/// The transfer service. Share as `Arc<Transfers>`.
+pub struct Transfers {
+    node: Arc<Node>,
+    tls: Arc<LinkTls>,
+    download_dir: PathBuf,
+    live: Mutex<HashMap<TransferId, Arc<Live>>>,
+    tasks: TaskTracker,
+    cancel: CancellationToken,
+}
+
+impl Transfers {
+    /// Starts the service and resumes unfinished outgoing transfers.
+    pub fn start(
+        node: Arc<Node>,
+        tls: Arc<LinkTls>,
+        download_dir: PathBuf,
+        tasks: TaskTracker,
+        cancel: CancellationToken,
+    ) -> Arc<Transfers> {
+        let t = Arc::new(Transfers {
+            node,
+            tls,
+            download_dir,
+            live: Mutex::default(),
+            tasks,
+            cancel,
+        });
+        let records = t.node.store().transfers().unwrap_or_default();
+        for rec in records {
+            let live = t.live_for(&rec);
+            if rec.direction == Direction::Out && !rec.state.is_final() {
+                t.spawn_sender(live);
+            }
+        }
+        t
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<TransferId, Arc<Live>>> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The live handle of a stored transfer (made on first use).
+    fn live_for(&self, rec: &Record) -> Arc<Live> {
+        let mut g = self.lock();
+        g.entry(rec.manifest.id)
+            .or_insert_with(|| Arc::new(Live::new(rec.clone(), self.cancel.child_token())))
+            .clone()
+    }
+
+    fn find(&self, text: &str) -> Result<Arc<Live>, TransferError> {
+        let text = text.to_ascii_lowercase();
+        if text.len() < 6 {
+            return Err(TransferError::Unknown(text));
+        }
+        let g = self.lock();
+        let matches: Vec<&Arc<Live>> = g
+            .iter()
+            .filter(|(id, _)| id.to_string().starts_with(&text))
+            .map(|(_, l)| l)
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(TransferError::Unknown(text)),
+            _ => Err(TransferError::Ambiguous(text)),
+        }
+    }
+
+    /// Offers `path` to `peer`. Scans and hashes first (blocking the caller's thread).
+    pub fn send(self: &Arc<Self>, peer: &str, path: &str) -> Result<TransferInfo, TransferError> {
+        let info = self.node.resolve(peer)?;
+        if info.blocked {
+            return Err(TransferError::Blocked(info.name));
+        }
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id)
+            .map_err(|e| TransferError::Destination(format!("no randomness: {e}")))?;
+        let id = TransferId(id);
+        let path = PathBuf::from(path);
+        let (manifest, _) = tokio::task::block_in_place(|| scan::scan(&path, id))?;
+        let rec = Record {
+            peer: info.id,
+            peer_name: info.name.clone(),
+            direction: Direction::Out,
+            state: TransferState::Queued,
+            manifest,
+            local_path: Some(path.display().to_string()),
+            error: None,
+        };
+        self.node.store().insert_transfer(&rec)?;
+        info!(target: svc::logging::ACTIVITY, op = "offer-out", peer = %info.name, id = %id, files = rec.manifest.files.len(), bytes = rec.manifest.total_size(), "transfer offered");
+        let live = self.live_for(&rec);
+        let ti = live.info();
+        self.node.publish([Event::TransferOffered {
+            transfer: ti.clone(),
+        }]);
+        self.spawn_sender(live);
+        Ok(ti)
+    }
+
+    /// Every transfer.
+    pub fn list(&self) -> Vec<TransferInfo> {
+        let mut v: Vec<TransferInfo> = self.lock().values().map(|l| l.info()).collect();
+        v.sort_by_key(|t| {
+            (
+                t.state.is_final(),
+                !(t.direction == Direction::In && t.state == TransferState::Offered),
+            )
+        });
+        v
+    }
+
+    /// Accepts an incoming offer into `to` (default: the download directory).
+    pub fn accept(&self, id: &str, to: Option<&str>) -> Result<TransferInfo, TransferError> {
+        let live = self.find(id)?;
+        let dest = to.map_or_else(|| self.download_dir.clone(), PathBuf::from);
+        if !dest.is_absolute() {
+            return Err(TransferError::Destination(format!(
+                "{} is not an absolute path",
+                dest.display()
+            )));
+        }
+        live.decide(
+            Decision::Accept(dest),
+            TransferState::Offered,
+            "only an incoming offer can be accepted",
+        )?;
+        Ok(live.info())
+    }
+
+    /// Declines an incoming offer.
+    pub fn decline(&self, id: &str) -> Result<TransferInfo, TransferError> {
+        let live = self.find(id)?;
+        live.decide(
+            Decision::Decline,
+            TransferState::Offered,
+            "only an incoming offer can be declined",
+        )?;
+        self.finish(
+            &live,
+            TransferState::Declined,
+            Some("declined by the receiver".into()),
+        );
+        Ok(live.info())
+    }
+
+    /// Cancels a transfer, either side.
+    pub fn cancel(&self, id: &str) -> Result<TransferInfo, TransferError> {
+        let live = self.find(id)?;
+        let state = live.state();
+        if state.is_final() {
+            return Err(TransferError::State {
+                id: live.id(),
+                state,
+                what: "it has ended",
+            });
+        }
+        let _ = live.decision.send(Decision::Cancel);
+        live.cancel.cancel();
+        self.finish(
+            &live,
+            TransferState::Cancelled,
+            Some("cancelled here".into()),
+        );
+        Ok(live.info())
+    }
+
+    /// Records a state change, stores it, and tells subscribers.
+    fn finish(&self, live: &Live, state: TransferState, error: Option<String>) {
+        self.set_state(live, state, None, error);
+    }
+
+    fn set_state(
+        &self,
+        live: &Live,
+        state: TransferState,
+        local_path: Option<String>,
+        error: Option<String>,
+    ) {
+        if !live.set_state(state, local_path.clone(), error.clone()) {
+            return;
+        }
+        if let Err(e) = self.node.store().set_transfer_state(
+            live.id(),
+            state,
+            local_path.as_deref(),
+            error.as_deref(),
+        ) {
+            tracing::warn!("cannot store transfer {}: {e}", live.id());
+        }
+        let t = live.info();
+        info!(target: svc::logging::ACTIVITY, op = "transfer", id = %t.id, peer = %t.peer_name, direction = ?t.direction, state = ?t.state, bytes = t.done_bytes, error = t.error.as_deref().unwrap_or(""), "transfer state");
+        self.node.publish([Event::TransferUpdated { transfer: t }]);
+    }
+
+    fn progress(&self, live: &Live) {
+        if live.progress_due() {
+            self.node.publish([Event::TransferProgress {
+                transfer: live.info(),
+            }]);
+        }
+    }
+
+    fn spawn_sender(self: &Arc<Self>, live: Arc<Live>) {
+        let t = self.clone();
+        self.tasks.spawn(async move { send::run(t, live).await });
+    }
+
+    /// An inbound bulk link from `peer`, already admitted.
+    pub fn inbound(self: &Arc<Self>, conn: LinkConn, peer: PeerId, name: PeerName) {
+        let t = self.clone();
+        self.tasks
+            .spawn(async move { recv::run(t, conn, peer, name).await });
+    }
+}
+
+/// A watch of the decision on an offer.
+type DecisionRx = watch::Receiver<Decision>;

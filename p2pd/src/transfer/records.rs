@@ -1,0 +1,188 @@
+//! Transfers in the store: one row per transfer (manifest, state, paths) and one per file
+//! (chunks verified so far, done), so a transfer resumes after a restart.
+
+use proto::api::{Direction, TransferState};
+use proto::transfer::{Manifest, TransferId};
+use proto::{PeerId, PeerName};
+use rusqlite::{OptionalExtension, params};
+
+use crate::store::{Store, StoreError};
+
+/// A transfer as stored.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// The other side.
+    pub peer: PeerId,
+    /// Its name.
+    pub peer_name: PeerName,
+    /// Which way.
+    pub direction: Direction,
+    /// Where it stands.
+    pub state: TransferState,
+    /// What is transferred.
+    pub manifest: Manifest,
+    /// Sender: the offered path. Receiver: the destination, once accepted.
+    pub local_path: Option<String>,
+    /// Why it ended badly.
+    pub error: Option<String>,
+}
+
+fn state_name(s: TransferState) -> &'static str {
+    match s {
+        TransferState::Queued => "queued",
+        TransferState::Offered => "offered",
+        TransferState::Running => "running",
+        TransferState::Done => "done",
+        TransferState::Declined => "declined",
+        TransferState::Cancelled => "cancelled",
+        TransferState::Failed => "failed",
+    }
+}
+
+fn state_from(s: &str) -> TransferState {
+    match s {
+        "queued" => TransferState::Queued,
+        "offered" => TransferState::Offered,
+        "running" => TransferState::Running,
+        "done" => TransferState::Done,
+        "declined" => TransferState::Declined,
+        "cancelled" => TransferState::Cancelled,
+        _ => TransferState::Failed,
+    }
+}
+
+fn bad(e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+}
+
+impl Store {
+    /// Stores a new transfer.
+    pub fn insert_transfer(&self, rec: &Record) -> Result<(), StoreError> {
+        let manifest = serde_json::to_string(&rec.manifest).map_err(|e| StoreError::Sql {
+            path: self.path.clone(),
+            source: bad(e),
+        })?;
+        self.db
+            .execute(
+                "INSERT INTO transfers (id, peer, peer_name, direction, state, manifest, local_path, error, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    rec.manifest.id.0.as_slice(),
+                    rec.peer.as_bytes().as_slice(),
+                    rec.peer_name.as_str(),
+                    i64::from(rec.direction == Direction::In),
+                    state_name(rec.state),
+                    manifest,
+                    rec.local_path,
+                    rec.error,
+                    svc::unix_now().cast_signed(),
+                ],
+            )
+            .map_err(|source| StoreError::Sql { path: self.path.clone(), source })?;
+        Ok(())
+    }
+
+    /// Sets a transfer's state (and local path or error when given).
+    pub fn set_transfer_state(
+        &self,
+        id: TransferId,
+        state: TransferState,
+        local_path: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.db
+            .execute(
+                "UPDATE transfers SET state = ?2, local_path = COALESCE(?3, local_path), error = COALESCE(?4, error) WHERE id = ?1",
+                params![id.0.as_slice(), state_name(state), local_path, error],
+            )
+            .map_err(|source| StoreError::Sql { path: self.path.clone(), source })?;
+        Ok(())
+    }
+
+    /// One transfer.
+    pub fn transfer(&self, id: TransferId) -> Result<Option<Record>, StoreError> {
+        self.db
+            .query_row(
+                "SELECT peer, peer_name, direction, state, manifest, local_path, error FROM transfers WHERE id = ?1",
+                [id.0.as_slice()],
+                row,
+            )
+            .optional()
+            .map_err(|source| StoreError::Sql { path: self.path.clone(), source })
+    }
+
+    /// Every transfer, newest first.
+    pub fn transfers(&self) -> Result<Vec<Record>, StoreError> {
+        let err = |source| StoreError::Sql {
+            path: self.path.clone(),
+            source,
+        };
+        let mut stmt = self
+            .db
+            .prepare("SELECT peer, peer_name, direction, state, manifest, local_path, error FROM transfers ORDER BY created_at DESC, rowid DESC")
+            .map_err(err)?;
+        let rows = stmt.query_map([], row).map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    /// Records that the first `verified` chunks of `file` are verified and synced.
+    pub fn set_verified(
+        &self,
+        id: TransferId,
+        file: u32,
+        verified: u64,
+        done: bool,
+    ) -> Result<(), StoreError> {
+        self.db
+            .execute(
+                "INSERT INTO transfer_files (id, file, verified_chunks, done) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(id, file) DO UPDATE SET verified_chunks = excluded.verified_chunks, done = excluded.done",
+                params![id.0.as_slice(), file, verified.cast_signed(), done],
+            )
+            .map_err(|source| StoreError::Sql { path: self.path.clone(), source })?;
+        Ok(())
+    }
+
+    /// Per file: (verified chunks, done).
+    pub fn verified(&self, id: TransferId) -> Result<Vec<(u32, u64, bool)>, StoreError> {
+        let err = |source| StoreError::Sql {
+            path: self.path.clone(),
+            source,
+        };
+        let mut stmt = self
+            .db
+            .prepare("SELECT file, verified_chunks, done FROM transfer_files WHERE id = ?1")
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([id.0.as_slice()], |r| {
+                Ok((
+                    r.get::<_, u32>(0)?,
+                    r.get::<_, i64>(1)?.cast_unsigned(),
+                    r.get::<_, bool>(2)?,
+                ))
+            })
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
+    let peer: Vec<u8> = r.get(0)?;
+    let peer: [u8; 32] = peer.try_into().map_err(|_| {
+        rusqlite::Error::InvalidColumnType(0, "peer".into(), rusqlite::types::Type::Blob)
+    })?;
+    let manifest: String = r.get(4)?;
+    Ok(Record {
+        peer: PeerId::from_bytes(peer).map_err(bad)?,
+        peer_name: PeerName::new(&r.get::<_, String>(1)?).map_err(bad)?,
+        direction: if r.get::<_, i64>(2)? == 0 {
+            Direction::Out
+        } else {
+            Direction::In
+        },
+        state: state_from(&r.get::<_, String>(3)?),
+        manifest: serde_json::from_str(&manifest).map_err(bad)?,
+        local_path: r.get(5)?,
+        error: r.get(6)?,
+    })
+}

@@ -1,0 +1,468 @@
+//! The receiving side: take the offer (new, or known from before a drop or a restart), wait
+//! for the user's decision, then verify every chunk against its hash as it arrives, write it
+//! to the `.part` file, and give each file its final name only once its whole hash matches.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::api::{Direction, Event, TransferState};
+use proto::transfer::{
+    CHUNK, FileResume, MAX_CHUNK_FRAME, Manifest, TransferFrame, chunk_count, chunk_range,
+};
+use proto::{PeerId, PeerName};
+use tracing::{info, warn};
+
+use super::live::Live;
+use super::records::Record;
+use super::{Decision, Transfers};
+use crate::files::{Dest, FilesError, PartFile};
+use crate::link::LinkConn;
+
+/// Time allowed for the offer to arrive after the link is up.
+const OFFER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Verified progress is synced and recorded every this many chunks.
+const SYNC_EVERY: u64 = 16;
+/// Free space kept beyond what a transfer needs.
+const RESERVE: u64 = 64 * 1024 * 1024;
+
+/// Serves one inbound bulk link.
+pub(super) async fn run(t: Arc<Transfers>, mut conn: LinkConn, peer: PeerId, name: PeerName) {
+    conn.set_limits(MAX_CHUNK_FRAME, MAX_CHUNK_FRAME);
+    let first = tokio::time::timeout(OFFER_TIMEOUT, conn.read::<TransferFrame>()).await;
+    let manifest = match first {
+        Ok(Ok(Some(TransferFrame::Offer(m)))) => m,
+        Ok(Ok(_)) => return warn!(peer = %name, "bulk link without an offer"),
+        Ok(Err(e)) => return warn!(peer = %name, "refused an offer from {name}: {e}"),
+        Err(_) => return warn!(peer = %name, "no offer within {OFFER_TIMEOUT:?}"),
+    };
+    let Some(live) = take_offer(&t, &mut conn, peer, &name, manifest).await else {
+        return;
+    };
+    let id = live.id();
+    let dest = match live.state() {
+        TransferState::Offered => match wait_decision(&t, &live, &mut conn).await {
+            Some(dest) => dest,
+            None => return,
+        },
+        TransferState::Running => match live.record().local_path {
+            Some(p) => PathBuf::from(p),
+            None => return,
+        },
+        state => {
+            let reason = live.record().error.unwrap_or_default();
+            let frame = match state {
+                TransferState::Done => TransferFrame::Done { id },
+                TransferState::Declined => TransferFrame::Decline { id, reason },
+                TransferState::Cancelled => TransferFrame::Cancel { id, reason },
+                _ => TransferFrame::Failed { id, reason },
+            };
+            let _ = conn.send(&frame).await;
+            return;
+        }
+    };
+    match receive(&t, &live, &mut conn, &dest).await {
+        Ok(true) => {
+            let _ = conn.send(&TransferFrame::Done { id }).await;
+            t.set_state(&live, TransferState::Done, None, None);
+        }
+        Ok(false) => {}
+        Err(Fail::Link(e)) => {
+            warn!(%id, peer = %name, "transfer link lost (it resumes when the sender is back): {e}")
+        }
+        Err(Fail::Transfer(reason)) => {
+            let _ = conn
+                .send(&TransferFrame::Failed {
+                    id,
+                    reason: reason.clone(),
+                })
+                .await;
+            remove_parts(&live, &dest);
+            t.set_state(&live, TransferState::Failed, None, Some(reason));
+        }
+    }
+}
+
+/// Records a new offer (or finds a known one) and returns its live handle.
+async fn take_offer(
+    t: &Arc<Transfers>,
+    conn: &mut LinkConn,
+    peer: PeerId,
+    name: &PeerName,
+    manifest: Manifest,
+) -> Option<Arc<Live>> {
+    let id = manifest.id;
+    let known = t.node.store().transfer(id);
+    match known {
+        Ok(Some(rec)) if rec.peer == peer && rec.direction == Direction::In => {
+            Some(t.live_for(&rec))
+        }
+        Ok(Some(_)) => {
+            let _ = conn
+                .send(&TransferFrame::Failed {
+                    id,
+                    reason: "transfer id already in use".into(),
+                })
+                .await;
+            None
+        }
+        Ok(None) => {
+            let rec = Record {
+                peer,
+                peer_name: name.clone(),
+                direction: Direction::In,
+                state: TransferState::Offered,
+                manifest,
+                local_path: None,
+                error: None,
+            };
+            if let Err(e) = t.node.store().insert_transfer(&rec) {
+                warn!("cannot store an offer: {e}");
+                return None;
+            }
+            let live = t.live_for(&rec);
+            info!(target: svc::logging::ACTIVITY, op = "offer-in", peer = %name, id = %id, files = rec.manifest.files.len(), bytes = rec.manifest.total_size(), "offer received");
+            t.node.publish([Event::TransferOffered {
+                transfer: live.info(),
+            }]);
+            if t.node.peer(peer).is_some_and(|p| p.auto_accept) {
+                let _ = live.decision.send(Decision::Accept(t.download_dir.clone()));
+            }
+            Some(live)
+        }
+        Err(e) => {
+            warn!("cannot look up an offer: {e}");
+            None
+        }
+    }
+}
+
+/// Waits for accept / decline / cancel; answers the sender. Returns the destination if
+/// accepted and there is room.
+async fn wait_decision(t: &Transfers, live: &Live, conn: &mut LinkConn) -> Option<PathBuf> {
+    let id = live.id();
+    let mut rx = live.decisions();
+    loop {
+        let d = rx.borrow_and_update().clone();
+        match d {
+            Decision::Accept(dest) => {
+                let need = live.record().manifest.total_size();
+                if let Err(reason) = check_space(&dest, need) {
+                    let _ = conn
+                        .send(&TransferFrame::Failed {
+                            id,
+                            reason: reason.clone(),
+                        })
+                        .await;
+                    t.set_state(live, TransferState::Failed, None, Some(reason));
+                    return None;
+                }
+                t.set_state(
+                    live,
+                    TransferState::Running,
+                    Some(dest.display().to_string()),
+                    None,
+                );
+                return Some(dest);
+            }
+            Decision::Decline => {
+                let _ = conn
+                    .send(&TransferFrame::Decline {
+                        id,
+                        reason: "declined by the receiver".into(),
+                    })
+                    .await;
+                return None;
+            }
+            Decision::Cancel => {
+                let _ = conn
+                    .send(&TransferFrame::Cancel {
+                        id,
+                        reason: "cancelled by the receiver".into(),
+                    })
+                    .await;
+                return None;
+            }
+            Decision::Pending => {}
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return None },
+            f = conn.read::<TransferFrame>() => {
+                if let Ok(Some(TransferFrame::Cancel { reason, .. })) = f {
+                    t.set_state(live, TransferState::Cancelled, None, Some(reason));
+                }
+                // The sender went away (or cancelled); the offer stays until it is back.
+                return None;
+            }
+        }
+    }
+}
+
+/// Fails unless the disk holding `dest` has room for `need` bytes plus a reserve.
+fn check_space(dest: &Path, need: u64) -> Result<(), String> {
+    // Without a disk table (unsupported platform) the write itself reports a full disk.
+    let Ok(disks) = sysinfo::Disks::new_with_refreshed_list() else {
+        return Ok(());
+    };
+    let probe = dest.ancestors().find(|p| p.exists()).unwrap_or(dest);
+    let probe = std::fs::canonicalize(probe).unwrap_or_else(|_| probe.to_owned());
+    let disk = disks
+        .iter()
+        .filter(|d| probe.starts_with(d.mount_point()))
+        .max_by_key(|d| d.mount_point().as_os_str().len());
+    match disk {
+        Some(d) if d.available_space() < need.saturating_add(RESERVE) => Err(format!(
+            "not enough free space in {}: {} needed (plus a {} MiB reserve), {} available",
+            dest.display(),
+            need,
+            RESERVE >> 20,
+            d.available_space()
+        )),
+        _ => Ok(()),
+    }
+}
+
+enum Fail {
+    /// The link broke: keep everything for a resume.
+    Link(String),
+    /// The transfer cannot succeed.
+    Transfer(String),
+}
+
+fn io_fail(e: FilesError) -> Fail {
+    Fail::Transfer(e.to_string())
+}
+
+/// Receives into `dest`. `Ok(true)`: every file is verified and in place.
+async fn receive(
+    t: &Transfers,
+    live: &Live,
+    conn: &mut LinkConn,
+    dest: &Path,
+) -> Result<bool, Fail> {
+    let rec = live.record();
+    let id = rec.manifest.id;
+    let tag = id.to_string();
+    std::fs::create_dir_all(dest)
+        .map_err(|e| Fail::Transfer(format!("cannot create {}: {e}", dest.display())))?;
+    let dir = Dest::open(dest).map_err(io_fail)?;
+    let stored: HashMap<u32, (u64, bool)> = t
+        .node
+        .store()
+        .verified(id)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(f, v, d)| (f, (v, d)))
+        .collect();
+    let mut resume = Vec::new();
+    let mut state: Vec<(u64, bool)> = Vec::with_capacity(rec.manifest.files.len());
+    let mut done_bytes = 0u64;
+    for (i, f) in rec.manifest.files.iter().enumerate() {
+        let (mut verified, finished) = stored.get(&(i as u32)).copied().unwrap_or((0, false));
+        if !finished && verified > 0 {
+            // Trust only what the part file still holds.
+            let comps: Vec<&str> = f.path.components().collect();
+            let part = tokio::task::block_in_place(|| dir.create_part(&tag, &comps, f.size))
+                .map_err(io_fail)?;
+            verified = verified.min(part.len().map_err(io_fail)? / CHUNK);
+        }
+        let count = chunk_count(f.size);
+        let v = if finished { count } else { verified.min(count) };
+        done_bytes += (v * CHUNK).min(f.size);
+        state.push((v, finished));
+        resume.push(FileResume {
+            file: i as u32,
+            verified_chunks: v,
+        });
+    }
+    live.set_done(done_bytes);
+    conn.send(&TransferFrame::Accept { id, resume })
+        .await
+        .map_err(|e| Fail::Link(e.to_string()))?;
+
+    let mut hashes: HashMap<u64, [u8; 32]> = HashMap::new();
+    let mut open: Option<(u32, PartFile)> = None;
+    loop {
+        let frame = tokio::select! {
+            () = live.cancel.cancelled() => {
+                let _ = conn.send(&TransferFrame::Cancel { id, reason: "cancelled by the receiver".into() }).await;
+                drop(open.take());
+                remove_parts(live, dest);
+                return Ok(false);
+            }
+            f = conn.read::<TransferFrame>() => f,
+        };
+        let frame = match frame {
+            Ok(Some(f)) => f,
+            Ok(None) => return Err(Fail::Link("the sender closed the link".into())),
+            Err(e) => return Err(Fail::Transfer(format!("bad frame from the sender: {e}"))),
+        };
+        if frame.id() != id {
+            return Err(Fail::Transfer("frame for another transfer".into()));
+        }
+        match frame {
+            TransferFrame::ChunkHashes {
+                file,
+                first,
+                hashes: hs,
+                ..
+            } => {
+                hashes.clear();
+                for (k, h) in hs.into_iter().enumerate() {
+                    hashes.insert(first + k as u64, h);
+                }
+                let _ = file;
+            }
+            TransferFrame::Chunk {
+                file, index, data, ..
+            } => {
+                let f = rec.manifest.files.get(file as usize).ok_or_else(|| {
+                    Fail::Transfer(format!("chunk for file {file}, which is not in the offer"))
+                })?;
+                let (ref mut next, finished) = state[file as usize];
+                if finished || index != *next {
+                    return Err(Fail::Transfer(format!(
+                        "chunk {index} of {} out of order (expected {next})",
+                        f.path
+                    )));
+                }
+                let (offset, len) = chunk_range(f.size, index).ok_or_else(|| {
+                    Fail::Transfer(format!("more data than announced for {}", f.path))
+                })?;
+                if data.len() as u64 != len {
+                    return Err(Fail::Transfer(format!(
+                        "chunk {index} of {} has {} bytes, {len} announced",
+                        f.path,
+                        data.len()
+                    )));
+                }
+                let want = hashes.get(&index).ok_or_else(|| {
+                    Fail::Transfer(format!(
+                        "chunk {index} of {} arrived without its hash",
+                        f.path
+                    ))
+                })?;
+                if blake3::hash(&data).as_bytes() != want {
+                    return Err(Fail::Transfer(format!(
+                        "chunk {index} of {} failed verification",
+                        f.path
+                    )));
+                }
+                if open.as_ref().is_none_or(|(n, _)| *n != file) {
+                    let comps: Vec<&str> = f.path.components().collect();
+                    let part =
+                        tokio::task::block_in_place(|| dir.create_part(&tag, &comps, f.size))
+                            .map_err(io_fail)?;
+                    open = Some((file, part));
+                }
+                let (_, part) = open
+                    .as_mut()
+                    .ok_or_else(|| Fail::Transfer("no part file".into()))?;
+                tokio::task::block_in_place(|| part.write_at(offset, &data)).map_err(io_fail)?;
+                *next += 1;
+                done_bytes += len;
+                live.set_done(done_bytes);
+                t.progress(live);
+                if *next % SYNC_EVERY == 0 {
+                    tokio::task::block_in_place(|| part.sync()).map_err(io_fail)?;
+                    let _ = t.node.store().set_verified(id, file, *next, false);
+                }
+            }
+            TransferFrame::FileDone { file, .. } => {
+                let f =
+                    rec.manifest.files.get(file as usize).ok_or_else(|| {
+                        Fail::Transfer(format!("file {file} is not in the offer"))
+                    })?;
+                let (next, finished) = state[file as usize];
+                if finished {
+                    continue;
+                }
+                if next != chunk_count(f.size) {
+                    return Err(Fail::Transfer(format!(
+                        "{}: fewer bytes than announced",
+                        f.path
+                    )));
+                }
+                let part = match open.take() {
+                    Some((n, p)) if n == file => p,
+                    other => {
+                        drop(other);
+                        let comps: Vec<&str> = f.path.components().collect();
+                        tokio::task::block_in_place(|| dir.create_part(&tag, &comps, f.size))
+                            .map_err(io_fail)?
+                    }
+                };
+                let whole = tokio::task::block_in_place(|| hash_part(&dest.join(part.part_path())));
+                if whole.map_err(|e| Fail::Transfer(format!("cannot read back {}: {e}", f.path)))?
+                    != f.hash
+                {
+                    return Err(Fail::Transfer(format!(
+                        "{} does not match its hash",
+                        f.path
+                    )));
+                }
+                let name = tokio::task::block_in_place(|| part.finish()).map_err(io_fail)?;
+                state[file as usize].1 = true;
+                let _ = t.node.store().set_verified(id, file, next, true);
+                info!(target: svc::logging::ACTIVITY, op = "file-received", id = %id, file = %name, bytes = f.size, "file verified and in place");
+            }
+            TransferFrame::Done { .. } => {
+                if state.iter().all(|(_, finished)| *finished) {
+                    return Ok(true);
+                }
+                return Err(Fail::Transfer(
+                    "the sender finished before every file arrived".into(),
+                ));
+            }
+            TransferFrame::Cancel { reason, .. } => {
+                drop(open.take());
+                remove_parts(live, dest);
+                t.set_state(live, TransferState::Cancelled, None, Some(reason));
+                return Ok(false);
+            }
+            TransferFrame::Failed { reason, .. } => {
+                drop(open.take());
+                remove_parts(live, dest);
+                t.set_state(live, TransferState::Failed, None, Some(reason));
+                return Ok(false);
+            }
+            TransferFrame::Offer(_)
+            | TransferFrame::Accept { .. }
+            | TransferFrame::Decline { .. } => {
+                return Err(Fail::Transfer(
+                    "unexpected frame during the transfer".into(),
+                ));
+            }
+        }
+    }
+}
+
+/// BLAKE3 of what a part file holds.
+fn hash_part(path: &Path) -> std::io::Result<[u8; 32]> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; CHUNK as usize];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(*hasher.finalize().as_bytes())
+}
+
+/// Removes every part file of a transfer that ends without success.
+fn remove_parts(live: &Live, dest: &Path) {
+    let rec = live.record();
+    let tag = rec.manifest.id.to_string();
+    let Ok(dir) = Dest::open(dest) else { return };
+    for f in &rec.manifest.files {
+        let comps: Vec<&str> = f.path.components().collect();
+        if let Err(e) = dir.remove_part(&tag, &comps) {
+            warn!("cannot remove the part of {}: {e}", f.path);
+        }
+    }
+}

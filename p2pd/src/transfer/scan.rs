@@ -1,0 +1,182 @@
+//! Building a manifest from a local file or directory (blocking). Symlinks are never
+//! followed: a shared tree cannot lead out of itself.
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use proto::transfer::{
+    CHUNK, FileEntry, MAX_FILES, Manifest, ManifestError, PathError, RelPath, TransferId,
+};
+
+/// Why a path cannot be offered.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The path must be absolute (p2pctl sends absolute paths).
+    #[error("{0} is not an absolute path")]
+    NotAbsolute(PathBuf),
+    /// Reading failed.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A name cannot be sent safely.
+    #[error("cannot offer {}: {source}", path.display())]
+    Name {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: PathError,
+    },
+    /// The manifest breaks a rule.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// Nothing to send.
+    #[error("{0} holds no regular files (symlinks are not followed)")]
+    Empty(PathBuf),
+    /// Too many files.
+    #[error("more than {MAX_FILES} files")]
+    TooMany,
+}
+
+/// A file to send: where it is here, and its manifest entry.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Absolute local path.
+    pub local: PathBuf,
+    /// Its manifest entry.
+    pub entry: FileEntry,
+}
+
+/// Walks `path` (a file, or a directory sent as the list of its regular files) and hashes
+/// every file. Manifest paths start with `path`'s own name.
+pub fn scan(path: &Path, id: TransferId) -> Result<(Manifest, Vec<Source>), ScanError> {
+    if !path.is_absolute() {
+        return Err(ScanError::NotAbsolute(path.to_owned()));
+    }
+    let io_err = |p: &Path| {
+        let p = p.to_owned();
+        move |source| ScanError::Io { path: p, source }
+    };
+    let meta = fs::symlink_metadata(path).map_err(io_err(path))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    if meta.is_file() {
+        found.push((name, path.to_owned()));
+    } else if meta.is_dir() {
+        walk(path, &name, &mut found)?;
+    }
+    if found.is_empty() {
+        return Err(ScanError::Empty(path.to_owned()));
+    }
+    let mut sources = Vec::with_capacity(found.len());
+    for (rel, local) in found {
+        let path = RelPath::new(&rel).map_err(|source| ScanError::Name {
+            path: local.clone(),
+            source,
+        })?;
+        let (size, hash) = hash_file(&local).map_err(io_err(&local))?;
+        sources.push(Source {
+            local,
+            entry: FileEntry { path, size, hash },
+        });
+    }
+    let manifest = Manifest {
+        id,
+        files: sources.iter().map(|s| s.entry.clone()).collect(),
+    };
+    manifest.validate()?;
+    Ok((manifest, sources))
+}
+
+fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, PathBuf)>) -> Result<(), ScanError> {
+    let mut entries: Vec<fs::DirEntry> = fs::read_dir(dir)
+        .and_then(|rd| rd.collect::<Result<_, _>>())
+        .map_err(|source| ScanError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+    entries.sort_by_key(fs::DirEntry::file_name);
+    for e in entries {
+        let ft = e.file_type().map_err(|source| ScanError::Io {
+            path: e.path(),
+            source,
+        })?;
+        let child = format!("{rel}/{}", e.file_name().to_string_lossy());
+        if ft.is_symlink() {
+            tracing::info!(path = %e.path().display(), "not following a symlink in a shared tree");
+        } else if ft.is_dir() {
+            walk(&e.path(), &child, out)?;
+        } else if ft.is_file() {
+            if out.len() >= MAX_FILES {
+                return Err(ScanError::TooMany);
+            }
+            out.push((child, e.path()));
+        }
+    }
+    Ok(())
+}
+
+/// Size and BLAKE3 hash of a file.
+pub fn hash_file(path: &Path) -> io::Result<(u64, [u8; 32])> {
+    let mut file = fs::File::open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; CHUNK as usize];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((size, *hasher.finalize().as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_become_file_lists_and_symlinks_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("photos");
+        fs::create_dir_all(root.join("sub")).unwrap();
+        fs::write(root.join("a.jpg"), b"aaa").unwrap();
+        fs::write(root.join("sub/b.jpg"), b"bbbb").unwrap();
+        fs::write(dir.path().join("secret"), b"outside").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret"), root.join("link")).unwrap();
+        let (m, sources) = scan(&root, TransferId([1; 16])).unwrap();
+        let paths: Vec<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, vec!["photos/a.jpg", "photos/sub/b.jpg"]);
+        assert_eq!(m.total_size(), 7);
+        assert_eq!(sources[0].entry.hash, *blake3::hash(b"aaa").as_bytes());
+    }
+
+    #[test]
+    fn single_files_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x.bin");
+        fs::write(&f, b"").unwrap();
+        let (m, _) = scan(&f, TransferId([2; 16])).unwrap();
+        assert_eq!(m.files[0].path.as_str(), "x.bin");
+        assert!(matches!(
+            scan(Path::new("rel"), TransferId([3; 16])),
+            Err(ScanError::NotAbsolute(_))
+        ));
+        fs::create_dir(dir.path().join("empty")).unwrap();
+        assert!(matches!(
+            scan(&dir.path().join("empty"), TransferId([4; 16])),
+            Err(ScanError::Empty(_))
+        ));
+    }
+}

@@ -1,0 +1,239 @@
+//! The sending side: wait for the peer, dial a bulk link, offer, then stream every chunk not
+//! yet verified at the receiver, each preceded by its hash, until the receiver says `Done`.
+
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use proto::api::{Event, TransferState};
+use proto::transfer::{MAX_CHUNK_FRAME, TransferFrame, chunk_count, chunk_range};
+use tokio::io::AsyncWrite;
+use tracing::warn;
+use transport::FramedConn;
+
+use super::Transfers;
+use super::live::Live;
+use crate::backoff::{Backoff, random_unit};
+use crate::link;
+
+/// How a session ended, when it ended the transfer.
+enum End {
+    Done,
+    Declined(String),
+    Cancelled(String),
+    Failed(String),
+}
+
+/// Runs an outgoing transfer until it ends, across link drops and peer absences.
+pub(super) async fn run(t: Arc<Transfers>, live: Arc<Live>) {
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    let mut events = t.node.subscribe();
+    loop {
+        if live.state().is_final() {
+            return;
+        }
+        let rec = live.record();
+        let peer = t
+            .node
+            .peer(rec.peer)
+            .filter(|p| p.online && !p.addrs.is_empty());
+        let Some(peer) = peer else {
+            // Wait for the peer to come online.
+            tokio::select! {
+                () = live.cancel.cancelled() => return,
+                ev = events.recv() => {
+                    if let Err(tokio::sync::broadcast::error::RecvError::Closed) = ev { return }
+                    continue;
+                }
+            }
+        };
+        let result = session(&t, &live, &peer).await;
+        match result {
+            Ok(Some(end)) => {
+                let (state, err) = match end {
+                    End::Done => (TransferState::Done, None),
+                    End::Declined(r) => (TransferState::Declined, Some(r)),
+                    End::Cancelled(r) => (TransferState::Cancelled, Some(r)),
+                    End::Failed(r) => (TransferState::Failed, Some(r)),
+                };
+                t.set_state(&live, state, None, err);
+                return;
+            }
+            Ok(None) => return,
+            Err(e) => {
+                warn!(id = %live.id(), peer = %peer.name, "transfer link: {e}");
+                let delay = backoff.next_delay(random_unit());
+                tokio::select! {
+                    () = live.cancel.cancelled() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+/// One link: offer, then stream. `Ok(None)`: cancelled here (already recorded).
+async fn session(
+    t: &Arc<Transfers>,
+    live: &Arc<Live>,
+    peer: &proto::api::PeerInfo,
+) -> Result<Option<End>, String> {
+    let me = t.node.identity.name.clone();
+    let (mut conn, _) = link::dial(&t.tls.bulk_connector, &me, peer.id, &peer.addrs)
+        .await
+        .map_err(|e| e.to_string())?;
+    conn.set_limits(MAX_CHUNK_FRAME, MAX_CHUNK_FRAME);
+    let rec = live.record();
+    let id = rec.manifest.id;
+    conn.send(&TransferFrame::Offer(rec.manifest.clone()))
+        .await
+        .map_err(|e| e.to_string())?;
+    if rec.state == TransferState::Queued {
+        t.set_state(live, TransferState::Offered, None, None);
+    }
+    let reply = tokio::select! {
+        () = live.cancel.cancelled() => {
+            let _ = conn.send(&TransferFrame::Cancel { id, reason: "cancelled by the sender".into() }).await;
+            return Ok(None);
+        }
+        r = conn.read::<TransferFrame>() => r.map_err(|e| e.to_string())?,
+    };
+    let resume = match reply {
+        Some(TransferFrame::Accept { resume, .. }) => resume,
+        Some(TransferFrame::Decline { reason, .. }) => return Ok(Some(End::Declined(reason))),
+        Some(TransferFrame::Cancel { reason, .. }) => return Ok(Some(End::Cancelled(reason))),
+        Some(TransferFrame::Failed { reason, .. }) => return Ok(Some(End::Failed(reason))),
+        Some(TransferFrame::Done { .. }) => return Ok(Some(End::Done)),
+        Some(other) => return Err(format!("unexpected {:?} before Accept", other.id())),
+        None => return Err("the receiver closed the link".into()),
+    };
+    if live.state() != TransferState::Running {
+        t.set_state(live, TransferState::Running, None, None);
+    }
+    let base = rec
+        .local_path
+        .as_deref()
+        .map(Path::new)
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let (mut reader, writer) = conn.split();
+    let t2 = t.clone();
+    let live2 = live.clone();
+    let mut writer_task =
+        Box::pin(async move { stream(&t2, &live2, &base, &resume, writer).await });
+    let verdict = async {
+        loop {
+            match reader
+                .read::<TransferFrame>()
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                Some(TransferFrame::Done { .. }) => return Ok(End::Done),
+                Some(TransferFrame::Cancel { reason, .. }) => return Ok(End::Cancelled(reason)),
+                Some(TransferFrame::Failed { reason, .. }) => return Ok(End::Failed(reason)),
+                Some(TransferFrame::Decline { reason, .. }) => return Ok(End::Declined(reason)),
+                Some(_) => {}
+                None => return Err::<End, String>("the receiver closed the link".into()),
+            }
+        }
+    };
+    tokio::pin!(verdict);
+    tokio::select! {
+        w = &mut writer_task => {
+            match w? {
+                Some(_writer) => {}
+                None => return Ok(None),
+            }
+            tokio::select! {
+                v = &mut verdict => v.map(Some),
+                () = live.cancel.cancelled() => Ok(None),
+            }
+        }
+        v = &mut verdict => v.map(Some),
+    }
+}
+
+/// Sends every chunk the receiver lacks, then `FileDone`s and `Done`. Returns the writer,
+/// or `None` if the transfer was cancelled here (the receiver was told).
+async fn stream<W: AsyncWrite + Unpin>(
+    t: &Transfers,
+    live: &Live,
+    base: &Path,
+    resume: &[proto::transfer::FileResume],
+    mut w: FramedConn<W>,
+) -> Result<Option<FramedConn<W>>, String> {
+    let rec = live.record();
+    let id = rec.manifest.id;
+    let start_of = |i: u32| {
+        resume
+            .iter()
+            .find(|r| r.file == i)
+            .map_or(0, |r| r.verified_chunks)
+    };
+    let mut done: u64 = rec
+        .manifest
+        .files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (start_of(i as u32) * proto::transfer::CHUNK).min(f.size))
+        .sum();
+    live.set_done(done);
+    for (i, f) in rec.manifest.files.iter().enumerate() {
+        let file_no = u32::try_from(i).map_err(|_| "too many files".to_string())?;
+        let count = chunk_count(f.size);
+        let start = start_of(file_no).min(count);
+        if start < count {
+            let local: PathBuf = base.join(f.path.as_str());
+            let file = std::fs::File::open(&local)
+                .map_err(|e| format!("cannot read {}: {e}", local.display()))?;
+            for idx in start..count {
+                if live.cancel.is_cancelled() {
+                    let _ = w
+                        .send(&TransferFrame::Cancel {
+                            id,
+                            reason: "cancelled by the sender".into(),
+                        })
+                        .await;
+                    return Ok(None);
+                }
+                let (offset, len) = chunk_range(f.size, idx).ok_or("chunk out of range")?;
+                let mut buf = vec![0u8; len as usize];
+                tokio::task::block_in_place(|| file.read_exact_at(&mut buf, offset))
+                    .map_err(|e| format!("{} changed while being sent: {e}", local.display()))?;
+                let hash = *blake3::hash(&buf).as_bytes();
+                w.send(&TransferFrame::ChunkHashes {
+                    id,
+                    file: file_no,
+                    first: idx,
+                    hashes: vec![hash],
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+                w.send(&TransferFrame::Chunk {
+                    id,
+                    file: file_no,
+                    index: idx,
+                    data: Bytes::from(buf),
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+                done += len;
+                live.set_done(done);
+                t.progress(live);
+            }
+        }
+        w.send(&TransferFrame::FileDone { id, file: file_no })
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    w.send(&TransferFrame::Done { id })
+        .await
+        .map_err(|e| e.to_string())?;
+    t.node.publish([Event::TransferProgress {
+        transfer: live.info(),
+    }]);
+    Ok(Some(w))
+}
