@@ -30,6 +30,8 @@ pub struct Live {
     pub decision: watch::Sender<Decision>,
     /// Cancels the transfer's link task.
     pub cancel: CancellationToken,
+    /// The link session serving this transfer now; a newer link supersedes it.
+    session: Mutex<CancellationToken>,
 }
 
 impl Live {
@@ -45,6 +47,7 @@ impl Live {
                 last_progress: None,
             }),
             decision,
+            session: Mutex::new(cancel.child_token()),
             cancel,
         }
     }
@@ -66,6 +69,18 @@ impl Live {
     /// A copy of its record.
     pub fn record(&self) -> Record {
         self.lock().rec.clone()
+    }
+
+    /// Starts a new link session for this transfer, ending the previous one: only one link
+    /// serves a transfer at a time. The token also fires when the transfer is cancelled.
+    pub fn begin_session(&self) -> CancellationToken {
+        let new = self.cancel.child_token();
+        let old = std::mem::replace(
+            &mut *self.session.lock().unwrap_or_else(PoisonError::into_inner),
+            new.clone(),
+        );
+        old.cancel();
+        new
     }
 
     /// A receiver of decisions.

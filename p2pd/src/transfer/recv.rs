@@ -13,6 +13,7 @@ use proto::transfer::{
     CHUNK, FileResume, MAX_CHUNK_FRAME, Manifest, TransferFrame, chunk_count, chunk_range,
 };
 use proto::{PeerId, PeerName};
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::live::Live;
@@ -42,8 +43,9 @@ pub(super) async fn run(t: Arc<Transfers>, mut conn: LinkConn, peer: PeerId, nam
         return;
     };
     let id = live.id();
+    let session = live.begin_session();
     let dest = match live.state() {
-        TransferState::Offered => match wait_decision(&t, &live, &mut conn).await {
+        TransferState::Offered => match wait_decision(&t, &live, &mut conn, &session).await {
             Some(dest) => dest,
             None => return,
         },
@@ -63,7 +65,7 @@ pub(super) async fn run(t: Arc<Transfers>, mut conn: LinkConn, peer: PeerId, nam
             return;
         }
     };
-    match receive(&t, &live, &mut conn, &dest).await {
+    match receive(&t, &live, &mut conn, &dest, &session).await {
         Ok(true) => {
             let _ = conn.send(&TransferFrame::Done { id }).await;
             t.set_state(&live, TransferState::Done, None, None);
@@ -141,7 +143,12 @@ async fn take_offer(
 
 /// Waits for accept / decline / cancel; answers the sender. Returns the destination if
 /// accepted and there is room.
-async fn wait_decision(t: &Transfers, live: &Live, conn: &mut LinkConn) -> Option<PathBuf> {
+async fn wait_decision(
+    t: &Transfers,
+    live: &Live,
+    conn: &mut LinkConn,
+    session: &CancellationToken,
+) -> Option<PathBuf> {
     let id = live.id();
     let mut rx = live.decisions();
     loop {
@@ -188,6 +195,8 @@ async fn wait_decision(t: &Transfers, live: &Live, conn: &mut LinkConn) -> Optio
             Decision::Pending => {}
         }
         tokio::select! {
+            // A newer link took over (the decision is read there).
+            () = session.cancelled(), if !live.cancel.is_cancelled() => return None,
             r = rx.changed() => if r.is_err() { return None },
             f = conn.read::<TransferFrame>() => {
                 if let Ok(Some(TransferFrame::Cancel { reason, .. })) = f {
@@ -241,6 +250,7 @@ async fn receive(
     live: &Live,
     conn: &mut LinkConn,
     dest: &Path,
+    session: &CancellationToken,
 ) -> Result<bool, Fail> {
     let rec = live.record();
     let id = rec.manifest.id;
@@ -286,11 +296,15 @@ async fn receive(
     let mut open: Option<(u32, PartFile)> = None;
     loop {
         let frame = tokio::select! {
+            biased;
             () = live.cancel.cancelled() => {
                 let _ = conn.send(&TransferFrame::Cancel { id, reason: "cancelled by the receiver".into() }).await;
                 drop(open.take());
                 remove_parts(live, dest);
                 return Ok(false);
+            }
+            () = session.cancelled() => {
+                return Err(Fail::Link("a newer link took over this transfer".into()));
             }
             f = conn.read::<TransferFrame>() => f,
         };
