@@ -29,6 +29,7 @@ mod proc;
 pub mod raw;
 pub mod raw_peer;
 mod rpc;
+pub mod transfer;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

@@ -284,6 +284,11 @@ impl P2pd {
             .to_owned()
     }
 
+    /// Its `--download-dir` (where accepted files land unless `accept` names another).
+    pub fn download_dir(&self) -> &Path {
+        &self.spec.download_dir
+    }
+
     /// The `peers` result.
     pub fn peers(&self) -> Vec<Value> {
         match self.rpc().call("peers", json!({})) {

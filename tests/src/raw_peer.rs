@@ -1,17 +1,24 @@
 //! A hand-driven peer-link client: TCP, TLS 1.3 with an Ed25519 raw public key of the test's
 //! choosing, the `Hello` exchange, and raw frames, so tests can be a peer p2pd has never met,
-//! one claiming someone else's name, or one that misbehaves on the wire.
+//! one claiming someone else's name, or one that misbehaves on the wire. With
+//! [`RawPeer::connect_bulk`] the link asks for the bulk protocol (ALPN [`ALPN_BULK`]), the
+//! kind of link a file transfer runs over.
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use proto::peer::{MAX_FRAME, PROTOCOL_VERSION, PeerFrame};
 use proto::{PeerId, PeerName, SecretKey};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_rustls::TlsConnector;
 use transport::peer_id_of;
 
 use crate::DEADLINE;
 use crate::raw::{self, Tls};
+
+/// ALPN name of a bulk (file transfer) link, as p2pd's `link::ALPN_BULK`.
+pub const ALPN_BULK: &[u8] = b"p2p-bulk/1";
 
 /// Our `Hello` frame, naming us `name`.
 pub fn hello(name: &str) -> PeerFrame {
@@ -63,8 +70,31 @@ pub struct RawPeer {
 impl RawPeer {
     /// TCP and TLS to the p2pd peer port `addr`, presenting `key`.
     pub async fn connect(addr: SocketAddr, key: &SecretKey) -> io::Result<RawPeer> {
+        Self::connect_alpn(addr, key, None).await
+    }
+
+    /// Like [`RawPeer::connect`], asking for the bulk protocol ([`ALPN_BULK`]): the link
+    /// p2pd hands to its transfer service after `Hello`.
+    pub async fn connect_bulk(addr: SocketAddr, key: &SecretKey) -> io::Result<RawPeer> {
+        Self::connect_alpn(addr, key, Some(ALPN_BULK)).await
+    }
+
+    /// TCP and TLS presenting `key`, offering `alpn` (none if `None`).
+    pub async fn connect_alpn(
+        addr: SocketAddr,
+        key: &SecretKey,
+        alpn: Option<&[u8]>,
+    ) -> io::Result<RawPeer> {
         let tcp = raw::tcp(addr).await;
-        let tls = tokio::time::timeout(DEADLINE, raw::tls(tcp, key))
+        let handshake = async {
+            let mut config =
+                (*transport::client_config(key, None).map_err(io::Error::other)?).clone();
+            config.alpn_protocols = alpn.map(|a| vec![a.to_vec()]).unwrap_or_default();
+            TlsConnector::from(Arc::new(config))
+                .connect(transport::tls::server_name(), tcp)
+                .await
+        };
+        let tls = tokio::time::timeout(DEADLINE, handshake)
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
         let their_key =
@@ -79,13 +109,29 @@ impl RawPeer {
         key: &SecretKey,
         name: &str,
     ) -> io::Result<(RawPeer, String)> {
-        let mut peer = Self::connect(addr, key).await?;
-        peer.send(&hello(name)).await?;
-        match peer.recv().await? {
+        let peer = Self::connect(addr, key).await?;
+        peer.exchange_hello(name).await
+    }
+
+    /// [`RawPeer::hello`] on a bulk link ([`RawPeer::connect_bulk`]): after it, the link
+    /// carries transfer frames.
+    pub async fn hello_bulk(
+        addr: SocketAddr,
+        key: &SecretKey,
+        name: &str,
+    ) -> io::Result<(RawPeer, String)> {
+        let peer = Self::connect_bulk(addr, key).await?;
+        peer.exchange_hello(name).await
+    }
+
+    /// Our `Hello`, then the daemon's (checked: our protocol version).
+    async fn exchange_hello(mut self, name: &str) -> io::Result<(RawPeer, String)> {
+        self.send(&hello(name)).await?;
+        match self.recv().await? {
             Some(PeerFrame::Hello {
                 version: PROTOCOL_VERSION,
                 name,
-            }) => Ok((peer, name.as_str().to_owned())),
+            }) => Ok((self, name.as_str().to_owned())),
             other => Err(io::Error::other(format!("expected Hello, got {other:?}"))),
         }
     }

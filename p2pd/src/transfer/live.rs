@@ -128,7 +128,7 @@ impl Live {
             });
         }
         drop(g);
-        let _ = self.decision.send(d);
+        let _ = self.decision.send_replace(d);
         Ok(())
     }
 

@@ -231,13 +231,14 @@ impl Transfers {
                 what: "it has ended",
             });
         }
-        let _ = live.decision.send(Decision::Cancel);
+        let _ = live.decision.send_replace(Decision::Cancel);
         live.cancel.cancel();
-        self.finish(
-            &live,
-            TransferState::Cancelled,
-            Some("cancelled here".into()),
-        );
+        // Worded for both sides: a receiver replays it to a sender that re-offers.
+        let why = match live.record().direction {
+            Direction::In => "cancelled by the receiver",
+            Direction::Out => "cancelled by the sender",
+        };
+        self.finish(&live, TransferState::Cancelled, Some(why.into()));
         Ok(live.info())
     }
 

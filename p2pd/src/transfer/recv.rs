@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto::api::{Direction, Event, TransferState};
+use proto::frame::FrameError;
 use proto::transfer::{
     CHUNK, FileResume, MAX_CHUNK_FRAME, Manifest, TransferFrame, chunk_count, chunk_range,
 };
 use proto::{PeerId, PeerName};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+use transport::ConnError;
 
 use super::live::Live;
 use super::records::Record;
@@ -130,7 +132,9 @@ async fn take_offer(
                 transfer: live.info(),
             }]);
             if t.node.peer(peer).is_some_and(|p| p.auto_accept) {
-                let _ = live.decision.send(Decision::Accept(t.download_dir.clone()));
+                let _ = live
+                    .decision
+                    .send_replace(Decision::Accept(t.download_dir.clone()));
             }
             Some(live)
         }
@@ -311,6 +315,11 @@ async fn receive(
         let frame = match frame {
             Ok(Some(f)) => f,
             Ok(None) => return Err(Fail::Link("the sender closed the link".into())),
+            // A broken connection (a crashed sender, a network drop) is not bad data: keep
+            // the verified parts for the resume.
+            Err(e @ (ConnError::Io(_) | ConnError::Frame(FrameError::Truncated { .. }))) => {
+                return Err(Fail::Link(e.to_string()));
+            }
             Err(e) => return Err(Fail::Transfer(format!("bad frame from the sender: {e}"))),
         };
         if frame.id() != id {
@@ -325,7 +334,10 @@ async fn receive(
             } => {
                 hashes.clear();
                 for (k, h) in hs.into_iter().enumerate() {
-                    hashes.insert(first + k as u64, h);
+                    let index = first.checked_add(k as u64).ok_or_else(|| {
+                        Fail::Transfer("chunk hashes past the last possible chunk".into())
+                    })?;
+                    hashes.insert(index, h);
                 }
                 let _ = file;
             }

@@ -1,0 +1,371 @@
+//! A sender that lies, played by a hand-made bulk link (TLS with ALPN `p2p-bulk/1`, a key
+//! registered at the tracker as "mallory"): offers whose paths climb out, are absolute or
+//! are not portable are refused whole, with nothing recorded or written; after an accepted
+//! offer, a chunk that fails its hash, more or fewer bytes than announced, consistent chunks
+//! that do not make the announced file, and out-of-range indexes each fail the transfer,
+//! with no final file and no part file left. Through it all bob keeps serving: an honest
+//! transfer (by hand, and from a real daemon) arrives intact afterwards.
+
+use std::path::Path;
+use std::time::Duration;
+
+use p2p_tests::chat::{self, Pair};
+use p2p_tests::raw;
+use p2p_tests::transfer::{
+    self as xfer, BulkSender, ShadowEntry, TRANSFER_DEADLINE, accept, assert_content, entries,
+    id_of, offer, pattern, random_id, register_raw, send_files, shadow_offer, wait_no_parts,
+    wait_state, wait_transfer, write_pattern,
+};
+use p2p_tests::{DEADLINE, P2pd, TestNet};
+use proto::SecretKey;
+use proto::transfer::{CHUNK, TransferFrame, TransferId};
+
+/// A link that sent something bad must be closed well within this.
+const FAST_CLOSE: Duration = Duration::from_secs(5);
+
+/// Entries under bob's own directory (its download directory's parent), leaving out the
+/// state and socket directories and its logs, which change on their own.
+fn bobs_corner(bob: &P2pd) -> Vec<String> {
+    let dir = bob.download_dir().parent().expect("a parent");
+    entries(dir)
+        .into_iter()
+        .filter(|e| !e.starts_with("state/") && !e.starts_with("run/") && !e.starts_with("stderr"))
+        .collect()
+}
+
+/// alice sends a fresh file to bob, bob accepts, it arrives intact.
+fn alice_still_gets_through(net: &TestNet, p: &Pair, seed: u64) {
+    let name = format!("proof-{seed}.bin");
+    let file = net.unique_dir("src").join(&name);
+    let data = write_pattern(&file, 2 * CHUNK as usize + 99, seed);
+    let id = id_of(&send_files(&p.alice, "bob", &file));
+    wait_transfer(&p.bob, &id, "offered", DEADLINE, |t| {
+        t["state"] == "offered"
+    });
+    accept(&p.bob, &id, None);
+    wait_state(&p.bob, &id, "done", TRANSFER_DEADLINE);
+    wait_state(&p.alice, &id, "done", DEADLINE);
+    assert_content(&p.bob.download_dir().join(&name), &data);
+}
+
+async fn mallory(p: &Pair) -> (SecretKey, raw::Client) {
+    let key = raw::random_key();
+    let registration = register_raw(&p.tracker, &key, "mallory").await;
+    p.bob.wait_peer("mallory", true, DEADLINE);
+    (key, registration)
+}
+
+#[tokio::test]
+async fn offers_with_hostile_paths_are_refused_whole_and_nothing_is_written() {
+    let net = TestNet::new();
+    let mut p = chat::pair(&net);
+    let (key, _registration) = mallory(&p).await;
+    let dl = p.bob.download_dir().to_owned();
+    let corner = bobs_corner(&p.bob);
+    let etc_x = Path::new("/etc/x").exists();
+
+    let long = "x".repeat(256);
+    let hostile = [
+        "../evil",
+        "a/../../evil",
+        "/etc/x",
+        "a\\b",
+        "C:evil",
+        "con.txt",
+        "dir/LPT1",
+        "a\0b",
+        "bell\u{7}",
+        "new\nline",
+        &long,
+        "trailing.",
+        "a//b",
+        ".",
+        "",
+    ];
+    for path in hostile {
+        let mut s = BulkSender::connect(p.bob.listen, &key, "mallory")
+            .await
+            .unwrap_or_else(|e| panic!("{path:?}: bulk link to bob: {e}"));
+        let files = [
+            ShadowEntry {
+                path: "fine.txt".into(),
+                size: 5,
+                hash: *blake3::hash(b"fine\n").as_bytes(),
+            },
+            ShadowEntry {
+                path: path.to_owned(),
+                size: 5,
+                hash: *blake3::hash(b"evil\n").as_bytes(),
+            },
+        ];
+        let id = random_id();
+        s.send_payload(&shadow_offer(id, &files))
+            .await
+            .expect("send the offer");
+        // As if it were accepted: data for both files follows at once.
+        let _ = s.send_data(id, 0, b"fine\n").await;
+        let _ = s.send_data(id, 1, b"evil\n").await;
+        let took = s
+            .wait_closed(FAST_CLOSE)
+            .await
+            .unwrap_or_else(|e| panic!("{path:?}: bob kept the link open: {e}"));
+        let logged = p.bob.proc.wait_stderr_line("refused an offer", DEADLINE);
+        eprintln!("{path:?}: closed after {took:?}; bob logged: {logged}");
+    }
+    // The same paths as the only file of an offer.
+    for path in ["../evil", "/etc/x"] {
+        let mut s = BulkSender::connect(p.bob.listen, &key, "mallory")
+            .await
+            .expect("bulk link to bob");
+        let files = [ShadowEntry {
+            path: path.to_owned(),
+            size: 5,
+            hash: *blake3::hash(b"evil\n").as_bytes(),
+        }];
+        s.send_payload(&shadow_offer(random_id(), &files))
+            .await
+            .expect("send the offer");
+        s.wait_closed(FAST_CLOSE)
+            .await
+            .unwrap_or_else(|e| panic!("{path:?}: bob kept the link open: {e}"));
+    }
+
+    assert_eq!(
+        xfer::list(&p.bob),
+        Vec::<serde_json::Value>::new(),
+        "an offer was recorded"
+    );
+    assert_eq!(
+        entries(&dl),
+        Vec::<String>::new(),
+        "written in the downloads"
+    );
+    assert_eq!(bobs_corner(&p.bob), corner, "written next to the downloads");
+    assert_eq!(Path::new("/etc/x").exists(), etc_x, "/etc/x appeared");
+    assert!(p.bob.proc.is_running());
+    alice_still_gets_through(&net, &p, 100);
+}
+
+/// Mallory's offer of one file `name`, announced as `size` bytes hashing to `hash`, accepted
+/// at bob into his download directory; returns the link (after bob's `Accept`) and the id.
+async fn accepted_offer(
+    p: &Pair,
+    key: &SecretKey,
+    name: &str,
+    size: u64,
+    hash: [u8; 32],
+) -> (BulkSender, TransferId) {
+    let mut s = BulkSender::connect(p.bob.listen, key, "mallory")
+        .await
+        .expect("bulk link to bob");
+    let id = random_id();
+    s.send(&offer(id, name, size, hash))
+        .await
+        .expect("send the offer");
+    let ids = id.to_string();
+    let t = wait_transfer(&p.bob, &ids, "mallory's offer", DEADLINE, |t| {
+        t["state"] == "offered"
+    });
+    assert_eq!(
+        (&t["peer_name"], &t["total_bytes"]),
+        (&"mallory".into(), &size.into()),
+        "{t:#}"
+    );
+    accept(&p.bob, &ids, None);
+    match s.recv(DEADLINE).await.expect("bob's answer") {
+        Some(TransferFrame::Accept { id: got, resume }) => {
+            assert_eq!(got, id);
+            assert!(
+                resume.iter().all(|r| r.verified_chunks == 0),
+                "nothing held yet: {resume:?}"
+            );
+        }
+        other => panic!("expected Accept, got {other:?}"),
+    }
+    (s, id)
+}
+
+/// After mallory misbehaved on transfer `id` of `name`: bob tells mallory it failed, lists
+/// it failed, and keeps neither a final file nor a part file. Returns bob's reason.
+///
+/// The lie must be the last frame mallory sent: bob then has nothing unread when it closes
+/// the link (a close with unread data resets the connection, which may discard bob's
+/// `Failed` before mallory reads it).
+async fn assert_failed_cleanly(p: &Pair, s: &mut BulkSender, id: TransferId, name: &str) -> String {
+    let told = loop {
+        match s.recv(DEADLINE).await {
+            Ok(Some(TransferFrame::Failed { id: got, reason })) => {
+                assert_eq!(got, id);
+                break reason;
+            }
+            // Anything else bob may still send first is skipped.
+            Ok(Some(_)) => {}
+            other => panic!("{name}: expected Failed from bob, got {other:?}"),
+        }
+    };
+    let t = wait_state(&p.bob, &id.to_string(), "failed", DEADLINE);
+    assert_eq!(t["error"], told.as_str(), "{t:#}");
+    let dl = p.bob.download_dir();
+    wait_no_parts(dl, DEADLINE);
+    assert_eq!(
+        entries(dl),
+        Vec::<String>::new(),
+        "{name}: left in the downloads"
+    );
+    told
+}
+
+#[tokio::test]
+async fn lying_senders_fail_the_transfer_and_leave_no_file() {
+    let net = TestNet::new();
+    let mut p = chat::pair(&net);
+    let (key, _registration) = mallory(&p).await;
+    let dl = p.bob.download_dir().to_owned();
+    let hash = |d: &[u8]| *blake3::hash(d).as_bytes();
+
+    // Control: the hand-made sender, honest, gets a file through (so every failure below
+    // is the lie's doing).
+    let data = pattern(2 * CHUNK as usize + 5, 1);
+    let (mut s, id) = accepted_offer(&p, &key, "honest.bin", data.len() as u64, hash(&data)).await;
+    s.send_data(id, 0, &data).await.expect("send");
+    s.send(&TransferFrame::FileDone { id, file: 0 })
+        .await
+        .expect("send");
+    s.send(&TransferFrame::Done { id }).await.expect("send");
+    match s.recv(DEADLINE).await.expect("bob's answer") {
+        Some(TransferFrame::Done { id: got }) => assert_eq!(got, id),
+        other => panic!("expected Done, got {other:?}"),
+    }
+    wait_state(&p.bob, &id.to_string(), "done", DEADLINE);
+    assert_content(&dl.join("honest.bin"), &data);
+    std::fs::remove_file(dl.join("honest.bin")).expect("remove");
+
+    let small = pattern(3000, 2);
+    let mut reasons = Vec::new();
+
+    // (a) A chunk whose bytes do not match the hash sent for it.
+    let (mut s, id) = accepted_offer(&p, &key, "a.bin", 3000, hash(&small)).await;
+    let mut bad = small.clone();
+    bad[1234] ^= 1;
+    s.send(&TransferFrame::ChunkHashes {
+        id,
+        file: 0,
+        first: 0,
+        hashes: vec![hash(&small)],
+    })
+    .await
+    .expect("send");
+    s.send(&TransferFrame::Chunk {
+        id,
+        file: 0,
+        index: 0,
+        data: bad.into(),
+    })
+    .await
+    .expect("send");
+    reasons.push((
+        "bad chunk",
+        assert_failed_cleanly(&p, &mut s, id, "a.bin").await,
+    ));
+
+    // (b1) More bytes than announced: a whole extra chunk after the last.
+    let (mut s, id) = accepted_offer(&p, &key, "b1.bin", 3000, hash(&small)).await;
+    s.send_data(id, 0, &small).await.expect("send");
+    s.send_chunk(id, 0, 1, b"one chunk too many")
+        .await
+        .expect("send");
+    reasons.push((
+        "extra chunk",
+        assert_failed_cleanly(&p, &mut s, id, "b1.bin").await,
+    ));
+
+    // (b2) More bytes than announced: the only chunk is one byte longer than the file.
+    let (mut s, id) = accepted_offer(&p, &key, "b2.bin", 3000, hash(&small)).await;
+    let mut long = small.clone();
+    long.push(0);
+    s.send_chunk(id, 0, 0, &long).await.expect("send");
+    reasons.push((
+        "long chunk",
+        assert_failed_cleanly(&p, &mut s, id, "b2.bin").await,
+    ));
+
+    // (b3) More bytes than announced, in a multi-chunk file: a full chunk where the last,
+    // shorter one belongs.
+    let three = pattern(2 * CHUNK as usize + 10, 3);
+    let (mut s, id) = accepted_offer(&p, &key, "b3.bin", three.len() as u64, hash(&three)).await;
+    s.send_data(id, 0, &three[..2 * CHUNK as usize])
+        .await
+        .expect("send");
+    s.send_chunk(id, 0, 2, &pattern(CHUNK as usize, 4))
+        .await
+        .expect("send");
+    reasons.push((
+        "full last chunk",
+        assert_failed_cleanly(&p, &mut s, id, "b3.bin").await,
+    ));
+
+    // (c1) Fewer bytes: FileDone after two chunks of three.
+    let (mut s, id) = accepted_offer(&p, &key, "c1.bin", three.len() as u64, hash(&three)).await;
+    s.send_data(id, 0, &three[..2 * CHUNK as usize])
+        .await
+        .expect("send");
+    s.send(&TransferFrame::FileDone { id, file: 0 })
+        .await
+        .expect("send");
+    reasons.push((
+        "early FileDone",
+        assert_failed_cleanly(&p, &mut s, id, "c1.bin").await,
+    ));
+
+    // (c2) Fewer bytes: Done with no FileDone and a chunk missing.
+    let (mut s, id) = accepted_offer(&p, &key, "c2.bin", three.len() as u64, hash(&three)).await;
+    s.send_data(id, 0, &three[..CHUNK as usize])
+        .await
+        .expect("send");
+    s.send(&TransferFrame::Done { id }).await.expect("send");
+    reasons.push((
+        "early Done",
+        assert_failed_cleanly(&p, &mut s, id, "c2.bin").await,
+    ));
+
+    // (d) Every chunk consistent with its own hash, but the file is not the one announced.
+    let other = pattern(three.len(), 5);
+    let (mut s, id) = accepted_offer(&p, &key, "d.bin", three.len() as u64, hash(&three)).await;
+    s.send_data(id, 0, &other).await.expect("send");
+    s.send(&TransferFrame::FileDone { id, file: 0 })
+        .await
+        .expect("send");
+    reasons.push((
+        "wrong file",
+        assert_failed_cleanly(&p, &mut s, id, "d.bin").await,
+    ));
+
+    // (e) Chunk hashes whose indexes run past the end of u64.
+    let (mut s, id) = accepted_offer(&p, &key, "e.bin", 3000, hash(&small)).await;
+    s.send(&TransferFrame::ChunkHashes {
+        id,
+        file: 0,
+        first: u64::MAX,
+        hashes: vec![hash(&small), hash(&small)],
+    })
+    .await
+    .expect("send");
+    reasons.push((
+        "hash index overflow",
+        assert_failed_cleanly(&p, &mut s, id, "e.bin").await,
+    ));
+
+    // (f) A chunk for a file the offer does not hold.
+    let (mut s, id) = accepted_offer(&p, &key, "f.bin", 3000, hash(&small)).await;
+    s.send_chunk(id, 7, 0, &small).await.expect("send");
+    reasons.push((
+        "file 7",
+        assert_failed_cleanly(&p, &mut s, id, "f.bin").await,
+    ));
+
+    for (what, reason) in &reasons {
+        eprintln!("{what}: {reason}");
+    }
+    assert!(p.bob.proc.is_running());
+    alice_still_gets_through(&net, &p, 200);
+}
