@@ -143,9 +143,16 @@ async fn session(
     tokio::pin!(verdict);
     tokio::select! {
         w = &mut writer_task => {
-            match w? {
-                Some(_writer) => {}
-                None => return Ok(None),
+            match w {
+                Ok(Some(_writer)) => {}
+                Ok(None) => return Ok(None),
+                Err(e) => {
+                    // The receiver may have said why before it closed: read its last word.
+                    return match tokio::time::timeout(Duration::from_secs(1), &mut verdict).await {
+                        Ok(Ok(v)) => Ok(Some(v)),
+                        _ => Err(e),
+                    };
+                }
             }
             tokio::select! {
                 v = &mut verdict => v.map(Some),
