@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-/// Control a running p2pd: status, peers, messages, events.
+/// Control a running p2pd: status, peers, messages, files, events.
 #[derive(Debug, Parser)]
 #[command(name = "p2pctl", version, about, propagate_version = true)]
 #[command(
@@ -31,7 +31,7 @@ pub(crate) enum Command {
     Status,
     /// Known peers: name, short id, address, online or offline, since when
     Peers,
-    /// Stream events (peers, tracker link, messages) until interrupted
+    /// Stream events (peers, tracker link, messages, transfers) until interrupted
     Watch,
     /// Send one chat message; it is queued if the peer is offline
     Msg {
@@ -64,6 +64,46 @@ pub(crate) enum Command {
         /// The peer: its name, or at least 8 characters of its id
         #[arg(value_name = "PEER")]
         peer: String,
+    },
+    /// Offer a file or a directory to a peer, and wait until it has it
+    ///
+    /// Shows progress on stderr (a bar on a terminal). Exits 0 when the peer has every file,
+    /// verified; 1 when it declined, or the transfer was cancelled or failed. An offer to an
+    /// offline peer waits in p2pd until the peer is back; ctrl-c stops waiting (exit 0), the
+    /// transfer goes on.
+    Send {
+        /// The file or directory to send
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+        /// The peer: its name, or at least 8 characters of its id
+        #[arg(value_name = "PEER")]
+        peer: String,
+        /// Print the transfer id and return at once
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Incoming offers, and running and finished transfers, with rate and ETA
+    Transfers,
+    /// Accept an incoming offer
+    Accept {
+        /// The transfer: its id, or at least 6 characters of it
+        #[arg(value_name = "ID")]
+        id: String,
+        /// Save the files in DIR [default: p2pd's download directory]
+        #[arg(long, value_name = "DIR")]
+        to: Option<PathBuf>,
+    },
+    /// Decline an incoming offer
+    Decline {
+        /// The transfer: its id, or at least 6 characters of it
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Cancel a transfer, incoming or outgoing
+    Cancel {
+        /// The transfer: its id, or at least 6 characters of it
+        #[arg(value_name = "ID")]
+        id: String,
     },
     /// Mark a peer trusted
     Trust {
@@ -155,6 +195,38 @@ mod tests {
     }
 
     #[test]
+    fn transfer_commands_parse() {
+        let cli =
+            Cli::try_parse_from(["p2pctl", "send", "photos", "bob", "--no-wait"]).expect("parse");
+        match cli.command {
+            Command::Send {
+                path,
+                peer,
+                no_wait,
+            } => {
+                assert_eq!(path, PathBuf::from("photos"));
+                assert_eq!(peer, "bob");
+                assert!(no_wait);
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli =
+            Cli::try_parse_from(["p2pctl", "accept", "abcd12", "--to", "/tmp/in"]).expect("parse");
+        assert!(matches!(
+            cli.command,
+            Command::Accept { id, to: Some(to) } if id == "abcd12" && to == std::path::Path::new("/tmp/in")
+        ));
+        let cli = Cli::try_parse_from(["p2pctl", "accept", "abcd12"]).expect("parse");
+        assert!(matches!(cli.command, Command::Accept { to: None, .. }));
+        let cli = Cli::try_parse_from(["p2pctl", "--json", "transfers"]).expect("parse");
+        assert!(cli.json && matches!(cli.command, Command::Transfers));
+        let cli = Cli::try_parse_from(["p2pctl", "decline", "abcd12"]).expect("parse");
+        assert!(matches!(cli.command, Command::Decline { id } if id == "abcd12"));
+        let cli = Cli::try_parse_from(["p2pctl", "cancel", "abcd12"]).expect("parse");
+        assert!(matches!(cli.command, Command::Cancel { id } if id == "abcd12"));
+    }
+
+    #[test]
     fn usage_errors_exit_two() {
         for args in [
             &["p2pctl"][..],
@@ -167,6 +239,13 @@ mod tests {
             &["p2pctl", "chat"],
             &["p2pctl", "chat", "bob", "carol"],
             &["p2pctl", "untrust", "bob", "--auto-accept"],
+            &["p2pctl", "send", "file"],
+            &["p2pctl", "send", "file", "bob", "carol"],
+            &["p2pctl", "transfers", "x"],
+            &["p2pctl", "accept"],
+            &["p2pctl", "accept", "abcd12", "--to"],
+            &["p2pctl", "decline", "abcd12", "--to", "/x"],
+            &["p2pctl", "cancel"],
         ] {
             let err = Cli::try_parse_from(args).expect_err("usage error");
             assert_eq!(err.exit_code(), 2, "{args:?}");

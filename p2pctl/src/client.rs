@@ -96,6 +96,16 @@ impl<S: AsyncRead + AsyncWrite> Client<S> {
         &mut self,
         call: Call,
     ) -> Result<Reply<T>, Error> {
+        self.call_within(call, REPLY_TIMEOUT).await
+    }
+
+    /// Like [`call`](Self::call), waiting at most `timeout` (for requests the daemon needs long
+    /// for, such as `send_files`, which reads and hashes every file first).
+    pub(crate) async fn call_within<T: DeserializeOwned>(
+        &mut self,
+        call: Call,
+        timeout: Duration,
+    ) -> Result<Reply<T>, Error> {
         let method = call.method();
         let id = self.next_id;
         self.next_id += 1;
@@ -108,9 +118,9 @@ impl<S: AsyncRead + AsyncWrite> Client<S> {
             .map_err(Error::Io)?;
         self.writer.flush().await.map_err(Error::Io)?;
 
-        let raw = tokio::time::timeout(REPLY_TIMEOUT, self.response(id))
+        let raw = tokio::time::timeout(timeout, self.response(id))
             .await
-            .map_err(|_| Error::Timeout(REPLY_TIMEOUT))??;
+            .map_err(|_| Error::Timeout(timeout))??;
         let value = serde_json::from_str(&raw)
             .map_err(|e| Error::Protocol(format!("bad result for {method}: {e}")))?;
         Ok(Reply { value, raw })

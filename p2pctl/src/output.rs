@@ -6,7 +6,8 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use proto::api::MessageState;
+use proto::api::{Direction, MessageState, TransferInfo, TransferState};
+use proto::transfer::TransferId;
 
 use crate::error::Error;
 
@@ -160,6 +161,94 @@ pub(crate) fn message_state(state: MessageState) -> &'static str {
     }
 }
 
+/// The first 8 hex characters of a transfer id, as tables and confirmations show it (`p2pd`
+/// takes any unique prefix of at least 6).
+pub(crate) fn short_transfer(id: &TransferId) -> String {
+    id.to_string().chars().take(8).collect()
+}
+
+/// `1 file`, `3 files`.
+pub(crate) fn files(n: u32) -> String {
+    if n == 1 {
+        "1 file".into()
+    } else {
+        format!("{n} files")
+    }
+}
+
+/// A rate in bytes per second: `4.1 MiB/s`.
+pub(crate) fn human_rate(bytes_per_sec: u64) -> String {
+    format!("{}/s", human_bytes(bytes_per_sec))
+}
+
+/// The word for a transfer state: `queued`, `offered`, `running`, `done`, `declined`,
+/// `cancelled`, `failed`.
+pub(crate) fn transfer_state(state: TransferState) -> &'static str {
+    match state {
+        TransferState::Queued => "queued",
+        TransferState::Offered => "offered",
+        TransferState::Running => "running",
+        TransferState::Done => "done",
+        TransferState::Declined => "declined",
+        TransferState::Cancelled => "cancelled",
+        TransferState::Failed => "failed",
+    }
+}
+
+/// `to` for a transfer we send, `from` for one we receive.
+pub(crate) fn to_from(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Out => "to",
+        Direction::In => "from",
+    }
+}
+
+/// How much of a transfer is verified, in whole percent rounded down (so `100%` means done):
+/// `0%` .. `100%`.
+pub(crate) fn percent(t: &TransferInfo) -> String {
+    if t.state == TransferState::Done {
+        return "100%".into();
+    }
+    if t.total_bytes == 0 {
+        return "0%".into();
+    }
+    let p = u128::from(t.done_bytes.min(t.total_bytes)) * 100 / u128::from(t.total_bytes);
+    format!("{p}%")
+}
+
+/// Rate and time left of a transfer: `4.1 MiB/s  ETA 21s`; each part left out when the
+/// daemon has no figure for it yet (a rate of 0), so possibly empty.
+pub(crate) fn rate_and_eta(t: &TransferInfo) -> String {
+    let mut parts = Vec::new();
+    if t.rate > 0 {
+        parts.push(human_rate(t.rate));
+    }
+    if let Some(eta) = t.eta_secs {
+        parts.push(format!("ETA {}", human_duration(eta)));
+    }
+    parts.join(GAP)
+}
+
+/// One plain progress line: `12.3 MiB / 100.0 MiB  4.1 MiB/s  ETA 21s`.
+pub(crate) fn progress_line(t: &TransferInfo) -> String {
+    let line = format!(
+        "{} / {}{GAP}{}",
+        human_bytes(t.done_bytes),
+        human_bytes(t.total_bytes),
+        rate_and_eta(t)
+    );
+    line.trim_end().to_owned()
+}
+
+/// The reason a transfer ended without success, neutralised, with a leading `: `; empty when
+/// the daemon gave none.
+pub(crate) fn reason(t: &TransferInfo) -> String {
+    match t.error.as_deref().filter(|e| !e.is_empty()) {
+        Some(e) => format!(": {}", clean(e)),
+        None => String::new(),
+    }
+}
+
 /// Peer text, neutralised and cut to at most `max` characters (the last one `…` when cut),
 /// for lines that only need to recall which message is meant.
 pub(crate) fn preview(text: &str, max: usize) -> String {
@@ -307,6 +396,46 @@ mod tests {
         let far = from_unix_ms(u64::MAX);
         assert_eq!(clock_in(far, &jiff::tz::TimeZone::UTC), "--:--:--");
         assert_eq!(date_in(far, &jiff::tz::TimeZone::UTC), "----------");
+    }
+
+    #[test]
+    fn transfer_figures() {
+        use crate::cmd::fake::transfer;
+        let mut t = transfer(Direction::Out, TransferState::Running);
+        assert_eq!(short_transfer(&t.id), "abcd1234");
+        assert_eq!(files(1), "1 file");
+        assert_eq!(files(0), "0 files");
+        assert_eq!(human_rate(4_300_000), "4.1 MiB/s");
+        assert_eq!(to_from(Direction::In), "from");
+        assert_eq!(transfer_state(TransferState::Cancelled), "cancelled");
+        assert_eq!(percent(&t), "0%");
+        assert_eq!(rate_and_eta(&t), "");
+        assert_eq!(progress_line(&t), "0 B / 12.3 MiB");
+        t.done_bytes = t.total_bytes - 1;
+        t.rate = 4_300_000;
+        assert_eq!(percent(&t), "99%");
+        assert_eq!(rate_and_eta(&t), "4.1 MiB/s");
+        t.eta_secs = Some(192);
+        t.done_bytes = 12_897_485 / 10;
+        assert_eq!(rate_and_eta(&t), "4.1 MiB/s  ETA 3m 12s");
+        assert_eq!(
+            progress_line(&t),
+            "1.2 MiB / 12.3 MiB  4.1 MiB/s  ETA 3m 12s"
+        );
+        t.state = TransferState::Done;
+        assert_eq!(percent(&t), "100%");
+        t.total_bytes = 0;
+        t.done_bytes = 0;
+        assert_eq!(percent(&t), "100%");
+        t.state = TransferState::Running;
+        assert_eq!(percent(&t), "0%");
+        // More done than announced (a confused daemon) still reads 100% at most.
+        t.total_bytes = 10;
+        t.done_bytes = 20;
+        assert_eq!(percent(&t), "100%");
+        assert_eq!(reason(&t), "");
+        t.error = Some("bad\u{1b}[1m".into());
+        assert_eq!(reason(&t), ": bad\\e[1m");
     }
 
     #[test]

@@ -291,7 +291,7 @@ pub struct Subscribed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TransferState {
-    /// Outgoing: stored, waiting for the peer to come online.
+    /// Outgoing: stored, not yet handed to the peer (it is offline, or being dialed).
     Queued,
     /// Offered; waiting for the receiver's decision.
     Offered,
@@ -308,6 +308,19 @@ pub enum TransferState {
 }
 
 impl TransferState {
+    /// The state as one lower-case word, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Offered => "offered",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Declined => "declined",
+            Self::Cancelled => "cancelled",
+            Self::Failed => "failed",
+        }
+    }
+
     /// True once nothing more will happen.
     pub fn is_final(self) -> bool {
         matches!(self, Self::Done | Self::Declined | Self::Cancelled | Self::Failed)

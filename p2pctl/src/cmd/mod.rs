@@ -1,18 +1,21 @@
 //! One module per command. Each takes the open [`Client`](crate::client::Client) and an
 //! [`Out`], so tests can run it against a fake daemon and capture what it prints.
 
+mod accept;
 mod chat;
 mod history;
 mod msg;
 mod peers;
+mod send;
 mod status;
+mod transfers;
 mod trust;
 mod watch;
 
 use std::io::{IsTerminal as _, Write as _};
 
 use proto::PeerName;
-use proto::api::{Call, MessageInfo, PeerInfo, Subscribed};
+use proto::api::{Call, MessageInfo, PeerInfo, Subscribed, TransferInfo};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -23,10 +26,18 @@ use crate::error::Error;
 use crate::lines::{LineReader, Tail};
 use crate::output::{self, Out, clean};
 use crate::socket;
+use accept::Answer;
 use trust::Mark;
 
 /// Runs the command line: works out the socket, connects, and dispatches.
 pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
+    // Local paths are checked first: a missing PATH is the user's error (exit 1) whether or
+    // not p2pd runs.
+    let local = match &cli.command {
+        Command::Send { path, .. } => Some(send::absolute_path(path)?),
+        Command::Accept { to: Some(dir), .. } => Some(accept::absolute_dir(dir)?),
+        _ => None,
+    };
     let path = socket::resolve(cli.socket)?;
     let mut client = client::connect(&path).await?;
     let mut out = Out::new(std::io::stdout());
@@ -104,6 +115,38 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
         Command::ForgetKey { peer } => {
             trust::run(&mut client, &mut out, cli.json, Mark::ForgetKey, peer).await
         }
+        Command::Send { peer, no_wait, .. } => {
+            let show = if cli.json {
+                send::Show::Json
+            } else if std::io::stderr().is_terminal() {
+                send::Show::Bar(indicatif::ProgressDrawTarget::stderr())
+            } else {
+                send::Show::Plain
+            };
+            let mut notes = Out::new(std::io::stderr());
+            send::run(
+                &mut client,
+                &mut out,
+                &mut notes,
+                show,
+                local.unwrap_or_default(),
+                peer,
+                no_wait,
+                watch::interrupted(),
+            )
+            .await
+        }
+        Command::Transfers => transfers::run(&mut client, &mut out, cli.json).await,
+        Command::Accept { id, .. } => {
+            let answer = Answer::Accept { to: local };
+            accept::run(&mut client, &mut out, cli.json, answer, id).await
+        }
+        Command::Decline { id } => {
+            accept::run(&mut client, &mut out, cli.json, Answer::Decline, id).await
+        }
+        Command::Cancel { id } => {
+            accept::run(&mut client, &mut out, cli.json, Answer::Cancel, id).await
+        }
     }
 }
 
@@ -132,6 +175,20 @@ pub(crate) fn message_raw(notice: &Notice, message: &MessageInfo) -> String {
     match serde_json::from_str::<Carrier<'_>>(&notice.raw_params) {
         Ok(c) => c.message.get().to_owned(),
         Err(_) => serde_json::to_string(message).unwrap_or_default(),
+    }
+}
+
+/// The `transfer` of a `transfer_*` event as the daemon sent it; `transfer` re-encoded if the
+/// raw text cannot be picked out.
+pub(crate) fn transfer_raw(notice: &Notice, transfer: &TransferInfo) -> String {
+    #[derive(Deserialize)]
+    struct Carrier<'a> {
+        #[serde(borrow)]
+        transfer: &'a RawValue,
+    }
+    match serde_json::from_str::<Carrier<'_>>(&notice.raw_params) {
+        Ok(c) => c.transfer.get().to_owned(),
+        Err(_) => serde_json::to_string(transfer).unwrap_or_default(),
     }
 }
 
@@ -180,6 +237,9 @@ pub(crate) fn resolve<'a>(peers: &'a [PeerInfo], arg: &str) -> Result<&'a PeerIn
 /// Test support: a client wired to a fake daemon that answers from a script.
 #[cfg(test)]
 pub(crate) mod fake {
+    use proto::api::{Direction, TransferInfo, TransferState};
+    use proto::transfer::TransferId;
+    use proto::{PeerName, SecretKey};
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
 
     use crate::client::Client;
@@ -250,6 +310,34 @@ pub(crate) mod fake {
     /// A JSON-RPC success response line.
     pub(crate) fn ok(id: u64, result: &str) -> String {
         format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#)
+    }
+
+    /// A transfer with bob (`abcd1234...`): 3 files, 12.3 MiB, nothing done yet.
+    pub(crate) fn transfer(direction: Direction, state: TransferState) -> TransferInfo {
+        let mut id = [0x55; 16];
+        id[..4].copy_from_slice(&[0xab, 0xcd, 0x12, 0x34]);
+        TransferInfo {
+            id: TransferId(id),
+            peer: SecretKey::from_seed([1; 32]).peer_id(),
+            peer_name: PeerName::new("bob").expect("name"),
+            direction,
+            state,
+            files: 3,
+            sample: vec![
+                "photos/a.jpg".into(),
+                "photos/b.jpg".into(),
+                "notes.txt".into(),
+            ],
+            total_bytes: 12_897_485,
+            done_bytes: 0,
+            rate: 0,
+            eta_secs: None,
+            local_path: match direction {
+                Direction::Out => Some("/home/alice/photos".into()),
+                Direction::In => None,
+            },
+            error: None,
+        }
     }
 }
 

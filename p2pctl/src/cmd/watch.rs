@@ -5,6 +5,8 @@
 //! from then on. At that moment `on_subscribed` runs (the binary prints a line to stderr), so
 //! a script can wait for it before causing the events it wants to see. Human output then
 //! reads the peer list once, to name peers in events that carry only an id (`link_error`).
+//! Human output leaves out `transfer_progress` events (several a second per transfer); `--json`
+//! prints every event.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -13,14 +15,17 @@ use std::time::SystemTime;
 use proto::PeerId;
 use proto::api::{
     Call, EVENT_NOTIFICATION, Event, MessageInfo, MessageState, PeerInfo, TrackerLinkState,
-    TrackerStatus,
+    TrackerStatus, TransferInfo,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::subscribe;
 use crate::client::{Client, Notice};
 use crate::error::Error;
-use crate::output::{Out, addresses, clean, local_clock, message_state};
+use crate::output::{
+    Out, addresses, clean, files, human_bytes, local_clock, message_state, percent, rate_and_eta,
+    reason, short_transfer, to_from, transfer_state,
+};
 
 /// Subscribes, calls `on_subscribed`, and prints events until `stop` completes or the
 /// stream ends.
@@ -62,12 +67,8 @@ where
         }
         if json {
             out.line(&notice.raw_params)?;
-        } else {
-            out.line(&format!(
-                "{} {}",
-                local_clock(SystemTime::now()),
-                describe_notice(&notice, &mut names)
-            ))?;
+        } else if let Some(text) = describe_notice(&notice, &mut names) {
+            out.line(&format!("{} {text}", local_clock(SystemTime::now())))?;
         }
     }
 }
@@ -83,6 +84,10 @@ impl Names {
 
     fn learn_message(&mut self, m: &MessageInfo) {
         self.0.insert(m.peer, clean(m.peer_name.as_str()));
+    }
+
+    fn learn_transfer(&mut self, t: &TransferInfo) {
+        self.0.insert(t.peer, clean(t.peer_name.as_str()));
     }
 
     /// The name, or the short id of a peer not seen yet.
@@ -115,8 +120,8 @@ pub(crate) async fn interrupted() {
 }
 
 /// The text of one event notification; events this p2pctl does not know yet are named by
-/// their `type`.
-fn describe_notice(notice: &Notice, names: &mut Names) -> String {
+/// their `type`. `None` for events human output leaves out (`transfer_progress`).
+fn describe_notice(notice: &Notice, names: &mut Names) -> Option<String> {
     match serde_json::from_value::<Event>(notice.params.clone()) {
         Ok(event) => {
             match &event {
@@ -126,9 +131,13 @@ fn describe_notice(notice: &Notice, names: &mut Names) -> String {
                 Event::MessageReceived { message } | Event::MessageUpdated { message } => {
                     names.learn_message(message)
                 }
+                Event::TransferOffered { transfer } | Event::TransferUpdated { transfer } => {
+                    names.learn_transfer(transfer)
+                }
+                Event::TransferProgress { .. } => return None,
                 _ => {}
             }
-            describe(&event, names)
+            Some(describe(&event, names))
         }
         Err(_) => {
             let kind = notice
@@ -136,7 +145,7 @@ fn describe_notice(notice: &Notice, names: &mut Names) -> String {
                 .get("type")
                 .and_then(|t| t.as_str())
                 .unwrap_or("unknown");
-            format!("{} event", clean(kind))
+            Some(format!("{} event", clean(kind)))
         }
     }
 }
@@ -165,7 +174,41 @@ fn describe(event: &Event, names: &Names) -> String {
             detail,
         } => format!("link error with {}: {}", names.of(peer), clean(detail)),
         Event::LinkError { peer: None, detail } => format!("link error: {}", clean(detail)),
+        Event::TransferOffered { transfer } => describe_offer(transfer),
+        Event::TransferProgress { transfer } => {
+            let rate = rate_and_eta(transfer);
+            format!(
+                "transfer {} with {}: {}{}",
+                short_transfer(&transfer.id),
+                clean(transfer.peer_name.as_str()),
+                percent(transfer),
+                if rate.is_empty() {
+                    rate
+                } else {
+                    format!(", {rate}")
+                }
+            )
+        }
+        Event::TransferUpdated { transfer } => format!(
+            "transfer {} with {}: {}{}",
+            short_transfer(&transfer.id),
+            clean(transfer.peer_name.as_str()),
+            transfer_state(transfer.state),
+            reason(transfer)
+        ),
     }
+}
+
+/// `offer from bob: 3 files, 12.3 MiB (id abcd1234)`; `offer to bob: ...` for ours.
+fn describe_offer(t: &TransferInfo) -> String {
+    format!(
+        "offer {} {}: {}, {} (id {})",
+        to_from(t.direction),
+        clean(t.peer_name.as_str()),
+        files(t.files),
+        human_bytes(t.total_bytes),
+        short_transfer(&t.id)
+    )
 }
 
 /// `message to bob delivered`, `message to bob refused: DETAIL`.
@@ -371,7 +414,11 @@ mod tests {
             params: serde_json::to_value(e).expect("json"),
             raw_params: String::new(),
         };
-        assert!(describe_notice(&notice(&error), &mut names).starts_with("link error with "));
+        assert!(
+            describe_notice(&notice(&error), &mut names)
+                .expect("shown")
+                .starts_with("link error with ")
+        );
         describe_notice(
             &notice(&Event::MessageReceived {
                 message: message(Direction::In, MessageState::Received, None),
@@ -379,8 +426,88 @@ mod tests {
             &mut names,
         );
         assert_eq!(
-            describe_notice(&notice(&error), &mut names),
-            "link error with bob: key mismatch\\e"
+            describe_notice(&notice(&error), &mut names).as_deref(),
+            Some("link error with bob: key mismatch\\e")
+        );
+    }
+
+    #[test]
+    fn describes_transfer_events_and_skips_progress() {
+        use crate::cmd::fake::transfer;
+        use proto::api::TransferState;
+        let notice = |e: &Event| Notice {
+            method: "event".into(),
+            params: serde_json::to_value(e).expect("json"),
+            raw_params: String::new(),
+        };
+        let mut names = Names::default();
+        let offer = transfer(Direction::In, TransferState::Offered);
+        assert_eq!(
+            describe_notice(
+                &notice(&Event::TransferOffered { transfer: offer }),
+                &mut names
+            )
+            .as_deref(),
+            Some("offer from bob: 3 files, 12.3 MiB (id abcd1234)")
+        );
+        // The sender learns the name from the offer.
+        assert_eq!(names.of(&bob(&[]).id), "bob");
+        let ours = transfer(Direction::Out, TransferState::Offered);
+        assert_eq!(
+            describe(&Event::TransferOffered { transfer: ours }, &names),
+            "offer to bob: 3 files, 12.3 MiB (id abcd1234)"
+        );
+        let mut running = transfer(Direction::Out, TransferState::Running);
+        running.done_bytes = running.total_bytes / 4;
+        running.rate = 1 << 20;
+        running.eta_secs = Some(9);
+        let progress = Event::TransferProgress { transfer: running };
+        assert_eq!(describe_notice(&notice(&progress), &mut names), None);
+        assert_eq!(
+            describe(&progress, &names),
+            "transfer abcd1234 with bob: 24%, 1.0 MiB/s  ETA 9s"
+        );
+        let done = transfer(Direction::Out, TransferState::Done);
+        assert_eq!(
+            describe(&Event::TransferUpdated { transfer: done }, &names),
+            "transfer abcd1234 with bob: done"
+        );
+        let mut failed = transfer(Direction::In, TransferState::Failed);
+        failed.error = Some("disk full\u{1b}[2J".into());
+        assert_eq!(
+            describe(&Event::TransferUpdated { transfer: failed }, &names),
+            "transfer abcd1234 with bob: failed: disk full\\e[2J"
+        );
+    }
+
+    #[tokio::test]
+    async fn human_stream_leaves_out_progress() {
+        use crate::cmd::fake::transfer;
+        use proto::api::TransferState;
+        let progress = Event::TransferProgress {
+            transfer: transfer(Direction::Out, TransferState::Running),
+        };
+        let done = Event::TransferUpdated {
+            transfer: transfer(Direction::Out, TransferState::Done),
+        };
+        let (mut client, daemon) = fake::daemon(
+            vec![
+                vec![fake::ok(1, r#"{"subscribed":true}"#)],
+                vec![fake::ok(2, "[]")],
+            ],
+            vec![event_line(&progress), event_line(&done)],
+        );
+        let mut out = Out::new(Vec::new());
+        let (_, res) = tokio::join!(
+            daemon,
+            run(&mut client, &mut out, false, || {}, std::future::pending())
+        );
+        assert!(matches!(res, Err(Error::Closed)));
+        let text = String::from_utf8(out.into_inner()).expect("utf8");
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.ends_with(" transfer abcd1234 with bob: done\n"),
+            "{text}"
         );
     }
 
@@ -397,8 +524,8 @@ mod tests {
             raw_params: String::new(),
         };
         assert_eq!(
-            describe_notice(&notice, &mut Names::default()),
-            "offer\\e[1m event"
+            describe_notice(&notice, &mut Names::default()).as_deref(),
+            Some("offer\\e[1m event")
         );
     }
 

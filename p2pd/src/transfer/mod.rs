@@ -49,7 +49,7 @@ pub enum TransferError {
     #[error("{0:?} matches several transfers; give more of the id")]
     Ambiguous(String),
     /// The operation does not fit the transfer's state.
-    #[error("transfer {id} is {state:?}: {what}")]
+    #[error("transfer {id} is {}: {what}", state.as_str())]
     State {
         /// The transfer.
         id: TransferId,

@@ -28,15 +28,7 @@ pub struct Record {
 }
 
 fn state_name(s: TransferState) -> &'static str {
-    match s {
-        TransferState::Queued => "queued",
-        TransferState::Offered => "offered",
-        TransferState::Running => "running",
-        TransferState::Done => "done",
-        TransferState::Declined => "declined",
-        TransferState::Cancelled => "cancelled",
-        TransferState::Failed => "failed",
-    }
+    s.as_str()
 }
 
 fn state_from(s: &str) -> TransferState {

@@ -1,0 +1,369 @@
+//! `p2pctl send PATH PEER [--no-wait]`: offer a file or directory, then wait until the peer
+//! has it, or refused it.
+//!
+//! PATH is made absolute and canonical here ([`absolute_path`]) before anything is asked of
+//! p2pd, which reads the files itself. Requests: `subscribe` (so no event about the transfer
+//! can be missed; not with `--no-wait`), `peers` (is the peer online?), then `send_files`
+//! (answered once p2pd has read and hashed every file, so it may take long). Each
+//! `transfer_offered`, `transfer_progress` and `transfer_updated` event for the transfer's id,
+//! and each `peer_*` event for its peer, then feeds the pure [`wait::Wait`], which says what
+//! to tell the user and when to stop with which exit code; events lost to `lagged` are made
+//! up for by reading `transfers`.
+//!
+//! stdout gets one line (human: the outcome; `--json`: every state of the transfer as a
+//! [`TransferInfo`], one per line). Notes and progress go to stderr: an indicatif bar when
+//! stderr is a terminal, else a plain progress line at most every second.
+
+mod wait;
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use proto::api::{Call, EVENT_NOTIFICATION, Event, PeerInfo, TransferInfo, TransferState};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+
+use super::{subscribe, transfer_raw};
+use crate::client::{Client, Notice};
+use crate::error::Error;
+use crate::output::{Out, clean, files, human_bytes, progress_line, rate_and_eta, short_transfer};
+use wait::{Note, Reach, Step, Wait};
+
+/// Least time between two plain progress lines.
+const PLAIN_EVERY: Duration = Duration::from_secs(1);
+
+/// Longest wait for the answer to `send_files`: p2pd reads and hashes every file first.
+const SCAN_WAIT: Duration = Duration::from_secs(3600);
+
+/// When to say that p2pd is still reading the files.
+const SCAN_NOTE_AFTER: Duration = Duration::from_secs(2);
+
+/// How progress is shown while waiting.
+pub(crate) enum Show {
+    /// `--json`: no progress display; stdout carries every state as JSON.
+    Json,
+    /// stderr is not a terminal: plain progress lines at most every [`PLAIN_EVERY`].
+    Plain,
+    /// stderr is a terminal: an indicatif bar drawn on this target.
+    Bar(ProgressDrawTarget),
+}
+
+/// The canonical absolute form of the PATH argument, as p2pd needs it; a path that does not
+/// exist or cannot be passed as UTF-8 fails here (exit 1), before p2pd is asked.
+pub(crate) fn absolute_path(arg: &Path) -> Result<String, Error> {
+    let shown = clean(&arg.display().to_string());
+    let path = std::fs::canonicalize(arg).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => {
+            Error::Failed(format!("cannot send {shown}: no such file or directory"))
+        }
+        _ => Error::Failed(format!("cannot send {shown}: {e}")),
+    })?;
+    utf8(&path)
+}
+
+/// `path` as a string; p2pd's API carries paths as UTF-8 text.
+pub(crate) fn utf8(path: &Path) -> Result<String, Error> {
+    path.to_str().map(str::to_owned).ok_or_else(|| {
+        Error::Failed(format!(
+            "{} is not valid UTF-8, which p2pd's control API cannot carry",
+            clean(&path.display().to_string())
+        ))
+    })
+}
+
+/// Offers `path` (absolute) to `peer`; unless `no_wait`, waits until the transfer ends or
+/// `stop` completes (then the transfer goes on in p2pd and this succeeds).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn run<S, W, E>(
+    client: &mut Client<S>,
+    out: &mut Out<W>,
+    notes: &mut Out<E>,
+    show: Show,
+    path: String,
+    peer: String,
+    no_wait: bool,
+    stop: impl Future<Output = ()>,
+) -> Result<(), Error>
+where
+    S: AsyncRead + AsyncWrite,
+    W: Write,
+    E: Write,
+{
+    let json = matches!(show, Show::Json);
+    if !no_wait {
+        subscribe(client).await?;
+    }
+    let peers = client.call::<Vec<PeerInfo>>(Call::Peers {}).await?.value;
+    let shown_path = clean(&path);
+    let sent = {
+        let call = client.call_within::<TransferInfo>(Call::SendFiles { peer, path }, SCAN_WAIT);
+        let mut call = std::pin::pin!(call);
+        tokio::select! {
+            reply = &mut call => reply?,
+            () = tokio::time::sleep(SCAN_NOTE_AFTER) => {
+                say(notes, &format!(
+                    "p2pd is reading and hashing {shown_path}; large files take a while"
+                ));
+                call.await?
+            }
+        }
+    };
+    if json {
+        out.line(&sent.raw)?;
+    }
+    let reach = Reach::of(peers.iter().find(|p| p.id == sent.value.peer));
+    let mut wait = Wait::new(&sent.value, reach);
+    let first = wait.update(&sent.value);
+    if no_wait {
+        return match first {
+            Step::Finished { code, text } => finish(out, json, code, text),
+            _ if json => Ok(()),
+            _ => out.line(&no_wait_line(&sent.value, reach)),
+        };
+    }
+
+    let mut view = View::new(show, &sent.value);
+    let mut current = sent.value;
+    let mut step = first;
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        match step {
+            Step::Unrelated => {}
+            Step::Waiting(note) => {
+                view.show(notes, &current, wait.reach(), note, Instant::now());
+            }
+            Step::Finished { code, text } => {
+                view.clear();
+                return finish(out, json, code, text);
+            }
+        }
+        let notice = tokio::select! {
+            biased;
+            () = &mut stop => {
+                view.abandon();
+                say(notes, &stopped_line(&current));
+                return Ok(());
+            }
+            notice = client.next_notice() => notice?,
+        };
+        let Some(notice) = notice else {
+            return Err(Error::Closed);
+        };
+        step = match input(client, &notice, &current).await? {
+            None => Step::Unrelated,
+            Some(Input::Peer(p)) => wait.peer(&p),
+            // The same state again (p2pd's `transfer_offered` repeats the `send_files`
+            // answer): nothing new to show.
+            Some(Input::Transfer(info, _)) if info == current => Step::Unrelated,
+            Some(Input::Transfer(info, raw)) => {
+                let step = wait.update(&info);
+                if step != Step::Unrelated {
+                    if json {
+                        out.line(&raw)?;
+                    }
+                    current = info;
+                }
+                step
+            }
+        };
+    }
+}
+
+/// What an event means to the wait.
+enum Input {
+    /// A transfer's state, with its JSON text.
+    Transfer(TransferInfo, String),
+    /// A peer's state.
+    Peer(PeerInfo),
+}
+
+/// The transfer or peer state carried by `notice`; after `lagged`, the state of `ours` read
+/// back with `transfers`. `None` for anything else.
+async fn input<S: AsyncRead + AsyncWrite>(
+    client: &mut Client<S>,
+    notice: &Notice,
+    ours: &TransferInfo,
+) -> Result<Option<Input>, Error> {
+    if notice.method != EVENT_NOTIFICATION {
+        return Ok(None);
+    }
+    let Ok(event) = serde_json::from_value::<Event>(notice.params.clone()) else {
+        return Ok(None);
+    };
+    match event {
+        Event::TransferOffered { transfer }
+        | Event::TransferProgress { transfer }
+        | Event::TransferUpdated { transfer } => {
+            let raw = transfer_raw(notice, &transfer);
+            Ok(Some(Input::Transfer(transfer, raw)))
+        }
+        Event::PeerJoined { peer } | Event::PeerLeft { peer } | Event::PeerUpdated { peer } => {
+            Ok(Some(Input::Peer(peer)))
+        }
+        Event::Lagged { .. } => {
+            // The end of the transfer may be among the lost events: read it back.
+            let list = client.call::<Vec<TransferInfo>>(Call::Transfers {}).await?;
+            let Some(info) = list.value.into_iter().find(|t| t.id == ours.id) else {
+                return Ok(None);
+            };
+            let raw = serde_json::to_string(&info)
+                .map_err(|e| Error::Protocol(format!("cannot encode a transfer: {e}")))?;
+            Ok(Some(Input::Transfer(info, raw)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Ends the command: the success line on stdout (human mode), or the failure as the error.
+fn finish<W: Write>(out: &mut Out<W>, json: bool, code: u8, text: String) -> Result<(), Error> {
+    if code != 0 {
+        return Err(Error::Failed(text));
+    }
+    if !json {
+        out.line(&text)?;
+    }
+    Ok(())
+}
+
+/// What `--no-wait` prints: `offered ID to bob: 3 files, 12.3 MiB`, or `queued ID for bob
+/// (offline): ...` when p2pd cannot hand the offer over now.
+fn no_wait_line(t: &TransferInfo, reach: Reach) -> String {
+    let name = clean(t.peer_name.as_str());
+    let what = format!("{}, {}", files(t.files), human_bytes(t.total_bytes));
+    match (t.state, reach) {
+        (TransferState::Queued, Reach::Offline) => {
+            format!("queued {} for {name} (offline): {what}", t.id)
+        }
+        (TransferState::Queued, Reach::KeyChanged) => format!(
+            "queued {} for {name} (not sent: the tracker shows another key for {name}; see \
+             'p2pctl peers'): {what}",
+            t.id
+        ),
+        _ => format!("offered {} to {name}: {what}", t.id),
+    }
+}
+
+/// Said on stderr when the user stops waiting.
+fn stopped_line(t: &TransferInfo) -> String {
+    let id = short_transfer(&t.id);
+    format!(
+        "stopped waiting; transfer {id} goes on in p2pd ('p2pctl transfers' shows it, \
+         'p2pctl cancel {id}' stops it)"
+    )
+}
+
+/// Writes a line to stderr; a closed stderr must not end the wait.
+fn say<E: Write>(notes: &mut Out<E>, line: &str) {
+    let _ = notes.line(line);
+}
+
+/// The progress display on stderr.
+enum View {
+    /// Notes only.
+    Json,
+    /// Notes and throttled progress lines.
+    Plain {
+        /// When the last progress line was printed.
+        last: Option<Instant>,
+    },
+    /// Notes above an indicatif bar.
+    Bar(ProgressBar),
+}
+
+impl View {
+    fn new(show: Show, t: &TransferInfo) -> Self {
+        match show {
+            Show::Json => View::Json,
+            Show::Plain => View::Plain { last: None },
+            Show::Bar(target) => {
+                let style = ProgressStyle::with_template("[{bar:30}] {bytes}/{total_bytes}  {msg}")
+                    .map_or_else(
+                        |_| ProgressStyle::default_bar(),
+                        |s| s.progress_chars("=> "),
+                    );
+                View::Bar(
+                    ProgressBar::with_draw_target(Some(t.total_bytes), target).with_style(style),
+                )
+            }
+        }
+    }
+
+    /// Shows the state `t` (to a peer whose reach is `reach`), and `note` first if there is
+    /// one.
+    fn show<E: Write>(
+        &mut self,
+        notes: &mut Out<E>,
+        t: &TransferInfo,
+        reach: Reach,
+        note: Option<Note>,
+        now: Instant,
+    ) {
+        match self {
+            View::Json => {
+                if let Some(note) = note {
+                    say(notes, &note.text(t));
+                }
+            }
+            View::Plain { last } => {
+                if let Some(note) = note {
+                    say(notes, &note.text(t));
+                }
+                // Nothing moved yet (just accepted): the note said enough.
+                let moved = t.done_bytes > 0 || t.rate > 0;
+                if t.state == TransferState::Running && moved && due(last, now) {
+                    say(notes, &progress_line(t));
+                }
+            }
+            View::Bar(bar) => {
+                // The bar first, so that it is redrawn in its new state under the note.
+                bar.set_length(t.total_bytes);
+                bar.set_position(t.done_bytes.min(t.total_bytes));
+                bar.set_message(bar_message(t, reach));
+                if let Some(note) = note {
+                    bar.suspend(|| say(notes, &note.text(t)));
+                }
+            }
+        }
+    }
+
+    /// The transfer ended: the bar goes away (the outcome is printed next).
+    fn clear(&self) {
+        if let View::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// The user stopped waiting: the bar stays as it was.
+    fn abandon(&self) {
+        if let View::Bar(bar) = self {
+            bar.abandon();
+        }
+    }
+}
+
+/// Whether a plain progress line is due at `now`; if so, `now` becomes the last one.
+fn due(last: &mut Option<Instant>, now: Instant) -> bool {
+    if last.is_some_and(|l| now.saturating_duration_since(l) < PLAIN_EVERY) {
+        return false;
+    }
+    *last = Some(now);
+    true
+}
+
+/// The text right of the bar.
+fn bar_message(t: &TransferInfo, reach: Reach) -> String {
+    let name = clean(t.peer_name.as_str());
+    match (t.state, reach) {
+        (TransferState::Queued, Reach::Offline) => format!("waiting for {name} to come online"),
+        (TransferState::Queued, Reach::KeyChanged) => format!("not sent: {name}'s key changed"),
+        (TransferState::Queued, Reach::Online) => format!("offering to {name}"),
+        (TransferState::Offered, _) => format!("waiting for {name} to accept"),
+        (_, Reach::Offline) => format!("paused: {name} is offline"),
+        _ => rate_and_eta(t),
+    }
+}
+
+#[cfg(test)]
+mod tests;
