@@ -1,5 +1,6 @@
-//! Readings from `/proc` (and `getconf`): the machine description, a process's resident
-//! memory, CPU time and allowed CPUs, and the kernel's slab memory.
+//! Readings from `/proc` (and `getconf`, `df`): the machine description, a process's resident
+//! memory (current and peak), CPU time (per process and per thread) and allowed CPUs, the
+//! kernel's slab memory, and the file system and free space under a path.
 
 use std::process::Command;
 use std::time::Duration;
@@ -90,4 +91,93 @@ pub fn kernel_slab() -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("SUnreclaim:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// A `/proc/PID/status` line given in kB (such as `VmRSS` or `VmHWM`), in bytes.
+pub fn status_bytes(pid: u32, key: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')))
+        .with_context(|| format!("no {key} line"))?;
+    let kib: u64 = line
+        .split_whitespace()
+        .next()
+        .with_context(|| format!("empty {key} line"))?
+        .parse()?;
+    Ok(kib * 1024)
+}
+
+/// User plus system CPU time of every thread of process `pid`, by thread id, with the
+/// thread's name (`/proc/PID/task/TID/{stat,comm}`). Threads that exit while being read
+/// are left out.
+pub fn thread_cpu_times(pid: u32, ticks_per_sec: u64) -> Vec<(u32, String, Duration)> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let base = format!("/proc/{pid}/task/{tid}");
+        let Ok(stat) = std::fs::read_to_string(format!("{base}/stat")) else {
+            continue;
+        };
+        let Some((_, after)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let (Some(Ok(u)), Some(Ok(s))) = (
+            fields.get(11).map(|f| f.parse::<u64>()),
+            fields.get(12).map(|f| f.parse::<u64>()),
+        ) else {
+            continue;
+        };
+        let name = std::fs::read_to_string(format!("{base}/comm"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        out.push((
+            tid,
+            name,
+            Duration::from_secs_f64((u + s) as f64 / ticks_per_sec as f64),
+        ));
+    }
+    out
+}
+
+/// The file system type and device of the mount holding `path` (longest matching mount
+/// point in `/proc/self/mounts`), such as `("ext4", "/dev/vda")`.
+pub fn fs_of(path: &std::path::Path) -> Option<(String, String)> {
+    let path = std::fs::canonicalize(path).ok()?;
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (dev, mnt, fs) = (f.next()?, f.next()?, f.next()?);
+            // Mount points escape spaces as \040.
+            let mnt = mnt.replace("\\040", " ");
+            path.starts_with(&mnt)
+                .then(|| (mnt.len(), fs.to_string(), dev.to_string()))
+        })
+        .max_by_key(|(len, _, _)| *len)
+        .map(|(_, fs, dev)| (fs, dev))
+}
+
+/// Free space for unprivileged users on the file system holding `path`, in bytes
+/// (`df --output=avail -B1`).
+pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    let out = Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(path)
+        .output()
+        .ok()?;
+    String::from_utf8(out.stdout)
+        .ok()?
+        .lines()
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()
 }

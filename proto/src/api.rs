@@ -323,7 +323,10 @@ impl TransferState {
 
     /// True once nothing more will happen.
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Done | Self::Declined | Self::Cancelled | Self::Failed)
+        matches!(
+            self,
+            Self::Done | Self::Declined | Self::Cancelled | Self::Failed
+        )
     }
 }
 
@@ -451,7 +454,10 @@ mod tests {
             Call::Block { peer: p() },
             Call::Unblock { peer: p() },
             Call::ForgetKey { peer: p() },
-            Call::SendFiles { peer: p(), path: p() },
+            Call::SendFiles {
+                peer: p(),
+                path: p(),
+            },
             Call::Transfers {},
             Call::Accept { id: p(), to: None },
             Call::Decline { id: p() },

@@ -1,0 +1,214 @@
+//! Baselines measured in the same run: a plain TCP pipe over loopback that syncs the copy at
+//! the end, and `scp` over loopback when an `sshd` can be started.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::files::BLOCK;
+
+/// One copy through the TCP pipe.
+#[derive(Debug, Clone, Copy)]
+pub struct Pipe {
+    /// Bytes copied.
+    pub bytes: u64,
+    /// Connect -> the copy synced (`fsync`) at the receiver.
+    pub total: Duration,
+    /// Connect -> the last byte written (not yet synced) at the receiver.
+    pub until_eof: Duration,
+}
+
+/// Copies `src` to a new file `dst` through a loopback TCP connection between two threads:
+/// the sender reads the file and writes it in 1 MiB writes, the receiver reads into a 1 MiB
+/// buffer, writes each read to the file and syncs the file at the end. With `sync_every`,
+/// the receiver also syncs each time that many more bytes have been written (as p2pd's
+/// receiver does every 16 chunks), before reading on.
+pub fn tcp_pipe(src: &Path, dst: &Path, sync_every: Option<u64>) -> anyhow::Result<Pipe> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    let addr = listener.local_addr()?;
+    let dst_owned = dst.to_owned();
+    let receiver = std::thread::spawn(move || -> anyhow::Result<(u64, Instant, Instant)> {
+        let (mut sock, _) = listener.accept()?;
+        let mut file = File::create_new(&dst_owned)?;
+        let mut buf = vec![0u8; BLOCK];
+        let mut bytes = 0u64;
+        let mut synced = 0u64;
+        loop {
+            let n = sock.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            file.write_all(&buf[..n])?;
+            bytes += n as u64;
+            if let Some(every) = sync_every
+                && bytes - synced >= every
+            {
+                file.sync_all()?;
+                synced = bytes;
+            }
+        }
+        let eof = Instant::now();
+        file.sync_all()?;
+        Ok((bytes, eof, Instant::now()))
+    });
+    let mut file = File::open(src).with_context(|| format!("cannot read {}", src.display()))?;
+    let mut buf = vec![0u8; BLOCK];
+    let started = Instant::now();
+    let mut sock = TcpStream::connect(addr)?;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        sock.write_all(&buf[..n])?;
+    }
+    drop(sock);
+    let (bytes, eof, synced) = receiver
+        .join()
+        .map_err(|_| anyhow::anyhow!("the pipe's receiver panicked"))??;
+    Ok(Pipe {
+        bytes,
+        total: synced - started,
+        until_eof: eof - started,
+    })
+}
+
+/// What became of the scp baseline.
+#[derive(Debug, Clone)]
+pub enum Scp {
+    /// Not run, and why.
+    Skipped(String),
+    /// Copied: the scp command alone, and scp plus `sync FILE` (the pipe syncs too).
+    Ran {
+        /// Bytes copied.
+        bytes: u64,
+        /// The scp command.
+        scp: Duration,
+        /// scp, then `sync` of the copy.
+        with_sync: Duration,
+    },
+}
+
+/// The `sshd` binary, if there is one.
+fn find_sshd() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join("sshd"))
+        .find(|p| p.is_file())
+}
+
+/// Copies `src` to `dst` with scp (aes128-gcm) through an sshd of our own on a loopback
+/// port, with keys made in `dir`. Skipped, with the reason, when there is no sshd or it
+/// does not start.
+pub fn scp(src: &Path, dst: &Path, dir: &Path) -> Scp {
+    let Some(sshd) = find_sshd() else {
+        return Scp::Skipped("no sshd on this machine (openssh-server is not installed)".into());
+    };
+    match run_scp(&sshd, src, dst, dir) {
+        Ok(s) => s,
+        Err(e) => Scp::Skipped(format!("{}: {e:#}", sshd.display())),
+    }
+}
+
+fn keygen(path: &Path) -> anyhow::Result<()> {
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .stdout(Stdio::null())
+        .status()
+        .context("cannot run ssh-keygen")?;
+    if !st.success() {
+        bail!("ssh-keygen failed: {st}");
+    }
+    Ok(())
+}
+
+fn run_scp(sshd: &Path, src: &Path, dst: &Path, dir: &Path) -> anyhow::Result<Scp> {
+    std::fs::create_dir_all(dir)?;
+    let host_key = dir.join("host_key");
+    let client_key = dir.join("client_key");
+    keygen(&host_key)?;
+    keygen(&client_key)?;
+    let authorized = dir.join("authorized_keys");
+    std::fs::copy(dir.join("client_key.pub"), &authorized)?;
+    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port();
+    let config = dir.join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
+             PidFile {}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nPermitRootLogin yes\n",
+            host_key.display(),
+            authorized.display(),
+            dir.join("sshd.pid").display()
+        ),
+    )?;
+    let log = File::create(dir.join("sshd.log"))?;
+    let mut child = Command::new(sshd)
+        .args(["-D", "-e", "-f"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("cannot start sshd")?;
+    let result = (|| -> anyhow::Result<Scp> {
+        let ready = Instant::now();
+        while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+            if let Some(st) = child.try_wait()? {
+                let log = std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default();
+                bail!("sshd exited with {st}: {}", log.trim());
+            }
+            if ready.elapsed() > Duration::from_secs(5) {
+                bail!("sshd does not accept connections after 5 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let user = Command::new("id").arg("-un").output()?.stdout;
+        let user = String::from_utf8(user)?.trim().to_string();
+        let started = Instant::now();
+        let st = Command::new("scp")
+            .args(["-q", "-B", "-c", "aes128-gcm@openssh.com"])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+            ])
+            .arg("-i")
+            .arg(&client_key)
+            .arg("-P")
+            .arg(port.to_string())
+            .arg(src)
+            .arg(format!("{user}@127.0.0.1:{}", dst.display()))
+            .stdin(Stdio::null())
+            .status()
+            .context("cannot run scp")?;
+        let scp = started.elapsed();
+        if !st.success() {
+            bail!("scp failed: {st}");
+        }
+        let st = Command::new("sync").arg(dst).status()?;
+        let with_sync = started.elapsed();
+        if !st.success() {
+            bail!("sync {} failed: {st}", dst.display());
+        }
+        Ok(Scp::Ran {
+            bytes: std::fs::metadata(dst)?.len(),
+            scp,
+            with_sync,
+        })
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
