@@ -1,4 +1,5 @@
-//! Helpers shared by the benchmark programs in `src/bin/`: child daemons ([`procs`]),
+//! Helpers shared by the benchmark programs in `src/bin/`: child daemons ([`procs`]), a
+//! tracker with p2pd registered at it ([`net`]),
 //! `/proc` readings and the machine description ([`sys`]), percentiles ([`stats`]), the
 //! JSON-RPC line client for a p2pd control socket ([`rpc`]), and time stamps for reports.
 
@@ -7,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
+pub mod net;
 pub mod procs;
 pub mod rpc;
 pub mod stats;

@@ -25,13 +25,12 @@
 //! target/release/chat-latency --pin      # everything on CPU 0
 //! ```
 
-use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use bench::procs::{Daemon, LISTENING, after_prefix, tracker_lines};
+use bench::net::{Net, PIN_CPU, Peer};
 use bench::rpc::Rpc;
 use bench::sys::{cpu_model, cpus_allowed, cpus_online, loadavg};
 use bench::{exe_dir, utc_now};
@@ -44,9 +43,6 @@ mod report;
 
 use measure::{chat, kernel_echo, rpc_ping};
 use report::{Report, print_table, to_json};
-
-/// The CPU that `--pin` uses.
-const PIN_CPU: &str = "0";
 
 /// Command-line flags.
 #[derive(Debug, Parser)]
@@ -89,30 +85,6 @@ fn pin_self() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts daemon `name`: `bin args` (under `taskset -c 0` when `pin`), with nothing from the
-/// caller's environment (no config file, socket or log settings) and its files in `dir`.
-fn start_daemon(
-    name: &'static str,
-    bin: &Path,
-    args: &[&OsStr],
-    pin: bool,
-    dir: &Path,
-) -> anyhow::Result<(Daemon, String, String)> {
-    let mut cmd = if pin {
-        let mut c = Command::new("taskset");
-        c.arg("-c").arg(PIN_CPU).arg(bin);
-        c
-    } else {
-        Command::new(bin)
-    };
-    cmd.args(args)
-        .env("XDG_CONFIG_HOME", dir.join("xdg-config"))
-        .env_remove(proto::paths::SOCKET_ENV)
-        .env_remove("RUST_LOG")
-        .env_remove("JOURNAL_STREAM");
-    Daemon::start(name, bin, &mut cmd, dir)
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let bin_dir = match &args.bin_dir {
@@ -144,63 +116,24 @@ fn main() -> anyhow::Result<()> {
         .tempdir()
         .context("cannot make a temporary directory")?;
     let d = dir.path();
-    eprintln!("starting trackerd");
-    let tracker_state = d.join("tracker");
-    let (mut tracker, first, second) = start_daemon(
-        "trackerd",
-        &trackerd,
-        &[
-            "--listen".as_ref(),
-            "127.0.0.1:0".as_ref(),
-            "--state-dir".as_ref(),
-            tracker_state.as_os_str(),
-        ],
-        args.pin,
-        d,
-    )?;
-    let (tracker_addr, tracker_key) = tracker_lines(&first, &second)?;
-
-    let start_peer = |name: &'static str| -> anyhow::Result<(Daemon, PathBuf)> {
-        eprintln!("starting p2pd {name}");
-        let base = d.join(name);
-        let state = base.join("state");
-        let socket = base.join("run").join("p2pd.sock");
-        let downloads = base.join("downloads");
-        let (daemon, first, second) = start_daemon(
-            name,
-            &p2pd,
-            &[
-                "--name".as_ref(),
-                name.as_ref(),
-                "--tracker".as_ref(),
-                tracker_addr.as_ref(),
-                "--tracker-key".as_ref(),
-                tracker_key.as_ref(),
-                "--listen".as_ref(),
-                "127.0.0.1:0".as_ref(),
-                "--state-dir".as_ref(),
-                state.as_os_str(),
-                "--socket".as_ref(),
-                socket.as_os_str(),
-                "--download-dir".as_ref(),
-                downloads.as_os_str(),
-            ],
-            args.pin,
-            d,
-        )?;
-        after_prefix(&first, LISTENING, "first", name)?;
-        let path = after_prefix(&second, "control socket ", "second", name)?;
-        Ok((daemon, PathBuf::from(path)))
-    };
+    let mut net = Net::start(&bin_dir, d, args.pin)?;
     let started = Instant::now();
-    let (mut alice, alice_sock) = start_peer("alice")?;
-    let (mut bob, bob_sock) = start_peer("bob")?;
+    let Peer {
+        daemon: mut alice,
+        socket: alice_sock,
+        ..
+    } = net.start_peer("alice")?;
+    let Peer {
+        daemon: mut bob,
+        socket: bob_sock,
+        ..
+    } = net.start_peer("bob")?;
 
     let placement = {
         let me = cpus_allowed("self");
         let who = [
             ("chat-latency", me),
-            ("trackerd", cpus_allowed(&tracker.pid().to_string())),
+            ("trackerd", cpus_allowed(&net.tracker.pid().to_string())),
             ("alice", cpus_allowed(&alice.pid().to_string())),
             ("bob", cpus_allowed(&bob.pid().to_string())),
         ];
@@ -254,7 +187,7 @@ fn main() -> anyhow::Result<()> {
     eprintln!("stopping the daemons");
     alice.stop()?;
     bob.stop()?;
-    tracker.stop()?;
+    net.tracker.stop()?;
 
     let report = Report {
         date: utc_now(),
