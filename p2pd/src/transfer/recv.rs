@@ -297,7 +297,9 @@ async fn receive(
         .map_err(|e| Fail::Link(e.to_string()))?;
 
     let mut hashes: HashMap<u64, [u8; 32]> = HashMap::new();
-    let mut open: Option<(u32, PartFile)> = None;
+    // The file being written, and its running hash when it was written from its first chunk
+    // in this session (else the whole part is read back to check it).
+    let mut open: Option<(u32, PartFile, Option<blake3::Hasher>)> = None;
     loop {
         let frame = tokio::select! {
             biased;
@@ -376,17 +378,20 @@ async fn receive(
                         f.path
                     )));
                 }
-                if open.as_ref().is_none_or(|(n, _)| *n != file) {
+                if open.as_ref().is_none_or(|(n, _, _)| *n != file) {
                     let comps: Vec<&str> = f.path.components().collect();
                     let part =
                         tokio::task::block_in_place(|| dir.create_part(&tag, &comps, f.size))
                             .map_err(io_fail)?;
-                    open = Some((file, part));
+                    open = Some((file, part, (*next == 0).then(blake3::Hasher::new)));
                 }
-                let (_, part) = open
+                let (_, part, hasher) = open
                     .as_mut()
                     .ok_or_else(|| Fail::Transfer("no part file".into()))?;
                 tokio::task::block_in_place(|| part.write_at(offset, &data)).map_err(io_fail)?;
+                if let Some(h) = hasher {
+                    h.update(&data);
+                }
                 *next += 1;
                 done_bytes += len;
                 live.set_done(done_bytes);
@@ -411,19 +416,24 @@ async fn receive(
                         f.path
                     )));
                 }
-                let part = match open.take() {
-                    Some((n, p)) if n == file => p,
+                let (part, hasher) = match open.take() {
+                    Some((n, p, h)) if n == file => (p, h),
                     other => {
                         drop(other);
                         let comps: Vec<&str> = f.path.components().collect();
-                        tokio::task::block_in_place(|| dir.create_part(&tag, &comps, f.size))
-                            .map_err(io_fail)?
+                        let p =
+                            tokio::task::block_in_place(|| dir.create_part(&tag, &comps, f.size))
+                                .map_err(io_fail)?;
+                        // An empty file has no chunks: its hash is that of nothing.
+                        (p, (f.size == 0).then(blake3::Hasher::new))
                     }
                 };
-                let whole = tokio::task::block_in_place(|| hash_part(&dest.join(part.part_path())));
-                if whole.map_err(|e| Fail::Transfer(format!("cannot read back {}: {e}", f.path)))?
-                    != f.hash
-                {
+                let whole = match hasher {
+                    Some(h) => *h.finalize().as_bytes(),
+                    None => tokio::task::block_in_place(|| hash_part(&dest.join(part.part_path())))
+                        .map_err(|e| Fail::Transfer(format!("cannot read back {}: {e}", f.path)))?,
+                };
+                if whole != f.hash {
                     return Err(Fail::Transfer(format!(
                         "{} does not match its hash",
                         f.path
