@@ -150,6 +150,28 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
     }
 }
 
+/// Makes one call and prints its answer: exactly as received with `--json`, else as
+/// `render` draws it.
+pub(crate) async fn show<T, S, W>(
+    client: &mut Client<S>,
+    out: &mut Out<W>,
+    json: bool,
+    call: Call,
+    render: impl FnOnce(T) -> String,
+) -> Result<(), Error>
+where
+    T: serde::de::DeserializeOwned,
+    S: AsyncRead + AsyncWrite,
+    W: std::io::Write,
+{
+    let reply = client.call::<T>(call).await?;
+    if json {
+        out.line(&reply.raw)
+    } else {
+        out.block(&render(reply.value))
+    }
+}
+
 /// Subscribes to events; from the answer on, every event reaches this connection.
 pub(crate) async fn subscribe<S: AsyncRead + AsyncWrite>(
     client: &mut Client<S>,

@@ -20,12 +20,10 @@ where
     S: AsyncRead + AsyncWrite,
     W: Write,
 {
-    let reply = client.call::<Vec<PeerInfo>>(Call::Peers {}).await?;
-    if json {
-        out.line(&reply.raw)
-    } else {
-        out.block(&render(reply.value, output::unix_now()))
-    }
+    super::show(client, out, json, Call::Peers {}, |v: Vec<PeerInfo>| {
+        render(v, output::unix_now())
+    })
+    .await
 }
 
 /// The human table, sorted by name, or a sentence when there is nobody. Peers whose key

@@ -19,12 +19,10 @@ where
     S: AsyncRead + AsyncWrite,
     W: Write,
 {
-    let reply = client.call::<Status>(Call::Status {}).await?;
-    if json {
-        out.line(&reply.raw)
-    } else {
-        out.block(&render(&reply.value, output::unix_now()))
-    }
+    super::show(client, out, json, Call::Status {}, |v: Status| {
+        render(&v, output::unix_now())
+    })
+    .await
 }
 
 /// Word for a tracker link state.

@@ -26,12 +26,14 @@ where
     S: AsyncRead + AsyncWrite,
     W: Write,
 {
-    let reply = client.call::<Vec<TransferInfo>>(Call::Transfers {}).await?;
-    if json {
-        out.line(&reply.raw)
-    } else {
-        out.block(&render(reply.value))
-    }
+    super::show(
+        client,
+        out,
+        json,
+        Call::Transfers {},
+        |v: Vec<TransferInfo>| render(v),
+    )
+    .await
 }
 
 /// An incoming offer waiting for the user's answer.
