@@ -87,9 +87,21 @@ pub fn clock_ticks() -> u64 {
 /// Unreclaimable kernel slab memory, system-wide, in bytes (`SUnreclaim` in `/proc/meminfo`).
 /// Socket objects live there; on loopback it counts both ends of every connection.
 pub fn kernel_slab() -> Option<u64> {
+    meminfo_bytes("SUnreclaim")
+}
+
+/// The machine's memory in bytes (`MemTotal` in `/proc/meminfo`).
+pub fn mem_total_bytes() -> Option<u64> {
+    meminfo_bytes("MemTotal")
+}
+
+/// A `/proc/meminfo` line given in kB, in bytes.
+fn meminfo_bytes(key: &str) -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("SUnreclaim:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')))?;
+    let kib: u64 = line.split_whitespace().next()?.parse().ok()?;
     Some(kib * 1024)
 }
 
