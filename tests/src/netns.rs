@@ -105,7 +105,6 @@ impl Lab {
         match Lab::new(needs) {
             Ok(lab) => Some(lab),
             Err(reason) => {
-                println!("skipped: {reason}");
                 eprintln!("skipped: {reason}");
                 None
             }
