@@ -6,6 +6,9 @@
 //!
 //! - A transfer over a link that drops 2 % of its packets each way and carries at most
 //!   200 Mbit/s completes (256 MiB).
+//! - bob's link goes down for 10 s in the middle of a transfer (as bob reports half the bytes
+//!   verified) and comes back: the transfer resumes and completes, and the chat messages alice
+//!   sent during the outage reach bob once each, in order, after it.
 //!
 //! Namespaces need root: elsewhere the tests print `skipped: REASON` and pass.
 
@@ -13,12 +16,13 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use p2p_tests::chat::{self, assert_unique_ids, texts};
 use p2p_tests::netns::{Host, Lab};
 use p2p_tests::transfer::{
-    accept, id_of, offered_in, send_files, wait_no_parts, wait_state, write_pattern,
+    accept, id_of, offered_in, progress, send_files, wait_no_parts, wait_state, write_pattern,
 };
-use p2p_tests::{DEADLINE, P2pd, RpcClient, TestNet, Tracker};
-use serde_json::json;
+use p2p_tests::{DEADLINE, P2pd, RpcClient, TestNet, Tracker, events};
+use serde_json::{Value, json};
 
 const MIB: u64 = 1 << 20;
 
@@ -31,7 +35,7 @@ struct World {
     /// alice's host.
     a: Host,
     /// bob's host.
-    _b: Host,
+    b: Host,
     net: TestNet,
     _lab: Lab,
 }
@@ -71,7 +75,7 @@ fn world(needs: &[&str]) -> Option<World> {
         bob,
         _tracker: tracker,
         a,
-        _b: b,
+        b,
         net,
         _lab: lab,
     })
@@ -153,4 +157,123 @@ fn a_transfer_over_a_lossy_capped_link_completes() {
         size / MIB,
         size as f64 / MIB as f64 / took.as_secs_f64()
     );
+}
+
+/// The messages alice sends during the outage.
+const DURING: [&str; 5] = [
+    "during the outage 1",
+    "during the outage 2",
+    "during the outage 3",
+    "during the outage 4",
+    "during the outage 5",
+];
+/// How long bob's link stays down.
+const OUTAGE: Duration = Duration::from_secs(10);
+/// The size of the interrupted transfer, and the cap on bob's link that makes it last a few
+/// seconds, so that the outage falls in its middle.
+const OUTAGE_SIZE: u64 = 64 * MIB;
+const OUTAGE_MBIT: u32 = 100;
+
+#[test]
+fn a_transfer_and_chat_survive_a_ten_second_outage_mid_transfer() {
+    let Some(w) = world(&["tc"]) else {
+        return;
+    };
+    w.b.limit_rate(OUTAGE_MBIT);
+    // A chat link that exists before the outage, so the messages below meet a dead one.
+    let first = chat::send(&w.alice, "bob", "before the outage");
+    chat::wait_delivered(&w.alice, "bob", 1, DEADLINE);
+    let mut watch = w.net.watch(&w.bob);
+    let (file, hash) = test_data(&w, "outage.img", OUTAGE_SIZE, 60);
+    let (id, mut b_ev) = start_transfer(&w, &file);
+    let half = b_ev.wait_event(
+        "bob's progress past half",
+        progress(&id, OUTAGE_SIZE / 2),
+        Duration::from_secs(120),
+    )["transfer"]["done_bytes"]
+        .as_u64()
+        .expect("done_bytes");
+    drop(b_ev);
+
+    w.b.set_link(false);
+    let cut = Instant::now();
+    let at_cut = transfer_at(&w.bob, &id);
+    assert!(
+        at_cut["done_bytes"].as_u64() < Some(OUTAGE_SIZE),
+        "the transfer ended before the link went down: {at_cut:#}"
+    );
+    let mut sent = vec![first];
+    for text in DURING {
+        sent.push(chat::send(&w.alice, "bob", text));
+    }
+    // The fault lasts a fixed time on purpose; nothing waits for an effect here.
+    std::thread::sleep(OUTAGE.saturating_sub(cut.elapsed()));
+    let before_heal: Vec<Value> = watch.events().to_vec();
+    let at_heal = transfer_at(&w.bob, &id);
+    w.b.set_link(true);
+    let healed = Instant::now();
+
+    assert!(
+        !before_heal
+            .iter()
+            .any(|ev| DURING.iter().any(|t| events::message_received(t)(ev))),
+        "bob received a message while cut off: {before_heal:#?}"
+    );
+    let out = chat::wait_delivered(&w.alice, "bob", sent.len(), Duration::from_secs(120));
+    let chat_after = healed.elapsed();
+    let want: Vec<String> = std::iter::once("before the outage")
+        .chain(DURING)
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(texts(&out, "out"), want, "alice's history");
+    let got = chat::history(&w.bob, "alice");
+    assert_unique_ids(&got);
+    assert_eq!(
+        texts(&got, "in"),
+        want,
+        "bob's history: each once, in order"
+    );
+    let ids: Vec<&Value> = sent.iter().map(|m| &m["id"]).collect();
+    let got_ids: Vec<&Value> = got.iter().map(|m| &m["id"]).collect();
+    assert_eq!(got_ids, ids, "bob stored alice's messages under their ids");
+    watch.wait_for(
+        "the last message at bob",
+        events::message_received(DURING[DURING.len() - 1]),
+        DEADLINE,
+    );
+    let received: Vec<String> = watch
+        .events()
+        .iter()
+        .filter(|ev| ev["type"] == "message_received")
+        .map(|ev| {
+            ev["message"]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        received, DURING,
+        "bob announced each message once, in order"
+    );
+
+    finish_transfer(
+        &w,
+        &id,
+        "outage.img",
+        OUTAGE_SIZE,
+        hash,
+        Duration::from_secs(180),
+    );
+    let transfer_after = healed.elapsed();
+    eprintln!(
+        "cut at {} bytes of {OUTAGE_SIZE} (progress event at {half}); {} at the heal; \
+         messages delivered {chat_after:?} and transfer done {transfer_after:?} after the heal",
+        at_cut["done_bytes"], at_heal["done_bytes"]
+    );
+}
+
+/// Transfer `id` as `p` lists it now.
+fn transfer_at(p: &P2pd, id: &str) -> Value {
+    p2p_tests::transfer::get(p, id).unwrap_or_else(|| panic!("{} lists no transfer {id}", p.name))
 }
