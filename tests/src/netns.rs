@@ -11,7 +11,8 @@
 //! Every namespace of a [`Lab`] is named `p2pt-PID-N-...` (test process id, a counter), and
 //! every interface is made directly inside its own namespace, so labs of concurrent tests
 //! never share a name; all of them are deleted when the [`Lab`] drops, panic or not (and a
-//! lab left behind by a killed test process is deleted by the next lab made). Processes run
+//! lab left behind by a killed test process is deleted, with the daemons still running in
+//! it, by the next lab made). Processes run
 //! in a host through `ip netns exec NS` ([`Host::prefix`], for [`crate::P2pdSpec::prefix`]
 //! and [`crate::TestNet::spawn_tracker_via`]); control sockets are files, so the test
 //! process reaches them from its own namespace.
@@ -276,7 +277,8 @@ fn on_path(program: &str) -> bool {
     std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
 }
 
-/// Deletes the namespaces of labs whose test process is gone (killed before its drop ran).
+/// Deletes the namespaces of labs whose test process is gone (killed before its drop ran),
+/// killing the processes left running in them.
 fn sweep_stale() {
     let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
         return;
@@ -293,6 +295,12 @@ fn sweep_stale() {
             continue;
         };
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            // Its daemons outlived it: they run in its namespaces and nowhere else.
+            if let Ok(pids) = Command::new("ip").args(["netns", "pids", ns]).output() {
+                for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-KILL", pid]).output();
+                }
+            }
             let _ = quiet(Command::new("ip").args(["netns", "delete", ns]));
         }
     }
