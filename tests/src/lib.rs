@@ -24,6 +24,7 @@
 
 pub mod chat;
 pub mod events;
+pub mod netns;
 mod nodes;
 mod proc;
 pub mod raw;
@@ -31,7 +32,8 @@ pub mod raw_peer;
 mod rpc;
 pub mod transfer;
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -67,6 +69,19 @@ impl Shared {
             path.display()
         );
         let mut cmd = Command::new(path);
+        isolate_env(&mut cmd, &self.home);
+        cmd
+    }
+
+    /// Like [`Shared::command`], run as `PREFIX... BIN` when `prefix` is not empty (such as
+    /// `ip netns exec NAME`, which execs the binary in a network namespace).
+    pub(crate) fn command_via(&self, prefix: &[OsString], bin: &str) -> Command {
+        let Some((program, words)) = prefix.split_first() else {
+            return self.command(bin);
+        };
+        let direct = self.command(bin);
+        let mut cmd = Command::new(program);
+        cmd.args(words).arg(direct.get_program());
         isolate_env(&mut cmd, &self.home);
         cmd
     }
@@ -227,6 +242,24 @@ impl TestNet {
             state_dir,
             config,
             "127.0.0.1:0".parse().expect("address"),
+            Vec::new(),
+        )
+    }
+
+    /// Starts a tracker listening on `listen` (port 0 for an ephemeral one), run as
+    /// `PREFIX... trackerd ARGS...` (see [`P2pdSpec::prefix`]), with its own state directory
+    /// and no config file. Returns once it printed its address and key.
+    pub fn spawn_tracker_via<S: Into<OsString>>(
+        &self,
+        prefix: impl IntoIterator<Item = S>,
+        listen: SocketAddr,
+    ) -> Tracker {
+        Tracker::start(
+            self.shared.clone(),
+            self.unique_dir("tracker"),
+            None,
+            listen,
+            prefix.into_iter().map(Into::into).collect(),
         )
     }
 

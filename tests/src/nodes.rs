@@ -27,6 +27,8 @@ pub struct Tracker {
     /// Its state directory.
     pub state_dir: PathBuf,
     config: Option<PathBuf>,
+    /// Command words put before the binary (see [`P2pdSpec::prefix`]).
+    prefix: Vec<OsString>,
     shared: Arc<Shared>,
     starts: usize,
 }
@@ -37,14 +39,17 @@ impl Tracker {
         state_dir: PathBuf,
         config: Option<PathBuf>,
         listen: SocketAddr,
+        prefix: Vec<OsString>,
     ) -> Tracker {
-        let (proc, addr, key) = Self::launch(&shared, &state_dir, config.as_deref(), listen, 0);
+        let (proc, addr, key) =
+            Self::launch(&shared, &state_dir, config.as_deref(), listen, &prefix, 0);
         Tracker {
             proc,
             addr,
             key,
             state_dir,
             config,
+            prefix,
             shared,
             starts: 1,
         }
@@ -55,9 +60,10 @@ impl Tracker {
         state_dir: &Path,
         config: Option<&Path>,
         listen: SocketAddr,
+        prefix: &[OsString],
         n: usize,
     ) -> (Proc, SocketAddr, String) {
-        let mut cmd = shared.command("trackerd");
+        let mut cmd = shared.command_via(prefix, "trackerd");
         cmd.arg("--listen")
             .arg(listen.to_string())
             .arg("--state-dir")
@@ -100,6 +106,7 @@ impl Tracker {
             &self.state_dir,
             self.config.as_deref(),
             self.addr,
+            &self.prefix,
             self.starts,
         );
         self.starts += 1;
@@ -130,6 +137,11 @@ pub struct P2pdSpec {
     pub extra: Vec<OsString>,
     /// False to leave `--name` out (the name comes from a config file).
     pub pass_name: bool,
+    /// `--listen`; `127.0.0.1:0` unless set.
+    pub listen: String,
+    /// Command words put before the binary, such as `ip netns exec NAME` to run it in a
+    /// network namespace; empty unless set.
+    pub prefix: Vec<OsString>,
 }
 
 impl P2pdSpec {
@@ -144,6 +156,8 @@ impl P2pdSpec {
             download_dir: dir.join("downloads"),
             extra: Vec::new(),
             pass_name: true,
+            listen: "127.0.0.1:0".into(),
+            prefix: Vec::new(),
         }
     }
 
@@ -156,6 +170,20 @@ impl P2pdSpec {
     /// Sets `--tracker`.
     pub fn tracker(mut self, addr: &str) -> Self {
         addr.clone_into(&mut self.tracker);
+        self
+    }
+
+    /// Sets `--listen`.
+    pub fn listen(mut self, addr: &str) -> Self {
+        addr.clone_into(&mut self.listen);
+        self
+    }
+
+    /// Runs the daemon as `PREFIX... p2pd ARGS...` (for example inside a network namespace
+    /// with `ip netns exec NAME`); the process keeps the pid of the prefix's first program,
+    /// which must exec the daemon rather than fork it.
+    pub fn prefix<S: Into<OsString>>(mut self, words: impl IntoIterator<Item = S>) -> Self {
+        self.prefix = words.into_iter().map(Into::into).collect();
         self
     }
 
@@ -187,7 +215,7 @@ impl P2pdSpec {
             "--tracker".into(),
             self.tracker.clone().into(),
             "--listen".into(),
-            "127.0.0.1:0".into(),
+            self.listen.clone().into(),
             "--state-dir".into(),
             self.state_dir.clone().into(),
             "--socket".into(),
@@ -217,14 +245,14 @@ impl P2pdSpec {
     /// Starts p2pd with these settings and expects it to exit by itself (a start-up error);
     /// returns its exit status and stderr.
     pub fn run_to_exit(&self) -> crate::CmdOutput {
-        let mut cmd = self.shared.command("p2pd");
+        let mut cmd = self.shared.command_via(&self.prefix, "p2pd");
         cmd.args(self.argv());
         crate::run_with_timeout(cmd, DEADLINE)
     }
 }
 
 fn launch_p2pd(spec: &P2pdSpec, n: usize) -> (Proc, SocketAddr) {
-    let mut cmd = spec.shared.command("p2pd");
+    let mut cmd = spec.shared.command_via(&spec.prefix, "p2pd");
     cmd.args(spec.argv());
     let label = if n == 0 {
         format!("p2pd {}", spec.name)
