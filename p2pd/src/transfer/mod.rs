@@ -16,12 +16,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use proto::api::{Direction, Event, TransferInfo, TransferState};
-use proto::transfer::TransferId;
+use proto::transfer::{OfferError, TransferFrame, TransferId};
 use proto::{PeerId, PeerName};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::link::{LinkConn, LinkTls};
 use crate::node::Node;
@@ -276,6 +276,22 @@ impl Transfers {
                 transfer: live.info(),
             }]);
         }
+    }
+
+    /// Answers an offer whose manifest breaks a rule: `Failed` with the exact reason, then a
+    /// clean close. Nothing is recorded.
+    async fn refuse_offer(
+        &self,
+        conn: &mut LinkConn,
+        id: TransferId,
+        name: &PeerName,
+        e: OfferError,
+    ) {
+        let reason = format!("offer refused: {e}");
+        warn!(peer = %name, %id, "refused an offer from {name}: {reason}");
+        info!(target: svc::logging::ACTIVITY, op = "offer-refused", peer = %name, id = %id, error = %reason, "offer refused");
+        let _ = conn.send(&TransferFrame::Failed { id, reason }).await;
+        let _ = conn.shutdown().await;
     }
 
     fn spawn_sender(self: &Arc<Self>, live: Arc<Live>) {
