@@ -29,9 +29,10 @@ mod proc;
 pub mod raw;
 pub mod raw_peer;
 mod rpc;
+pub mod sys;
 pub mod transfer;
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -54,6 +55,8 @@ pub(crate) struct Shared {
     pub(crate) root: PathBuf,
     /// Fake home; the XDG variables point inside it.
     pub(crate) home: PathBuf,
+    /// A command every binary runs under (such as `ip netns exec NAME`); empty for none.
+    pub(crate) prefix: Vec<OsString>,
 }
 
 impl Shared {
@@ -66,7 +69,14 @@ impl Shared {
              (or point P2P_BIN_DIR at them)",
             path.display()
         );
-        let mut cmd = Command::new(path);
+        let mut cmd = match self.prefix.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(path);
+                cmd
+            }
+            None => Command::new(path),
+        };
         isolate_env(&mut cmd, &self.home);
         cmd
     }
@@ -121,6 +131,15 @@ impl Default for TestNet {
 impl TestNet {
     /// A new, empty world in a fresh temporary directory.
     pub fn new() -> TestNet {
+        Self::with_prefix(Vec::new())
+    }
+
+    /// A new world whose processes (daemons and `p2pctl`) all run inside `netns`.
+    pub fn in_netns(netns: &sys::NetNs) -> TestNet {
+        Self::with_prefix(netns.prefix())
+    }
+
+    fn with_prefix(prefix: Vec<OsString>) -> TestNet {
         let dir = tempfile::Builder::new()
             .prefix("p2p-test-")
             .tempdir()
@@ -136,6 +155,7 @@ impl TestNet {
                 bins: bin_dir(),
                 root,
                 home,
+                prefix,
             }),
             next: AtomicUsize::new(0),
         }

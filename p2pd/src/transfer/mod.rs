@@ -307,5 +307,31 @@ impl Transfers {
     }
 }
 
+/// The activity-log record of one link session of a transfer: where it starts (bytes already
+/// verified at the receiver; 0 for a fresh start) when made, and how many bytes the session
+/// moved (sent, or received and verified) when dropped, however the session ends.
+struct SessionLog<'a> {
+    live: &'a Live,
+    from: u64,
+}
+
+impl<'a> SessionLog<'a> {
+    /// Logs that a session of `live` starts at byte `from`.
+    fn start(live: &'a Live, from: u64) -> SessionLog<'a> {
+        let t = live.info();
+        let op = if from == 0 { "start" } else { "resume" };
+        info!(target: svc::logging::ACTIVITY, op, id = %t.id, peer = %t.peer_name, direction = ?t.direction, from, total = t.total_bytes, "transfer session starts at byte {from} of {}", t.total_bytes);
+        SessionLog { live, from }
+    }
+}
+
+impl Drop for SessionLog<'_> {
+    fn drop(&mut self) {
+        let t = self.live.info();
+        let bytes = t.done_bytes.saturating_sub(self.from);
+        info!(target: svc::logging::ACTIVITY, op = "session-end", id = %t.id, peer = %t.peer_name, direction = ?t.direction, from = self.from, bytes, total = t.total_bytes, "transfer session ended after {bytes} bytes");
+    }
+}
+
 /// A watch of the decision on an offer.
 type DecisionRx = watch::Receiver<Decision>;

@@ -21,7 +21,7 @@ use transport::ConnError;
 
 use super::live::Live;
 use super::records::Record;
-use super::{Decision, Transfers};
+use super::{Decision, SessionLog, Transfers};
 use crate::files::{Dest, FilesError, PartFile};
 use crate::link::LinkConn;
 
@@ -301,6 +301,7 @@ async fn receive(
         });
     }
     live.set_done(done_bytes);
+    let _session = SessionLog::start(live, done_bytes);
     conn.send(&TransferFrame::Accept { id, resume })
         .await
         .map_err(|e| Fail::Link(e.to_string()))?;
