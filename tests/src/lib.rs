@@ -30,6 +30,7 @@ mod proc;
 pub mod raw;
 pub mod raw_peer;
 mod rpc;
+pub mod sys;
 pub mod transfer;
 
 use std::ffi::{OsStr, OsString};
@@ -56,11 +57,20 @@ pub(crate) struct Shared {
     pub(crate) root: PathBuf,
     /// Fake home; the XDG variables point inside it.
     pub(crate) home: PathBuf,
+    /// A command every binary runs under (such as `ip netns exec NAME`); empty for none.
+    pub(crate) prefix: Vec<OsString>,
 }
 
 impl Shared {
     /// A command for binary `bin` with an environment that keeps it inside the test directory.
     pub(crate) fn command(&self, bin: &str) -> Command {
+        self.command_via(&[], bin)
+    }
+
+    /// Like [`Shared::command`], run as `PREFIX... BIN` when `prefix` is not empty (such as
+    /// `ip netns exec NAME`, which execs the binary in a network namespace). The world's own
+    /// prefix, if any, comes after it.
+    pub(crate) fn command_via(&self, prefix: &[OsString], bin: &str) -> Command {
         let path = self.bins.join(bin);
         assert!(
             path.is_file(),
@@ -68,20 +78,15 @@ impl Shared {
              (or point P2P_BIN_DIR at them)",
             path.display()
         );
-        let mut cmd = Command::new(path);
-        isolate_env(&mut cmd, &self.home);
-        cmd
-    }
-
-    /// Like [`Shared::command`], run as `PREFIX... BIN` when `prefix` is not empty (such as
-    /// `ip netns exec NAME`, which execs the binary in a network namespace).
-    pub(crate) fn command_via(&self, prefix: &[OsString], bin: &str) -> Command {
-        let Some((program, words)) = prefix.split_first() else {
-            return self.command(bin);
+        let mut words = prefix.iter().chain(&self.prefix);
+        let mut cmd = match words.next() {
+            Some(program) => {
+                let mut cmd = Command::new(program);
+                cmd.args(words).arg(path);
+                cmd
+            }
+            None => Command::new(path),
         };
-        let direct = self.command(bin);
-        let mut cmd = Command::new(program);
-        cmd.args(words).arg(direct.get_program());
         isolate_env(&mut cmd, &self.home);
         cmd
     }
@@ -136,6 +141,15 @@ impl Default for TestNet {
 impl TestNet {
     /// A new, empty world in a fresh temporary directory.
     pub fn new() -> TestNet {
+        Self::with_prefix(Vec::new())
+    }
+
+    /// A new world whose processes (daemons and `p2pctl`) all run inside `netns`.
+    pub fn in_netns(netns: &sys::NetNs) -> TestNet {
+        Self::with_prefix(netns.prefix())
+    }
+
+    fn with_prefix(prefix: Vec<OsString>) -> TestNet {
         let dir = tempfile::Builder::new()
             .prefix("p2p-test-")
             .tempdir()
@@ -151,6 +165,7 @@ impl TestNet {
                 bins: bin_dir(),
                 root,
                 home,
+                prefix,
             }),
             next: AtomicUsize::new(0),
         }

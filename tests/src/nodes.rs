@@ -317,6 +317,61 @@ impl P2pd {
         &self.spec.download_dir
     }
 
+    /// Every line of its activity log so far (the `activity.log.*` files in its state
+    /// directory, oldest first).
+    pub fn activity_log(&self) -> Vec<String> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.state_dir)
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with("activity.log."))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+            .iter()
+            .flat_map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Waits until its activity log holds `n` lines that `pred` accepts; returns them. The log
+    /// is written by a background thread and announces nothing, so this re-reads the files
+    /// (every 20 ms) until `timeout`, then panics with the log.
+    #[track_caller]
+    pub fn wait_activity(
+        &self,
+        what: &str,
+        n: usize,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.activity_log();
+            let hits: Vec<String> = log.iter().filter(|l| pred(l)).cloned().collect();
+            if hits.len() >= n {
+                return hits;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: not {n} activity lines {what} within {timeout:?}; the log:\n{}",
+                self.name,
+                log.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The `peers` result.
     pub fn peers(&self) -> Vec<Value> {
         match self.rpc().call("peers", json!({})) {

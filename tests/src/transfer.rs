@@ -155,6 +155,56 @@ pub fn wait_state(p: &P2pd, id: &str, state: &str, timeout: Duration) -> Value {
     })
 }
 
+/// alice offers `file` to bob, bob accepts it into his download directory; returns the
+/// transfer id and the bytes done in bob's first progress report above `min` (the transfer
+/// is then running).
+#[track_caller]
+pub fn send_until_progress(alice: &P2pd, bob: &P2pd, file: &Path, min: u64) -> (String, u64) {
+    let mut events = bob.rpc();
+    events.subscribe();
+    let id = id_of(&send_files(alice, &bob.name, file));
+    events.wait_event(
+        "the offer at bob",
+        |ev| offered_in(ev) && ev["transfer"]["id"] == id.as_str(),
+        crate::DEADLINE,
+    );
+    accept(bob, &id, None);
+    let at = events.wait_event(
+        &format!("bob's progress past {min} bytes"),
+        progress(&id, min),
+        TRANSFER_DEADLINE,
+    )["transfer"]["done_bytes"]
+        .as_u64()
+        .expect("done_bytes");
+    (id, at)
+}
+
+/// Waits until transfer `id` of `data` as `name` is done at alice and at bob, and checks
+/// that bob's download directory then holds that file, byte for byte, and nothing else.
+#[track_caller]
+pub fn wait_arrived(alice: &P2pd, bob: &P2pd, id: &str, name: &str, data: &[u8]) {
+    for p in [bob, alice] {
+        let t = wait_state(p, id, "done", TRANSFER_DEADLINE);
+        assert_eq!(t["done_bytes"], data.len(), "{}: {t:#}", p.name);
+    }
+    let dl = bob.download_dir();
+    assert_content(&dl.join(name), data);
+    wait_no_parts(dl, crate::DEADLINE);
+    assert_eq!(entries(dl), [name]);
+}
+
+/// SIGKILLs `p` and checks it died of it.
+#[track_caller]
+pub fn sigkill(p: &mut P2pd) {
+    let status = p.kill();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "{}: {status}",
+        p.name
+    );
+}
+
 /// Waits until `p` lists an incoming offer (state `offered`); returns the first.
 #[track_caller]
 pub fn wait_offer(p: &P2pd, timeout: Duration) -> Value {

@@ -1,6 +1,7 @@
 //! A sender that lies, played by a hand-made bulk link (TLS with ALPN `p2p-bulk/1`, a key
 //! registered at the tracker as "mallory"): offers whose paths climb out, are absolute or
-//! are not portable are refused whole, with nothing recorded or written; after an accepted
+//! are not portable, or whose paths clash, are refused whole with a `Failed` frame that names
+//! the path and the rule it breaks, with nothing recorded or written; after an accepted
 //! offer, a chunk that fails its hash, more or fewer bytes than announced, consistent chunks
 //! that do not make the announced file, and out-of-range indexes each fail the transfer,
 //! with no final file and no part file left. Through it all bob keeps serving: an honest
@@ -55,8 +56,37 @@ async fn mallory(p: &Pair) -> (SecretKey, raw::Client) {
     (key, registration)
 }
 
+/// Offers `payload` (an `Offer` frame's bytes for transfer `id`) on a new bulk link and
+/// returns bob's reason: he must answer `Failed` for that id, then close the link.
+async fn refusal(p: &Pair, key: &SecretKey, id: TransferId, payload: &[u8], what: &str) -> String {
+    let mut s = BulkSender::connect(p.bob.listen, key, "mallory")
+        .await
+        .unwrap_or_else(|e| panic!("{what}: bulk link to bob: {e}"));
+    s.send_payload(payload).await.expect("send the offer");
+    let reason = match s.recv(DEADLINE).await {
+        Ok(Some(TransferFrame::Failed { id: got, reason })) => {
+            assert_eq!(got, id, "{what}");
+            reason
+        }
+        other => panic!("{what}: expected Failed from bob, got {other:?}"),
+    };
+    s.wait_closed(FAST_CLOSE)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: bob kept the link open: {e}"));
+    reason
+}
+
+/// An entry of `size` bytes of `content` at `path`, whatever the path is.
+fn entry(path: &str, content: &[u8]) -> ShadowEntry {
+    ShadowEntry {
+        path: path.to_owned(),
+        size: content.len() as u64,
+        hash: *blake3::hash(content).as_bytes(),
+    }
+}
+
 #[tokio::test]
-async fn offers_with_hostile_paths_are_refused_whole_and_nothing_is_written() {
+async fn offers_with_hostile_paths_are_refused_whole_with_the_reason_and_nothing_is_written() {
     let net = TestNet::new();
     let mut p = chat::pair(&net);
     let (key, _registration) = mallory(&p).await;
@@ -65,69 +95,101 @@ async fn offers_with_hostile_paths_are_refused_whole_and_nothing_is_written() {
     let etc_x = Path::new("/etc/x").exists();
 
     let long = "x".repeat(256);
+    // Each hostile path beside a fine one, and what bob's refusal must say.
     let hostile = [
-        "../evil",
-        "a/../../evil",
-        "/etc/x",
-        "a\\b",
-        "C:evil",
-        "con.txt",
-        "dir/LPT1",
-        "a\0b",
-        "bell\u{7}",
-        "new\nline",
-        &long,
-        "trailing.",
-        "a//b",
-        ".",
-        "",
+        ("../evil", r#"path "../evil": component 0 is "..""#),
+        (
+            "a/../../evil",
+            r#"path "a/../../evil": component 1 is "..""#,
+        ),
+        ("/etc/x", r#"path "/etc/x": the path is absolute"#),
+        ("a\\b", "holds a backslash"),
+        ("C:evil", "holds ':', a drive letter"),
+        (
+            "con.txt",
+            r#"component 0 ("con.txt") is a reserved device name on Windows"#,
+        ),
+        (
+            "dir/LPT1",
+            r#"component 1 ("LPT1") is a reserved device name on Windows"#,
+        ),
+        ("a\0b", r"holds the control character '\0'"),
+        ("bell\u{7}", r"holds the control character '\u{7}'"),
+        ("new\nline", r"holds the control character '\n'"),
+        (&long, "is 256 bytes long; at most 255 are allowed"),
+        ("trailing.", "ends with a dot or a space"),
+        ("a//b", "component 1 is empty"),
+        (".", r#"component 0 is ".""#),
+        ("", r#"path "": the path is empty"#),
     ];
-    for path in hostile {
+    let mut reasons = Vec::new();
+    for (path, why) in hostile {
+        let id = random_id();
+        let files = [entry("fine.txt", b"fine\n"), entry(path, b"evil\n")];
+        let reason = refusal(&p, &key, id, &shadow_offer(id, &files), path).await;
+        assert!(
+            reason.starts_with("offer refused: ") && reason.contains(why),
+            "{path:?}: bob said {reason:?}, not {why:?}"
+        );
+        assert!(!reason.chars().any(char::is_control), "{reason:?}");
+        reasons.push(reason);
+    }
+    // Paths each fine alone, but not together; and a path that is not UTF-8 (the bytes of
+    // "bad\u{e9}" with the \u{e9} replaced by two bytes that are never UTF-8).
+    let together = [
+        (["fine.txt", "fine.txt"], "the offer lists fine.txt twice"),
+        (
+            ["fine.txt", "FINE.txt"],
+            "the offer lists fine.txt and FINE.txt, which differ only in case",
+        ),
+        (
+            ["fine.txt", "fine.txt/x"],
+            "the offer lists fine.txt as a file and also fine.txt/x inside it",
+        ),
+    ];
+    for ([one, two], why) in together {
+        let id = random_id();
+        let files = [entry(one, b"1"), entry(two, b"2")];
+        let reason = refusal(&p, &key, id, &shadow_offer(id, &files), two).await;
+        assert_eq!(reason, format!("offer refused: {why}"));
+        reasons.push(reason);
+    }
+    let id = random_id();
+    let mut payload = shadow_offer(id, &[entry("fine.txt", b"1"), entry("bad\u{e9}", b"2")]);
+    let at = payload
+        .windows(2)
+        .position(|w| w == [0xc3, 0xa9])
+        .expect("the encoded path");
+    payload[at..at + 2].copy_from_slice(&[0xff, 0xfe]);
+    let reason = refusal(&p, &key, id, &payload, "not UTF-8").await;
+    assert_eq!(reason, "offer refused: the path of file 1 is not UTF-8");
+    reasons.push(reason);
+    for r in &reasons {
+        eprintln!("{r}");
+    }
+    p.bob
+        .wait_activity("recording the refusals", reasons.len(), DEADLINE, |l| {
+            l.contains("offer-refused") && l.contains("mallory")
+        });
+
+    // A sender that does not wait for the answer: data for both files follows the offer at
+    // once. The link is closed as fast.
+    for path in ["../evil", "/etc/x"] {
         let mut s = BulkSender::connect(p.bob.listen, &key, "mallory")
             .await
-            .unwrap_or_else(|e| panic!("{path:?}: bulk link to bob: {e}"));
-        let files = [
-            ShadowEntry {
-                path: "fine.txt".into(),
-                size: 5,
-                hash: *blake3::hash(b"fine\n").as_bytes(),
-            },
-            ShadowEntry {
-                path: path.to_owned(),
-                size: 5,
-                hash: *blake3::hash(b"evil\n").as_bytes(),
-            },
-        ];
+            .expect("bulk link to bob");
         let id = random_id();
+        let files = [entry("fine.txt", b"fine\n"), entry(path, b"evil\n")];
         s.send_payload(&shadow_offer(id, &files))
             .await
             .expect("send the offer");
-        // As if it were accepted: data for both files follows at once.
         let _ = s.send_data(id, 0, b"fine\n").await;
         let _ = s.send_data(id, 1, b"evil\n").await;
         let took = s
             .wait_closed(FAST_CLOSE)
             .await
             .unwrap_or_else(|e| panic!("{path:?}: bob kept the link open: {e}"));
-        let logged = p.bob.proc.wait_stderr_line("refused an offer", DEADLINE);
-        eprintln!("{path:?}: closed after {took:?}; bob logged: {logged}");
-    }
-    // The same paths as the only file of an offer.
-    for path in ["../evil", "/etc/x"] {
-        let mut s = BulkSender::connect(p.bob.listen, &key, "mallory")
-            .await
-            .expect("bulk link to bob");
-        let files = [ShadowEntry {
-            path: path.to_owned(),
-            size: 5,
-            hash: *blake3::hash(b"evil\n").as_bytes(),
-        }];
-        s.send_payload(&shadow_offer(random_id(), &files))
-            .await
-            .expect("send the offer");
-        s.wait_closed(FAST_CLOSE)
-            .await
-            .unwrap_or_else(|e| panic!("{path:?}: bob kept the link open: {e}"));
+        eprintln!("{path:?} with data after it: closed after {took:?}");
     }
 
     assert_eq!(

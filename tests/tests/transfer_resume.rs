@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use p2p_tests::chat::{self, Pair};
 use p2p_tests::transfer::{
-    TRANSFER_DEADLINE, accept, assert_content, entries, id_of, offered_in, progress, send_files,
-    wait_no_parts, wait_state, write_pattern,
+    TRANSFER_DEADLINE, accept, assert_content, entries, progress, send_until_progress, sigkill,
+    wait_arrived, wait_no_parts, wait_state, write_pattern,
 };
 use p2p_tests::{DEADLINE, P2pd, RpcClient, TestNet};
 
@@ -56,35 +56,13 @@ fn resume_after_kill(victim: Victim) {
     } = chat::pair(&net);
     let file = net.unique_dir("src").join("disk.img");
     let data = write_pattern(&file, SIZE as usize, 40);
-    let mut b_ev = bob.rpc();
-    b_ev.subscribe();
     let started = Instant::now();
-    let id = id_of(&send_files(&alice, "bob", &file));
-    b_ev.wait_event(
-        "the offer at bob",
-        |ev| offered_in(ev) && ev["transfer"]["id"] == id.as_str(),
-        DEADLINE,
-    );
-    accept(&bob, &id, None);
-    let at = b_ev.wait_event(
-        "bob's progress",
-        progress(&id, 0),
-        TRANSFER_DEADLINE,
-    )["transfer"]["done_bytes"]
-        .as_u64()
-        .expect("done_bytes");
+    let (id, at) = send_until_progress(&alice, &bob, &file, 0);
     assert!(at < SIZE, "the transfer ended before the kill");
-    drop(b_ev);
-    let killed: &mut P2pd = match victim {
+    sigkill(match victim {
         Victim::Receiver => &mut bob,
         Victim::Sender => &mut alice,
-    };
-    let status = killed.kill();
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(9),
-        "{status}"
-    );
+    });
     let killed_at = started.elapsed();
     let dl = bob.download_dir().to_owned();
     let parts_after_kill = entries(&dl);
@@ -102,13 +80,7 @@ fn resume_after_kill(victim: Victim) {
     ev.subscribe();
     let resumed = first_progress(&mut ev, &id, TRANSFER_DEADLINE);
 
-    let b_end = wait_state(&bob, &id, "done", TRANSFER_DEADLINE);
-    let a_end = wait_state(&alice, &id, "done", TRANSFER_DEADLINE);
-    assert_eq!(a_end["done_bytes"], SIZE, "{a_end:#}");
-    assert_eq!(b_end["done_bytes"], SIZE, "{b_end:#}");
-    assert_content(&dl.join("disk.img"), &data);
-    wait_no_parts(&dl, DEADLINE);
-    assert_eq!(entries(&dl), ["disk.img"]);
+    wait_arrived(&alice, &bob, &id, "disk.img", &data);
     eprintln!(
         "{victim:?} killed at {at} bytes at bob ({killed_at:?} in; then in the downloads: \
          {parts_after_kill:?}); first progress of the restarted {victim:?}: {resumed:?} bytes; \

@@ -16,12 +16,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use proto::api::{Direction, Event, TransferInfo, TransferState};
-use proto::transfer::TransferId;
+use proto::transfer::{OfferError, TransferFrame, TransferId};
 use proto::{PeerId, PeerName};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::link::{LinkConn, LinkTls};
 use crate::node::Node;
@@ -278,6 +278,22 @@ impl Transfers {
         }
     }
 
+    /// Answers an offer whose manifest breaks a rule: `Failed` with the exact reason, then a
+    /// clean close. Nothing is recorded.
+    async fn refuse_offer(
+        &self,
+        conn: &mut LinkConn,
+        id: TransferId,
+        name: &PeerName,
+        e: OfferError,
+    ) {
+        let reason = format!("offer refused: {e}");
+        warn!(peer = %name, %id, "refused an offer from {name}: {reason}");
+        info!(target: svc::logging::ACTIVITY, op = "offer-refused", peer = %name, id = %id, error = %reason, "offer refused");
+        let _ = conn.send(&TransferFrame::Failed { id, reason }).await;
+        let _ = conn.shutdown().await;
+    }
+
     fn spawn_sender(self: &Arc<Self>, live: Arc<Live>) {
         let t = self.clone();
         self.tasks.spawn(async move { send::run(t, live).await });
@@ -288,6 +304,32 @@ impl Transfers {
         let t = self.clone();
         self.tasks
             .spawn(async move { recv::run(t, conn, peer, name).await });
+    }
+}
+
+/// The activity-log record of one link session of a transfer: where it starts (bytes already
+/// verified at the receiver; 0 for a fresh start) when made, and how many bytes the session
+/// moved (sent, or received and verified) when dropped, however the session ends.
+struct SessionLog<'a> {
+    live: &'a Live,
+    from: u64,
+}
+
+impl<'a> SessionLog<'a> {
+    /// Logs that a session of `live` starts at byte `from`.
+    fn start(live: &'a Live, from: u64) -> SessionLog<'a> {
+        let t = live.info();
+        let op = if from == 0 { "start" } else { "resume" };
+        info!(target: svc::logging::ACTIVITY, op, id = %t.id, peer = %t.peer_name, direction = ?t.direction, from, total = t.total_bytes, "transfer session starts at byte {from} of {}", t.total_bytes);
+        SessionLog { live, from }
+    }
+}
+
+impl Drop for SessionLog<'_> {
+    fn drop(&mut self) {
+        let t = self.live.info();
+        let bytes = t.done_bytes.saturating_sub(self.from);
+        info!(target: svc::logging::ACTIVITY, op = "session-end", id = %t.id, peer = %t.peer_name, direction = ?t.direction, from = self.from, bytes, total = t.total_bytes, "transfer session ended after {bytes} bytes");
     }
 }
 

@@ -11,7 +11,8 @@ use std::time::Duration;
 use proto::api::{Direction, Event, TransferState};
 use proto::frame::FrameError;
 use proto::transfer::{
-    CHUNK, FileResume, MAX_CHUNK_FRAME, Manifest, TransferFrame, chunk_count, chunk_range,
+    CHUNK, FileResume, IncomingOffer, MAX_CHUNK_FRAME, Manifest, TransferFrame, chunk_count,
+    chunk_range,
 };
 use proto::{PeerId, PeerName};
 use tokio_util::sync::CancellationToken;
@@ -20,7 +21,7 @@ use transport::ConnError;
 
 use super::live::Live;
 use super::records::Record;
-use super::{Decision, Transfers};
+use super::{Decision, SessionLog, Transfers};
 use crate::files::{Dest, FilesError, PartFile};
 use crate::link::LinkConn;
 
@@ -34,10 +35,18 @@ const RESERVE: u64 = 64 * 1024 * 1024;
 /// Serves one inbound bulk link.
 pub(super) async fn run(t: Arc<Transfers>, mut conn: LinkConn, peer: PeerId, name: PeerName) {
     conn.set_limits(MAX_CHUNK_FRAME, MAX_CHUNK_FRAME);
-    let first = tokio::time::timeout(OFFER_TIMEOUT, conn.read::<TransferFrame>()).await;
+    let first = tokio::time::timeout(OFFER_TIMEOUT, conn.read::<IncomingOffer>()).await;
     let manifest = match first {
-        Ok(Ok(Some(TransferFrame::Offer(m)))) => m,
-        Ok(Ok(_)) => return warn!(peer = %name, "bulk link without an offer"),
+        Ok(Ok(Some(IncomingOffer {
+            manifest: Ok(m), ..
+        }))) => m,
+        Ok(Ok(Some(IncomingOffer {
+            id,
+            manifest: Err(e),
+        }))) => {
+            return t.refuse_offer(&mut conn, id, &name, e).await;
+        }
+        Ok(Ok(None)) => return warn!(peer = %name, "bulk link without an offer"),
         Ok(Err(e)) => return warn!(peer = %name, "refused an offer from {name}: {e}"),
         Err(_) => return warn!(peer = %name, "no offer within {OFFER_TIMEOUT:?}"),
     };
@@ -292,6 +301,7 @@ async fn receive(
         });
     }
     live.set_done(done_bytes);
+    let _session = SessionLog::start(live, done_bytes);
     conn.send(&TransferFrame::Accept { id, resume })
         .await
         .map_err(|e| Fail::Link(e.to_string()))?;

@@ -13,8 +13,8 @@ use tokio::io::AsyncWrite;
 use tracing::warn;
 use transport::FramedConn;
 
-use super::Transfers;
 use super::live::Live;
+use super::{SessionLog, Transfers};
 use crate::backoff::{Backoff, random_unit};
 use crate::link;
 
@@ -188,6 +188,7 @@ async fn stream<W: AsyncWrite + Unpin>(
         .map(|(i, f)| (start_of(i as u32) * proto::transfer::CHUNK).min(f.size))
         .sum();
     live.set_done(done);
+    let _session = SessionLog::start(live, done);
     for (i, f) in rec.manifest.files.iter().enumerate() {
         let file_no = u32::try_from(i).map_err(|_| "too many files".to_string())?;
         let count = chunk_count(f.size);

@@ -14,7 +14,9 @@
 //! its final name.
 //!
 //! Deserialising a [`Manifest`] (and so an `Offer`) validates it completely: a decoded manifest
-//! never holds a hostile path, a duplicate, or sizes past the limits.
+//! never holds a hostile path, a duplicate, or sizes past the limits. A receiver reads the
+//! first frame as an [`IncomingOffer`] instead, which holds the same verdict with its reason,
+//! so a refused offer can be answered with [`TransferFrame::Failed`] saying why.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -125,7 +127,9 @@ impl FromStr for TransferId {
 // ---------------------------------------------------------------------------------------------
 // RelPath
 
+mod offer;
 mod path;
+pub use offer::{IncomingOffer, OfferError};
 pub use path::{PathError, RelPath};
 
 /// `[u8; 32]` as 64 hex characters in human-readable formats, 32 raw bytes otherwise.

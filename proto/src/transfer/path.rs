@@ -97,8 +97,9 @@ pub enum PathError {
     },
 }
 
-/// A component as it appears in a message: quoted, neutralised, cut after 40 characters.
-fn shown(component: &str) -> String {
+/// A component (or path) as it appears in a message: quoted, neutralised, cut after 40
+/// characters.
+pub(super) fn shown(component: &str) -> String {
     const MAX_CHARS: usize = 40;
     match component.char_indices().nth(MAX_CHARS) {
         Some((cut, _)) => format!("\"{}\"...", neutralize(&component[..cut])),
