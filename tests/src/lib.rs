@@ -23,6 +23,7 @@
 //! ```
 
 pub mod chat;
+pub mod crash;
 pub mod events;
 mod nodes;
 mod proc;
