@@ -25,6 +25,7 @@
 pub mod chat;
 pub mod crash;
 pub mod events;
+pub mod flood;
 mod nodes;
 mod proc;
 pub mod raw;
