@@ -9,6 +9,7 @@ use std::time::Duration;
 use proto::api::{Event, MessageInfo, MessageState};
 use proto::peer::{MAX_TEXT, PeerFrame, Refusal};
 use proto::{PeerId, PeerName};
+use svc::conn_limit::ConnSlot;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
@@ -296,15 +297,17 @@ impl Chat {
         }
     }
 
-    /// Serves an accepted TCP connection from a peer.
-    pub fn accept(self: &Arc<Self>, tcp: TcpStream) {
+    /// Serves an accepted TCP connection from a peer. It gets `deadline` for its handshake;
+    /// `slot` (its place under the cap on handshakes in flight) is freed when that ends.
+    pub fn accept(self: &Arc<Self>, tcp: TcpStream, slot: ConnSlot, deadline: Duration) {
         let chat = self.clone();
         self.tasks.spawn(async move {
             let me = chat.node.identity.name.clone();
             let accepted = tokio::select! {
                 () = chat.cancel.cancelled() => return,
-                r = link::accept(&chat.tls.acceptor, tcp, &me) => r,
+                r = link::accept(&chat.tls.acceptor, tcp, &me, deadline) => r,
             };
+            drop(slot);
             let (mut conn, id, name) = match accepted {
                 Ok(x) => x,
                 Err(e) => return debug!("inbound peer link failed: {e}"),

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Parser;
 use proto::{PeerId, PeerName};
@@ -54,6 +55,66 @@ struct RawConfig {
     state_dir: Option<PathBuf>,
     socket: Option<PathBuf>,
     download_dir: Option<PathBuf>,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawLimits {
+    handshake_timeout_ms: Option<u64>,
+    max_pending_links: Option<usize>,
+    max_pending_links_per_ip: Option<usize>,
+}
+
+/// Limits on inbound peer connections that have not finished their handshake (TCP accepted,
+/// TLS and `Hello` not yet done): what a flood or a slow client can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Time an inbound link gets for TLS and `Hello` from its accept.
+    pub handshake_timeout: Duration,
+    /// Inbound connections in their handshake at once; more are closed on accept.
+    pub max_pending_links: usize,
+    /// The same, from one IP address.
+    pub max_pending_links_per_ip: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            handshake_timeout: Duration::from_secs(10),
+            max_pending_links: 1024,
+            max_pending_links_per_ip: 16,
+        }
+    }
+}
+
+impl RawLimits {
+    fn validate(self) -> Result<Limits, ConfigError> {
+        let d = Limits::default();
+        let limits = Limits {
+            handshake_timeout: self
+                .handshake_timeout_ms
+                .map_or(d.handshake_timeout, Duration::from_millis),
+            max_pending_links: self.max_pending_links.unwrap_or(d.max_pending_links),
+            max_pending_links_per_ip: self
+                .max_pending_links_per_ip
+                .unwrap_or(d.max_pending_links_per_ip),
+        };
+        if limits.max_pending_links == 0 || limits.max_pending_links_per_ip == 0 {
+            return Err(ConfigError::Invalid {
+                what: "limits",
+                detail: "max-pending-links and max-pending-links-per-ip must be at least 1".into(),
+            });
+        }
+        if limits.handshake_timeout < Duration::from_millis(100) {
+            return Err(ConfigError::Invalid {
+                what: "limits",
+                detail: "handshake-timeout-ms must be at least 100".into(),
+            });
+        }
+        Ok(limits)
+    }
 }
 
 /// The validated configuration.
@@ -73,6 +134,8 @@ pub struct Config {
     pub socket: PathBuf,
     /// Download directory.
     pub download_dir: PathBuf,
+    /// Limits on inbound peer connections.
+    pub limits: Limits,
 }
 
 /// A configuration problem; `main` exits 78 on it.
@@ -211,6 +274,7 @@ impl RawConfig {
             state_dir,
             socket,
             download_dir,
+            limits: self.limits.validate()?,
         })
     }
 }
@@ -291,5 +355,34 @@ mod tests {
         a.tracker_key = None;
         a.tracker = Some("noport".into());
         assert!(RawConfig::default().validate(&a, &env()).is_err());
+    }
+
+    #[test]
+    fn limits_default_and_from_the_file() {
+        let a = args(Some("a"));
+        let c = RawConfig::default().validate(&a, &env()).unwrap();
+        assert_eq!(c.limits, Limits::default());
+        let raw: RawConfig = toml::from_str(
+            "[limits]\nhandshake-timeout-ms = 2000\nmax-pending-links = 9\nmax-pending-links-per-ip = 3",
+        )
+        .unwrap();
+        let l = raw.validate(&a, &env()).unwrap().limits;
+        assert_eq!(
+            (
+                l.handshake_timeout,
+                l.max_pending_links,
+                l.max_pending_links_per_ip
+            ),
+            (Duration::from_secs(2), 9, 3)
+        );
+        for bad in [
+            "[limits]\nmax-pending-links = 0",
+            "[limits]\nmax-pending-links-per-ip = 0",
+            "[limits]\nhandshake-timeout-ms = 5",
+        ] {
+            let raw: RawConfig = toml::from_str(bad).unwrap();
+            assert!(raw.validate(&a, &env()).is_err(), "{bad}");
+        }
+        assert!(toml::from_str::<RawConfig>("[limits]\nmax-links = 1").is_err());
     }
 }

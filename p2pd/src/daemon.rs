@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto::PeerId;
+use svc::conn_limit::ConnLimiter;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::chat::Chat;
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::link::LinkTls;
 use crate::node::{Identity, Node};
 use crate::resources::Sampler;
@@ -82,12 +83,10 @@ impl Daemon {
             info!(id = %key.peer_id(), "made a new identity");
         }
         let peer_listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Listen {
-                    addr: config.listen,
-                    source,
-                })?;
+            svc::listen::bind_tcp(config.listen).map_err(|source| StartError::Listen {
+                addr: config.listen,
+                source,
+            })?;
         let listen = peer_listener
             .local_addr()
             .map_err(|source| StartError::Listen {
@@ -134,7 +133,12 @@ impl Daemon {
             cancel.child_token(),
             tasks.clone(),
         ));
-        tasks.spawn(accept_peers(peer_listener, chat, cancel.child_token()));
+        tasks.spawn(accept_peers(
+            peer_listener,
+            chat,
+            config.limits,
+            cancel.child_token(),
+        ));
         let link = TrackerLink {
             node: node.clone(),
             key,
@@ -183,16 +187,29 @@ impl Daemon {
     }
 }
 
-/// Accepts peer links and hands each to the chat service.
-async fn accept_peers(listener: TcpListener, chat: Arc<Chat>, cancel: CancellationToken) {
+/// Accepts peer links and hands each to the chat service, under the caps on handshakes in
+/// flight (a connection over a cap is closed at once).
+async fn accept_peers(
+    listener: TcpListener,
+    chat: Arc<Chat>,
+    limits: Limits,
+    cancel: CancellationToken,
+) {
+    let pending = ConnLimiter::new(limits.max_pending_links, limits.max_pending_links_per_ip);
     loop {
         tokio::select! {
             () = cancel.cancelled() => break,
             r = listener.accept() => match r {
-                Ok((tcp, addr)) => {
-                    debug!(%addr, "peer connection");
-                    chat.accept(tcp);
-                }
+                Ok((tcp, addr)) => match pending.try_acquire(addr.ip()) {
+                    Ok(slot) => {
+                        debug!(%addr, "peer connection");
+                        chat.accept(tcp, slot, limits.handshake_timeout);
+                    }
+                    Err(over) => {
+                        debug!(%addr, ?over, "peer connection refused: too many handshakes in flight");
+                        drop(tcp);
+                    }
+                },
                 Err(e) => {
                     warn!("peer accept failed: {e}");
                     tokio::select! {

@@ -12,7 +12,8 @@ use tokio::time::timeout;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use transport::{ConnError, FramedConn, peer_id_of};
 
-/// Time allowed for TCP, TLS and `Hello`, each way.
+/// Time allowed for TCP, TLS and `Hello` when dialing (inbound links get the configured
+/// `handshake-timeout-ms`, by default the same).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A TLS stream of either direction.
@@ -116,12 +117,13 @@ async fn dial_one(
     Ok((conn, name))
 }
 
-/// Accepts a link on an accepted TCP connection: TLS, then `Hello`, within the deadline.
+/// Accepts a link on an accepted TCP connection: TLS, then `Hello`, within `deadline`.
 /// Returns the framed link, the peer's key and the name it gave.
 pub async fn accept(
     acceptor: &TlsAcceptor,
     tcp: TcpStream,
     me: &PeerName,
+    deadline: Duration,
 ) -> Result<(LinkConn, PeerId, PeerName), LinkError> {
     let run = async {
         let _ = tcp.set_nodelay(true);
@@ -131,9 +133,9 @@ pub async fn accept(
         let name = hello(&mut conn, me).await?;
         Ok((conn, id, name))
     };
-    timeout(HANDSHAKE_TIMEOUT, Box::pin(run))
+    timeout(deadline, Box::pin(run))
         .await
-        .map_err(|_| LinkError::Timeout(HANDSHAKE_TIMEOUT))?
+        .map_err(|_| LinkError::Timeout(deadline))?
 }
 
 async fn hello(conn: &mut LinkConn, me: &PeerName) -> Result<PeerName, LinkError> {

@@ -1,8 +1,11 @@
 //! Plumbing shared by trackerd and p2pd: identity key files, logging (stderr or journald,
-//! plus the rotated activity log), systemd readiness notification and file-descriptor limits.
+//! plus the rotated activity log), systemd readiness notification, file-descriptor limits,
+//! connection caps and TCP listeners.
 
 pub mod config_file;
+pub mod conn_limit;
 pub mod keyfile;
+pub mod listen;
 pub mod logging;
 pub mod notify;
 

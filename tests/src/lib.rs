@@ -23,7 +23,9 @@
 //! ```
 
 pub mod chat;
+pub mod crash;
 pub mod events;
+pub mod flood;
 pub mod netns;
 mod nodes;
 mod proc;

@@ -2,90 +2,9 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use crate::config::Limits;
-
-/// Counts open connections; [`ConnLimiter::try_acquire`] refuses over a cap.
-#[derive(Debug, Clone)]
-pub struct ConnLimiter {
-    inner: Arc<Mutex<ConnCounts>>,
-    max_total: usize,
-    max_per_ip: usize,
-}
-
-#[derive(Debug, Default)]
-struct ConnCounts {
-    total: usize,
-    per_ip: HashMap<IpAddr, usize>,
-}
-
-/// Held by a connection; releases its slot when dropped.
-#[derive(Debug)]
-pub struct ConnSlot {
-    inner: Arc<Mutex<ConnCounts>>,
-    ip: IpAddr,
-}
-
-/// Which cap refused a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Over {
-    /// All connections.
-    Total,
-    /// Connections from this IP.
-    PerIp,
-}
-
-impl ConnLimiter {
-    /// A limiter with the given caps.
-    pub fn new(limits: &Limits) -> Self {
-        Self {
-            inner: Arc::default(),
-            max_total: limits.max_connections,
-            max_per_ip: limits.max_connections_per_ip,
-        }
-    }
-
-    /// Takes a slot for a connection from `ip`, unless a cap is reached.
-    pub fn try_acquire(&self, ip: IpAddr) -> Result<ConnSlot, Over> {
-        let mut c = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if c.total >= self.max_total {
-            return Err(Over::Total);
-        }
-        let n = c.per_ip.entry(ip).or_insert(0);
-        if *n >= self.max_per_ip {
-            return Err(Over::PerIp);
-        }
-        *n += 1;
-        c.total += 1;
-        Ok(ConnSlot {
-            inner: self.inner.clone(),
-            ip,
-        })
-    }
-
-    /// Connections open now.
-    pub fn open(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .total
-    }
-}
-
-impl Drop for ConnSlot {
-    fn drop(&mut self) {
-        let mut c = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        c.total = c.total.saturating_sub(1);
-        if let Some(n) = c.per_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                c.per_ip.remove(&self.ip);
-            }
-        }
-    }
-}
+pub use svc::conn_limit::{ConnLimiter, ConnSlot, Over};
 
 /// Token buckets per IP. Pure: the caller passes the time.
 #[derive(Debug)]
@@ -135,30 +54,6 @@ impl RateLimiter {
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    fn limits(total: usize, per_ip: usize) -> Limits {
-        Limits {
-            max_connections: total,
-            max_connections_per_ip: per_ip,
-            handshake_timeout: Duration::from_secs(1),
-            registrations_per_ip_per_sec: 1.0,
-            registration_burst: 1,
-        }
-    }
-
-    #[test]
-    fn caps_hold_and_slots_release() {
-        let l = ConnLimiter::new(&limits(3, 2));
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
-        let s1 = l.try_acquire(a).unwrap();
-        let _s2 = l.try_acquire(a).unwrap();
-        assert_eq!(l.try_acquire(a).unwrap_err(), Over::PerIp);
-        let _s3 = l.try_acquire(b).unwrap();
-        assert_eq!(l.try_acquire(b).unwrap_err(), Over::Total);
-        drop(s1);
-        assert!(l.try_acquire(a).is_ok());
-    }
 
     #[test]
     fn token_bucket_refills() {

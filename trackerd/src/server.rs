@@ -83,13 +83,10 @@ impl Tracker {
                 limits.registration_burst,
             ),
         )?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let listener = svc::listen::bind_tcp(config.listen).map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: config.listen,
             source,
@@ -105,7 +102,7 @@ impl Tracker {
         tasks.spawn(accept_loop(
             listener,
             ctx,
-            ConnLimiter::new(limits),
+            ConnLimiter::new(limits.max_connections, limits.max_connections_per_ip),
             cancel.clone(),
             tasks.clone(),
         ));
