@@ -125,7 +125,9 @@ impl FromStr for TransferId {
 // ---------------------------------------------------------------------------------------------
 // RelPath
 
+mod bulk;
 mod path;
+pub use bulk::chunk_frame_head;
 pub use path::{PathError, RelPath};
 
 /// `[u8; 32]` as 64 hex characters in human-readable formats, 32 raw bytes otherwise.
