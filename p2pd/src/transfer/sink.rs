@@ -1,14 +1,17 @@
-//! The receiver's disk side, off the link task: a writer thread checks each chunk against its
-//! hash, writes it to the `.part` file and keeps the file's running hash; a durability thread
-//! fsyncs the part file and only then records the verified chunks, and gives each finished
-//! file its final name. The link task only reads and checks frames, so reading the network,
-//! hashing, writing and syncing overlap.
+//! The receiver's disk side, off the link task, in three threads joined by short queues: a
+//! verifier checks each chunk against its hash and keeps the file's running hash; a writer
+//! writes verified chunks to the `.part` file; a durability thread fsyncs the part file and
+//! only then records its verified chunks, and gives each whole, verified file its final
+//! name. The link task only reads and checks frames, so reading the network, hashing,
+//! writing and syncing overlap.
 
 use std::collections::VecDeque;
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle as ThreadHandle;
 
 use bytes::Bytes;
 use proto::transfer::{CHUNK, FileEntry, TransferId};
@@ -21,12 +24,13 @@ use super::Transfers;
 use super::live::Live;
 use crate::files::{Dest, PartFile};
 
-/// Verified chunks queued between the link task and the writer.
-const QUEUE: usize = 4;
+/// Chunks queued between the link task and the verifier, and between the verifier and the
+/// writer.
+const QUEUE: usize = 2;
 /// The part file is synced, and its verified chunks recorded, after this many bytes.
 const SYNC_BYTES: u64 = 16 * CHUNK;
 
-/// Work for the writer, in the order the frames arrived.
+/// Work for the verifier, in the order the frames arrived.
 pub(super) enum Job {
     /// A chunk whose place in the file the link task has checked; its hash is not checked yet.
     Chunk {
@@ -48,6 +52,18 @@ pub(super) enum Job {
     },
 }
 
+/// Work for the writer: chunks that matched their hash.
+enum Verified {
+    Chunk {
+        file: u32,
+        index: u64,
+        offset: u64,
+        data: Bytes,
+    },
+    /// `whole`: the file's hash when the verifier saw all of it; `None`: read the part back.
+    FileDone { file: u32, whole: Option<[u8; 32]> },
+}
+
 /// Work for the durability thread.
 enum Durable {
     /// Sync the part file, then record its first `verified` chunks.
@@ -64,28 +80,39 @@ enum Durable {
     },
 }
 
-/// The first error of either thread; the other stops when it sees one.
-type ErrorSlot = Arc<Mutex<Option<String>>>;
-
-fn fail(slot: &ErrorSlot, e: String) -> String {
-    slot.lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get_or_insert(e)
-        .clone()
-}
-
-fn failed(slot: &ErrorSlot) -> Option<String> {
-    slot.lock().unwrap_or_else(PoisonError::into_inner).clone()
-}
-
-/// The running writer of one receive session.
-pub(super) struct Sink {
-    tx: mpsc::Sender<Job>,
-    task: JoinHandle<Result<(), String>>,
+/// The first error of any thread, and a token that fires with it (or when the verifier
+/// ends), so the link task stops reading.
+#[derive(Clone, Default)]
+struct Errors {
+    first: Arc<Mutex<Option<String>>>,
     stopped: CancellationToken,
 }
 
-/// What the writer needs about the transfer.
+impl Errors {
+    fn fail(&self, e: String) {
+        self.first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(e);
+        self.stopped.cancel();
+    }
+
+    fn first(&self) -> Option<String> {
+        self.first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The disk side of one receive session.
+pub(super) struct Sink {
+    tx: mpsc::Sender<Job>,
+    task: JoinHandle<()>,
+    errors: Errors,
+}
+
+/// What the disk side needs about the transfer.
 pub(super) struct Target {
     /// The service (for the store and progress events).
     pub t: Arc<Transfers>,
@@ -100,141 +127,123 @@ pub(super) struct Target {
 }
 
 impl Sink {
-    /// Starts the writer (and its durability thread).
+    /// Starts the threads.
     pub(super) fn start(target: Target) -> Sink {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let stopped = CancellationToken::new();
-        let guard = stopped.clone().drop_guard();
+        let errors = Errors::default();
+        let e = errors.clone();
         let task = tokio::task::spawn_blocking(move || {
-            let _guard = guard;
-            write_all(target, rx)
+            let _guard = e.stopped.clone().drop_guard();
+            run(target, rx, &e);
         });
-        Sink { tx, task, stopped }
+        Sink { tx, task, errors }
     }
 
-    /// Completes when the writer has stopped on its own (an error: see [`Sink::close`]).
+    /// Completes when the threads have stopped on their own (an error: see [`Sink::close`]).
     pub(super) async fn stopped(&self) {
-        self.stopped.cancelled().await;
+        self.errors.stopped.cancelled().await;
     }
 
-    /// Queues a job. `false` when the writer has stopped (see [`Sink::close`] for why).
+    /// Queues a job. `false` when the threads have stopped (see [`Sink::close`] for why).
     pub(super) async fn push(&self, job: Job) -> bool {
         self.tx.send(job).await.is_ok()
     }
 
-    /// Lets the writer finish what is queued and waits for it: `Ok` when every job was done
-    /// and every finished file is synced, named and recorded.
+    /// Lets the threads finish what is queued and waits for them: `Ok` when every job was
+    /// done and every finished file is synced, named and recorded.
     pub(super) async fn close(self) -> Result<(), String> {
         drop(self.tx);
-        match self.task.await {
-            Ok(r) => r,
-            Err(e) => Err(format!("the writer stopped: {e}")),
+        if let Err(e) = self.task.await {
+            self.errors.fail(format!("the verifier stopped: {e}"));
         }
+        self.errors.first().map_or(Ok(()), Err)
     }
 }
 
-/// The writer thread.
-fn write_all(target: Target, mut rx: mpsc::Receiver<Job>) -> Result<(), String> {
-    let Target {
-        t,
-        live,
-        dir,
-        tag,
-        mut done_bytes,
-    } = target;
-    let rec = live.record();
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<ThreadHandle<()>, String> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(|e| format!("cannot start a {name} thread: {e}"))
+}
+
+/// Runs the verifier here and the writer and durability threads beside it, until the link
+/// task closes the queue or a thread fails.
+fn run(target: Target, mut rx: mpsc::Receiver<Job>, errors: &Errors) {
+    let rec = target.live.record();
     let id = rec.manifest.id;
-    let files = rec.manifest.files;
-    let errors = ErrorSlot::default();
+    let files = Arc::new(rec.manifest.files);
     let (dtx, drx) = std_mpsc::channel();
-    let durable = {
-        let t = t.clone();
-        let errors = errors.clone();
-        let files = files.clone();
-        std::thread::Builder::new()
-            .name("p2pd-sync".into())
-            .spawn(move || {
-                if let Err(e) = make_durable(&t, id, &files, &drx) {
-                    fail(&errors, e);
-                }
-            })
-            .map_err(|e| format!("cannot start the sync thread: {e}"))?
+    let (wtx, wrx) = std_mpsc::sync_channel(QUEUE);
+    // Syncs asked for and not yet recorded: progress is published only when there are
+    // none, so a reported byte count past a sync point means that point is on record.
+    let pending = Arc::new(AtomicUsize::new(0));
+    let threads = {
+        let durable = Durability {
+            t: target.t.clone(),
+            live: target.live.clone(),
+            id,
+            files: files.clone(),
+            pending: pending.clone(),
+        };
+        let e = errors.clone();
+        let durable = spawn("p2pd-sync", move || {
+            if let Err(err) = durable.run(&drx) {
+                e.fail(err);
+            }
+        });
+        let (f, e) = (files.clone(), errors.clone());
+        let writer = spawn("p2pd-write", move || {
+            if let Err(err) = write(target, &f, &wrx, &dtx, &pending) {
+                e.fail(err);
+            }
+        });
+        durable.and_then(|d| Ok((d, writer?)))
     };
-    let mut w = Writer {
-        dir: &dir,
-        tag: &tag,
+    let (durable, writer) = match threads {
+        Ok(t) => t,
+        Err(e) => return errors.fail(e),
+    };
+    let mut v = Verifier {
         files: &files,
-        open: None,
-        unsynced: 0,
-        durable: dtx,
+        hashing: None,
     };
-    let mut result = Ok(());
     while let Some(job) = rx.blocking_recv() {
-        if let Some(e) = failed(&errors) {
-            result = Err(e);
+        if errors.first().is_some() {
             break;
         }
-        match w.job(job) {
-            Ok(len) => {
-                if len > 0 {
-                    done_bytes += len;
-                    live.set_done(done_bytes);
-                    t.progress(&live);
+        match v.verify(job) {
+            Ok(ok) => {
+                if wtx.send(ok).is_err() {
+                    break;
                 }
             }
             Err(e) => {
-                result = Err(fail(&errors, e));
+                errors.fail(e);
                 break;
             }
         }
     }
-    // Stop taking jobs, let the durability thread finish what it was given, and report the
-    // first error of either.
+    // Stop taking jobs; let the writer and then the durability thread finish what they were
+    // given.
     drop(rx);
-    drop(w);
-    if durable.join().is_err() {
-        fail(&errors, "the sync thread stopped".into());
-    }
-    match failed(&errors) {
-        Some(e) => Err(e),
-        None => result,
+    drop(wtx);
+    for (name, thread) in [("writer", writer), ("sync", durable)] {
+        if thread.join().is_err() {
+            errors.fail(format!("the {name} thread stopped"));
+        }
     }
 }
 
-struct Writer<'a> {
-    dir: &'a Dest,
-    tag: &'a str,
+struct Verifier<'a> {
     files: &'a [FileEntry],
-    /// The file being written, and its running hash when it was written from its first
-    /// chunk in this session (else the whole part is read back to check it).
-    open: Option<(u32, Arc<PartFile>, Option<blake3::Hasher>)>,
-    /// Bytes written since the last sync request.
-    unsynced: u64,
-    durable: std_mpsc::Sender<Durable>,
+    /// The file being received and its running hash, when it was received from its first
+    /// chunk in this session.
+    hashing: Option<(u32, Option<blake3::Hasher>)>,
 }
 
-impl<'a> Writer<'a> {
-    fn entry(&self, file: u32) -> Result<&'a FileEntry, String> {
-        self.files
-            .get(file as usize)
-            .ok_or_else(|| format!("file {file} is not in the offer"))
-    }
-
-    fn create_part(&self, f: &FileEntry) -> Result<PartFile, String> {
-        let comps: Vec<&str> = f.path.components().collect();
-        self.dir
-            .create_part(self.tag, &comps, f.size)
-            .map_err(|e| e.to_string())
-    }
-
-    fn send(&self, d: Durable) -> Result<(), String> {
-        self.durable
-            .send(d)
-            .map_err(|_| "the sync thread stopped".to_string())
-    }
-
-    /// Does one job; returns the bytes it verified.
-    fn job(&mut self, job: Job) -> Result<u64, String> {
+impl Verifier<'_> {
+    fn verify(&mut self, job: Job) -> Result<Verified, String> {
         match job {
             Job::Chunk {
                 file,
@@ -243,115 +252,191 @@ impl<'a> Writer<'a> {
                 data,
                 want,
             } => {
-                let f = self.entry(file)?;
+                let f = entry(self.files, file)?;
                 if blake3::hash(&data).as_bytes() != &want {
                     return Err(format!("chunk {index} of {} failed verification", f.path));
                 }
-                if self.open.as_ref().is_none_or(|(n, _, _)| *n != file) {
-                    let part = self.create_part(f)?;
-                    self.open =
-                        Some((file, Arc::new(part), (index == 0).then(blake3::Hasher::new)));
-                    self.unsynced = 0;
+                if self.hashing.as_ref().is_none_or(|(n, _)| *n != file) {
+                    self.hashing = Some((file, (index == 0).then(blake3::Hasher::new)));
                 }
-                let Some((_, part, hasher)) = self.open.as_mut() else {
-                    return Err("no part file".into());
-                };
-                part.write_at(offset, &data).map_err(|e| e.to_string())?;
-                if let Some(h) = hasher {
+                if let Some((_, Some(h))) = &mut self.hashing {
                     h.update(&data);
                 }
-                let len = data.len() as u64;
-                self.unsynced += len;
-                if self.unsynced >= SYNC_BYTES {
-                    self.unsynced = 0;
-                    let part = part.clone();
-                    self.send(Durable::Sync {
-                        file,
-                        part,
-                        verified: index + 1,
-                    })?;
-                }
-                Ok(len)
+                Ok(Verified::Chunk {
+                    file,
+                    index,
+                    offset,
+                    data,
+                })
             }
             Job::FileDone { file } => {
-                let f = self.entry(file)?;
-                let (part, hasher) = match self.open.take() {
-                    Some((n, p, h)) if n == file => (p, h),
-                    other => {
-                        drop(other);
-                        // An empty file has no chunks: its hash is that of nothing.
-                        (
-                            Arc::new(self.create_part(f)?),
-                            (f.size == 0).then(blake3::Hasher::new),
-                        )
-                    }
+                let f = entry(self.files, file)?;
+                let whole = match self.hashing.take() {
+                    Some((n, h)) if n == file => h.map(|h| *h.finalize().as_bytes()),
+                    // An empty file has no chunks: its hash is that of nothing.
+                    _ => (f.size == 0).then(|| *blake3::hash(&[]).as_bytes()),
                 };
-                let whole = match hasher {
-                    Some(h) => *h.finalize().as_bytes(),
-                    None => hash_part(&self.dir.path().join(part.part_path()))
-                        .map_err(|e| format!("cannot read back {}: {e}", f.path))?,
-                };
-                if whole != f.hash {
-                    return Err(format!("{} does not match its hash", f.path));
-                }
-                self.unsynced = 0;
-                self.send(Durable::Finish {
-                    file,
-                    part,
-                    chunks: f.chunk_count(),
-                })?;
-                Ok(0)
+                Ok(Verified::FileDone { file, whole })
             }
         }
     }
 }
 
-/// The durability thread: syncs, records and names, in the order asked. A sync that a later
-/// request for the same file covers is skipped.
-fn make_durable(
-    t: &Transfers,
-    id: TransferId,
+fn entry(files: &[FileEntry], file: u32) -> Result<&FileEntry, String> {
+    files
+        .get(file as usize)
+        .ok_or_else(|| format!("file {file} is not in the offer"))
+}
+
+/// The writer thread: writes verified chunks, asks for syncs, checks finished files.
+fn write(
+    target: Target,
     files: &[FileEntry],
-    rx: &std_mpsc::Receiver<Durable>,
+    rx: &std_mpsc::Receiver<Verified>,
+    durable: &std_mpsc::Sender<Durable>,
+    pending: &AtomicUsize,
 ) -> Result<(), String> {
-    let mut queue = VecDeque::new();
-    while let Ok(first) = rx.recv() {
-        queue.push_back(first);
-        queue.extend(rx.try_iter());
-        while let Some(d) = queue.pop_front() {
-            match d {
-                Durable::Sync {
+    let Target {
+        t,
+        live,
+        dir,
+        tag,
+        mut done_bytes,
+    } = target;
+    let create_part = |f: &FileEntry| {
+        let comps: Vec<&str> = f.path.components().collect();
+        dir.create_part(&tag, &comps, f.size)
+            .map_err(|e| e.to_string())
+    };
+    let send = |d| {
+        durable
+            .send(d)
+            .map_err(|_| "the sync thread stopped".to_string())
+    };
+    let mut open: Option<(u32, Arc<PartFile>)> = None;
+    let mut unsynced = 0;
+    while let Ok(v) = rx.recv() {
+        match v {
+            Verified::Chunk {
+                file,
+                index,
+                offset,
+                data,
+            } => {
+                let part = match &open {
+                    Some((n, p)) if *n == file => p,
+                    _ => {
+                        unsynced = 0;
+                        let p = Arc::new(create_part(entry(files, file)?)?);
+                        &open.insert((file, p)).1
+                    }
+                };
+                part.write_at(offset, &data).map_err(|e| e.to_string())?;
+                let len = data.len() as u64;
+                unsynced += len;
+                if unsynced >= SYNC_BYTES {
+                    unsynced = 0;
+                    pending.fetch_add(1, Ordering::SeqCst);
+                    send(Durable::Sync {
+                        file,
+                        part: part.clone(),
+                        verified: index + 1,
+                    })?;
+                }
+                done_bytes += len;
+                live.set_done(done_bytes);
+                if pending.load(Ordering::SeqCst) == 0 {
+                    t.progress(&live);
+                }
+            }
+            Verified::FileDone { file, whole } => {
+                let f = entry(files, file)?;
+                let part = match open.take() {
+                    Some((n, p)) if n == file => p,
+                    _ => Arc::new(create_part(f)?),
+                };
+                let whole = match whole {
+                    Some(h) => h,
+                    None => hash_part(&dir.path().join(part.part_path()))
+                        .map_err(|e| format!("cannot read back {}: {e}", f.path))?,
+                };
+                if whole != f.hash {
+                    return Err(format!("{} does not match its hash", f.path));
+                }
+                unsynced = 0;
+                send(Durable::Finish {
                     file,
                     part,
-                    verified,
-                } => {
-                    let covered = queue.front().is_some_and(|next| match next {
-                        Durable::Sync { file: f, .. } | Durable::Finish { file: f, .. } => {
-                            *f == file
-                        }
-                    });
-                    if covered {
-                        continue;
-                    }
-                    part.sync().map_err(|e| e.to_string())?;
-                    drop(part);
-                    // Only chunks that are on disk are recorded, so a resume trusts them.
-                    let _ = t.node.store().set_verified(id, file, verified, false);
-                }
-                Durable::Finish { file, part, chunks } => {
-                    let f = files
-                        .get(file as usize)
-                        .ok_or_else(|| format!("file {file} is not in the offer"))?;
-                    let part = Arc::try_unwrap(part)
-                        .map_err(|_| format!("{} is still being written", f.path))?;
-                    let name = part.finish().map_err(|e| e.to_string())?;
-                    let _ = t.node.store().set_verified(id, file, chunks, true);
-                    info!(target: svc::logging::ACTIVITY, op = "file-received", id = %id, file = %name, bytes = f.size, "file verified and in place");
-                }
+                    chunks: f.chunk_count(),
+                })?;
             }
         }
     }
     Ok(())
+}
+
+/// The durability thread's view of the transfer.
+struct Durability {
+    t: Arc<Transfers>,
+    live: Arc<Live>,
+    id: TransferId,
+    files: Arc<Vec<FileEntry>>,
+    /// Syncs asked for and not yet recorded.
+    pending: Arc<AtomicUsize>,
+}
+
+impl Durability {
+    /// Syncs, records and names, in the order asked. A sync that a later request for the
+    /// same file covers is skipped.
+    fn run(&self, rx: &std_mpsc::Receiver<Durable>) -> Result<(), String> {
+        let mut queue = VecDeque::new();
+        while let Ok(first) = rx.recv() {
+            queue.push_back(first);
+            queue.extend(rx.try_iter());
+            while let Some(d) = queue.pop_front() {
+                match d {
+                    Durable::Sync {
+                        file,
+                        part,
+                        verified,
+                    } => {
+                        let covered = queue.front().is_some_and(|next| match next {
+                            Durable::Sync { file: f, .. } | Durable::Finish { file: f, .. } => {
+                                *f == file
+                            }
+                        });
+                        if !covered {
+                            part.sync().map_err(|e| e.to_string())?;
+                            drop(part);
+                            // Only chunks that are on disk are recorded, so a resume trusts
+                            // them.
+                            let _ = self
+                                .t
+                                .node
+                                .store()
+                                .set_verified(self.id, file, verified, false);
+                        }
+                        if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
+                            self.t.progress(&self.live);
+                        }
+                    }
+                    Durable::Finish { file, part, chunks } => {
+                        let f = entry(&self.files, file)?;
+                        let part = Arc::try_unwrap(part)
+                            .map_err(|_| format!("{} is still being written", f.path))?;
+                        let name = part.finish().map_err(|e| e.to_string())?;
+                        let _ = self
+                            .t
+                            .node
+                            .store()
+                            .set_verified(self.id, file, chunks, true);
+                        info!(target: svc::logging::ACTIVITY, op = "file-received", id = %self.id, file = %name, bytes = f.size, "file verified and in place");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// BLAKE3 of what a part file holds.
