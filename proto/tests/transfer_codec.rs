@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use proto::frame::{self, FrameError};
 use proto::transfer::{
     CHUNK, FileEntry, FileResume, MAX_CHUNK_FRAME, MAX_TOTAL_SIZE, Manifest, RelPath,
-    TransferFrame, TransferId,
+    TransferFrame, TransferId, chunk_frame_head,
 };
 use serde::Serialize;
 
@@ -75,6 +75,60 @@ fn chunk_bytes_are_stable() {
         hex(&enc(&chunk)),
         format!("0000001704{}020303686921", "33".repeat(16))
     );
+}
+
+#[test]
+fn a_chunk_head_plus_its_data_is_the_whole_frame() {
+    for len in [0, 1, 3, 127, 128, 16_383, 16_384, CHUNK as usize] {
+        for (file, index) in [(0, 0), (2, 3), (u32::MAX, u64::MAX)] {
+            let data = Bytes::from(vec![0x5a; len]);
+            let id = TransferId([0x33; 16]);
+            let whole = enc(&TransferFrame::Chunk {
+                id,
+                file,
+                index,
+                data: data.clone(),
+            });
+            let mut parts = chunk_frame_head(id, file, index, len, MAX_CHUNK_FRAME).unwrap();
+            parts.extend_from_slice(&data);
+            assert_eq!(
+                hex(&parts),
+                hex(&whole),
+                "len {len}, file {file}, index {index}"
+            );
+        }
+    }
+    // The pinned frame of chunk_bytes_are_stable, head first.
+    let head = chunk_frame_head(TransferId([0x33; 16]), 2, 3, 3, MAX_CHUNK_FRAME).unwrap();
+    assert_eq!(hex(&head), format!("0000001704{}020303", "33".repeat(16)));
+    assert!(matches!(
+        chunk_frame_head(TransferId([0; 16]), 0, 0, MAX_CHUNK_FRAME, MAX_CHUNK_FRAME),
+        Err(FrameError::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn a_decoded_chunk_shares_the_payload() {
+    let frame = enc(&TransferFrame::Chunk {
+        id: TransferId([0x33; 16]),
+        file: 2,
+        index: 3,
+        data: Bytes::from(vec![9u8; 1000]),
+    });
+    let payload = Bytes::from(frame).slice(frame::HEADER_LEN..);
+    let Ok(TransferFrame::Chunk { data, .. }) = TransferFrame::decode_payload(payload.clone())
+    else {
+        panic!("not a chunk");
+    };
+    assert_eq!(&data[..], &[9u8; 1000][..]);
+    let range = payload.as_ptr_range();
+    assert!(range.contains(&data.as_ptr()), "the data was copied");
+    let mut trailing = payload.to_vec();
+    trailing.push(0);
+    assert!(matches!(
+        TransferFrame::decode_payload(trailing.into()),
+        Err(FrameError::Trailing { extra: 1 })
+    ));
 }
 
 #[test]
@@ -363,6 +417,25 @@ proptest! {
         prop_assert!(buf.is_empty());
         let json = serde_json::to_string(&f).unwrap();
         prop_assert_eq!(serde_json::from_str::<TransferFrame>(&json).unwrap(), f);
+    }
+
+    #[test]
+    fn the_bulk_decoder_agrees_with_the_generic_one(f in any_frame()) {
+        let bytes = enc(&f);
+        let payload = Bytes::from(bytes).slice(frame::HEADER_LEN..);
+        prop_assert_eq!(TransferFrame::decode_payload(payload).unwrap(), f);
+    }
+
+    #[test]
+    fn the_bulk_decoder_agrees_on_garbage(
+        tag in 0u8..12,
+        bytes in proptest::collection::vec(any::<u8>(), 0..600),
+    ) {
+        let mut payload = vec![tag];
+        payload.extend_from_slice(&bytes);
+        let generic = frame::decode_payload::<TransferFrame>(&payload).ok();
+        let bulk = TransferFrame::decode_payload(payload.into()).ok();
+        prop_assert_eq!(bulk, generic);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! connections cost no buffer memory; space is reserved only once a frame's header has
 //! arrived and its length passed the cap.
 
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
 use proto::frame::{self, FrameError, HEADER_LEN};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -84,15 +84,27 @@ impl<S: AsyncRead + Unpin> FramedConn<S> {
     /// Reads the next message. `Ok(None)` is a clean end of stream between frames.
     /// Cancel-safe: bytes already read stay buffered for the next call.
     pub async fn read<T: DeserializeOwned>(&mut self) -> Result<Option<T>, ConnError> {
+        match self.read_payload().await? {
+            Some(payload) => Ok(Some(frame::decode_payload(&payload)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads the next frame's payload (without its length prefix) as it arrived, for a
+    /// decoder that keeps slices of it instead of copying. `Ok(None)` is a clean end of stream
+    /// between frames. Cancel-safe like [`FramedConn::read`].
+    pub async fn read_payload(&mut self) -> Result<Option<Bytes>, ConnError> {
         loop {
-            if let Some(msg) = frame::decode(&mut self.rbuf, self.max_in)? {
-                if self.rbuf.is_empty() {
-                    // Release the buffer between frames.
-                    self.rbuf = BytesMut::new();
-                }
-                return Ok(Some(msg));
-            }
             let want = match frame::peek_len(&self.rbuf, self.max_in)? {
+                Some(len) if self.rbuf.len() >= HEADER_LEN + len => {
+                    self.rbuf.advance(HEADER_LEN);
+                    let payload = self.rbuf.split_to(len).freeze();
+                    if self.rbuf.is_empty() {
+                        // Release the buffer between frames.
+                        self.rbuf = BytesMut::new();
+                    }
+                    return Ok(Some(payload));
+                }
                 Some(len) => HEADER_LEN + len,
                 None => HEADER_LEN,
             };
@@ -122,6 +134,17 @@ impl<S: AsyncWrite + Unpin> FramedConn<S> {
         self.io.flush().await?;
         // Idle connections keep no write buffer.
         self.wbuf = Vec::new();
+        Ok(())
+    }
+
+    /// Writes `parts` one after the other, then flushes. Together they must be whole encoded
+    /// frames (e.g. a frame's head from [`proto::transfer::chunk_frame_head`], then its data
+    /// from the caller's own buffer, which is not copied into a frame first).
+    pub async fn send_parts(&mut self, parts: &[&[u8]]) -> Result<(), ConnError> {
+        for part in parts {
+            self.io.write_all(part).await?;
+        }
+        self.io.flush().await?;
         Ok(())
     }
 

@@ -10,6 +10,8 @@ pub mod records;
 mod recv;
 pub mod scan;
 mod send;
+mod sink;
+mod source;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -3,7 +3,6 @@
 //! to the `.part` file, and give each file its final name only once its whole hash matches.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,14 +20,13 @@ use transport::ConnError;
 
 use super::live::Live;
 use super::records::Record;
+use super::sink::{Job, Sink, Target};
 use super::{Decision, SessionLog, Transfers};
-use crate::files::{Dest, FilesError, PartFile};
+use crate::files::{Dest, FilesError};
 use crate::link::LinkConn;
 
 /// Time allowed for the offer to arrive after the link is up.
 const OFFER_TIMEOUT: Duration = Duration::from_secs(30);
-/// Verified progress is synced and recorded every this many chunks.
-const SYNC_EVERY: u64 = 16;
 /// Free space kept beyond what a transfer needs.
 const RESERVE: u64 = 64 * 1024 * 1024;
 
@@ -257,10 +255,22 @@ fn io_fail(e: FilesError) -> Fail {
     Fail::Transfer(e.to_string())
 }
 
+/// How the read loop of [`receive`] ended, when it ended without an error.
+enum Stop {
+    /// The sender said `Done`.
+    Done,
+    /// Cancelled here; the sender was told.
+    Cancelled,
+    /// The sender cancelled or failed the transfer.
+    Ended(TransferState, String),
+    /// The writer stopped: [`Sink::close`] says why.
+    SinkStopped,
+}
+
 /// Receives into `dest`. `Ok(true)`: every file is verified and in place.
 async fn receive(
-    t: &Transfers,
-    live: &Live,
+    t: &Arc<Transfers>,
+    live: &Arc<Live>,
     conn: &mut LinkConn,
     dest: &Path,
     session: &CancellationToken,
@@ -306,27 +316,69 @@ async fn receive(
         .await
         .map_err(|e| Fail::Link(e.to_string()))?;
 
+    let sink = Sink::start(Target {
+        t: t.clone(),
+        live: live.clone(),
+        dir,
+        tag,
+        done_bytes,
+    });
+    let stop = read_chunks(live, conn, session, &sink, &mut state).await;
+    // The writer finishes what it was given before anything else touches the part files.
+    let written = sink.close().await;
+    match (stop, written) {
+        (Ok(Stop::Cancelled), _) => {
+            remove_parts(live, dest);
+            Ok(false)
+        }
+        (Ok(Stop::Ended(end, reason)), _) => {
+            remove_parts(live, dest);
+            t.set_state(live, end, None, Some(reason));
+            Ok(false)
+        }
+        (_, Err(e)) => Err(Fail::Transfer(e)),
+        (Ok(Stop::Done), Ok(())) if state.iter().all(|(_, finished)| *finished) => Ok(true),
+        (Ok(Stop::Done), Ok(())) => Err(Fail::Transfer(
+            "the sender finished before every file arrived".into(),
+        )),
+        (Ok(Stop::SinkStopped), Ok(())) => Err(Fail::Transfer("the writer stopped".into())),
+        (Err(f), Ok(())) => Err(f),
+    }
+}
+
+/// Reads frames until the transfer ends, checks where each chunk belongs, and hands chunks
+/// and finished files to the writer. `state` holds per file the next chunk expected and
+/// whether the file is complete.
+async fn read_chunks(
+    live: &Live,
+    conn: &mut LinkConn,
+    session: &CancellationToken,
+    sink: &Sink,
+    state: &mut [(u64, bool)],
+) -> Result<Stop, Fail> {
+    let rec = live.record();
+    let id = rec.manifest.id;
     let mut hashes: HashMap<u64, [u8; 32]> = HashMap::new();
-    // The file being written, and its running hash when it was written from its first chunk
-    // in this session (else the whole part is read back to check it).
-    let mut open: Option<(u32, PartFile, Option<blake3::Hasher>)> = None;
     loop {
-        let frame = tokio::select! {
+        let payload = tokio::select! {
             biased;
             () = live.cancel.cancelled() => {
                 let _ = conn.send(&TransferFrame::Cancel { id, reason: "cancelled by the receiver".into() }).await;
-                drop(open.take());
-                remove_parts(live, dest);
-                return Ok(false);
+                return Ok(Stop::Cancelled);
             }
             () = session.cancelled() => {
                 return Err(Fail::Link("a newer link took over this transfer".into()));
             }
-            f = conn.read::<TransferFrame>() => f,
+            () = sink.stopped() => return Ok(Stop::SinkStopped),
+            f = conn.read_payload() => f,
+        };
+        let frame = match payload {
+            Ok(Some(p)) => TransferFrame::decode_payload(p).map_err(ConnError::from),
+            Ok(None) => return Err(Fail::Link("the sender closed the link".into())),
+            Err(e) => Err(e),
         };
         let frame = match frame {
-            Ok(Some(f)) => f,
-            Ok(None) => return Err(Fail::Link("the sender closed the link".into())),
+            Ok(f) => f,
             // A broken connection (a crashed sender, a network drop) is not bad data: keep
             // the verified parts for the resume.
             Err(e @ (ConnError::Io(_) | ConnError::Frame(FrameError::Truncated { .. }))) => {
@@ -337,12 +389,9 @@ async fn receive(
         if frame.id() != id {
             return Err(Fail::Transfer("frame for another transfer".into()));
         }
-        match frame {
+        let job = match frame {
             TransferFrame::ChunkHashes {
-                file,
-                first,
-                hashes: hs,
-                ..
+                first, hashes: hs, ..
             } => {
                 hashes.clear();
                 for (k, h) in hs.into_iter().enumerate() {
@@ -351,7 +400,7 @@ async fn receive(
                     })?;
                     hashes.insert(index, h);
                 }
-                let _ = file;
+                continue;
             }
             TransferFrame::Chunk {
                 file, index, data, ..
@@ -376,39 +425,19 @@ async fn receive(
                         data.len()
                     )));
                 }
-                let want = hashes.get(&index).ok_or_else(|| {
+                let want = *hashes.get(&index).ok_or_else(|| {
                     Fail::Transfer(format!(
                         "chunk {index} of {} arrived without its hash",
                         f.path
                     ))
                 })?;
-                if blake3::hash(&data).as_bytes() != want {
-                    return Err(Fail::Transfer(format!(
-                        "chunk {index} of {} failed verification",
-                        f.path
-                    )));
-                }
-                if open.as_ref().is_none_or(|(n, _, _)| *n != file) {
-                    let comps: Vec<&str> = f.path.components().collect();
-                    let part =
-                        tokio::task::block_in_place(|| dir.create_part(&tag, &comps, f.size))
-                            .map_err(io_fail)?;
-                    open = Some((file, part, (*next == 0).then(blake3::Hasher::new)));
-                }
-                let (_, part, hasher) = open
-                    .as_mut()
-                    .ok_or_else(|| Fail::Transfer("no part file".into()))?;
-                tokio::task::block_in_place(|| part.write_at(offset, &data)).map_err(io_fail)?;
-                if let Some(h) = hasher {
-                    h.update(&data);
-                }
                 *next += 1;
-                done_bytes += len;
-                live.set_done(done_bytes);
-                t.progress(live);
-                if *next % SYNC_EVERY == 0 {
-                    tokio::task::block_in_place(|| part.sync()).map_err(io_fail)?;
-                    let _ = t.node.store().set_verified(id, file, *next, false);
+                Job::Chunk {
+                    file,
+                    index,
+                    offset,
+                    data,
+                    want,
                 }
             }
             TransferFrame::FileDone { file, .. } => {
@@ -426,53 +455,15 @@ async fn receive(
                         f.path
                     )));
                 }
-                let (part, hasher) = match open.take() {
-                    Some((n, p, h)) if n == file => (p, h),
-                    other => {
-                        drop(other);
-                        let comps: Vec<&str> = f.path.components().collect();
-                        let p =
-                            tokio::task::block_in_place(|| dir.create_part(&tag, &comps, f.size))
-                                .map_err(io_fail)?;
-                        // An empty file has no chunks: its hash is that of nothing.
-                        (p, (f.size == 0).then(blake3::Hasher::new))
-                    }
-                };
-                let whole = match hasher {
-                    Some(h) => *h.finalize().as_bytes(),
-                    None => tokio::task::block_in_place(|| hash_part(&dest.join(part.part_path())))
-                        .map_err(|e| Fail::Transfer(format!("cannot read back {}: {e}", f.path)))?,
-                };
-                if whole != f.hash {
-                    return Err(Fail::Transfer(format!(
-                        "{} does not match its hash",
-                        f.path
-                    )));
-                }
-                let name = tokio::task::block_in_place(|| part.finish()).map_err(io_fail)?;
                 state[file as usize].1 = true;
-                let _ = t.node.store().set_verified(id, file, next, true);
-                info!(target: svc::logging::ACTIVITY, op = "file-received", id = %id, file = %name, bytes = f.size, "file verified and in place");
+                Job::FileDone { file }
             }
-            TransferFrame::Done { .. } => {
-                if state.iter().all(|(_, finished)| *finished) {
-                    return Ok(true);
-                }
-                return Err(Fail::Transfer(
-                    "the sender finished before every file arrived".into(),
-                ));
-            }
+            TransferFrame::Done { .. } => return Ok(Stop::Done),
             TransferFrame::Cancel { reason, .. } => {
-                drop(open.take());
-                remove_parts(live, dest);
-                t.set_state(live, TransferState::Cancelled, None, Some(reason));
-                return Ok(false);
+                return Ok(Stop::Ended(TransferState::Cancelled, reason));
             }
             TransferFrame::Failed { reason, .. } => {
-                drop(open.take());
-                remove_parts(live, dest);
-                t.set_state(live, TransferState::Failed, None, Some(reason));
-                return Ok(false);
+                return Ok(Stop::Ended(TransferState::Failed, reason));
             }
             TransferFrame::Offer(_)
             | TransferFrame::Accept { .. }
@@ -481,23 +472,11 @@ async fn receive(
                     "unexpected frame during the transfer".into(),
                 ));
             }
+        };
+        if !sink.push(job).await {
+            return Ok(Stop::SinkStopped);
         }
     }
-}
-
-/// BLAKE3 of what a part file holds.
-fn hash_part(path: &Path) -> std::io::Result<[u8; 32]> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; CHUNK as usize];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(*hasher.finalize().as_bytes())
 }
 
 /// Removes every part file of a transfer that ends without success.

@@ -1,19 +1,19 @@
 //! The sending side: wait for the peer, dial a bulk link, offer, then stream every chunk not
 //! yet verified at the receiver, each preceded by its hash, until the receiver says `Done`.
 
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use proto::api::{Event, TransferState};
-use proto::transfer::{MAX_CHUNK_FRAME, TransferFrame, chunk_count, chunk_range};
+use proto::frame;
+use proto::transfer::{MAX_CHUNK_FRAME, TransferFrame, chunk_frame_head};
 use tokio::io::AsyncWrite;
 use tracing::warn;
 use transport::FramedConn;
 
 use super::live::Live;
+use super::source::{Piece, Plan, Source};
 use super::{SessionLog, Transfers};
 use crate::backoff::{Backoff, random_unit};
 use crate::link;
@@ -189,53 +189,64 @@ async fn stream<W: AsyncWrite + Unpin>(
         .sum();
     live.set_done(done);
     let _session = SessionLog::start(live, done);
+    let mut plan = Vec::with_capacity(rec.manifest.files.len());
     for (i, f) in rec.manifest.files.iter().enumerate() {
-        let file_no = u32::try_from(i).map_err(|_| "too many files".to_string())?;
-        let count = chunk_count(f.size);
-        let start = start_of(file_no).min(count);
-        if start < count {
-            let local: PathBuf = base.join(f.path.as_str());
-            let file = std::fs::File::open(&local)
-                .map_err(|e| format!("cannot read {}: {e}", local.display()))?;
-            for idx in start..count {
-                if live.cancel.is_cancelled() {
-                    let _ = w
-                        .send(&TransferFrame::Cancel {
-                            id,
-                            reason: "cancelled by the sender".into(),
-                        })
-                        .await;
-                    return Ok(None);
-                }
-                let (offset, len) = chunk_range(f.size, idx).ok_or("chunk out of range")?;
-                let mut buf = vec![0u8; len as usize];
-                tokio::task::block_in_place(|| file.read_exact_at(&mut buf, offset))
-                    .map_err(|e| format!("{} changed while being sent: {e}", local.display()))?;
-                let hash = *blake3::hash(&buf).as_bytes();
-                w.send(&TransferFrame::ChunkHashes {
+        let file = u32::try_from(i).map_err(|_| "too many files".to_string())?;
+        plan.push(Plan {
+            file,
+            path: base.join(f.path.as_str()),
+            size: f.size,
+            start: start_of(file),
+        });
+    }
+    let mut source = Source::start(plan);
+    while let Some(piece) = source.next().await {
+        if live.cancel.is_cancelled() {
+            let _ = w
+                .send(&TransferFrame::Cancel {
                     id,
-                    file: file_no,
-                    first: idx,
-                    hashes: vec![hash],
+                    reason: "cancelled by the sender".into(),
                 })
-                .await
+                .await;
+            return Ok(None);
+        }
+        match piece? {
+            Piece::Chunk {
+                file,
+                index,
+                data,
+                hash,
+            } => {
+                // The hash, then the chunk whose data goes out from the read buffer, in one
+                // flush.
+                let mut head = frame::encode(
+                    &TransferFrame::ChunkHashes {
+                        id,
+                        file,
+                        first: index,
+                        hashes: vec![hash],
+                    },
+                    MAX_CHUNK_FRAME,
+                )
                 .map_err(|e| e.to_string())?;
-                w.send(&TransferFrame::Chunk {
-                    id,
-                    file: file_no,
-                    index: idx,
-                    data: Bytes::from(buf),
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-                done += len;
+                head.extend(
+                    chunk_frame_head(id, file, index, data.len(), MAX_CHUNK_FRAME)
+                        .map_err(|e| e.to_string())?,
+                );
+                w.send_parts(&[&head, &data])
+                    .await
+                    .map_err(|e| e.to_string())?;
+                done += data.len() as u64;
+                source.recycle(data);
                 live.set_done(done);
                 t.progress(live);
             }
+            Piece::FileDone(file) => {
+                w.send(&TransferFrame::FileDone { id, file })
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
         }
-        w.send(&TransferFrame::FileDone { id, file: file_no })
-            .await
-            .map_err(|e| e.to_string())?;
     }
     w.send(&TransferFrame::Done { id })
         .await

@@ -127,8 +127,10 @@ impl FromStr for TransferId {
 // ---------------------------------------------------------------------------------------------
 // RelPath
 
+mod bulk;
 mod offer;
 mod path;
+pub use bulk::chunk_frame_head;
 pub use offer::{IncomingOffer, OfferError};
 pub use path::{PathError, RelPath};
 

@@ -52,8 +52,8 @@ use files::{hash_file, sync_all_disks, verify, write_random};
 use report::{Report, print_table, to_json};
 use transfer::Ctx;
 
-/// How often the diagnostic pipe syncs: p2pd's receiver syncs every 16 chunks of 1 MiB
-/// (`SYNC_EVERY` in `p2pd/src/transfer/recv.rs`).
+/// How often the diagnostic pipe syncs: p2pd's receiver syncs every 16 MiB
+/// (`SYNC_BYTES` in `p2pd/src/transfer/sink.rs`).
 const PERIODIC_SYNC: u64 = 16 << 20;
 
 /// Size used instead of the one asked for when the disk is short of space.

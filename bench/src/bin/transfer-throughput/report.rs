@@ -249,7 +249,7 @@ pub fn print_table(r: &Report) {
             "{:.0} MB/s",
             mbs(r.pipe_periodic.bytes, r.pipe_periodic.total)
         ),
-        "as p2pd's receiver (recv.rs SYNC_EVERY)",
+        "as p2pd's receiver (sink.rs SYNC_BYTES)",
         "",
         "",
     );

@@ -1,0 +1,455 @@
+//! The receiver's disk side, off the link task, in three threads joined by short queues: a
+//! verifier checks each chunk against its hash and keeps the file's running hash; a writer
+//! writes verified chunks to the `.part` file; a durability thread fsyncs the part file and
+//! only then records its verified chunks, and gives each whole, verified file its final
+//! name. The link task only reads and checks frames, so reading the network, hashing,
+//! writing and syncing overlap.
+
+use std::collections::VecDeque;
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle as ThreadHandle;
+
+use bytes::Bytes;
+use proto::transfer::{CHUNK, FileEntry, TransferId};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use super::Transfers;
+use super::live::Live;
+use crate::files::{Dest, PartFile};
+
+/// Chunks queued between the link task and the verifier, and between the verifier and the
+/// writer.
+const QUEUE: usize = 2;
+/// The part file is synced, and its verified chunks recorded, after this many bytes.
+const SYNC_BYTES: u64 = 16 * CHUNK;
+
+/// Work for the verifier, in the order the frames arrived.
+pub(super) enum Job {
+    /// A chunk whose place in the file the link task has checked; its hash is not checked yet.
+    Chunk {
+        /// Index into the manifest.
+        file: u32,
+        /// Chunk index.
+        index: u64,
+        /// Where it goes in the file.
+        offset: u64,
+        /// The bytes.
+        data: Bytes,
+        /// Its hash from `ChunkHashes`.
+        want: [u8; 32],
+    },
+    /// Every chunk of this file has arrived: check the whole file and give it its name.
+    FileDone {
+        /// Index into the manifest.
+        file: u32,
+    },
+}
+
+/// Work for the writer: chunks that matched their hash.
+enum Verified {
+    Chunk {
+        file: u32,
+        index: u64,
+        offset: u64,
+        data: Bytes,
+    },
+    /// `whole`: the file's hash when the verifier saw all of it; `None`: read the part back.
+    FileDone { file: u32, whole: Option<[u8; 32]> },
+}
+
+/// Work for the durability thread.
+enum Durable {
+    /// Sync the part file, then record its first `verified` chunks.
+    Sync {
+        file: u32,
+        part: Arc<PartFile>,
+        verified: u64,
+    },
+    /// The file is whole and verified: sync, name, record.
+    Finish {
+        file: u32,
+        part: Arc<PartFile>,
+        chunks: u64,
+    },
+}
+
+/// The first error of any thread, and a token that fires with it (or when the verifier
+/// ends), so the link task stops reading.
+#[derive(Clone, Default)]
+struct Errors {
+    first: Arc<Mutex<Option<String>>>,
+    stopped: CancellationToken,
+}
+
+impl Errors {
+    fn fail(&self, e: String) {
+        self.first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(e);
+        self.stopped.cancel();
+    }
+
+    fn first(&self) -> Option<String> {
+        self.first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The disk side of one receive session.
+pub(super) struct Sink {
+    tx: mpsc::Sender<Job>,
+    task: JoinHandle<()>,
+    errors: Errors,
+}
+
+/// What the disk side needs about the transfer.
+pub(super) struct Target {
+    /// The service (for the store and progress events).
+    pub t: Arc<Transfers>,
+    /// The transfer.
+    pub live: Arc<Live>,
+    /// The destination directory.
+    pub dir: Dest,
+    /// The transfer's part tag.
+    pub tag: String,
+    /// Bytes already verified before this session.
+    pub done_bytes: u64,
+}
+
+impl Sink {
+    /// Starts the threads.
+    pub(super) fn start(target: Target) -> Sink {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let errors = Errors::default();
+        let e = errors.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let _guard = e.stopped.clone().drop_guard();
+            run(target, rx, &e);
+        });
+        Sink { tx, task, errors }
+    }
+
+    /// Completes when the threads have stopped on their own (an error: see [`Sink::close`]).
+    pub(super) async fn stopped(&self) {
+        self.errors.stopped.cancelled().await;
+    }
+
+    /// Queues a job. `false` when the threads have stopped (see [`Sink::close`] for why).
+    pub(super) async fn push(&self, job: Job) -> bool {
+        self.tx.send(job).await.is_ok()
+    }
+
+    /// Lets the threads finish what is queued and waits for them: `Ok` when every job was
+    /// done and every finished file is synced, named and recorded.
+    pub(super) async fn close(self) -> Result<(), String> {
+        drop(self.tx);
+        if let Err(e) = self.task.await {
+            self.errors.fail(format!("the verifier stopped: {e}"));
+        }
+        self.errors.first().map_or(Ok(()), Err)
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<ThreadHandle<()>, String> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(|e| format!("cannot start a {name} thread: {e}"))
+}
+
+/// Runs the verifier here and the writer and durability threads beside it, until the link
+/// task closes the queue or a thread fails.
+fn run(target: Target, mut rx: mpsc::Receiver<Job>, errors: &Errors) {
+    let rec = target.live.record();
+    let id = rec.manifest.id;
+    let files = Arc::new(rec.manifest.files);
+    let (dtx, drx) = std_mpsc::channel();
+    let (wtx, wrx) = std_mpsc::sync_channel(QUEUE);
+    // Syncs asked for and not yet recorded: progress is published only when there are
+    // none, so a reported byte count past a sync point means that point is on record.
+    let pending = Arc::new(AtomicUsize::new(0));
+    let threads = {
+        let durable = Durability {
+            t: target.t.clone(),
+            live: target.live.clone(),
+            id,
+            files: files.clone(),
+            pending: pending.clone(),
+        };
+        let e = errors.clone();
+        let durable = spawn("p2pd-sync", move || {
+            if let Err(err) = durable.run(&drx) {
+                e.fail(err);
+            }
+        });
+        let (f, e) = (files.clone(), errors.clone());
+        let writer = spawn("p2pd-write", move || {
+            if let Err(err) = write(target, &f, &wrx, &dtx, &pending) {
+                e.fail(err);
+            }
+        });
+        durable.and_then(|d| Ok((d, writer?)))
+    };
+    let (durable, writer) = match threads {
+        Ok(t) => t,
+        Err(e) => return errors.fail(e),
+    };
+    let mut v = Verifier {
+        files: &files,
+        hashing: None,
+    };
+    while let Some(job) = rx.blocking_recv() {
+        if errors.first().is_some() {
+            break;
+        }
+        match v.verify(job) {
+            Ok(ok) => {
+                if wtx.send(ok).is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                errors.fail(e);
+                break;
+            }
+        }
+    }
+    // Stop taking jobs; let the writer and then the durability thread finish what they were
+    // given.
+    drop(rx);
+    drop(wtx);
+    for (name, thread) in [("writer", writer), ("sync", durable)] {
+        if thread.join().is_err() {
+            errors.fail(format!("the {name} thread stopped"));
+        }
+    }
+}
+
+struct Verifier<'a> {
+    files: &'a [FileEntry],
+    /// The file being received and its running hash, when it was received from its first
+    /// chunk in this session.
+    hashing: Option<(u32, Option<blake3::Hasher>)>,
+}
+
+impl Verifier<'_> {
+    fn verify(&mut self, job: Job) -> Result<Verified, String> {
+        match job {
+            Job::Chunk {
+                file,
+                index,
+                offset,
+                data,
+                want,
+            } => {
+                let f = entry(self.files, file)?;
+                if blake3::hash(&data).as_bytes() != &want {
+                    return Err(format!("chunk {index} of {} failed verification", f.path));
+                }
+                if self.hashing.as_ref().is_none_or(|(n, _)| *n != file) {
+                    self.hashing = Some((file, (index == 0).then(blake3::Hasher::new)));
+                }
+                if let Some((_, Some(h))) = &mut self.hashing {
+                    h.update(&data);
+                }
+                Ok(Verified::Chunk {
+                    file,
+                    index,
+                    offset,
+                    data,
+                })
+            }
+            Job::FileDone { file } => {
+                let f = entry(self.files, file)?;
+                let whole = match self.hashing.take() {
+                    Some((n, h)) if n == file => h.map(|h| *h.finalize().as_bytes()),
+                    // An empty file has no chunks: its hash is that of nothing.
+                    _ => (f.size == 0).then(|| *blake3::hash(&[]).as_bytes()),
+                };
+                Ok(Verified::FileDone { file, whole })
+            }
+        }
+    }
+}
+
+fn entry(files: &[FileEntry], file: u32) -> Result<&FileEntry, String> {
+    files
+        .get(file as usize)
+        .ok_or_else(|| format!("file {file} is not in the offer"))
+}
+
+/// The writer thread: writes verified chunks, asks for syncs, checks finished files.
+fn write(
+    target: Target,
+    files: &[FileEntry],
+    rx: &std_mpsc::Receiver<Verified>,
+    durable: &std_mpsc::Sender<Durable>,
+    pending: &AtomicUsize,
+) -> Result<(), String> {
+    let Target {
+        t,
+        live,
+        dir,
+        tag,
+        mut done_bytes,
+    } = target;
+    let create_part = |f: &FileEntry| {
+        let comps: Vec<&str> = f.path.components().collect();
+        dir.create_part(&tag, &comps, f.size)
+            .map_err(|e| e.to_string())
+    };
+    let send = |d| {
+        durable
+            .send(d)
+            .map_err(|_| "the sync thread stopped".to_string())
+    };
+    let mut open: Option<(u32, Arc<PartFile>)> = None;
+    let mut unsynced = 0;
+    while let Ok(v) = rx.recv() {
+        match v {
+            Verified::Chunk {
+                file,
+                index,
+                offset,
+                data,
+            } => {
+                let part = match &open {
+                    Some((n, p)) if *n == file => p,
+                    _ => {
+                        unsynced = 0;
+                        let p = Arc::new(create_part(entry(files, file)?)?);
+                        &open.insert((file, p)).1
+                    }
+                };
+                part.write_at(offset, &data).map_err(|e| e.to_string())?;
+                let len = data.len() as u64;
+                unsynced += len;
+                if unsynced >= SYNC_BYTES {
+                    unsynced = 0;
+                    pending.fetch_add(1, Ordering::SeqCst);
+                    send(Durable::Sync {
+                        file,
+                        part: part.clone(),
+                        verified: index + 1,
+                    })?;
+                }
+                done_bytes += len;
+                live.set_done(done_bytes);
+                if pending.load(Ordering::SeqCst) == 0 {
+                    t.progress(&live);
+                }
+            }
+            Verified::FileDone { file, whole } => {
+                let f = entry(files, file)?;
+                let part = match open.take() {
+                    Some((n, p)) if n == file => p,
+                    _ => Arc::new(create_part(f)?),
+                };
+                let whole = match whole {
+                    Some(h) => h,
+                    None => hash_part(&dir.path().join(part.part_path()))
+                        .map_err(|e| format!("cannot read back {}: {e}", f.path))?,
+                };
+                if whole != f.hash {
+                    return Err(format!("{} does not match its hash", f.path));
+                }
+                unsynced = 0;
+                send(Durable::Finish {
+                    file,
+                    part,
+                    chunks: f.chunk_count(),
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The durability thread's view of the transfer.
+struct Durability {
+    t: Arc<Transfers>,
+    live: Arc<Live>,
+    id: TransferId,
+    files: Arc<Vec<FileEntry>>,
+    /// Syncs asked for and not yet recorded.
+    pending: Arc<AtomicUsize>,
+}
+
+impl Durability {
+    /// Syncs, records and names, in the order asked. A sync that a later request for the
+    /// same file covers is skipped.
+    fn run(&self, rx: &std_mpsc::Receiver<Durable>) -> Result<(), String> {
+        let mut queue = VecDeque::new();
+        while let Ok(first) = rx.recv() {
+            queue.push_back(first);
+            queue.extend(rx.try_iter());
+            while let Some(d) = queue.pop_front() {
+                match d {
+                    Durable::Sync {
+                        file,
+                        part,
+                        verified,
+                    } => {
+                        let covered = queue.front().is_some_and(|next| match next {
+                            Durable::Sync { file: f, .. } | Durable::Finish { file: f, .. } => {
+                                *f == file
+                            }
+                        });
+                        if !covered {
+                            part.sync().map_err(|e| e.to_string())?;
+                            drop(part);
+                            // Only chunks that are on disk are recorded, so a resume trusts
+                            // them.
+                            let _ = self
+                                .t
+                                .node
+                                .store()
+                                .set_verified(self.id, file, verified, false);
+                        }
+                        if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
+                            self.t.progress(&self.live);
+                        }
+                    }
+                    Durable::Finish { file, part, chunks } => {
+                        let f = entry(&self.files, file)?;
+                        let part = Arc::try_unwrap(part)
+                            .map_err(|_| format!("{} is still being written", f.path))?;
+                        let name = part.finish().map_err(|e| e.to_string())?;
+                        let _ = self
+                            .t
+                            .node
+                            .store()
+                            .set_verified(self.id, file, chunks, true);
+                        info!(target: svc::logging::ACTIVITY, op = "file-received", id = %self.id, file = %name, bytes = f.size, "file verified and in place");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// BLAKE3 of what a part file holds.
+fn hash_part(path: &Path) -> std::io::Result<[u8; 32]> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; CHUNK as usize];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(*hasher.finalize().as_bytes())
+}

@@ -1,0 +1,125 @@
+//! The sender's disk side, off the link task: a thread reads the chunks to send and hashes
+//! them, a few ahead of the link, into a small set of reused buffers.
+
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::mpsc as std_mpsc;
+
+use proto::transfer::{CHUNK, chunk_count, chunk_range};
+use tokio::sync::mpsc;
+
+/// Chunks read and hashed ahead of the link.
+const READ_AHEAD: usize = 2;
+/// Buffers in use at once: those queued, the one being sent and the one being read.
+const BUFFERS: usize = READ_AHEAD + 2;
+
+/// One file to send.
+pub(super) struct Plan {
+    /// Index into the manifest.
+    pub file: u32,
+    /// Where it is on disk.
+    pub path: PathBuf,
+    /// Its size in the manifest.
+    pub size: u64,
+    /// The first chunk the receiver lacks.
+    pub start: u64,
+}
+
+/// What comes next on the link.
+pub(super) enum Piece {
+    /// A chunk and its BLAKE3 hash; give the buffer back with [`Source::recycle`].
+    Chunk {
+        /// Index into the manifest.
+        file: u32,
+        /// Chunk index.
+        index: u64,
+        /// The bytes.
+        data: Vec<u8>,
+        /// Their hash.
+        hash: [u8; 32],
+    },
+    /// Every chunk of this file was given.
+    FileDone(u32),
+}
+
+/// Chunks of the planned files, in order. Dropping it stops the reading thread.
+pub(super) struct Source {
+    rx: mpsc::Receiver<Result<Piece, String>>,
+    free: std_mpsc::Sender<Vec<u8>>,
+}
+
+impl Source {
+    /// Starts reading `plan` on a blocking thread.
+    pub(super) fn start(plan: Vec<Plan>) -> Source {
+        let (tx, rx) = mpsc::channel(READ_AHEAD);
+        let (free, free_rx) = std_mpsc::channel();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = read_plan(&plan, &tx, &free_rx) {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        Source { rx, free }
+    }
+
+    /// The next piece; `None` after the last.
+    pub(super) async fn next(&mut self) -> Option<Result<Piece, String>> {
+        self.rx.recv().await
+    }
+
+    /// Gives a chunk's buffer back for reuse.
+    pub(super) fn recycle(&self, buf: Vec<u8>) {
+        let _ = self.free.send(buf);
+    }
+}
+
+/// Why the reader stopped early: the link side is gone, which is not an error to report.
+struct Gone;
+
+/// Reads every planned chunk. `Err` is a read error to report.
+fn read_plan(
+    plan: &[Plan],
+    tx: &mpsc::Sender<Result<Piece, String>>,
+    free: &std_mpsc::Receiver<Vec<u8>>,
+) -> Result<(), String> {
+    let mut made = 0;
+    let mut buffer = || -> Result<Vec<u8>, Gone> {
+        if let Ok(buf) = free.try_recv() {
+            return Ok(buf);
+        }
+        if made < BUFFERS {
+            made += 1;
+            return Ok(Vec::with_capacity(CHUNK as usize));
+        }
+        free.recv().map_err(|_| Gone)
+    };
+    for p in plan {
+        let count = chunk_count(p.size);
+        if p.start < count {
+            let file = std::fs::File::open(&p.path)
+                .map_err(|e| format!("cannot read {}: {e}", p.path.display()))?;
+            for index in p.start..count {
+                let (offset, len) = chunk_range(p.size, index).ok_or("chunk out of range")?;
+                let Ok(mut data) = buffer() else {
+                    return Ok(());
+                };
+                data.resize(len as usize, 0);
+                file.read_exact_at(&mut data, offset)
+                    .map_err(|e| format!("{} changed while being sent: {e}", p.path.display()))?;
+                let hash = *blake3::hash(&data).as_bytes();
+                let piece = Piece::Chunk {
+                    file: p.file,
+                    index,
+                    data,
+                    hash,
+                };
+                if tx.blocking_send(Ok(piece)).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if tx.blocking_send(Ok(Piece::FileDone(p.file))).is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
