@@ -18,16 +18,18 @@
 //! 2. The receiver writes verified chunks with [`PartFile::write_at`]; writes past the
 //!    announced size are refused. [`PartFile::len`] and [`PartFile::set_len`] let it resume
 //!    from verified data.
-//! 3. [`PartFile::finish`] checks the length, fsyncs the file, gives it its final name
+//! 3. [`PartFile::link_final`] checks the length, fsyncs the file, gives it its final name
 //!    without replacing anything (`name (1).ext`, `name (2).ext`, … if the name — compared
-//!    without regard to case — is taken), removes the part name and fsyncs the directory.
-//!    The file never appears under a final name before that.
+//!    without regard to case — is taken) and fsyncs the directory; the caller records the
+//!    file as done, then removes the part name ([`PartFile::remove`]; [`PartFile::finish`]
+//!    does both steps). The file never appears under a final name before the link.
 //! 4. On cancel or failure, [`PartFile::remove`] or [`Dest::remove_part`] deletes the part.
 //!
 //! The no-replace rename is a hard link of the part to the candidate name (`link` fails if
 //! the name exists, atomically, whatever it is — file, directory or dangling symlink) followed
 //! by removing the part name. A crash between the two leaves both names on the same complete,
-//! fsynced file. On a file system without hard links (FAT, exFAT) it falls back to a plain
+//! fsynced file; [`Dest::finished_part`] finds that final name again on resume, so the file
+//! is recorded as done instead of received a second time. On a file system without hard links (FAT, exFAT) it falls back to a plain
 //! rename after checking the name is free; only that fallback has a window in which a file
 //! created at that instant by another local process could be replaced.
 //!
@@ -461,12 +463,21 @@ impl PartFile {
         self.parents.iter().chain([&self.part]).collect()
     }
 
-    /// Completes the file: checks it holds exactly the announced size, fsyncs it, gives it
-    /// its final name without replacing anything (the offered name, else `name (1).ext`,
-    /// `name (2).ext`, …, skipping names that match an existing entry without regard to
-    /// case), removes the part name and fsyncs the directory. The caller has verified the
-    /// content. On error the part stays (remove it with [`PartFile::remove`] if wanted).
+    /// Completes the file: [`PartFile::link_final`], then removes the part name.
     pub fn finish(self) -> Result<FinalName, FilesError> {
+        let name = self.link_final()?;
+        self.remove_part_name()?;
+        Ok(name)
+    }
+
+    /// Checks the file holds exactly the announced size, fsyncs it, gives it its final name
+    /// without replacing anything (the offered name, else `name (1).ext`, `name (2).ext`, …,
+    /// skipping names that match an existing entry without regard to case) and fsyncs the
+    /// directory. The part name stays (both names on one file) until [`PartFile::remove`],
+    /// so a crash before the caller has recorded the file as done leaves a link that
+    /// [`Dest::finished_part`] recognises. The caller has verified the content. On error
+    /// the part stays (remove it with [`PartFile::remove`] if wanted).
+    pub fn link_final(&self) -> Result<FinalName, FilesError> {
         let len = self.len()?;
         if len != self.size {
             return Err(FilesError::Incomplete {
@@ -494,7 +505,6 @@ impl PartFile {
             match self.dir.hard_link(&self.part, &self.dir, &candidate) {
                 Ok(()) => {
                     self.check_linked(&candidate, &cand_rel)?;
-                    self.remove_part_name()?;
                     chosen = Some(candidate);
                     break;
                 }
@@ -525,7 +535,7 @@ impl PartFile {
             .open(".")
             .and_then(|d| d.sync_all())
             .map_err(|e| FilesError::io(Op::Sync, dir_path, e))?;
-        let mut components = self.parents;
+        let mut components = self.parents.clone();
         components.push(chosen);
         Ok(FinalName { components })
     }
@@ -674,6 +684,7 @@ fn write_all_at(file: &File, mut data: &[u8], mut offset: u64) -> io::Result<()>
     Ok(())
 }
 
+mod finished;
 mod names;
 use names::{check_names, copy_name, part_name, rel_path};
 

@@ -384,3 +384,66 @@ fn files_disk_full() {
     receive(&dest, &["small"], &[1u8; 1000]);
     drop(dest);
 }
+
+#[test]
+fn files_link_before_done_record_is_found_on_resume() {
+    let (tmp, dest) = dest();
+    let data: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+    let hash = *blake3::hash(&data).as_bytes();
+    let comps = ["d", "f.bin"];
+    // An unrelated file holds the offered name, so the received one lands as `f (1).bin`.
+    fs::create_dir(tmp.path().join("d")).unwrap();
+    fs::write(tmp.path().join("d/f.bin"), b"unrelated").unwrap();
+    let part = dest.create_part(T, &comps, 10_000).unwrap();
+    part.write_at(0, &data).unwrap();
+    // Whole but not linked yet: nothing is finished.
+    assert_eq!(dest.finished_part(T, &comps, 10_000, &hash).unwrap(), None);
+    let linked = part.link_final().unwrap();
+    assert_eq!(linked.to_string(), "d/f (1).bin");
+    // The crash: dropped before the done record and the part's removal.
+    drop(part);
+    assert_eq!(
+        names(&tmp.path().join("d")),
+        [".f.bin.t1.part", "f (1).bin", "f.bin"]
+    );
+    // Another size or hash than the manifest's is not this file.
+    assert_eq!(dest.finished_part(T, &comps, 9_999, &hash).unwrap(), None);
+    assert_eq!(
+        dest.finished_part(T, &comps, 10_000, &[0; 32]).unwrap(),
+        None
+    );
+    let found = dest.finished_part(T, &comps, 10_000, &hash).unwrap();
+    assert_eq!(found, Some(linked));
+    assert!(dest.remove_part(T, &comps).unwrap());
+    assert_eq!(names(&tmp.path().join("d")), ["f (1).bin", "f.bin"]);
+    assert_eq!(fs::read(tmp.path().join("d/f (1).bin")).unwrap(), data);
+    assert_eq!(fs::read(tmp.path().join("d/f.bin")).unwrap(), b"unrelated");
+    assert_eq!(dest.finished_part(T, &comps, 10_000, &hash).unwrap(), None);
+}
+
+#[test]
+fn files_part_linked_elsewhere_is_not_a_finished_file() {
+    let (tmp, dest) = dest();
+    let data = b"some bytes".to_vec();
+    let hash = *blake3::hash(&data).as_bytes();
+    let part = dest.create_part(T, &["g.bin"], data.len() as u64).unwrap();
+    part.write_at(0, &data).unwrap();
+    drop(part);
+    // A hard link under a name no finish would give is not a final name.
+    fs::hard_link(
+        tmp.path().join(".g.bin.t1.part"),
+        tmp.path().join("other.bin"),
+    )
+    .unwrap();
+    let size = data.len() as u64;
+    assert_eq!(
+        dest.finished_part(T, &["g.bin"], size, &hash).unwrap(),
+        None
+    );
+    // Nor is anything in a directory that does not exist.
+    assert_eq!(
+        dest.finished_part(T, &["x", "g.bin"], size, &hash).unwrap(),
+        None
+    );
+    assert_eq!(names(tmp.path()), [".g.bin.t1.part", "other.bin"]);
+}

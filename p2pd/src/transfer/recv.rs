@@ -10,8 +10,8 @@ use std::time::Duration;
 use proto::api::{Direction, Event, TransferState};
 use proto::frame::FrameError;
 use proto::transfer::{
-    CHUNK, FileResume, IncomingOffer, MAX_CHUNK_FRAME, Manifest, TransferFrame, chunk_count,
-    chunk_range,
+    CHUNK, FileEntry, FileResume, IncomingOffer, MAX_CHUNK_FRAME, Manifest, TransferFrame,
+    TransferId, chunk_count, chunk_range,
 };
 use proto::{PeerId, PeerName};
 use tokio_util::sync::CancellationToken;
@@ -293,14 +293,11 @@ async fn receive(
     let mut state: Vec<(u64, bool)> = Vec::with_capacity(rec.manifest.files.len());
     let mut done_bytes = 0u64;
     for (i, f) in rec.manifest.files.iter().enumerate() {
-        let (mut verified, finished) = stored.get(&(i as u32)).copied().unwrap_or((0, false));
-        if !finished && verified > 0 {
-            // Trust only what the part file still holds.
-            let comps: Vec<&str> = f.path.components().collect();
-            let part = tokio::task::block_in_place(|| dir.create_part(&tag, &comps, f.size))
-                .map_err(io_fail)?;
-            verified = verified.min(part.len().map_err(io_fail)? / CHUNK);
-        }
+        let (verified, finished) = stored.get(&(i as u32)).copied().unwrap_or((0, false));
+        let (verified, finished) = tokio::task::block_in_place(|| {
+            resume_file(t, &dir, &tag, (id, i as u32), f, verified, finished)
+        })
+        .map_err(io_fail)?;
         let count = chunk_count(f.size);
         let v = if finished { count } else { verified.min(count) };
         done_bytes += (v * CHUNK).min(f.size);
@@ -344,6 +341,43 @@ async fn receive(
         (Ok(Stop::SinkStopped), Ok(())) => Err(Fail::Transfer("the writer stopped".into())),
         (Err(f), Ok(())) => Err(f),
     }
+}
+
+/// Where file `file` of transfer `id` resumes, from its stored record (`verified` chunks,
+/// `finished`) and the disk: chunks are trusted only as far as the part file holds them; a
+/// part already linked to its final name (a crash before the done record) is a finished
+/// file, recorded now; a finished file's leftover part is removed.
+fn resume_file(
+    t: &Transfers,
+    dir: &Dest,
+    tag: &str,
+    (id, file): (TransferId, u32),
+    f: &FileEntry,
+    verified: u64,
+    finished: bool,
+) -> Result<(u64, bool), FilesError> {
+    let comps: Vec<&str> = f.path.components().collect();
+    if !finished {
+        if let Some(name) = dir.finished_part(tag, &comps, f.size, &f.hash)? {
+            let count = chunk_count(f.size);
+            if let Err(e) = t.node.store().set_verified(id, file, count, true) {
+                // Keep the part: the next resume finds the link again.
+                warn!(%id, "cannot record {name} as received: {e}");
+                return Ok((count, true));
+            }
+            info!(target: svc::logging::ACTIVITY, op = "file-received", id = %id, file = %name, bytes = f.size, "file found verified and in place on resume");
+        } else if verified > 0 {
+            // Trust only what the part file still holds.
+            let part = dir.create_part(tag, &comps, f.size)?;
+            return Ok((verified.min(part.len()? / CHUNK), false));
+        } else {
+            return Ok((0, false));
+        }
+    }
+    if let Err(e) = dir.remove_part(tag, &comps) {
+        warn!(%id, "cannot remove the part of {}: {e}", f.path);
+    }
+    Ok((chunk_count(f.size), true))
 }
 
 /// Reads frames until the transfer ends, checks where each chunk belongs, and hands chunks

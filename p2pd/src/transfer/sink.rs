@@ -424,12 +424,15 @@ impl Durability {
                         let f = entry(&self.files, file)?;
                         let part = Arc::try_unwrap(part)
                             .map_err(|_| format!("{} is still being written", f.path))?;
-                        let name = part.finish().map_err(|e| e.to_string())?;
-                        let _ = self
-                            .t
+                        // Name, record, and only then drop the part name: a crash in
+                        // between leaves a link that the resume recognises.
+                        let name = part.link_final().map_err(|e| e.to_string())?;
+                        self.t
                             .node
                             .store()
-                            .set_verified(self.id, file, chunks, true);
+                            .set_verified(self.id, file, chunks, true)
+                            .map_err(|e| format!("cannot record {name} as received: {e}"))?;
+                        part.remove().map_err(|e| e.to_string())?;
                         info!(target: svc::logging::ACTIVITY, op = "file-received", id = %self.id, file = %name, bytes = f.size, "file verified and in place");
                     }
                 }
