@@ -32,6 +32,9 @@ pub struct Live {
     pub cancel: CancellationToken,
     /// The link session serving this transfer now; a newer link supersedes it.
     session: Mutex<CancellationToken>,
+    /// Held by a receiving session for its whole life, so the next one starts only after
+    /// the previous one has written and recorded everything it received.
+    serving: tokio::sync::Mutex<()>,
 }
 
 impl Live {
@@ -48,6 +51,7 @@ impl Live {
             }),
             decision,
             session: Mutex::new(cancel.child_token()),
+            serving: tokio::sync::Mutex::default(),
             cancel,
         }
     }
@@ -81,6 +85,19 @@ impl Live {
         );
         old.cancel();
         new
+    }
+
+    /// Waits until no other session serves this transfer and returns the guard that makes
+    /// this one the only one until dropped; `None` if `session` is superseded or cancelled
+    /// meanwhile.
+    pub async fn serve(
+        &self,
+        session: &CancellationToken,
+    ) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        tokio::select! {
+            g = self.serving.lock() => Some(g),
+            () = session.cancelled() => None,
+        }
     }
 
     /// A receiver of decisions.

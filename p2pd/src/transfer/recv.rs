@@ -53,6 +53,11 @@ pub(super) async fn run(t: Arc<Transfers>, mut conn: LinkConn, peer: PeerId, nam
     };
     let id = live.id();
     let session = live.begin_session();
+    // The session just superseded may still be writing and recording what it received:
+    // where this one resumes is read only after it has ended.
+    let Some(_serving) = live.serve(&session).await else {
+        return;
+    };
     let dest = match live.state() {
         TransferState::Offered => match wait_decision(&t, &live, &mut conn, &session).await {
             Some(dest) => dest,
