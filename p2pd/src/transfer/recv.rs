@@ -81,8 +81,9 @@ pub(super) async fn run(t: Arc<Transfers>, mut conn: LinkConn, peer: PeerId, nam
     };
     match receive(&t, &live, &mut conn, &dest, &session).await {
         Ok(true) => {
-            let _ = conn.send(&TransferFrame::Done { id }).await;
+            // Stored before the sender hears it: a sender told `Done` never offers again.
             t.set_state(&live, TransferState::Done, None, None);
+            let _ = conn.send(&TransferFrame::Done { id }).await;
         }
         Ok(false) => {}
         Err(Fail::Link(e)) => {
