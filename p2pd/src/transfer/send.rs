@@ -49,6 +49,7 @@ pub(super) async fn run(t: Arc<Transfers>, live: Arc<Live>) {
                 }
             }
         };
+        let before = live.info().done_bytes;
         let result = session(&t, &live, &peer).await;
         match result {
             Ok(Some(end)) => {
@@ -64,6 +65,10 @@ pub(super) async fn run(t: Arc<Transfers>, live: Arc<Live>) {
             Ok(None) => return,
             Err(e) => {
                 warn!(id = %live.id(), peer = %peer.name, "transfer link: {e}");
+                if live.info().done_bytes > before {
+                    // The session moved data: the link works, retry soon.
+                    backoff.reset();
+                }
                 let delay = backoff.next_delay(random_unit());
                 tokio::select! {
                     () = live.cancel.cancelled() => return,
