@@ -88,16 +88,30 @@ impl Live {
     }
 
     /// Waits until no other session serves this transfer and returns the guard that makes
-    /// this one the only one until dropped; `None` if `session` is superseded or cancelled
-    /// meanwhile.
+    /// this one the only one until dropped; `None` if `session` is superseded meanwhile or
+    /// the daemon stops.
     pub async fn serve(
         &self,
         session: &CancellationToken,
     ) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         tokio::select! {
             g = self.serving.lock() => Some(g),
-            () = session.cancelled() => None,
+            // Cancelled here: wait all the same, to tell the peer.
+            () = session.cancelled() => {
+                if self.cancelled_here() {
+                    Some(self.serving.lock().await)
+                } else {
+                    None
+                }
+            }
         }
+    }
+
+    /// Whether the transfer was cancelled here, by the user. [`Live::cancel`] also fires
+    /// when the daemon stops, which must leave the transfer to resume: only a cancel made
+    /// here is told to the peer.
+    pub fn cancelled_here(&self) -> bool {
+        *self.decision.borrow() == Decision::Cancel
     }
 
     /// A receiver of decisions.

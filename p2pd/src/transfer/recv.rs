@@ -213,7 +213,7 @@ async fn wait_decision(
         }
         tokio::select! {
             // A newer link took over (the decision is read there).
-            () = session.cancelled(), if !live.cancel.is_cancelled() => return None,
+            () = session.cancelled(), if !live.cancelled_here() => return None,
             r = rx.changed() => if r.is_err() { return None },
             f = conn.read::<TransferFrame>() => {
                 if let Ok(Some(TransferFrame::Cancel { reason, .. })) = f {
@@ -403,6 +403,9 @@ async fn read_chunks(
         let payload = tokio::select! {
             biased;
             () = live.cancel.cancelled() => {
+                if !live.cancelled_here() {
+                    return Err(Fail::Link("the daemon is stopping".into()));
+                }
                 let _ = conn.send(&TransferFrame::Cancel { id, reason: "cancelled by the receiver".into() }).await;
                 return Ok(Stop::Cancelled);
             }

@@ -79,7 +79,8 @@ pub(super) async fn run(t: Arc<Transfers>, live: Arc<Live>) {
     }
 }
 
-/// One link: offer, then stream. `Ok(None)`: cancelled here (already recorded).
+/// One link: offer, then stream. `Ok(None)`: cancelled here (already recorded), or the
+/// daemon is stopping (the transfer resumes when it is back).
 async fn session(
     t: &Arc<Transfers>,
     live: &Arc<Live>,
@@ -100,7 +101,9 @@ async fn session(
     }
     let reply = tokio::select! {
         () = live.cancel.cancelled() => {
-            let _ = conn.send(&TransferFrame::Cancel { id, reason: "cancelled by the sender".into() }).await;
+            if live.cancelled_here() {
+                let _ = conn.send(&TransferFrame::Cancel { id, reason: "cancelled by the sender".into() }).await;
+            }
             return Ok(None);
         }
         r = conn.read::<TransferFrame>() => r.map_err(|e| e.to_string())?,
@@ -169,7 +172,8 @@ async fn session(
 }
 
 /// Sends every chunk the receiver lacks, then `FileDone`s and `Done`. Returns the writer,
-/// or `None` if the transfer was cancelled here (the receiver was told).
+/// or `None` if the transfer was cancelled here (the receiver was told) or the daemon is
+/// stopping.
 async fn stream<W: AsyncWrite + Unpin>(
     t: &Transfers,
     live: &Live,
@@ -207,12 +211,15 @@ async fn stream<W: AsyncWrite + Unpin>(
     let mut source = Source::start(plan);
     while let Some(piece) = source.next().await {
         if live.cancel.is_cancelled() {
-            let _ = w
-                .send(&TransferFrame::Cancel {
-                    id,
-                    reason: "cancelled by the sender".into(),
-                })
-                .await;
+            // A stopping daemon leaves the transfer to resume; only a cancel here ends it.
+            if live.cancelled_here() {
+                let _ = w
+                    .send(&TransferFrame::Cancel {
+                        id,
+                        reason: "cancelled by the sender".into(),
+                    })
+                    .await;
+            }
             return Ok(None);
         }
         match piece? {
