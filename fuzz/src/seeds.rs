@@ -28,6 +28,7 @@ pub fn all() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("rpc_request", rpc_requests()),
         ("api_params", api_params()),
         ("server_line", server_lines()),
+        ("peer_key", peer_keys()),
     ]
 }
 
@@ -425,4 +426,11 @@ fn server_lines() -> Vec<Vec<u8>> {
         }),
         event(Event::Lagged { missed: 3 }),
     ]
+}
+
+fn peer_keys() -> Vec<Vec<u8>> {
+    let mut seeds: Vec<Vec<u8>> = (1..=3).map(|n| id(n).to_spki_der()).collect();
+    seeds.push(id(4).to_string().into_bytes());
+    seeds.push(id(5).to_string().to_uppercase().into_bytes());
+    seeds
 }
