@@ -201,6 +201,9 @@ fn transfer_frames() -> Vec<Vec<u8>> {
         ],
         MAX_CHUNK_FRAME,
     )
+    .into_iter()
+    .chain(raw_offers())
+    .collect()
 }
 
 fn rel_paths() -> Vec<Vec<u8>> {
@@ -433,4 +436,76 @@ fn peer_keys() -> Vec<Vec<u8>> {
     seeds.push(id(4).to_string().into_bytes());
     seeds.push(id(5).to_string().to_uppercase().into_bytes());
     seeds
+}
+
+/// Offers as a sender may write them, valid or not: `TransferFrame`'s tag 0 with the paths
+/// as plain strings (the same bytes as a real `Offer`).
+#[derive(Serialize)]
+enum RawFrame {
+    Offer(([u8; 16], Vec<RawEntry>)),
+}
+
+/// A file as path, size and hash.
+type RawEntry = (String, u64, [u8; 32]);
+
+/// Refused offers, and offers as bare payloads (no header), for the `IncomingOffer` check.
+fn raw_offers() -> Vec<Vec<u8>> {
+    let offer = |files: &[(&str, u64)]| {
+        let files = files
+            .iter()
+            .map(|(p, size)| (p.to_string(), *size, [9; 32]))
+            .collect();
+        RawFrame::Offer(([7; 16], files))
+    };
+    let offers = [
+        offer(&[("a.txt", 1), ("b/c.txt", 2)]),
+        offer(&[("../etc/passwd", 1)]),
+        offer(&[("ok", 1), ("a\\b", 1)]),
+        offer(&[("Read.me", 1), ("README", 1), ("read.me", 1)]),
+        offer(&[("a", 1), ("A/b", 1)]),
+        offer(&[("con.txt", 1)]),
+        offer(&[("big", u64::MAX), ("more", 1)]),
+        offer(&[]),
+    ];
+    let mut seeds = Vec::new();
+    for o in &offers {
+        seeds.push(postcard::to_stdvec(o).expect("a seed encodes"));
+        seeds.push(proto::frame::encode(o, MAX_CHUNK_FRAME).expect("a seed fits"));
+    }
+    seeds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::frame::decode_payload;
+    use proto::transfer::{IncomingOffer, OfferError};
+
+    #[test]
+    fn raw_offers_read_as_a_receiver_would() {
+        let verdicts: Vec<_> = raw_offers()
+            .iter()
+            .step_by(2)
+            .map(|payload| {
+                decode_payload::<IncomingOffer>(payload)
+                    .expect("an offer decodes")
+                    .manifest
+            })
+            .collect();
+        let path = |v: &Result<_, OfferError>, n: usize| matches!(v, Err(OfferError::Path { file, .. }) if *file == n);
+        let manifest = |v: &Result<_, OfferError>| matches!(v, Err(OfferError::Manifest(_)));
+        assert!(verdicts[0].is_ok());
+        assert!(path(&verdicts[1], 0) && path(&verdicts[2], 1) && path(&verdicts[5], 0));
+        assert!([3, 4, 6, 7].iter().all(|&i| manifest(&verdicts[i])));
+    }
+
+    #[test]
+    fn every_target_has_seeds_and_valid_frames_decode() {
+        let all = all();
+        assert_eq!(all.len(), 8);
+        assert!(all.iter().all(|(_, seeds)| !seeds.is_empty()));
+        let frames = transfer_frames();
+        let stream = crate::frames::check_stream::<TransferFrame>(&frames[9], MAX_CHUNK_FRAME);
+        assert_eq!(stream.len(), 9, "the stream seed holds every frame");
+    }
 }
