@@ -1,0 +1,45 @@
+//! Peer links: the `PeerFrame`s p2pd reads from another p2pd (capped at `MAX_FRAME`).
+//!
+//! Checks: the frame stream decodes the same however it is cut into reads; every frame
+//! round-trips through the frame codec and through JSON; message ids print and parse back;
+//! names are valid and already folded; received text neutralises to something printable.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use p2p_fuzz::check_neutralize;
+use p2p_fuzz::frames::check_stream;
+use p2p_fuzz::json::check_json_round_trip;
+use proto::PeerName;
+use proto::peer::{MAX_FRAME, MessageId, PeerFrame};
+
+fuzz_target!(|data: &[u8]| {
+    for frame in check_stream::<PeerFrame>(data, MAX_FRAME) {
+        check_json_round_trip(&frame);
+        match &frame {
+            PeerFrame::Hello { name, .. } => {
+                assert_eq!(PeerName::new(name.as_str()).as_ref(), Ok(name));
+            }
+            PeerFrame::Message(m) => {
+                check_id(m.id);
+                check_neutralize(&m.text);
+            }
+            PeerFrame::Ack { id } => check_id(*id),
+            PeerFrame::Refused { id, reason, detail } => {
+                if let Some(id) = id {
+                    check_id(*id);
+                }
+                assert!(!reason.describe().is_empty());
+                check_neutralize(detail);
+            }
+            PeerFrame::Ping { .. } | PeerFrame::Pong { .. } => {}
+        }
+    }
+});
+
+fn check_id(id: MessageId) {
+    let text = id.to_string();
+    assert_eq!(text.len(), 32);
+    assert_eq!(text.parse::<MessageId>(), Ok(id));
+    assert_eq!(text.to_uppercase().parse::<MessageId>(), Ok(id));
+}

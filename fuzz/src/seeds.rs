@@ -1,0 +1,511 @@
+//! The seed corpus: a valid encoding of every message each target reads, plus a few
+//! refusals, so the fuzzer starts from inputs that reach deep into each decoder.
+//! `examples/seed_corpus.rs` writes them to `corpus/<target>/`.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use bytes::Bytes;
+use proto::api::{
+    Call, Direction, Event, MessageInfo, MessageState, PeerInfo, Resources, Status, Subscribed,
+    TrackerLinkState, TrackerStatus, TransferInfo, TransferState,
+};
+use proto::peer::{self, ChatMessage, MessageId, PeerFrame};
+use proto::rpc::{Notification, Request, Response, RpcError, Version2, code};
+use proto::tracker::{self, PeerEntry, PeerMsg, Record, TrackerMsg};
+use proto::transfer::{
+    FileEntry, FileResume, MAX_CHUNK_FRAME, Manifest, RelPath, TransferFrame, TransferId,
+};
+use proto::{PeerId, PeerName, SecretKey};
+use serde::Serialize;
+
+/// Every target and its seeds.
+pub fn all() -> Vec<(&'static str, Vec<Vec<u8>>)> {
+    vec![
+        ("tracker_frame", tracker_frames()),
+        ("peer_frame", peer_frames()),
+        ("transfer_frame", transfer_frames()),
+        ("rel_path", rel_paths()),
+        ("rpc_request", rpc_requests()),
+        ("api_params", api_params()),
+        ("server_line", server_lines()),
+        ("peer_key", peer_keys()),
+    ]
+}
+
+fn key(n: u8) -> SecretKey {
+    SecretKey::from_seed([n; 32])
+}
+
+fn id(n: u8) -> PeerId {
+    key(n).peer_id()
+}
+
+fn name(s: &str) -> PeerName {
+    PeerName::new(s).expect("a valid seed name")
+}
+
+fn path(s: &str) -> RelPath {
+    RelPath::new(s).expect("a valid seed path")
+}
+
+/// Each message as one frame, then all of them as one stream.
+fn frames<T: Serialize>(msgs: &[T], max: usize) -> Vec<Vec<u8>> {
+    let mut seeds: Vec<Vec<u8>> = msgs
+        .iter()
+        .map(|m| proto::frame::encode(m, max).expect("a seed fits its cap"))
+        .collect();
+    seeds.push(seeds.concat());
+    seeds
+}
+
+fn entry(n: u8) -> PeerEntry {
+    let record = Record {
+        name: name(&format!("peer-{n}")),
+        key: id(n),
+        addrs: vec![
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 4000),
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 4001),
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 4000),
+        ],
+        seq: u64::from(n),
+    };
+    PeerEntry {
+        signed: record.sign(&key(n)),
+        observed: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)),
+    }
+}
+
+fn tracker_frames() -> Vec<Vec<u8>> {
+    let peer = [
+        PeerMsg::Hello {
+            version: tracker::PROTOCOL_VERSION,
+        },
+        PeerMsg::Register(entry(1).signed),
+        PeerMsg::Subscribe { req: 1 },
+        PeerMsg::List { req: 2 },
+        PeerMsg::Ping { nonce: 3 },
+        PeerMsg::Pong { nonce: u64::MAX },
+    ];
+    let tracker = [
+        TrackerMsg::Hello {
+            version: tracker::PROTOCOL_VERSION,
+            lease_secs: 60,
+        },
+        TrackerMsg::Registered { entry: entry(1) },
+        TrackerMsg::Refused {
+            reason: tracker::Refusal::NameTaken,
+            detail: "name is taken".into(),
+        },
+        TrackerMsg::Peers {
+            req: 1,
+            peers: vec![entry(2), entry(3)],
+        },
+        TrackerMsg::Joined(entry(4)),
+        TrackerMsg::Updated(entry(4)),
+        TrackerMsg::Left { key: id(4) },
+        TrackerMsg::Ping { nonce: 5 },
+        TrackerMsg::Pong { nonce: 6 },
+    ];
+    let mut seeds = frames(&peer, tracker::MAX_REQUEST_FRAME);
+    seeds.extend(frames(&tracker, tracker::MAX_RESPONSE_FRAME));
+    seeds
+}
+
+fn peer_frames() -> Vec<Vec<u8>> {
+    let msg = MessageId([0x5a; 16]);
+    frames(
+        &[
+            PeerFrame::Hello {
+                version: peer::PROTOCOL_VERSION,
+                name: name("alice"),
+            },
+            PeerFrame::Message(ChatMessage {
+                id: msg,
+                seq: 1,
+                sent_at: 1_700_000_000_000,
+                text: "hello \u{1b}[2J w\u{f6}rld \u{202e}".into(),
+            }),
+            PeerFrame::Ack { id: msg },
+            PeerFrame::Refused {
+                id: Some(msg),
+                reason: peer::Refusal::Blocked,
+                detail: "blocked".into(),
+            },
+            PeerFrame::Refused {
+                id: None,
+                reason: peer::Refusal::KeyMismatch,
+                detail: String::new(),
+            },
+            PeerFrame::Ping { nonce: 1 },
+            PeerFrame::Pong { nonce: 1 },
+        ],
+        peer::MAX_FRAME,
+    )
+}
+
+fn manifest() -> Manifest {
+    let file = |p: &str, size: u64, h: u8| FileEntry {
+        path: path(p),
+        size,
+        hash: [h; 32],
+    };
+    Manifest {
+        id: TransferId([7; 16]),
+        files: vec![
+            file("photos/2024/a.jpg", 3 << 20, 1),
+            file("photos/2024/b.jpg", 1, 2),
+            file("notes.txt", 0, 3),
+            file("d\u{e9}j\u{e0} vu/\u{65e5}\u{672c}.md", (1 << 20) + 1, 4),
+        ],
+    }
+}
+
+fn transfer_frames() -> Vec<Vec<u8>> {
+    let id = TransferId([7; 16]);
+    frames(
+        &[
+            TransferFrame::Offer(manifest()),
+            TransferFrame::Accept {
+                id,
+                resume: vec![FileResume {
+                    file: 0,
+                    verified_chunks: 2,
+                }],
+            },
+            TransferFrame::Decline {
+                id,
+                reason: "no thanks".into(),
+            },
+            TransferFrame::Cancel {
+                id,
+                reason: "cancelled".into(),
+            },
+            TransferFrame::ChunkHashes {
+                id,
+                file: 0,
+                first: 0,
+                hashes: vec![[1; 32], [2; 32], [3; 32]],
+            },
+            TransferFrame::Chunk {
+                id,
+                file: 1,
+                index: 0,
+                data: Bytes::from_static(b"x"),
+            },
+            TransferFrame::FileDone { id, file: 1 },
+            TransferFrame::Done { id },
+            TransferFrame::Failed {
+                id,
+                reason: "hash mismatch".into(),
+            },
+        ],
+        MAX_CHUNK_FRAME,
+    )
+    .into_iter()
+    .chain(raw_offers())
+    .collect()
+}
+
+fn rel_paths() -> Vec<Vec<u8>> {
+    let long = "x".repeat(256);
+    [
+        "a.txt",
+        "dir/sub/file.tar.gz",
+        "d\u{e9}j\u{e0} vu/\u{65e5}\u{672c}.md",
+        "..",
+        "a/../b",
+        "./a",
+        "/etc/passwd",
+        "a\\b",
+        "C:x",
+        "con.txt",
+        "LPT\u{b9}",
+        "a\0b",
+        "a\u{1b}[2J",
+        "a/b/",
+        "a//b",
+        "trailing.",
+        "trailing ",
+        &long,
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect()
+}
+
+fn calls() -> Vec<Call> {
+    let p = || String::from("bob");
+    vec![
+        Call::Status {},
+        Call::Peers {},
+        Call::Subscribe {},
+        Call::SendMessage {
+            peer: p(),
+            text: "hi".into(),
+        },
+        Call::History {
+            peer: p(),
+            limit: Some(10),
+        },
+        Call::Trust {
+            peer: p(),
+            auto_accept: true,
+        },
+        Call::Untrust { peer: p() },
+        Call::Block { peer: p() },
+        Call::Unblock { peer: p() },
+        Call::ForgetKey { peer: p() },
+        Call::SendFiles {
+            peer: p(),
+            path: "/tmp/x".into(),
+        },
+        Call::Transfers {},
+        Call::Accept {
+            id: "0707070707".into(),
+            to: Some("/tmp/in".into()),
+        },
+        Call::Decline {
+            id: "070707".into(),
+        },
+        Call::Cancel {
+            id: "070707".into(),
+        },
+    ]
+}
+
+fn json_line<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("a seed serialises")
+}
+
+fn rpc_requests() -> Vec<Vec<u8>> {
+    let mut seeds: Vec<Vec<u8>> = calls()
+        .into_iter()
+        .zip(1..)
+        .map(|(call, n)| json_line(&Request::new(n, call)))
+        .collect();
+    for raw in [
+        r#"{"jsonrpc":"2.0","id":"a","method":"status","params":[]}"#,
+        r#"{"jsonrpc":"2.0","method":"peers"}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"nope"}"#,
+        r#"{"jsonrpc":"1.0","id":1,"method":"status"}"#,
+        r#"{"jsonrpc":"2.0","id":[1],"method":"status"}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"history","params":[1]}"#,
+        r#"[[[[[[[[[[]]]]]]]]]]"#,
+        "{",
+    ] {
+        seeds.push(raw.as_bytes().to_vec());
+    }
+    seeds
+}
+
+fn api_params() -> Vec<Vec<u8>> {
+    calls()
+        .into_iter()
+        .map(|call| {
+            let index = Call::METHODS
+                .iter()
+                .position(|m| *m == call.method())
+                .expect("every method is listed");
+            let value = serde_json::to_value(&call).expect("a call serialises");
+            let mut seed = vec![u8::try_from(index).expect("few methods")];
+            seed.extend(json_line(&value["params"]));
+            seed
+        })
+        .collect()
+}
+
+fn peer_info() -> PeerInfo {
+    PeerInfo {
+        name: name("bob"),
+        id: id(2),
+        addrs: vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 4000)],
+        online: true,
+        since: 1_700_000_000,
+        trusted: true,
+        auto_accept: false,
+        blocked: false,
+        key_conflict: Some(id(3)),
+    }
+}
+
+fn message_info() -> MessageInfo {
+    MessageInfo {
+        id: MessageId([9; 16]),
+        peer: id(2),
+        peer_name: name("bob"),
+        direction: Direction::In,
+        seq: 4,
+        text: "hi".into(),
+        state: MessageState::Received,
+        sent_at: 1_700_000_000_000,
+        detail: None,
+    }
+}
+
+fn transfer_info() -> TransferInfo {
+    TransferInfo {
+        id: TransferId([7; 16]),
+        peer: id(2),
+        peer_name: name("bob"),
+        direction: Direction::Out,
+        state: TransferState::Running,
+        files: 4,
+        sample: vec!["notes.txt".into()],
+        total_bytes: 4 << 20,
+        done_bytes: 1 << 20,
+        rate: 1000,
+        eta_secs: Some(3),
+        local_path: Some("/tmp/x".into()),
+        error: None,
+    }
+}
+
+fn tracker_status() -> TrackerStatus {
+    TrackerStatus {
+        addr: "127.0.0.1:7000".into(),
+        key: Some(id(9)),
+        state: TrackerLinkState::Registered,
+        detail: None,
+        since: 1_700_000_000,
+    }
+}
+
+fn status() -> Status {
+    Status {
+        name: name("alice"),
+        id: id(1),
+        version: "0.1.0".into(),
+        listen: SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 4000),
+        socket: "/run/user/1000/p2pd.sock".into(),
+        tracker: tracker_status(),
+        peers_online: 1,
+        peers_known: 2,
+        resources: Resources {
+            pid: 42,
+            rss_bytes: 10 << 20,
+            cpu_percent: 1.5,
+            uptime_secs: 60,
+        },
+    }
+}
+
+fn ok<T: Serialize>(n: u64, result: T) -> Vec<u8> {
+    let result = serde_json::to_value(result).expect("a seed serialises");
+    json_line(&Response::ok(n.into(), result))
+}
+
+fn event(e: Event) -> Vec<u8> {
+    json_line(&Notification {
+        jsonrpc: Version2,
+        method: proto::api::EVENT_NOTIFICATION.into(),
+        params: serde_json::to_value(e).expect("a seed serialises"),
+    })
+}
+
+fn server_lines() -> Vec<Vec<u8>> {
+    vec![
+        ok(1, status()),
+        ok(2, vec![peer_info()]),
+        ok(3, message_info()),
+        ok(4, vec![transfer_info()]),
+        ok(5, Subscribed { subscribed: true }),
+        json_line(&Response::err(
+            "x".into(),
+            RpcError::new(code::UNKNOWN_PEER, "no such peer"),
+        )),
+        event(Event::PeerJoined { peer: peer_info() }),
+        event(Event::Tracker {
+            tracker: tracker_status(),
+        }),
+        event(Event::MessageReceived {
+            message: message_info(),
+        }),
+        event(Event::TransferProgress {
+            transfer: transfer_info(),
+        }),
+        event(Event::LinkError {
+            peer: Some(id(2)),
+            detail: "key mismatch".into(),
+        }),
+        event(Event::Lagged { missed: 3 }),
+    ]
+}
+
+fn peer_keys() -> Vec<Vec<u8>> {
+    let mut seeds: Vec<Vec<u8>> = (1..=3).map(|n| id(n).to_spki_der()).collect();
+    seeds.push(id(4).to_string().into_bytes());
+    seeds.push(id(5).to_string().to_uppercase().into_bytes());
+    seeds
+}
+
+/// Offers as a sender may write them, valid or not: `TransferFrame`'s tag 0 with the paths
+/// as plain strings (the same bytes as a real `Offer`).
+#[derive(Serialize)]
+enum RawFrame {
+    Offer(([u8; 16], Vec<RawEntry>)),
+}
+
+/// A file as path, size and hash.
+type RawEntry = (String, u64, [u8; 32]);
+
+/// Refused offers, and offers as bare payloads (no header), for the `IncomingOffer` check.
+fn raw_offers() -> Vec<Vec<u8>> {
+    let offer = |files: &[(&str, u64)]| {
+        let files = files
+            .iter()
+            .map(|(p, size)| (p.to_string(), *size, [9; 32]))
+            .collect();
+        RawFrame::Offer(([7; 16], files))
+    };
+    let offers = [
+        offer(&[("a.txt", 1), ("b/c.txt", 2)]),
+        offer(&[("../etc/passwd", 1)]),
+        offer(&[("ok", 1), ("a\\b", 1)]),
+        offer(&[("Read.me", 1), ("README", 1), ("read.me", 1)]),
+        offer(&[("a", 1), ("A/b", 1)]),
+        offer(&[("con.txt", 1)]),
+        offer(&[("big", u64::MAX), ("more", 1)]),
+        offer(&[]),
+    ];
+    let mut seeds = Vec::new();
+    for o in &offers {
+        seeds.push(postcard::to_stdvec(o).expect("a seed encodes"));
+        seeds.push(proto::frame::encode(o, MAX_CHUNK_FRAME).expect("a seed fits"));
+    }
+    seeds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::frame::decode_payload;
+    use proto::transfer::{IncomingOffer, OfferError};
+
+    #[test]
+    fn raw_offers_read_as_a_receiver_would() {
+        let verdicts: Vec<_> = raw_offers()
+            .iter()
+            .step_by(2)
+            .map(|payload| {
+                decode_payload::<IncomingOffer>(payload)
+                    .expect("an offer decodes")
+                    .manifest
+            })
+            .collect();
+        let path = |v: &Result<_, OfferError>, n: usize| matches!(v, Err(OfferError::Path { file, .. }) if *file == n);
+        let manifest = |v: &Result<_, OfferError>| matches!(v, Err(OfferError::Manifest(_)));
+        assert!(verdicts[0].is_ok());
+        assert!(path(&verdicts[1], 0) && path(&verdicts[2], 1) && path(&verdicts[5], 0));
+        assert!([3, 4, 6, 7].iter().all(|&i| manifest(&verdicts[i])));
+    }
+
+    #[test]
+    fn every_target_has_seeds_and_valid_frames_decode() {
+        let all = all();
+        assert_eq!(all.len(), 8);
+        assert!(all.iter().all(|(_, seeds)| !seeds.is_empty()));
+        let frames = transfer_frames();
+        let stream = crate::frames::check_stream::<TransferFrame>(&frames[9], MAX_CHUNK_FRAME);
+        assert_eq!(stream.len(), 9, "the stream seed holds every frame");
+    }
+}
