@@ -306,14 +306,14 @@ async fn receive(
         .await
         .map_err(|e| Fail::Link(e.to_string()))?;
 
-    let sink = Sink::start(Target {
+    let mut sink = Sink::start(Target {
         t: t.clone(),
         live: live.clone(),
         dir,
         tag,
         done_bytes,
     });
-    let stop = read_chunks(live, conn, session, &sink, &mut state).await;
+    let stop = read_chunks(live, conn, session, &mut sink, &mut state).await;
     // The writer finishes what it was given before anything else touches the part files.
     let written = sink.close().await;
     match (stop, written) {
@@ -343,13 +343,16 @@ async fn read_chunks(
     live: &Live,
     conn: &mut LinkConn,
     session: &CancellationToken,
-    sink: &Sink,
+    sink: &mut Sink,
     state: &mut [(u64, bool)],
 ) -> Result<Stop, Fail> {
     let rec = live.record();
     let id = rec.manifest.id;
     let mut hashes: HashMap<u64, [u8; 32]> = HashMap::new();
     loop {
+        if let Some(buf) = sink.spare() {
+            conn.recycle(buf);
+        }
         let payload = tokio::select! {
             biased;
             () = live.cancel.cancelled() => {

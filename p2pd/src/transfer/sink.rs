@@ -13,7 +13,7 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle as ThreadHandle;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use proto::transfer::{CHUNK, FileEntry, TransferId};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -110,6 +110,8 @@ pub(super) struct Sink {
     tx: mpsc::Sender<Job>,
     task: JoinHandle<()>,
     errors: Errors,
+    /// Chunks written, whose buffers the link can read into again.
+    spare: mpsc::UnboundedReceiver<Bytes>,
 }
 
 /// What the disk side needs about the transfer.
@@ -130,13 +132,29 @@ impl Sink {
     /// Starts the threads.
     pub(super) fn start(target: Target) -> Sink {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let (spare_tx, spare) = mpsc::unbounded_channel();
         let errors = Errors::default();
         let e = errors.clone();
         let task = tokio::task::spawn_blocking(move || {
             let _guard = e.stopped.clone().drop_guard();
-            run(target, rx, &e);
+            run(target, rx, spare_tx, &e);
         });
-        Sink { tx, task, errors }
+        Sink {
+            tx,
+            task,
+            errors,
+            spare,
+        }
+    }
+
+    /// The buffer of a chunk already written, if there is one that nothing else holds.
+    pub(super) fn spare(&mut self) -> Option<BytesMut> {
+        while let Ok(b) = self.spare.try_recv() {
+            if let Ok(m) = b.try_into_mut() {
+                return Some(m);
+            }
+        }
+        None
     }
 
     /// Completes when the threads have stopped on their own (an error: see [`Sink::close`]).
@@ -169,7 +187,12 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<ThreadHandle<(
 
 /// Runs the verifier here and the writer and durability threads beside it, until the link
 /// task closes the queue or a thread fails.
-fn run(target: Target, mut rx: mpsc::Receiver<Job>, errors: &Errors) {
+fn run(
+    target: Target,
+    mut rx: mpsc::Receiver<Job>,
+    spare: mpsc::UnboundedSender<Bytes>,
+    errors: &Errors,
+) {
     let rec = target.live.record();
     let id = rec.manifest.id;
     let files = Arc::new(rec.manifest.files);
@@ -194,7 +217,7 @@ fn run(target: Target, mut rx: mpsc::Receiver<Job>, errors: &Errors) {
         });
         let (f, e) = (files.clone(), errors.clone());
         let writer = spawn("p2pd-write", move || {
-            if let Err(err) = write(target, &f, &wrx, &dtx, &pending) {
+            if let Err(err) = write(target, &f, &wrx, &dtx, &spare, &pending) {
                 e.fail(err);
             }
         });
@@ -294,6 +317,7 @@ fn write(
     files: &[FileEntry],
     rx: &std_mpsc::Receiver<Verified>,
     durable: &std_mpsc::Sender<Durable>,
+    spare: &mpsc::UnboundedSender<Bytes>,
     pending: &AtomicUsize,
 ) -> Result<(), String> {
     let Target {
@@ -333,6 +357,7 @@ fn write(
                 };
                 part.write_at(offset, &data).map_err(|e| e.to_string())?;
                 let len = data.len() as u64;
+                let _ = spare.send(data);
                 unsynced += len;
                 if unsynced >= SYNC_BYTES {
                     unsynced = 0;
