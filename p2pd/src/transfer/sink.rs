@@ -26,7 +26,7 @@ use crate::files::{Dest, PartFile};
 
 /// Chunks queued between the link task and the verifier, and between the verifier and the
 /// writer.
-const QUEUE: usize = 2;
+const QUEUE: usize = 1;
 /// The part file is synced, and its verified chunks recorded, after this many bytes.
 const SYNC_BYTES: u64 = 16 * CHUNK;
 

@@ -9,7 +9,7 @@ use proto::transfer::{CHUNK, chunk_count, chunk_range};
 use tokio::sync::mpsc;
 
 /// Chunks read and hashed ahead of the link.
-const READ_AHEAD: usize = 2;
+const READ_AHEAD: usize = 1;
 /// Buffers in use at once: those queued, the one being sent and the one being read.
 const BUFFERS: usize = READ_AHEAD + 2;
 
