@@ -198,7 +198,7 @@ async fn stream<W: AsyncWrite + Unpin>(
             start: start_of(file),
         });
     }
-    let mut source = Source::start(plan);
+    let mut source = Source::start(plan)?;
     while let Some(piece) = source.next().await {
         if live.cancel.is_cancelled() {
             let _ = w

@@ -11,17 +11,17 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle as ThreadHandle;
 
 use bytes::{Bytes, BytesMut};
 use proto::transfer::{CHUNK, FileEntry, TransferId};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::Transfers;
 use super::live::Live;
+use super::threads::spawn;
 use crate::files::{Dest, PartFile};
 
 /// Chunks queued between the link task and the verifier, and between the verifier and the
@@ -108,7 +108,8 @@ impl Errors {
 /// The disk side of one receive session.
 pub(super) struct Sink {
     tx: mpsc::Sender<Job>,
-    task: JoinHandle<()>,
+    /// Answered when the verifier thread has finished (dropped unanswered if it panicked).
+    ended: oneshot::Receiver<()>,
     errors: Errors,
     /// Chunks written, whose buffers the link can read into again.
     spare: mpsc::UnboundedReceiver<Bytes>,
@@ -134,14 +135,19 @@ impl Sink {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (spare_tx, spare) = mpsc::unbounded_channel();
         let errors = Errors::default();
+        let (end_tx, ended) = oneshot::channel::<()>();
         let e = errors.clone();
-        let task = tokio::task::spawn_blocking(move || {
+        let started = spawn("p2pd-verify", move || {
             let _guard = e.stopped.clone().drop_guard();
             run(target, rx, spare_tx, &e);
+            let _ = end_tx.send(());
         });
+        if let Err(e) = started {
+            errors.fail(e);
+        }
         Sink {
             tx,
-            task,
+            ended,
             errors,
             spare,
         }
@@ -171,18 +177,11 @@ impl Sink {
     /// done and every finished file is synced, named and recorded.
     pub(super) async fn close(self) -> Result<(), String> {
         drop(self.tx);
-        if let Err(e) = self.task.await {
-            self.errors.fail(format!("the verifier stopped: {e}"));
+        if self.ended.await.is_err() {
+            self.errors.fail("the verifier stopped".into());
         }
         self.errors.first().map_or(Ok(()), Err)
     }
-}
-
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<ThreadHandle<()>, String> {
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(f)
-        .map_err(|e| format!("cannot start a {name} thread: {e}"))
 }
 
 /// Runs the verifier here and the writer and durability threads beside it, until the link
@@ -431,7 +430,7 @@ impl Durability {
                             }
                         });
                         if !covered {
-                            part.sync().map_err(|e| e.to_string())?;
+                            part.sync_data().map_err(|e| e.to_string())?;
                             drop(part);
                             // Only chunks that are on disk are recorded, so a resume trusts
                             // them.

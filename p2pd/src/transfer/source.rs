@@ -8,6 +8,8 @@ use std::sync::mpsc as std_mpsc;
 use proto::transfer::{CHUNK, chunk_count, chunk_range};
 use tokio::sync::mpsc;
 
+use super::threads::spawn;
+
 /// Chunks read and hashed ahead of the link.
 const READ_AHEAD: usize = 1;
 /// Buffers in use at once: those queued, the one being sent and the one being read.
@@ -49,16 +51,16 @@ pub(super) struct Source {
 }
 
 impl Source {
-    /// Starts reading `plan` on a blocking thread.
-    pub(super) fn start(plan: Vec<Plan>) -> Source {
+    /// Starts reading `plan` on its own thread.
+    pub(super) fn start(plan: Vec<Plan>) -> Result<Source, String> {
         let (tx, rx) = mpsc::channel(READ_AHEAD);
         let (free, free_rx) = std_mpsc::channel();
-        tokio::task::spawn_blocking(move || {
+        spawn("p2pd-read", move || {
             if let Err(e) = read_plan(&plan, &tx, &free_rx) {
                 let _ = tx.blocking_send(Err(e));
             }
-        });
-        Source { rx, free }
+        })?;
+        Ok(Source { rx, free })
     }
 
     /// The next piece; `None` after the last.
