@@ -89,6 +89,11 @@ impl<S: AsyncRead + AsyncWrite> FramedConn<S> {
 }
 
 impl<S> FramedConn<S> {
+    /// Whether [`FramedConn::recycle`] would keep a buffer now (none is kept yet).
+    pub fn needs_spare(&self) -> bool {
+        self.spare.is_none()
+    }
+
     /// Offers `buf` (e.g. the buffer of a payload that is no longer needed) for reading the
     /// next large frame, so a link that carries large frames reuses its buffers instead of
     /// allocating one per frame. One spare is kept; small frames never use it.

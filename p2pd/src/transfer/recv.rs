@@ -19,7 +19,7 @@ use transport::ConnError;
 
 use super::live::Live;
 use super::records::Record;
-use super::sink::{Job, Sink, Target};
+use super::sink::{Job, Sink, Target, spare_buffer};
 use super::{Decision, Transfers};
 use crate::files::{Dest, FilesError};
 use crate::link::LinkConn;
@@ -306,14 +306,14 @@ async fn receive(
         .await
         .map_err(|e| Fail::Link(e.to_string()))?;
 
-    let mut sink = Sink::start(Target {
+    let sink = Sink::start(Target {
         t: t.clone(),
         live: live.clone(),
         dir,
         tag,
         done_bytes,
     });
-    let stop = read_chunks(live, conn, session, &mut sink, &mut state).await;
+    let stop = read_chunks(live, conn, session, &sink, &mut state).await;
     // The writer finishes what it was given before anything else touches the part files.
     let written = sink.close().await;
     match (stop, written) {
@@ -343,14 +343,16 @@ async fn read_chunks(
     live: &Live,
     conn: &mut LinkConn,
     session: &CancellationToken,
-    sink: &mut Sink,
+    sink: &Sink,
     state: &mut [(u64, bool)],
 ) -> Result<Stop, Fail> {
     let rec = live.record();
     let id = rec.manifest.id;
     let mut hashes: HashMap<u64, [u8; 32]> = HashMap::new();
     loop {
-        if let Some(buf) = sink.spare() {
+        if conn.needs_spare()
+            && let Some(buf) = spare_buffer()
+        {
             conn.recycle(buf);
         }
         let payload = tokio::select! {
