@@ -27,10 +27,15 @@ pub enum ConnError {
 pub struct FramedConn<S> {
     io: S,
     rbuf: BytesMut,
+    /// A buffer offered with [`FramedConn::recycle`] for the next large frame.
+    spare: Option<BytesMut>,
     wbuf: Vec<u8>,
     max_in: usize,
     max_out: usize,
 }
+
+/// Frames at least this long are read into a recycled buffer when there is one.
+const SPARE_MIN: usize = 64 * 1024;
 
 impl<S> FramedConn<S> {
     /// Wraps `io` with the given caps. Reading needs `S: AsyncRead`, writing
@@ -39,6 +44,7 @@ impl<S> FramedConn<S> {
         Self {
             io,
             rbuf: BytesMut::new(),
+            spare: None,
             wbuf: Vec::new(),
             max_in,
             max_out,
@@ -65,6 +71,7 @@ impl<S: AsyncRead + AsyncWrite> FramedConn<S> {
         let reader = FramedConn {
             io: r,
             rbuf: self.rbuf,
+            spare: self.spare,
             wbuf: Vec::new(),
             max_in: self.max_in,
             max_out: self.max_out,
@@ -72,11 +79,32 @@ impl<S: AsyncRead + AsyncWrite> FramedConn<S> {
         let writer = FramedConn {
             io: w,
             rbuf: BytesMut::new(),
+            spare: None,
             wbuf: self.wbuf,
             max_in: self.max_in,
             max_out: self.max_out,
         };
         (reader, writer)
+    }
+}
+
+impl<S> FramedConn<S> {
+    /// Whether [`FramedConn::recycle`] would keep a buffer now (none is kept yet).
+    pub fn needs_spare(&self) -> bool {
+        self.spare.is_none()
+    }
+
+    /// Offers `buf` (e.g. the buffer of a payload that is no longer needed) for reading the
+    /// next large frame, so a link that carries large frames reuses its buffers instead of
+    /// allocating one per frame. One spare is kept; small frames never use it.
+    pub fn recycle(&mut self, buf: BytesMut) {
+        if self
+            .spare
+            .as_ref()
+            .is_none_or(|s| s.capacity() < buf.capacity())
+        {
+            self.spare = Some(buf);
+        }
     }
 }
 
@@ -109,9 +137,23 @@ impl<S: AsyncRead + Unpin> FramedConn<S> {
                 None => HEADER_LEN,
             };
             if self.rbuf.capacity() < want {
-                self.rbuf.reserve(want - self.rbuf.len());
+                match self.spare.take() {
+                    Some(mut spare) if want >= SPARE_MIN => {
+                        // Unshared, so reserving moves its start back instead of allocating.
+                        spare.clear();
+                        spare.reserve(want);
+                        spare.extend_from_slice(&self.rbuf);
+                        self.rbuf = spare;
+                    }
+                    spare => {
+                        self.spare = spare;
+                        self.rbuf.reserve(want - self.rbuf.len());
+                    }
+                }
             }
-            if self.io.read_buf(&mut self.rbuf).await? == 0 {
+            // Never past this frame, so its payload is the only user of its buffer.
+            let room = (want - self.rbuf.len()) as u64;
+            if (&mut self.io).take(room).read_buf(&mut self.rbuf).await? == 0 {
                 if self.rbuf.is_empty() {
                     return Ok(None);
                 }
@@ -182,6 +224,31 @@ mod tests {
             b.read::<Vec<u8>>().await,
             Err(ConnError::Frame(FrameError::TooLarge { .. }))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_recycled_buffer_is_read_into_and_frames_never_share_one() {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let mut a = FramedConn::new(a, 1 << 20, 1 << 20);
+        let mut b = FramedConn::new(b, 1 << 20, 1 << 20);
+        let big = vec![1u8; 100_000];
+        a.send(&big).await.unwrap();
+        a.send(&vec![2u8; 10]).await.unwrap();
+        a.send(&big).await.unwrap();
+        let first = b.read_payload().await.unwrap().unwrap();
+        let at = first.as_ptr();
+        assert_eq!(frame::decode_payload::<Vec<u8>>(&first).unwrap(), big);
+        // Read only up to its own end, so nothing else holds its buffer.
+        b.recycle(first.try_into_mut().expect("the only user of its buffer"));
+        // A small frame does not take the spare; the next large one does.
+        let small = b.read_payload().await.unwrap().unwrap();
+        assert_eq!(
+            frame::decode_payload::<Vec<u8>>(&small).unwrap(),
+            vec![2u8; 10]
+        );
+        let third = b.read_payload().await.unwrap().unwrap();
+        assert_eq!(third.as_ptr(), at);
+        assert_eq!(frame::decode_payload::<Vec<u8>>(&third).unwrap(), big);
     }
 
     #[tokio::test]

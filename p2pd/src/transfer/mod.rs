@@ -12,6 +12,7 @@ pub mod scan;
 mod send;
 mod sink;
 mod source;
+mod threads;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -20,7 +20,7 @@ use transport::ConnError;
 
 use super::live::Live;
 use super::records::Record;
-use super::sink::{Job, Sink, Target};
+use super::sink::{Job, Sink, Target, spare_buffer};
 use super::{Decision, SessionLog, Transfers};
 use crate::files::{Dest, FilesError};
 use crate::link::LinkConn;
@@ -400,6 +400,11 @@ async fn read_chunks(
     let id = rec.manifest.id;
     let mut hashes: HashMap<u64, [u8; 32]> = HashMap::new();
     loop {
+        if conn.needs_spare()
+            && let Some(buf) = spare_buffer()
+        {
+            conn.recycle(buf);
+        }
         let payload = tokio::select! {
             biased;
             () = live.cancel.cancelled() => {

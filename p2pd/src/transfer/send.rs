@@ -208,7 +208,7 @@ async fn stream<W: AsyncWrite + Unpin>(
             start: start_of(file),
         });
     }
-    let mut source = Source::start(plan);
+    let mut source = Source::start(plan)?;
     while let Some(piece) = source.next().await {
         if live.cancel.is_cancelled() {
             // A stopping daemon leaves the transfer to resume; only a cancel here ends it.

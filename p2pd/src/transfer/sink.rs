@@ -11,22 +11,48 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle as ThreadHandle;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use proto::transfer::{CHUNK, FileEntry, TransferId};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::sync::{Semaphore, SemaphorePermit, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::Transfers;
 use super::live::Live;
+use super::threads::spawn;
 use crate::files::{Dest, PartFile};
 
 /// Chunks queued between the link task and the verifier, and between the verifier and the
 /// writer.
-const QUEUE: usize = 2;
+const QUEUE: usize = 1;
+/// Chunks queued or being verified or written, across every transfer of the daemon: one
+/// transfer holds at most 5, so only several at once wait for each other, and memory stays
+/// bounded however many there are.
+static IN_FLIGHT: Semaphore = Semaphore::const_new(8);
+/// Buffers of written chunks, kept for the next chunks any transfer reads: a few 1 MiB
+/// buffers go round instead of one allocated and freed per chunk (which the allocator keeps,
+/// scattered over its per-thread arenas).
+static POOL: Mutex<Vec<BytesMut>> = Mutex::new(Vec::new());
+/// Most buffers kept in [`POOL`] (what one transfer needs going round).
+const POOL_MAX: usize = 4;
+
+/// A buffer for reading the next chunk, if one is free.
+pub(super) fn spare_buffer() -> Option<BytesMut> {
+    POOL.lock().unwrap_or_else(PoisonError::into_inner).pop()
+}
+
+/// Keeps a written chunk's buffer for reuse, if nothing else holds it and the pool has room.
+fn give_back(data: Bytes) {
+    if let Ok(buf) = data.try_into_mut() {
+        let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.len() < POOL_MAX {
+            pool.push(buf);
+        }
+    }
+}
+
 /// The part file is synced, and its verified chunks recorded, after this many bytes.
 const SYNC_BYTES: u64 = 16 * CHUNK;
 
@@ -52,6 +78,12 @@ pub(super) enum Job {
     },
 }
 
+/// A job and, for a chunk, its share of [`IN_FLIGHT`].
+struct Queued {
+    job: Job,
+    permit: Option<SemaphorePermit<'static>>,
+}
+
 /// Work for the writer: chunks that matched their hash.
 enum Verified {
     Chunk {
@@ -59,6 +91,7 @@ enum Verified {
         index: u64,
         offset: u64,
         data: Bytes,
+        permit: Option<SemaphorePermit<'static>>,
     },
     /// `whole`: the file's hash when the verifier saw all of it; `None`: read the part back.
     FileDone { file: u32, whole: Option<[u8; 32]> },
@@ -107,8 +140,9 @@ impl Errors {
 
 /// The disk side of one receive session.
 pub(super) struct Sink {
-    tx: mpsc::Sender<Job>,
-    task: JoinHandle<()>,
+    tx: mpsc::Sender<Queued>,
+    /// Answered when the verifier thread has finished (dropped unanswered if it panicked).
+    ended: oneshot::Receiver<()>,
     errors: Errors,
 }
 
@@ -131,12 +165,17 @@ impl Sink {
     pub(super) fn start(target: Target) -> Sink {
         let (tx, rx) = mpsc::channel(QUEUE);
         let errors = Errors::default();
+        let (end_tx, ended) = oneshot::channel::<()>();
         let e = errors.clone();
-        let task = tokio::task::spawn_blocking(move || {
+        let started = spawn("p2pd-verify", move || {
             let _guard = e.stopped.clone().drop_guard();
             run(target, rx, &e);
+            let _ = end_tx.send(());
         });
-        Sink { tx, task, errors }
+        if let Err(e) = started {
+            errors.fail(e);
+        }
+        Sink { tx, ended, errors }
     }
 
     /// Completes when the threads have stopped on their own (an error: see [`Sink::close`]).
@@ -146,30 +185,28 @@ impl Sink {
 
     /// Queues a job. `false` when the threads have stopped (see [`Sink::close`] for why).
     pub(super) async fn push(&self, job: Job) -> bool {
-        self.tx.send(job).await.is_ok()
+        let permit = match job {
+            // The semaphore is never closed.
+            Job::Chunk { .. } => IN_FLIGHT.acquire().await.ok(),
+            Job::FileDone { .. } => None,
+        };
+        self.tx.send(Queued { job, permit }).await.is_ok()
     }
 
     /// Lets the threads finish what is queued and waits for them: `Ok` when every job was
     /// done and every finished file is synced, named and recorded.
     pub(super) async fn close(self) -> Result<(), String> {
         drop(self.tx);
-        if let Err(e) = self.task.await {
-            self.errors.fail(format!("the verifier stopped: {e}"));
+        if self.ended.await.is_err() {
+            self.errors.fail("the verifier stopped".into());
         }
         self.errors.first().map_or(Ok(()), Err)
     }
 }
 
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<ThreadHandle<()>, String> {
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(f)
-        .map_err(|e| format!("cannot start a {name} thread: {e}"))
-}
-
 /// Runs the verifier here and the writer and durability threads beside it, until the link
 /// task closes the queue or a thread fails.
-fn run(target: Target, mut rx: mpsc::Receiver<Job>, errors: &Errors) {
+fn run(target: Target, mut rx: mpsc::Receiver<Queued>, errors: &Errors) {
     let rec = target.live.record();
     let id = rec.manifest.id;
     let files = Arc::new(rec.manifest.files);
@@ -243,7 +280,8 @@ struct Verifier<'a> {
 }
 
 impl Verifier<'_> {
-    fn verify(&mut self, job: Job) -> Result<Verified, String> {
+    fn verify(&mut self, queued: Queued) -> Result<Verified, String> {
+        let Queued { job, permit } = queued;
         match job {
             Job::Chunk {
                 file,
@@ -267,6 +305,7 @@ impl Verifier<'_> {
                     index,
                     offset,
                     data,
+                    permit,
                 })
             }
             Job::FileDone { file } => {
@@ -322,6 +361,7 @@ fn write(
                 index,
                 offset,
                 data,
+                permit,
             } => {
                 let part = match &open {
                     Some((n, p)) if *n == file => p,
@@ -333,6 +373,8 @@ fn write(
                 };
                 part.write_at(offset, &data).map_err(|e| e.to_string())?;
                 let len = data.len() as u64;
+                give_back(data);
+                drop(permit);
                 unsynced += len;
                 if unsynced >= SYNC_BYTES {
                     unsynced = 0;
@@ -406,7 +448,7 @@ impl Durability {
                             }
                         });
                         if !covered {
-                            part.sync().map_err(|e| e.to_string())?;
+                            part.sync_data().map_err(|e| e.to_string())?;
                             drop(part);
                             // Only chunks that are on disk are recorded, so a resume trusts
                             // them.

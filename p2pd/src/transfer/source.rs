@@ -4,14 +4,27 @@
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use proto::transfer::{CHUNK, chunk_count, chunk_range};
 use tokio::sync::mpsc;
 
+use super::threads::spawn;
+
 /// Chunks read and hashed ahead of the link.
-const READ_AHEAD: usize = 2;
+const READ_AHEAD: usize = 1;
 /// Buffers in use at once: those queued, the one being sent and the one being read.
 const BUFFERS: usize = READ_AHEAD + 2;
+
+/// Chunk buffers of finished sends, kept for the next: buffers allocated by each send's own
+/// thread and freed at its end would stay scattered over the allocator's per-thread arenas.
+static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+/// Most buffers kept in [`POOL`].
+const POOL_MAX: usize = BUFFERS;
+
+fn pool() -> MutexGuard<'static, Vec<Vec<u8>>> {
+    POOL.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// One file to send.
 pub(super) struct Plan {
@@ -49,16 +62,26 @@ pub(super) struct Source {
 }
 
 impl Source {
-    /// Starts reading `plan` on a blocking thread.
-    pub(super) fn start(plan: Vec<Plan>) -> Source {
+    /// Starts reading `plan` on its own thread.
+    pub(super) fn start(plan: Vec<Plan>) -> Result<Source, String> {
         let (tx, rx) = mpsc::channel(READ_AHEAD);
         let (free, free_rx) = std_mpsc::channel();
-        tokio::task::spawn_blocking(move || {
+        spawn("p2pd-read", move || {
             if let Err(e) = read_plan(&plan, &tx, &free_rx) {
                 let _ = tx.blocking_send(Err(e));
             }
-        });
-        Source { rx, free }
+            // Keep the buffers given back for the next send (later ones go there directly).
+            drop(tx);
+            let back: Vec<_> = free_rx.try_iter().collect();
+            drop(free_rx);
+            let mut pool = pool();
+            for buf in back {
+                if pool.len() < POOL_MAX {
+                    pool.push(buf);
+                }
+            }
+        })?;
+        Ok(Source { rx, free })
     }
 
     /// The next piece; `None` after the last.
@@ -68,7 +91,13 @@ impl Source {
 
     /// Gives a chunk's buffer back for reuse.
     pub(super) fn recycle(&self, buf: Vec<u8>) {
-        let _ = self.free.send(buf);
+        if let Err(back) = self.free.send(buf) {
+            // Every chunk has been read: keep it for the next send.
+            let mut pool = pool();
+            if pool.len() < POOL_MAX {
+                pool.push(back.0);
+            }
+        }
     }
 }
 
@@ -88,7 +117,9 @@ fn read_plan(
         }
         if made < BUFFERS {
             made += 1;
-            return Ok(Vec::with_capacity(CHUNK as usize));
+            return Ok(pool()
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(CHUNK as usize)));
         }
         free.recv().map_err(|_| Gone)
     };
