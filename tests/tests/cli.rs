@@ -2,7 +2,9 @@
 //! hint), exit 78 for every bad daemon configuration, a clean SIGTERM shutdown that removes
 //! the socket, one daemon per socket, and the activity log.
 
-use std::os::unix::net::UnixListener;
+use std::io;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::time::Instant;
 
 use p2p_tests::{DEADLINE, TestNet};
 
@@ -19,6 +21,20 @@ fn p2pctl_without_a_daemon_exits_3_and_says_how_to_start_one() {
     let stale = net.unique_dir("stale").join("p2pd.sock");
     drop(UnixListener::bind(&stale).expect("bind"));
     assert!(stale.exists());
+    // A child that another test thread forked while the listener was open holds a copy of it
+    // until it execs, and a connection made meanwhile is reset, not refused. Wait until a
+    // connection is refused, as it is once nobody holds the socket.
+    let deadline = Instant::now() + DEADLINE;
+    while UnixStream::connect(&stale).map_err(|e| e.kind()).err()
+        != Some(io::ErrorKind::ConnectionRefused)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{} still accepts connections",
+            stale.display()
+        );
+        std::thread::yield_now();
+    }
     let out = net.ctl_at(&stale, &["--json", "peers"]);
     out.assert_code(3);
     assert!(out.stderr.contains("p2pd --name"), "hint:\n{out}");
