@@ -227,34 +227,25 @@ pub fn fd_count(pid: u32) -> usize {
 /// the count.
 #[track_caller]
 pub fn wait_fds_at_most(pid: u32, max: usize, timeout: Duration, what: &str) -> usize {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let n = fd_count(pid);
-        if n <= max {
-            return n;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} (pid {pid}) still holds {n} file descriptors, not at most {max}, after {timeout:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_fds(pid, timeout, |n| {
+        (n <= max).then_some(n).ok_or_else(|| {
+            format!("{what} (pid {pid}) still holds {n} file descriptors, not at most {max}")
+        })
+    })
 }
 
 /// Waits until process `pid` holds at least `min` file descriptors (every 50 ms); panics
 /// after `timeout`. Returns the count.
 #[track_caller]
 pub fn wait_fds_at_least(pid: u32, min: usize, timeout: Duration, what: &str) -> usize {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let n = fd_count(pid);
-        if n >= min {
-            return n;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} (pid {pid}) holds {n} file descriptors, not at least {min}, after {timeout:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_fds(pid, timeout, |n| {
+        (n >= min).then_some(n).ok_or_else(|| {
+            format!("{what} (pid {pid}) holds {n} file descriptors, not at least {min}")
+        })
+    })
+}
+
+#[track_caller]
+fn wait_fds(pid: u32, timeout: Duration, ok: impl Fn(usize) -> Result<usize, String>) -> usize {
+    crate::poll(timeout, Duration::from_millis(50), || ok(fd_count(pid)))
 }

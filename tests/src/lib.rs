@@ -41,7 +41,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use nodes::{P2pd, P2pdSpec, Tracker, Watch};
 pub use proc::{CmdOutput, Proc, run_with_input, run_with_timeout};
@@ -49,6 +49,24 @@ pub use rpc::RpcClient;
 
 /// The usual deadline for something that should happen "soon" (a registration, an event).
 pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Re-reads state that no event announces (a directory, `/proc`, a log file) every `every`
+/// until `check` returns `Ok`; once `timeout` has passed, panics with the last `Err`.
+#[track_caller]
+pub fn poll<T>(
+    timeout: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(why) => assert!(Instant::now() < deadline, "{why} (after {timeout:?})"),
+        }
+        std::thread::sleep(every);
+    }
+}
 
 /// What every spawned process needs: where the binaries are and the environment to give them.
 #[derive(Debug)]

@@ -246,7 +246,7 @@ impl Host {
 
 /// Runs `cmd` to completion; panics with its output unless it succeeds.
 #[track_caller]
-fn run(cmd: &mut Command) {
+pub(crate) fn run(cmd: &mut Command) {
     if let Err(e) = quiet(cmd) {
         panic!("{e}");
     }

@@ -355,21 +355,18 @@ impl P2pd {
         timeout: Duration,
         pred: impl Fn(&str) -> bool,
     ) -> Vec<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
+        crate::poll(timeout, Duration::from_millis(20), || {
             let log = self.activity_log();
             let hits: Vec<String> = log.iter().filter(|l| pred(l)).cloned().collect();
             if hits.len() >= n {
-                return hits;
+                return Ok(hits);
             }
-            assert!(
-                Instant::now() < deadline,
-                "{}: not {n} activity lines {what} within {timeout:?}; the log:\n{}",
+            Err(format!(
+                "{}: not {n} activity lines {what}; the log:\n{}",
                 self.name,
                 log.join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            ))
+        })
     }
 
     /// The `peers` result.

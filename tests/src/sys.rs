@@ -1,29 +1,17 @@
 //! Root-only fixtures for faults the daemons must survive: a small tmpfs ([`Tmpfs`]) to fill
 //! a disk, and a network namespace whose loopback is rate-limited ([`NetNs`]) so a transfer
 //! takes seconds instead of milliseconds and can be caught half-way by its progress events.
-//! Both undo themselves on drop, also when the test fails. Tests run as root (see
-//! /work/shared/notes.md); without it these panic with the command that failed.
+//! Both undo themselves on drop, also when the test fails. Tests run as root; without it these panic with the command that failed.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Runs `program args`, panicking with its stderr unless it succeeds.
+/// Runs `program args`, panicking with the command and its stderr unless it succeeds.
 #[track_caller]
 fn run(program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {} failed ({}; tests that change mounts or namespaces run as root): {}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::netns::run(Command::new(program).args(args));
 }
 
 /// A tmpfs of a fixed size mounted on a fresh directory; unmounted on drop.

@@ -324,20 +324,17 @@ pub fn part_files(dir: &Path) -> Vec<String> {
 /// is no event for it) until `timeout`, then panics with what is left.
 #[track_caller]
 pub fn wait_no_parts(dir: &Path, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
+    crate::poll(timeout, Duration::from_millis(20), || {
         let parts = part_files(dir);
         if parts.is_empty() {
-            return;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
-            "part files left in {} after {timeout:?}: {parts:?}\nall: {:?}",
+        Err(format!(
+            "part files left in {}: {parts:?}\nall: {:?}",
             dir.display(),
             entries(dir)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        ))
+    });
 }
 
 /// Panics unless the file at `path` holds exactly `want`.

@@ -4,9 +4,9 @@
 
 use std::io;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::time::Instant;
+use std::time::Duration;
 
-use p2p_tests::{DEADLINE, TestNet};
+use p2p_tests::{DEADLINE, TestNet, poll};
 
 #[test]
 fn p2pctl_without_a_daemon_exits_3_and_says_how_to_start_one() {
@@ -24,17 +24,14 @@ fn p2pctl_without_a_daemon_exits_3_and_says_how_to_start_one() {
     // A child that another test thread forked while the listener was open holds a copy of it
     // until it execs, and a connection made meanwhile is reset, not refused. Wait until a
     // connection is refused, as it is once nobody holds the socket.
-    let deadline = Instant::now() + DEADLINE;
-    while UnixStream::connect(&stale).map_err(|e| e.kind()).err()
-        != Some(io::ErrorKind::ConnectionRefused)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{} still accepts connections",
-            stale.display()
-        );
-        std::thread::yield_now();
-    }
+    poll(
+        DEADLINE,
+        Duration::from_millis(1),
+        || match UnixStream::connect(&stale) {
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(()),
+            _ => Err(format!("{} still accepts connections", stale.display())),
+        },
+    );
     let out = net.ctl_at(&stale, &["--json", "peers"]);
     out.assert_code(3);
     assert!(out.stderr.contains("p2pd --name"), "hint:\n{out}");
