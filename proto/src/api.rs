@@ -68,6 +68,9 @@ pub enum Call {
     ForgetKey {
         /// Name or id prefix.
         peer: String,
+        /// Forget the pin even though no other key is shown for the name.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
     },
     /// Offer a file or a directory (absolute path, read by the daemon) to a peer. The offer
     /// waits in the daemon while the peer is offline. Result: [`TransferInfo`].
@@ -254,6 +257,9 @@ pub enum MessageState {
     Refused,
     /// A message we received.
     Received,
+    /// The peer put it off (it is receiving faster than it takes from us, see `detail`);
+    /// still in the outbox, sent again later. Not final.
+    Deferred,
 }
 
 /// One chat message, as `history` lists it and events carry it.
@@ -453,7 +459,10 @@ mod tests {
             Call::Untrust { peer: p() },
             Call::Block { peer: p() },
             Call::Unblock { peer: p() },
-            Call::ForgetKey { peer: p() },
+            Call::ForgetKey {
+                peer: p(),
+                force: true,
+            },
             Call::SendFiles {
                 peer: p(),
                 path: p(),

@@ -8,6 +8,8 @@ use proto::peer::{ChatMessage, MessageId};
 use proto::{PeerId, PeerName};
 use rusqlite::{Connection, OptionalExtension, params};
 
+pub mod migrations;
+
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -23,6 +25,24 @@ pub enum StoreError {
     /// No randomness for a message id.
     #[error("no randomness for a message id: {0}")]
     Random(String),
+    /// The schema could not be brought up to date.
+    #[error("database {}: {source}", path.display())]
+    Migrate {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: migrations::MigrateError,
+    },
+    /// The database file's permissions could not be set.
+    #[error("database {}: cannot make it private (0600): {source}", path.display())]
+    Mode {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A peer the daemon has pinned.
@@ -60,70 +80,54 @@ pub struct Store {
     pub(crate) path: PathBuf,
 }
 
-const SCHEMA: &str = "
-PRAGMA journal_mode = WAL;
-PRAGMA synchronous = FULL;
-CREATE TABLE IF NOT EXISTS peers (
-    id BLOB PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    pinned_at INTEGER NOT NULL,
-    trusted INTEGER NOT NULL DEFAULT 0,
-    auto_accept INTEGER NOT NULL DEFAULT 0,
-    blocked INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS messages (
-    n INTEGER PRIMARY KEY,
-    id BLOB NOT NULL,
-    peer BLOB NOT NULL,
-    peer_name TEXT NOT NULL,
-    direction INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    state INTEGER NOT NULL,
-    sent_at INTEGER NOT NULL,
-    detail TEXT,
-    UNIQUE (peer, direction, id)
-);
-CREATE INDEX IF NOT EXISTS messages_by_peer ON messages (peer, n);
--- The next seq of a conversation is one index lookup, however long it is.
-CREATE INDEX IF NOT EXISTS messages_seq ON messages (peer, direction, seq);
-CREATE TABLE IF NOT EXISTS transfers (
-    id BLOB PRIMARY KEY,
-    peer BLOB NOT NULL,
-    peer_name TEXT NOT NULL,
-    direction INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    manifest TEXT NOT NULL,
-    local_path TEXT,
-    error TEXT,
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS transfer_files (
-    id BLOB NOT NULL,
-    file INTEGER NOT NULL,
-    verified_chunks INTEGER NOT NULL,
-    done INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (id, file)
-);
-CREATE INDEX IF NOT EXISTS outbox ON messages (peer, seq) WHERE direction = 0 AND state = 0;
-";
-
 fn state_code(s: MessageState) -> i64 {
     match s {
         MessageState::Queued => 0,
         MessageState::Delivered => 1,
         MessageState::Refused => 2,
         MessageState::Received => 3,
+        MessageState::Deferred => 4,
     }
 }
 
-fn state_from(code: i64) -> MessageState {
-    match code {
+/// An unknown code is an error, never a guess: read as queued, a message would be resent.
+fn state_from(code: i64) -> rusqlite::Result<MessageState> {
+    Ok(match code {
+        0 => MessageState::Queued,
         1 => MessageState::Delivered,
         2 => MessageState::Refused,
         3 => MessageState::Received,
-        _ => MessageState::Queued,
+        4 => MessageState::Deferred,
+        _ => {
+            return Err(rusqlite::Error::IntegralValueOutOfRange(0, code));
+        }
+    })
+}
+
+/// Creates the database file 0600 if it is missing and makes it and its WAL companions 0600
+/// if they exist. SQLite creates `-wal` and `-shm` with the database file's mode.
+fn private_files(db: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mode = |path: &Path, source| StoreError::Mode {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(db)
+        .map_err(|e| mode(db, e))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        let file = PathBuf::from(name);
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(mode(&file, e)),
+            _ => {}
+        }
     }
+    Ok(())
 }
 
 fn peer_id(bytes: Vec<u8>) -> rusqlite::Result<PeerId> {
@@ -157,7 +161,7 @@ fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageInfo> {
         },
         seq: r.get::<_, i64>("seq")?.cast_unsigned(),
         text: r.get("text")?,
-        state: state_from(r.get("state")?),
+        state: state_from(r.get("state")?)?,
         sent_at: r.get::<_, i64>("sent_at")?.cast_unsigned(),
         detail: r.get("detail")?,
     })
@@ -165,13 +169,19 @@ fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageInfo> {
 
 impl Store {
     /// Opens (creating if needed) `<state_dir>/p2pd.db`.
+    /// The schema is brought up to date by [`migrations`]; a database written by a newer
+    /// p2pd is refused. The file and its WAL companions are made 0600 whatever the umask.
     pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
         let path = state_dir.join("p2pd.db");
-        let db = Connection::open(&path).map_err(|source| StoreError::Sql {
+        private_files(&path)?;
+        let sql = |source| StoreError::Sql {
             path: path.clone(),
             source,
-        })?;
-        db.execute_batch(SCHEMA).map_err(|source| StoreError::Sql {
+        };
+        let mut db = Connection::open(&path).map_err(sql)?;
+        db.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+            .map_err(sql)?;
+        migrations::migrate(&mut db).map_err(|source| StoreError::Migrate {
             path: path.clone(),
             source,
         })?;
@@ -203,6 +213,22 @@ impl Store {
             })
             .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// What pinning `name` to `key` would give, without writing anything.
+    pub fn check_pin(&self, name: &PeerName, key: PeerId) -> Result<Pin, StoreError> {
+        let by_name: Option<Vec<u8>> = self
+            .db
+            .prepare_cached("SELECT id FROM peers WHERE name = ?1")
+            .and_then(|mut s| s.query_row([name.as_str()], |r| r.get(0)).optional())
+            .map_err(self.err())?;
+        Ok(match by_name {
+            None => Pin::New,
+            Some(id) if id == key.as_bytes() => Pin::Same,
+            Some(id) => Pin::Conflict {
+                pinned: peer_id(id).map_err(self.err())?,
+            },
+        })
     }
 
     /// Pins `name` to `key` unless the name is pinned to another key. A key seen under a new
@@ -319,20 +345,35 @@ impl Store {
         })
     }
 
-    /// Stores a received message. Returns it, or `None` for a duplicate (already stored).
+    /// Stores a received message and counts its bytes against the peer. Returns it, or `None`
+    /// for a duplicate (already stored).
     pub fn insert_incoming(
-        &self,
+        &mut self,
         peer: PeerId,
         peer_name: &PeerName,
         m: &ChatMessage,
     ) -> Result<Option<MessageInfo>, StoreError> {
-        let n = self
-            .db
+        let path = self.path.clone();
+        let err = |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.db.transaction().map_err(err)?;
+        let n = tx
             .execute(
                 "INSERT OR IGNORE INTO messages (id, peer, peer_name, direction, seq, text, state, sent_at) VALUES (?1, ?2, ?3, 1, ?4, ?5, 3, ?6)",
                 params![m.id.0.as_slice(), peer.as_bytes().as_slice(), peer_name.as_str(), m.seq.cast_signed(), m.text, m.sent_at.cast_signed()],
             )
-            .map_err(self.err())?;
+            .map_err(err)?;
+        if n == 1 {
+            tx.execute(
+                "INSERT INTO received_bytes (peer, bytes) VALUES (?1, ?2)
+                 ON CONFLICT (peer) DO UPDATE SET bytes = bytes + excluded.bytes",
+                params![peer.as_bytes().as_slice(), m.text.len() as i64],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
         Ok((n == 1).then(|| MessageInfo {
             id: m.id,
             peer,
@@ -346,6 +387,34 @@ impl Store {
         }))
     }
 
+    /// Text bytes stored from `peer`; and, if `peer` is a stranger (we never wrote to it),
+    /// the text bytes stored from all strangers that are not marked trusted.
+    pub fn received_bytes(&self, peer: PeerId) -> Result<(u64, Option<u64>), StoreError> {
+        let key = peer.as_bytes().as_slice();
+        let (one, wrote): (i64, bool) = self
+            .db
+            .prepare_cached(
+                "SELECT COALESCE((SELECT bytes FROM received_bytes WHERE peer = ?1), 0),
+                        EXISTS (SELECT 1 FROM messages WHERE peer = ?1 AND direction = 0)",
+            )
+            .and_then(|mut s| s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?))))
+            .map_err(self.err())?;
+        if wrote {
+            return Ok((one.cast_unsigned(), None));
+        }
+        let strangers: i64 = self
+            .db
+            .prepare_cached(
+                "SELECT COALESCE(SUM(r.bytes), 0) FROM received_bytes r
+                 LEFT JOIN peers p ON p.id = r.peer
+                 WHERE COALESCE(p.trusted, 0) = 0
+                   AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.peer = r.peer AND m.direction = 0)",
+            )
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(self.err())?;
+        Ok((one.cast_unsigned(), Some(strangers.cast_unsigned())))
+    }
+
     /// Moves one of our queued messages to `state`. Returns the message if it changed.
     pub fn settle(
         &self,
@@ -357,7 +426,7 @@ impl Store {
         let n = self
             .db
             .execute(
-                "UPDATE messages SET state = ?3, detail = ?4 WHERE peer = ?1 AND id = ?2 AND direction = 0 AND state = 0",
+                "UPDATE messages SET state = ?3, detail = ?4 WHERE peer = ?1 AND id = ?2 AND direction = 0 AND state IN (0, 4)",
                 params![peer.as_bytes().as_slice(), id.0.as_slice(), state_code(state), detail],
             )
             .map_err(self.err())?;
@@ -378,7 +447,7 @@ impl Store {
     pub fn outbox(&self, peer: PeerId) -> Result<Vec<ChatMessage>, StoreError> {
         let mut stmt = self
             .db
-            .prepare_cached("SELECT id, seq, sent_at, text FROM messages WHERE peer = ?1 AND direction = 0 AND state = 0 ORDER BY seq")
+            .prepare_cached("SELECT id, seq, sent_at, text FROM messages WHERE peer = ?1 AND direction = 0 AND state IN (0, 4) ORDER BY seq")
             .map_err(self.err())?;
         let rows = stmt
             .query_map([peer.as_bytes().as_slice()], |r| {
@@ -398,7 +467,7 @@ impl Store {
     pub fn peers_with_outbox(&self) -> Result<Vec<PeerId>, StoreError> {
         let mut stmt = self
             .db
-            .prepare("SELECT DISTINCT peer FROM messages WHERE direction = 0 AND state = 0")
+            .prepare("SELECT DISTINCT peer FROM messages WHERE direction = 0 AND state IN (0, 4)")
             .map_err(self.err())?;
         let rows = stmt
             .query_map([], |r| peer_id(r.get(0)?))
@@ -406,14 +475,24 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
-    /// The last `limit` messages with `peer`, oldest first.
-    pub fn history(&self, peer: PeerId, limit: u32) -> Result<Vec<MessageInfo>, StoreError> {
+    /// The last `limit` messages with `peer`, or under `name` with any key (a conversation
+    /// stays reachable by its name after the peer's key was replaced), oldest first.
+    pub fn history(
+        &self,
+        peer: Option<PeerId>,
+        name: &PeerName,
+        limit: u32,
+    ) -> Result<Vec<MessageInfo>, StoreError> {
         let mut stmt = self
             .db
-            .prepare("SELECT * FROM (SELECT * FROM messages WHERE peer = ?1 ORDER BY n DESC LIMIT ?2) ORDER BY n")
+            .prepare_cached(
+                "SELECT * FROM (SELECT * FROM messages WHERE peer = ?1 OR peer_name = ?2
+                 ORDER BY n DESC LIMIT ?3) ORDER BY n",
+            )
             .map_err(self.err())?;
+        let key = peer.map(|p| p.as_bytes().to_vec());
         let rows = stmt
-            .query_map(params![peer.as_bytes().as_slice(), limit], message_row)
+            .query_map(params![key, name.as_str(), limit], message_row)
             .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
@@ -435,7 +514,17 @@ mod tests {
     fn pins_names_on_first_sight_and_refuses_changes() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.check_pin(&name("bob"), id(1)).unwrap(), Pin::New);
+        assert!(
+            s.known_peers().unwrap().is_empty(),
+            "checking writes nothing"
+        );
         assert_eq!(s.pin(&name("bob"), id(1), 1).unwrap(), Pin::New);
+        assert_eq!(s.check_pin(&name("bob"), id(1)).unwrap(), Pin::Same);
+        assert_eq!(
+            s.check_pin(&name("bob"), id(2)).unwrap(),
+            Pin::Conflict { pinned: id(1) }
+        );
         assert_eq!(s.pin(&name("bob"), id(1), 2).unwrap(), Pin::Same);
         assert_eq!(
             s.pin(&name("bob"), id(2), 3).unwrap(),
@@ -495,11 +584,14 @@ mod tests {
                 .is_none()
         );
         assert_eq!(s.outbox(bob).unwrap().len(), 1);
-        let h = s.history(bob, 2).unwrap();
+        let h = s.history(Some(bob), &name("bob"), 2).unwrap();
         assert_eq!(
             h.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
             vec!["two", "hi"]
         );
-        assert_eq!(s.history(bob, 10).unwrap().len(), 3);
+        assert_eq!(s.history(Some(bob), &name("bob"), 10).unwrap().len(), 3);
+        // By name alone, as after the key was forgotten.
+        assert_eq!(s.history(None, &name("bob"), 10).unwrap().len(), 3);
+        assert!(s.history(None, &name("carol"), 10).unwrap().is_empty());
     }
 }

@@ -1,0 +1,193 @@
+//! The database schema as numbered migrations, recorded in `PRAGMA user_version`.
+//!
+//! Version N of the schema is the result of applying `MIGRATIONS[..N]` in order to an empty
+//! database. A database made before versions were kept (user_version 0, but with tables) holds
+//! version 1's tables: every statement of migration 1 is `IF NOT EXISTS`, so it applies cleanly
+//! over them. A database whose version is above [`LATEST`] was written by a newer p2pd and is
+//! refused, never opened: an older binary would misread what it does not know.
+
+use rusqlite::Connection;
+
+/// One step of the schema: the SQL that takes version `n - 1` to version `n`.
+struct Migration {
+    /// What it does, for the log.
+    what: &'static str,
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        what: "peers, messages and transfers",
+        sql: "
+CREATE TABLE IF NOT EXISTS peers (
+    id BLOB PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    pinned_at INTEGER NOT NULL,
+    trusted INTEGER NOT NULL DEFAULT 0,
+    auto_accept INTEGER NOT NULL DEFAULT 0,
+    blocked INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS messages (
+    n INTEGER PRIMARY KEY,
+    id BLOB NOT NULL,
+    peer BLOB NOT NULL,
+    peer_name TEXT NOT NULL,
+    direction INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    state INTEGER NOT NULL,
+    sent_at INTEGER NOT NULL,
+    detail TEXT,
+    UNIQUE (peer, direction, id)
+);
+CREATE INDEX IF NOT EXISTS messages_by_peer ON messages (peer, n);
+CREATE INDEX IF NOT EXISTS messages_seq ON messages (peer, direction, seq);
+CREATE TABLE IF NOT EXISTS transfers (
+    id BLOB PRIMARY KEY,
+    peer BLOB NOT NULL,
+    peer_name TEXT NOT NULL,
+    direction INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    local_path TEXT,
+    error TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS transfer_files (
+    id BLOB NOT NULL,
+    file INTEGER NOT NULL,
+    verified_chunks INTEGER NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (id, file)
+);
+CREATE INDEX IF NOT EXISTS outbox ON messages (peer, seq) WHERE direction = 0 AND state = 0;
+",
+    },
+    Migration {
+        what: "deferred messages stay in the outbox; bytes received per peer",
+        sql: "
+DROP INDEX outbox;
+CREATE INDEX outbox ON messages (peer, seq) WHERE direction = 0 AND state IN (0, 4);
+CREATE TABLE received_bytes (
+    peer BLOB PRIMARY KEY,
+    bytes INTEGER NOT NULL
+);
+CREATE INDEX messages_by_name ON messages (peer_name, n);
+INSERT INTO received_bytes (peer, bytes)
+    SELECT peer, SUM(LENGTH(CAST(text AS BLOB))) FROM messages WHERE direction = 1 GROUP BY peer;
+",
+    },
+];
+
+/// The schema version this binary writes.
+pub const LATEST: u32 = MIGRATIONS.len() as u32;
+
+/// Why the schema could not be brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// The database is newer than this binary.
+    #[error(
+        "the database is at schema version {found}, but this p2pd knows only up to {LATEST}; \
+         it was written by a newer p2pd: run that version, or move the state directory aside"
+    )]
+    TooNew {
+        /// The version found.
+        found: u32,
+    },
+    /// SQLite failed.
+    #[error("migration to schema version {version} ({what}) failed: {source}")]
+    Step {
+        /// The version being made.
+        version: u32,
+        /// What that migration does.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Reading the version failed.
+    #[error("cannot read the schema version: {0}")]
+    Version(#[source] rusqlite::Error),
+}
+
+/// The schema version recorded in `db`.
+pub fn version(db: &Connection) -> Result<u32, MigrateError> {
+    db.query_row("PRAGMA user_version", [], |r| r.get::<_, u32>(0))
+        .map_err(MigrateError::Version)
+}
+
+/// Applies every migration above the database's version, each in its own transaction with
+/// the version bump, so a crash leaves the database at one version or the next.
+pub fn migrate(db: &mut Connection) -> Result<u32, MigrateError> {
+    let found = version(db)?;
+    if found > LATEST {
+        return Err(MigrateError::TooNew { found });
+    }
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = i as u32 + 1;
+        let step = |source| MigrateError::Step {
+            version,
+            what: m.what,
+            source,
+        };
+        let tx = db.transaction().map_err(step)?;
+        tx.execute_batch(m.sql).map_err(step)?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(step)?;
+        tx.commit().map_err(step)?;
+        if found > 0 || version > 1 {
+            tracing::info!(version, what = m.what, "database schema upgraded");
+        }
+    }
+    Ok(LATEST)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The schema exactly as p2pd wrote it before versions were kept.
+    const UNVERSIONED: &str = include_str!("unversioned_schema.sql");
+
+    #[test]
+    fn a_new_database_gets_every_migration() {
+        let mut db = Connection::open_in_memory().unwrap();
+        assert_eq!(migrate(&mut db).unwrap(), LATEST);
+        assert_eq!(version(&db).unwrap(), LATEST);
+        // Idempotent.
+        assert_eq!(migrate(&mut db).unwrap(), LATEST);
+    }
+
+    #[test]
+    fn an_unversioned_database_upgrades_and_keeps_its_rows() {
+        let mut db = Connection::open_in_memory().unwrap();
+        db.execute_batch(UNVERSIONED).unwrap();
+        db.execute_batch(
+            "INSERT INTO peers (id, name, pinned_at) VALUES (x'01', 'bob', 1);
+             INSERT INTO messages (id, peer, peer_name, direction, seq, text, state, sent_at)
+                 VALUES (x'aa', x'01', 'bob', 1, 1, 'héllo', 3, 5), (x'bb', x'01', 'bob', 0, 1, 'hi', 0, 6);",
+        )
+        .unwrap();
+        assert_eq!(version(&db).unwrap(), 0);
+        migrate(&mut db).unwrap();
+        assert_eq!(version(&db).unwrap(), LATEST);
+        let name: String = db
+            .query_row("SELECT name FROM peers", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(name, "bob");
+        let bytes: i64 = db
+            .query_row("SELECT bytes FROM received_bytes", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(bytes, 6);
+    }
+
+    #[test]
+    fn a_newer_database_is_refused_untouched() {
+        let mut db = Connection::open_in_memory().unwrap();
+        db.pragma_update(None, "user_version", LATEST + 1).unwrap();
+        let e = migrate(&mut db).unwrap_err();
+        assert!(matches!(e, MigrateError::TooNew { found } if found == LATEST + 1));
+        assert!(e.to_string().contains("newer p2pd"), "{e}");
+        assert_eq!(version(&db).unwrap(), LATEST + 1);
+    }
+}
