@@ -55,6 +55,21 @@ pub enum LinkError {
     /// No key in the handshake.
     #[error("the peer presented no key")]
     NoKey,
+    /// The dialled peer's `Hello` gave a name other than the one bound to its key here.
+    #[error(
+        "the peer with key {key} at {addr} calls itself {said:?}, but that key is {want:?} \
+         here; no link made"
+    )]
+    NameMismatch {
+        /// Where we dialed.
+        addr: SocketAddr,
+        /// Its (expected, proven) key.
+        key: PeerId,
+        /// The name it gave.
+        said: PeerName,
+        /// The name the peer table holds for the key.
+        want: PeerName,
+    },
     /// The first frame was not a valid `Hello`.
     #[error("peer protocol error: {0}")]
     Protocol(String),
@@ -72,19 +87,30 @@ pub enum LinkError {
 }
 
 /// Dials `want` at each of `addrs` until one answers with that key, and exchanges `Hello`.
-/// Returns the framed link and the name the peer gave.
+/// The peer's name is `want_name`, the one the peer table holds for its key: a `Hello` that
+/// gives another is refused, so a dialled peer can never speak under a name it chose.
 pub async fn dial(
     connector: &TlsConnector,
     me: &PeerName,
     want: PeerId,
+    want_name: &PeerName,
     addrs: &[SocketAddr],
-) -> Result<(LinkConn, PeerName), LinkError> {
+) -> Result<LinkConn, LinkError> {
     let mut last = LinkError::NoAddress;
     for &addr in addrs {
-        match timeout(HANDSHAKE_TIMEOUT, dial_one(connector, me, want, addr)).await {
+        match timeout(
+            HANDSHAKE_TIMEOUT,
+            dial_one(connector, me, want, want_name, addr),
+        )
+        .await
+        {
             Ok(Ok(link)) => return Ok(link),
-            // A wrong key or a refusal will not get better at another address.
-            Ok(Err(e @ (LinkError::WrongKey { .. } | LinkError::Refused { .. }))) => return Err(e),
+            // A wrong key or name, or a refusal, will not get better at another address.
+            Ok(Err(
+                e @ (LinkError::WrongKey { .. }
+                | LinkError::NameMismatch { .. }
+                | LinkError::Refused { .. }),
+            )) => return Err(e),
             Ok(Err(e)) => last = e,
             Err(_) => last = LinkError::Timeout(HANDSHAKE_TIMEOUT),
         }
@@ -96,8 +122,9 @@ async fn dial_one(
     connector: &TlsConnector,
     me: &PeerName,
     want: PeerId,
+    want_name: &PeerName,
     addr: SocketAddr,
-) -> Result<(LinkConn, PeerName), LinkError> {
+) -> Result<LinkConn, LinkError> {
     let tcp = TcpStream::connect(addr)
         .await
         .map_err(|source| LinkError::Connect { addr, source })?;
@@ -113,8 +140,25 @@ async fn dial_one(
         return Err(LinkError::WrongKey { addr, got, want });
     }
     let mut conn = FramedConn::new(tokio_rustls::TlsStream::Client(tls), MAX_FRAME, MAX_FRAME);
-    let name = hello(&mut conn, me).await?;
-    Ok((conn, name))
+    let said = hello(&mut conn, me).await?;
+    if said != *want_name {
+        let e = LinkError::NameMismatch {
+            addr,
+            key: want,
+            said,
+            want: want_name.clone(),
+        };
+        let _ = conn
+            .send(&PeerFrame::Refused {
+                id: None,
+                reason: Refusal::KeyMismatch,
+                detail: e.to_string(),
+            })
+            .await;
+        let _ = conn.shutdown().await;
+        return Err(e);
+    }
+    Ok(conn)
 }
 
 /// Accepts a link on an accepted TCP connection: TLS, then `Hello`, within `deadline`.

@@ -11,11 +11,12 @@ use std::sync::Arc;
 use proto::peer::{MAX_FRAME, PROTOCOL_VERSION, PeerFrame};
 use proto::{PeerId, PeerName, SecretKey};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_rustls::TlsConnector;
+use tokio::net::TcpListener;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 use transport::peer_id_of;
 
 use crate::DEADLINE;
-use crate::raw::{self, Tls};
+use crate::raw;
 
 /// ALPN name of a bulk (file transfer) link, as p2pd's `link::ALPN_BULK`.
 pub const ALPN_BULK: &[u8] = b"p2p-bulk/1";
@@ -61,8 +62,8 @@ pub async fn read_frame<S: AsyncRead + Unpin>(s: &mut S) -> io::Result<Option<Pe
 
 /// A peer link to a p2pd made by hand, after TLS (the daemon's key accepted, whatever it is).
 pub struct RawPeer {
-    /// The TLS stream.
-    pub tls: Tls,
+    /// The TLS stream (we dialed, or p2pd dialed us).
+    pub tls: tokio_rustls::TlsStream<tokio::net::TcpStream>,
     /// The key the daemon presented.
     pub their_key: PeerId,
 }
@@ -99,7 +100,29 @@ impl RawPeer {
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
         let their_key =
             peer_id_of(tls.get_ref().1).ok_or_else(|| io::Error::other("p2pd presented no key"))?;
-        Ok(RawPeer { tls, their_key })
+        Ok(RawPeer {
+            tls: tls.into(),
+            their_key,
+        })
+    }
+
+    /// Accepts one connection on `listener` and completes TLS presenting `key`: the link a
+    /// p2pd makes when it dials the address we announced.
+    pub async fn accept(listener: &TcpListener, key: &SecretKey) -> io::Result<RawPeer> {
+        let handshake = async {
+            let (tcp, _) = listener.accept().await?;
+            let config = transport::server_config(key).map_err(io::Error::other)?;
+            TlsAcceptor::from(config).accept(tcp).await
+        };
+        let tls = tokio::time::timeout(DEADLINE, handshake)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no dial in time"))??;
+        let their_key =
+            peer_id_of(tls.get_ref().1).ok_or_else(|| io::Error::other("p2pd presented no key"))?;
+        Ok(RawPeer {
+            tls: tls.into(),
+            their_key,
+        })
     }
 
     /// [`RawPeer::connect`], then our `Hello` naming us `name`, then the daemon's `Hello`

@@ -452,3 +452,80 @@ async fn a_key_the_tracker_never_showed_cannot_take_a_name() {
     assert_eq!(out.stdout, "delivered to carol\n", "{out}");
     assert_eq!(texts(&history(&alice, "carol"), "in"), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn a_dialled_peer_cannot_answer_under_another_name() {
+    let net = TestNet::new();
+    let p = chat::pair(&net);
+    net.ctl(&p.bob, &["msg", "alice", "from the real bob"])
+        .assert_success();
+    let mut watch = net.watch(&p.alice);
+    // "eve" registers her own key and name, and listens where she announced.
+    let eve = raw::random_key();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind eve's port");
+    let _registration = register(
+        &p.tracker,
+        &eve,
+        "eve",
+        listener.local_addr().expect("eve's address"),
+    )
+    .await;
+    p.alice.wait_peer("eve", true, DEADLINE);
+
+    // Alice has a message for eve, so she dials; eve answers as bob and speaks at once.
+    let m = chat::send(&p.alice, "eve", "hello eve");
+    let mut link = RawPeer::accept(&listener, &eve).await.expect("alice dials");
+    assert_eq!(link.their_key.to_string(), p.alice.id(), "alice's key");
+    match link.recv().await.expect("alice's Hello") {
+        Some(PeerFrame::Hello { name, .. }) => assert_eq!(name.as_str(), "alice"),
+        other => panic!("expected alice's Hello, got {other:?}"),
+    }
+    link.send(&hello("bob")).await.expect("send Hello");
+    let _ = link
+        .send(&PeerFrame::Message(message(
+            7,
+            1,
+            "Hi Alice, this is Bob. New account number: 1234",
+        )))
+        .await;
+    match link.recv().await {
+        Ok(Some(PeerFrame::Refused {
+            id: None,
+            reason: Refusal::KeyMismatch,
+            detail,
+        })) => assert!(
+            detail.contains("\"bob\"") && detail.contains("\"eve\""),
+            "the refusal names both names: {detail}"
+        ),
+        other => panic!("expected Refused(KeyMismatch), got {other:?}"),
+    }
+    raw::wait_closed(&mut link.tls, FAST_CLOSE)
+        .await
+        .expect("alice closes the link");
+
+    let ev = watch.wait_for(
+        "the lie reported",
+        events::link_error("calls itself"),
+        DEADLINE,
+    );
+    assert_eq!(ev["peer"], eve.peer_id().to_string(), "{ev}");
+    // Nothing stored under either name; alice's message to eve still waits.
+    assert_eq!(
+        texts(&history(&p.alice, "bob"), "in"),
+        ["from the real bob"]
+    );
+    let h = history(&p.alice, "eve");
+    assert_eq!(h.len(), 1, "{h:#?}");
+    assert_eq!((&h[0]["id"], &h[0]["state"]), (&m["id"], &"queued".into()));
+    assert!(
+        !watch
+            .events()
+            .iter()
+            .any(|e| e["type"] == "message_received"),
+        "{:#?}",
+        watch.events()
+    );
+    still_delivers(&net, &p.alice, "bob is still bob");
+}

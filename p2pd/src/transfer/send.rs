@@ -87,7 +87,7 @@ async fn session(
     peer: &proto::api::PeerInfo,
 ) -> Result<Option<End>, String> {
     let me = t.node.identity.name.clone();
-    let (mut conn, _) = link::dial(&t.tls.bulk_connector, &me, peer.id, &peer.addrs)
+    let mut conn = link::dial(&t.tls.bulk_connector, &me, peer.id, &peer.name, &peer.addrs)
         .await
         .map_err(|e| e.to_string())?;
     conn.set_limits(MAX_CHUNK_FRAME, MAX_CHUNK_FRAME);
