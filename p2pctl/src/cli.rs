@@ -132,11 +132,15 @@ pub(crate) enum Command {
         #[arg(value_name = "PEER")]
         peer: String,
     },
-    /// Forget the key pinned for a peer's name, so the next key it shows is pinned anew
+    /// Accept the new key shown for a peer's name (after a real key change): the old pin
+    /// goes, a block stays, the conversation stays reachable by the name
     ForgetKey {
         /// The peer: its name, or at least 8 characters of its id
         #[arg(value_name = "PEER")]
         peer: String,
+        /// Forget the pinned key even though no other key is shown for the name
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -191,7 +195,12 @@ mod tests {
             }
         ));
         let cli = Cli::try_parse_from(["p2pctl", "forget-key", "bob"]).expect("parse");
-        assert!(matches!(cli.command, Command::ForgetKey { peer } if peer == "bob"));
+        assert!(matches!(cli.command, Command::ForgetKey { peer, force: false } if peer == "bob"));
+        let cli = Cli::try_parse_from(["p2pctl", "forget-key", "bob", "--force"]).expect("parse");
+        assert!(matches!(
+            cli.command,
+            Command::ForgetKey { force: true, .. }
+        ));
     }
 
     #[test]

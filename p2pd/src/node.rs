@@ -1,22 +1,27 @@
 //! The daemon's shared state, owned in one place with a cloneable handle: identity, the
 //! peer table, the tracker link state, the store and the event bus.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use proto::api::{Event, PeerInfo, TrackerLinkState, TrackerStatus};
 use proto::tracker::PeerEntry;
 use proto::{PeerId, PeerName};
 use tokio::sync::broadcast;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::peers::{PeerTable, ResolveError};
 use crate::store::{Pin, Store, StoreError};
 
 /// Events buffered per subscriber before it is told it lagged.
 const EVENT_BUFFER: usize = 4096;
+/// At most one `link_error` event (and log line) per key in this time.
+const LINK_ERROR_EVERY: Duration = Duration::from_secs(60);
+/// Keys remembered for that; beyond it, the oldest half is forgotten.
+const LINK_ERROR_KEYS: usize = 4096;
 
 /// Facts fixed at start-up.
 #[derive(Debug, Clone)]
@@ -36,6 +41,8 @@ pub struct Identity {
 struct Mutable {
     peers: PeerTable,
     tracker: TrackerStatus,
+    /// When a `link_error` last named each key.
+    link_errors: HashMap<PeerId, Instant>,
 }
 
 /// Shared daemon state.
@@ -58,6 +65,20 @@ pub enum PeerOpError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// `forget-key` without a key conflict to resolve.
+    #[error(
+        "no other key is shown for {name}: {key} is the key the tracker shows and the one \
+         pinned, so there is nothing to forget (to forget it anyway: forget-key --force)"
+    )]
+    NoConflict {
+        /// The peer.
+        name: PeerName,
+        /// Its key.
+        key: PeerId,
+    },
+    /// `forget-key --force` on a blocked peer would lift the block.
+    #[error("{0} is blocked; unblock it before forgetting its key")]
+    Blocked(PeerName),
 }
 
 impl Node {
@@ -74,7 +95,11 @@ impl Node {
         };
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         Ok(Arc::new(Node {
-            state: Mutex::new(Mutable { peers, tracker }),
+            state: Mutex::new(Mutable {
+                peers,
+                tracker,
+                link_errors: HashMap::new(),
+            }),
             store: Mutex::new(store),
             identity,
             started: Instant::now(),
@@ -127,7 +152,8 @@ impl Node {
             warn!(key = %rec.key, "ignoring a peer record with a bad signature");
             return;
         }
-        let pin = self.store().pin(&rec.name, rec.key, svc::unix_now());
+        // Only read: a peer is pinned in the store once the user deals with it.
+        let pin = self.store().check_pin(&rec.name, rec.key);
         match pin {
             Ok(Pin::New | Pin::Same) => self.change(|t, now| t.upsert(entry, now)),
             Ok(Pin::Conflict { pinned }) => self.change(|t, now| t.conflict(entry, pinned, now)),
@@ -218,7 +244,7 @@ impl Node {
     ) -> Result<PeerInfo, PeerOpError> {
         let mut info = self.resolve(peer)?;
         f(&mut info);
-        self.store().pin(&info.name, info.id, svc::unix_now())?;
+        self.deal_with(info.id)?;
         self.store()
             .set_flags(info.id, info.trusted, info.auto_accept, info.blocked)?;
         let updated =
@@ -228,23 +254,90 @@ impl Node {
         Ok(updated.unwrap_or(info))
     }
 
-    /// Forgets the key pinned for a peer; a conflicting key the tracker showed is pinned next.
-    pub fn forget_key(&self, peer: &str) -> Result<PeerInfo, PeerOpError> {
-        let info = self.resolve(peer)?;
-        self.store().forget(info.id)?;
-        let conflict = self.lock().peers.forget(info.id);
-        if let Some(entry) = conflict {
-            let id = entry.signed.record.key;
-            self.tracker_entry(&entry);
-            return Ok(self.peer(id).unwrap_or(info));
+    /// The user deals with `id` (a message or a transfer either way, trust, block): pin its
+    /// name to its key in the store, if not yet. A peer never dealt with stays in memory.
+    pub fn deal_with(&self, id: PeerId) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        if g.peers.is_pinned(id) {
+            return Ok(());
         }
-        Ok(PeerInfo {
-            trusted: false,
-            auto_accept: false,
-            blocked: false,
-            key_conflict: None,
-            ..info
-        })
+        let Some(info) = g.peers.get(id) else {
+            return Ok(());
+        };
+        // Under the table lock, so a concurrent change cannot pin another key for the name.
+        if let Pin::New | Pin::Same = self.store().pin(&info.name, id, svc::unix_now())? {
+            g.peers.set_pinned(id);
+        }
+        Ok(())
+    }
+
+    /// Publishes a `link_error` naming `peer`, unless one named it within the last minute.
+    /// True when published (the caller logs its line only then).
+    pub fn link_error(&self, peer: PeerId, detail: String) -> bool {
+        let now = Instant::now();
+        {
+            let mut g = self.lock();
+            let seen = &mut g.link_errors;
+            if seen
+                .get(&peer)
+                .is_some_and(|t| now.saturating_duration_since(*t) < LINK_ERROR_EVERY)
+            {
+                return false;
+            }
+            if seen.len() >= LINK_ERROR_KEYS {
+                seen.retain(|_, t| now.saturating_duration_since(*t) < LINK_ERROR_EVERY);
+            }
+            if seen.len() < LINK_ERROR_KEYS {
+                seen.insert(peer, now);
+            }
+        }
+        self.publish([Event::LinkError {
+            peer: Some(peer),
+            detail,
+        }]);
+        true
+    }
+
+    /// Resolves a key conflict: the key the tracker now shows for the peer's name replaces
+    /// the pinned one. A block stays with the name; trust is not carried to a new key. Without
+    /// a conflict this is refused unless `force`, which drops the pin (not on a blocked peer).
+    pub fn forget_key(&self, peer: &str, force: bool) -> Result<PeerInfo, PeerOpError> {
+        let info = self.resolve(peer)?;
+        let conflict = self.lock().peers.key_conflict(info.id).cloned();
+        let Some(entry) = conflict else {
+            if !force {
+                return Err(PeerOpError::NoConflict {
+                    name: info.name,
+                    key: info.id,
+                });
+            }
+            if info.blocked {
+                return Err(PeerOpError::Blocked(info.name));
+            }
+            self.store().forget(info.id)?;
+            self.lock().peers.forget(info.id);
+            return Ok(PeerInfo {
+                trusted: false,
+                auto_accept: false,
+                key_conflict: None,
+                ..info
+            });
+        };
+        let new = entry.signed.record.key;
+        {
+            let mut store = self.store();
+            store.forget(info.id)?;
+            store.pin(&entry.signed.record.name, new, svc::unix_now())?;
+            store.set_flags(new, false, false, info.blocked)?;
+        }
+        self.lock().peers.forget(info.id);
+        self.tracker_entry(&entry);
+        let mut g = self.lock();
+        g.peers.set_pinned(new);
+        let updated = g.peers.set_flags(new, false, false, info.blocked);
+        drop(g);
+        info!(target: svc::logging::ACTIVITY, op = "key-replaced", peer = %info.name, old = %info.id.short(), new = %new.short(), "pinned key replaced");
+        Ok(updated.unwrap_or(info))
     }
 }
 

@@ -1,6 +1,11 @@
 //! The peer table: every pinned peer (loaded from the store) and every peer the tracker
 //! shows, with online state and the user's flags. Pure: each change returns the events it
 //! causes, and the caller publishes them.
+//!
+//! A peer the user has not dealt with (no message, transfer, trust or block) is held in
+//! memory only: it is never written to the database, and of those offline only the
+//! [`OFFLINE_UNPINNED`] most recently seen are kept. So a flood of fresh keys at the tracker
+//! grows neither the database nor, beyond that, this table.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,6 +27,8 @@ struct Row {
     blocked: bool,
     /// A key the tracker shows for this row's name, other than the pinned one.
     key_conflict: Option<PeerEntry>,
+    /// Pinned in the store (the user dealt with it); else held in memory only.
+    pinned: bool,
 }
 
 impl Row {
@@ -35,6 +42,7 @@ impl Row {
             auto_accept: false,
             blocked: false,
             key_conflict: None,
+            pinned: false,
         }
     }
 }
@@ -50,11 +58,15 @@ pub enum ResolveError {
     Ambiguous(String),
 }
 
+/// Offline peers held in memory only (never dealt with) that the table keeps.
+pub const OFFLINE_UNPINNED: usize = 1024;
+
 /// Known peers. Our own entry is left out.
 #[derive(Debug)]
 pub struct PeerTable {
     me: PeerId,
     rows: HashMap<PeerId, Row>,
+    offline_unpinned: usize,
 }
 
 impl PeerTable {
@@ -66,10 +78,21 @@ impl PeerTable {
             .map(|k| {
                 let mut row = Row::offline(k.name, now);
                 (row.trusted, row.auto_accept, row.blocked) = (k.trusted, k.auto_accept, k.blocked);
+                row.pinned = true;
                 (k.id, row)
             })
             .collect();
-        Self { me, rows }
+        Self {
+            me,
+            rows,
+            offline_unpinned: OFFLINE_UNPINNED,
+        }
+    }
+
+    /// The same table keeping at most `n` offline peers that are not pinned.
+    pub fn with_offline_unpinned(mut self, n: usize) -> Self {
+        self.offline_unpinned = n;
+        self
     }
 
     fn info(id: PeerId, row: &Row) -> PeerInfo {
@@ -122,12 +145,30 @@ impl PeerTable {
         })
     }
 
+    /// Whether `id` is pinned in the store.
+    pub fn is_pinned(&self, id: PeerId) -> bool {
+        self.rows.get(&id).is_some_and(|r| r.pinned)
+    }
+
+    /// `id` is now pinned in the store.
+    pub fn set_pinned(&mut self, id: PeerId) {
+        if let Some(row) = self.rows.get_mut(&id) {
+            row.pinned = true;
+        }
+    }
+
+    /// The entry the tracker shows for `id`'s name under another key, if any.
+    pub fn key_conflict(&self, id: PeerId) -> Option<&PeerEntry> {
+        self.rows.get(&id)?.key_conflict.as_ref()
+    }
+
     /// The tracker shows `entry` for a name pinned to `pinned`: remember it, refuse it.
     pub fn conflict(&mut self, entry: &PeerEntry, pinned: PeerId, now: u64) -> Option<Event> {
-        let row = self
-            .rows
-            .entry(pinned)
-            .or_insert_with(|| Row::offline(entry.signed.record.name.clone(), now));
+        let row = self.rows.entry(pinned).or_insert_with(|| {
+            let mut row = Row::offline(entry.signed.record.name.clone(), now);
+            row.pinned = true;
+            row
+        });
         let fresh =
             row.key_conflict.as_ref().map(|e| e.signed.record.key) != Some(entry.signed.record.key);
         row.key_conflict = Some(entry.clone());
@@ -144,7 +185,8 @@ impl PeerTable {
         })
     }
 
-    /// A peer left.
+    /// A peer left. Past [`OFFLINE_UNPINNED`] offline peers held in memory only, the one
+    /// offline longest goes from the table.
     pub fn left(&mut self, id: PeerId, now: u64) -> Option<Event> {
         let row = self.rows.get_mut(&id)?;
         if !row.online {
@@ -152,9 +194,23 @@ impl PeerTable {
         }
         row.online = false;
         row.since = now;
-        Some(Event::PeerLeft {
+        let event = Event::PeerLeft {
             peer: Self::info(id, row),
-        })
+        };
+        if !row.pinned {
+            let offline: Vec<(u64, PeerId)> = self
+                .rows
+                .iter()
+                .filter(|(_, r)| !r.pinned && !r.online)
+                .map(|(id, r)| (r.since, *id))
+                .collect();
+            if offline.len() > self.offline_unpinned
+                && let Some((_, oldest)) = offline.iter().min()
+            {
+                self.rows.remove(oldest);
+            }
+        }
+        Some(event)
     }
 
     /// Ids of online peers absent from `present` (a fresh full list).
@@ -195,10 +251,12 @@ impl PeerTable {
         Some(Self::info(id, row))
     }
 
-    /// Drops the pinned row `id` (unless online) and returns the conflicting entry it held.
+    /// Unpins `id`: its flags go, and so does its row unless it is online. Returns the
+    /// conflicting entry it held.
     pub fn forget(&mut self, id: PeerId) -> Option<PeerEntry> {
         let row = self.rows.get_mut(&id)?;
         (row.trusted, row.auto_accept, row.blocked) = (false, false, false);
+        row.pinned = false;
         let conflict = row.key_conflict.take();
         if !row.online {
             self.rows.remove(&id);
@@ -288,6 +346,26 @@ mod tests {
     }
 
     #[test]
+    fn offline_peers_never_dealt_with_are_capped_pinned_ones_stay() {
+        let mut t = PeerTable::new(me(), vec![], 0).with_offline_unpinned(2);
+        let pinned = entry(1, "bob", 1);
+        t.upsert(&pinned, 1);
+        t.set_pinned(pinned.signed.record.key);
+        assert!(t.is_pinned(pinned.signed.record.key));
+        t.left(pinned.signed.record.key, 2);
+        for n in 2..6u8 {
+            let e = entry(n, &format!("stranger{n}"), 1);
+            t.upsert(&e, u64::from(n) * 10);
+            t.left(e.signed.record.key, u64::from(n) * 10 + 1);
+        }
+        // bob, and the two strangers seen last.
+        assert_eq!(t.counts(), (0, 3));
+        assert!(t.get(pinned.signed.record.key).is_some());
+        assert!(t.get(entry(5, "stranger5", 1).signed.record.key).is_some());
+        assert!(t.get(entry(2, "stranger2", 1).signed.record.key).is_none());
+    }
+
+    #[test]
     fn known_peers_start_offline_and_resolve() {
         let bob = entry(1, "bob", 1).signed.record.key;
         let known = vec![KnownPeer {
@@ -315,6 +393,7 @@ mod tests {
         let real = entry(1, "bob", 1);
         let imposter = entry(2, "bob", 1);
         t.upsert(&real, 1);
+        t.set_pinned(real.signed.record.key);
         assert!(matches!(
             t.conflict(&imposter, real.signed.record.key, 2),
             Some(Event::LinkError { .. })

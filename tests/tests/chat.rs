@@ -451,14 +451,24 @@ fn forget_key_lets_a_changed_key_in() {
         ["hello new bob"],
         "the new key gets only what was sent to it"
     );
-    assert_eq!(history(&p.alice, "bob").len(), 1, "a new conversation");
-
-    // With no conflict, forget-key succeeds and changes nothing a user relies on: peers
-    // still lists bob with his key, and messages still go through.
-    let out = net.ctl(&p.alice, &["forget-key", "bob"]);
-    out.assert_success();
+    // The conversation stays reachable by the name: what went to the old key, then the new.
+    let h = history(&p.alice, "bob");
+    assert_eq!(
+        texts(&h, "out").last().map(String::as_str),
+        Some("hello new bob"),
+        "{h:#?}"
+    );
     assert!(
-        out.stdout.starts_with("forgot the key pinned for bob"),
+        texts(&h, "out").iter().any(|t| t == "for the old key only"),
+        "{h:#?}"
+    );
+
+    // With no conflict, forget-key is refused and changes nothing: peers still lists bob
+    // with his key, and messages still go through.
+    let out = net.ctl(&p.alice, &["forget-key", "bob"]);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("no other key is shown for bob"),
         "{out}"
     );
     let peers = net

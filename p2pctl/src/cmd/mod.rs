@@ -112,8 +112,15 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
         Command::Unblock { peer } => {
             trust::run(&mut client, &mut out, cli.json, Mark::Unblock, peer).await
         }
-        Command::ForgetKey { peer } => {
-            trust::run(&mut client, &mut out, cli.json, Mark::ForgetKey, peer).await
+        Command::ForgetKey { peer, force } => {
+            trust::run(
+                &mut client,
+                &mut out,
+                cli.json,
+                Mark::ForgetKey { force },
+                peer,
+            )
+            .await
         }
         Command::Send { peer, no_wait, .. } => {
             let show = if cli.json {

@@ -25,8 +25,11 @@ pub(crate) enum Mark {
     Block,
     /// Lift a block.
     Unblock,
-    /// Forget the pinned key.
-    ForgetKey,
+    /// Forget the pinned key (`force`: even with no other key shown for the name).
+    ForgetKey {
+        /// Even without a key conflict.
+        force: bool,
+    },
 }
 
 impl Mark {
@@ -37,7 +40,7 @@ impl Mark {
             Mark::Untrust => Call::Untrust { peer },
             Mark::Block => Call::Block { peer },
             Mark::Unblock => Call::Unblock { peer },
-            Mark::ForgetKey => Call::ForgetKey { peer },
+            Mark::ForgetKey { force } => Call::ForgetKey { peer, force },
         }
     }
 }
@@ -73,9 +76,10 @@ fn confirmation(mark: Mark, p: &PeerInfo) -> String {
         Mark::Untrust => format!("{name} is no longer trusted"),
         Mark::Block => format!("{name} is blocked: no links or messages from it"),
         Mark::Unblock => format!("{name} is no longer blocked"),
-        Mark::ForgetKey => {
-            format!("forgot the key pinned for {name}; the next key it shows will be pinned")
-        }
+        Mark::ForgetKey { .. } => format!(
+            "{name} is now pinned to key {} (trust is not carried over to a new key)",
+            p.id
+        ),
     };
     if p.blocked && !matches!(mark, Mark::Block) {
         line.push_str(&format!(" (note: {name} is blocked)"));
@@ -120,8 +124,11 @@ mod tests {
         assert_eq!(confirmation(Mark::Untrust, &p), "bob is no longer trusted");
         assert_eq!(confirmation(Mark::Unblock, &p), "bob is no longer blocked");
         assert_eq!(
-            confirmation(Mark::ForgetKey, &p),
-            "forgot the key pinned for bob; the next key it shows will be pinned"
+            confirmation(Mark::ForgetKey { force: false }, &p),
+            format!(
+                "bob is now pinned to key {} (trust is not carried over to a new key)",
+                p.id
+            )
         );
         let mut p = bob();
         p.blocked = true;
@@ -156,8 +163,12 @@ mod tests {
                 r#"{"jsonrpc":"2.0","id":1,"method":"unblock","params":{"peer":"bob"}}"#,
             ),
             (
-                Mark::ForgetKey,
+                Mark::ForgetKey { force: false },
                 r#"{"jsonrpc":"2.0","id":1,"method":"forget_key","params":{"peer":"bob"}}"#,
+            ),
+            (
+                Mark::ForgetKey { force: true },
+                r#"{"jsonrpc":"2.0","id":1,"method":"forget_key","params":{"peer":"bob","force":true}}"#,
             ),
         ];
         for (mark, request) in cases {

@@ -59,7 +59,7 @@ pub fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
             }
             value(r)
         }
-        Call::ForgetKey { peer } => value(svc.node.forget_key(&peer)),
+        Call::ForgetKey { peer, force } => value(svc.node.forget_key(&peer, force)),
         Call::SendFiles { peer, path } => value(svc.transfers.send(&peer, &path)),
         Call::Transfers {} => to_value(svc.transfers.list()).map(Reply::Value),
         Call::Accept { id, to } => value(svc.transfers.accept(&id, to.as_deref())),
