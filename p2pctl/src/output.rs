@@ -151,13 +151,14 @@ fn strftime_in(at: SystemTime, tz: &jiff::tz::TimeZone, format: &str) -> Option<
     )
 }
 
-/// The word for a message state: `queued`, `delivered`, `refused`, `received`.
+/// The word for a message state: `queued`, `delivered`, `refused`, `received`, `deferred`.
 pub(crate) fn message_state(state: MessageState) -> &'static str {
     match state {
         MessageState::Queued => "queued",
         MessageState::Delivered => "delivered",
         MessageState::Refused => "refused",
         MessageState::Received => "received",
+        MessageState::Deferred => "deferred",
     }
 }
 

@@ -65,6 +65,12 @@ struct RawLimits {
     handshake_timeout_ms: Option<u64>,
     max_pending_links: Option<usize>,
     max_pending_links_per_ip: Option<usize>,
+    message_rate: Option<u32>,
+    message_burst: Option<u32>,
+    message_bytes_rate: Option<u64>,
+    message_bytes_burst: Option<u64>,
+    untrusted_bytes_per_peer: Option<u64>,
+    untrusted_bytes_total: Option<u64>,
 }
 
 /// Limits on inbound peer connections that have not finished their handshake (TCP accepted,
@@ -77,6 +83,38 @@ pub struct Limits {
     pub max_pending_links: usize,
     /// The same, from one IP address.
     pub max_pending_links_per_ip: usize,
+    /// What peers may make this daemon store in messages.
+    pub messages: MessageLimits,
+}
+
+/// The limits, from `[limits]` in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageLimits {
+    /// Messages per second a peer may send, on average.
+    pub rate: u32,
+    /// Messages a peer may send at once.
+    pub burst: u32,
+    /// Text bytes per second a peer may send, on average.
+    pub bytes_rate: u64,
+    /// Text bytes a peer may send at once.
+    pub bytes_burst: u64,
+    /// Text bytes stored from one untrusted peer, in all.
+    pub quota_per_peer: u64,
+    /// Text bytes stored from all untrusted peers together.
+    pub quota_total: u64,
+}
+
+impl Default for MessageLimits {
+    fn default() -> Self {
+        MessageLimits {
+            rate: 20,
+            burst: 1000,
+            bytes_rate: 256 * 1024,
+            bytes_burst: 4 * 1024 * 1024,
+            quota_per_peer: 32 * 1024 * 1024,
+            quota_total: 256 * 1024 * 1024,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -85,6 +123,7 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             max_pending_links: 1024,
             max_pending_links_per_ip: 16,
+            messages: MessageLimits::default(),
         }
     }
 }
@@ -100,7 +139,34 @@ impl RawLimits {
             max_pending_links_per_ip: self
                 .max_pending_links_per_ip
                 .unwrap_or(d.max_pending_links_per_ip),
+            messages: MessageLimits {
+                rate: self.message_rate.unwrap_or(d.messages.rate),
+                burst: self.message_burst.unwrap_or(d.messages.burst),
+                bytes_rate: self.message_bytes_rate.unwrap_or(d.messages.bytes_rate),
+                bytes_burst: self.message_bytes_burst.unwrap_or(d.messages.bytes_burst),
+                quota_per_peer: self
+                    .untrusted_bytes_per_peer
+                    .unwrap_or(d.messages.quota_per_peer),
+                quota_total: self.untrusted_bytes_total.unwrap_or(d.messages.quota_total),
+            },
         };
+        let m = limits.messages;
+        if m.rate == 0 || m.burst == 0 || m.bytes_rate == 0 {
+            return Err(ConfigError::Invalid {
+                what: "limits",
+                detail: "message-rate, message-burst and message-bytes-rate must be at least 1"
+                    .into(),
+            });
+        }
+        if m.bytes_burst < proto::peer::MAX_TEXT as u64 {
+            return Err(ConfigError::Invalid {
+                what: "limits",
+                detail: format!(
+                    "message-bytes-burst must be at least {} (one message of the largest size)",
+                    proto::peer::MAX_TEXT
+                ),
+            });
+        }
         if limits.max_pending_links == 0 || limits.max_pending_links_per_ip == 0 {
             return Err(ConfigError::Invalid {
                 what: "limits",

@@ -110,6 +110,7 @@ impl Daemon {
         let chat = Chat::start(
             node.clone(),
             tls.clone(),
+            config.limits.messages,
             tasks.clone(),
             cancel.child_token(),
         );

@@ -91,6 +91,13 @@ pub enum Refusal {
     BadMessage,
     /// The receiver could not store the message; try again later.
     Unavailable,
+    /// The sender is over the receiver's message rate: send it again later (the detail gives
+    /// the wait in milliseconds, as `retry after N ms`). Messages after it on the link are
+    /// put off too, so order is kept.
+    Deferred,
+    /// The receiver holds as many bytes from the sender as it accepts from a peer it does not
+    /// trust; the message is refused for good.
+    OverQuota,
 }
 
 impl Refusal {
@@ -102,6 +109,8 @@ impl Refusal {
             Refusal::KeyMismatch => "your key does not match the key the peer pinned for your name",
             Refusal::BadMessage => "malformed or over-long message",
             Refusal::Unavailable => "the peer could not store the message",
+            Refusal::Deferred => "the peer is receiving too fast from you; it will be sent again",
+            Refusal::OverQuota => "the peer holds as much from you as it accepts",
         }
     }
 }

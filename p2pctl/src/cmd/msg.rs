@@ -71,7 +71,7 @@ where
         .await?;
     let peer = peers.iter().find(|p| p.id == sent.value.peer);
     let outcome = match sent.value.state {
-        MessageState::Delivered | MessageState::Refused => {
+        MessageState::Delivered | MessageState::Refused | MessageState::Deferred => {
             Outcome::Settled(sent.value.clone(), sent.raw.clone())
         }
         _ if peer.is_some_and(|p| p.online && p.key_conflict.is_some()) => {
@@ -99,7 +99,14 @@ where
                 return Err(refused(&name, message.detail.as_deref()));
             }
             if !json {
-                out.line(&format!("delivered to {name}"))?;
+                if message.state == MessageState::Deferred {
+                    out.line(&format!(
+                        "deferred by {name} (it is receiving too fast from you); \
+                         p2pd sends it again later"
+                    ))?;
+                } else {
+                    out.line(&format!("delivered to {name}"))?;
+                }
             }
             Ok(())
         }
@@ -201,9 +208,13 @@ async fn settle<S: AsyncRead + AsyncWrite>(
     }
 }
 
-/// Delivered or refused: no further change will come.
+/// Delivered or refused (no further change will come), or deferred by the peer (p2pd sends
+/// it again later; waiting for that is not `msg`'s job).
 fn settled(m: &MessageInfo) -> bool {
-    matches!(m.state, MessageState::Delivered | MessageState::Refused)
+    matches!(
+        m.state,
+        MessageState::Delivered | MessageState::Refused | MessageState::Deferred
+    )
 }
 
 #[cfg(test)]

@@ -69,7 +69,9 @@ impl Ledger {
     pub(crate) fn sent(&mut self, id: MessageId, state: MessageState) {
         let state = match state {
             MessageState::Delivered | MessageState::Refused => state,
-            MessageState::Queued | MessageState::Received => MessageState::Queued,
+            MessageState::Queued | MessageState::Received | MessageState::Deferred => {
+                MessageState::Queued
+            }
         };
         self.sent.insert(id, state);
         if state == MessageState::Delivered {
@@ -140,7 +142,9 @@ impl Ledger {
             match state {
                 MessageState::Delivered => s.delivered += 1,
                 MessageState::Refused => s.refused += 1,
-                MessageState::Queued | MessageState::Received => s.queued += 1,
+                MessageState::Queued | MessageState::Received | MessageState::Deferred => {
+                    s.queued += 1;
+                }
             }
         }
         s

@@ -17,11 +17,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+mod ingress;
+
+pub use ingress::MessageLimits;
+
 use crate::backoff::{Backoff, random_unit};
 use crate::link::{self, LinkConn, LinkError, LinkTls};
 use crate::node::Node;
 use crate::peers::ResolveError;
-use crate::store::{Pin, StoreError};
+use crate::store::StoreError;
+use ingress::{Held, Ingress, Verdict};
 
 /// Frames queued per link before senders wait.
 const LINK_QUEUE: usize = 1024;
@@ -64,6 +69,11 @@ struct Slot {
     cancel: CancellationToken,
     /// Highest seq written on this link (unacknowledged ones are resent on the next link).
     sent_upto: u64,
+    /// The peer deferred a message: nothing more is written before this time.
+    hold_until: Option<Instant>,
+    /// The peer deferred a message: the next write starts after this seq. Kept apart from
+    /// `sent_upto` because a deferral can arrive while a write of later seqs is under way.
+    rewind: Option<u64>,
 }
 
 #[derive(Default)]
@@ -87,6 +97,7 @@ pub struct Chat {
     node: Arc<Node>,
     tls: Arc<LinkTls>,
     links: Mutex<Links>,
+    ingress: Mutex<Ingress>,
     kick: mpsc::UnboundedSender<PeerId>,
     tasks: TaskTracker,
     cancel: CancellationToken,
@@ -97,6 +108,7 @@ impl Chat {
     pub fn start(
         node: Arc<Node>,
         tls: Arc<LinkTls>,
+        limits: MessageLimits,
         tasks: TaskTracker,
         cancel: CancellationToken,
     ) -> Arc<Chat> {
@@ -106,6 +118,7 @@ impl Chat {
             node,
             tls,
             links: Mutex::default(),
+            ingress: Mutex::new(Ingress::new(limits)),
             kick,
             tasks: tasks.clone(),
             cancel: cancel.clone(),
@@ -135,6 +148,7 @@ impl Chat {
         if info.blocked {
             return Err(ChatError::Blocked(info.name));
         }
+        self.node.deal_with(info.id)?;
         let msg = self
             .node
             .store()
@@ -144,10 +158,24 @@ impl Chat {
         Ok(msg)
     }
 
-    /// The conversation with `peer`.
+    /// The conversation with `peer`: its key's messages and those under its name. A name no
+    /// peer holds now still finds its past conversation.
     pub fn history(&self, peer: &str, limit: u32) -> Result<Vec<MessageInfo>, ChatError> {
-        let info = self.node.resolve(peer)?;
-        Ok(self.node.store().history(info.id, limit)?)
+        let (id, name) = match self.node.resolve(peer) {
+            Ok(info) => (Some(info.id), info.name),
+            Err(e) => {
+                let Ok(name) = PeerName::new(peer) else {
+                    return Err(e.into());
+                };
+                let found = self.node.store().history(None, &name, limit)?;
+                return if found.is_empty() {
+                    Err(e.into())
+                } else {
+                    Ok(found)
+                };
+            }
+        };
+        Ok(self.node.store().history(id, &name, limit)?)
     }
 
     /// Looks again at `peer`'s outbox soon (it came online, or the user unblocked it).
@@ -185,22 +213,31 @@ impl Chat {
     /// Writes `peer`'s unsent queued messages to its link, or starts dialing it.
     async fn pump(self: &Arc<Self>, peer: PeerId) {
         let link = {
-            let g = self.links();
-            g.slots
-                .get(&peer)
-                .map(|s| (s.serial, s.tx.clone(), s.sent_upto))
+            let mut g = self.links();
+            g.slots.get_mut(&peer).map(|s| {
+                if s.hold_until.is_none_or(|t| t <= Instant::now())
+                    && let Some(r) = s.rewind.take()
+                {
+                    s.sent_upto = s.sent_upto.min(r);
+                }
+                (s.serial, s.tx.clone(), s.sent_upto, s.hold_until)
+            })
         };
         let outbox = match self.node.store().outbox(peer) {
             Ok(o) => o,
             Err(e) => return warn!("cannot read the outbox: {e}"),
         };
-        let Some((serial, tx, sent_upto)) = link else {
+        let Some((serial, tx, sent_upto, hold_until)) = link else {
             // Links are made on demand: only when there is something to send.
             if !outbox.is_empty() {
                 self.maybe_dial(peer);
             }
             return;
         };
+        if hold_until.is_some_and(|t| t > Instant::now()) {
+            // The peer deferred a message; the retry tick comes back after the wait.
+            return;
+        }
         let mut last = sent_upto;
         for m in outbox.into_iter().filter(|m| m.seq > sent_upto) {
             let seq = m.seq;
@@ -236,12 +273,13 @@ impl Chat {
         self.tasks.spawn(async move {
             let result = tokio::select! {
                 () = chat.cancel.cancelled() => return,
-                r = link::dial(&chat.tls.connector, &me, peer, &info.addrs) => r,
+                r = link::dial(&chat.tls.connector, &me, peer, &info.name, &info.addrs) => r,
             };
             match result {
-                Ok((conn, name)) => {
-                    debug!(peer = %name, "link dialed");
-                    chat.clone().adopt(conn, peer, name, chat.node.identity.id);
+                Ok(conn) => {
+                    debug!(peer = %info.name, "link dialed");
+                    chat.clone()
+                        .adopt(conn, peer, info.name, chat.node.identity.id);
                 }
                 Err(e) => chat.link_failed(peer, &e),
             }
@@ -259,12 +297,14 @@ impl Chat {
     }
 
     fn link_failed(&self, peer: PeerId, e: &LinkError) {
-        warn!(peer = %peer.short(), "peer link: {e}");
-        if matches!(e, LinkError::WrongKey { .. } | LinkError::Refused { .. }) {
-            self.node.publish([Event::LinkError {
-                peer: Some(peer),
-                detail: e.to_string(),
-            }]);
+        let serious = matches!(
+            e,
+            LinkError::WrongKey { .. } | LinkError::Refused { .. } | LinkError::NameMismatch { .. }
+        );
+        if !serious {
+            warn!(peer = %peer.short(), "peer link: {e}");
+        } else if self.node.link_error(peer, e.to_string()) {
+            warn!(peer = %peer.short(), "peer link: {e}");
         }
         if let LinkError::Refused {
             reason: Refusal::Blocked,
@@ -313,7 +353,7 @@ impl Chat {
                 Err(e) => return debug!("inbound peer link failed: {e}"),
             };
             if let Some(refusal) = chat.admit(id, &name) {
-                warn!(peer = %name, id = %id.short(), "refusing a peer link: {}", refusal.1);
+                debug!(peer = %name, id = %id.short(), "refusing a peer link: {}", refusal.1);
                 let _ = conn
                     .send(&PeerFrame::Refused {
                         id: None,
@@ -335,55 +375,56 @@ impl Chat {
         });
     }
 
-    /// Checks an inbound peer: not blocked, and its name pinned to its key.
+    /// Checks an inbound peer: not blocked, and the name it gave is the one the peer table
+    /// holds for its key (bound by the tracker or pinned here). Nothing is written: a peer is
+    /// pinned in the store only once the user deals with it.
     fn admit(&self, id: PeerId, name: &PeerName) -> Option<(Refusal, String)> {
-        if self.node.peer(id).is_some_and(|p| p.blocked) {
+        let known = self.node.peer(id);
+        if known.as_ref().is_some_and(|p| p.blocked) {
             return Some((Refusal::Blocked, Refusal::Blocked.describe().into()));
+        }
+        if known
+            .as_ref()
+            .is_some_and(|p| p.name == *name && p.key_conflict.is_none())
+        {
+            return None;
         }
         // Names are bound to keys by the tracker (or an earlier pin), never by a caller's own
         // word: else any key could take a name not seen here yet, and speak under it.
-        if self.node.peer(id).is_none_or(|p| p.name != *name) {
-            let detail = match self.node.resolve(name.as_str()) {
-                Ok(p) if p.name == *name => {
-                    let detail = format!(
-                        "{:?} is pinned to key {}, but the link presented key {id}",
-                        name.as_str(),
-                        p.id
-                    );
-                    self.node.publish([Event::LinkError {
-                        peer: Some(p.id),
-                        detail: detail.clone(),
-                    }]);
-                    detail
-                }
-                _ => format!(
-                    "no peer {:?} with key {id} is known here; the tracker has not shown it",
-                    name.as_str()
+        let (detail, contact) = match self.node.resolve(name.as_str()) {
+            Ok(p) if p.name == *name && p.id != id => (
+                format!(
+                    "{:?} is pinned to key {}, but the link presented key {id}",
+                    name.as_str(),
+                    p.id
                 ),
-            };
-            return Some((Refusal::KeyMismatch, detail));
+                Some(p.id),
+            ),
+            _ => match known {
+                Some(p) => (
+                    format!(
+                        "key {id} is known here as {:?}, not {:?}",
+                        p.name.as_str(),
+                        name.as_str()
+                    ),
+                    None,
+                ),
+                None => (
+                    format!(
+                        "no peer {:?} with key {id} is known here; the tracker has not shown it",
+                        name.as_str()
+                    ),
+                    None,
+                ),
+            },
+        };
+        // A contact is named at most once a minute, however many keys claim its name.
+        if let Some(contact) = contact
+            && self.node.link_error(contact, detail.clone())
+        {
+            warn!(peer = %name, id = %id.short(), "refusing a peer link: {detail}");
         }
-        match self.node.store().pin(name, id, svc::unix_now()) {
-            Ok(Pin::New | Pin::Same) => None,
-            Ok(Pin::Conflict { pinned }) => {
-                let detail = format!(
-                    "{:?} is pinned to key {pinned}, but the link presented key {id}",
-                    name.as_str()
-                );
-                self.node.publish([Event::LinkError {
-                    peer: Some(pinned),
-                    detail: detail.clone(),
-                }]);
-                Some((Refusal::KeyMismatch, detail))
-            }
-            Err(e) => {
-                warn!("cannot check the pin of {name}: {e}");
-                Some((
-                    Refusal::Unavailable,
-                    "the peer could not check your key".into(),
-                ))
-            }
-        }
+        Some((Refusal::KeyMismatch, detail))
     }
 
     /// Registers an established link and runs it.
@@ -412,6 +453,8 @@ impl Chat {
                     tx: tx.clone(),
                     cancel: cancel.clone(),
                     sent_upto: 0,
+                    hold_until: None,
+                    rewind: None,
                 },
             );
             serial
@@ -480,6 +523,14 @@ impl Chat {
                 }
                 PeerFrame::Refused {
                     id: Some(id),
+                    reason: Refusal::Deferred,
+                    detail,
+                } => {
+                    self.deferred(peer, id, &detail);
+                    None
+                }
+                PeerFrame::Refused {
+                    id: Some(id),
                     reason,
                     detail,
                 } => {
@@ -531,9 +582,17 @@ impl Chat {
                 detail: format!("{} bytes", m.text.len()),
             };
         }
+        if let Some(refusal) = self.ingress(peer, name, &m) {
+            return refusal;
+        }
         let stored = self.node.store().insert_incoming(peer, name, &m);
         match stored {
-            Ok(Some(message)) => self.node.publish([Event::MessageReceived { message }]),
+            Ok(Some(message)) => {
+                if let Err(e) = self.node.deal_with(peer) {
+                    warn!("cannot pin {name}: {e}");
+                }
+                self.node.publish([Event::MessageReceived { message }]);
+            }
             Ok(None) => debug!(id = %m.id, "duplicate message dropped"),
             Err(e) => {
                 warn!("cannot store a message from {name}: {e}");
@@ -545,6 +604,109 @@ impl Chat {
             }
         }
         PeerFrame::Ack { id: m.id }
+    }
+}
+
+impl Chat {
+    /// Applies the message rate and the quota to an incoming message: `None` to store it,
+    /// else the refusal to answer with.
+    fn ingress(
+        &self,
+        peer: PeerId,
+        name: &PeerName,
+        m: &proto::peer::ChatMessage,
+    ) -> Option<PeerFrame> {
+        let trusted = self.node.peer(peer).is_some_and(|p| p.trusted);
+        let held = if trusted {
+            Held {
+                peer: 0,
+                strangers: None,
+            }
+        } else {
+            match self.node.store().received_bytes(peer) {
+                Ok((peer, strangers)) => Held { peer, strangers },
+                Err(e) => {
+                    warn!("cannot count what {name} sent: {e}");
+                    return Some(PeerFrame::Refused {
+                        id: Some(m.id),
+                        reason: Refusal::Unavailable,
+                        detail: String::new(),
+                    });
+                }
+            }
+        };
+        let len = m.text.len() as u64;
+        let verdict = self
+            .ingress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .check(peer, m.seq, len, trusted, held, std::time::Instant::now());
+        match verdict {
+            Verdict::Accept => None,
+            Verdict::Defer { wait } => {
+                debug!(peer = %name, seq = m.seq, "message deferred for {wait:?}");
+                Some(PeerFrame::Refused {
+                    id: Some(m.id),
+                    reason: Refusal::Deferred,
+                    detail: ingress::wait_detail(wait),
+                })
+            }
+            Verdict::OverQuota {
+                would_hold,
+                quota,
+                total,
+            } => {
+                let whose = if total {
+                    "peers it does not know"
+                } else {
+                    "you"
+                };
+                let detail = format!(
+                    "it holds {quota} bytes of messages from {whose}, the most it keeps \
+                     (this one would make {would_hold}); ask it to trust you"
+                );
+                if self
+                    .node
+                    .link_error(peer, format!("{name}: message refused: {detail}"))
+                {
+                    warn!(peer = %name, "message over the quota refused: {detail}");
+                }
+                Some(PeerFrame::Refused {
+                    id: Some(m.id),
+                    reason: Refusal::OverQuota,
+                    detail,
+                })
+            }
+        }
+    }
+
+    /// The peer deferred our message `id`: mark it, and write nothing more to it before the
+    /// wait it gave; the outbox then sends it again, with those after it.
+    fn deferred(&self, peer: PeerId, id: proto::peer::MessageId, detail: &str) {
+        let wait = ingress::wait_from_detail(detail);
+        let shown = format!(
+            "{}; sending again in {:.1} s",
+            Refusal::Deferred.describe(),
+            wait.as_secs_f64()
+        );
+        let seq = match self
+            .node
+            .store()
+            .settle(peer, id, MessageState::Deferred, Some(&shown))
+        {
+            Ok(Some(message)) => {
+                let seq = message.seq;
+                self.node.publish([Event::MessageUpdated { message }]);
+                seq
+            }
+            Ok(None) => return,
+            Err(e) => return warn!("cannot record the deferral of {id}: {e}"),
+        };
+        if let Some(slot) = self.links().slots.get_mut(&peer) {
+            let from = seq.saturating_sub(1);
+            slot.rewind = Some(slot.rewind.map_or(from, |r| r.min(from)));
+            slot.hold_until = Some(Instant::now() + wait);
+        }
     }
 }
 
