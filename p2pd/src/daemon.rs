@@ -93,6 +93,8 @@ impl Daemon {
     /// listener and the control socket, and starts the tracker link. Returns once clients and
     /// peers can connect.
     pub async fn start_locked(config: Config, lock: StateLock) -> Result<Daemon, StartError> {
+        // A socket directory we may not use is refused before anything is made.
+        server::prepare_dir(&config.socket)?;
         let (key, created) = svc::keyfile::load_or_create(&config.state_dir.join("identity.key"))?;
         if created {
             info!(id = %key.peer_id(), "made a new identity");

@@ -55,6 +55,10 @@ fn a_socket_directory_owned_by_another_user_is_refused_by_p2pd_and_p2pctl() {
     let out = spec.run_to_exit();
     assert_refused(&out, 1, &expected);
     assert!(!socket.exists(), "p2pd bound in another user's directory");
+    assert!(
+        !spec.state_dir.join("identity.key").exists(),
+        "p2pd made an identity before refusing"
+    );
 
     let out = send_secret(&net, &socket);
     assert_refused(&out, 3, &expected);

@@ -55,11 +55,10 @@ pub enum SocketError {
     },
 }
 
-/// Binds the control socket at `path`. A missing parent directory is made with mode 0700;
-/// an existing one must be ours and writable by nobody else (else another user could stand
-/// in for us there); a stale socket left by a killed daemon is replaced; a live one is an
-/// error.
-pub async fn bind(path: &Path) -> Result<Listener, SocketError> {
+/// Makes the directory of the control socket at `path` (mode 0700) if it is missing, and
+/// checks that it is ours and writable by nobody else: another user who can put a socket
+/// there could stand in for us.
+pub fn prepare_dir(path: &Path) -> Result<(), SocketError> {
     let io_err = |source| SocketError::Io {
         path: path.to_owned(),
         source,
@@ -83,6 +82,17 @@ pub async fn bind(path: &Path) -> Result<Listener, SocketError> {
         mode: meta.mode(),
     };
     check_socket_dir(dir, facts, svc::current_uid())?;
+    Ok(())
+}
+
+/// Binds the control socket at `path`, in a directory made or checked by [`prepare_dir`]; a
+/// stale socket left by a killed daemon is replaced; a live one is an error.
+pub async fn bind(path: &Path) -> Result<Listener, SocketError> {
+    prepare_dir(path)?;
+    let io_err = |source| SocketError::Io {
+        path: path.to_owned(),
+        source,
+    };
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             let name = path.to_fs_name::<GenericFilePath>().map_err(io_err)?;
