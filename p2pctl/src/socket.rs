@@ -139,16 +139,27 @@ mod tests {
     }
 
     #[test]
-    fn a_directory_of_someone_else_is_refused_before_connecting() {
-        // `/` belongs to root and `/tmp` is writable by everyone: whoever runs this, one of
-        // them is refused, and a missing directory is left to the connection.
+    fn a_directory_open_to_others_is_refused_before_connecting() {
+        use std::os::unix::fs::PermissionsExt as _;
         let me = current_uid().expect("uid");
-        let err = if me == 0 {
-            check_dir(Path::new("/tmp/x.sock"))
-        } else {
-            check_dir(Path::new("/x.sock"))
-        };
-        assert!(matches!(err, Err(Error::SocketDir(_))), "{err:?}");
+        let dir = std::env::temp_dir().join(format!("p2pctl-test-open-{}", std::process::id()));
+        std::fs::create_dir(&dir).expect("mkdir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let open = check_dir(&dir.join("p2pd.sock"));
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let private = check_dir(&dir.join("p2pd.sock"));
+        std::fs::remove_dir(&dir).expect("rmdir");
+        assert!(
+            matches!(
+                open,
+                Err(Error::SocketDir(
+                    proto::paths::SocketDirError::TooOpen { .. }
+                ))
+            ),
+            "{open:?}"
+        );
+        assert_eq!(private.ok(), Some(me));
+        // A missing directory is left to the connection to report.
         assert_eq!(
             check_dir(Path::new("/nonexistent-p2pctl-dir/p2pd.sock")).ok(),
             Some(me)
