@@ -27,8 +27,11 @@ pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// misbehaving daemon, so this just bounds memory).
 const MAX_QUEUED: usize = 10_000;
 
-/// Connects to the control socket at `path`.
+/// Connects to the control socket at `path`. On Unix, a socket whose directory another user
+/// could write to, or that is served by another user, is refused before anything is sent.
 pub(crate) async fn connect(path: &Path) -> Result<Client<LocalSocketStream>, Error> {
+    #[cfg(unix)]
+    let me = crate::socket::check_dir(path)?;
     let unreachable = |source| Error::Unreachable {
         path: path.to_path_buf(),
         source,
@@ -37,6 +40,8 @@ pub(crate) async fn connect(path: &Path) -> Result<Client<LocalSocketStream>, Er
     let stream = LocalSocketStream::connect(name)
         .await
         .map_err(unreachable)?;
+    #[cfg(unix)]
+    crate::socket::check_server(path, stream.peer_creds().map(|c| c.euid()), me)?;
     Ok(Client::new(stream))
 }
 
@@ -396,8 +401,10 @@ mod tests {
 
     #[tokio::test]
     async fn connecting_to_a_missing_socket_is_unreachable() {
-        let path =
-            std::env::temp_dir().join(format!("p2pctl-test-missing-{}.sock", std::process::id()));
+        // In a directory that does not exist: nothing to check, nothing to connect to.
+        let path = std::env::temp_dir()
+            .join(format!("p2pctl-test-missing-{}", std::process::id()))
+            .join("p2pd.sock");
         match connect(&path).await {
             Err(e @ Error::Unreachable { .. }) => {
                 assert_eq!(e.exit_code(), std::process::ExitCode::from(3))

@@ -24,6 +24,22 @@ pub(crate) enum Error {
         #[source]
         source: io::Error,
     },
+    /// The socket's directory is not ours, or others can write it: nothing was sent.
+    #[error(transparent)]
+    SocketDir(#[from] proto::paths::SocketDirError),
+    /// The process listening on the socket runs as another user: nothing was sent.
+    #[error("the control socket {} is served by {}, not you (uid {me}); nothing was sent", path.display(), served_by(*.uid))]
+    ForeignServer {
+        /// The socket path.
+        path: PathBuf,
+        /// The listener's effective uid, if the system said.
+        uid: Option<u32>,
+        /// Our effective uid.
+        me: u32,
+    },
+    /// Our own uid could not be read, so the socket cannot be checked.
+    #[error("cannot tell which user runs p2pctl: {0}")]
+    NoUid(String),
     /// No socket path was given and the default could not be worked out.
     #[error("cannot work out the default control socket: {0}")]
     NoDefaultSocket(String),
@@ -67,15 +83,24 @@ fn rpc_message(e: &RpcError) -> String {
     }
 }
 
+/// Who serves a socket, for [`Error::ForeignServer`].
+fn served_by(uid: Option<u32>) -> String {
+    uid.map_or_else(|| "an unknown user".to_owned(), |uid| format!("uid {uid}"))
+}
+
 impl Error {
     /// The process exit code for this error.
     pub(crate) fn exit_code(&self) -> ExitCode {
         match self {
             // Output to a closed pipe (`p2pctl watch | head -1`): the reader is done, so are we.
             Error::Output(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-            Error::Unreachable { .. } | Error::NoDefaultSocket(_) => {
-                ExitCode::from(EXIT_UNREACHABLE)
-            }
+            // p2pctl could not talk to its daemon, as when none listens: the refusals keep it
+            // from talking to someone else instead.
+            Error::Unreachable { .. }
+            | Error::NoDefaultSocket(_)
+            | Error::SocketDir(_)
+            | Error::ForeignServer { .. }
+            | Error::NoUid(_) => ExitCode::from(EXIT_UNREACHABLE),
             Error::Rpc(_)
             | Error::Closed
             | Error::Timeout(_)
@@ -111,6 +136,14 @@ impl Error {
                  'systemctl --user start p2pd'; use --socket or P2PD_SOCKET if it listens elsewhere",
             ),
             Error::NoDefaultSocket(_) => Some("name the socket with --socket PATH or P2PD_SOCKET"),
+            Error::SocketDir(_) => Some(
+                "another user could put their own socket there and read what you send; \
+                 p2pd refuses such a directory too",
+            ),
+            Error::ForeignServer { .. } => Some(
+                "another user's program listens where your p2pd should; start your own p2pd \
+                 with --socket in a directory of your own and pass the same --socket here",
+            ),
             _ => None,
         }
     }

@@ -20,6 +20,7 @@ use crate::node::{Identity, Node};
 use crate::resources::Sampler;
 use crate::rpc::dispatch::Services;
 use crate::rpc::server::{self, SocketError};
+use crate::state_lock::{LockError, StateLock};
 use crate::store::{Store, StoreError};
 use crate::tracker_client::TrackerLink;
 use crate::transfer::Transfers;
@@ -39,6 +40,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// Another daemon uses the state directory, or its lock could not be taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
     /// The identity key.
     #[error(transparent)]
     Key(#[from] svc::keyfile::KeyFileError),
@@ -68,16 +72,29 @@ pub struct Daemon {
     socket: PathBuf,
     cancel: CancellationToken,
     tasks: TaskTracker,
+    /// The state directory's lock, released last.
+    lock: StateLock,
 }
 
 impl Daemon {
-    /// Loads or makes the identity, binds the peer listener and the control socket, and
-    /// starts the tracker link. Returns once clients and peers can connect.
+    /// Makes the state directory if needed, takes its lock, then starts as
+    /// [`start_locked`](Self::start_locked) does.
     pub async fn start(config: Config) -> Result<Daemon, StartError> {
         svc::create_private_dir(&config.state_dir).map_err(|source| StartError::StateDir {
             dir: config.state_dir.display().to_string(),
             source,
         })?;
+        let lock = StateLock::acquire(&config.state_dir)?;
+        Self::start_locked(config, lock).await
+    }
+
+    /// With the state directory's lock already taken (before anything else touched the
+    /// directory, such as the activity log): loads or makes the identity, binds the peer
+    /// listener and the control socket, and starts the tracker link. Returns once clients and
+    /// peers can connect.
+    pub async fn start_locked(config: Config, lock: StateLock) -> Result<Daemon, StartError> {
+        // A socket directory we may not use is refused before anything is made.
+        server::prepare_dir(&config.socket)?;
         let (key, created) = svc::keyfile::load_or_create(&config.state_dir.join("identity.key"))?;
         if created {
             info!(id = %key.peer_id(), "made a new identity");
@@ -154,6 +171,7 @@ impl Daemon {
             socket: config.socket,
             cancel,
             tasks,
+            lock,
         })
     }
 
@@ -173,7 +191,8 @@ impl Daemon {
     }
 
     /// Stops in a fixed order: cancel every task (control clients, the peer listener, the
-    /// tracker link), wait for them within a grace period, then remove the socket file.
+    /// tracker link), wait for them within a grace period, remove the socket file, and only
+    /// then release the state directory.
     pub async fn shutdown(self) {
         self.cancel.cancel();
         self.tasks.close();
@@ -184,6 +203,7 @@ impl Daemon {
             warn!("tasks outlived the {GRACE:?} grace period");
         }
         server::remove(&self.socket);
+        drop(self.lock);
         info!("p2pd stopped");
     }
 }

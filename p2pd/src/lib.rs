@@ -16,6 +16,7 @@ pub mod node;
 pub mod peers;
 pub mod resources;
 pub mod rpc;
+pub mod state_lock;
 pub mod store;
 pub mod tracker_client;
 pub mod tracker_pin;
@@ -23,3 +24,4 @@ pub mod transfer;
 
 pub use config::{Args, Config, ConfigError};
 pub use daemon::{Daemon, StartError};
+pub use state_lock::{LockError, StateLock};

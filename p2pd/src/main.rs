@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use p2pd::{Args, Config, Daemon};
+use p2pd::{Args, Config, Daemon, StateLock};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Exit status for a bad configuration (EX_CONFIG).
@@ -41,10 +41,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
             config.state_dir.display()
         )
     })?;
+    // Before anything else touches the state: one daemon per state directory.
+    let lock = StateLock::acquire(&config.state_dir)?;
     let _log = svc::logging::init(&config.state_dir, "activity.log")?;
     svc::raise_fd_limit();
     let mut term = signal(SignalKind::terminate())?;
-    let daemon = Daemon::start(config).await?;
+    let daemon = Daemon::start_locked(config, lock).await?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on {}", daemon.listen_addr())?;
     writeln!(out, "control socket {}", daemon.socket().display())?;

@@ -27,11 +27,22 @@ pub fn load(state_dir: &Path) -> io::Result<Option<PeerId>> {
     }
 }
 
-/// Pins `key`: written to a temporary file, synced, then renamed into place.
+/// Pins `key`: written to a temporary file (mode 0600, like every file p2pd makes in its
+/// state directory), synced, then renamed into place.
 pub fn save(state_dir: &Path, key: PeerId) -> io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     let tmp = state_dir.join(format!("{PIN_FILE}.tmp"));
-    std::fs::write(&tmp, format!("{key}\n"))?;
-    std::fs::File::open(&tmp)?.sync_all()?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(format!("{key}\n").as_bytes())?;
+    file.sync_all()?;
+    drop(file);
     std::fs::rename(&tmp, path(state_dir))?;
     std::fs::File::open(state_dir)?.sync_all()
 }

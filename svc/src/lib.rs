@@ -4,6 +4,7 @@
 
 pub mod config_file;
 pub mod conn_limit;
+pub mod daily_file;
 pub mod keyfile;
 pub mod listen;
 pub mod logging;

@@ -1,13 +1,15 @@
 //! Logging: diagnostics to stderr (or journald under systemd), and the activity log, a
-//! daily-rotated file in the state directory that records operations (target `activity`).
+//! daily-rotated file in the state directory, mode 0600, that records operations (target
+//! `activity`).
 
 use std::io::IsTerminal;
 use std::path::Path;
 
 use tracing_appender::non_blocking::WorkerGuard;
-use tracing_appender::rolling::{RollingFileAppender, Rotation};
 use tracing_subscriber::filter::{EnvFilter, Targets};
 use tracing_subscriber::prelude::*;
+
+use crate::daily_file::DailyFile;
 
 /// The tracing target of activity-log records.
 pub const ACTIVITY: &str = "activity";
@@ -32,14 +34,11 @@ pub enum LogError {
 pub struct LogGuard(#[allow(dead_code)] WorkerGuard);
 
 /// Installs the global subscriber. `file_prefix` names the activity files
-/// (`<state_dir>/<file_prefix>.YYYY-MM-DD`). Filter with `RUST_LOG` (default `info`).
+/// (`<state_dir>/<file_prefix>.YYYY-MM-DD`, UTC, mode 0600). Filter with `RUST_LOG` (default
+/// `info`).
 pub fn init(state_dir: &Path, file_prefix: &str) -> Result<LogGuard, LogError> {
-    let appender = RollingFileAppender::builder()
-        .rotation(Rotation::DAILY)
-        .filename_prefix(file_prefix)
-        .max_log_files(KEEP_FILES)
-        .build(state_dir)
-        .map_err(|e| LogError::Activity {
+    let appender =
+        DailyFile::open(state_dir, file_prefix, KEEP_FILES).map_err(|e| LogError::Activity {
             dir: state_dir.display().to_string(),
             detail: e.to_string(),
         })?;

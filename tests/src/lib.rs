@@ -27,6 +27,7 @@ pub mod crash;
 pub mod events;
 pub mod flood;
 pub mod netns;
+pub mod nobody;
 mod nodes;
 mod proc;
 pub mod raw;

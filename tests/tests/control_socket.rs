@@ -1,11 +1,15 @@
 //! The control socket refuses bad input with the right JSON-RPC error and stays usable:
 //! malformed JSON, unknown methods, bad params, wrong versions, over-long lines and deeply
 //! nested JSON. Only its owner may use it: the file is 0600, and another local user who
-//! can reach it anyway is refused by the uid check.
+//! can reach it anyway is refused by the uid check (and their p2pctl refuses a directory
+//! that is not theirs). `local_trust.rs` tests the other side: p2pctl and p2pd refusing a
+//! socket another user could serve.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
-use p2p_tests::{DEADLINE, P2pd, RpcClient, TestNet};
+use p2p_tests::nobody::{NOBODY, Nobody, set_mode};
+use p2p_tests::{DEADLINE, P2pd, RpcClient, TestNet, run_with_timeout};
 use serde_json::{Value, json};
 
 /// The error code of an error response, checking the envelope.
@@ -180,71 +184,51 @@ fn the_socket_is_private_to_its_owner() {
 
 #[test]
 fn another_local_user_is_refused_by_the_uid_check() {
-    if std::process::Command::new("setpriv")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: setpriv (util-linux) is not installed");
-        return;
-    }
-    if svc::current_uid() != 0 {
-        eprintln!("SKIPPED: acting as another user needs root");
-        return;
-    }
     let net = TestNet::new();
-    // Open every door the file system could close, so that only SO_PEERCRED is left: the
-    // test directory and the socket's directory 0755, the socket 0666.
-    let world = |p: &std::path::Path, mode| {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
-            .unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()));
+    let Some(nobody) = Nobody::new(&net) else {
+        return;
     };
-    world(net.path(), 0o755);
+    // Open every door the file system could close, so that only SO_PEERCRED is left: the
+    // socket's directory 0755, the socket 0666.
     let run = net.unique_dir("shared-run");
-    world(&run, 0o755);
+    set_mode(&run, 0o755);
     let socket = run.join("p2pd.sock");
     let mut daemon = net.p2pd("alice").socket(&socket).spawn();
-    world(&socket, 0o666);
+    set_mode(&socket, 0o666);
+    let socket_arg = socket.to_str().expect("UTF-8 path");
 
-    // p2pctl must be executable by nobody; copy it here if its build directory is not.
-    let nobody = |program: &std::path::Path, args: &[&str]| {
-        let mut cmd = net.isolated_command("setpriv");
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(program)
-            .args(args);
-        p2p_tests::run_with_timeout(cmd, DEADLINE)
-    };
-    let mut p2pctl = net.bin("p2pctl");
-    if !nobody(&p2pctl, &["--version"]).status.success() {
-        let copy = net.path().join("p2pctl");
-        std::fs::copy(&p2pctl, &copy).expect("copy p2pctl");
-        world(&copy, 0o755);
-        p2pctl = copy;
-        nobody(&p2pctl, &["--version"]).assert_success();
-    }
-    let as_nobody = |args: &[&str]| {
-        let mut full = vec!["--socket", socket.to_str().expect("UTF-8 path")];
-        full.extend_from_slice(args);
-        nobody(&p2pctl, &full)
-    };
-    let out = as_nobody(&["--json", "status"]);
-    assert_ne!(out.code(), Some(0), "another user used the socket:\n{out}");
+    // A client that checks nothing gets through the file system to the daemon, which cuts it
+    // off before answering anything.
+    let probe = nobody.runnable(Path::new(env!("CARGO_BIN_EXE_sock-probe")));
+    let mut cmd = nobody.command(&probe);
+    cmd.args([
+        "send",
+        socket_arg,
+        r#"{"jsonrpc":"2.0","id":1,"method":"status"}"#,
+    ]);
+    let out = run_with_timeout(cmd, DEADLINE);
+    out.assert_success();
     assert!(
-        out.stdout.trim().is_empty(),
+        out.stdout.lines().any(|l| l == "read 0 bytes"),
         "another user got an answer:\n{out}"
-    );
-    // It got through the file system and was cut off by the daemon (closed or reset), not
-    // stopped by a permission error before reaching it.
-    assert!(
-        !out.stderr.contains("cannot reach"),
-        "the connection did not reach the daemon, so the uid check was not tested:\n{out}"
-    );
-    assert!(
-        out.stderr.contains("closed the connection") || out.stderr.contains("failed"),
-        "{out}"
     );
     // And the daemon says why.
     daemon.proc.wait_stderr_line("another user", DEADLINE);
+
+    // p2pctl run by that user does not even connect: the directory is not theirs.
+    let p2pctl = nobody.runnable(&net.bin("p2pctl"));
+    let mut cmd = nobody.command(&p2pctl);
+    cmd.args(["--socket", socket_arg, "--json", "status"]);
+    let out = run_with_timeout(cmd, DEADLINE);
+    assert_eq!(out.code(), Some(3), "{out}");
+    assert!(out.stdout.trim().is_empty(), "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "control socket directory {} is owned by uid 0, not you (uid {NOBODY})",
+            run.display()
+        )),
+        "{out}"
+    );
 
     // The owner is still served.
     still_serves(&mut daemon.rpc(), &daemon);

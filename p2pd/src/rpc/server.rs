@@ -1,8 +1,9 @@
-//! The control socket: bound 0600 in a 0700 directory, callers' uid checked, one task per
-//! connection reading capped lines and answering each request in order.
+//! The control socket: bound 0600 in a directory of our own that nobody else can write,
+//! callers' uid checked, one task per connection reading capped lines and answering each
+//! request in order.
 
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use interprocess::local_socket::traits::tokio::{Listener as _, Stream as _};
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
 use proto::api::{EVENT_NOTIFICATION, Event};
+use proto::paths::{DirFacts, SocketDirError, check_socket_dir};
 use proto::rpc::{
     MAX_LINE, Notification, Response, RpcError, Version2, code, line_too_long, parse_request,
 };
@@ -39,6 +41,9 @@ pub enum SocketError {
         /// The path.
         path: PathBuf,
     },
+    /// The socket's directory belongs to someone else or others can write it.
+    #[error(transparent)]
+    Dir(#[from] SocketDirError),
     /// The socket or its directory could not be made.
     #[error("control socket {}: {source}", path.display())]
     Io {
@@ -50,17 +55,19 @@ pub enum SocketError {
     },
 }
 
-/// Binds the control socket at `path`. A missing parent directory is made with mode 0700;
-/// a stale socket left by a killed daemon is replaced; a live one is an error.
-pub async fn bind(path: &Path) -> Result<Listener, SocketError> {
+/// Makes the directory of the control socket at `path` (mode 0700) if it is missing, and
+/// checks that it is ours and writable by nobody else: another user who can put a socket
+/// there could stand in for us.
+pub fn prepare_dir(path: &Path) -> Result<(), SocketError> {
     let io_err = |source| SocketError::Io {
         path: path.to_owned(),
         source,
     };
-    if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-        && !dir.exists()
-    {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -68,6 +75,24 @@ pub async fn bind(path: &Path) -> Result<Listener, SocketError> {
             .map_err(io_err)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io_err)?;
     }
+    let meta = std::fs::metadata(dir).map_err(io_err)?;
+    let facts = DirFacts {
+        is_dir: meta.is_dir(),
+        owner: meta.uid(),
+        mode: meta.mode(),
+    };
+    check_socket_dir(dir, facts, svc::current_uid())?;
+    Ok(())
+}
+
+/// Binds the control socket at `path`, in a directory made or checked by [`prepare_dir`]; a
+/// stale socket left by a killed daemon is replaced; a live one is an error.
+pub async fn bind(path: &Path) -> Result<Listener, SocketError> {
+    prepare_dir(path)?;
+    let io_err = |source| SocketError::Io {
+        path: path.to_owned(),
+        source,
+    };
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             let name = path.to_fs_name::<GenericFilePath>().map_err(io_err)?;
