@@ -3,11 +3,12 @@
 //!
 //! Layering, top to bottom: [`server`] (start, accept, shutdown) → [`conn`] (one peer's
 //! connection) → [`state`] (shared state behind one lock) → [`registry`] (the rules, pure),
-//! [`store`] (SQLite), [`limits`] (caps and rates), [`config`].
+//! [`store`] (SQLite, schema in [`migrations`]), [`limits`] (caps and rates), [`config`].
 
 pub mod config;
 pub mod conn;
 pub mod limits;
+pub mod migrations;
 pub mod registry;
 pub mod server;
 pub mod state;

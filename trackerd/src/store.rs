@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 use proto::{PeerId, PeerName};
 use rusqlite::{Connection, params};
+use tracing::info;
+
+use crate::migrations::{self, MigrateError};
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +20,15 @@ pub enum StoreError {
         /// The cause.
         #[source]
         source: rusqlite::Error,
+    },
+    /// The schema could not be brought up to date (or is newer than this binary).
+    #[error("tracker database {}", path.display())]
+    Schema {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: MigrateError,
     },
 }
 
@@ -38,14 +50,25 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let db = Connection::open(&path).map_err(err)?;
+        let mut db = Connection::open(&path).map_err(err)?;
         db.execute_batch(
             "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
-             CREATE TABLE IF NOT EXISTS names (name TEXT PRIMARY KEY, key BLOB NOT NULL, bound_at INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS seqs (key BLOB PRIMARY KEY, seq INTEGER NOT NULL);",
+             PRAGMA synchronous = FULL;",
         )
         .map_err(err)?;
+        let was = migrations::migrate(&mut db).map_err(|source| StoreError::Schema {
+            path: path.clone(),
+            source,
+        })?;
+        if was != migrations::LATEST {
+            info!(
+                from = was,
+                to = migrations::LATEST,
+                "database schema upgraded"
+            );
+        }
+        db.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
         Ok(Store { db, path })
     }
 
@@ -157,5 +180,55 @@ mod tests {
         let (names, seqs) = s.load().unwrap();
         assert_eq!(names.get(&name), Some(&k));
         assert_eq!(seqs.get(&k), Some(&(u64::MAX - 1)));
+    }
+
+    /// The statements the first release ran at every start, before schema versions existed.
+    const UNVERSIONED_SCHEMA: &str = "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         CREATE TABLE IF NOT EXISTS names (name TEXT PRIMARY KEY, key BLOB NOT NULL, bound_at INTEGER NOT NULL);
+         CREATE TABLE IF NOT EXISTS seqs (key BLOB PRIMARY KEY, seq INTEGER NOT NULL);";
+
+    #[test]
+    fn an_unversioned_database_upgrades_and_keeps_its_bindings() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = SecretKey::from_seed([1; 32]).peer_id();
+        {
+            let db = Connection::open(dir.path().join("tracker.db")).unwrap();
+            db.execute_batch(UNVERSIONED_SCHEMA).unwrap();
+            db.execute(
+                "INSERT INTO names (name, key, bound_at) VALUES ('alice', ?1, 10)",
+                [k.as_bytes().as_slice()],
+            )
+            .unwrap();
+            db.execute(
+                "INSERT INTO seqs (key, seq) VALUES (?1, 7)",
+                [k.as_bytes().as_slice()],
+            )
+            .unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let v: u32 =
+            s.db.pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap();
+        assert_eq!(v, migrations::LATEST);
+        let (names, seqs) = s.load().unwrap();
+        assert_eq!(names.get(&PeerName::new("alice").unwrap()), Some(&k));
+        assert_eq!(seqs.get(&k), Some(&7));
+    }
+
+    #[test]
+    fn a_newer_database_is_refused_naming_both_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Connection::open(dir.path().join("tracker.db")).unwrap();
+            db.pragma_update(None, "user_version", 99).unwrap();
+        }
+        let err = Store::open(dir.path()).unwrap_err();
+        let err = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+        assert!(err.contains("99"), "{err}");
+        assert!(
+            err.contains(&format!("up to {}", migrations::LATEST)),
+            "{err}"
+        );
     }
 }
