@@ -1,7 +1,11 @@
-//! Names at the tracker: the database carries a schema version (an unversioned file from the
-//! first release upgrades and keeps its bindings; a newer one is refused at start).
+//! Names at the tracker: one name per key (binding another releases the first), a binding
+//! unused for the lapse time may be taken by another key, and the database carries a schema
+//! version (an unversioned file from the first release upgrades and keeps its bindings; a
+//! newer one is refused at start).
 
+use std::net::SocketAddr;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use p2p_tests::TestNet;
 use p2p_tests::raw::{self, Client};
@@ -78,8 +82,16 @@ fn assert_taken(answer: &TrackerMsg) {
 async fn an_unversioned_database_upgrades_and_keeps_its_bindings() {
     let net = TestNet::new();
     let dir = net.unique_dir("tracker");
-    let alice = raw::random_key();
-    unversioned_db(&dir, &[("alice", &alice, 1_700_000_000)]);
+    let (alice, bob) = (raw::random_key(), raw::random_key());
+    // bob holds two names, as the first release allowed; he keeps the one bound last.
+    unversioned_db(
+        &dir,
+        &[
+            ("alice", &alice, 1_600_000_000),
+            ("bob-old", &bob, 1_700_000_000),
+            ("bob-new", &bob, 1_700_000_100),
+        ],
+    );
     assert_eq!(user_version(&dir), 0);
     let tracker = net.spawn_tracker_in(dir.clone(), None);
     assert!(user_version(&dir) >= 1, "the schema version is recorded");
@@ -99,6 +111,10 @@ async fn an_unversioned_database_upgrades_and_keeps_its_bindings() {
         "{answer:?}"
     );
     let (_c, answer) = register(tracker.addr, &alice, "alice", 2).await;
+    assert_registered(&answer);
+    let (_c, answer) = register(tracker.addr, &raw::random_key(), "bob-new", 1).await;
+    assert_taken(&answer);
+    let (_c, answer) = register(tracker.addr, &raw::random_key(), "bob-old", 1).await;
     assert_registered(&answer);
 }
 
@@ -127,4 +143,102 @@ fn a_database_from_a_newer_trackerd_is_refused_at_start() {
     );
     assert!(!out.stdout.contains("listening on"), "{out}");
     assert_eq!(user_version(&dir), 999, "the file is left as it was");
+}
+
+/// A registered client subscribed to events, to see others join and leave.
+async fn watcher(addr: SocketAddr) -> Client {
+    let mut w = raw::register_fresh(addr, "watcher").await;
+    w.send(&proto::tracker::PeerMsg::Subscribe { req: 1 }).await;
+    match w.recv().await {
+        TrackerMsg::Peers { req: 1, .. } => w,
+        other => panic!("expected the peer list, got {other:?}"),
+    }
+}
+
+/// Waits on `w` for `Left` of `key`, skipping other events.
+async fn wait_left(w: &mut Client, key: &SecretKey) {
+    loop {
+        match w.recv().await {
+            TrackerMsg::Left { key: k } if k == key.peer_id() => return,
+            TrackerMsg::Joined(_) | TrackerMsg::Updated(_) | TrackerMsg::Left { .. } => {}
+            other => panic!("unexpected while waiting for Left: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_key_binding_a_second_name_releases_the_first() {
+    let net = TestNet::new();
+    let mut tracker = net.spawn_tracker(None);
+    let (a, b) = (raw::random_key(), raw::random_key());
+    let (mut ca, answer) = register(tracker.addr, &a, "first", 1).await;
+    assert_registered(&answer);
+    let (_cb, answer) = register(tracker.addr, &b, "first", 1).await;
+    assert_taken(&answer);
+
+    assert_registered(&ca.register(raw::signed(&a, "second", 2)).await);
+    let (_cb, answer) = register(tracker.addr, &b, "first", 2).await;
+    assert_registered(&answer);
+    // a holds "second" only; b took "first".
+    assert_taken(&ca.register(raw::signed(&a, "first", 3)).await);
+
+    // Persisted: after a restart b still holds "first" and a holds "second".
+    drop((ca, _cb));
+    tracker.restart();
+    let (_c, answer) = register(tracker.addr, &raw::random_key(), "first", 1).await;
+    assert_taken(&answer);
+    let (_c, answer) = register(tracker.addr, &raw::random_key(), "second", 1).await;
+    assert_taken(&answer);
+}
+
+/// The lapse time in [`a_name_unused_for_the_lapse_time_is_taken_by_another_key`].
+const LAPSE_SECS: u64 = 4;
+
+#[tokio::test]
+async fn a_name_unused_for_the_lapse_time_is_taken_by_another_key() {
+    let net = TestNet::new();
+    let tracker = net.spawn_tracker(Some(&format!("name-lapse = \"{LAPSE_SECS}s\"\n")));
+    let mut w = watcher(tracker.addr).await;
+    let (a, b) = (raw::random_key(), raw::random_key());
+    let (ca, answer) = register(tracker.addr, &a, "lapsing", 1).await;
+    assert_registered(&answer);
+    drop(ca);
+    wait_left(&mut w, &a).await;
+    let left_at = Instant::now();
+
+    // Just after its owner left, the name is still held.
+    let (_c, answer) = register(tracker.addr, &b, "lapsing", 1).await;
+    assert!(
+        left_at.elapsed() < Duration::from_secs(LAPSE_SECS - 1),
+        "too slow to check the name before it lapses"
+    );
+    assert_taken(&answer);
+
+    // Once the lapse time has passed, b takes it. Time is what this waits for: retry.
+    let mut seq = 2;
+    let taken_at = loop {
+        let (_c, answer) = register(tracker.addr, &b, "lapsing", seq).await;
+        seq += 1;
+        match answer {
+            TrackerMsg::Registered { .. } => break left_at.elapsed(),
+            TrackerMsg::Refused {
+                reason: Refusal::NameTaken,
+                ..
+            } => {}
+            other => panic!("unexpected answer {other:?}"),
+        }
+        assert!(
+            left_at.elapsed() < Duration::from_secs(LAPSE_SECS) + p2p_tests::DEADLINE,
+            "the name never lapsed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Use is counted in whole seconds: the name may lapse up to a second early.
+    assert!(
+        taken_at >= Duration::from_secs(LAPSE_SECS - 1),
+        "the name lapsed after {taken_at:?}, before {LAPSE_SECS} s"
+    );
+    // The old key lost it.
+    let (_c, answer) = register(tracker.addr, &a, "lapsing", 2).await;
+    assert_taken(&answer);
 }

@@ -36,6 +36,7 @@ struct RawConfig {
     listen: Option<SocketAddr>,
     state_dir: Option<PathBuf>,
     lease_secs: Option<u64>,
+    name_lapse: Option<RawDuration>,
     #[serde(default)]
     limits: RawLimits,
 }
@@ -74,6 +75,9 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// A peer silent this long is dropped.
     pub lease: Duration,
+    /// A name binding unused this long (its key neither registered nor stayed connected)
+    /// may be taken by another key.
+    pub name_lapse: Duration,
     /// Limits.
     pub limits: Limits,
 }
@@ -90,6 +94,44 @@ pub enum ConfigError {
     /// No state directory was given and none can be derived.
     #[error("no state directory: pass --state-dir, or set STATE_DIRECTORY or HOME")]
     NoStateDir,
+}
+
+/// Default time after which an unused name binding lapses: 180 days.
+pub const DEFAULT_NAME_LAPSE: Duration = Duration::from_secs(180 * 86_400);
+
+/// A duration as written: whole seconds, or a string of a number and a unit (`"90s"`,
+/// `"15m"`, `"12h"`, `"180d"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RawDuration {
+    Secs(u64),
+    Text(String),
+}
+
+impl RawDuration {
+    fn parse(self) -> Result<Duration, ConfigError> {
+        let text = match self {
+            RawDuration::Secs(s) => return Ok(Duration::from_secs(s)),
+            RawDuration::Text(t) => t,
+        };
+        let bad = || {
+            ConfigError::Invalid(format!(
+                "name-lapse {text:?}: expected seconds, or a number with a unit s, m, h or d (such as \"180d\")"
+            ))
+        };
+        let t = text.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        let mult = match unit.trim() {
+            "" | "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(bad()),
+        };
+        n.checked_mul(mult).map(Duration::from_secs).ok_or_else(bad)
+    }
 }
 
 /// Default listen address.
@@ -126,6 +168,13 @@ impl RawConfig {
                 "lease-secs must be 2..=3600, got {lease_secs}"
             )));
         }
+        let name_lapse = match self.name_lapse {
+            Some(raw) => raw.parse()?,
+            None => DEFAULT_NAME_LAPSE,
+        };
+        if name_lapse.is_zero() {
+            return Err(ConfigError::Invalid("name-lapse must be above 0".into()));
+        }
         let l = self.limits;
         let limits = Limits {
             max_connections: l.max_connections.unwrap_or(16_384),
@@ -156,6 +205,7 @@ impl RawConfig {
             listen,
             state_dir,
             lease: Duration::from_secs(lease_secs),
+            name_lapse,
             limits,
         })
     }
@@ -204,5 +254,43 @@ mod tests {
         assert!(toml::from_str::<RawConfig>("[limits]\nmax-conn = 1").is_err());
         let raw: RawConfig = toml::from_str("lease-secs = 1").unwrap();
         assert!(raw.validate(&args()).is_err());
+    }
+
+    #[test]
+    fn name_lapse_takes_seconds_or_a_unit() {
+        let lapse = |text: &str| {
+            toml::from_str::<RawConfig>(text)
+                .unwrap()
+                .validate(&args())
+                .map(|c| c.name_lapse)
+        };
+        assert_eq!(lapse("").unwrap(), DEFAULT_NAME_LAPSE);
+        assert_eq!(lapse("name-lapse = 3").unwrap(), Duration::from_secs(3));
+        assert_eq!(
+            lapse("name-lapse = \"3s\"").unwrap(),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            lapse("name-lapse = \"2m\"").unwrap(),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            lapse("name-lapse = \"5h\"").unwrap(),
+            Duration::from_secs(18_000)
+        );
+        assert_eq!(
+            lapse("name-lapse = \"180d\"").unwrap(),
+            Duration::from_secs(180 * 86_400)
+        );
+        for bad in [
+            "0",
+            "\"0d\"",
+            "\"d\"",
+            "\"3w\"",
+            "\"-1s\"",
+            "\"99999999999999999999d\"",
+        ] {
+            assert!(lapse(&format!("name-lapse = {bad}")).is_err(), "{bad}");
+        }
     }
 }

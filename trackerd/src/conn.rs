@@ -185,6 +185,9 @@ where
             }
         }
         PeerMsg::Subscribe { req } => {
+            if let Some(k) = registered {
+                ctx.hub.note_activity(conn_id, *k);
+            }
             if registered.is_none() {
                 conn.send(&TrackerMsg::Refused {
                     reason: Refusal::NotRegistered,
@@ -196,6 +199,9 @@ where
             }
         }
         PeerMsg::List { req } => {
+            if let Some(k) = registered {
+                ctx.hub.note_activity(conn_id, *k);
+            }
             if registered.is_none() {
                 conn.send(&TrackerMsg::Refused {
                     reason: Refusal::NotRegistered,

@@ -13,6 +13,15 @@ pub const MIGRATIONS: &[&str] = &[
     // 1: name bindings and the last seq per key.
     "CREATE TABLE IF NOT EXISTS names (name TEXT PRIMARY KEY, key BLOB NOT NULL, bound_at INTEGER NOT NULL);
      CREATE TABLE IF NOT EXISTS seqs (key BLOB PRIMARY KEY, seq INTEGER NOT NULL);",
+    // 2: one name per key, and when each binding was last used. The first schema kept no
+    // use times: a key that held several names keeps the one bound most recently, and every
+    // binding counts as used at the upgrade, so none lapses before it could be used.
+    "ALTER TABLE names ADD COLUMN last_used INTEGER NOT NULL DEFAULT 0;
+     UPDATE names SET last_used = CAST(strftime('%s', 'now') AS INTEGER);
+     DELETE FROM names WHERE rowid <> (
+         SELECT n.rowid FROM names AS n WHERE n.key = names.key
+         ORDER BY n.bound_at DESC, n.rowid DESC LIMIT 1);
+     CREATE UNIQUE INDEX names_by_key ON names (key);",
 ];
 
 /// The schema version this binary writes.
@@ -76,5 +85,37 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains(&(LATEST + 1).to_string()) && msg.contains(&LATEST.to_string()));
         assert_eq!(version(&db), LATEST + 1);
+    }
+
+    #[test]
+    fn version_2_keeps_the_most_recently_bound_name_of_each_key() {
+        let mut db = Connection::open_in_memory().unwrap();
+        db.execute_batch(MIGRATIONS[0]).unwrap();
+        db.execute_batch(
+            "INSERT INTO names VALUES ('a1', x'01', 10), ('a2', x'01', 30), ('a3', x'01', 20),
+                                      ('b1', x'02', 5);",
+        )
+        .unwrap();
+        migrate(&mut db).unwrap();
+        let mut stmt = db
+            .prepare("SELECT name, last_used FROM names ORDER BY name")
+            .unwrap();
+        let rows: Vec<(String, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let names: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a2", "b1"]);
+        let now = i64::try_from(svc::unix_now()).unwrap();
+        assert!(
+            rows.iter().all(|&(_, t)| (now - 5..=now + 5).contains(&t)),
+            "{rows:?}"
+        );
+        // One name per key from now on.
+        assert!(
+            db.execute("INSERT INTO names VALUES ('a4', x'01', 40, 40)", [])
+                .is_err()
+        );
     }
 }

@@ -82,6 +82,7 @@ impl Tracker {
                 limits.registrations_per_ip_per_sec,
                 limits.registration_burst,
             ),
+            config.name_lapse,
         )?;
         let listener = svc::listen::bind_tcp(config.listen).map_err(|source| StartError::Bind {
             addr: config.listen,
@@ -99,6 +100,11 @@ impl Tracker {
         });
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
+        tasks.spawn(touch_live_loop(
+            hub.clone(),
+            touch_interval(config.name_lapse),
+            cancel.clone(),
+        ));
         tasks.spawn(accept_loop(
             listener,
             ctx,
@@ -143,6 +149,25 @@ impl Tracker {
             warn!("connections outlived the {GRACE:?} grace period");
         }
         info!("tracker stopped");
+    }
+}
+
+/// How often connected keys' bindings are marked used: a quarter of the lapse time, at
+/// least every second and at most every hour.
+fn touch_interval(lapse: Duration) -> Duration {
+    (lapse / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600))
+}
+
+/// Marks connected keys' bindings used every `every`, so that a tracker killed while they
+/// are connected does not let their names lapse early.
+async fn touch_live_loop(hub: Hub, every: Duration, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = tick.tick() => hub.touch_live(),
+        }
     }
 }
 

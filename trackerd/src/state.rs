@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use proto::PeerId;
 use proto::tracker::{MAX_RESPONSE_FRAME, PeerEntry, Refusal, SignedRecord, TrackerMsg};
+use proto::{PeerId, PeerName};
 use svc::logging::ACTIVITY;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -42,12 +42,12 @@ pub enum RegisterResult {
 }
 
 impl Hub {
-    /// Wraps a loaded store.
-    pub fn new(store: Store, rate: RateLimiter) -> Result<Hub, StoreError> {
+    /// Wraps a loaded store; a binding unused for `lapse` may be taken by another key.
+    pub fn new(store: Store, rate: RateLimiter, lapse: Duration) -> Result<Hub, StoreError> {
         let (names, seqs) = store.load()?;
         info!(names = names.len(), "loaded name bindings");
         Ok(Hub(Arc::new(Mutex::new(Inner {
-            registry: Registry::new(names, seqs),
+            registry: Registry::new(names, seqs, lapse),
             store,
             rate,
             subscribers: HashMap::new(),
@@ -79,17 +79,16 @@ impl Hub {
                 format!("too many registrations from {ip}; slow down"),
             ));
         }
-        let plan = match g.registry.check(conn, tls_key, ip, signed) {
+        let now = svc::unix_now();
+        let plan = match g.registry.check(conn, tls_key, ip, signed, now) {
             Ok(plan) => plan,
             Err(refused) => return RegisterResult::Refused(refused),
         };
         let rec = &plan.entry.signed.record;
-        if let Err(e) = g.store.record(
-            plan.new_binding.as_ref(),
-            &rec.key,
-            rec.seq,
-            svc::unix_now(),
-        ) {
+        if let Err(e) = g
+            .store
+            .record(plan.new_binding.as_ref(), &rec.key, rec.seq, now)
+        {
             warn!("cannot persist registration: {e}");
             return RegisterResult::Refused((
                 Refusal::BadRecord,
@@ -100,7 +99,13 @@ impl Hub {
         if let Some((name, key)) = &plan.new_binding {
             info!(target: ACTIVITY, op = "bind", name = %name, key = %key, "name bound");
         }
-        let applied = g.registry.apply(plan);
+        if let Some(old) = &plan.released {
+            info!(target: ACTIVITY, op = "unbind", name = %old, key = %rec.key, reason = "the key bound another name", "name released");
+        }
+        if let Some(old) = &plan.lapsed {
+            info!(target: ACTIVITY, op = "unbind", name = %rec.name, key = %old, reason = "lapsed unused", "name lapsed");
+        }
+        let applied = g.registry.apply(plan, Instant::now());
         if let Some(old) = applied.displaced
             && let Some(closer) = g.closers.get(&old)
         {
@@ -139,16 +144,59 @@ impl Hub {
         }
     }
 
-    /// Connection `conn` closed; `key` is its TLS key if it had registered.
+    /// Connection `conn` closed; `key` is its TLS key if it had registered. A live key's
+    /// binding counts as used until now.
     pub fn disconnect(&self, conn: ConnId, key: Option<PeerId>) {
         let mut g = self.lock();
         g.subscribers.remove(&conn);
         g.closers.remove(&conn);
+        let now = svc::unix_now();
         if let Some(key) = key
-            && let Some(left) = g.registry.disconnect(conn, key)
+            && let Some(left) = g.registry.disconnect(conn, key, now)
         {
+            if let Err(e) = g.store.touch(&[left], now) {
+                warn!("cannot record when a name was last used: {e}");
+            }
             g.publish(&TrackerMsg::Left { key: left }, conn);
         }
+    }
+
+    /// Connection `conn`, registered as `key`, made a request other than a keepalive.
+    pub fn note_activity(&self, conn: ConnId, key: PeerId) {
+        self.lock()
+            .registry
+            .note_activity(conn, key, Instant::now());
+    }
+
+    /// Marks the bindings of every connected key used now, in memory and on disk.
+    pub fn touch_live(&self) {
+        let mut g = self.lock();
+        let now = svc::unix_now();
+        let keys = g.registry.touch_live(now);
+        if let Err(e) = g.store.touch(&keys, now) {
+            warn!("cannot record when names were last used: {e}");
+        }
+    }
+
+    /// Frees `name` (persisted first). A connected holder's registration is dropped: its
+    /// connection is closed and subscribers see it leave. Returns the key that held it.
+    pub fn release(&self, name: &PeerName) -> Result<Option<PeerId>, StoreError> {
+        let mut g = self.lock();
+        if g.registry.binding(name).is_none() {
+            return Ok(None);
+        }
+        g.store.release(name)?;
+        let Some((key, conn)) = g.registry.release(name) else {
+            return Ok(None);
+        };
+        info!(target: ACTIVITY, op = "unbind", name = %name, key = %key, reason = "released by the operator", "name released");
+        if let Some(conn) = conn {
+            if let Some(closer) = g.closers.get(&conn) {
+                closer.cancel();
+            }
+            g.publish(&TrackerMsg::Left { key }, conn);
+        }
+        Ok(Some(key))
     }
 
     /// Live peers now.
