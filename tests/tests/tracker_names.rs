@@ -242,3 +242,60 @@ async fn a_name_unused_for_the_lapse_time_is_taken_by_another_key() {
     let (_c, answer) = register(tracker.addr, &a, "lapsing", 2).await;
     assert_taken(&answer);
 }
+
+/// Runs `trackerd release NAME` against `tracker` (its admin socket is in its state
+/// directory), optionally under `setpriv` as another user.
+fn release(
+    net: &TestNet,
+    tracker: &p2p_tests::Tracker,
+    name: &str,
+    as_nobody: bool,
+) -> p2p_tests::CmdOutput {
+    let socket = tracker.state_dir.join("run/admin.sock");
+    let mut cmd = if as_nobody {
+        let mut c = net.isolated_command("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(net.bin("trackerd"));
+        c
+    } else {
+        net.command("trackerd")
+    };
+    cmd.arg("release")
+        .arg("--admin-socket")
+        .arg(&socket)
+        .arg(name);
+    p2p_tests::run_with_timeout(cmd, p2p_tests::DEADLINE)
+}
+
+#[tokio::test]
+async fn the_operator_releases_a_name_and_its_connected_holder_is_dropped() {
+    let net = TestNet::new();
+    let tracker = net.spawn_tracker(None);
+    let mut w = watcher(tracker.addr).await;
+    let (a, b) = (raw::random_key(), raw::random_key());
+    let (mut ca, answer) = register(tracker.addr, &a, "held", 1).await;
+    assert_registered(&answer);
+
+    // Only root and the tracker's own user may use the socket.
+    let out = release(&net, &tracker, "held", true);
+    assert_eq!(out.code(), Some(3), "another user cannot reach it:\n{out}");
+    ca.ping(1).await;
+
+    let out = release(&net, &tracker, "held", false);
+    out.assert_success();
+    assert_eq!(
+        out.stdout.trim(),
+        format!("released held (was key {})", a.peer_id()),
+        "{out}"
+    );
+    wait_left(&mut w, &a).await;
+    ca.wait_closed(p2p_tests::DEADLINE)
+        .await
+        .expect("the holder's connection is closed");
+    let (_cb, answer) = register(tracker.addr, &b, "held", 1).await;
+    assert_registered(&answer);
+
+    let out = release(&net, &tracker, "nobody-has-this", false);
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert_eq!(out.stdout.trim(), "nobody-has-this is not bound", "{out}");
+}

@@ -27,7 +27,29 @@ pub struct Args {
     /// Check the configuration, print it, and exit.
     #[arg(long)]
     pub check_config: bool,
+    /// The admin socket of the running tracker (default: $RUNTIME_DIRECTORY/admin.sock,
+    /// else <state-dir>/run/admin.sock).
+    #[arg(long, value_name = "PATH", global = true)]
+    pub admin_socket: Option<PathBuf>,
+    /// An operator command for the running tracker, instead of running one.
+    #[command(subcommand)]
+    pub command: Option<Command>,
 }
+
+/// Operator commands, sent to a running tracker over its admin socket.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Free NAME: its binding is removed and a connected holder is dropped. Exits 1 if the
+    /// name is not bound.
+    Release {
+        /// The name to free.
+        name: String,
+    },
+}
+
+/// Where the shipped system unit's tracker listens for admin commands
+/// (`RuntimeDirectory=trackerd`); `trackerd release` uses it when nothing else says where.
+pub const SYSTEM_ADMIN_SOCKET: &str = "/run/trackerd/admin.sock";
 
 /// The file as written; every key optional, unknown keys refused.
 #[derive(Debug, Default, Deserialize)]
@@ -37,6 +59,7 @@ struct RawConfig {
     state_dir: Option<PathBuf>,
     lease_secs: Option<u64>,
     name_lapse: Option<RawDuration>,
+    admin_socket: Option<PathBuf>,
     #[serde(default)]
     limits: RawLimits,
 }
@@ -78,6 +101,8 @@ pub struct Config {
     /// A name binding unused this long (its key neither registered nor stayed connected)
     /// may be taken by another key.
     pub name_lapse: Duration,
+    /// The admin socket (`trackerd release`).
+    pub admin_socket: PathBuf,
     /// Limits.
     pub limits: Limits,
 }
@@ -146,6 +171,35 @@ impl Config {
         };
         raw.validate(args)
     }
+
+    /// The admin socket a `trackerd release` talks to: `--admin-socket`, else the file's
+    /// `admin-socket`, else `$RUNTIME_DIRECTORY/admin.sock`, else `<state-dir>/run/admin.sock`
+    /// when a state directory is given (flag, file or `$STATE_DIRECTORY`), else
+    /// [`SYSTEM_ADMIN_SOCKET`].
+    pub fn admin_socket_of_running(args: &Args) -> Result<PathBuf, ConfigError> {
+        let raw = match &args.config {
+            Some(path) => parse_file(path)?,
+            None => RawConfig::default(),
+        };
+        let state_dir = args
+            .state_dir
+            .clone()
+            .or(raw.state_dir)
+            .or_else(|| std::env::var_os("STATE_DIRECTORY").map(PathBuf::from));
+        Ok(admin_socket(args, raw.admin_socket, state_dir.as_deref())
+            .unwrap_or_else(|| SYSTEM_ADMIN_SOCKET.into()))
+    }
+}
+
+/// The admin socket from the flag, the file, `$RUNTIME_DIRECTORY`, or `state_dir`.
+fn admin_socket(args: &Args, file: Option<PathBuf>, state_dir: Option<&Path>) -> Option<PathBuf> {
+    args.admin_socket
+        .clone()
+        .or(file)
+        .or_else(|| {
+            std::env::var_os("RUNTIME_DIRECTORY").map(|d| PathBuf::from(d).join("admin.sock"))
+        })
+        .or_else(|| state_dir.map(|d| d.join("run").join("admin.sock")))
 }
 
 fn parse_file(path: &Path) -> Result<RawConfig, ConfigError> {
@@ -201,11 +255,14 @@ impl RawConfig {
                 "registration rate and burst must be positive".into(),
             ));
         }
+        let admin_socket = admin_socket(args, self.admin_socket, Some(&state_dir))
+            .unwrap_or_else(|| state_dir.join("run").join("admin.sock"));
         Ok(Config {
             listen,
             state_dir,
             lease: Duration::from_secs(lease_secs),
             name_lapse,
+            admin_socket,
             limits,
         })
     }
@@ -231,6 +288,8 @@ mod tests {
             state_dir: Some("/tmp/x".into()),
             config: None,
             check_config: false,
+            admin_socket: None,
+            command: None,
         }
     }
 

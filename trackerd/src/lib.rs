@@ -3,8 +3,9 @@
 //!
 //! Layering, top to bottom: [`server`] (start, accept, shutdown) → [`conn`] (one peer's
 //! connection) → [`state`] (shared state behind one lock) → [`registry`] (the rules, pure),
-//! [`store`] (SQLite, schema in [`migrations`]), [`limits`] (caps and rates), [`config`].
+//! [`store`] (SQLite, schema in [`migrations`]), [`admin`] (the operator's socket), [`limits`] (caps and rates), [`config`].
 
+pub mod admin;
 pub mod config;
 pub mod conn;
 pub mod limits;
@@ -14,5 +15,5 @@ pub mod server;
 pub mod state;
 pub mod store;
 
-pub use config::{Args, Config, ConfigError};
+pub use config::{Args, Command, Config, ConfigError};
 pub use server::{StartError, Tracker};

@@ -2,6 +2,7 @@
 //! tracked task per connection, and shut down in a fixed order.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::admin::{self, AdminError};
 use crate::config::Config;
 use crate::conn::{ConnCtx, serve};
 use crate::limits::{ConnLimiter, RateLimiter};
@@ -42,6 +44,9 @@ pub enum StartError {
     /// TLS setup.
     #[error(transparent)]
     Tls(#[from] transport::TlsError),
+    /// The admin socket.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
     /// The listen address.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -58,6 +63,7 @@ pub struct Tracker {
     addr: SocketAddr,
     id: PeerId,
     hub: Hub,
+    admin_socket: PathBuf,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
@@ -98,8 +104,15 @@ impl Tracker {
             handshake_timeout: limits.handshake_timeout,
             lease: config.lease,
         });
+        let admin_listener = admin::bind(&config.admin_socket).await?;
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
+        tasks.spawn(admin::serve(
+            admin_listener,
+            hub.clone(),
+            cancel.clone(),
+            tasks.clone(),
+        ));
         tasks.spawn(touch_live_loop(
             hub.clone(),
             touch_interval(config.name_lapse),
@@ -112,11 +125,12 @@ impl Tracker {
             cancel.clone(),
             tasks.clone(),
         ));
-        info!(%addr, id = %key.peer_id(), "tracker listening");
+        info!(%addr, id = %key.peer_id(), admin = %config.admin_socket.display(), "tracker listening");
         Ok(Tracker {
             addr,
             id: key.peer_id(),
             hub,
+            admin_socket: config.admin_socket,
             cancel,
             tasks,
         })
@@ -147,6 +161,9 @@ impl Tracker {
             .is_err()
         {
             warn!("connections outlived the {GRACE:?} grace period");
+        }
+        if let Err(e) = std::fs::remove_file(&self.admin_socket) {
+            warn!("cannot remove {}: {e}", self.admin_socket.display());
         }
         info!("tracker stopped");
     }
