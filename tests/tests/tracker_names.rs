@@ -299,3 +299,45 @@ async fn the_operator_releases_a_name_and_its_connected_holder_is_dropped() {
     assert_eq!(out.code(), Some(1), "{out}");
     assert_eq!(out.stdout.trim(), "nobody-has-this is not bound", "{out}");
 }
+
+#[tokio::test]
+async fn at_the_connection_cap_the_longest_idle_registered_peer_is_evicted() {
+    let net = TestNet::new();
+    let tracker = net.spawn_tracker(Some("[limits]\nmax-connections = 3\n"));
+    let (k1, k2, k3, k4) = (
+        raw::random_key(),
+        raw::random_key(),
+        raw::random_key(),
+        raw::random_key(),
+    );
+    let (mut c1, answer) = register(tracker.addr, &k1, "one", 1).await;
+    assert_registered(&answer);
+    let (mut c2, answer) = register(tracker.addr, &k2, "two", 1).await;
+    assert_registered(&answer);
+    let (mut c3, answer) = register(tracker.addr, &k3, "three", 1).await;
+    assert_registered(&answer);
+    // c1 makes a request after the others registered: c2 is now the longest idle. Pings
+    // are keepalives and do not count.
+    c2.ping(1).await;
+    c1.send(&proto::tracker::PeerMsg::Subscribe { req: 1 })
+        .await;
+    assert!(matches!(c1.recv().await, TrackerMsg::Peers { req: 1, .. }));
+
+    let (_c4, answer) = register(tracker.addr, &k4, "four", 1).await;
+    assert_registered(&answer);
+    c2.wait_closed(p2p_tests::DEADLINE)
+        .await
+        .expect("the longest-idle connection is closed");
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match c1.recv().await {
+            TrackerMsg::Left { key } => seen.push(("left", key)),
+            TrackerMsg::Joined(e) => seen.push(("joined", e.signed.record.key)),
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    assert!(seen.contains(&("left", k2.peer_id())), "{seen:?}");
+    assert!(seen.contains(&("joined", k4.peer_id())), "{seen:?}");
+    c3.ping(2).await;
+    c1.ping(3).await;
+}

@@ -77,15 +77,16 @@ struct RawLimits {
 /// Connection and rate limits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
-    /// Connections held at once, in all.
+    /// Connections held at once, in all. When reached, the longest-idle registered
+    /// connection is closed to make room; only without one is a new connection refused.
     pub max_connections: usize,
-    /// Connections held at once from one IP address.
+    /// Connections held at once from one source: an IPv4 address or an IPv6 /64.
     pub max_connections_per_ip: usize,
     /// Time allowed from accept to the peer's `Hello`, TLS included.
     pub handshake_timeout: Duration,
-    /// Sustained registrations per second per IP address.
+    /// Sustained registrations per second per source (IPv4 address or IPv6 /64).
     pub registrations_per_ip_per_sec: f64,
-    /// Registrations one IP may make in a burst.
+    /// Registrations one source may make in a burst.
     pub registration_burst: u32,
 }
 

@@ -265,6 +265,12 @@ impl Registry {
         }
     }
 
+    /// Drops the live entry of `key` held by connection `conn` (evicted at unix time `now`):
+    /// true if it was there. The binding stays, used until `now`.
+    pub fn evict(&mut self, conn: ConnId, key: PeerId, now: u64) -> bool {
+        self.disconnect(conn, key, now).is_some()
+    }
+
     /// The registered connection idle the longest (the eviction candidate), with its key.
     pub fn idlest(&self) -> Option<(ConnId, PeerId)> {
         self.live
@@ -502,7 +508,10 @@ mod tests {
         // Activity reported by a stale connection of the key does not count.
         r.note_activity(9, b.peer_id(), t + Duration::from_secs(6));
         assert_eq!(r.idlest(), Some((2, b.peer_id())));
-        r.disconnect(2, b.peer_id(), T0);
+        // Evicting it drops its entry at once, so the next eviction picks another.
+        assert!(r.evict(2, b.peer_id(), T0));
         assert_eq!(r.idlest(), Some((3, c.peer_id())));
+        assert_eq!(r.disconnect(2, b.peer_id(), T0), None);
+        assert_eq!(r.binding(&name("b")).unwrap().key, b.peer_id());
     }
 }

@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 use crate::admin::{self, AdminError};
 use crate::config::Config;
 use crate::conn::{ConnCtx, serve};
-use crate::limits::{ConnLimiter, RateLimiter};
+use crate::limits::{ConnLimiter, Over, RateLimiter};
 use crate::state::Hub;
 use crate::store::{Store, StoreError};
 
@@ -121,7 +121,7 @@ impl Tracker {
         tasks.spawn(accept_loop(
             listener,
             ctx,
-            ConnLimiter::new(limits.max_connections, limits.max_connections_per_ip),
+            ConnLimiter::per_prefix(limits.max_connections, limits.max_connections_per_ip),
             cancel.clone(),
             tasks.clone(),
         ));
@@ -212,7 +212,14 @@ async fn accept_loop(
                 }
             }
         };
-        let slot = match limiter.try_acquire(addr.ip()) {
+        let acquired = match limiter.try_acquire(addr.ip()) {
+            // Full: make room by closing the longest-idle registered connection.
+            Err(Over::Total) if ctx.hub.evict_idlest().is_some() => {
+                limiter.try_acquire_over_total(addr.ip())
+            }
+            other => other,
+        };
+        let slot = match acquired {
             Ok(slot) => slot,
             Err(over) => {
                 debug!(%addr, ?over, "connection refused: over the limit");

@@ -168,6 +168,25 @@ impl Hub {
             .note_activity(conn, key, Instant::now());
     }
 
+    /// Closes the registered connection idle the longest, to make room at the connection cap:
+    /// its entry is dropped at once (subscribers see it leave) and its connection told to
+    /// close. Returns its connection id, or `None` when no connection is registered.
+    pub fn evict_idlest(&self) -> Option<ConnId> {
+        let mut g = self.lock();
+        let (conn, key) = g.registry.idlest()?;
+        let now = svc::unix_now();
+        g.registry.evict(conn, key, now);
+        if let Err(e) = g.store.touch(&[key], now) {
+            warn!("cannot record when a name was last used: {e}");
+        }
+        info!(target: ACTIVITY, op = "evict", key = %key, "closing the longest-idle connection: the connection cap is reached");
+        if let Some(closer) = g.closers.get(&conn) {
+            closer.cancel();
+        }
+        g.publish(&TrackerMsg::Left { key }, conn);
+        Some(conn)
+    }
+
     /// Marks the bindings of every connected key used now, in memory and on disk.
     pub fn touch_live(&self) {
         let mut g = self.lock();
