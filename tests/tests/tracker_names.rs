@@ -1,7 +1,10 @@
-//! Names at the tracker: one name per key (binding another releases the first), a binding
-//! unused for the lapse time may be taken by another key, and the database carries a schema
-//! version (an unversioned file from the first release upgrades and keeps its bindings; a
-//! newer one is refused at start).
+//! Names at the tracker: one name per key (binding another releases the first); a binding
+//! unused for the lapse time may be taken by another key; the operator frees a name with
+//! `trackerd release NAME`; a name moves to a new key with a statement signed by the old one;
+//! at the connection cap the longest-idle registered peer is evicted; and the database
+//! carries a schema version (an unversioned file from the first release upgrades and keeps
+//! its bindings, a newer one is refused at start). The per-/64 counting is unit-tested in
+//! `svc::conn_limit` and `trackerd::limits`.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -340,4 +343,74 @@ async fn at_the_connection_cap_the_longest_idle_registered_peer_is_evicted() {
     assert!(seen.contains(&("joined", k4.peer_id())), "{seen:?}");
     c3.ping(2).await;
     c1.ping(3).await;
+}
+
+#[tokio::test]
+async fn a_name_moves_to_a_new_key_with_a_statement_signed_by_the_old_one() {
+    use proto::tracker::{Handover, PeerMsg};
+    let net = TestNet::new();
+    let mut tracker = net.spawn_tracker(None);
+    let mut w = watcher(tracker.addr).await;
+    let (old, new) = (raw::random_key(), raw::random_key());
+    let (mut c_old, answer) = register(tracker.addr, &old, "rotating", 10).await;
+    assert_registered(&answer);
+    let statement = |seq| {
+        Handover {
+            name: proto::PeerName::new("rotating").expect("name"),
+            old_key: old.peer_id(),
+            new_key: new.peer_id(),
+            seq,
+        }
+        .sign(&old)
+    };
+    let (mut c_new, answer) = register(tracker.addr, &new, "rotating", 1).await;
+    assert_taken(&answer);
+    let mut handover = async |seq: u64, st| {
+        c_new
+            .send(&PeerMsg::RegisterHandover {
+                record: raw::signed(&new, "rotating", seq),
+                statement: st,
+            })
+            .await;
+        c_new.recv().await
+    };
+    // A statement signed by the new key itself, or one at or below the old key's last seq:
+    // refused.
+    let forged = handover(2, statement(11).handover.sign(&new)).await;
+    assert!(
+        matches!(
+            forged,
+            TrackerMsg::Refused {
+                reason: Refusal::BadSignature,
+                ..
+            }
+        ),
+        "{forged:?}"
+    );
+    let stale = handover(3, statement(10)).await;
+    assert!(
+        matches!(
+            stale,
+            TrackerMsg::Refused {
+                reason: Refusal::StaleSeq,
+                ..
+            }
+        ),
+        "{stale:?}"
+    );
+    assert_registered(&handover(4, statement(11)).await);
+
+    // The old holder was connected: it is dropped and others see it leave.
+    wait_left(&mut w, &old).await;
+    c_old
+        .wait_closed(p2p_tests::DEADLINE)
+        .await
+        .expect("the old key's connection is closed");
+    // Persisted: after a restart the old key cannot take the name back; the new key holds it.
+    drop((c_new, w));
+    tracker.restart();
+    let (_c, answer) = register(tracker.addr, &old, "rotating", 12).await;
+    assert_taken(&answer);
+    let (_c, answer) = register(tracker.addr, &new, "rotating", 5).await;
+    assert_registered(&answer);
 }

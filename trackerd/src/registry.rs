@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use proto::tracker::{MAX_ADDRS, PeerEntry, Refusal, SignedRecord};
+use proto::tracker::{MAX_ADDRS, PeerEntry, Refusal, SignedHandover, SignedRecord};
 use proto::{PeerId, PeerName};
 
 /// Identifies one tracker connection.
@@ -39,6 +39,9 @@ pub struct Plan {
     pub released: Option<PeerName>,
     /// The key whose unused binding of the name lapsed and is replaced.
     pub lapsed: Option<PeerId>,
+    /// The key that handed the name over with a signed statement, and the statement's seq
+    /// (recorded as that key's last seq, so the statement cannot be used again).
+    pub handed_from: Option<(PeerId, u64)>,
     /// Unix seconds of the registration: the binding's new `last_used`.
     pub now: u64,
 }
@@ -50,6 +53,9 @@ pub struct Applied {
     pub joined: bool,
     /// Another connection that held this key's live entry and must now be closed.
     pub displaced: Option<ConnId>,
+    /// The key that handed the name over, if it was live: its entry is gone, its connection
+    /// must be closed and others told it left.
+    pub handed_from_live: Option<(PeerId, ConnId)>,
 }
 
 /// A refusal with its human detail.
@@ -106,13 +112,15 @@ impl Registry {
     }
 
     /// Checks a registration from connection `conn`, whose TLS key is `tls_key` and whose
-    /// source IP is `observed`, at unix time `now`. Changes nothing.
+    /// source IP is `observed`, at unix time `now`, carrying the old key's handover
+    /// `statement` if any. Changes nothing.
     pub fn check(
         &self,
         conn: ConnId,
         tls_key: PeerId,
         observed: IpAddr,
         signed: SignedRecord,
+        statement: Option<&SignedHandover>,
         now: u64,
     ) -> Result<Plan, Refused> {
         let rec = &signed.record;
@@ -141,11 +149,13 @@ impl Registry {
                 "record signature does not verify".into(),
             ));
         }
-        let mut lapsed = None;
+        let (mut lapsed, mut handed_from) = (None, None);
         if let Some(owner) = self.names.get(&rec.name)
             && owner.key != rec.key
         {
-            if !self.lapsed(owner, now) {
+            if let Some(st) = statement {
+                handed_from = Some(self.check_handover(st, &signed, owner.key)?);
+            } else if !self.lapsed(owner, now) {
                 return Err((
                     Refusal::NameTaken,
                     format!(
@@ -154,8 +164,9 @@ impl Registry {
                         owner.key.short()
                     ),
                 ));
+            } else {
+                lapsed = Some(owner.key);
             }
-            lapsed = Some(owner.key);
         }
         if let Some(&last) = self.seqs.get(&rec.key)
             && rec.seq <= last
@@ -174,8 +185,67 @@ impl Registry {
             new_binding,
             released,
             lapsed,
+            handed_from,
             now,
         })
+    }
+
+    /// Checks that `st` hands the name of `signed` from `owner` to its key, signed by
+    /// `owner`, with a seq above every seq seen from `owner`. Returns `(owner, seq)`.
+    fn check_handover(
+        &self,
+        st: &SignedHandover,
+        signed: &SignedRecord,
+        owner: PeerId,
+    ) -> Result<(PeerId, u64), Refused> {
+        let (h, rec) = (&st.handover, &signed.record);
+        if h.name != rec.name {
+            return Err((
+                Refusal::BadRecord,
+                format!(
+                    "the handover statement is for {:?}, not {:?}",
+                    h.name.as_str(),
+                    rec.name.as_str()
+                ),
+            ));
+        }
+        if h.new_key != rec.key {
+            return Err((
+                Refusal::KeyMismatch,
+                format!(
+                    "the handover statement hands the name to {}",
+                    h.new_key.short()
+                ),
+            ));
+        }
+        if h.old_key != owner {
+            return Err((
+                Refusal::NameTaken,
+                format!(
+                    "name {:?} is held by {}, not by the key that signed the handover",
+                    rec.name.as_str(),
+                    owner.short()
+                ),
+            ));
+        }
+        if !st.verify() {
+            return Err((
+                Refusal::BadSignature,
+                "handover signature does not verify".into(),
+            ));
+        }
+        if let Some(&last) = self.seqs.get(&owner)
+            && h.seq <= last
+        {
+            return Err((
+                Refusal::StaleSeq,
+                format!(
+                    "handover seq {} is not above the old key's last seen {last}",
+                    h.seq
+                ),
+            ));
+        }
+        Ok((owner, h.seq))
     }
 
     /// True when `b` may be taken by another key at `now`: its owner is not connected and
@@ -192,6 +262,12 @@ impl Registry {
         }
         if let Some(old) = plan.lapsed {
             self.by_key.remove(&old);
+        }
+        let mut handed_from_live = None;
+        if let Some((old, seq)) = plan.handed_from {
+            self.by_key.remove(&old);
+            self.seqs.insert(old, seq);
+            handed_from_live = self.live.remove(&old).map(|l| (old, l.conn));
         }
         let name = plan.entry.signed.record.name.clone();
         self.names.insert(
@@ -214,6 +290,7 @@ impl Registry {
         Applied {
             joined: previous.is_none(),
             displaced: previous.map(|p| p.conn).filter(|&c| c != plan.conn),
+            handed_from_live,
         }
     }
 
@@ -299,7 +376,7 @@ impl Registry {
 mod tests {
     use super::*;
     use proto::SecretKey;
-    use proto::tracker::Record;
+    use proto::tracker::{Handover, Record};
 
     fn key(n: u8) -> SecretKey {
         SecretKey::from_seed([n; 32])
@@ -326,7 +403,9 @@ mod tests {
 
     /// Checks and applies; panics on a refusal.
     fn reg(r: &mut Registry, conn: ConnId, k: &SecretKey, n: &str, seq: u64, now: u64) -> Plan {
-        let plan = r.check(conn, k.peer_id(), IP, rec(k, n, seq), now).unwrap();
+        let plan = r
+            .check(conn, k.peer_id(), IP, rec(k, n, seq), None, now)
+            .unwrap();
         r.apply(plan.clone(), Instant::now());
         plan
     }
@@ -336,18 +415,18 @@ mod tests {
         let mut r = registry();
         let (a, b) = (key(1), key(2));
         let plan = r
-            .check(1, a.peer_id(), IP, rec(&a, "alice", 1), T0)
+            .check(1, a.peer_id(), IP, rec(&a, "alice", 1), None, T0)
             .unwrap();
         assert!(plan.new_binding.is_some());
         assert!(r.apply(plan, Instant::now()).joined);
         let err = r
-            .check(2, b.peer_id(), IP, rec(&b, "alice", 1), T0)
+            .check(2, b.peer_id(), IP, rec(&b, "alice", 1), None, T0)
             .unwrap_err();
         assert_eq!(err.0, Refusal::NameTaken);
         // The owner may come back after disconnecting.
         assert_eq!(r.disconnect(1, a.peer_id(), T0), Some(a.peer_id()));
         let plan = r
-            .check(3, a.peer_id(), IP, rec(&a, "alice", 2), T0)
+            .check(3, a.peer_id(), IP, rec(&a, "alice", 2), None, T0)
             .unwrap();
         assert!(plan.new_binding.is_none());
         assert!(r.apply(plan, Instant::now()).joined);
@@ -358,7 +437,7 @@ mod tests {
         let mut r = registry();
         let a = key(1);
         reg(&mut r, 1, &a, "alice", 5, T0);
-        let check = |r: &Registry, tls: PeerId, s| r.check(1, tls, IP, s, T0).unwrap_err().0;
+        let check = |r: &Registry, tls: PeerId, s| r.check(1, tls, IP, s, None, T0).unwrap_err().0;
         assert_eq!(
             check(&r, a.peer_id(), rec(&a, "alice", 5)),
             Refusal::StaleSeq
@@ -382,7 +461,7 @@ mod tests {
         let a = key(1);
         reg(&mut r, 1, &a, "alice", 1, T0);
         let p = r
-            .check(2, a.peer_id(), IP, rec(&a, "alice", 2), T0)
+            .check(2, a.peer_id(), IP, rec(&a, "alice", 2), None, T0)
             .unwrap();
         let applied = r.apply(p, Instant::now());
         assert!(!applied.joined);
@@ -403,6 +482,7 @@ mod tests {
                 a.peer_id(),
                 "192.0.2.7".parse().unwrap(),
                 signed.clone(),
+                None,
                 T0,
             )
             .unwrap();
@@ -437,13 +517,20 @@ mod tests {
         let (a, b) = (key(1), key(2));
         reg(&mut r, 1, &a, "alice", 1, T0);
         // Connected: never lapses, however long.
-        let err = r.check(2, b.peer_id(), IP, rec(&b, "alice", 1), T0 + 10 * LAPSE);
+        let err = r.check(
+            2,
+            b.peer_id(),
+            IP,
+            rec(&b, "alice", 1),
+            None,
+            T0 + 10 * LAPSE,
+        );
         assert_eq!(err.unwrap_err().0, Refusal::NameTaken);
         // Seen connected until T0 + 50: used then.
         r.touch_live(T0 + 30);
         r.disconnect(1, a.peer_id(), T0 + 50);
         let just_before = T0 + 50 + LAPSE - 1;
-        let err = r.check(2, b.peer_id(), IP, rec(&b, "alice", 1), just_before);
+        let err = r.check(2, b.peer_id(), IP, rec(&b, "alice", 1), None, just_before);
         assert_eq!(err.unwrap_err().0, Refusal::NameTaken);
         let plan = reg(&mut r, 2, &b, "alice", 1, T0 + 50 + LAPSE);
         assert_eq!(plan.lapsed, Some(a.peer_id()));
@@ -499,7 +586,9 @@ mod tests {
         let (a, b, c) = (key(1), key(2), key(3));
         let t = Instant::now();
         for (conn, k, n, at) in [(1, &a, "a", 0), (2, &b, "b", 1), (3, &c, "c", 2)] {
-            let plan = r.check(conn, k.peer_id(), IP, rec(k, n, 1), T0).unwrap();
+            let plan = r
+                .check(conn, k.peer_id(), IP, rec(k, n, 1), None, T0)
+                .unwrap();
             r.apply(plan, t + Duration::from_secs(at));
         }
         assert_eq!(r.idlest(), Some((1, a.peer_id())));
@@ -513,5 +602,60 @@ mod tests {
         assert_eq!(r.idlest(), Some((3, c.peer_id())));
         assert_eq!(r.disconnect(2, b.peer_id(), T0), None);
         assert_eq!(r.binding(&name("b")).unwrap().key, b.peer_id());
+    }
+
+    fn handover(old: &SecretKey, n: &str, new: &SecretKey, seq: u64) -> SignedHandover {
+        Handover {
+            name: name(n),
+            old_key: old.peer_id(),
+            new_key: new.peer_id(),
+            seq,
+        }
+        .sign(old)
+    }
+
+    #[test]
+    fn a_signed_handover_moves_the_name_once() {
+        let mut r = registry();
+        let (old, new, other) = (key(1), key(2), key(3));
+        reg(&mut r, 1, &old, "alice", 5, T0);
+        let try_with = |r: &Registry, st: &SignedHandover, by: &SecretKey| {
+            r.check(2, by.peer_id(), IP, rec(by, "alice", 1), Some(st), T0)
+        };
+        let refused =
+            |r: &Registry, st: SignedHandover, by: &SecretKey| try_with(r, &st, by).unwrap_err().0;
+        // Wrong name, wrong new key, signed by a key that does not hold it, forged, stale.
+        assert_eq!(
+            refused(&r, handover(&old, "bob", &new, 6), &new),
+            Refusal::BadRecord
+        );
+        assert_eq!(
+            refused(&r, handover(&old, "alice", &other, 6), &new),
+            Refusal::KeyMismatch
+        );
+        assert_eq!(
+            refused(&r, handover(&other, "alice", &new, 6), &new),
+            Refusal::NameTaken
+        );
+        let mut forged = handover(&old, "alice", &new, 6);
+        forged.handover.seq = 7;
+        assert_eq!(refused(&r, forged, &new), Refusal::BadSignature);
+        assert_eq!(
+            refused(&r, handover(&old, "alice", &new, 5), &new),
+            Refusal::StaleSeq
+        );
+
+        let st = handover(&old, "alice", &new, 6);
+        let plan = try_with(&r, &st, &new).unwrap();
+        assert_eq!(plan.handed_from, Some((old.peer_id(), 6)));
+        let applied = r.apply(plan, Instant::now());
+        assert_eq!(applied.handed_from_live, Some((old.peer_id(), 1)));
+        assert_eq!(r.binding(&name("alice")).unwrap().key, new.peer_id());
+        assert_eq!(r.live_count(), 1);
+        // The old key holds nothing, and the statement cannot move the name again.
+        let err = r.check(3, old.peer_id(), IP, rec(&old, "alice", 7), None, T0);
+        assert_eq!(err.unwrap_err().0, Refusal::NameTaken);
+        reg(&mut r, 3, &old, "old-name", 7, T0);
+        assert_eq!(r.binding(&name("alice")).unwrap().key, new.peer_id());
     }
 }

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use proto::tracker::{MAX_RESPONSE_FRAME, PeerEntry, Refusal, SignedRecord, TrackerMsg};
+use proto::tracker::{
+    MAX_RESPONSE_FRAME, PeerEntry, Refusal, SignedHandover, SignedRecord, TrackerMsg,
+};
 use proto::{PeerId, PeerName};
 use svc::logging::ACTIVITY;
 use tokio::sync::mpsc;
@@ -64,13 +66,15 @@ impl Hub {
         self.lock().closers.insert(conn, closer);
     }
 
-    /// Checks, persists and applies a registration, then tells subscribers.
+    /// Checks, persists and applies a registration (with the old key's handover `statement`
+    /// if any), then tells subscribers.
     pub fn register(
         &self,
         conn: ConnId,
         tls_key: PeerId,
         ip: IpAddr,
         signed: SignedRecord,
+        statement: Option<&SignedHandover>,
     ) -> RegisterResult {
         let mut g = self.lock();
         if !g.rate.allow(ip, Instant::now()) {
@@ -80,15 +84,18 @@ impl Hub {
             ));
         }
         let now = svc::unix_now();
-        let plan = match g.registry.check(conn, tls_key, ip, signed, now) {
+        let plan = match g.registry.check(conn, tls_key, ip, signed, statement, now) {
             Ok(plan) => plan,
             Err(refused) => return RegisterResult::Refused(refused),
         };
         let rec = &plan.entry.signed.record;
-        if let Err(e) = g
-            .store
-            .record(plan.new_binding.as_ref(), &rec.key, rec.seq, now)
-        {
+        if let Err(e) = g.store.record(
+            plan.new_binding.as_ref(),
+            &rec.key,
+            rec.seq,
+            now,
+            plan.handed_from,
+        ) {
             warn!("cannot persist registration: {e}");
             return RegisterResult::Refused((
                 Refusal::BadRecord,
@@ -102,6 +109,9 @@ impl Hub {
         if let Some(old) = &plan.released {
             info!(target: ACTIVITY, op = "unbind", name = %old, key = %rec.key, reason = "the key bound another name", "name released");
         }
+        if let Some((old, _)) = &plan.handed_from {
+            info!(target: ACTIVITY, op = "unbind", name = %rec.name, key = %old, reason = "handed over with a signed statement", to = %rec.key, "name handed over");
+        }
         if let Some(old) = &plan.lapsed {
             info!(target: ACTIVITY, op = "unbind", name = %rec.name, key = %old, reason = "lapsed unused", "name lapsed");
         }
@@ -110,6 +120,12 @@ impl Hub {
             && let Some(closer) = g.closers.get(&old)
         {
             closer.cancel();
+        }
+        if let Some((old_key, old_conn)) = applied.handed_from_live {
+            if let Some(closer) = g.closers.get(&old_conn) {
+                closer.cancel();
+            }
+            g.publish(&TrackerMsg::Left { key: old_key }, old_conn);
         }
         let event = if applied.joined {
             TrackerMsg::Joined(entry.clone())

@@ -128,12 +128,16 @@ impl Store {
     /// lapsed binding of the name. A new binding is synced to disk before this returns; the
     /// rest is durable against a crash of the process (WAL), and reaches the disk at the next
     /// sync.
+    ///
+    /// `handed_from` is the key that handed the name over and its statement's seq, stored as
+    /// that key's last seq.
     pub fn record(
         &mut self,
         binding: Option<&(PeerName, PeerId)>,
         key: &PeerId,
         seq: u64,
         now: u64,
+        handed_from: Option<(PeerId, u64)>,
     ) -> Result<(), StoreError> {
         let (db, err) = self.sync(if binding.is_some() { "FULL" } else { "NORMAL" })?;
         let tx = db.transaction().map_err(err)?;
@@ -159,11 +163,13 @@ impl Store {
             )
             .map_err(err)?;
         }
-        tx.execute(
-            "INSERT INTO seqs (key, seq) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET seq = excluded.seq",
-            params![key.as_bytes().as_slice(), seq.cast_signed()],
-        )
-        .map_err(err)?;
+        for (k, seq) in std::iter::once((*key, seq)).chain(handed_from) {
+            tx.execute(
+                "INSERT INTO seqs (key, seq) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET seq = excluded.seq",
+                params![k.as_bytes().as_slice(), seq.cast_signed()],
+            )
+            .map_err(err)?;
+        }
         tx.commit().map_err(err)
     }
 }
@@ -234,8 +240,8 @@ mod tests {
         let name = PeerName::new("alice").unwrap();
         {
             let mut s = Store::open(dir.path()).unwrap();
-            s.record(Some(&(name.clone(), k)), &k, 5, 1).unwrap();
-            s.record(None, &k, u64::MAX - 1, 2).unwrap();
+            s.record(Some(&(name.clone(), k)), &k, 5, 1, None).unwrap();
+            s.record(None, &k, u64::MAX - 1, 2, None).unwrap();
         }
         let s = Store::open(dir.path()).unwrap();
         let (names, seqs) = s.load().unwrap();
@@ -254,12 +260,12 @@ mod tests {
         let n = |s: &str| PeerName::new(s).unwrap();
         {
             let mut s = Store::open(dir.path()).unwrap();
-            s.record(Some(&(n("one"), a)), &a, 1, 10).unwrap();
-            s.record(Some(&(n("two"), a)), &a, 2, 20).unwrap();
-            s.record(Some(&(n("one"), b)), &b, 1, 30).unwrap();
+            s.record(Some(&(n("one"), a)), &a, 1, 10, None).unwrap();
+            s.record(Some(&(n("two"), a)), &a, 2, 20, None).unwrap();
+            s.record(Some(&(n("one"), b)), &b, 1, 30, None).unwrap();
             // A lapsed binding of "two" taken by b: b's "one" and a's "two" go.
-            s.record(Some(&(n("two"), b)), &b, 2, 40).unwrap();
-            s.record(Some(&(n("three"), a)), &a, 3, 50).unwrap();
+            s.record(Some(&(n("two"), b)), &b, 2, 40, None).unwrap();
+            s.record(Some(&(n("three"), a)), &a, 3, 50, None).unwrap();
             s.touch(&[a], 60).unwrap();
             s.release(&n("two")).unwrap();
         }
