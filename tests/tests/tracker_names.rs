@@ -414,3 +414,27 @@ async fn a_name_moves_to_a_new_key_with_a_statement_signed_by_the_old_one() {
     let (_c, answer) = register(tracker.addr, &new, "rotating", 5).await;
     assert_registered(&answer);
 }
+
+#[tokio::test]
+async fn at_the_connection_cap_a_connection_that_never_registered_goes_first() {
+    let net = TestNet::new();
+    let tracker = net.spawn_tracker(Some("[limits]\nmax-connections = 3\n"));
+    let (k1, k2, k3) = (raw::random_key(), raw::random_key(), raw::random_key());
+    let (mut c1, answer) = register(tracker.addr, &k1, "one", 1).await;
+    assert_registered(&answer);
+    // Past Hello, then only keepalives: it holds a slot and serves nobody.
+    let mut idle = Client::connect(tracker.addr, &raw::random_key())
+        .await
+        .expect("connect");
+    idle.ping(1).await;
+    let (mut c2, answer) = register(tracker.addr, &k2, "two", 1).await;
+    assert_registered(&answer);
+
+    let (_c3, answer) = register(tracker.addr, &k3, "three", 1).await;
+    assert_registered(&answer);
+    idle.wait_closed(p2p_tests::DEADLINE)
+        .await
+        .expect("the unregistered connection is closed");
+    c1.ping(2).await;
+    c2.ping(3).await;
+}

@@ -119,13 +119,14 @@ async fn run(
         }
         _ => return Err(EndReason::NoHello),
     }
+    // Attached before our Hello goes out: once a peer has it, the connection can be evicted.
+    ctx.hub.attach(conn_id, cancel.clone());
     let lease_secs = u32::try_from(ctx.lease.as_secs()).unwrap_or(u32::MAX);
     conn.send(&TrackerMsg::Hello {
         version: PROTOCOL_VERSION,
         lease_secs,
     })
     .await?;
-    ctx.hub.attach(conn_id, cancel.clone());
 
     let mut events: Option<mpsc::Receiver<Bytes>> = None;
     let mut lease_end = Instant::now() + ctx.lease;

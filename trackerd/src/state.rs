@@ -29,6 +29,8 @@ struct Inner {
     subscribers: HashMap<ConnId, mpsc::Sender<Bytes>>,
     /// Displaced connections are told to close through this map.
     closers: HashMap<ConnId, tokio_util::sync::CancellationToken>,
+    /// Connections past `Hello` that have not registered, with when they said `Hello`.
+    unregistered: HashMap<ConnId, Instant>,
 }
 
 /// A cloneable handle on the shared state.
@@ -54,6 +56,7 @@ impl Hub {
             rate,
             subscribers: HashMap::new(),
             closers: HashMap::new(),
+            unregistered: HashMap::new(),
         }))))
     }
 
@@ -61,9 +64,12 @@ impl Hub {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Remembers how to close connection `conn` if another connection displaces it.
+    /// Remembers how to close connection `conn` (past `Hello`, not yet registered) if
+    /// another connection displaces it or it is evicted.
     pub fn attach(&self, conn: ConnId, closer: tokio_util::sync::CancellationToken) {
-        self.lock().closers.insert(conn, closer);
+        let mut g = self.lock();
+        g.closers.insert(conn, closer);
+        g.unregistered.insert(conn, Instant::now());
     }
 
     /// Checks, persists and applies a registration (with the old key's handover `statement`
@@ -116,6 +122,7 @@ impl Hub {
             info!(target: ACTIVITY, op = "unbind", name = %rec.name, key = %old, reason = "lapsed unused", "name lapsed");
         }
         let applied = g.registry.apply(plan, Instant::now());
+        g.unregistered.remove(&conn);
         if let Some(old) = applied.displaced
             && let Some(closer) = g.closers.get(&old)
         {
@@ -166,6 +173,7 @@ impl Hub {
         let mut g = self.lock();
         g.subscribers.remove(&conn);
         g.closers.remove(&conn);
+        g.unregistered.remove(&conn);
         let now = svc::unix_now();
         if let Some(key) = key
             && let Some(left) = g.registry.disconnect(conn, key, now)
@@ -184,11 +192,20 @@ impl Hub {
             .note_activity(conn, key, Instant::now());
     }
 
-    /// Closes the registered connection idle the longest, to make room at the connection cap:
-    /// its entry is dropped at once (subscribers see it leave) and its connection told to
-    /// close. Returns its connection id, or `None` when no connection is registered.
+    /// Closes one connection to make room at the connection cap: the oldest one that said
+    /// `Hello` but never registered (it serves nobody), else the registered one idle the
+    /// longest, whose entry is dropped at once (subscribers see it leave). Returns the
+    /// connection id, or `None` when no connection is past its `Hello`.
     pub fn evict_idlest(&self) -> Option<ConnId> {
         let mut g = self.lock();
+        if let Some(conn) = oldest(&g.unregistered) {
+            g.unregistered.remove(&conn);
+            info!(target: ACTIVITY, op = "evict", conn, "closing the oldest unregistered connection: the connection cap is reached");
+            if let Some(closer) = g.closers.get(&conn) {
+                closer.cancel();
+            }
+            return Some(conn);
+        }
         let (conn, key) = g.registry.idlest()?;
         let now = svc::unix_now();
         g.registry.evict(conn, key, now);
@@ -260,6 +277,14 @@ impl Inner {
     }
 }
 
+/// The connection with the earliest time (ties: the lowest id).
+fn oldest(since: &HashMap<ConnId, Instant>) -> Option<ConnId> {
+    since
+        .iter()
+        .min_by_key(|&(&conn, &at)| (at, conn))
+        .map(|(&conn, _)| conn)
+}
+
 fn encode(msg: &TrackerMsg) -> Option<Bytes> {
     match proto::frame::encode(msg, MAX_RESPONSE_FRAME) {
         Ok(v) => Some(Bytes::from(v)),
@@ -267,5 +292,23 @@ fn encode(msg: &TrackerMsg) -> Option<Bytes> {
             warn!("cannot encode an event: {e}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_oldest_unregistered_connection_goes_first() {
+        let t = Instant::now();
+        let s = |n| t + Duration::from_secs(n);
+        assert_eq!(oldest(&HashMap::new()), None);
+        assert_eq!(
+            oldest(&HashMap::from([(5, s(2)), (7, s(1)), (9, s(3))])),
+            Some(7)
+        );
+        assert_eq!(oldest(&HashMap::from([(5, s(1)), (4, s(1))])), Some(4));
     }
 }
