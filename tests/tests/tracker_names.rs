@@ -273,7 +273,7 @@ fn release(
 #[tokio::test]
 async fn the_operator_releases_a_name_and_its_connected_holder_is_dropped() {
     let net = TestNet::new();
-    let tracker = net.spawn_tracker(None);
+    let mut tracker = net.spawn_tracker(None);
     let mut w = watcher(tracker.addr).await;
     let (a, b) = (raw::random_key(), raw::random_key());
     let (mut ca, answer) = register(tracker.addr, &a, "held", 1).await;
@@ -295,12 +295,29 @@ async fn the_operator_releases_a_name_and_its_connected_holder_is_dropped() {
     ca.wait_closed(p2p_tests::DEADLINE)
         .await
         .expect("the holder's connection is closed");
-    let (_cb, answer) = register(tracker.addr, &b, "held", 1).await;
+    let (cb, answer) = register(tracker.addr, &b, "held", 1).await;
     assert_registered(&answer);
 
     let out = release(&net, &tracker, "nobody-has-this", false);
     assert_eq!(out.code(), Some(1), "{out}");
     assert_eq!(out.stdout.trim(), "nobody-has-this is not bound", "{out}");
+
+    // A killed tracker leaves its socket behind; the next start replaces it.
+    drop(cb);
+    tracker.proc.kill();
+    let socket = tracker.state_dir.join("run/admin.sock");
+    assert!(socket.exists());
+    tracker.restart();
+    let out = release(&net, &tracker, "held", false);
+    out.assert_success();
+    assert_eq!(
+        out.stdout.trim(),
+        format!("released held (was key {})", b.peer_id()),
+        "{out}"
+    );
+    // A clean stop removes it.
+    assert!(tracker.stop().success());
+    assert!(!socket.exists(), "{} left behind", socket.display());
 }
 
 #[tokio::test]
