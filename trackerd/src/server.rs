@@ -213,7 +213,7 @@ async fn accept_loop(
             }
         };
         let acquired = match limiter.try_acquire(addr.ip()) {
-            // Full: make room by closing the longest-idle registered connection.
+            // Full: make room by evicting one (see `Hub::evict_idlest`).
             Err(Over::Total) if ctx.hub.evict_idlest().is_some() => {
                 limiter.try_acquire_over_total(addr.ip())
             }
