@@ -246,27 +246,28 @@ async fn a_name_unused_for_the_lapse_time_is_taken_by_another_key() {
     assert_taken(&answer);
 }
 
-/// Runs `trackerd release NAME` against `tracker` (its admin socket is in its state
-/// directory), optionally under `setpriv` as another user.
+/// Runs `trackerd release NAME` against `tracker`: as root, finding the admin socket from
+/// `--state-dir`; or under `setpriv` as another user, with `--admin-socket`.
 fn release(
     net: &TestNet,
     tracker: &p2p_tests::Tracker,
     name: &str,
     as_nobody: bool,
 ) -> p2p_tests::CmdOutput {
-    let socket = tracker.state_dir.join("run/admin.sock");
     let mut cmd = if as_nobody {
         let mut c = net.isolated_command("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(net.bin("trackerd"));
+            .arg(net.bin("trackerd"))
+            .arg("release")
+            .arg("--admin-socket")
+            .arg(tracker.state_dir.join("run/admin.sock"));
         c
     } else {
-        net.command("trackerd")
+        let mut c = net.command("trackerd");
+        c.arg("release").arg("--state-dir").arg(&tracker.state_dir);
+        c
     };
-    cmd.arg("release")
-        .arg("--admin-socket")
-        .arg(&socket)
-        .arg(name);
+    cmd.arg(name);
     p2p_tests::run_with_timeout(cmd, p2p_tests::DEADLINE)
 }
 

@@ -19,10 +19,10 @@ pub struct Args {
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Directory for the key and the name database.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     pub state_dir: Option<PathBuf>,
     /// Strict TOML configuration file.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Check the configuration, print it, and exit.
     #[arg(long)]
