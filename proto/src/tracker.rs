@@ -22,6 +22,8 @@ pub const MAX_RESPONSE_FRAME: usize = 16 * 1024 * 1024;
 pub const MAX_ADDRS: usize = 8;
 /// Domain-separation prefix of the bytes a registration signature covers.
 pub const RECORD_DOMAIN: &[u8] = b"p2p tracker record v1\0";
+/// Domain-separation prefix of the bytes a name handover signature covers.
+pub const HANDOVER_DOMAIN: &[u8] = b"p2p tracker handover v1\0";
 
 /// What a peer announces about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +68,57 @@ impl SignedRecord {
         self.record
             .key
             .verify(&self.record.signing_bytes(), &self.sig)
+    }
+}
+
+/// A statement by the key that holds `name`: "hand `name` to `new_key`". Planned key
+/// rotation: the new key registers the name carrying the statement signed by the old one, and
+/// the tracker moves the binding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handover {
+    /// The name handed over.
+    pub name: PeerName,
+    /// The key that holds it and signs the statement.
+    pub old_key: PeerId,
+    /// The key that takes it.
+    pub new_key: PeerId,
+    /// In the old key's seq space (like its records' seq): must be above every seq the
+    /// tracker has seen from the old key, so a statement is used at most once.
+    pub seq: u64,
+}
+
+impl Handover {
+    /// The exact bytes the signature covers: the domain prefix, then the statement's encoding.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        postcard::to_extend(self, HANDOVER_DOMAIN.to_vec())
+            .expect("a handover holds only types postcard encodes into a Vec")
+    }
+
+    /// Signs the statement with `old`, which should be the secret of `old_key`.
+    pub fn sign(self, old: &SecretKey) -> SignedHandover {
+        let sig = old.sign(&self.signing_bytes());
+        SignedHandover {
+            handover: self,
+            sig,
+        }
+    }
+}
+
+/// A handover with the old key's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedHandover {
+    /// The statement.
+    pub handover: Handover,
+    /// Signature by `handover.old_key` over [`Handover::signing_bytes`].
+    pub sig: Signature,
+}
+
+impl SignedHandover {
+    /// True when the signature is valid for `handover.old_key`.
+    pub fn verify(&self) -> bool {
+        self.handover
+            .old_key
+            .verify(&self.handover.signing_bytes(), &self.sig)
     }
 }
 
@@ -169,6 +222,13 @@ pub enum PeerMsg {
     Pong {
         /// Echoed.
         nonce: u64,
+    },
+    /// Tag 6: register with a name the old key hands to this one. Answered like `Register`.
+    RegisterHandover {
+        /// This peer's record (the new key's), naming the handed-over name.
+        record: SignedRecord,
+        /// The old key's statement.
+        statement: SignedHandover,
     },
 }
 

@@ -4,8 +4,8 @@ use bytes::BytesMut;
 use proptest::prelude::*;
 use proto::frame::{self, FrameError};
 use proto::tracker::{
-    MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, PeerEntry, PeerMsg, Record, Refusal, SignedRecord,
-    TrackerMsg,
+    HANDOVER_DOMAIN, Handover, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, PeerEntry, PeerMsg,
+    RECORD_DOMAIN, Record, Refusal, SignedHandover, SignedRecord, TrackerMsg,
 };
 use proto::{PeerName, SecretKey};
 
@@ -56,6 +56,71 @@ fn register_frame_layout() {
         u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize,
         want.len()
     );
+}
+
+fn new_key() -> SecretKey {
+    SecretKey::from_seed([8; 32])
+}
+
+fn handover(seq: u64) -> SignedHandover {
+    Handover {
+        name: PeerName::new("al").unwrap(),
+        old_key: key().peer_id(),
+        new_key: new_key().peer_id(),
+        seq,
+    }
+    .sign(&key())
+}
+
+#[test]
+fn handover_signing_bytes_and_frame_layout() {
+    let h = handover(5);
+    let mut covered = b"p2p tracker handover v1\0".to_vec();
+    covered.extend_from_slice(&[2, b'a', b'l']);
+    covered.extend_from_slice(key().peer_id().as_bytes());
+    covered.extend_from_slice(new_key().peer_id().as_bytes());
+    covered.push(5);
+    assert_eq!(hex(&h.handover.signing_bytes()), hex(&covered));
+    assert!(h.verify());
+
+    let rec = signed(9);
+    let bytes = enc(&PeerMsg::RegisterHandover {
+        record: rec.clone(),
+        statement: h.clone(),
+    });
+    // tag 6, the record as in `Register`, then the statement and its signature.
+    let mut want = vec![6u8];
+    want.extend_from_slice(&enc(&PeerMsg::Register(rec))[5..]);
+    want.extend_from_slice(&covered[b"p2p tracker handover v1\0".len()..]);
+    want.push(64);
+    want.extend_from_slice(&h.sig.0);
+    assert_eq!(hex(&bytes[4..]), hex(&want));
+}
+
+#[test]
+fn handover_signatures_cover_every_field_and_the_domain() {
+    let h = handover(1);
+    let mut t = h.clone();
+    t.handover.name = PeerName::new("am").unwrap();
+    assert!(!t.verify());
+    let mut t = h.clone();
+    t.handover.new_key = SecretKey::from_seed([9; 32]).peer_id();
+    assert!(!t.verify());
+    let mut t = h.clone();
+    t.handover.seq = 2;
+    assert!(!t.verify());
+    // Signed by the new key instead of the old one.
+    let forged = h.handover.clone().sign(&new_key());
+    assert!(!forged.verify());
+    // A record signature is never a valid handover signature, and the reverse.
+    let rec = signed(1);
+    let as_handover = SignedHandover {
+        handover: h.handover.clone(),
+        sig: rec.sig,
+    };
+    assert!(!as_handover.verify());
+    assert!(!h.handover.signing_bytes().starts_with(RECORD_DOMAIN));
+    assert!(!rec.record.signing_bytes().starts_with(HANDOVER_DOMAIN));
 }
 
 #[test]
@@ -162,6 +227,17 @@ fn any_peer_msg() -> impl Strategy<Value = PeerMsg> {
         any::<u32>().prop_map(|req| PeerMsg::List { req }),
         any::<u64>().prop_map(|nonce| PeerMsg::Ping { nonce }),
         any::<u64>().prop_map(|nonce| PeerMsg::Pong { nonce }),
+        (any_record(), any::<[u8; 32]>(), any::<u64>()).prop_map(|(record, seed, seq)| {
+            let old = SecretKey::from_seed(seed);
+            let statement = Handover {
+                name: record.record.name.clone(),
+                old_key: old.peer_id(),
+                new_key: record.record.key,
+                seq,
+            }
+            .sign(&old);
+            PeerMsg::RegisterHandover { record, statement }
+        }),
     ]
 }
 
@@ -228,6 +304,15 @@ proptest! {
         let _ = frame::decode::<TrackerMsg>(&mut b, MAX_RESPONSE_FRAME);
         let _ = frame::decode_payload::<PeerMsg>(&bytes);
         let _ = frame::decode_payload::<TrackerMsg>(&bytes);
+    }
+
+    #[test]
+    fn mutated_peer_frames_never_panic(m in any_peer_msg(), idx in any::<usize>(), byte in any::<u8>()) {
+        let mut bytes = enc(&m);
+        let i = idx % bytes.len();
+        bytes[i] = byte;
+        let mut buf = BytesMut::from(&bytes[..]);
+        let _ = frame::decode::<PeerMsg>(&mut buf, MAX_REQUEST_FRAME);
     }
 
     #[test]

@@ -267,7 +267,12 @@ impl TestNet {
     /// Starts a tracker on `127.0.0.1:0` with its own state directory and, if given, a config
     /// file with `config` as its text. Returns once it printed its address and key.
     pub fn spawn_tracker(&self, config: Option<&str>) -> Tracker {
-        let state_dir = self.unique_dir("tracker");
+        self.spawn_tracker_in(self.unique_dir("tracker"), config)
+    }
+
+    /// Like [`TestNet::spawn_tracker`], with `state_dir` as its state directory (which may
+    /// hold a database made beforehand).
+    pub fn spawn_tracker_in(&self, state_dir: PathBuf, config: Option<&str>) -> Tracker {
         let config = config.map(|text| {
             let path = state_dir.join("trackerd.toml");
             std::fs::write(&path, text).expect("write the tracker config");

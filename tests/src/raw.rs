@@ -222,6 +222,20 @@ impl Client {
         self.recv().await
     }
 
+    /// Reads (and ignores) frames until the tracker closes the connection; `Err` listing what
+    /// arrived if `timeout` passes first.
+    pub async fn wait_closed(&mut self, timeout: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut got = Vec::new();
+        loop {
+            match tokio::time::timeout_at(deadline, self.conn.read::<TrackerMsg>()).await {
+                Err(_) => return Err(format!("still open after {timeout:?}; received {got:?}")),
+                Ok(Ok(Some(msg))) => got.push(msg),
+                Ok(Ok(None) | Err(_)) => return Ok(()),
+            }
+        }
+    }
+
     /// A `Ping`/`Pong` round trip: proves the connection is still served.
     pub async fn ping(&mut self, nonce: u64) {
         self.send(&PeerMsg::Ping { nonce }).await;

@@ -19,15 +19,37 @@ pub struct Args {
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Directory for the key and the name database.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     pub state_dir: Option<PathBuf>,
     /// Strict TOML configuration file.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Check the configuration, print it, and exit.
     #[arg(long)]
     pub check_config: bool,
+    /// The admin socket of the running tracker (default: $RUNTIME_DIRECTORY/admin.sock,
+    /// else <state-dir>/run/admin.sock).
+    #[arg(long, value_name = "PATH", global = true)]
+    pub admin_socket: Option<PathBuf>,
+    /// An operator command for the running tracker, instead of running one.
+    #[command(subcommand)]
+    pub command: Option<Command>,
 }
+
+/// Operator commands, sent to a running tracker over its admin socket.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Free NAME: its binding is removed and a connected holder is dropped. Exits 1 if the
+    /// name is not bound.
+    Release {
+        /// The name to free.
+        name: String,
+    },
+}
+
+/// Where the shipped system unit's tracker listens for admin commands
+/// (`RuntimeDirectory=trackerd`); `trackerd release` uses it when nothing else says where.
+pub const SYSTEM_ADMIN_SOCKET: &str = "/run/trackerd/admin.sock";
 
 /// The file as written; every key optional, unknown keys refused.
 #[derive(Debug, Default, Deserialize)]
@@ -36,6 +58,8 @@ struct RawConfig {
     listen: Option<SocketAddr>,
     state_dir: Option<PathBuf>,
     lease_secs: Option<u64>,
+    name_lapse: Option<RawDuration>,
+    admin_socket: Option<PathBuf>,
     #[serde(default)]
     limits: RawLimits,
 }
@@ -53,15 +77,16 @@ struct RawLimits {
 /// Connection and rate limits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
-    /// Connections held at once, in all.
+    /// Connections held at once, in all. When reached, the longest-idle registered
+    /// connection is closed to make room; only without one is a new connection refused.
     pub max_connections: usize,
-    /// Connections held at once from one IP address.
+    /// Connections held at once from one source: an IPv4 address or an IPv6 /64.
     pub max_connections_per_ip: usize,
     /// Time allowed from accept to the peer's `Hello`, TLS included.
     pub handshake_timeout: Duration,
-    /// Sustained registrations per second per IP address.
+    /// Sustained registrations per second per source (IPv4 address or IPv6 /64).
     pub registrations_per_ip_per_sec: f64,
-    /// Registrations one IP may make in a burst.
+    /// Registrations one source may make in a burst.
     pub registration_burst: u32,
 }
 
@@ -74,6 +99,11 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// A peer silent this long is dropped.
     pub lease: Duration,
+    /// A name binding unused this long (its key neither registered nor stayed connected)
+    /// may be taken by another key.
+    pub name_lapse: Duration,
+    /// The admin socket (`trackerd release`).
+    pub admin_socket: PathBuf,
     /// Limits.
     pub limits: Limits,
 }
@@ -92,6 +122,44 @@ pub enum ConfigError {
     NoStateDir,
 }
 
+/// Default time after which an unused name binding lapses: 180 days.
+pub const DEFAULT_NAME_LAPSE: Duration = Duration::from_secs(180 * 86_400);
+
+/// A duration as written: whole seconds, or a string of a number and a unit (`"90s"`,
+/// `"15m"`, `"12h"`, `"180d"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RawDuration {
+    Secs(u64),
+    Text(String),
+}
+
+impl RawDuration {
+    fn parse(self) -> Result<Duration, ConfigError> {
+        let text = match self {
+            RawDuration::Secs(s) => return Ok(Duration::from_secs(s)),
+            RawDuration::Text(t) => t,
+        };
+        let bad = || {
+            ConfigError::Invalid(format!(
+                "name-lapse {text:?}: expected seconds, or a number with a unit s, m, h or d (such as \"180d\")"
+            ))
+        };
+        let t = text.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        let mult = match unit.trim() {
+            "" | "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(bad()),
+        };
+        n.checked_mul(mult).map(Duration::from_secs).ok_or_else(bad)
+    }
+}
+
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:7070";
 
@@ -104,6 +172,35 @@ impl Config {
         };
         raw.validate(args)
     }
+
+    /// The admin socket a `trackerd release` talks to: `--admin-socket`, else the file's
+    /// `admin-socket`, else `$RUNTIME_DIRECTORY/admin.sock`, else `<state-dir>/run/admin.sock`
+    /// when a state directory is given (flag, file or `$STATE_DIRECTORY`), else
+    /// [`SYSTEM_ADMIN_SOCKET`].
+    pub fn admin_socket_of_running(args: &Args) -> Result<PathBuf, ConfigError> {
+        let raw = match &args.config {
+            Some(path) => parse_file(path)?,
+            None => RawConfig::default(),
+        };
+        let state_dir = args
+            .state_dir
+            .clone()
+            .or(raw.state_dir)
+            .or_else(|| std::env::var_os("STATE_DIRECTORY").map(PathBuf::from));
+        Ok(admin_socket(args, raw.admin_socket, state_dir.as_deref())
+            .unwrap_or_else(|| SYSTEM_ADMIN_SOCKET.into()))
+    }
+}
+
+/// The admin socket from the flag, the file, `$RUNTIME_DIRECTORY`, or `state_dir`.
+fn admin_socket(args: &Args, file: Option<PathBuf>, state_dir: Option<&Path>) -> Option<PathBuf> {
+    args.admin_socket
+        .clone()
+        .or(file)
+        .or_else(|| {
+            std::env::var_os("RUNTIME_DIRECTORY").map(|d| PathBuf::from(d).join("admin.sock"))
+        })
+        .or_else(|| state_dir.map(|d| d.join("run").join("admin.sock")))
 }
 
 fn parse_file(path: &Path) -> Result<RawConfig, ConfigError> {
@@ -125,6 +222,13 @@ impl RawConfig {
             return Err(ConfigError::Invalid(format!(
                 "lease-secs must be 2..=3600, got {lease_secs}"
             )));
+        }
+        let name_lapse = match self.name_lapse {
+            Some(raw) => raw.parse()?,
+            None => DEFAULT_NAME_LAPSE,
+        };
+        if name_lapse.is_zero() {
+            return Err(ConfigError::Invalid("name-lapse must be above 0".into()));
         }
         let l = self.limits;
         let limits = Limits {
@@ -152,10 +256,14 @@ impl RawConfig {
                 "registration rate and burst must be positive".into(),
             ));
         }
+        let admin_socket = admin_socket(args, self.admin_socket, Some(&state_dir))
+            .unwrap_or_else(|| state_dir.join("run").join("admin.sock"));
         Ok(Config {
             listen,
             state_dir,
             lease: Duration::from_secs(lease_secs),
+            name_lapse,
+            admin_socket,
             limits,
         })
     }
@@ -181,6 +289,8 @@ mod tests {
             state_dir: Some("/tmp/x".into()),
             config: None,
             check_config: false,
+            admin_socket: None,
+            command: None,
         }
     }
 
@@ -204,5 +314,43 @@ mod tests {
         assert!(toml::from_str::<RawConfig>("[limits]\nmax-conn = 1").is_err());
         let raw: RawConfig = toml::from_str("lease-secs = 1").unwrap();
         assert!(raw.validate(&args()).is_err());
+    }
+
+    #[test]
+    fn name_lapse_takes_seconds_or_a_unit() {
+        let lapse = |text: &str| {
+            toml::from_str::<RawConfig>(text)
+                .unwrap()
+                .validate(&args())
+                .map(|c| c.name_lapse)
+        };
+        assert_eq!(lapse("").unwrap(), DEFAULT_NAME_LAPSE);
+        assert_eq!(lapse("name-lapse = 3").unwrap(), Duration::from_secs(3));
+        assert_eq!(
+            lapse("name-lapse = \"3s\"").unwrap(),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            lapse("name-lapse = \"2m\"").unwrap(),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            lapse("name-lapse = \"5h\"").unwrap(),
+            Duration::from_secs(18_000)
+        );
+        assert_eq!(
+            lapse("name-lapse = \"180d\"").unwrap(),
+            Duration::from_secs(180 * 86_400)
+        );
+        for bad in [
+            "0",
+            "\"0d\"",
+            "\"d\"",
+            "\"3w\"",
+            "\"-1s\"",
+            "\"99999999999999999999d\"",
+        ] {
+            assert!(lapse(&format!("name-lapse = {bad}")).is_err(), "{bad}");
+        }
     }
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use proto::PeerId;
 use proto::tracker::{
-    MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, PROTOCOL_VERSION, PeerMsg, Refusal, TrackerMsg,
+    MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, PROTOCOL_VERSION, PeerMsg, Refusal, SignedHandover,
+    SignedRecord, TrackerMsg,
 };
 use svc::logging::ACTIVITY;
 use tokio::net::TcpStream;
@@ -118,13 +119,14 @@ async fn run(
         }
         _ => return Err(EndReason::NoHello),
     }
+    // Attached before our Hello goes out: once a peer has it, the connection can be evicted.
+    ctx.hub.attach(conn_id, cancel.clone());
     let lease_secs = u32::try_from(ctx.lease.as_secs()).unwrap_or(u32::MAX);
     conn.send(&TrackerMsg::Hello {
         version: PROTOCOL_VERSION,
         lease_secs,
     })
     .await?;
-    ctx.hub.attach(conn_id, cancel.clone());
 
     let mut events: Option<mpsc::Receiver<Bytes>> = None;
     let mut lease_end = Instant::now() + ctx.lease;
@@ -171,20 +173,25 @@ where
     match msg {
         PeerMsg::Hello { .. } => return Err(EndReason::NoHello),
         PeerMsg::Register(signed) => {
-            let name = signed.record.name.clone();
-            match ctx.hub.register(conn_id, key, addr.ip(), signed) {
-                RegisterResult::Accepted(entry) => {
-                    info!(target: ACTIVITY, op = "register", name = %name, key = %key, peer = %addr, seq = entry.signed.record.seq, outcome = "ok", "registered");
-                    *registered = Some(key);
-                    conn.send(&TrackerMsg::Registered { entry }).await?;
-                }
-                RegisterResult::Refused((reason, detail)) => {
-                    info!(target: ACTIVITY, op = "register", name = %name, key = %key, peer = %addr, outcome = "refused", reason = ?reason, "{detail}");
-                    conn.send(&TrackerMsg::Refused { reason, detail }).await?;
-                }
-            }
+            register(ctx, conn_id, key, addr, signed, None, conn, registered).await?;
+        }
+        PeerMsg::RegisterHandover { record, statement } => {
+            register(
+                ctx,
+                conn_id,
+                key,
+                addr,
+                record,
+                Some(&statement),
+                conn,
+                registered,
+            )
+            .await?;
         }
         PeerMsg::Subscribe { req } => {
+            if let Some(k) = registered {
+                ctx.hub.note_activity(conn_id, *k);
+            }
             if registered.is_none() {
                 conn.send(&TrackerMsg::Refused {
                     reason: Refusal::NotRegistered,
@@ -196,6 +203,9 @@ where
             }
         }
         PeerMsg::List { req } => {
+            if let Some(k) = registered {
+                ctx.hub.note_activity(conn_id, *k);
+            }
             if registered.is_none() {
                 conn.send(&TrackerMsg::Refused {
                     reason: Refusal::NotRegistered,
@@ -208,6 +218,36 @@ where
         }
         PeerMsg::Ping { nonce } => conn.send(&TrackerMsg::Pong { nonce }).await?,
         PeerMsg::Pong { .. } => {}
+    }
+    Ok(())
+}
+
+/// Handles a registration, with the old key's handover statement if any.
+#[allow(clippy::too_many_arguments)]
+async fn register<S>(
+    ctx: &ConnCtx,
+    conn_id: ConnId,
+    key: PeerId,
+    addr: SocketAddr,
+    signed: SignedRecord,
+    statement: Option<&SignedHandover>,
+    conn: &mut FramedConn<S>,
+    registered: &mut Option<PeerId>,
+) -> Result<(), EndReason>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let name = signed.record.name.clone();
+    match ctx.hub.register(conn_id, key, addr.ip(), signed, statement) {
+        RegisterResult::Accepted(entry) => {
+            info!(target: ACTIVITY, op = "register", name = %name, key = %key, peer = %addr, seq = entry.signed.record.seq, outcome = "ok", "registered");
+            *registered = Some(key);
+            conn.send(&TrackerMsg::Registered { entry }).await?;
+        }
+        RegisterResult::Refused((reason, detail)) => {
+            info!(target: ACTIVITY, op = "register", name = %name, key = %key, peer = %addr, outcome = "refused", reason = ?reason, "{detail}");
+            conn.send(&TrackerMsg::Refused { reason, detail }).await?;
+        }
     }
     Ok(())
 }

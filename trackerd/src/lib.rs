@@ -3,15 +3,17 @@
 //!
 //! Layering, top to bottom: [`server`] (start, accept, shutdown) → [`conn`] (one peer's
 //! connection) → [`state`] (shared state behind one lock) → [`registry`] (the rules, pure),
-//! [`store`] (SQLite), [`limits`] (caps and rates), [`config`].
+//! [`store`] (SQLite, schema in [`migrations`]), [`admin`] (the operator's socket), [`limits`] (caps and rates), [`config`].
 
+pub mod admin;
 pub mod config;
 pub mod conn;
 pub mod limits;
+pub mod migrations;
 pub mod registry;
 pub mod server;
 pub mod state;
 pub mod store;
 
-pub use config::{Args, Config, ConfigError};
+pub use config::{Args, Command, Config, ConfigError};
 pub use server::{StartError, Tracker};

@@ -1,12 +1,14 @@
-//! Connection caps (total and per IP) and a per-IP registration rate limit.
+//! Connection caps (total, and per source: one IPv4 address or one IPv6 /64) and a
+//! per-source registration rate limit. At the total cap the server evicts the longest-idle
+//! registered connection (see [`crate::registry::Registry::idlest`]) before refusing.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
-pub use svc::conn_limit::{ConnLimiter, ConnSlot, Over};
+pub use svc::conn_limit::{ConnLimiter, ConnSlot, Over, source_prefix};
 
-/// Token buckets per IP. Pure: the caller passes the time.
+/// Token buckets per source ([`source_prefix`]). Pure: the caller passes the time.
 #[derive(Debug)]
 pub struct RateLimiter {
     rate: f64,
@@ -24,12 +26,13 @@ impl RateLimiter {
         }
     }
 
-    /// Spends one token of `ip`'s bucket; false when it is empty.
+    /// Spends one token of the bucket of `ip`'s source; false when it is empty.
     pub fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
         if self.buckets.len() > 100_000 {
             self.prune(now);
         }
-        let (tokens, last) = self.buckets.entry(ip).or_insert((self.burst, now));
+        let source = source_prefix(ip);
+        let (tokens, last) = self.buckets.entry(source).or_insert((self.burst, now));
         let refill = now.saturating_duration_since(*last).as_secs_f64() * self.rate;
         *tokens = (*tokens + refill).min(self.burst);
         *last = now;
@@ -65,5 +68,15 @@ mod tests {
         assert!(!r.allow(ip, t0));
         assert!(r.allow(ip, t0 + Duration::from_millis(500)));
         assert!(!r.allow(ip, t0 + Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn one_ipv6_64_shares_one_bucket() {
+        let mut r = RateLimiter::new(1.0, 2);
+        let t0 = Instant::now();
+        assert!(r.allow("2001:db8::1".parse().unwrap(), t0));
+        assert!(r.allow("2001:db8::2".parse().unwrap(), t0));
+        assert!(!r.allow("2001:db8::3".parse().unwrap(), t0));
+        assert!(r.allow("2001:db8:0:1::1".parse().unwrap(), t0));
     }
 }

@@ -6,13 +6,20 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
-use trackerd::{Args, Config, Tracker};
+use trackerd::admin::{self, Answer};
+use trackerd::{Args, Command, Config, Tracker};
 
 /// Exit status for a bad configuration (EX_CONFIG).
 const EXIT_CONFIG: u8 = 78;
 
+/// Exit status when the running tracker cannot be reached.
+const EXIT_UNREACHABLE: u8 = 3;
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Command::Release { name }) = &args.command {
+        return release(&args, name);
+    }
     let config = match Config::load(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -29,6 +36,56 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("trackerd: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `trackerd release NAME`: 0 released, 1 not bound or refused, 2 bad name, 3 unreachable,
+/// 78 bad config.
+fn release(args: &Args, name: &str) -> ExitCode {
+    let socket = match Config::admin_socket_of_running(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("trackerd: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let name = match proto::PeerName::new(name) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("trackerd: invalid name {name:?}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("trackerd: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(admin::request_release(&socket, name)) {
+        Ok(Answer::Released { name, key }) => {
+            println!("released {name} (was key {key})");
+            ExitCode::SUCCESS
+        }
+        Ok(Answer::NotBound { name }) => {
+            println!("{name} is not bound");
+            ExitCode::FAILURE
+        }
+        Ok(Answer::Error(e)) => {
+            eprintln!("trackerd: the tracker refused: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!(
+                "trackerd: cannot reach the running tracker: {e:#}\n\
+                 hint: run as root or the service user; pass --admin-socket PATH if it listens elsewhere"
+            );
+            ExitCode::from(EXIT_UNREACHABLE)
         }
     }
 }

@@ -2,6 +2,7 @@
 //! tracked task per connection, and shut down in a fixed order.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,9 +13,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::admin::{self, AdminError};
 use crate::config::Config;
 use crate::conn::{ConnCtx, serve};
-use crate::limits::{ConnLimiter, RateLimiter};
+use crate::limits::{ConnLimiter, Over, RateLimiter};
 use crate::state::Hub;
 use crate::store::{Store, StoreError};
 
@@ -42,6 +44,9 @@ pub enum StartError {
     /// TLS setup.
     #[error(transparent)]
     Tls(#[from] transport::TlsError),
+    /// The admin socket.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
     /// The listen address.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -58,6 +63,7 @@ pub struct Tracker {
     addr: SocketAddr,
     id: PeerId,
     hub: Hub,
+    admin_socket: PathBuf,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
@@ -82,6 +88,7 @@ impl Tracker {
                 limits.registrations_per_ip_per_sec,
                 limits.registration_burst,
             ),
+            config.name_lapse,
         )?;
         let listener = svc::listen::bind_tcp(config.listen).map_err(|source| StartError::Bind {
             addr: config.listen,
@@ -97,20 +104,33 @@ impl Tracker {
             handshake_timeout: limits.handshake_timeout,
             lease: config.lease,
         });
+        let admin_listener = admin::bind(&config.admin_socket).await?;
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
-        tasks.spawn(accept_loop(
-            listener,
-            ctx,
-            ConnLimiter::new(limits.max_connections, limits.max_connections_per_ip),
+        tasks.spawn(admin::serve(
+            admin_listener,
+            hub.clone(),
             cancel.clone(),
             tasks.clone(),
         ));
-        info!(%addr, id = %key.peer_id(), "tracker listening");
+        tasks.spawn(touch_live_loop(
+            hub.clone(),
+            touch_interval(config.name_lapse),
+            cancel.clone(),
+        ));
+        tasks.spawn(accept_loop(
+            listener,
+            ctx,
+            ConnLimiter::per_prefix(limits.max_connections, limits.max_connections_per_ip),
+            cancel.clone(),
+            tasks.clone(),
+        ));
+        info!(%addr, id = %key.peer_id(), admin = %config.admin_socket.display(), "tracker listening");
         Ok(Tracker {
             addr,
             id: key.peer_id(),
             hub,
+            admin_socket: config.admin_socket,
             cancel,
             tasks,
         })
@@ -142,7 +162,29 @@ impl Tracker {
         {
             warn!("connections outlived the {GRACE:?} grace period");
         }
+        if let Err(e) = std::fs::remove_file(&self.admin_socket) {
+            warn!("cannot remove {}: {e}", self.admin_socket.display());
+        }
         info!("tracker stopped");
+    }
+}
+
+/// How often connected keys' bindings are marked used: a quarter of the lapse time, at
+/// least every second and at most every hour.
+fn touch_interval(lapse: Duration) -> Duration {
+    (lapse / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600))
+}
+
+/// Marks connected keys' bindings used every `every`, so that a tracker killed while they
+/// are connected does not let their names lapse early.
+async fn touch_live_loop(hub: Hub, every: Duration, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = tick.tick() => hub.touch_live(),
+        }
     }
 }
 
@@ -170,7 +212,14 @@ async fn accept_loop(
                 }
             }
         };
-        let slot = match limiter.try_acquire(addr.ip()) {
+        let acquired = match limiter.try_acquire(addr.ip()) {
+            // Full: make room by evicting one (see `Hub::evict_idlest`).
+            Err(Over::Total) if ctx.hub.evict_idlest().is_some() => {
+                limiter.try_acquire_over_total(addr.ip())
+            }
+            other => other,
+        };
+        let slot = match acquired {
             Ok(slot) => slot,
             Err(over) => {
                 debug!(%addr, ?over, "connection refused: over the limit");

@@ -4,11 +4,13 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use proto::PeerId;
-use proto::tracker::{MAX_RESPONSE_FRAME, PeerEntry, Refusal, SignedRecord, TrackerMsg};
+use proto::tracker::{
+    MAX_RESPONSE_FRAME, PeerEntry, Refusal, SignedHandover, SignedRecord, TrackerMsg,
+};
+use proto::{PeerId, PeerName};
 use svc::logging::ACTIVITY;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -27,6 +29,8 @@ struct Inner {
     subscribers: HashMap<ConnId, mpsc::Sender<Bytes>>,
     /// Displaced connections are told to close through this map.
     closers: HashMap<ConnId, tokio_util::sync::CancellationToken>,
+    /// Connections past `Hello` that have not registered, with when they said `Hello`.
+    unregistered: HashMap<ConnId, Instant>,
 }
 
 /// A cloneable handle on the shared state.
@@ -42,16 +46,17 @@ pub enum RegisterResult {
 }
 
 impl Hub {
-    /// Wraps a loaded store.
-    pub fn new(store: Store, rate: RateLimiter) -> Result<Hub, StoreError> {
+    /// Wraps a loaded store; a binding unused for `lapse` may be taken by another key.
+    pub fn new(store: Store, rate: RateLimiter, lapse: Duration) -> Result<Hub, StoreError> {
         let (names, seqs) = store.load()?;
         info!(names = names.len(), "loaded name bindings");
         Ok(Hub(Arc::new(Mutex::new(Inner {
-            registry: Registry::new(names, seqs),
+            registry: Registry::new(names, seqs, lapse),
             store,
             rate,
             subscribers: HashMap::new(),
             closers: HashMap::new(),
+            unregistered: HashMap::new(),
         }))))
     }
 
@@ -59,18 +64,23 @@ impl Hub {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Remembers how to close connection `conn` if another connection displaces it.
+    /// Remembers how to close connection `conn` (past `Hello`, not yet registered) if
+    /// another connection displaces it or it is evicted.
     pub fn attach(&self, conn: ConnId, closer: tokio_util::sync::CancellationToken) {
-        self.lock().closers.insert(conn, closer);
+        let mut g = self.lock();
+        g.closers.insert(conn, closer);
+        g.unregistered.insert(conn, Instant::now());
     }
 
-    /// Checks, persists and applies a registration, then tells subscribers.
+    /// Checks, persists and applies a registration (with the old key's handover `statement`
+    /// if any), then tells subscribers.
     pub fn register(
         &self,
         conn: ConnId,
         tls_key: PeerId,
         ip: IpAddr,
         signed: SignedRecord,
+        statement: Option<&SignedHandover>,
     ) -> RegisterResult {
         let mut g = self.lock();
         if !g.rate.allow(ip, Instant::now()) {
@@ -79,7 +89,8 @@ impl Hub {
                 format!("too many registrations from {ip}; slow down"),
             ));
         }
-        let plan = match g.registry.check(conn, tls_key, ip, signed) {
+        let now = svc::unix_now();
+        let plan = match g.registry.check(conn, tls_key, ip, signed, statement, now) {
             Ok(plan) => plan,
             Err(refused) => return RegisterResult::Refused(refused),
         };
@@ -88,7 +99,8 @@ impl Hub {
             plan.new_binding.as_ref(),
             &rec.key,
             rec.seq,
-            svc::unix_now(),
+            now,
+            plan.handed_from,
         ) {
             warn!("cannot persist registration: {e}");
             return RegisterResult::Refused((
@@ -100,11 +112,27 @@ impl Hub {
         if let Some((name, key)) = &plan.new_binding {
             info!(target: ACTIVITY, op = "bind", name = %name, key = %key, "name bound");
         }
-        let applied = g.registry.apply(plan);
+        if let Some(old) = &plan.released {
+            info!(target: ACTIVITY, op = "unbind", name = %old, key = %rec.key, reason = "the key bound another name", "name released");
+        }
+        if let Some((old, _)) = &plan.handed_from {
+            info!(target: ACTIVITY, op = "unbind", name = %rec.name, key = %old, reason = "handed over with a signed statement", to = %rec.key, "name handed over");
+        }
+        if let Some(old) = &plan.lapsed {
+            info!(target: ACTIVITY, op = "unbind", name = %rec.name, key = %old, reason = "lapsed unused", "name lapsed");
+        }
+        let applied = g.registry.apply(plan, Instant::now());
+        g.unregistered.remove(&conn);
         if let Some(old) = applied.displaced
             && let Some(closer) = g.closers.get(&old)
         {
             closer.cancel();
+        }
+        if let Some((old_key, old_conn)) = applied.handed_from_live {
+            if let Some(closer) = g.closers.get(&old_conn) {
+                closer.cancel();
+            }
+            g.publish(&TrackerMsg::Left { key: old_key }, old_conn);
         }
         let event = if applied.joined {
             TrackerMsg::Joined(entry.clone())
@@ -139,16 +167,88 @@ impl Hub {
         }
     }
 
-    /// Connection `conn` closed; `key` is its TLS key if it had registered.
+    /// Connection `conn` closed; `key` is its TLS key if it had registered. A live key's
+    /// binding counts as used until now.
     pub fn disconnect(&self, conn: ConnId, key: Option<PeerId>) {
         let mut g = self.lock();
         g.subscribers.remove(&conn);
         g.closers.remove(&conn);
+        g.unregistered.remove(&conn);
+        let now = svc::unix_now();
         if let Some(key) = key
-            && let Some(left) = g.registry.disconnect(conn, key)
+            && let Some(left) = g.registry.disconnect(conn, key, now)
         {
+            if let Err(e) = g.store.touch(&[left], now) {
+                warn!("cannot record when a name was last used: {e}");
+            }
             g.publish(&TrackerMsg::Left { key: left }, conn);
         }
+    }
+
+    /// Connection `conn`, registered as `key`, made a request other than a keepalive.
+    pub fn note_activity(&self, conn: ConnId, key: PeerId) {
+        self.lock()
+            .registry
+            .note_activity(conn, key, Instant::now());
+    }
+
+    /// Closes one connection to make room at the connection cap: the oldest one that said
+    /// `Hello` but never registered (it serves nobody), else the registered one idle the
+    /// longest, whose entry is dropped at once (subscribers see it leave). Returns the
+    /// connection id, or `None` when no connection is past its `Hello`.
+    pub fn evict_idlest(&self) -> Option<ConnId> {
+        let mut g = self.lock();
+        if let Some(conn) = oldest(&g.unregistered) {
+            g.unregistered.remove(&conn);
+            info!(target: ACTIVITY, op = "evict", conn, "closing the oldest unregistered connection: the connection cap is reached");
+            if let Some(closer) = g.closers.get(&conn) {
+                closer.cancel();
+            }
+            return Some(conn);
+        }
+        let (conn, key) = g.registry.idlest()?;
+        let now = svc::unix_now();
+        g.registry.evict(conn, key, now);
+        if let Err(e) = g.store.touch(&[key], now) {
+            warn!("cannot record when a name was last used: {e}");
+        }
+        info!(target: ACTIVITY, op = "evict", key = %key, "closing the longest-idle connection: the connection cap is reached");
+        if let Some(closer) = g.closers.get(&conn) {
+            closer.cancel();
+        }
+        g.publish(&TrackerMsg::Left { key }, conn);
+        Some(conn)
+    }
+
+    /// Marks the bindings of every connected key used now, in memory and on disk.
+    pub fn touch_live(&self) {
+        let mut g = self.lock();
+        let now = svc::unix_now();
+        let keys = g.registry.touch_live(now);
+        if let Err(e) = g.store.touch(&keys, now) {
+            warn!("cannot record when names were last used: {e}");
+        }
+    }
+
+    /// Frees `name` (persisted first). A connected holder's registration is dropped: its
+    /// connection is closed and subscribers see it leave. Returns the key that held it.
+    pub fn release(&self, name: &PeerName) -> Result<Option<PeerId>, StoreError> {
+        let mut g = self.lock();
+        if g.registry.binding(name).is_none() {
+            return Ok(None);
+        }
+        g.store.release(name)?;
+        let Some((key, conn)) = g.registry.release(name) else {
+            return Ok(None);
+        };
+        info!(target: ACTIVITY, op = "unbind", name = %name, key = %key, reason = "released by the operator", "name released");
+        if let Some(conn) = conn {
+            if let Some(closer) = g.closers.get(&conn) {
+                closer.cancel();
+            }
+            g.publish(&TrackerMsg::Left { key }, conn);
+        }
+        Ok(Some(key))
     }
 
     /// Live peers now.
@@ -177,6 +277,14 @@ impl Inner {
     }
 }
 
+/// The connection with the earliest time (ties: the lowest id).
+fn oldest(since: &HashMap<ConnId, Instant>) -> Option<ConnId> {
+    since
+        .iter()
+        .min_by_key(|&(&conn, &at)| (at, conn))
+        .map(|(&conn, _)| conn)
+}
+
 fn encode(msg: &TrackerMsg) -> Option<Bytes> {
     match proto::frame::encode(msg, MAX_RESPONSE_FRAME) {
         Ok(v) => Some(Bytes::from(v)),
@@ -184,5 +292,23 @@ fn encode(msg: &TrackerMsg) -> Option<Bytes> {
             warn!("cannot encode an event: {e}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_oldest_unregistered_connection_goes_first() {
+        let t = Instant::now();
+        let s = |n| t + Duration::from_secs(n);
+        assert_eq!(oldest(&HashMap::new()), None);
+        assert_eq!(
+            oldest(&HashMap::from([(5, s(2)), (7, s(1)), (9, s(3))])),
+            Some(7)
+        );
+        assert_eq!(oldest(&HashMap::from([(5, s(1)), (4, s(1))])), Some(4));
     }
 }

@@ -5,6 +5,10 @@ use std::path::{Path, PathBuf};
 
 use proto::{PeerId, PeerName};
 use rusqlite::{Connection, params};
+use tracing::info;
+
+use crate::migrations::{self, MigrateError};
+use crate::registry::Binding;
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +22,15 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The schema could not be brought up to date (or is newer than this binary).
+    #[error("tracker database {}", path.display())]
+    Schema {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: MigrateError,
+    },
 }
 
 /// The open database.
@@ -27,8 +40,8 @@ pub struct Store {
     path: PathBuf,
 }
 
-/// What the store remembers.
-pub type Loaded = (HashMap<PeerName, PeerId>, HashMap<PeerId, u64>);
+/// What the store remembers: name bindings and the last seq per key.
+pub type Loaded = (HashMap<PeerName, Binding>, HashMap<PeerId, u64>);
 
 impl Store {
     /// Opens (creating if needed) `<state_dir>/tracker.db`.
@@ -38,14 +51,25 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let db = Connection::open(&path).map_err(err)?;
+        let mut db = Connection::open(&path).map_err(err)?;
         db.execute_batch(
             "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
-             CREATE TABLE IF NOT EXISTS names (name TEXT PRIMARY KEY, key BLOB NOT NULL, bound_at INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS seqs (key BLOB PRIMARY KEY, seq INTEGER NOT NULL);",
+             PRAGMA synchronous = FULL;",
         )
         .map_err(err)?;
+        let was = migrations::migrate(&mut db).map_err(|source| StoreError::Schema {
+            path: path.clone(),
+            source,
+        })?;
+        if was != migrations::LATEST {
+            info!(
+                from = was,
+                to = migrations::LATEST,
+                "database schema upgraded"
+            );
+        }
+        db.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
         Ok(Store { db, path })
     }
 
@@ -61,18 +85,23 @@ impl Store {
         let mut names = HashMap::new();
         let mut stmt = self
             .db
-            .prepare("SELECT name, key FROM names")
+            .prepare("SELECT name, key, last_used FROM names")
             .map_err(self.err())?;
         let rows = stmt
             .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
             })
             .map_err(self.err())?;
         for row in rows {
-            let (name, key) = row.map_err(self.err())?;
+            let (name, key, last_used) = row.map_err(self.err())?;
             match (PeerName::new(&name), key_from(&key)) {
-                (Ok(n), Some(k)) => {
-                    names.insert(n, k);
+                (Ok(n), Some(key)) => {
+                    let last_used = last_used.cast_unsigned();
+                    names.insert(n, Binding { key, last_used });
                 }
                 _ => tracing::warn!(name, "skipping unreadable name binding"),
             }
@@ -94,29 +123,32 @@ impl Store {
         Ok((names, seqs))
     }
 
-    /// Records a new name binding and the key's seq in one transaction. A new binding is
-    /// synced to disk before this returns; a seq update alone is durable against a crash of
-    /// the process (WAL), and reaches the disk at the next sync.
+    /// Records a registration in one transaction: the key's seq, its binding's `last_used`
+    /// (`now`), and a new binding if given, which replaces the key's previous name and any
+    /// lapsed binding of the name. A new binding is synced to disk before this returns; the
+    /// rest is durable against a crash of the process (WAL), and reaches the disk at the next
+    /// sync.
+    ///
+    /// `handed_from` is the key that handed the name over and its statement's seq, stored as
+    /// that key's last seq.
     pub fn record(
         &mut self,
         binding: Option<&(PeerName, PeerId)>,
         key: &PeerId,
         seq: u64,
         now: u64,
+        handed_from: Option<(PeerId, u64)>,
     ) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let err = |source| StoreError::Sql {
-            path: path.clone(),
-            source,
-        };
-        let level = if binding.is_some() { "FULL" } else { "NORMAL" };
-        self.db
-            .pragma_update(None, "synchronous", level)
-            .map_err(err)?;
-        let tx = self.db.transaction().map_err(err)?;
+        let (db, err) = self.sync(if binding.is_some() { "FULL" } else { "NORMAL" })?;
+        let tx = db.transaction().map_err(err)?;
         if let Some((name, owner)) = binding {
             tx.execute(
-                "INSERT INTO names (name, key, bound_at) VALUES (?1, ?2, ?3)",
+                "DELETE FROM names WHERE key = ?1 OR name = ?2",
+                params![owner.as_bytes().as_slice(), name.as_str()],
+            )
+            .map_err(err)?;
+            tx.execute(
+                "INSERT INTO names (name, key, bound_at, last_used) VALUES (?1, ?2, ?3, ?3)",
                 params![
                     name.as_str(),
                     owner.as_bytes().as_slice(),
@@ -124,13 +156,71 @@ impl Store {
                 ],
             )
             .map_err(err)?;
+        } else {
+            tx.execute(
+                "UPDATE names SET last_used = MAX(last_used, ?2) WHERE key = ?1",
+                params![key.as_bytes().as_slice(), now.cast_signed()],
+            )
+            .map_err(err)?;
         }
-        tx.execute(
-            "INSERT INTO seqs (key, seq) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET seq = excluded.seq",
-            params![key.as_bytes().as_slice(), seq.cast_signed()],
-        )
-        .map_err(err)?;
+        for (k, seq) in std::iter::once((*key, seq)).chain(handed_from) {
+            tx.execute(
+                "INSERT INTO seqs (key, seq) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET seq = excluded.seq",
+                params![k.as_bytes().as_slice(), seq.cast_signed()],
+            )
+            .map_err(err)?;
+        }
         tx.commit().map_err(err)
+    }
+}
+
+impl Store {
+    /// Sets how hard the next writes are synced (`FULL` or `NORMAL`) and returns the
+    /// connection with the error mapper for this file.
+    fn sync(
+        &mut self,
+        level: &str,
+    ) -> Result<
+        (
+            &mut Connection,
+            impl Fn(rusqlite::Error) -> StoreError + Copy + '_,
+        ),
+        StoreError,
+    > {
+        let path = &self.path;
+        let err = move |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
+        self.db
+            .pragma_update(None, "synchronous", level)
+            .map_err(err)?;
+        Ok((&mut self.db, err))
+    }
+
+    /// Marks the bindings of `keys` used at `now`, in one transaction (not synced: losing it
+    /// in a power cut only makes a binding look older).
+    pub fn touch(&mut self, keys: &[PeerId], now: u64) -> Result<(), StoreError> {
+        let (db, err) = self.sync("NORMAL")?;
+        let tx = db.transaction().map_err(err)?;
+        {
+            let mut stmt = tx
+                .prepare_cached("UPDATE names SET last_used = MAX(last_used, ?2) WHERE key = ?1")
+                .map_err(err)?;
+            for k in keys {
+                stmt.execute(params![k.as_bytes().as_slice(), now.cast_signed()])
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Removes the binding of `name`, synced to disk before this returns.
+    pub fn release(&mut self, name: &PeerName) -> Result<(), StoreError> {
+        let (db, err) = self.sync("FULL")?;
+        db.execute("DELETE FROM names WHERE name = ?1", [name.as_str()])
+            .map_err(err)?;
+        Ok(())
     }
 }
 
@@ -150,12 +240,93 @@ mod tests {
         let name = PeerName::new("alice").unwrap();
         {
             let mut s = Store::open(dir.path()).unwrap();
-            s.record(Some(&(name.clone(), k)), &k, 5, 1).unwrap();
-            s.record(None, &k, u64::MAX - 1, 2).unwrap();
+            s.record(Some(&(name.clone(), k)), &k, 5, 1, None).unwrap();
+            s.record(None, &k, u64::MAX - 1, 2, None).unwrap();
         }
         let s = Store::open(dir.path()).unwrap();
         let (names, seqs) = s.load().unwrap();
-        assert_eq!(names.get(&name), Some(&k));
+        assert_eq!(names.get(&name).map(|b| b.key), Some(k));
+        assert_eq!(names.get(&name).map(|b| b.last_used), Some(2));
         assert_eq!(seqs.get(&k), Some(&(u64::MAX - 1)));
+    }
+
+    #[test]
+    fn a_new_binding_replaces_the_keys_old_name_and_release_and_touch_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (
+            SecretKey::from_seed([1; 32]).peer_id(),
+            SecretKey::from_seed([2; 32]).peer_id(),
+        );
+        let n = |s: &str| PeerName::new(s).unwrap();
+        {
+            let mut s = Store::open(dir.path()).unwrap();
+            s.record(Some(&(n("one"), a)), &a, 1, 10, None).unwrap();
+            s.record(Some(&(n("two"), a)), &a, 2, 20, None).unwrap();
+            s.record(Some(&(n("one"), b)), &b, 1, 30, None).unwrap();
+            // A lapsed binding of "two" taken by b: b's "one" and a's "two" go.
+            s.record(Some(&(n("two"), b)), &b, 2, 40, None).unwrap();
+            s.record(Some(&(n("three"), a)), &a, 3, 50, None).unwrap();
+            s.touch(&[a], 60).unwrap();
+            s.release(&n("two")).unwrap();
+        }
+        let (names, _) = Store::open(dir.path()).unwrap().load().unwrap();
+        assert_eq!(names.len(), 1, "{names:?}");
+        let three = names.get(&n("three")).unwrap();
+        assert_eq!((three.key, three.last_used), (a, 60));
+    }
+
+    /// The statements the first release ran at every start, before schema versions existed.
+    const UNVERSIONED_SCHEMA: &str = "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         CREATE TABLE IF NOT EXISTS names (name TEXT PRIMARY KEY, key BLOB NOT NULL, bound_at INTEGER NOT NULL);
+         CREATE TABLE IF NOT EXISTS seqs (key BLOB PRIMARY KEY, seq INTEGER NOT NULL);";
+
+    #[test]
+    fn an_unversioned_database_upgrades_and_keeps_its_bindings() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = SecretKey::from_seed([1; 32]).peer_id();
+        {
+            let db = Connection::open(dir.path().join("tracker.db")).unwrap();
+            db.execute_batch(UNVERSIONED_SCHEMA).unwrap();
+            db.execute(
+                "INSERT INTO names (name, key, bound_at) VALUES ('alice', ?1, 10)",
+                [k.as_bytes().as_slice()],
+            )
+            .unwrap();
+            db.execute(
+                "INSERT INTO seqs (key, seq) VALUES (?1, 7)",
+                [k.as_bytes().as_slice()],
+            )
+            .unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let v: u32 =
+            s.db.pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap();
+        assert_eq!(v, migrations::LATEST);
+        let (names, seqs) = s.load().unwrap();
+        let alice = names.get(&PeerName::new("alice").unwrap()).unwrap();
+        assert_eq!(alice.key, k);
+        assert!(
+            alice.last_used + 5 >= svc::unix_now(),
+            "used at the upgrade"
+        );
+        assert_eq!(seqs.get(&k), Some(&7));
+    }
+
+    #[test]
+    fn a_newer_database_is_refused_naming_both_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Connection::open(dir.path().join("tracker.db")).unwrap();
+            db.pragma_update(None, "user_version", 99).unwrap();
+        }
+        let err = Store::open(dir.path()).unwrap_err();
+        let err = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+        assert!(err.contains("99"), "{err}");
+        assert!(
+            err.contains(&format!("up to {}", migrations::LATEST)),
+            "{err}"
+        );
     }
 }
