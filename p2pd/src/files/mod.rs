@@ -20,9 +20,10 @@
 //!    from verified data.
 //! 3. [`PartFile::link_final`] checks the length, fsyncs the file, gives it its final name
 //!    without replacing anything (`name (1).ext`, `name (2).ext`, … if the name — compared
-//!    without regard to case — is taken) and fsyncs the directory; the caller records the
-//!    file as done, then removes the part name ([`PartFile::remove`]; [`PartFile::finish`]
-//!    does both steps). The file never appears under a final name before the link.
+//!    without regard to case or Unicode normalisation — is taken) and fsyncs the directory;
+//!    the caller records the file as done, then removes the part name ([`PartFile::remove`];
+//!    [`PartFile::finish`] does both steps). The file never appears under a final name
+//!    before the link.
 //! 4. On cancel or failure, [`PartFile::remove`] or [`Dest::remove_part`] deletes the part.
 //!
 //! The no-replace rename is a hard link of the part to the candidate name (`link` fails if
@@ -42,6 +43,7 @@ use std::path::{Path, PathBuf};
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, File, Metadata, OpenOptions};
+use proto::transfer::collision_key;
 
 /// Longest file name (one component) in bytes, as on Linux, macOS and Windows.
 pub const MAX_NAME: usize = 255;
@@ -480,7 +482,8 @@ impl PartFile {
 
     /// Checks the file holds exactly the announced size, fsyncs it, gives it its final name
     /// without replacing anything (the offered name, else `name (1).ext`, `name (2).ext`, …,
-    /// skipping names that match an existing entry without regard to case) and fsyncs the
+    /// skipping names that match an existing entry without regard to case or Unicode
+    /// normalisation) and fsyncs the
     /// directory. The part name stays (both names on one file) until [`PartFile::remove`],
     /// so a crash before the caller has recorded the file as done leaves a link that
     /// [`Dest::finished_part`] recognises. The caller has verified the content. On error
@@ -501,12 +504,12 @@ impl PartFile {
             self.parents.iter().collect()
         };
         let mut taken = self
-            .entries_lowercase()
+            .entry_keys()
             .map_err(|e| FilesError::io(Op::ReadDir, dir_path.clone(), e))?;
         let mut chosen = None;
         for n in 0..MAX_COPIES {
             let candidate = copy_name(&self.name, n);
-            if !taken.insert(candidate.to_lowercase()) {
+            if !taken.insert(collision_key(&candidate)) {
                 continue;
             }
             let cand_rel: PathBuf = self.parents.iter().chain([&candidate]).collect();
@@ -561,11 +564,12 @@ impl PartFile {
         }
     }
 
-    /// Names in the directory, lower-cased, for the case-insensitive collision check.
-    fn entries_lowercase(&self) -> io::Result<HashSet<String>> {
+    /// Names in the directory as [`collision_key`]s (NFC, lower-cased): a name already there
+    /// in another case or another Unicode spelling is taken.
+    fn entry_keys(&self) -> io::Result<HashSet<String>> {
         let mut names = HashSet::new();
         for entry in self.dir.entries()? {
-            names.insert(entry?.file_name().to_string_lossy().to_lowercase());
+            names.insert(collision_key(&entry?.file_name().to_string_lossy()));
         }
         Ok(names)
     }

@@ -38,6 +38,9 @@ pub(super) fn check_names<'a>(
         if c.contains(['/', '\\', '\0']) {
             return Err(bad(c, "contains a path separator or NUL"));
         }
+        if let Some(reason) = proto::transfer::unicode_problem(c) {
+            return Err(bad(c, reason));
+        }
     }
     // A received name must never be taken for a part file of this transfer (it would be
     // reopened and written into).

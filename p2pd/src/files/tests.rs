@@ -152,6 +152,23 @@ fn files_case_collision() {
 }
 
 #[test]
+fn files_another_unicode_spelling_on_disk_is_taken() {
+    let (tmp, dest) = dest();
+    // A name made on disk decomposed (as macOS writes it) and one in another case too.
+    fs::write(tmp.path().join("cafe\u{301}.txt"), b"old").unwrap();
+    fs::write(tmp.path().join("CAFE\u{301} (1).txt"), b"old").unwrap();
+    assert_eq!(
+        receive(&dest, &["caf\u{e9}.txt"], b"new").to_string(),
+        "caf\u{e9} (2).txt"
+    );
+    assert_eq!(
+        fs::read(tmp.path().join("cafe\u{301}.txt")).unwrap(),
+        b"old"
+    );
+    assert!(!tmp.path().join("caf\u{e9}.txt").exists());
+}
+
+#[test]
 fn files_symlink_at_file_name_is_not_written_through() {
     let (tmp, dest) = dest();
     let outside = tempfile::tempdir().unwrap();
@@ -286,6 +303,10 @@ fn files_bad_names_are_refused() {
         &["a\0b"],
         &[long.as_str()],
         &[".x.t1.part"],
+        &["cafe\u{301}"],
+        &["ok", "a\u{202e}b"],
+        &["a\u{200b}b"],
+        &["\u{ff0e}\u{ff0e}", "x"],
     ] {
         let err = dest.create_part(T, components, 1).unwrap_err();
         assert!(matches!(err, FilesError::BadName { .. }), "{err}");
