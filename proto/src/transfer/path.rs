@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::unicode::{Deceit, describe, dot_lookalike, first_deceit, to_nfc};
+use super::unicode::{Deceit, deceit, describe, dot_lookalike, first_deceit, to_nfc};
 use super::{MAX_COMPONENT_LEN, MAX_COMPONENTS, MAX_PATH_LEN};
 use crate::text::neutralize;
 
@@ -132,14 +132,23 @@ pub enum PathError {
     },
 }
 
-/// A component (or path) as it appears in a message: quoted, neutralised, cut after 40
-/// characters.
+/// A component (or path) as it appears in a message: quoted, neutralised (invisible
+/// characters escaped too), cut after 40 characters.
 pub(super) fn shown(component: &str) -> String {
     const MAX_CHARS: usize = 40;
-    match component.char_indices().nth(MAX_CHARS) {
-        Some((cut, _)) => format!("\"{}\"...", neutralize(&component[..cut])),
-        None => format!("\"{}\"", neutralize(component)),
+    let (text, more) = match component.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => (&component[..cut], "..."),
+        None => (component, ""),
+    };
+    let mut out = String::with_capacity(text.len() + 2);
+    for ch in neutralize(text).chars() {
+        if deceit(ch) == Some(Deceit::Invisible) {
+            out.push_str(&format!("\\u{{{:x}}}", ch as u32));
+        } else {
+            out.push(ch);
+        }
     }
+    format!("\"{out}\"{more}")
 }
 
 /// `CON`, `PRN`, `AUX`, `NUL`, `CONIN$`, `CONOUT$`, `COM0`-`COM9`, `LPT0`-`LPT9` (also with
@@ -405,6 +414,7 @@ mod tests {
 
     #[test]
     fn errors_show_components_neutralised_and_short() {
+        assert_eq!(shown("a\u{200b}b\u{202e}c"), "\"a\\u{200b}b\\u{202e}c\"");
         let err = RelPath::new("ok/a\u{1b}[2Jb").unwrap_err();
         let msg = err.to_string();
         assert!(!msg.contains('\u{1b}'), "{msg}");
