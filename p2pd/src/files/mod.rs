@@ -270,7 +270,7 @@ impl Dest {
     ) -> Result<PartFile, FilesError> {
         let name = check_names(transfer, components)?;
         let (parents, _) = components.split_at(components.len() - 1);
-        let Some(dir) = self.walk(parents, true)? else {
+        let Some((dir, parents)) = self.walk(parents, true)? else {
             // Not reached: walking with `create` makes what is missing.
             return Err(FilesError::io(
                 Op::OpenDir,
@@ -278,7 +278,7 @@ impl Dest {
                 io::ErrorKind::NotFound.into(),
             ));
         };
-        let rel = rel_path(components);
+        let rel = rel_path(&parents).join(name);
         // Refuse early when the final name is a symlink: a received file is meant to land
         // there, and finish would only step around it to `name (1)`.
         match dir.symlink_metadata(name) {
@@ -288,7 +288,7 @@ impl Dest {
             Err(e) => return Err(FilesError::io(Op::Stat, rel, e)),
         }
         let part = part_name(name, transfer);
-        let part_rel = rel_path(parents).join(&part);
+        let part_rel = rel_path(&parents).join(&part);
         let file = match dir.open_with(
             &part,
             OpenOptions::new().read(true).write(true).create_new(true),
@@ -304,7 +304,7 @@ impl Dest {
             file,
             part,
             name: name.to_owned(),
-            parents: parents.iter().map(|s| (*s).to_owned()).collect(),
+            parents,
             size,
         };
         if part_file.len()? > size {
@@ -319,11 +319,11 @@ impl Dest {
     pub fn remove_part(&self, transfer: &str, components: &[&str]) -> Result<bool, FilesError> {
         let name = check_names(transfer, components)?;
         let (parents, _) = components.split_at(components.len() - 1);
-        let Some(dir) = self.walk(parents, false)? else {
+        let Some((dir, parents)) = self.walk(parents, false)? else {
             return Ok(false);
         };
         let part = part_name(name, transfer);
-        let part_rel = rel_path(parents).join(&part);
+        let part_rel = rel_path(&parents).join(&part);
         match dir.symlink_metadata(&part) {
             Ok(m) if m.file_type().is_symlink() => Err(FilesError::Symlink { path: part_rel }),
             Ok(m) if !m.is_file() => Err(FilesError::NotAFile { path: part_rel }),
@@ -339,13 +339,28 @@ impl Dest {
 
     /// Opens the directory `parents` below the root, one component at a time, refusing
     /// symlinks; creates missing ones if `create`, else returns `None` for a missing one.
-    fn walk(&self, parents: &[&str], create: bool) -> Result<Option<Dir>, FilesError> {
+    /// A directory already there under another Unicode spelling of a name (decomposed, say)
+    /// is the one used, never a second one beside it. Returns the directory and the names
+    /// walked, as they are on disk.
+    fn walk(
+        &self,
+        parents: &[&str],
+        create: bool,
+    ) -> Result<Option<(Dir, Vec<String>)>, FilesError> {
         let mut cur = self
             .root
             .try_clone()
             .map_err(|e| FilesError::io(Op::OpenDir, PathBuf::from("."), e))?;
-        for (i, c) in parents.iter().enumerate() {
-            let rel = rel_path(&parents[..=i]);
+        let mut walked: Vec<String> = Vec::with_capacity(parents.len());
+        for offered in parents {
+            let on_disk = match cur.symlink_metadata(offered) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => other_spelling(&cur, offered)
+                    .map_err(|e| FilesError::io(Op::ReadDir, rel_path(&walked), e))?
+                    .unwrap_or_else(|| (*offered).to_owned()),
+                _ => (*offered).to_owned(),
+            };
+            let c = on_disk.as_str();
+            let rel = rel_path(&walked).join(c);
             match cur.symlink_metadata(c) {
                 Ok(m) => check_dir_entry(&m, &rel)?,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -377,8 +392,9 @@ impl Dest {
                 return Err(FilesError::Symlink { path: rel });
             }
             cur = next;
+            walked.push(on_disk);
         }
-        Ok(Some(cur))
+        Ok(Some((cur, walked)))
     }
 }
 
@@ -698,7 +714,7 @@ fn write_all_at(file: &File, mut data: &[u8], mut offset: u64) -> io::Result<()>
 
 mod finished;
 mod names;
-use names::{check_names, copy_name, part_name, rel_path};
+use names::{check_names, copy_name, other_spelling, part_name, rel_path};
 
 #[cfg(all(test, unix))]
 mod tests;

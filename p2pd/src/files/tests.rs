@@ -169,6 +169,30 @@ fn files_another_unicode_spelling_on_disk_is_taken() {
 }
 
 #[test]
+fn files_a_directory_in_another_unicode_spelling_is_used_not_doubled() {
+    let (tmp, dest) = dest();
+    let decomposed = "Cafe\u{301}s";
+    fs::create_dir(tmp.path().join(decomposed)).unwrap();
+    fs::write(tmp.path().join(decomposed).join("cre\u{300}me.txt"), b"old").unwrap();
+    let landed = receive(&dest, &["Caf\u{e9}s", "cr\u{e8}me.txt"], b"new");
+    assert_eq!(
+        landed.components(),
+        [decomposed.to_owned(), "cr\u{e8}me (1).txt".to_owned()]
+    );
+    assert_eq!(names(tmp.path()), [decomposed]);
+    assert_eq!(
+        fs::read(tmp.path().join(decomposed).join("cr\u{e8}me (1).txt")).unwrap(),
+        b"new"
+    );
+    // A part left there is found again (resume, cancel) through the same spelling.
+    let part = dest.create_part(T, &["Caf\u{e9}s", "x.bin"], 3).unwrap();
+    part.write_at(0, b"abc").unwrap();
+    drop(part);
+    assert!(dest.remove_part(T, &["Caf\u{e9}s", "x.bin"]).unwrap());
+    assert_eq!(names(tmp.path()), [decomposed]);
+}
+
+#[test]
 fn files_symlink_at_file_name_is_not_written_through() {
     let (tmp, dest) = dest();
     let outside = tempfile::tempdir().unwrap();
