@@ -1,10 +1,12 @@
 //! Relative paths of offered files, the defence against writing outside the destination.
 //!
-//! Checks: an accepted path is exactly the input and obeys every rule independently of the
-//! validator (no `..` or `.`, not absolute, no backslash, colon, NUL or control character, no
-//! empty, over-long or Windows-reserved component, and `std::path` sees only plain names); a
-//! refusal's message is bounded and printable; the wire and JSON decoders agree with
-//! `RelPath::new`.
+//! Checks: an accepted path is the input in Unicode NFC and obeys every rule independently
+//! of the validator (no `..` or `.`, not absolute, no backslash, colon, NUL or control
+//! character, no empty, over-long or Windows-reserved component, no look-alike of `/`, `\`
+//! or `.`, no bidi control or invisible character, and `std::path` sees only plain names);
+//! validation is idempotent and gives every spelling (NFC, NFD) of the input the same
+//! verdict; a refusal's message is bounded and printable; the wire and JSON decoders agree
+//! with `RelPath::new`.
 
 #![no_main]
 

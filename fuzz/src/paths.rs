@@ -7,21 +7,56 @@ use proto::transfer::{
     MAX_COMPONENT_LEN, MAX_COMPONENTS, MAX_FILES, MAX_PATH_LEN, MAX_TOTAL_SIZE, Manifest,
     PathError, RelPath, chunk_count, chunk_range,
 };
+use unicode_normalization::{UnicodeNormalization, is_nfc};
 
-/// Checks the outcome of validating `input`: an accepted path is exactly the input and safe;
-/// a refusal's message is bounded and shows no raw control character.
+/// Checks the outcome of validating `input`: an accepted path is the input in Unicode NFC,
+/// safe, and validates to itself; every spelling of the input (NFC, NFD) gets the same
+/// verdict; a refusal's message is bounded and shows no raw control, bidi or invisible
+/// character.
 pub fn check_validation(input: &str, result: &Result<RelPath, PathError>) {
     match result {
         Ok(p) => {
-            assert_eq!(p.as_str(), input, "validation rewrote the path");
+            let nfc: String = input.nfc().collect();
+            assert_eq!(p.as_str(), nfc, "validation rewrote the path beyond NFC");
             check_rel_path(p);
         }
         Err(e) => {
             let msg = e.to_string();
             crate::assert_no_control(&msg);
+            assert!(
+                !msg.chars().any(|c| bidi(c) || invisible(c)),
+                "bidi or invisible character in {msg:?}"
+            );
             assert!(msg.len() <= 1024, "error message of {} bytes", msg.len());
         }
     }
+    if input.len() <= MAX_PATH_LEN {
+        for spelling in [input.nfc().collect::<String>(), input.nfd().collect()] {
+            if spelling.len() <= MAX_PATH_LEN {
+                assert_eq!(&RelPath::new(&spelling), result, "{spelling:?}");
+            }
+        }
+    }
+}
+
+/// Bidi controls: they reorder how a name displays.
+fn bidi(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}')
+}
+
+/// Zero-width and other invisible format characters.
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200d}' | '\u{2060}'..='\u{2064}' | '\u{feff}' | '\u{ad}')
+}
+
+/// Look-alikes of `/`, `\` and `.`: those the rules name, and any character whose
+/// compatibility form holds a slash or backslash.
+fn lookalike(c: char) -> bool {
+    let named = matches!(
+        c,
+        '\u{2215}' | '\u{2044}' | '\u{29f8}' | '\u{2024}' | '\u{2025}' | '\u{fe52}' | '\u{ff0e}'
+    );
+    named || !c.is_ascii() && c.to_string().nfkc().any(|k| matches!(k, '/' | '\\'))
 }
 
 /// Every rule a [`RelPath`] promises, checked independently of the validator.
@@ -58,6 +93,16 @@ pub fn check_rel_path(p: &RelPath) {
     let base = Path::new("/dest");
     assert!(base.join(s).starts_with(base));
     assert_eq!(s.parse::<RelPath>().as_ref(), Ok(p));
+    // One normal form, and nothing that deceives a reader.
+    assert!(is_nfc(s), "not NFC: {s:?}");
+    assert!(
+        !s.chars().any(|c| bidi(c) || invisible(c) || lookalike(c)),
+        "deceptive character in {s:?}"
+    );
+    for c in &parts {
+        let k: String = c.nfkc().collect();
+        assert!(k != "." && k != "..", "{c:?} reads as {k:?}");
+    }
 }
 
 /// A Windows device name as Windows reads it: the part before the first dot, trailing spaces
@@ -81,7 +126,7 @@ fn windows_device(component: &str) -> bool {
 }
 
 /// Every rule a decoded [`Manifest`] promises: safe paths, 1 to `MAX_FILES` files, no two
-/// equal ignoring case, no file under another file, a bounded total, and chunk arithmetic
+/// equal ignoring case and Unicode form, no file under another file, a bounded total, and chunk arithmetic
 /// that covers each file exactly.
 pub fn check_manifest(m: &Manifest) {
     assert!(m.validate().is_ok(), "a decoded manifest fails validation");
@@ -91,9 +136,10 @@ pub fn check_manifest(m: &Manifest) {
     for f in &m.files {
         check_rel_path(&f.path);
         total = total.checked_add(f.size).expect("total overflows");
+        let key: String = f.path.as_str().nfc().collect::<String>().to_lowercase();
         assert!(
-            folded.insert(f.path.as_str().to_lowercase()),
-            "case duplicate"
+            folded.insert(key.nfc().collect::<String>()),
+            "duplicate ignoring case and Unicode form"
         );
         check_chunks(f.size);
     }

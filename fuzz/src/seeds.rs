@@ -227,6 +227,13 @@ fn rel_paths() -> Vec<Vec<u8>> {
         "trailing.",
         "trailing ",
         &long,
+        "cafe\u{301}/cre\u{300}me.txt",
+        "\u{ff0e}\u{ff0e}\u{ff0f}x",
+        "a\u{2215}b",
+        "invoice\u{202e}fdp.exe",
+        "pay\u{200b}pal",
+        "\u{2025}",
+        "c\u{2105}o",
     ]
     .iter()
     .map(|s| s.as_bytes().to_vec())
@@ -466,6 +473,8 @@ fn raw_offers() -> Vec<Vec<u8>> {
         offer(&[("con.txt", 1)]),
         offer(&[("big", u64::MAX), ("more", 1)]),
         offer(&[]),
+        offer(&[("caf\u{e9}", 1), ("cafe\u{301}", 1)]),
+        offer(&[("ok", 1), ("\u{ff0e}\u{ff0e}\u{ff0f}x", 1)]),
     ];
     let mut seeds = Vec::new();
     for o in &offers {
@@ -496,7 +505,18 @@ mod tests {
         let manifest = |v: &Result<_, OfferError>| matches!(v, Err(OfferError::Manifest(_)));
         assert!(verdicts[0].is_ok());
         assert!(path(&verdicts[1], 0) && path(&verdicts[2], 1) && path(&verdicts[5], 0));
-        assert!([3, 4, 6, 7].iter().all(|&i| manifest(&verdicts[i])));
+        assert!([3, 4, 6, 7, 8].iter().all(|&i| manifest(&verdicts[i])));
+        assert!(path(&verdicts[9], 1));
+    }
+
+    #[test]
+    fn path_seeds_pass_the_path_checks() {
+        for seed in rel_paths() {
+            let input = String::from_utf8_lossy(&seed);
+            crate::paths::check_validation(&input, &RelPath::new(&input));
+        }
+        let fine = RelPath::new("cafe\u{301}").expect("a decomposed name is fine");
+        assert_eq!(fine.as_str(), "caf\u{e9}");
     }
 
     #[test]

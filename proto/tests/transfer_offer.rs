@@ -155,6 +155,38 @@ fn json_offers_decode_the_same_way() {
     assert!(fine.manifest.is_ok());
 }
 
+#[test]
+fn unicode_spellings_and_look_alikes_in_an_offer() {
+    let offer = |paths: &[&str]| {
+        let files: Vec<_> = paths
+            .iter()
+            .map(|p| serde_json::json!({"path": p, "size": 1, "hash": "06".repeat(32)}))
+            .collect();
+        serde_json::json!({"Offer": {"id": "05".repeat(16), "files": files}})
+    };
+    // The same name composed and decomposed: a duplicate, whatever bytes each used.
+    let got: IncomingOffer =
+        serde_json::from_value(offer(&["d/caf\u{e9}", "d/cafe\u{301}"])).unwrap();
+    assert_eq!(
+        got.manifest,
+        Err(OfferError::Manifest(ManifestError::Duplicate {
+            path: RelPath::new("d/caf\u{e9}").unwrap()
+        }))
+    );
+    // One decomposed name alone is accepted and comes out NFC.
+    let got: IncomingOffer = serde_json::from_value(offer(&["cafe\u{301}"])).unwrap();
+    assert_eq!(got.manifest.unwrap().files[0].path.as_str(), "caf\u{e9}");
+    // Fullwidth "../x": refused with the character named.
+    let got: IncomingOffer = serde_json::from_value(offer(&["\u{ff0e}\u{ff0e}\u{ff0f}x"])).unwrap();
+    let msg = got.manifest.unwrap_err().to_string();
+    assert!(msg.contains("U+FF0E FULLWIDTH FULL STOP"), "{msg}");
+    // A bidi override, shown escaped in the reason.
+    let got: IncomingOffer = serde_json::from_value(offer(&["cod\u{202e}fdp.exe"])).unwrap();
+    let msg = got.manifest.unwrap_err().to_string();
+    assert!(msg.contains("U+202E RIGHT-TO-LEFT OVERRIDE"), "{msg}");
+    assert!(!msg.contains('\u{202e}'), "{msg:?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Properties
 
@@ -176,7 +208,24 @@ enum ShadowFrame {
 /// Paths made of fine and hostile components, so that some offers are valid and some not.
 fn any_path() -> impl Strategy<Value = String> {
     let component = prop::sample::select(vec![
-        "a", "A", "b.txt", "B.TXT", "..", ".", "", "con", "x:y", "a\\b", "n\u{0}l", "é", "dot.",
+        "a",
+        "A",
+        "b.txt",
+        "B.TXT",
+        "..",
+        ".",
+        "",
+        "con",
+        "x:y",
+        "a\\b",
+        "n\u{0}l",
+        "é",
+        "dot.",
+        "e\u{301}",
+        "E\u{301}",
+        "\u{ff0e}\u{ff0e}",
+        "a\u{202e}b",
+        "z\u{200b}",
     ]);
     (prop::collection::vec(component, 1..4), any::<bool>()).prop_map(|(parts, absolute)| {
         let joined = parts.join("/");

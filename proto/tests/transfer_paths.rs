@@ -6,6 +6,7 @@ use proto::transfer::{
     FileEntry, MAX_COMPONENT_LEN, MAX_COMPONENTS, MAX_FILES, MAX_PATH_LEN, MAX_TOTAL_SIZE,
     Manifest, ManifestError, PathError, RelPath, TransferId,
 };
+use unicode_normalization::{UnicodeNormalization, is_nfc};
 
 /// The variant name of an error, so cases can be listed compactly.
 fn kind(e: &PathError) -> &'static str {
@@ -22,6 +23,9 @@ fn kind(e: &PathError) -> &'static str {
         PathError::Colon { .. } => "Colon",
         PathError::Reserved { .. } => "Reserved",
         PathError::TrailingDotOrSpace { .. } => "TrailingDotOrSpace",
+        PathError::LookAlike { .. } => "LookAlike",
+        PathError::BidiControl { .. } => "BidiControl",
+        PathError::Invisible { .. } => "Invisible",
     }
 }
 
@@ -389,7 +393,7 @@ proptest! {
     #[test]
     fn any_string_is_checked_without_panicking(s in ".{0,80}") {
         if let Ok(p) = RelPath::new(&s) {
-            prop_assert_eq!(p.as_str(), s.as_str());
+            prop_assert_eq!(p.as_str(), s.nfc().collect::<String>());
             prop_assert!(!s.starts_with('/'));
             for c in p.components() {
                 prop_assert!(!c.is_empty() && c != "." && c != "..");
@@ -435,5 +439,342 @@ proptest! {
         let m = manifest(vec![entry(&s, 1), entry(&upper, 1)]);
         let is_collision = matches!(m.validate(), Err(ManifestError::CaseCollision { .. }));
         prop_assert!(is_collision);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unicode: one normal form, no look-alikes, no bidi controls, no invisible characters
+
+#[test]
+fn composed_and_decomposed_spellings_are_one_path() {
+    let composed = RelPath::new("dir/caf\u{e9}.txt").unwrap();
+    let decomposed = RelPath::new("dir/cafe\u{301}.txt").unwrap();
+    assert_eq!(composed, decomposed);
+    assert_eq!(decomposed.as_str(), "dir/caf\u{e9}.txt");
+    // Hangul decomposed into jamo, and a directory name.
+    let jamo: String = "한글".nfd().collect();
+    assert_ne!(jamo, "한글");
+    assert_eq!(
+        RelPath::new(&format!("{jamo}/a")).unwrap().as_str(),
+        "한글/a"
+    );
+    // Serde normalises too: what a receiver decodes is NFC.
+    let p: RelPath = serde_json::from_str("\"cafe\\u0301\"").unwrap();
+    assert_eq!(p.as_str(), "caf\u{e9}");
+    // Lengths count the NFC form: 255 bytes as written, 170 as NFC.
+    let long = "e\u{301}".repeat(85);
+    assert_eq!(RelPath::new(&long).unwrap().as_str().len(), 170);
+}
+
+#[test]
+fn spellings_of_one_name_collide_in_a_manifest() {
+    assert_eq!(
+        manifest(vec![entry("caf\u{e9}", 1), entry("cafe\u{301}", 2)]).validate(),
+        Err(ManifestError::Duplicate {
+            path: RelPath::new("caf\u{e9}").unwrap()
+        })
+    );
+    // Form and case together.
+    assert!(matches!(
+        manifest(vec![entry("caf\u{e9}/x", 1), entry("CAFE\u{301}/X", 2)]).validate(),
+        Err(ManifestError::CaseCollision { .. })
+    ));
+    // A file in one spelling, a directory in the other.
+    assert!(matches!(
+        manifest(vec![entry("cafe\u{301}", 1), entry("caf\u{e9}/inside", 2)]).validate(),
+        Err(ManifestError::FileIsDirectory { .. })
+    ));
+    // Distinct letters stay distinct.
+    assert_eq!(
+        manifest(vec![
+            entry("caf\u{e9}", 1),
+            entry("cafe", 2),
+            entry("caf\u{e8}", 3)
+        ])
+        .validate(),
+        Ok(())
+    );
+}
+
+#[test]
+fn deceptive_characters_are_refused_naming_the_character() {
+    // (path, kind, the character, text the reason must hold)
+    let cases: &[(&str, &str, char, &str)] = &[
+        (
+            "\u{ff0e}\u{ff0e}\u{ff0f}x",
+            "LookAlike",
+            '\u{ff0e}',
+            "U+FF0E FULLWIDTH FULL STOP",
+        ),
+        (
+            "a\u{ff0f}b",
+            "LookAlike",
+            '\u{ff0f}',
+            "U+FF0F FULLWIDTH SOLIDUS, which reads as \"/\"",
+        ),
+        (
+            "a\u{ff3c}b",
+            "LookAlike",
+            '\u{ff3c}',
+            "U+FF3C FULLWIDTH REVERSE SOLIDUS",
+        ),
+        (
+            "etc\u{2215}passwd",
+            "LookAlike",
+            '\u{2215}',
+            "U+2215 DIVISION SLASH",
+        ),
+        (
+            "1\u{2044}2",
+            "LookAlike",
+            '\u{2044}',
+            "U+2044 FRACTION SLASH",
+        ),
+        ("a\u{29f8}b", "LookAlike", '\u{29f8}', "U+29F8 BIG SOLIDUS"),
+        (
+            "photo\u{2024}exe",
+            "LookAlike",
+            '\u{2024}',
+            "U+2024 ONE DOT LEADER",
+        ),
+        ("\u{2025}", "LookAlike", '\u{2025}', "reads as \"..\""),
+        (
+            "x\u{fe52}txt",
+            "LookAlike",
+            '\u{fe52}',
+            "U+FE52 SMALL FULL STOP",
+        ),
+        (
+            "a\u{fe68}b",
+            "LookAlike",
+            '\u{fe68}',
+            "U+FE68 SMALL REVERSE SOLIDUS",
+        ),
+        (
+            "\u{2105}",
+            "LookAlike",
+            '\u{2105}',
+            "U+2105, which reads as \"/\"",
+        ),
+        (
+            "invoice\u{202e}fdp.exe",
+            "BidiControl",
+            '\u{202e}',
+            "U+202E RIGHT-TO-LEFT OVERRIDE",
+        ),
+        ("a\u{202a}b", "BidiControl", '\u{202a}', "U+202A"),
+        (
+            "a\u{202d}b",
+            "BidiControl",
+            '\u{202d}',
+            "U+202D LEFT-TO-RIGHT OVERRIDE",
+        ),
+        (
+            "a\u{2066}b",
+            "BidiControl",
+            '\u{2066}',
+            "U+2066 LEFT-TO-RIGHT ISOLATE",
+        ),
+        ("a\u{2069}b", "BidiControl", '\u{2069}', "U+2069"),
+        (
+            "a\u{200e}",
+            "BidiControl",
+            '\u{200e}',
+            "U+200E LEFT-TO-RIGHT MARK",
+        ),
+        (
+            "\u{200f}b",
+            "BidiControl",
+            '\u{200f}',
+            "U+200F RIGHT-TO-LEFT MARK",
+        ),
+        (
+            "a\u{61c}b",
+            "BidiControl",
+            '\u{61c}',
+            "U+061C ARABIC LETTER MARK",
+        ),
+        (
+            "pay\u{200b}pal",
+            "Invisible",
+            '\u{200b}',
+            "U+200B ZERO WIDTH SPACE",
+        ),
+        (
+            "a\u{200c}b",
+            "Invisible",
+            '\u{200c}',
+            "U+200C ZERO WIDTH NON-JOINER",
+        ),
+        (
+            "a\u{200d}b",
+            "Invisible",
+            '\u{200d}',
+            "U+200D ZERO WIDTH JOINER",
+        ),
+        ("a\u{2060}b", "Invisible", '\u{2060}', "U+2060 WORD JOINER"),
+        (
+            "a\u{2063}b",
+            "Invisible",
+            '\u{2063}',
+            "U+2063 INVISIBLE SEPARATOR",
+        ),
+        (
+            "a\u{2064}b",
+            "Invisible",
+            '\u{2064}',
+            "U+2064 INVISIBLE PLUS",
+        ),
+        (
+            "\u{feff}a",
+            "Invisible",
+            '\u{feff}',
+            "U+FEFF ZERO WIDTH NO-BREAK SPACE",
+        ),
+        (
+            "soft\u{ad}hyphen",
+            "Invisible",
+            '\u{ad}',
+            "U+00AD SOFT HYPHEN",
+        ),
+    ];
+    for (path, want, ch, text) in cases {
+        let inside = format!("ok/{path}");
+        for p in [path.to_string(), inside] {
+            let e = RelPath::new(&p).expect_err(&p);
+            assert_eq!(kind(&e), *want, "{p:?}: {e}");
+            let found = match &e {
+                PathError::LookAlike { ch, .. }
+                | PathError::BidiControl { ch, .. }
+                | PathError::Invisible { ch, .. } => *ch,
+                _ => unreachable!(),
+            };
+            assert_eq!(found, *ch, "{p:?}");
+            let msg = e.to_string();
+            assert!(msg.contains(text), "{p:?}: {msg}");
+            // The message itself never carries a raw bidi control.
+            assert!(
+                !msg.contains(['\u{202e}', '\u{202a}', '\u{2066}']),
+                "{msg:?}"
+            );
+        }
+    }
+    assert_eq!(
+        RelPath::new("ok/\u{ff0e}\u{ff0e}").unwrap_err(),
+        PathError::LookAlike {
+            index: 1,
+            component: "\u{ff0e}\u{ff0e}".into(),
+            ch: '\u{ff0e}',
+            reads_as: ".".into(),
+        }
+    );
+}
+
+#[test]
+fn ordinary_non_ascii_names_stay_accepted() {
+    for path in [
+        "naïve/Ærøskøbing.txt",
+        "Ελληνικά/αρχείο.pdf",
+        "עברית.txt",
+        "العربية.doc",
+        "中文/文件。txt",
+        "Loading….txt",
+        "x²+y².png",
+        "½ price.txt",
+        "ﬁle.txt",
+    ] {
+        let p = RelPath::new(path).unwrap_or_else(|e| panic!("{path:?} refused: {e}"));
+        assert_eq!(p.as_str(), path.nfc().collect::<String>());
+    }
+}
+
+/// The characters the rules name explicitly (look-alikes, bidi controls, invisibles).
+fn listed_deceptive(ch: char) -> bool {
+    matches!(ch,
+        '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200b}'..='\u{200f}'
+        | '\u{2060}'..='\u{2064}' | '\u{feff}' | '\u{ad}' | '\u{61c}'
+        | '\u{2024}' | '\u{2025}' | '\u{fe52}' | '\u{ff0e}' | '\u{2215}'
+        | '\u{2044}' | '\u{29f8}')
+}
+
+/// Characters that stress normalisation and the refusal list.
+fn unicode_char() -> impl Strategy<Value = char> {
+    prop_oneof![
+        any::<char>(),
+        "[a-z./]".prop_map(|s| s.chars().next().unwrap()),
+        (0x300u32..0x370).prop_map(|c| char::from_u32(c).unwrap()), // combining marks
+        (0x2000u32..0x2070).prop_map(|c| char::from_u32(c).unwrap()), // spaces, bidi, joiners
+        (0xff00u32..0xff60).prop_map(|c| char::from_u32(c).unwrap()), // fullwidth forms
+        (0xfe50u32..0xfe70).prop_map(|c| char::from_u32(c).unwrap()), // small forms
+        (0x1100u32..0x11ff).prop_map(|c| char::from_u32(c).unwrap()), // Hangul jamo
+        "[éÅñ한ǅﬁ℅Ω]".prop_map(|s| s.chars().next().unwrap()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn validation_is_idempotent_and_yields_nfc(
+        chars in proptest::collection::vec(unicode_char(), 0..60),
+    ) {
+        let s: String = chars.into_iter().collect();
+        match RelPath::new(&s) {
+            Ok(p) => {
+                prop_assert!(is_nfc(p.as_str()), "{:?}", p);
+                prop_assert_eq!(RelPath::new(p.as_str()), Ok(p.clone()));
+                // Any spelling of it is the same path.
+                let nfd: String = s.nfd().collect();
+                prop_assert_eq!(RelPath::new(&nfd), Ok(p.clone()));
+                for c in p.components() {
+                    prop_assert!(c.nfkc().collect::<String>() != ".");
+                    prop_assert!(c.nfkc().collect::<String>() != "..");
+                    prop_assert!(!c.nfkc().any(|ch| ch == '\\'));
+                    prop_assert!(!c.chars().any(listed_deceptive), "{:?}", c);
+                    prop_assert!(!c.nfkc().any(|ch| ch == '/'));
+                }
+            }
+            // Refusals are the same for every spelling, with the same reason.
+            Err(e) => {
+                let nfc: String = s.nfc().collect();
+                prop_assert_eq!(RelPath::new(&nfc), Err(e));
+            }
+        }
+    }
+
+    #[test]
+    fn decomposed_good_paths_are_the_same_path(s in good_path()) {
+        let nfd: String = s.nfd().collect();
+        prop_assert_eq!(RelPath::new(&nfd).unwrap(), RelPath::new(&s).unwrap());
+        let m = manifest(vec![entry(&s, 1), entry(&nfd, 1)]);
+        let is_duplicate = matches!(m.validate(), Err(ManifestError::Duplicate { .. }));
+        prop_assert!(is_duplicate);
+    }
+
+    #[test]
+    fn one_deceptive_character_spoils_any_path(
+        path in good_path(),
+        at in any::<proptest::sample::Index>(),
+        ch in proptest::sample::select(vec![
+            '\u{ff0e}', '\u{ff0f}', '\u{ff3c}', '\u{2215}', '\u{2044}', '\u{29f8}', '\u{2024}',
+            '\u{2025}', '\u{fe52}', '\u{fe68}', '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}',
+            '\u{202e}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}', '\u{200e}', '\u{200f}',
+            '\u{61c}', '\u{200b}', '\u{200c}', '\u{200d}', '\u{2060}', '\u{2061}', '\u{2062}',
+            '\u{2063}', '\u{2064}', '\u{feff}', '\u{ad}',
+        ]),
+    ) {
+        let boundaries: Vec<usize> = path
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain([path.len()])
+            .collect();
+        let i = boundaries[at.index(boundaries.len())];
+        let mut bad = path.clone();
+        bad.insert(i, ch);
+        let refused = matches!(
+            RelPath::new(&bad),
+            Err(PathError::LookAlike { .. } | PathError::BidiControl { .. } | PathError::Invisible { .. })
+        );
+        prop_assert!(refused, "{:?} accepted", bad);
     }
 }

@@ -4,8 +4,11 @@
 //! the path and the rule it breaks, with nothing recorded or written; after an accepted
 //! offer, a chunk that fails its hash, more or fewer bytes than announced, consistent chunks
 //! that do not make the announced file, and out-of-range indexes each fail the transfer,
-//! with no final file and no part file left. Through it all bob keeps serving: an honest
-//! transfer (by hand, and from a real daemon) arrives intact afterwards.
+//! with no final file and no part file left. Names that deceive (two Unicode spellings of
+//! one name, fullwidth `．．／`, bidi overrides, zero-width characters) are refused the same
+//! way, and a name bob already holds in another spelling is not written beside it. Through
+//! it all bob keeps serving: an honest transfer (by hand, and from a real daemon) arrives
+//! intact afterwards.
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,8 +17,8 @@ use p2p_tests::chat::{self, Pair};
 use p2p_tests::raw;
 use p2p_tests::transfer::{
     self as xfer, BulkSender, ShadowEntry, TRANSFER_DEADLINE, accept, assert_content, entries,
-    id_of, offer, pattern, random_id, register_raw, send_files, shadow_offer, wait_no_parts,
-    wait_state, wait_transfer, write_pattern,
+    id_of, pattern, random_id, register_raw, send_files, shadow_offer, wait_no_parts, wait_state,
+    wait_transfer, write_pattern,
 };
 use p2p_tests::{DEADLINE, P2pd, TestNet};
 use proto::SecretKey;
@@ -37,7 +40,13 @@ fn bobs_corner(bob: &P2pd) -> Vec<String> {
 /// alice sends a fresh file to bob, bob accepts, it arrives intact.
 fn alice_still_gets_through(net: &TestNet, p: &Pair, seed: u64) {
     let name = format!("proof-{seed}.bin");
-    let file = net.unique_dir("src").join(&name);
+    alice_sends(net, p, &name, &name, seed);
+}
+
+/// alice sends a fresh file named `name` on her disk; bob accepts, and it arrives intact
+/// as `lands_as`.
+fn alice_sends(net: &TestNet, p: &Pair, name: &str, lands_as: &str, seed: u64) {
+    let file = net.unique_dir("src").join(name);
     let data = write_pattern(&file, 2 * CHUNK as usize + 99, seed);
     let id = id_of(&send_files(&p.alice, "bob", &file));
     wait_transfer(&p.bob, &id, "offered", DEADLINE, |t| {
@@ -46,7 +55,7 @@ fn alice_still_gets_through(net: &TestNet, p: &Pair, seed: u64) {
     accept(&p.bob, &id, None);
     wait_state(&p.bob, &id, "done", TRANSFER_DEADLINE);
     wait_state(&p.alice, &id, "done", DEADLINE);
-    assert_content(&p.bob.download_dir().join(&name), &data);
+    assert_content(&p.bob.download_dir().join(lands_as), &data);
 }
 
 async fn mallory(p: &Pair) -> (SecretKey, raw::Client) {
@@ -208,6 +217,72 @@ async fn offers_with_hostile_paths_are_refused_whole_with_the_reason_and_nothing
     alice_still_gets_through(&net, &p, 100);
 }
 
+#[tokio::test]
+async fn deceptive_unicode_names_are_refused_and_spellings_of_one_name_collide() {
+    let net = TestNet::new();
+    let mut p = chat::pair(&net);
+    let (key, _registration) = mallory(&p).await;
+    let dl = p.bob.download_dir().to_owned();
+    let (composed, decomposed) = ("caf\u{e9}.txt", "cafe\u{301}.txt");
+
+    // Refused whole, each with its reason; the reason never carries a raw bidi control or
+    // invisible character (look-alikes are visible, and shown).
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &[composed, decomposed],
+            "offer refused: the offer lists caf\u{e9}.txt twice",
+        ),
+        (
+            &["fine.txt", "\u{ff0e}\u{ff0e}\u{ff0f}x"],
+            "holds U+FF0E FULLWIDTH FULL STOP, which reads as \".\"",
+        ),
+        (
+            &["fine.txt", "dir\u{2215}x"],
+            "holds U+2215 DIVISION SLASH, which reads as \"/\"",
+        ),
+        (
+            &["fine.txt", "invoice\u{202e}fdp.exe"],
+            "holds U+202E RIGHT-TO-LEFT OVERRIDE, a bidi control",
+        ),
+        (
+            &["fine.txt", "pay\u{200b}pal.pdf"],
+            "holds U+200B ZERO WIDTH SPACE, an invisible character",
+        ),
+    ];
+    for (paths, why) in cases {
+        let id = random_id();
+        let files: Vec<ShadowEntry> = paths.iter().map(|n| entry(n, b"x")).collect();
+        let reason = refusal(&p, &key, id, &shadow_offer(id, &files), why).await;
+        assert!(
+            reason.starts_with("offer refused: ") && reason.contains(why),
+            "{paths:?}: bob said {reason:?}, not {why:?}"
+        );
+        assert!(
+            !reason.contains(['\u{202e}', '\u{200b}', '\u{301}']),
+            "{reason:?}"
+        );
+        eprintln!("{reason}");
+    }
+    assert_eq!(xfer::list(&p.bob), Vec::<serde_json::Value>::new());
+    assert_eq!(entries(&dl), Vec::<String>::new());
+
+    // Bob already holds café.txt (NFC); mallory sends the decomposed spelling, honestly.
+    std::fs::write(dl.join(composed), b"mine").expect("write bob's file");
+    let data = pattern(3000, 7);
+    honest_delivery(&p, &key, decomposed, &data).await;
+    let copy = "caf\u{e9} (1).txt";
+    let mut want = vec![composed.to_owned(), copy.to_owned()];
+    want.sort();
+    assert_eq!(entries(&dl), want, "not one byte form beside the other");
+    assert_content(&dl.join(copy), &data);
+    assert_content(&dl.join(composed), b"mine");
+
+    // A real sender whose file is named decomposed on its disk: offered in NFC, still read.
+    alice_sends(&net, &p, "cre\u{300}me.bin", "cr\u{e8}me.bin", 8);
+    assert!(!dl.join("cre\u{300}me.bin").exists());
+    assert!(p.bob.proc.is_running());
+}
+
 /// Mallory's offer of one file `name`, announced as `size` bytes hashing to `hash`, accepted
 /// at bob into his download directory; returns the link (after bob's `Accept`) and the id.
 async fn accepted_offer(
@@ -221,7 +296,13 @@ async fn accepted_offer(
         .await
         .expect("bulk link to bob");
     let id = random_id();
-    s.send(&offer(id, name, size, hash))
+    // The name goes out as given, not normalised: bob must do that himself.
+    let files = [ShadowEntry {
+        path: name.to_owned(),
+        size,
+        hash,
+    }];
+    s.send_payload(&shadow_offer(id, &files))
         .await
         .expect("send the offer");
     let ids = id.to_string();
@@ -245,6 +326,23 @@ async fn accepted_offer(
         other => panic!("expected Accept, got {other:?}"),
     }
     (s, id)
+}
+
+/// Mallory offers `data` as one file `name`, bob accepts, mallory sends it honestly and bob
+/// answers `Done`.
+async fn honest_delivery(p: &Pair, key: &SecretKey, name: &str, data: &[u8]) {
+    let hash = *blake3::hash(data).as_bytes();
+    let (mut s, id) = accepted_offer(p, key, name, data.len() as u64, hash).await;
+    s.send_data(id, 0, data).await.expect("send");
+    s.send(&TransferFrame::FileDone { id, file: 0 })
+        .await
+        .expect("send");
+    s.send(&TransferFrame::Done { id }).await.expect("send");
+    match s.recv(DEADLINE).await.expect("bob's answer") {
+        Some(TransferFrame::Done { id: got }) => assert_eq!(got, id),
+        other => panic!("expected Done, got {other:?}"),
+    }
+    wait_state(&p.bob, &id.to_string(), "done", DEADLINE);
 }
 
 /// After mallory misbehaved on transfer `id` of `name`: bob tells mallory it failed, lists
@@ -288,17 +386,7 @@ async fn lying_senders_fail_the_transfer_and_leave_no_file() {
     // Control: the hand-made sender, honest, gets a file through (so every failure below
     // is the lie's doing).
     let data = pattern(2 * CHUNK as usize + 5, 1);
-    let (mut s, id) = accepted_offer(&p, &key, "honest.bin", data.len() as u64, hash(&data)).await;
-    s.send_data(id, 0, &data).await.expect("send");
-    s.send(&TransferFrame::FileDone { id, file: 0 })
-        .await
-        .expect("send");
-    s.send(&TransferFrame::Done { id }).await.expect("send");
-    match s.recv(DEADLINE).await.expect("bob's answer") {
-        Some(TransferFrame::Done { id: got }) => assert_eq!(got, id),
-        other => panic!("expected Done, got {other:?}"),
-    }
-    wait_state(&p.bob, &id.to_string(), "done", DEADLINE);
+    honest_delivery(&p, &key, "honest.bin", &data).await;
     assert_content(&dl.join("honest.bin"), &data);
     std::fs::remove_file(dl.join("honest.bin")).expect("remove");
 

@@ -27,11 +27,11 @@ impl Dest {
     ) -> Result<Option<FinalName>, FilesError> {
         let name = check_names(transfer, components)?;
         let (parents, _) = components.split_at(components.len() - 1);
-        let Some(dir) = self.walk(parents, false)? else {
+        let Some((dir, parents)) = self.walk(parents, false)? else {
             return Ok(None);
         };
         let part = part_name(name, transfer);
-        let part_rel = rel_path(parents).join(&part);
+        let part_rel = rel_path(&parents).join(&part);
         let meta = match dir.symlink_metadata(&part) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -42,11 +42,11 @@ impl Dest {
             return Ok(None);
         }
         let Some(found) = linked_name(&dir, name, &meta)
-            .map_err(|e| FilesError::io(Op::ReadDir, rel_path(parents), e))?
+            .map_err(|e| FilesError::io(Op::ReadDir, rel_path(&parents), e))?
         else {
             return Ok(None);
         };
-        let found_rel = rel_path(parents).join(&found);
+        let found_rel = rel_path(&parents).join(&found);
         let file = dir
             .open_with(&found, OpenOptions::new().read(true))
             .map_err(|e| FilesError::io(Op::Stat, found_rel.clone(), e))?;
@@ -60,7 +60,7 @@ impl Dest {
         if &got != hash {
             return Ok(None);
         }
-        let mut components: Vec<String> = parents.iter().map(|s| (*s).to_owned()).collect();
+        let mut components = parents;
         components.push(found);
         Ok(Some(FinalName { components }))
     }

@@ -20,9 +20,10 @@
 //!    from verified data.
 //! 3. [`PartFile::link_final`] checks the length, fsyncs the file, gives it its final name
 //!    without replacing anything (`name (1).ext`, `name (2).ext`, … if the name — compared
-//!    without regard to case — is taken) and fsyncs the directory; the caller records the
-//!    file as done, then removes the part name ([`PartFile::remove`]; [`PartFile::finish`]
-//!    does both steps). The file never appears under a final name before the link.
+//!    without regard to case or Unicode normalisation — is taken) and fsyncs the directory;
+//!    the caller records the file as done, then removes the part name ([`PartFile::remove`];
+//!    [`PartFile::finish`] does both steps). The file never appears under a final name
+//!    before the link.
 //! 4. On cancel or failure, [`PartFile::remove`] or [`Dest::remove_part`] deletes the part.
 //!
 //! The no-replace rename is a hard link of the part to the candidate name (`link` fails if
@@ -42,6 +43,7 @@ use std::path::{Path, PathBuf};
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, File, Metadata, OpenOptions};
+use proto::transfer::collision_key;
 
 /// Longest file name (one component) in bytes, as on Linux, macOS and Windows.
 pub const MAX_NAME: usize = 255;
@@ -268,7 +270,7 @@ impl Dest {
     ) -> Result<PartFile, FilesError> {
         let name = check_names(transfer, components)?;
         let (parents, _) = components.split_at(components.len() - 1);
-        let Some(dir) = self.walk(parents, true)? else {
+        let Some((dir, parents)) = self.walk(parents, true)? else {
             // Not reached: walking with `create` makes what is missing.
             return Err(FilesError::io(
                 Op::OpenDir,
@@ -276,7 +278,7 @@ impl Dest {
                 io::ErrorKind::NotFound.into(),
             ));
         };
-        let rel = rel_path(components);
+        let rel = rel_path(&parents).join(name);
         // Refuse early when the final name is a symlink: a received file is meant to land
         // there, and finish would only step around it to `name (1)`.
         match dir.symlink_metadata(name) {
@@ -286,7 +288,7 @@ impl Dest {
             Err(e) => return Err(FilesError::io(Op::Stat, rel, e)),
         }
         let part = part_name(name, transfer);
-        let part_rel = rel_path(parents).join(&part);
+        let part_rel = rel_path(&parents).join(&part);
         let file = match dir.open_with(
             &part,
             OpenOptions::new().read(true).write(true).create_new(true),
@@ -302,7 +304,7 @@ impl Dest {
             file,
             part,
             name: name.to_owned(),
-            parents: parents.iter().map(|s| (*s).to_owned()).collect(),
+            parents,
             size,
         };
         if part_file.len()? > size {
@@ -317,11 +319,11 @@ impl Dest {
     pub fn remove_part(&self, transfer: &str, components: &[&str]) -> Result<bool, FilesError> {
         let name = check_names(transfer, components)?;
         let (parents, _) = components.split_at(components.len() - 1);
-        let Some(dir) = self.walk(parents, false)? else {
+        let Some((dir, parents)) = self.walk(parents, false)? else {
             return Ok(false);
         };
         let part = part_name(name, transfer);
-        let part_rel = rel_path(parents).join(&part);
+        let part_rel = rel_path(&parents).join(&part);
         match dir.symlink_metadata(&part) {
             Ok(m) if m.file_type().is_symlink() => Err(FilesError::Symlink { path: part_rel }),
             Ok(m) if !m.is_file() => Err(FilesError::NotAFile { path: part_rel }),
@@ -337,13 +339,28 @@ impl Dest {
 
     /// Opens the directory `parents` below the root, one component at a time, refusing
     /// symlinks; creates missing ones if `create`, else returns `None` for a missing one.
-    fn walk(&self, parents: &[&str], create: bool) -> Result<Option<Dir>, FilesError> {
+    /// A directory already there under another Unicode spelling of a name (decomposed, say)
+    /// is the one used, never a second one beside it. Returns the directory and the names
+    /// walked, as they are on disk.
+    fn walk(
+        &self,
+        parents: &[&str],
+        create: bool,
+    ) -> Result<Option<(Dir, Vec<String>)>, FilesError> {
         let mut cur = self
             .root
             .try_clone()
             .map_err(|e| FilesError::io(Op::OpenDir, PathBuf::from("."), e))?;
-        for (i, c) in parents.iter().enumerate() {
-            let rel = rel_path(&parents[..=i]);
+        let mut walked: Vec<String> = Vec::with_capacity(parents.len());
+        for offered in parents {
+            let on_disk = match cur.symlink_metadata(offered) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => other_spelling(&cur, offered)
+                    .map_err(|e| FilesError::io(Op::ReadDir, rel_path(&walked), e))?
+                    .unwrap_or_else(|| (*offered).to_owned()),
+                _ => (*offered).to_owned(),
+            };
+            let c = on_disk.as_str();
+            let rel = rel_path(&walked).join(c);
             match cur.symlink_metadata(c) {
                 Ok(m) => check_dir_entry(&m, &rel)?,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -375,8 +392,9 @@ impl Dest {
                 return Err(FilesError::Symlink { path: rel });
             }
             cur = next;
+            walked.push(on_disk);
         }
-        Ok(Some(cur))
+        Ok(Some((cur, walked)))
     }
 }
 
@@ -480,7 +498,8 @@ impl PartFile {
 
     /// Checks the file holds exactly the announced size, fsyncs it, gives it its final name
     /// without replacing anything (the offered name, else `name (1).ext`, `name (2).ext`, …,
-    /// skipping names that match an existing entry without regard to case) and fsyncs the
+    /// skipping names that match an existing entry without regard to case or Unicode
+    /// normalisation) and fsyncs the
     /// directory. The part name stays (both names on one file) until [`PartFile::remove`],
     /// so a crash before the caller has recorded the file as done leaves a link that
     /// [`Dest::finished_part`] recognises. The caller has verified the content. On error
@@ -501,12 +520,12 @@ impl PartFile {
             self.parents.iter().collect()
         };
         let mut taken = self
-            .entries_lowercase()
+            .entry_keys()
             .map_err(|e| FilesError::io(Op::ReadDir, dir_path.clone(), e))?;
         let mut chosen = None;
         for n in 0..MAX_COPIES {
             let candidate = copy_name(&self.name, n);
-            if !taken.insert(candidate.to_lowercase()) {
+            if !taken.insert(collision_key(&candidate)) {
                 continue;
             }
             let cand_rel: PathBuf = self.parents.iter().chain([&candidate]).collect();
@@ -561,11 +580,12 @@ impl PartFile {
         }
     }
 
-    /// Names in the directory, lower-cased, for the case-insensitive collision check.
-    fn entries_lowercase(&self) -> io::Result<HashSet<String>> {
+    /// Names in the directory as [`collision_key`]s (NFC, lower-cased): a name already there
+    /// in another case or another Unicode spelling is taken.
+    fn entry_keys(&self) -> io::Result<HashSet<String>> {
         let mut names = HashSet::new();
         for entry in self.dir.entries()? {
-            names.insert(entry?.file_name().to_string_lossy().to_lowercase());
+            names.insert(collision_key(&entry?.file_name().to_string_lossy()));
         }
         Ok(names)
     }
@@ -694,7 +714,7 @@ fn write_all_at(file: &File, mut data: &[u8], mut offset: u64) -> io::Result<()>
 
 mod finished;
 mod names;
-use names::{check_names, copy_name, part_name, rel_path};
+use names::{check_names, copy_name, other_spelling, part_name, rel_path};
 
 #[cfg(all(test, unix))]
 mod tests;

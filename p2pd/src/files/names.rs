@@ -1,6 +1,10 @@
 //! Names: checking received components, part-file names and "name (n).ext" copies.
 
-use std::path::PathBuf;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use cap_std::fs::Dir;
+use proto::transfer::to_nfc;
 
 use super::{FilesError, MAX_NAME, MAX_TAG};
 
@@ -38,6 +42,9 @@ pub(super) fn check_names<'a>(
         if c.contains(['/', '\\', '\0']) {
             return Err(bad(c, "contains a path separator or NUL"));
         }
+        if let Some(reason) = proto::transfer::unicode_problem(c) {
+            return Err(bad(c, reason));
+        }
     }
     // A received name must never be taken for a part file of this transfer (it would be
     // reopened and written into).
@@ -50,8 +57,23 @@ pub(super) fn check_names<'a>(
     Ok(name)
 }
 
-pub(super) fn rel_path(components: &[&str]) -> PathBuf {
+pub(super) fn rel_path<S: AsRef<Path>>(components: &[S]) -> PathBuf {
     components.iter().collect()
+}
+
+/// The entry of `dir` that is `name` under another Unicode spelling (its NFC form is
+/// `name`, which is NFC), if there is one; the least such name when there are several.
+pub(super) fn other_spelling(dir: &Dir, name: &str) -> io::Result<Option<String>> {
+    let mut found: Option<String> = None;
+    for entry in dir.entries()? {
+        let Ok(other) = entry?.file_name().into_string() else {
+            continue;
+        };
+        if other != name && to_nfc(&other) == name && found.as_ref().is_none_or(|f| other < *f) {
+            found = Some(other);
+        }
+    }
+    Ok(found)
 }
 
 /// `.<name>.<transfer>.part`, cut with a digest of the name when too long.

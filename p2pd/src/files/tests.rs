@@ -152,6 +152,47 @@ fn files_case_collision() {
 }
 
 #[test]
+fn files_another_unicode_spelling_on_disk_is_taken() {
+    let (tmp, dest) = dest();
+    // A name made on disk decomposed (as macOS writes it) and one in another case too.
+    fs::write(tmp.path().join("cafe\u{301}.txt"), b"old").unwrap();
+    fs::write(tmp.path().join("CAFE\u{301} (1).txt"), b"old").unwrap();
+    assert_eq!(
+        receive(&dest, &["caf\u{e9}.txt"], b"new").to_string(),
+        "caf\u{e9} (2).txt"
+    );
+    assert_eq!(
+        fs::read(tmp.path().join("cafe\u{301}.txt")).unwrap(),
+        b"old"
+    );
+    assert!(!tmp.path().join("caf\u{e9}.txt").exists());
+}
+
+#[test]
+fn files_a_directory_in_another_unicode_spelling_is_used_not_doubled() {
+    let (tmp, dest) = dest();
+    let decomposed = "Cafe\u{301}s";
+    fs::create_dir(tmp.path().join(decomposed)).unwrap();
+    fs::write(tmp.path().join(decomposed).join("cre\u{300}me.txt"), b"old").unwrap();
+    let landed = receive(&dest, &["Caf\u{e9}s", "cr\u{e8}me.txt"], b"new");
+    assert_eq!(
+        landed.components(),
+        [decomposed.to_owned(), "cr\u{e8}me (1).txt".to_owned()]
+    );
+    assert_eq!(names(tmp.path()), [decomposed]);
+    assert_eq!(
+        fs::read(tmp.path().join(decomposed).join("cr\u{e8}me (1).txt")).unwrap(),
+        b"new"
+    );
+    // A part left there is found again (resume, cancel) through the same spelling.
+    let part = dest.create_part(T, &["Caf\u{e9}s", "x.bin"], 3).unwrap();
+    part.write_at(0, b"abc").unwrap();
+    drop(part);
+    assert!(dest.remove_part(T, &["Caf\u{e9}s", "x.bin"]).unwrap());
+    assert_eq!(names(tmp.path()), [decomposed]);
+}
+
+#[test]
 fn files_symlink_at_file_name_is_not_written_through() {
     let (tmp, dest) = dest();
     let outside = tempfile::tempdir().unwrap();
@@ -286,6 +327,10 @@ fn files_bad_names_are_refused() {
         &["a\0b"],
         &[long.as_str()],
         &[".x.t1.part"],
+        &["cafe\u{301}"],
+        &["ok", "a\u{202e}b"],
+        &["a\u{200b}b"],
+        &["\u{ff0e}\u{ff0e}", "x"],
     ] {
         let err = dest.create_part(T, components, 1).unwrap_err();
         assert!(matches!(err, FilesError::BadName { .. }), "{err}");

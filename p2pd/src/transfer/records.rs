@@ -103,7 +103,9 @@ impl Store {
             .map_err(|source| StoreError::Sql { path: self.path.clone(), source })
     }
 
-    /// Every transfer, newest first.
+    /// Every transfer, newest first. A row whose manifest no longer passes the rules (one
+    /// stored by an earlier version, before a name rule was added) is left out with a
+    /// warning, rather than hiding every other transfer.
     pub fn transfers(&self) -> Result<Vec<Record>, StoreError> {
         let err = |source| StoreError::Sql {
             path: self.path.clone(),
@@ -114,7 +116,17 @@ impl Store {
             .prepare("SELECT peer, peer_name, direction, state, manifest, local_path, error FROM transfers ORDER BY created_at DESC, rowid DESC")
             .map_err(err)?;
         let rows = stmt.query_map([], row).map_err(err)?;
-        rows.collect::<Result<_, _>>().map_err(err)
+        let mut out = Vec::new();
+        for r in rows {
+            match r {
+                Ok(rec) => out.push(rec),
+                Err(e @ rusqlite::Error::FromSqlConversionFailure(..)) => {
+                    tracing::warn!("a stored transfer no longer reads: {e}");
+                }
+                Err(e) => return Err(err(e)),
+            }
+        }
+        Ok(out)
     }
 
     /// Records that the first `verified` chunks of `file` are verified and synced.
@@ -177,4 +189,46 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
         local_path: r.get(5)?,
         error: r.get(6)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::SecretKey;
+    use proto::transfer::{FileEntry, RelPath};
+
+    #[test]
+    fn a_stored_name_the_rules_now_refuse_hides_only_its_own_transfer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let rec = |n: u8, path: &str| Record {
+            peer: SecretKey::from_seed([1; 32]).peer_id(),
+            peer_name: PeerName::new("bob").unwrap(),
+            direction: Direction::In,
+            state: TransferState::Offered,
+            manifest: Manifest {
+                id: TransferId([n; 16]),
+                files: vec![FileEntry {
+                    path: RelPath::new(path).unwrap(),
+                    size: 1,
+                    hash: [0; 32],
+                }],
+            },
+            local_path: None,
+            error: None,
+        };
+        store.insert_transfer(&rec(1, "fine.txt")).unwrap();
+        store.insert_transfer(&rec(2, "old.txt")).unwrap();
+        // As an earlier version could have stored it: a zero-width space in the name.
+        store
+            .db
+            .execute(
+                "UPDATE transfers SET manifest = replace(manifest, 'old.txt', ?1) WHERE id = ?2",
+                params!["o\u{200b}ld.txt", [2u8; 16].as_slice()],
+            )
+            .unwrap();
+        let all = store.transfers().unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].manifest.id, TransferId([1; 16]));
+    }
 }

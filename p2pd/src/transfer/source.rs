@@ -126,7 +126,7 @@ fn read_plan(
     for p in plan {
         let count = chunk_count(p.size);
         if p.start < count {
-            let file = std::fs::File::open(&p.path)
+            let file = super::scan::open_source(&p.path)
                 .map_err(|e| format!("cannot read {}: {e}", p.path.display()))?;
             for index in p.start..count {
                 let (offset, len) = chunk_range(p.size, index).ok_or("chunk out of range")?;

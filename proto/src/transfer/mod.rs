@@ -130,9 +130,11 @@ impl FromStr for TransferId {
 mod bulk;
 mod offer;
 mod path;
+mod unicode;
 pub use bulk::chunk_frame_head;
 pub use offer::{IncomingOffer, OfferError};
 pub use path::{PathError, RelPath};
+pub use unicode::{collision_key, to_nfc, unicode_problem};
 
 /// `[u8; 32]` as 64 hex characters in human-readable formats, 32 raw bytes otherwise.
 mod hash_hex {
@@ -283,13 +285,15 @@ pub enum ManifestError {
         /// Files listed.
         count: usize,
     },
-    /// The same path twice.
+    /// The same path twice, compared in Unicode NFC: `café` composed and decomposed is one
+    /// path.
     #[error("the offer lists {path} twice")]
     Duplicate {
         /// The path.
         path: RelPath,
     },
-    /// Two paths that differ only in case, so collide on a case-insensitive filesystem.
+    /// Two paths that differ only in case (compared in NFC), so collide on a
+    /// case-insensitive filesystem.
     #[error("the offer lists {first} and {second}, which differ only in case")]
     CaseCollision {
         /// The earlier path.
@@ -343,8 +347,9 @@ impl TryFrom<ManifestWire> for Manifest {
 
 impl Manifest {
     /// Checks the whole-manifest rules (each path was already checked by [`RelPath`]):
-    /// 1 to [`MAX_FILES`] files, no two paths equal even ignoring case, no file that is also
-    /// a directory of another, total size at most [`MAX_TOTAL_SIZE`].
+    /// 1 to [`MAX_FILES`] files, no two paths equal even ignoring case and Unicode form
+    /// ([`collision_key`]), no file that is also a directory of another, total size at most
+    /// [`MAX_TOTAL_SIZE`].
     pub fn validate(&self) -> Result<(), ManifestError> {
         let count = self.files.len();
         if count == 0 {
@@ -361,11 +366,12 @@ impl Manifest {
                 .ok_or(ManifestError::TooLarge)?;
         }
         // Folding never creates or removes a '/', so prefixes of a folded path at its '/'s
-        // are the folded ancestor directories.
+        // are the folded ancestor directories. Paths are NFC already (`RelPath`), so two
+        // spellings of one name are equal paths, reported as a duplicate.
         let folded: Vec<String> = self
             .files
             .iter()
-            .map(|f| f.path.as_str().to_lowercase())
+            .map(|f| collision_key(f.path.as_str()))
             .collect();
         let mut by_key: HashMap<&str, usize> = HashMap::with_capacity(count);
         for (i, key) in folded.iter().enumerate() {

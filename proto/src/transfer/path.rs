@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::unicode::{Deceit, deceit, describe, dot_lookalike, first_deceit, to_nfc};
 use super::{MAX_COMPONENT_LEN, MAX_COMPONENTS, MAX_PATH_LEN};
 use crate::text::neutralize;
 
@@ -95,16 +96,59 @@ pub enum PathError {
         /// The component.
         component: String,
     },
+    /// A character that looks like `/`, `\` or `.` (fullwidth `．．／`, U+2215 DIVISION
+    /// SLASH, ...), or a component whose compatibility form is `.` or `..`.
+    #[error("component {index} ({}) holds {}, which reads as {reads_as:?}", shown(.component), describe(*.ch))]
+    LookAlike {
+        /// Which component.
+        index: usize,
+        /// The component.
+        component: String,
+        /// The first such character.
+        ch: char,
+        /// What it reads as: `/`, `\`, `.` or `..`.
+        reads_as: String,
+    },
+    /// A bidirectional control (U+202E RIGHT-TO-LEFT OVERRIDE, ...), which changes the order
+    /// in which the name displays.
+    #[error("component {index} ({}) holds {}, a bidi control that reorders how the name displays", shown(.component), describe(*.ch))]
+    BidiControl {
+        /// Which component.
+        index: usize,
+        /// The component.
+        component: String,
+        /// The first such character.
+        ch: char,
+    },
+    /// An invisible character (U+200B ZERO WIDTH SPACE, U+FEFF, soft hyphen, ...).
+    #[error("component {index} ({}) holds {}, an invisible character", shown(.component), describe(*.ch))]
+    Invisible {
+        /// Which component.
+        index: usize,
+        /// The component.
+        component: String,
+        /// The first such character.
+        ch: char,
+    },
 }
 
-/// A component (or path) as it appears in a message: quoted, neutralised, cut after 40
-/// characters.
+/// A component (or path) as it appears in a message: quoted, neutralised (invisible
+/// characters escaped too), cut after 40 characters.
 pub(super) fn shown(component: &str) -> String {
     const MAX_CHARS: usize = 40;
-    match component.char_indices().nth(MAX_CHARS) {
-        Some((cut, _)) => format!("\"{}\"...", neutralize(&component[..cut])),
-        None => format!("\"{}\"", neutralize(component)),
+    let (text, more) = match component.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => (&component[..cut], "..."),
+        None => (component, ""),
+    };
+    let mut out = String::with_capacity(text.len() + 2);
+    for ch in neutralize(text).chars() {
+        if deceit(ch) == Some(Deceit::Invisible) {
+            out.push_str(&format!("\\u{{{:x}}}", ch as u32));
+        } else {
+            out.push(ch);
+        }
     }
+    format!("\"{out}\"{more}")
 }
 
 /// `CON`, `PRN`, `AUX`, `NUL`, `CONIN$`, `CONOUT$`, `COM0`-`COM9`, `LPT0`-`LPT9` (also with
@@ -176,6 +220,34 @@ fn check_component(index: usize, c: &str) -> Result<(), PathError> {
             _ => {}
         }
     }
+    if let Some((ch, deceit)) = first_deceit(c) {
+        return Err(match deceit {
+            Deceit::LooksLike(reads_as) => PathError::LookAlike {
+                index,
+                component: component(),
+                ch,
+                reads_as: reads_as.to_owned(),
+            },
+            Deceit::Bidi => PathError::BidiControl {
+                index,
+                component: component(),
+                ch,
+            },
+            Deceit::Invisible => PathError::Invisible {
+                index,
+                component: component(),
+                ch,
+            },
+        });
+    }
+    if let Some(reads_as) = dot_lookalike(c) {
+        return Err(PathError::LookAlike {
+            index,
+            component: component(),
+            ch: c.chars().find(|ch| !ch.is_ascii()).unwrap_or('.'),
+            reads_as: reads_as.to_owned(),
+        });
+    }
     if is_windows_reserved(c) {
         return Err(PathError::Reserved {
             index,
@@ -191,8 +263,9 @@ fn check_component(index: usize, c: &str) -> Result<(), PathError> {
     Ok(())
 }
 
-/// The relative path of a file inside an offer: components joined by `/`, each one safe to
-/// create as a single name on Linux, macOS and Windows (see [`PathError`] for every rule).
+/// The relative path of a file inside an offer: components joined by `/`, each one in Unicode
+/// NFC and safe to create as a single name on Linux, macOS and Windows (see [`PathError`] for
+/// every rule).
 /// It names a place under the destination directory and can never climb out of it; still, a
 /// receiver creates it through a directory handle, one component at a time.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -200,7 +273,10 @@ fn check_component(index: usize, c: &str) -> Result<(), PathError> {
 pub struct RelPath(String);
 
 impl RelPath {
-    /// Validates `path`; nothing is normalised or rewritten.
+    /// Validates `path` in its Unicode NFC form, which it keeps: composed and decomposed
+    /// spellings of one name give the same `RelPath`, and `RelPath::new(p.as_str())` is `p`.
+    /// Nothing else is rewritten: a name that breaks a rule is refused, never repaired.
+    /// Lengths are counted on the NFC form, the one that lands on disk.
     pub fn new(path: &str) -> Result<Self, PathError> {
         if path.is_empty() {
             return Err(PathError::Empty);
@@ -215,10 +291,16 @@ impl RelPath {
         if count > MAX_COMPONENTS {
             return Err(PathError::TooManyComponents { count });
         }
+        // '/' has no decomposition and composes with nothing, so the components of the NFC
+        // path are the NFC forms of the components.
+        let path = to_nfc(path);
+        if path.len() > MAX_PATH_LEN {
+            return Err(PathError::TooLong { len: path.len() });
+        }
         for (index, c) in path.split('/').enumerate() {
             check_component(index, c)?;
         }
-        Ok(Self(path.to_owned()))
+        Ok(Self(path.into_owned()))
     }
 
     /// The path as text, components joined by `/`.
@@ -332,6 +414,7 @@ mod tests {
 
     #[test]
     fn errors_show_components_neutralised_and_short() {
+        assert_eq!(shown("a\u{200b}b\u{202e}c"), "\"a\\u{200b}b\\u{202e}c\"");
         let err = RelPath::new("ok/a\u{1b}[2Jb").unwrap_err();
         let msg = err.to_string();
         assert!(!msg.contains('\u{1b}'), "{msg}");
