@@ -431,9 +431,12 @@ fn forget_key_lets_a_changed_key_in() {
     out.assert_success();
     assert!(out.stdout.starts_with("queued for bob"), "{out}");
 
-    // The user accepts the new key.
+    // The user accepts the new key; a block on the name stays in place, trust does not move.
+    net.ctl(&p.alice, &["trust", "bob"]).assert_success();
+    net.ctl(&p.alice, &["block", "bob"]).assert_success();
     let out = net.ctl(&p.alice, &["forget-key", "bob"]);
     out.assert_success();
+    assert!(out.stdout.contains("is now pinned to key"), "{out}");
     let peers = net
         .ctl(&p.alice, &["--json", "peers"])
         .assert_success()
@@ -442,6 +445,12 @@ fn forget_key_lets_a_changed_key_in() {
     assert_eq!(b["id"], new_id.as_str(), "{peers:#}");
     assert_eq!(b["online"], true, "{peers:#}");
     assert!(b.get("key_conflict").is_none(), "{peers:#}");
+    assert_eq!(
+        (&b["blocked"], &b["trusted"]),
+        (&true.into(), &false.into()),
+        "{b}"
+    );
+    net.ctl(&p.alice, &["unblock", "bob"]).assert_success();
     let out = net.ctl(&p.alice, &["msg", "bob", "hello new bob"]);
     out.assert_success();
     assert_eq!(out.stdout, "delivered to bob\n", "{out}");
