@@ -44,6 +44,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let _log = svc::logging::init(&config.state_dir, "activity.log")?;
     svc::raise_fd_limit();
     let mut term = signal(SignalKind::terminate())?;
+    p2pd::transfer::configure(config.transfer_limits);
     let daemon = Daemon::start(config).await?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on {}", daemon.listen_addr())?;
