@@ -20,6 +20,9 @@ use super::{SessionLog, Transfers};
 use crate::backoff::{Backoff, random_unit};
 use crate::link;
 
+/// A session that lasted this long shows the link works: the next one is dialed soon.
+const LINK_WORKED: Duration = Duration::from_secs(5);
+
 /// How a session ended, when it ended the transfer.
 enum End {
     Done,
@@ -53,6 +56,7 @@ pub(super) async fn run(t: Arc<Transfers>, live: Arc<Live>) {
             }
         };
         let before = live.info().done_bytes;
+        let began = tokio::time::Instant::now();
         let result = session(&t, &live, &peer).await;
         match result {
             Ok(Some(end)) => {
@@ -69,8 +73,10 @@ pub(super) async fn run(t: Arc<Transfers>, live: Arc<Live>) {
             Ok(None) => return,
             Err(e) => {
                 warn!(id = %live.id(), peer = %peer.name, "transfer link: {e}");
-                if live.info().done_bytes > before {
-                    // The session moved data: the link works, retry soon.
+                if live.info().done_bytes > before || began.elapsed() >= LINK_WORKED {
+                    // The session moved data, or the receiver held it a while (until its
+                    // decision deadline, say): the link works, retry soon. Either bounds the
+                    // pace of re-dials.
                     backoff.reset();
                 }
                 let delay = backoff.next_delay(random_unit());

@@ -215,7 +215,7 @@ fn failure(t: &TransferInfo) -> String {
         TransferState::Declined => format!("{name} declined the offer{why}"),
         TransferState::Cancelled => format!("transfer {id} to {name} was cancelled{why}"),
         TransferState::Expired => {
-            format!("{name} left the offer undecided until it expired{why}")
+            format!("transfer {id} to {name} expired: {name} did not decide in time")
         }
         _ => format!("transfer {id} to {name} failed{why}"),
     }
