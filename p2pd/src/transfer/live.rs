@@ -212,8 +212,24 @@ impl Live {
                 what,
             });
         }
+        let id = g.rec.manifest.id;
         drop(g);
-        let _ = self.decision.send_replace(d);
+        // An offer that is expiring stays expired.
+        let mut expired = false;
+        self.decision.send_if_modified(|cur| {
+            expired = *cur == Decision::Expire;
+            if !expired {
+                *cur = d;
+            }
+            !expired
+        });
+        if expired {
+            return Err(TransferError::State {
+                id,
+                state: TransferState::Expired,
+                what,
+            });
+        }
         Ok(())
     }
 

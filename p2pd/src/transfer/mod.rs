@@ -182,11 +182,17 @@ impl Transfers {
                 self.held().offers.remove(id);
                 let live = self.lock().get(&id).cloned();
                 let Some(live) = live else { continue };
-                if *live.decision.borrow() != Decision::Pending {
-                    // Accepted while the sender was away: no longer undecided.
+                // Accepted while the sender was away (and not yet running): not undecided.
+                let undecided = live.decision.send_if_modified(|d| {
+                    let pending = *d == Decision::Pending;
+                    if pending {
+                        *d = Decision::Expire;
+                    }
+                    pending
+                });
+                if !undecided {
                     continue;
                 }
-                let _ = live.decision.send_replace(Decision::Expire);
                 info!(target: svc::logging::ACTIVITY, op = "offer-expired", id = %id, peer = %live.record().peer_name, "offer expired undecided");
                 self.finish(
                     &live,

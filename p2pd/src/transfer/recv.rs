@@ -172,7 +172,10 @@ async fn take_offer(
             };
             if let Err(e) = t.node.store().insert_transfer(&rec) {
                 warn!("cannot store an offer: {e}");
-                t.held().offers.remove(id);
+                // Unless a concurrent link of the same offer stored it meanwhile.
+                if !matches!(t.node.store().transfer(id), Ok(Some(_))) {
+                    t.held().offers.remove(id);
+                }
                 return None;
             }
             let live = t.live_for(&rec);
