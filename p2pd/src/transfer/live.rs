@@ -284,3 +284,58 @@ impl Live {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::transfer::{FileEntry, RelPath};
+
+    fn record(direction: Direction, state: TransferState) -> Record {
+        let files = (0..7)
+            .map(|i| FileEntry {
+                path: RelPath::new(&format!("f{i}")).unwrap(),
+                size: 10,
+                hash: [0; 32],
+            })
+            .collect();
+        Record {
+            peer: proto::SecretKey::from_seed([1; 32]).peer_id(),
+            peer_name: proto::PeerName::new("bob").unwrap(),
+            direction,
+            state,
+            manifest: Manifest {
+                id: TransferId([3; 16]),
+                files,
+            },
+            local_path: None,
+            error: None,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn undecided_offers_and_ended_transfers_keep_only_a_summary() {
+        for (direction, state, hollow) in [
+            (Direction::In, TransferState::Offered, true),
+            (Direction::Out, TransferState::Done, true),
+            (Direction::In, TransferState::Expired, true),
+            (Direction::In, TransferState::Running, false),
+            (Direction::Out, TransferState::Offered, false),
+            (Direction::Out, TransferState::Queued, false),
+        ] {
+            let rec = record(direction, state);
+            let live = Live::new(rec.clone(), CancellationToken::new());
+            assert_eq!(live.is_hollow(), hollow, "{direction:?} {state:?}");
+            assert_eq!(live.record().manifest.files.is_empty(), hollow);
+            // What `transfers` shows does not depend on it.
+            let info = live.info();
+            assert_eq!((info.files, info.total_bytes), (7, 70));
+            assert_eq!(info.sample, ["f0", "f1", "f2", "f3", "f4"]);
+            assert_eq!(live.manifest_bytes(), 16 + 7 * (2 + 40));
+            // Read back from the store on accept.
+            live.fill(rec.manifest.clone());
+            assert!(!live.is_hollow());
+            assert_eq!(live.record().manifest, rec.manifest);
+        }
+    }
+}
