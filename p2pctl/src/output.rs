@@ -183,7 +183,7 @@ pub(crate) fn human_rate(bytes_per_sec: u64) -> String {
 }
 
 /// The word for a transfer state: `queued`, `offered`, `running`, `done`, `declined`,
-/// `cancelled`, `failed`.
+/// `cancelled`, `failed`, `expired`.
 pub(crate) fn transfer_state(state: TransferState) -> &'static str {
     match state {
         TransferState::Queued => "queued",
@@ -193,6 +193,7 @@ pub(crate) fn transfer_state(state: TransferState) -> &'static str {
         TransferState::Declined => "declined",
         TransferState::Cancelled => "cancelled",
         TransferState::Failed => "failed",
+        TransferState::Expired => "expired",
     }
 }
 

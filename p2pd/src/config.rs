@@ -8,6 +8,8 @@ use clap::Parser;
 use proto::{PeerId, PeerName};
 use serde::Deserialize;
 
+pub use crate::transfer::limits::TransferLimits;
+
 /// Command-line flags. Name and tracker come from here or from the config file.
 #[derive(Debug, Parser)]
 #[command(
@@ -71,6 +73,14 @@ struct RawLimits {
     message_bytes_burst: Option<u64>,
     untrusted_bytes_per_peer: Option<u64>,
     untrusted_bytes_total: Option<u64>,
+    max_pending_offers_per_peer: Option<usize>,
+    max_pending_offer_bytes_per_peer: Option<u64>,
+    max_pending_offers: Option<usize>,
+    max_pending_offer_bytes: Option<u64>,
+    offer_expiry_secs: Option<u64>,
+    decision_timeout_secs: Option<u64>,
+    max_bulk_links_per_peer: Option<usize>,
+    transfer_progress_timeout_secs: Option<u64>,
 }
 
 /// Limits on inbound peer connections that have not finished their handshake (TCP accepted,
@@ -128,7 +138,69 @@ impl Default for Limits {
     }
 }
 
+/// A `[limits]` count that must be at least 1.
+fn at_least_one<T: PartialOrd + From<u8>>(
+    key: &'static str,
+    value: Option<T>,
+    default: T,
+) -> Result<T, ConfigError> {
+    match value {
+        Some(v) if v < T::from(1) => Err(ConfigError::Invalid {
+            what: "limits",
+            detail: format!("{key} must be at least 1"),
+        }),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    }
+}
+
+/// A `[limits]` duration in whole seconds, at least 1.
+fn secs(key: &'static str, value: Option<u64>, default: Duration) -> Result<Duration, ConfigError> {
+    value.map_or(Ok(default), |v| {
+        at_least_one(key, Some(v), 1).map(Duration::from_secs)
+    })
+}
+
 impl RawLimits {
+    /// The transfer keys of `[limits]`.
+    fn transfers(&self) -> Result<TransferLimits, ConfigError> {
+        let d = TransferLimits::default();
+        Ok(TransferLimits {
+            max_offers_per_peer: at_least_one(
+                "max-pending-offers-per-peer",
+                self.max_pending_offers_per_peer,
+                d.max_offers_per_peer,
+            )?,
+            max_offer_bytes_per_peer: at_least_one(
+                "max-pending-offer-bytes-per-peer",
+                self.max_pending_offer_bytes_per_peer,
+                d.max_offer_bytes_per_peer,
+            )?,
+            max_offers: at_least_one("max-pending-offers", self.max_pending_offers, d.max_offers)?,
+            max_offer_bytes: at_least_one(
+                "max-pending-offer-bytes",
+                self.max_pending_offer_bytes,
+                d.max_offer_bytes,
+            )?,
+            offer_expiry: secs("offer-expiry-secs", self.offer_expiry_secs, d.offer_expiry)?,
+            decision_timeout: secs(
+                "decision-timeout-secs",
+                self.decision_timeout_secs,
+                d.decision_timeout,
+            )?,
+            max_bulk_links_per_peer: at_least_one(
+                "max-bulk-links-per-peer",
+                self.max_bulk_links_per_peer,
+                d.max_bulk_links_per_peer,
+            )?,
+            progress_timeout: secs(
+                "transfer-progress-timeout-secs",
+                self.transfer_progress_timeout_secs,
+                d.progress_timeout,
+            )?,
+        })
+    }
+
     fn validate(self) -> Result<Limits, ConfigError> {
         let d = Limits::default();
         let limits = Limits {
@@ -202,6 +274,8 @@ pub struct Config {
     pub download_dir: PathBuf,
     /// Limits on inbound peer connections.
     pub limits: Limits,
+    /// Limits on what peers can make the transfer service hold.
+    pub transfer_limits: TransferLimits,
 }
 
 /// A configuration problem; `main` exits 78 on it.
@@ -340,6 +414,7 @@ impl RawConfig {
             state_dir,
             socket,
             download_dir,
+            transfer_limits: self.limits.transfers()?,
             limits: self.limits.validate()?,
         })
     }
@@ -450,5 +525,47 @@ mod tests {
             assert!(raw.validate(&a, &env()).is_err(), "{bad}");
         }
         assert!(toml::from_str::<RawConfig>("[limits]\nmax-links = 1").is_err());
+    }
+
+    #[test]
+    fn transfer_limits_default_and_from_the_file() {
+        let a = args(Some("a"));
+        let c = RawConfig::default().validate(&a, &env()).unwrap();
+        assert_eq!(c.transfer_limits, TransferLimits::default());
+        let raw: RawConfig = toml::from_str(
+            "[limits]\nmax-pending-offers-per-peer = 3\nmax-pending-offer-bytes-per-peer = 1000\n\
+             max-pending-offers = 9\nmax-pending-offer-bytes = 5000\noffer-expiry-secs = 4\n\
+             decision-timeout-secs = 2\nmax-bulk-links-per-peer = 5\n\
+             transfer-progress-timeout-secs = 6",
+        )
+        .unwrap();
+        let l = raw.validate(&a, &env()).unwrap().transfer_limits;
+        assert_eq!(
+            l,
+            TransferLimits {
+                max_offers_per_peer: 3,
+                max_offer_bytes_per_peer: 1000,
+                max_offers: 9,
+                max_offer_bytes: 5000,
+                offer_expiry: Duration::from_secs(4),
+                decision_timeout: Duration::from_secs(2),
+                max_bulk_links_per_peer: 5,
+                progress_timeout: Duration::from_secs(6),
+            }
+        );
+        for bad in [
+            "max-pending-offers-per-peer = 0",
+            "max-pending-offer-bytes-per-peer = 0",
+            "max-pending-offers = 0",
+            "max-pending-offer-bytes = 0",
+            "offer-expiry-secs = 0",
+            "decision-timeout-secs = 0",
+            "max-bulk-links-per-peer = 0",
+            "transfer-progress-timeout-secs = 0",
+        ] {
+            let raw: RawConfig = toml::from_str(&format!("[limits]\n{bad}")).unwrap();
+            let e = raw.validate(&a, &env()).unwrap_err().to_string();
+            assert!(e.contains(bad.split(' ').next().unwrap()), "{bad}: {e}");
+        }
     }
 }

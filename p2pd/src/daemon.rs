@@ -135,6 +135,7 @@ impl Daemon {
             node.clone(),
             tls,
             config.download_dir.clone(),
+            config.transfer_limits,
             tasks.clone(),
             cancel.child_token(),
         );

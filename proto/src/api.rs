@@ -311,6 +311,8 @@ pub enum TransferState {
     Cancelled,
     /// Failed; see `error`.
     Failed,
+    /// Offered, and left undecided past the receiver's offer expiry.
+    Expired,
 }
 
 impl TransferState {
@@ -324,6 +326,7 @@ impl TransferState {
             Self::Declined => "declined",
             Self::Cancelled => "cancelled",
             Self::Failed => "failed",
+            Self::Expired => "expired",
         }
     }
 
@@ -331,7 +334,7 @@ impl TransferState {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            Self::Done | Self::Declined | Self::Cancelled | Self::Failed
+            Self::Done | Self::Declined | Self::Cancelled | Self::Failed | Self::Expired
         )
     }
 }

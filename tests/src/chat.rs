@@ -22,8 +22,13 @@ pub struct Pair {
 
 /// Starts a [`Pair`] in `net`; returns once each daemon lists the other online.
 pub fn pair(net: &TestNet) -> Pair {
+    pair_with(net, &[])
+}
+
+/// [`pair`], with `alice_args` added to alice's command line (such as `--config FILE`).
+pub fn pair_with(net: &TestNet, alice_args: &[&str]) -> Pair {
     let tracker = net.spawn_tracker(None);
-    let alice = net.spawn_p2pd("alice", &tracker.addr_string(), &[]);
+    let alice = net.spawn_p2pd("alice", &tracker.addr_string(), alice_args);
     let bob = net.spawn_p2pd("bob", &tracker.addr_string(), &[]);
     alice.wait_peer("bob", true, DEADLINE);
     bob.wait_peer("alice", true, DEADLINE);

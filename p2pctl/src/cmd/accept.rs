@@ -76,7 +76,10 @@ where
     if accepting
         && matches!(
             t.state,
-            TransferState::Failed | TransferState::Cancelled | TransferState::Declined
+            TransferState::Failed
+                | TransferState::Cancelled
+                | TransferState::Declined
+                | TransferState::Expired
         )
     {
         return Err(Error::Failed(format!(

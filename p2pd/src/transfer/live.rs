@@ -1,11 +1,13 @@
 //! The in-memory state of one transfer: its record, progress and rate, and the channel that
-//! carries the user's decision to the link task.
+//! carries the user's decision to the link task. An undecided incoming offer, or a transfer
+//! that has ended, keeps only a summary of its manifest here (the store has the rest): what
+//! peers offer does not pile up in memory.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use proto::api::{TransferInfo, TransferState};
-use proto::transfer::TransferId;
+use proto::api::{Direction, TransferInfo, TransferState};
+use proto::transfer::{Manifest, TransferId};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -15,8 +17,32 @@ use super::{Decision, DecisionRx, TransferError};
 /// Progress events at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
+/// What `transfers` shows of a manifest.
+struct Summary {
+    files: u32,
+    sample: Vec<String>,
+    total: u64,
+    /// See [`super::limits::manifest_bytes`].
+    bytes: u64,
+}
+
+impl Summary {
+    fn of(m: &Manifest) -> Summary {
+        Summary {
+            files: u32::try_from(m.files.len()).unwrap_or(u32::MAX),
+            sample: m.files.iter().take(5).map(|f| f.path.to_string()).collect(),
+            total: m.total_size(),
+            bytes: super::limits::manifest_bytes(m),
+        }
+    }
+}
+
 struct Inner {
+    /// The record; its manifest lists no file while `hollow`.
     rec: Record,
+    summary: Summary,
+    /// The manifest's files are left in the store.
+    hollow: bool,
     done_bytes: u64,
     rate: u64,
     window: (Instant, u64),
@@ -38,12 +64,21 @@ pub struct Live {
 }
 
 impl Live {
-    /// Wraps a stored record.
-    pub fn new(rec: Record, cancel: CancellationToken) -> Live {
+    /// Wraps a stored record. Of an undecided incoming offer or an ended transfer it keeps
+    /// only the summary of the manifest.
+    pub fn new(mut rec: Record, cancel: CancellationToken) -> Live {
         let (decision, _) = watch::channel(Decision::Pending);
+        let summary = Summary::of(&rec.manifest);
+        let hollow = rec.state.is_final()
+            || (rec.direction == Direction::In && rec.state == TransferState::Offered);
+        if hollow {
+            rec.manifest.files = Vec::new();
+        }
         Live {
             inner: Mutex::new(Inner {
                 rec,
+                summary,
+                hollow,
                 done_bytes: 0,
                 rate: 0,
                 window: (Instant::now(), 0),
@@ -70,9 +105,28 @@ impl Live {
         self.lock().rec.state
     }
 
-    /// A copy of its record.
+    /// A copy of its record; its manifest lists no file unless [`Live::fill`] gave them.
     pub fn record(&self) -> Record {
         self.lock().rec.clone()
+    }
+
+    /// What its manifest counts for against the caps on undecided offers.
+    pub fn manifest_bytes(&self) -> u64 {
+        self.lock().summary.bytes
+    }
+
+    /// True while the manifest's files are only in the store.
+    pub fn is_hollow(&self) -> bool {
+        self.lock().hollow
+    }
+
+    /// Gives back the whole manifest, read from the store.
+    pub fn fill(&self, manifest: Manifest) {
+        let mut g = self.lock();
+        if g.hollow && manifest.id == g.rec.manifest.id {
+            g.rec.manifest = manifest;
+            g.hollow = false;
+        }
     }
 
     /// Starts a new link session for this transfer, ending the previous one: only one link
@@ -158,8 +212,24 @@ impl Live {
                 what,
             });
         }
+        let id = g.rec.manifest.id;
         drop(g);
-        let _ = self.decision.send_replace(d);
+        // An offer that is expiring stays expired.
+        let mut expired = false;
+        self.decision.send_if_modified(|cur| {
+            expired = *cur == Decision::Expire;
+            if !expired {
+                *cur = d;
+            }
+            !expired
+        });
+        if expired {
+            return Err(TransferError::State {
+                id,
+                state: TransferState::Expired,
+                what,
+            });
+        }
         Ok(())
     }
 
@@ -190,7 +260,7 @@ impl Live {
     /// The public view.
     pub fn info(&self) -> TransferInfo {
         let g = self.lock();
-        let total = g.rec.manifest.total_size();
+        let total = g.summary.total;
         let running = g.rec.state == TransferState::Running;
         TransferInfo {
             id: g.rec.manifest.id,
@@ -198,15 +268,8 @@ impl Live {
             peer_name: g.rec.peer_name.clone(),
             direction: g.rec.direction,
             state: g.rec.state,
-            files: u32::try_from(g.rec.manifest.files.len()).unwrap_or(u32::MAX),
-            sample: g
-                .rec
-                .manifest
-                .files
-                .iter()
-                .take(5)
-                .map(|f| f.path.to_string())
-                .collect(),
+            files: g.summary.files,
+            sample: g.summary.sample.clone(),
             total_bytes: total,
             done_bytes: if g.rec.state == TransferState::Done {
                 total
@@ -218,6 +281,61 @@ impl Live {
                 .then(|| total.saturating_sub(g.done_bytes) / g.rate.max(1)),
             local_path: g.rec.local_path.clone(),
             error: g.rec.error.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::transfer::{FileEntry, RelPath};
+
+    fn record(direction: Direction, state: TransferState) -> Record {
+        let files = (0..7)
+            .map(|i| FileEntry {
+                path: RelPath::new(&format!("f{i}")).unwrap(),
+                size: 10,
+                hash: [0; 32],
+            })
+            .collect();
+        Record {
+            peer: proto::SecretKey::from_seed([1; 32]).peer_id(),
+            peer_name: proto::PeerName::new("bob").unwrap(),
+            direction,
+            state,
+            manifest: Manifest {
+                id: TransferId([3; 16]),
+                files,
+            },
+            local_path: None,
+            error: None,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn undecided_offers_and_ended_transfers_keep_only_a_summary() {
+        for (direction, state, hollow) in [
+            (Direction::In, TransferState::Offered, true),
+            (Direction::Out, TransferState::Done, true),
+            (Direction::In, TransferState::Expired, true),
+            (Direction::In, TransferState::Running, false),
+            (Direction::Out, TransferState::Offered, false),
+            (Direction::Out, TransferState::Queued, false),
+        ] {
+            let rec = record(direction, state);
+            let live = Live::new(rec.clone(), CancellationToken::new());
+            assert_eq!(live.is_hollow(), hollow, "{direction:?} {state:?}");
+            assert_eq!(live.record().manifest.files.is_empty(), hollow);
+            // What `transfers` shows does not depend on it.
+            let info = live.info();
+            assert_eq!((info.files, info.total_bytes), (7, 70));
+            assert_eq!(info.sample, ["f0", "f1", "f2", "f3", "f4"]);
+            assert_eq!(live.manifest_bytes(), 16 + 7 * (2 + 40));
+            // Read back from the store on accept.
+            live.fill(rec.manifest.clone());
+            assert!(!live.is_hollow());
+            assert_eq!(live.record().manifest, rec.manifest);
         }
     }
 }

@@ -5,6 +5,7 @@
 //! chat never waits behind data. The sender re-dials and re-offers the same id until the
 //! transfer ends; the receiver recognises it and answers with what it already holds.
 
+pub mod limits;
 mod live;
 pub mod records;
 mod recv;
@@ -17,6 +18,7 @@ mod threads;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use proto::api::{Direction, Event, TransferInfo, TransferState};
 use proto::transfer::{OfferError, TransferFrame, TransferId};
@@ -30,8 +32,20 @@ use crate::link::{LinkConn, LinkTls};
 use crate::node::Node;
 use crate::peers::ResolveError;
 use crate::store::StoreError;
+use limits::{LinkCounts, OfferBook, OfferRefusal, RefusalLog, TransferLimits};
 use live::Live;
 use records::Record;
+
+/// The limits set by the configuration, for the service this process starts.
+/// A peer's refusals are logged at most this often.
+const REFUSAL_LOG_PERIOD: Duration = Duration::from_secs(60);
+
+/// What peers hold here: undecided offers, bulk links, and the refusal log.
+struct Holdings {
+    offers: OfferBook,
+    links: LinkCounts,
+    refusals: RefusalLog,
+}
 
 /// Errors reported to callers.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +90,8 @@ enum Decision {
     Accept(PathBuf),
     Decline,
     Cancel,
+    /// Left undecided past the expiry.
+    Expire,
 }
 
 /// The transfer service. Share as `Arc<Transfers>`.
@@ -84,6 +100,8 @@ pub struct Transfers {
     tls: Arc<LinkTls>,
     download_dir: PathBuf,
     live: Mutex<HashMap<TransferId, Arc<Live>>>,
+    limits: TransferLimits,
+    held: Mutex<Holdings>,
     tasks: TaskTracker,
     cancel: CancellationToken,
 }
@@ -94,6 +112,7 @@ impl Transfers {
         node: Arc<Node>,
         tls: Arc<LinkTls>,
         download_dir: PathBuf,
+        limits: TransferLimits,
         tasks: TaskTracker,
         cancel: CancellationToken,
     ) -> Arc<Transfers> {
@@ -102,17 +121,130 @@ impl Transfers {
             tls,
             download_dir,
             live: Mutex::default(),
+            limits,
+            held: Mutex::new(Holdings {
+                offers: OfferBook::new(limits),
+                links: LinkCounts::default(),
+                refusals: RefusalLog::new(REFUSAL_LOG_PERIOD),
+            }),
             tasks,
             cancel,
         });
-        let records = t.node.store().transfers().unwrap_or_default();
-        for rec in records {
-            let live = t.live_for(&rec);
+        // One record at a time: only the manifests still needed stay in memory.
+        let mut records = Vec::new();
+        let loaded = t.node.store().each_transfer(|rec| {
+            let live = Arc::new(Live::new(rec, t.cancel.child_token()));
+            records.push(live);
+        });
+        if let Err(e) = loaded {
+            warn!("cannot load the transfers: {e}");
+        }
+        for live in records {
+            let rec = live.record();
+            t.lock().insert(rec.manifest.id, live.clone());
+            if rec.direction == Direction::In && rec.state == TransferState::Offered {
+                t.held().offers.insert(
+                    rec.manifest.id,
+                    rec.peer,
+                    live.manifest_bytes(),
+                    rec.created_at.saturating_mul(1000),
+                );
+            }
             if rec.direction == Direction::Out && !rec.state.is_final() {
                 t.spawn_sender(live);
             }
         }
+        let t2 = t.clone();
+        t.tasks.spawn(async move { t2.expire_offers().await });
         t
+    }
+
+    fn held(&self) -> MutexGuard<'_, Holdings> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks undecided offers past the expiry as expired, now and then until the daemon
+    /// stops. A link waiting on one tells its sender at once; a later re-offer is told then.
+    async fn expire_offers(&self) {
+        let every = (self.limits.offer_expiry / 4)
+            .clamp(Duration::from_millis(100), Duration::from_secs(60));
+        loop {
+            let expired = self.held().offers.expired(now_ms());
+            for id in expired {
+                self.held().offers.remove(id);
+                let live = self.lock().get(&id).cloned();
+                let Some(live) = live else { continue };
+                // Accepted while the sender was away (and not yet running): not undecided.
+                let undecided = live.decision.send_if_modified(|d| {
+                    let pending = *d == Decision::Pending;
+                    if pending {
+                        *d = Decision::Expire;
+                    }
+                    pending
+                });
+                if !undecided {
+                    continue;
+                }
+                info!(target: svc::logging::ACTIVITY, op = "offer-expired", id = %id, peer = %live.record().peer_name, "offer expired undecided");
+                self.finish(
+                    &live,
+                    TransferState::Expired,
+                    Some(proto::transfer::OFFER_EXPIRED.into()),
+                );
+            }
+            tokio::select! {
+                () = self.cancel.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+
+    /// Takes a new incoming offer into the caps, or says why not (logged at most once per
+    /// peer per period).
+    fn admit_offer(
+        &self,
+        id: TransferId,
+        peer: PeerId,
+        name: &PeerName,
+        bytes: u64,
+    ) -> Result<(), OfferRefusal> {
+        let now = now_ms();
+        let mut held = self.held();
+        let refusal = match held.offers.admit(id, peer, bytes, now) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if let Some(quiet) = held.refusals.note(peer, now) {
+            let (count, bytes) = held.offers.totals();
+            drop(held);
+            warn!(peer = %name, %id, "refused an offer from {name}: {refusal} ({quiet} more refusals unlogged; {count} undecided offers held, {bytes} manifest bytes)");
+        }
+        Err(refusal)
+    }
+
+    /// Reads back the whole manifest of a transfer that keeps only its summary in memory.
+    fn load_manifest(&self, live: &Live) -> Result<(), TransferError> {
+        if !live.is_hollow() {
+            return Ok(());
+        }
+        let rec = self
+            .node
+            .store()
+            .transfer(live.id())?
+            .ok_or_else(|| TransferError::Unknown(live.id().to_string()))?;
+        live.fill(rec.manifest);
+        Ok(())
+    }
+
+    /// Counts a bulk link from `peer`; `None` if it has too many already.
+    fn bulk_link(self: &Arc<Self>, peer: PeerId) -> Option<BulkSlot> {
+        self.held()
+            .links
+            .acquire(peer, self.limits.max_bulk_links_per_peer)
+            .then(|| BulkSlot {
+                t: self.clone(),
+                peer,
+            })
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<TransferId, Arc<Live>>> {
@@ -165,6 +297,7 @@ impl Transfers {
             manifest,
             local_path: Some(path.display().to_string()),
             error: None,
+            created_at: svc::unix_now(),
         };
         self.node.store().insert_transfer(&rec)?;
         info!(target: svc::logging::ACTIVITY, op = "offer-out", peer = %info.name, id = %id, files = rec.manifest.files.len(), bytes = rec.manifest.total_size(), "transfer offered");
@@ -204,6 +337,8 @@ impl Transfers {
             TransferState::Offered,
             "only an incoming offer can be accepted",
         )?;
+        // Decided: it no longer counts as undecided, nor expires.
+        self.held().offers.remove(live.id());
         Ok(live.info())
     }
 
@@ -259,6 +394,9 @@ impl Transfers {
     ) {
         if !live.set_state(state, local_path.clone(), error.clone()) {
             return;
+        }
+        if state != TransferState::Offered {
+            self.held().offers.remove(live.id());
         }
         if let Err(e) = self.node.store().set_transfer_state(
             live.id(),
@@ -334,6 +472,25 @@ impl Drop for SessionLog<'_> {
         let bytes = t.done_bytes.saturating_sub(self.from);
         info!(target: svc::logging::ACTIVITY, op = "session-end", id = %t.id, peer = %t.peer_name, direction = ?t.direction, from = self.from, bytes, total = t.total_bytes, "transfer session ended after {bytes} bytes");
     }
+}
+
+/// One bulk link counted against its peer's cap, until dropped.
+struct BulkSlot {
+    t: Arc<Transfers>,
+    peer: PeerId,
+}
+
+impl Drop for BulkSlot {
+    fn drop(&mut self) {
+        self.t.held().links.release(self.peer);
+    }
+}
+
+/// The time now in milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A watch of the decision on an offer.

@@ -25,6 +25,8 @@ pub struct Record {
     pub local_path: Option<String>,
     /// Why it ended badly.
     pub error: Option<String>,
+    /// When it was stored, in seconds since the Unix epoch.
+    pub created_at: u64,
 }
 
 fn state_name(s: TransferState) -> &'static str {
@@ -39,6 +41,7 @@ fn state_from(s: &str) -> TransferState {
         "done" => TransferState::Done,
         "declined" => TransferState::Declined,
         "cancelled" => TransferState::Cancelled,
+        "expired" => TransferState::Expired,
         _ => TransferState::Failed,
     }
 }
@@ -67,7 +70,7 @@ impl Store {
                     manifest,
                     rec.local_path,
                     rec.error,
-                    svc::unix_now().cast_signed(),
+                    rec.created_at.cast_signed(),
                 ],
             )
             .map_err(|source| StoreError::Sql { path: self.path.clone(), source })?;
@@ -95,7 +98,7 @@ impl Store {
     pub fn transfer(&self, id: TransferId) -> Result<Option<Record>, StoreError> {
         self.db
             .query_row(
-                "SELECT peer, peer_name, direction, state, manifest, local_path, error FROM transfers WHERE id = ?1",
+                "SELECT peer, peer_name, direction, state, manifest, local_path, error, created_at FROM transfers WHERE id = ?1",
                 [id.0.as_slice()],
                 row,
             )
@@ -103,30 +106,24 @@ impl Store {
             .map_err(|source| StoreError::Sql { path: self.path.clone(), source })
     }
 
-    /// Every transfer, newest first. A row whose manifest no longer passes the rules (one
-    /// stored by an earlier version, before a name rule was added) is left out with a
-    /// warning, rather than hiding every other transfer.
-    pub fn transfers(&self) -> Result<Vec<Record>, StoreError> {
+    /// Calls `f` with every transfer, newest first, one at a time.
+    pub fn each_transfer(&self, mut f: impl FnMut(Record)) -> Result<(), StoreError> {
         let err = |source| StoreError::Sql {
             path: self.path.clone(),
             source,
         };
         let mut stmt = self
             .db
-            .prepare("SELECT peer, peer_name, direction, state, manifest, local_path, error FROM transfers ORDER BY created_at DESC, rowid DESC")
+            .prepare("SELECT peer, peer_name, direction, state, manifest, local_path, error, created_at FROM transfers ORDER BY created_at DESC, rowid DESC")
             .map_err(err)?;
-        let rows = stmt.query_map([], row).map_err(err)?;
-        let mut out = Vec::new();
-        for r in rows {
-            match r {
-                Ok(rec) => out.push(rec),
-                Err(e @ rusqlite::Error::FromSqlConversionFailure(..)) => {
-                    tracing::warn!("a stored transfer no longer reads: {e}");
-                }
-                Err(e) => return Err(err(e)),
+        let mut rows = stmt.query([]).map_err(err)?;
+        while let Some(r) = rows.next().map_err(err)? {
+            match row(r) {
+                Ok(rec) => f(rec),
+                Err(e) => tracing::warn!("skipping an unreadable transfer record: {e}"),
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Records that the first `verified` chunks of `file` are verified and synced.
@@ -188,6 +185,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
         manifest: serde_json::from_str(&manifest).map_err(bad)?,
         local_path: r.get(5)?,
         error: r.get(6)?,
+        created_at: r.get::<_, i64>(7)?.cast_unsigned(),
     })
 }
 
@@ -216,6 +214,7 @@ mod tests {
             },
             local_path: None,
             error: None,
+            created_at: 1,
         };
         store.insert_transfer(&rec(1, "fine.txt")).unwrap();
         store.insert_transfer(&rec(2, "old.txt")).unwrap();
@@ -227,7 +226,8 @@ mod tests {
                 params!["o\u{200b}ld.txt", [2u8; 16].as_slice()],
             )
             .unwrap();
-        let all = store.transfers().unwrap();
+        let mut all = Vec::new();
+        store.each_transfer(|r| all.push(r)).unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].manifest.id, TransferId([1; 16]));
     }

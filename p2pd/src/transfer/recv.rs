@@ -10,14 +10,15 @@ use std::time::Duration;
 use proto::api::{Direction, Event, TransferState};
 use proto::frame::FrameError;
 use proto::transfer::{
-    CHUNK, FileEntry, FileResume, IncomingOffer, MAX_CHUNK_FRAME, Manifest, TransferFrame,
-    TransferId, chunk_count, chunk_range,
+    BULK_LINKS_BUSY, CHUNK, FileEntry, FileResume, IncomingOffer, MAX_CHUNK_FRAME, Manifest,
+    OFFER_EXPIRED, TransferFrame, TransferId, chunk_count, chunk_range,
 };
 use proto::{PeerId, PeerName};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use transport::ConnError;
 
+use super::limits::manifest_bytes;
 use super::live::Live;
 use super::records::Record;
 use super::sink::{Job, Sink, Target, spare_buffer};
@@ -30,10 +31,30 @@ const OFFER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Free space kept beyond what a transfer needs.
 const RESERVE: u64 = 64 * 1024 * 1024;
 
+/// Time allowed for the offer on a link refused for its peer's cap (to name it in the refusal).
+const REFUSED_OFFER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Serves one inbound bulk link.
 pub(super) async fn run(t: Arc<Transfers>, mut conn: LinkConn, peer: PeerId, name: PeerName) {
     conn.set_limits(MAX_CHUNK_FRAME, MAX_CHUNK_FRAME);
-    let first = tokio::time::timeout(OFFER_TIMEOUT, conn.read::<IncomingOffer>()).await;
+    let slot = t.bulk_link(peer);
+    let wait = if slot.is_some() {
+        OFFER_TIMEOUT
+    } else {
+        REFUSED_OFFER_TIMEOUT
+    };
+    let first = tokio::time::timeout(wait, conn.read::<IncomingOffer>()).await;
+    if slot.is_none() {
+        if let Ok(Ok(Some(IncomingOffer { id, .. }))) = first {
+            let reason = BULK_LINKS_BUSY.to_owned();
+            let _ = conn.send(&TransferFrame::Failed { id, reason }).await;
+            let _ = conn.shutdown().await;
+        }
+        if let Some(quiet) = t.held().refusals.note(peer, super::now_ms()) {
+            warn!(peer = %name, "refused a bulk link from {name}: {BULK_LINKS_BUSY} ({quiet} more refusals unlogged)");
+        }
+        return;
+    }
     let manifest = match first {
         Ok(Ok(Some(IncomingOffer {
             manifest: Ok(m), ..
@@ -73,6 +94,10 @@ pub(super) async fn run(t: Arc<Transfers>, mut conn: LinkConn, peer: PeerId, nam
                 TransferState::Done => TransferFrame::Done { id },
                 TransferState::Declined => TransferFrame::Decline { id, reason },
                 TransferState::Cancelled => TransferFrame::Cancel { id, reason },
+                TransferState::Expired => TransferFrame::Decline {
+                    id,
+                    reason: OFFER_EXPIRED.into(),
+                },
                 _ => TransferFrame::Failed { id, reason },
             };
             let _ = conn.send(&frame).await;
@@ -112,6 +137,15 @@ async fn take_offer(
 ) -> Option<Arc<Live>> {
     let id = manifest.id;
     let known = t.node.store().transfer(id);
+    if let Ok(None) = known
+        && let Err(e) = t.admit_offer(id, peer, name, manifest_bytes(&manifest))
+    {
+        let reason = format!("offer refused: {e}");
+        info!(target: svc::logging::ACTIVITY, op = "offer-refused", peer = %name, id = %id, error = %reason, "offer refused");
+        let _ = conn.send(&TransferFrame::Failed { id, reason }).await;
+        let _ = conn.shutdown().await;
+        return None;
+    }
     match known {
         Ok(Some(rec)) if rec.peer == peer && rec.direction == Direction::In => {
             Some(t.live_for(&rec))
@@ -134,9 +168,14 @@ async fn take_offer(
                 manifest,
                 local_path: None,
                 error: None,
+                created_at: svc::unix_now(),
             };
             if let Err(e) = t.node.store().insert_transfer(&rec) {
                 warn!("cannot store an offer: {e}");
+                // Unless a concurrent link of the same offer stored it meanwhile.
+                if !matches!(t.node.store().transfer(id), Ok(Some(_))) {
+                    t.held().offers.remove(id);
+                }
                 return None;
             }
             let live = t.live_for(&rec);
@@ -168,12 +207,18 @@ async fn wait_decision(
 ) -> Option<PathBuf> {
     let id = live.id();
     let mut rx = live.decisions();
+    // A link is not held open on an undecided offer for long: the sender offers again later.
+    let deadline = tokio::time::Instant::now() + t.limits.decision_timeout;
     loop {
         let d = rx.borrow_and_update().clone();
         match d {
             Decision::Accept(dest) => {
-                let need = live.record().manifest.total_size();
-                if let Err(reason) = check_space(&dest, need) {
+                let need = live.info().total_bytes;
+                let ready = t
+                    .load_manifest(live)
+                    .map_err(|e| format!("cannot read the offer back: {e}"))
+                    .and_then(|()| check_space(&dest, need));
+                if let Err(reason) = ready {
                     let _ = conn
                         .send(&TransferFrame::Failed {
                             id,
@@ -209,9 +254,19 @@ async fn wait_decision(
                     .await;
                 return None;
             }
+            Decision::Expire => {
+                let reason = OFFER_EXPIRED.into();
+                let _ = conn.send(&TransferFrame::Decline { id, reason }).await;
+                return None;
+            }
             Decision::Pending => {}
         }
         tokio::select! {
+            () = tokio::time::sleep_until(deadline) => {
+                info!(%id, "closing the link of an undecided offer after {:?}; it stays offered", t.limits.decision_timeout);
+                let _ = conn.shutdown().await;
+                return None;
+            }
             // A newer link took over (the decision is read there).
             () = session.cancelled(), if !live.cancelled_here() => return None,
             r = rx.changed() => if r.is_err() { return None },
@@ -326,7 +381,15 @@ async fn receive(
         tag,
         done_bytes,
     });
-    let stop = read_chunks(live, conn, session, &sink, &mut state).await;
+    let stop = read_chunks(
+        live,
+        conn,
+        session,
+        &sink,
+        &mut state,
+        t.limits.progress_timeout,
+    )
+    .await;
     // The writer finishes what it was given before anything else touches the part files.
     let written = sink.close().await;
     match (stop, written) {
@@ -395,10 +458,14 @@ async fn read_chunks(
     session: &CancellationToken,
     sink: &Sink,
     state: &mut [(u64, bool)],
+    progress_timeout: Duration,
 ) -> Result<Stop, Fail> {
     let rec = live.record();
     let id = rec.manifest.id;
     let mut hashes: HashMap<u64, [u8; 32]> = HashMap::new();
+    // A sender that keeps the link but sends no chunk loses the link; it resumes on the next.
+    let stalled = tokio::time::sleep(progress_timeout);
+    tokio::pin!(stalled);
     loop {
         if conn.needs_spare()
             && let Some(buf) = spare_buffer()
@@ -418,6 +485,9 @@ async fn read_chunks(
                 return Err(Fail::Link("a newer link took over this transfer".into()));
             }
             () = sink.stopped() => return Ok(Stop::SinkStopped),
+            () = &mut stalled => {
+                return Err(Fail::Link(format!("no data from the sender for {progress_timeout:?}")));
+            }
             f = conn.read_payload() => f,
         };
         let frame = match payload {
@@ -521,8 +591,15 @@ async fn read_chunks(
                 ));
             }
         };
+        let chunk = matches!(job, Job::Chunk { .. });
         if !sink.push(job).await {
             return Ok(Stop::SinkStopped);
+        }
+        if chunk {
+            // Counted from when this side is ready for more: a slow disk is not a silent sender.
+            stalled
+                .as_mut()
+                .reset(tokio::time::Instant::now() + progress_timeout);
         }
     }
 }

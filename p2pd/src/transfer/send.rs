@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use proto::api::{Event, TransferState};
 use proto::frame;
-use proto::transfer::{MAX_CHUNK_FRAME, TransferFrame, chunk_frame_head};
+use proto::transfer::{
+    BULK_LINKS_BUSY, MAX_CHUNK_FRAME, OFFER_EXPIRED, TransferFrame, chunk_frame_head,
+};
 use tokio::io::AsyncWrite;
 use tracing::warn;
 use transport::FramedConn;
@@ -18,12 +20,16 @@ use super::{SessionLog, Transfers};
 use crate::backoff::{Backoff, random_unit};
 use crate::link;
 
+/// A session that lasted this long shows the link works: the next one is dialed soon.
+const LINK_WORKED: Duration = Duration::from_secs(5);
+
 /// How a session ended, when it ended the transfer.
 enum End {
     Done,
     Declined(String),
     Cancelled(String),
     Failed(String),
+    Expired,
 }
 
 /// Runs an outgoing transfer until it ends, across link drops and peer absences.
@@ -50,6 +56,7 @@ pub(super) async fn run(t: Arc<Transfers>, live: Arc<Live>) {
             }
         };
         let before = live.info().done_bytes;
+        let began = tokio::time::Instant::now();
         let result = session(&t, &live, &peer).await;
         match result {
             Ok(Some(end)) => {
@@ -58,6 +65,7 @@ pub(super) async fn run(t: Arc<Transfers>, live: Arc<Live>) {
                     End::Declined(r) => (TransferState::Declined, Some(r)),
                     End::Cancelled(r) => (TransferState::Cancelled, Some(r)),
                     End::Failed(r) => (TransferState::Failed, Some(r)),
+                    End::Expired => (TransferState::Expired, Some(OFFER_EXPIRED.to_owned())),
                 };
                 t.set_state(&live, state, None, err);
                 return;
@@ -65,8 +73,10 @@ pub(super) async fn run(t: Arc<Transfers>, live: Arc<Live>) {
             Ok(None) => return,
             Err(e) => {
                 warn!(id = %live.id(), peer = %peer.name, "transfer link: {e}");
-                if live.info().done_bytes > before {
-                    // The session moved data: the link works, retry soon.
+                if live.info().done_bytes > before || began.elapsed() >= LINK_WORKED {
+                    // The session moved data, or the receiver held it a while (until its
+                    // decision deadline, say): the link works, retry soon. Either bounds the
+                    // pace of re-dials.
                     backoff.reset();
                 }
                 let delay = backoff.next_delay(random_unit());
@@ -110,8 +120,15 @@ async fn session(
     };
     let resume = match reply {
         Some(TransferFrame::Accept { resume, .. }) => resume,
+        Some(TransferFrame::Decline { reason, .. }) if reason == OFFER_EXPIRED => {
+            return Ok(Some(End::Expired));
+        }
         Some(TransferFrame::Decline { reason, .. }) => return Ok(Some(End::Declined(reason))),
         Some(TransferFrame::Cancel { reason, .. }) => return Ok(Some(End::Cancelled(reason))),
+        // The receiver holds too many of our links now: not an end, offer again later.
+        Some(TransferFrame::Failed { reason, .. }) if reason == BULK_LINKS_BUSY => {
+            return Err(reason);
+        }
         Some(TransferFrame::Failed { reason, .. }) => return Ok(Some(End::Failed(reason))),
         Some(TransferFrame::Done { .. }) => return Ok(Some(End::Done)),
         Some(other) => return Err(format!("unexpected {:?} before Accept", other.id())),
@@ -209,6 +226,9 @@ async fn stream<W: AsyncWrite + Unpin>(
         });
     }
     let mut source = Source::start(plan)?;
+    // A receiver that stops reading ends the link, not the transfer: it resumes on the next.
+    let limit = t.limits.progress_timeout;
+    let stuck = || format!("the receiver took no data for {limit:?}");
     while let Some(piece) = source.next().await {
         if live.cancel.is_cancelled() {
             // A stopping daemon leaves the transfer to resume; only a cancel here ends it.
@@ -245,8 +265,9 @@ async fn stream<W: AsyncWrite + Unpin>(
                     chunk_frame_head(id, file, index, data.len(), MAX_CHUNK_FRAME)
                         .map_err(|e| e.to_string())?,
                 );
-                w.send_parts(&[&head, &data])
+                tokio::time::timeout(limit, w.send_parts(&[&head, &data]))
                     .await
+                    .map_err(|_| stuck())?
                     .map_err(|e| e.to_string())?;
                 done += data.len() as u64;
                 source.recycle(data);
@@ -254,14 +275,16 @@ async fn stream<W: AsyncWrite + Unpin>(
                 t.progress(live);
             }
             Piece::FileDone(file) => {
-                w.send(&TransferFrame::FileDone { id, file })
+                tokio::time::timeout(limit, w.send(&TransferFrame::FileDone { id, file }))
                     .await
+                    .map_err(|_| stuck())?
                     .map_err(|e| e.to_string())?;
             }
         }
     }
-    w.send(&TransferFrame::Done { id })
+    tokio::time::timeout(limit, w.send(&TransferFrame::Done { id }))
         .await
+        .map_err(|_| stuck())?
         .map_err(|e| e.to_string())?;
     t.node.publish([Event::TransferProgress {
         transfer: live.info(),

@@ -42,6 +42,12 @@ pub const MAX_PATH_LEN: usize = 4096;
 pub const MAX_COMPONENT_LEN: usize = 255;
 /// Most components in one relative path.
 pub const MAX_COMPONENTS: usize = 64;
+/// The reason of a `Decline` that means the receiver let the offer expire undecided: the
+/// sender records the transfer as expired rather than declined.
+pub const OFFER_EXPIRED: &str = "the offer expired before the receiver decided";
+/// The reason of a `Failed` that refuses a bulk link because its peer holds too many at once:
+/// the sender keeps the transfer and offers it again later.
+pub const BULK_LINKS_BUSY: &str = "too many bulk links from you at once; offer again later";
 
 fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
     for b in bytes {

@@ -215,7 +215,7 @@ async fn the_peer_leaving_mid_transfer_is_said() {
 }
 
 #[tokio::test]
-async fn declined_cancelled_and_failed_exit_one() {
+async fn declined_cancelled_failed_and_expired_exit_one() {
     for (state, error, text) in [
         (
             TransferState::Declined,
@@ -231,6 +231,11 @@ async fn declined_cancelled_and_failed_exit_one() {
             TransferState::Failed,
             Some("hash mismatch"),
             "transfer abcd1234 to bob failed: hash mismatch",
+        ),
+        (
+            TransferState::Expired,
+            Some(proto::transfer::OFFER_EXPIRED),
+            "transfer abcd1234 to bob expired: bob did not decide in time",
         ),
     ] {
         let end = TransferInfo {

@@ -145,12 +145,13 @@ impl Wait {
                 code: 0,
                 text: done_line(t),
             },
-            TransferState::Declined | TransferState::Cancelled | TransferState::Failed => {
-                Step::Finished {
-                    code: EXIT_FAILED,
-                    text: failure(t),
-                }
-            }
+            TransferState::Declined
+            | TransferState::Cancelled
+            | TransferState::Failed
+            | TransferState::Expired => Step::Finished {
+                code: EXIT_FAILED,
+                text: failure(t),
+            },
             TransferState::Queued => self.once(self.unreachable()),
             TransferState::Offered => self.once(Some(Note::Offered)),
             TransferState::Running => self.once(Some(Note::Accepted)),
@@ -213,6 +214,9 @@ fn failure(t: &TransferInfo) -> String {
     match t.state {
         TransferState::Declined => format!("{name} declined the offer{why}"),
         TransferState::Cancelled => format!("transfer {id} to {name} was cancelled{why}"),
+        TransferState::Expired => {
+            format!("transfer {id} to {name} expired: {name} did not decide in time")
+        }
         _ => format!("transfer {id} to {name} failed{why}"),
     }
 }
