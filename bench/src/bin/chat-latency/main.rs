@@ -156,6 +156,12 @@ fn main() -> anyhow::Result<()> {
     a_rpc.wait_online("alice", "bob")?;
     b_rpc.wait_online("bob", "alice")?;
     let online_after = started.elapsed();
+    // Bob trusts alice: the run sends faster than the message rate bob allows untrusted peers,
+    // and measures delivery, not deferral.
+    b_rpc.call(Call::Trust {
+        peer: "alice".into(),
+        auto_accept: false,
+    })?;
     let sub = b_rpc.call(Call::Subscribe {})?;
     if sub["subscribed"] != Value::Bool(true) {
         bail!("subscribe answered {sub}");

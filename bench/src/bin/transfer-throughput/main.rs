@@ -245,6 +245,11 @@ fn main() -> anyhow::Result<()> {
         eprintln!("waiting until alice and bob list each other online");
         a_rpc.wait_online("alice", "bob")?;
         b_rpc.wait_online("bob", "alice")?;
+        // The chat beside the transfer may pass the message rate bob allows untrusted peers.
+        b_rpc.call(Call::Trust {
+            peer: "alice".into(),
+            auto_accept: false,
+        })?;
         let online_after = started.elapsed();
         let mut events = Events::start(&ctx.alice_sock, &ctx.bob_sock)?;
         let rss_idle = pids.map(|p| status_bytes(p, "VmRSS").unwrap_or(0));
