@@ -20,7 +20,8 @@ use crate::store::{Pin, Store, StoreError};
 const EVENT_BUFFER: usize = 4096;
 /// At most one `link_error` event (and log line) per key in this time.
 const LINK_ERROR_EVERY: Duration = Duration::from_secs(60);
-/// Keys remembered for that; beyond it, the oldest half is forgotten.
+/// Keys remembered for that. When that many were named within the last minute, further
+/// keys are not reported until some age out: a flood of keys cannot flood the log.
 const LINK_ERROR_KEYS: usize = 4096;
 
 /// Facts fixed at start-up.
@@ -286,10 +287,11 @@ impl Node {
             }
             if seen.len() >= LINK_ERROR_KEYS {
                 seen.retain(|_, t| now.saturating_duration_since(*t) < LINK_ERROR_EVERY);
+                if seen.len() >= LINK_ERROR_KEYS {
+                    return false;
+                }
             }
-            if seen.len() < LINK_ERROR_KEYS {
-                seen.insert(peer, now);
-            }
+            seen.insert(peer, now);
         }
         self.publish([Event::LinkError {
             peer: Some(peer),
