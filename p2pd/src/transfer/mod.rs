@@ -283,6 +283,7 @@ impl Transfers {
         if info.blocked {
             return Err(TransferError::Blocked(info.name));
         }
+        self.node.deal_with(info.id)?;
         let mut id = [0u8; 16];
         getrandom::fill(&mut id)
             .map_err(|e| TransferError::Destination(format!("no randomness: {e}")))?;
@@ -332,6 +333,8 @@ impl Transfers {
                 dest.display()
             )));
         }
+        // Accepting is dealing with the sender: its name is pinned to its key.
+        self.node.deal_with(live.info().peer)?;
         live.decide(
             Decision::Accept(dest),
             TransferState::Offered,
