@@ -85,6 +85,16 @@ fn tracker_frames() -> Vec<Vec<u8>> {
         PeerMsg::List { req: 2 },
         PeerMsg::Ping { nonce: 3 },
         PeerMsg::Pong { nonce: u64::MAX },
+        PeerMsg::RegisterHandover {
+            record: entry(5).signed,
+            statement: tracker::Handover {
+                name: name("peer-5"),
+                old_key: id(6),
+                new_key: id(5),
+                seq: 7,
+            }
+            .sign(&key(6)),
+        },
     ];
     let tracker = [
         TrackerMsg::Hello {
@@ -135,6 +145,16 @@ fn peer_frames() -> Vec<Vec<u8>> {
                 id: None,
                 reason: peer::Refusal::KeyMismatch,
                 detail: String::new(),
+            },
+            PeerFrame::Refused {
+                id: Some(msg),
+                reason: peer::Refusal::Deferred,
+                detail: "retry after 500 ms".into(),
+            },
+            PeerFrame::Refused {
+                id: Some(msg),
+                reason: peer::Refusal::OverQuota,
+                detail: "quota".into(),
             },
             PeerFrame::Ping { nonce: 1 },
             PeerFrame::Pong { nonce: 1 },
@@ -261,7 +281,10 @@ fn calls() -> Vec<Call> {
         Call::Untrust { peer: p() },
         Call::Block { peer: p() },
         Call::Unblock { peer: p() },
-        Call::ForgetKey { peer: p() },
+        Call::ForgetKey {
+            peer: p(),
+            force: true,
+        },
         Call::SendFiles {
             peer: p(),
             path: "/tmp/x".into(),
