@@ -110,7 +110,11 @@ pub fn rotate(
         })?;
     write_private(state_dir, OLD_KEY_FILE, &old.seed())?;
     write_private(state_dir, PENDING_FILE, &encoded)?;
-    write_private(state_dir, KEY_FILE, &key.seed())?;
+    if let Err(e) = write_private(state_dir, KEY_FILE, &key.seed()) {
+        // The old key stays in place: its statement must not block the next attempt.
+        let _ = fs::remove_file(state_dir.join(PENDING_FILE));
+        return Err(e);
+    }
     Ok(Rotated { key, statement })
 }
 
