@@ -75,6 +75,17 @@ fn entry(n: u8) -> PeerEntry {
     }
 }
 
+/// A statement by key `from` handing the name of `entry(1)` to key `to`.
+fn handover(from: u8, to: u8) -> tracker::SignedHandover {
+    tracker::Handover {
+        name: entry(1).signed.record.name,
+        old_key: id(from),
+        new_key: id(to),
+        seq: u64::from(from) + 100,
+    }
+    .sign(&key(from))
+}
+
 fn tracker_frames() -> Vec<Vec<u8>> {
     let peer = [
         PeerMsg::Hello {
@@ -85,6 +96,9 @@ fn tracker_frames() -> Vec<Vec<u8>> {
         PeerMsg::List { req: 2 },
         PeerMsg::Ping { nonce: 3 },
         PeerMsg::Pong { nonce: u64::MAX },
+        PeerMsg::GetHandovers {
+            name: entry(1).signed.record.name,
+        },
     ];
     let tracker = [
         TrackerMsg::Hello {
@@ -105,6 +119,10 @@ fn tracker_frames() -> Vec<Vec<u8>> {
         TrackerMsg::Left { key: id(4) },
         TrackerMsg::Ping { nonce: 5 },
         TrackerMsg::Pong { nonce: 6 },
+        TrackerMsg::Handovers {
+            name: entry(1).signed.record.name,
+            chain: vec![handover(1, 2), handover(2, 3)],
+        },
     ];
     let mut seeds = frames(&peer, tracker::MAX_REQUEST_FRAME);
     seeds.extend(frames(&tracker, tracker::MAX_RESPONSE_FRAME));
@@ -261,7 +279,10 @@ fn calls() -> Vec<Call> {
         Call::Untrust { peer: p() },
         Call::Block { peer: p() },
         Call::Unblock { peer: p() },
-        Call::ForgetKey { peer: p() },
+        Call::ForgetKey {
+            peer: p(),
+            force: false,
+        },
         Call::SendFiles {
             peer: p(),
             path: "/tmp/x".into(),
@@ -277,6 +298,7 @@ fn calls() -> Vec<Call> {
         Call::Cancel {
             id: "070707".into(),
         },
+        Call::Rekey {},
     ]
 }
 

@@ -2,7 +2,8 @@
 //! with it; the tracker moves the name on the old key's statement; a peer that pinned the old
 //! key follows the new one by itself (trust kept, queued messages moved), and only when the
 //! tracker's chain of statements leads from the pinned key to the key shown. With the tracker
-//! down the statement waits in the state directory and is used when it returns.
+//! down the statement waits in the state directory and is used when it returns. The tracker
+//! keeps each name's chain across restarts and serves it to registered peers only.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -12,7 +13,7 @@ use p2p_tests::chat::{self, Pair, history, texts};
 use p2p_tests::raw::{self, Client};
 use p2p_tests::transfer::register_raw;
 use p2p_tests::{DEADLINE, P2pd, TestNet};
-use proto::tracker::{Handover, PeerMsg, Refusal, TrackerMsg};
+use proto::tracker::{Handover, PeerMsg, Refusal, SignedHandover, TrackerMsg};
 use proto::{PeerName, SecretKey};
 use serde_json::{Value, json};
 
@@ -28,6 +29,17 @@ fn acquainted(net: &TestNet) -> Pair {
     chat::send(&p.bob, "alice", "before, from bob");
     chat::wait_delivered(&p.bob, "alice", 1, LONG);
     p
+}
+
+/// `old`'s statement handing `name` to `new`.
+fn hand(name: &str, old: &SecretKey, new: &SecretKey, seq: u64) -> SignedHandover {
+    Handover {
+        name: PeerName::new(name).expect("name"),
+        old_key: old.peer_id(),
+        new_key: new.peer_id(),
+        seq,
+    }
+    .sign(old)
 }
 
 fn key_in(path: &Path) -> SecretKey {
@@ -209,16 +221,9 @@ async fn a_chain_that_does_not_start_at_the_pinned_key_is_not_followed() {
     let (other, next) = (raw::random_key(), raw::random_key());
     let _other_conn = register_raw(&tracker, &other, "bob").await;
     let mut c = Client::connect(tracker.addr, &next).await.expect("connect");
-    let statement = Handover {
-        name: PeerName::new("bob").expect("name"),
-        old_key: other.peer_id(),
-        new_key: next.peer_id(),
-        seq: 10,
-    }
-    .sign(&other);
     c.send(&PeerMsg::RegisterHandover {
         record: raw::signed(&next, "bob", 1),
-        statement,
+        statement: hand("bob", &other, &next, 10),
     })
     .await;
     let answer = c.recv().await;
@@ -247,4 +252,65 @@ async fn a_chain_that_does_not_start_at_the_pinned_key_is_not_followed() {
         "the unproven key is listed"
     );
     assert_eq!(texts(&history(&alice, "bob"), "out"), ["hello"]);
+}
+
+#[tokio::test]
+async fn the_tracker_serves_each_names_chain_after_a_restart_and_only_to_registered_peers() {
+    let net = TestNet::new();
+    let mut tracker = net.spawn_tracker(None);
+    let keys: Vec<SecretKey> = (0..3).map(|_| raw::random_key()).collect();
+    let name = PeerName::new("rotating").expect("name");
+    let statement = |i: usize| hand("rotating", &keys[i], &keys[i + 1], 100 + i as u64);
+    let mut asker = Client::connect(tracker.addr, &raw::random_key())
+        .await
+        .expect("connect");
+    asker
+        .send(&PeerMsg::GetHandovers { name: name.clone() })
+        .await;
+    assert!(
+        matches!(
+            asker.recv().await,
+            TrackerMsg::Refused {
+                reason: Refusal::NotRegistered,
+                ..
+            }
+        ),
+        "a chain for a peer that did not register"
+    );
+    let _first = register_raw(&tracker, &keys[0], "rotating").await;
+    for i in 0..2 {
+        let mut c = Client::connect(tracker.addr, &keys[i + 1])
+            .await
+            .expect("connect");
+        c.send(&PeerMsg::RegisterHandover {
+            record: raw::signed(&keys[i + 1], "rotating", 1),
+            statement: statement(i),
+        })
+        .await;
+        let answer = c.recv().await;
+        assert!(
+            matches!(answer, TrackerMsg::Registered { .. }),
+            "{answer:?}"
+        );
+    }
+    drop(asker);
+    tracker.restart();
+    let mut asker = register_raw(&tracker, &raw::random_key(), "asker").await;
+    for (asked, want) in [
+        (name.clone(), vec![statement(0), statement(1)]),
+        (PeerName::new("asker").expect("name"), vec![]),
+    ] {
+        asker
+            .send(&PeerMsg::GetHandovers {
+                name: asked.clone(),
+            })
+            .await;
+        match asker.recv().await {
+            TrackerMsg::Handovers { name, chain } => {
+                assert_eq!(name, asked);
+                assert_eq!(chain, want);
+            }
+            other => panic!("expected Handovers, got {other:?}"),
+        }
+    }
 }
