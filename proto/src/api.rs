@@ -490,6 +490,7 @@ mod tests {
             Call::Accept { id: p(), to: None },
             Call::Decline { id: p() },
             Call::Cancel { id: p() },
+            Call::Rekey {},
         ];
         for call in &calls {
             assert!(Call::METHODS.contains(&call.method()));
