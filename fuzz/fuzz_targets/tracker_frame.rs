@@ -32,6 +32,12 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!reason.describe().is_empty());
                 check_neutralize(detail);
             }
+            TrackerMsg::Handovers { chain, .. } => {
+                assert!(chain.len() <= proto::tracker::MAX_HANDOVER_CHAIN);
+                chain.iter().for_each(|h| {
+                    let _ = h.verify();
+                });
+            }
             TrackerMsg::Hello { .. }
             | TrackerMsg::Left { .. }
             | TrackerMsg::Ping { .. }

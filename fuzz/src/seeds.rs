@@ -75,6 +75,17 @@ fn entry(n: u8) -> PeerEntry {
     }
 }
 
+/// A statement by key `from` handing the name of `entry(1)` to key `to`.
+fn handover(from: u8, to: u8) -> tracker::SignedHandover {
+    tracker::Handover {
+        name: entry(1).signed.record.name,
+        old_key: id(from),
+        new_key: id(to),
+        seq: u64::from(from) + 100,
+    }
+    .sign(&key(from))
+}
+
 fn tracker_frames() -> Vec<Vec<u8>> {
     let peer = [
         PeerMsg::Hello {
@@ -94,6 +105,9 @@ fn tracker_frames() -> Vec<Vec<u8>> {
                 seq: 7,
             }
             .sign(&key(6)),
+        },
+        PeerMsg::GetHandovers {
+            name: entry(1).signed.record.name,
         },
     ];
     let tracker = [
@@ -115,6 +129,10 @@ fn tracker_frames() -> Vec<Vec<u8>> {
         TrackerMsg::Left { key: id(4) },
         TrackerMsg::Ping { nonce: 5 },
         TrackerMsg::Pong { nonce: 6 },
+        TrackerMsg::Handovers {
+            name: entry(1).signed.record.name,
+            chain: vec![handover(1, 2), handover(2, 3)],
+        },
     ];
     let mut seeds = frames(&peer, tracker::MAX_REQUEST_FRAME);
     seeds.extend(frames(&tracker, tracker::MAX_RESPONSE_FRAME));
@@ -300,6 +318,7 @@ fn calls() -> Vec<Call> {
         Call::Cancel {
             id: "070707".into(),
         },
+        Call::Rekey {},
     ]
 }
 

@@ -142,6 +142,12 @@ pub(crate) enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Rotate this daemon's identity key: the name moves to a new key with a statement
+    /// signed by the old one, which peers check and follow by themselves
+    ///
+    /// p2pd restarts with the new key at once; the statement waits in the state directory
+    /// until the tracker has accepted it. The old key is kept as identity.key.old.
+    Rekey,
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use crate::chat::Chat;
 use crate::config::{Config, Limits};
 use crate::link::LinkTls;
 use crate::node::{Identity, Node};
+use crate::rekey::{self, RekeyError, Rekeyer};
 use crate::resources::Sampler;
 use crate::rpc::dispatch::Services;
 use crate::rpc::server::{self, SocketError};
@@ -64,6 +65,9 @@ pub enum StartError {
     /// TLS setup.
     #[error(transparent)]
     Tls(#[from] transport::TlsError),
+    /// A pending key rotation's statement.
+    #[error(transparent)]
+    Rekey(#[from] RekeyError),
 }
 
 /// A running daemon.
@@ -72,6 +76,8 @@ pub struct Daemon {
     socket: PathBuf,
     cancel: CancellationToken,
     tasks: TaskTracker,
+    /// Cancelled when the daemon should restart with the same configuration (after `rekey`).
+    restart: CancellationToken,
     /// The state directory's lock, released last.
     lock: StateLock,
 }
@@ -95,10 +101,11 @@ impl Daemon {
     pub async fn start_locked(config: Config, lock: StateLock) -> Result<Daemon, StartError> {
         // A socket directory we may not use is refused before anything is made.
         server::prepare_dir(&config.socket)?;
-        let (key, created) = svc::keyfile::load_or_create(&config.state_dir.join("identity.key"))?;
+        let (key, created) = svc::keyfile::load_or_create(&config.state_dir.join(rekey::KEY_FILE))?;
         if created {
             info!(id = %key.peer_id(), "made a new identity");
         }
+        let pending = rekey::load_pending(&config.state_dir, key.peer_id())?;
         let peer_listener =
             svc::listen::bind_tcp(config.listen).map_err(|source| StartError::Listen {
                 addr: config.listen,
@@ -140,11 +147,13 @@ impl Daemon {
             cancel.child_token(),
         );
         chat.set_bulk_handler(transfers.clone());
+        let restart = CancellationToken::new();
         let services = Arc::new(Services {
             node: node.clone(),
             chat: chat.clone(),
             transfers,
             sampler: Sampler::new(),
+            rekey: Rekeyer::new(config.state_dir.clone(), key.clone(), restart.clone()),
         });
         tasks.spawn(server::serve(
             control,
@@ -164,6 +173,7 @@ impl Daemon {
             addr: config.tracker.clone(),
             configured_key: config.tracker_key,
             state_dir: config.state_dir.clone(),
+            pending,
         };
         tasks.spawn(link.run(cancel.child_token()));
         info!(name = %config.name, id = %node.identity.id, %listen, socket = %config.socket.display(), "p2pd started");
@@ -172,8 +182,15 @@ impl Daemon {
             socket: config.socket,
             cancel,
             tasks,
+            restart,
             lock,
         })
+    }
+
+    /// Resolves when the daemon asks to be restarted with the same configuration (its
+    /// identity key changed on disk).
+    pub async fn restart_requested(&self) {
+        self.restart.cancelled().await;
     }
 
     /// The bound peer-link address.
@@ -195,6 +212,13 @@ impl Daemon {
     /// tracker link), wait for them within a grace period, remove the socket file, and only
     /// then release the state directory.
     pub async fn shutdown(self) {
+        drop(self.stop().await);
+        info!("p2pd stopped");
+    }
+
+    /// Stops as [`shutdown`](Self::shutdown) does but keeps the state directory's lock and
+    /// returns it, to start again in the same process ([`start_locked`](Self::start_locked)).
+    pub async fn stop(self) -> StateLock {
         self.cancel.cancel();
         self.tasks.close();
         if tokio::time::timeout(GRACE, self.tasks.wait())
@@ -204,8 +228,7 @@ impl Daemon {
             warn!("tasks outlived the {GRACE:?} grace period");
         }
         server::remove(&self.socket);
-        drop(self.lock);
-        info!("p2pd stopped");
+        self.lock
     }
 }
 

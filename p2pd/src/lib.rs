@@ -14,6 +14,7 @@ pub mod files;
 pub mod link;
 pub mod node;
 pub mod peers;
+pub mod rekey;
 pub mod resources;
 pub mod rpc;
 pub mod state_lock;

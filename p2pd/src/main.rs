@@ -46,18 +46,37 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let _log = svc::logging::init(&config.state_dir, "activity.log")?;
     svc::raise_fd_limit();
     let mut term = signal(SignalKind::terminate())?;
-    let daemon = Daemon::start_locked(config, lock).await?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "listening on {}", daemon.listen_addr())?;
-    writeln!(out, "control socket {}", daemon.socket().display())?;
-    out.flush()?;
-    drop(out);
+    let mut daemon = Daemon::start_locked(config.clone(), lock).await?;
+    announce(&daemon)?;
     svc::notify::ready();
-    tokio::select! {
-        _ = term.recv() => {}
-        r = tokio::signal::ctrl_c() => r?,
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            r = tokio::signal::ctrl_c() => {
+                r?;
+                break;
+            }
+            () = daemon.restart_requested() => {}
+        }
+        // A new identity key is on disk: start again with it, on the same peer port, keeping
+        // the state directory's lock across.
+        svc::notify::reloading();
+        let mut again = config.clone();
+        again.listen = daemon.listen_addr();
+        let lock = daemon.stop().await;
+        daemon = Daemon::start_locked(again, lock).await?;
+        announce(&daemon)?;
+        svc::notify::ready();
     }
     svc::notify::stopping();
     daemon.shutdown().await;
     Ok(())
+}
+
+/// Prints where the daemon listens, once it does.
+fn announce(daemon: &Daemon) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "listening on {}", daemon.listen_addr())?;
+    writeln!(out, "control socket {}", daemon.socket().display())?;
+    out.flush()
 }

@@ -1,19 +1,21 @@
 //! The daemon's shared state, owned in one place with a cloneable handle: identity, the
 //! peer table, the tracker link state, the store and the event bus.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use proto::api::{Event, PeerInfo, TrackerLinkState, TrackerStatus};
-use proto::tracker::PeerEntry;
+use proto::tracker::{PeerEntry, SignedHandover};
 use proto::{PeerId, PeerName};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
 use crate::peers::{PeerTable, ResolveError};
+use crate::rekey::chain;
 use crate::store::{Pin, Store, StoreError};
 
 /// Events buffered per subscriber before it is told it lagged.
@@ -44,6 +46,11 @@ struct Mutable {
     tracker: TrackerStatus,
     /// When a `link_error` last named each key.
     link_errors: HashMap<PeerId, Instant>,
+    /// Keys shown in conflict with a pin whose handover chain was asked for on this tracker
+    /// session (asked once each).
+    chain_asked: HashSet<PeerId>,
+    /// Names whose handover chain is to be asked for.
+    chain_asks: Vec<PeerName>,
 }
 
 /// Shared daemon state.
@@ -55,6 +62,8 @@ pub struct Node {
     state: Mutex<Mutable>,
     store: Mutex<Store>,
     events: broadcast::Sender<Event>,
+    /// The highest seq our key signed (records and handover statements).
+    last_seq: AtomicU64,
 }
 
 /// A failed change to a peer's settings.
@@ -100,11 +109,14 @@ impl Node {
                 peers,
                 tracker,
                 link_errors: HashMap::new(),
+                chain_asked: HashSet::new(),
+                chain_asks: Vec::new(),
             }),
             store: Mutex::new(store),
             identity,
             started: Instant::now(),
             events,
+            last_seq: AtomicU64::new(0),
         }))
     }
 
@@ -157,9 +169,74 @@ impl Node {
         let pin = self.store().check_pin(&rec.name, rec.key);
         match pin {
             Ok(Pin::New | Pin::Same) => self.change(|t, now| t.upsert(entry, now)),
-            Ok(Pin::Conflict { pinned }) => self.change(|t, now| t.conflict(entry, pinned, now)),
+            Ok(Pin::Conflict { pinned }) => {
+                let mut g = self.lock();
+                if g.chain_asked.insert(rec.key) {
+                    g.chain_asks.push(rec.name.clone());
+                }
+                let ev = g.peers.conflict(entry, pinned, svc::unix_now());
+                self.publish(ev);
+            }
             Err(e) => warn!("cannot pin {}: {e}", rec.name),
         }
+    }
+
+    /// Names shown with a key in conflict with their pin, whose handover chain the tracker
+    /// link should ask for now (each conflicting key once per tracker session).
+    pub fn take_chain_asks(&self) -> Vec<PeerName> {
+        std::mem::take(&mut self.lock().chain_asks)
+    }
+
+    /// The tracker's handover chain for `name`: each pinned peer of that name shown under
+    /// another key follows it to that key if the chain leads there link by link (see
+    /// [`chain::follow`]); otherwise its conflict stands, with one warning.
+    pub fn handovers(&self, name: &PeerName, handovers: &[SignedHandover]) {
+        let conflicts: Vec<(PeerId, PeerEntry)> = {
+            let g = self.lock();
+            g.peers
+                .list()
+                .into_iter()
+                .filter(|p| p.name == *name)
+                .filter_map(|p| Some((p.id, g.peers.key_conflict(p.id)?.clone())))
+                .collect()
+        };
+        for (pinned, entry) in conflicts {
+            let shown = entry.signed.record.key;
+            match chain::follow(handovers, name, pinned, shown) {
+                Ok(()) => self.follow_rotation(pinned, &entry),
+                Err(e) => {
+                    warn!(target: svc::logging::ACTIVITY, op = "key-rotation-refused", peer = %name, pinned = %pinned.short(), shown = %shown.short(), "the tracker's handover chain does not lead from the pinned key to the key shown; the key conflict stands: {e}")
+                }
+            }
+        }
+    }
+
+    /// `pinned` handed its name to `entry`'s key: the pin, its flags and the queued messages
+    /// move to the new key (stored first), then the table follows and `peer_updated` goes out.
+    fn follow_rotation(&self, pinned: PeerId, entry: &PeerEntry) {
+        let (name, new) = (&entry.signed.record.name, entry.signed.record.key);
+        let mut g = self.lock();
+        if g.peers.key_conflict(pinned).map(|e| e.signed.record.key) != Some(new) {
+            return;
+        }
+        let moved = match self.store().rekey_peer(pinned, new, name, svc::unix_now()) {
+            Ok(n) => n,
+            Err(e) => return warn!("cannot follow the key rotation of {name}: {e}"),
+        };
+        let ev = g.peers.rekeyed(pinned, entry, svc::unix_now());
+        self.publish(ev);
+        drop(g);
+        info!(target: svc::logging::ACTIVITY, op = "key-rotated", peer = %name, old = %pinned.short(), new = %new.short(), queued_moved = moved, "the peer rotated its key with a statement signed by the pinned key; following it");
+    }
+
+    /// Records `seq` as signed by our key; returns the highest seq signed so far.
+    pub fn note_seq(&self, seq: u64) -> u64 {
+        self.last_seq.fetch_max(seq, Ordering::SeqCst).max(seq)
+    }
+
+    /// The highest seq our key has signed in this process.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq.load(Ordering::SeqCst)
     }
 
     /// The full list from the tracker: peers absent from it are offline.
@@ -180,8 +257,14 @@ impl Node {
         self.change(|t, now| t.left(id, now));
     }
 
-    /// The tracker link is gone: every peer is offline until it is back.
+    /// The tracker link is gone: every peer is offline until it is back, and conflicting keys
+    /// may be asked about once more on the next session.
     pub fn tracker_lost(&self) {
+        {
+            let mut g = self.lock();
+            g.chain_asked.clear();
+            g.chain_asks.clear();
+        }
         self.change(|t, now| t.all_offline(now));
     }
 

@@ -185,6 +185,29 @@ impl PeerTable {
         })
     }
 
+    /// The peer pinned as `old` rotated its key to `entry`'s (a verified handover): its row
+    /// moves to the new key with its flags, pinned, online, without a conflict. Returns the
+    /// `PeerUpdated` event.
+    pub fn rekeyed(&mut self, old: PeerId, entry: &PeerEntry, now: u64) -> Option<Event> {
+        let new = entry.signed.record.key;
+        if new == self.me {
+            return None;
+        }
+        let before = self.rows.remove(&old)?;
+        let row = Row {
+            name: entry.signed.record.name.clone(),
+            addrs: entry.addrs(),
+            online: true,
+            since: now,
+            key_conflict: None,
+            pinned: true,
+            ..before
+        };
+        let info = Self::info(new, &row);
+        self.rows.insert(new, row);
+        Some(Event::PeerUpdated { peer: info })
+    }
+
     /// A peer left. Past [`OFFLINE_UNPINNED`] offline peers held in memory only, the one
     /// offline longest goes from the table.
     pub fn left(&mut self, id: PeerId, now: u64) -> Option<Event> {
@@ -406,5 +429,27 @@ mod tests {
         t.left(real.signed.record.key, 4);
         assert_eq!(t.forget(real.signed.record.key), Some(imposter));
         assert_eq!(t.counts(), (0, 0));
+    }
+
+    #[test]
+    fn a_rotated_key_takes_the_row_and_its_flags() {
+        let mut t = PeerTable::new(me(), vec![], 0);
+        let (old, new) = (entry(1, "bob", 1), entry(2, "bob", 2));
+        let old_id = old.signed.record.key;
+        t.upsert(&old, 1);
+        t.set_pinned(old_id);
+        t.set_flags(old_id, true, true, false);
+        t.left(old_id, 2);
+        t.conflict(&new, old_id, 3);
+        let Some(Event::PeerUpdated { peer }) = t.rekeyed(old_id, &new, 4) else {
+            panic!("expected PeerUpdated")
+        };
+        assert_eq!(peer.id, new.signed.record.key);
+        assert!(peer.online && peer.trusted && peer.auto_accept && !peer.blocked);
+        assert_eq!(peer.key_conflict, None);
+        assert!(t.is_pinned(peer.id));
+        assert_eq!(t.get(old_id), None);
+        assert_eq!(t.counts(), (1, 1));
+        assert_eq!(t.rekeyed(old_id, &new, 5), None);
     }
 }

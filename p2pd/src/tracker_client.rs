@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use proto::api::TrackerLinkState;
 use proto::tracker::{
-    MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, PROTOCOL_VERSION, PeerMsg, Record, Refusal, TrackerMsg,
+    MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, PROTOCOL_VERSION, PeerMsg, Record, Refusal,
+    SignedHandover, TrackerMsg,
 };
 use proto::{PeerId, SecretKey};
 use tokio::net::TcpStream;
@@ -39,8 +40,11 @@ pub struct TrackerLink {
     pub addr: String,
     /// Key given with `--tracker-key`, if any.
     pub configured_key: Option<PeerId>,
-    /// Where the pin lives.
+    /// Where the pin (and a pending handover statement) lives.
     pub state_dir: PathBuf,
+    /// The old key's statement handing our name to `key`, until the tracker accepts it: sent
+    /// with each registration, then removed from the state directory.
+    pub pending: Option<SignedHandover>,
 }
 
 /// Why a session ended.
@@ -78,14 +82,15 @@ enum SessionError {
 
 impl TrackerLink {
     /// Runs until cancelled, reconnecting as needed.
-    pub async fn run(self, cancel: CancellationToken) {
+    pub async fn run(mut self, cancel: CancellationToken) {
         let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
         let mut seq: u64 = 0;
+        let mut pending = self.pending.take();
         loop {
             let mut registered = false;
             let result = tokio::select! {
                 () = cancel.cancelled() => return,
-                r = self.session(&mut seq, &mut registered, &cancel) => r,
+                r = self.session(&mut seq, &mut registered, &mut pending, &cancel) => r,
             };
             self.node.tracker_lost();
             let delay = match result {
@@ -117,6 +122,7 @@ impl TrackerLink {
         &self,
         seq: &mut u64,
         registered: &mut bool,
+        pending: &mut Option<SignedHandover>,
         cancel: &CancellationToken,
     ) -> Result<(), SessionError> {
         let deadline = Instant::now() + CONNECT_TIMEOUT;
@@ -124,6 +130,7 @@ impl TrackerLink {
             .await
             .map_err(|_| SessionError::Timeout(CONNECT_TIMEOUT))??;
         *seq = (*seq + 1).max(unix_millis());
+        self.node.note_seq(*seq);
         let me = &self.node.identity;
         let record = Record {
             name: me.name.clone(),
@@ -131,14 +138,21 @@ impl TrackerLink {
             addrs: vec![me.listen],
             seq: *seq,
         };
-        conn.send(&PeerMsg::Register(record.sign(&self.key)))
-            .await?;
+        let record = record.sign(&self.key);
+        let msg = match pending.clone() {
+            Some(statement) => PeerMsg::RegisterHandover { record, statement },
+            None => PeerMsg::Register(record),
+        };
+        conn.send(&msg).await?;
         match tokio::time::timeout_at(deadline, conn.read::<TrackerMsg>())
             .await
             .map_err(|_| SessionError::Timeout(CONNECT_TIMEOUT))??
         {
             Some(TrackerMsg::Registered { entry }) => {
                 info!(target: svc::logging::ACTIVITY, op = "register", tracker = %self.addr, name = %me.name, outcome = "ok", addrs = ?entry.addrs(), "registered");
+                if let Some(st) = pending.take() {
+                    self.handover_accepted(&st);
+                }
             }
             Some(TrackerMsg::Refused { reason, detail }) => {
                 return Err(SessionError::Refused { reason, detail });
@@ -172,6 +186,9 @@ impl TrackerLink {
                     let Some(msg) = msg? else { return Err(SessionError::Closed) };
                     silent_until = Instant::now() + lease;
                     self.on_message(msg, &mut conn).await?;
+                    for name in self.node.take_chain_asks() {
+                        conn.send(&PeerMsg::GetHandovers { name }).await?;
+                    }
                 }
             }
         }
@@ -191,6 +208,7 @@ impl TrackerLink {
                 self.node.tracker_entry(&entry)
             }
             TrackerMsg::Left { key } => self.node.tracker_left(key),
+            TrackerMsg::Handovers { name, chain } => self.node.handovers(&name, &chain),
             TrackerMsg::Ping { nonce } => conn.send(&PeerMsg::Pong { nonce }).await?,
             TrackerMsg::Pong { .. } => {}
             TrackerMsg::Refused { reason, detail } => {
@@ -203,6 +221,15 @@ impl TrackerLink {
             }
         }
         Ok(())
+    }
+
+    /// The tracker accepted our name's handover to this key: the statement is no longer
+    /// needed.
+    fn handover_accepted(&self, st: &SignedHandover) {
+        info!(target: svc::logging::ACTIVITY, op = "rekey", tracker = %self.addr, name = %st.handover.name, old = %st.handover.old_key.short(), new = %st.handover.new_key.short(), outcome = "accepted", "the tracker moved the name to the new key");
+        if let Err(e) = crate::rekey::clear_pending(&self.state_dir) {
+            warn!("cannot remove the accepted handover statement: {e}");
+        }
     }
 
     /// TCP, TLS with the pinned (or configured) key, and the `Hello` exchange.

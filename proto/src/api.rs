@@ -101,6 +101,11 @@ pub enum Call {
         /// Transfer id or unique prefix.
         id: String,
     },
+    /// Rotate this daemon's identity key: a new key, a statement signed by the old one
+    /// handing the name to it (kept until the tracker accepts it), and a restart of the
+    /// daemon with the new key once the answer is sent. Refused while an earlier statement is
+    /// still pending. Result: [`Rekeyed`].
+    Rekey {},
 }
 
 impl Call {
@@ -121,6 +126,7 @@ impl Call {
         "accept",
         "decline",
         "cancel",
+        "rekey",
     ];
 
     /// This call's method name.
@@ -141,8 +147,18 @@ impl Call {
             Call::Accept { .. } => "accept",
             Call::Decline { .. } => "decline",
             Call::Cancel { .. } => "cancel",
+            Call::Rekey {} => "rekey",
         }
     }
+}
+
+/// Result of `rekey`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rekeyed {
+    /// The identity until now.
+    pub old_key: PeerId,
+    /// The identity the daemon restarts with.
+    pub new_key: PeerId,
 }
 
 /// State of the link to the tracker.
@@ -474,6 +490,7 @@ mod tests {
             Call::Accept { id: p(), to: None },
             Call::Decline { id: p() },
             Call::Cancel { id: p() },
+            Call::Rekey {},
         ];
         for call in &calls {
             assert!(Call::METHODS.contains(&call.method()));

@@ -24,6 +24,8 @@ pub const MAX_ADDRS: usize = 8;
 pub const RECORD_DOMAIN: &[u8] = b"p2p tracker record v1\0";
 /// Domain-separation prefix of the bytes a name handover signature covers.
 pub const HANDOVER_DOMAIN: &[u8] = b"p2p tracker handover v1\0";
+/// Most handover statements the tracker keeps (and serves) per name: the latest ones.
+pub const MAX_HANDOVER_CHAIN: usize = 16;
 
 /// What a peer announces about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,6 +232,12 @@ pub enum PeerMsg {
         /// The old key's statement.
         statement: SignedHandover,
     },
+    /// Tag 7: ask for the handover statements the tracker accepted for `name`. Answered by
+    /// `Handovers`.
+    GetHandovers {
+        /// The name asked about.
+        name: PeerName,
+    },
 }
 
 /// Frames the tracker sends. Variant index = tag byte.
@@ -280,4 +288,44 @@ pub enum TrackerMsg {
         /// Echoed.
         nonce: u64,
     },
+    /// Tag 9: the handover statements accepted for `name`, oldest first, at most
+    /// [`MAX_HANDOVER_CHAIN`] (the latest ones); empty when there are none. Answers
+    /// `GetHandovers`.
+    Handovers {
+        /// The name asked about.
+        name: PeerName,
+        /// Each statement hands the name from its old key to its new key.
+        #[serde(deserialize_with = "capped_chain")]
+        chain: Vec<SignedHandover>,
+    },
+}
+
+/// Decodes a handover chain, refusing more than [`MAX_HANDOVER_CHAIN`] statements before
+/// anything is allocated for them.
+fn capped_chain<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SignedHandover>, D::Error> {
+    struct Capped;
+    impl<'de> serde::de::Visitor<'de> for Capped {
+        type Value = Vec<SignedHandover>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "at most {MAX_HANDOVER_CHAIN} handover statements")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let hint = seq.size_hint().unwrap_or(0);
+            if hint > MAX_HANDOVER_CHAIN {
+                return Err(serde::de::Error::invalid_length(hint, &self));
+            }
+            let mut out = Vec::with_capacity(hint);
+            while let Some(st) = seq.next_element()? {
+                if out.len() == MAX_HANDOVER_CHAIN {
+                    return Err(serde::de::Error::invalid_length(out.len() + 1, &self));
+                }
+                out.push(st);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Capped)
 }

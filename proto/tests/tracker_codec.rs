@@ -4,8 +4,8 @@ use bytes::BytesMut;
 use proptest::prelude::*;
 use proto::frame::{self, FrameError};
 use proto::tracker::{
-    HANDOVER_DOMAIN, Handover, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, PeerEntry, PeerMsg,
-    RECORD_DOMAIN, Record, Refusal, SignedHandover, SignedRecord, TrackerMsg,
+    HANDOVER_DOMAIN, Handover, MAX_HANDOVER_CHAIN, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME,
+    PeerEntry, PeerMsg, RECORD_DOMAIN, Record, Refusal, SignedHandover, SignedRecord, TrackerMsg,
 };
 use proto::{PeerName, SecretKey};
 
@@ -95,6 +95,63 @@ fn handover_signing_bytes_and_frame_layout() {
     want.push(64);
     want.extend_from_slice(&h.sig.0);
     assert_eq!(hex(&bytes[4..]), hex(&want));
+}
+
+#[test]
+fn handover_chain_frames_have_stable_bytes() {
+    let name = PeerName::new("al").unwrap();
+    assert_eq!(
+        hex(&enc(&PeerMsg::GetHandovers { name: name.clone() })),
+        "000000040702616c"
+    );
+    assert_eq!(
+        hex(&enc(&TrackerMsg::Handovers {
+            name: name.clone(),
+            chain: vec![]
+        })),
+        "000000050902616c00"
+    );
+    // tag 9, the name, the count, then each statement as in `RegisterHandover`.
+    let (a, b) = (handover(5), handover(6));
+    let bytes = enc(&TrackerMsg::Handovers {
+        name,
+        chain: vec![a.clone(), b.clone()],
+    });
+    let mut want = vec![9u8, 2, b'a', b'l', 2];
+    for h in [&a, &b] {
+        want.extend_from_slice(&h.handover.signing_bytes()[HANDOVER_DOMAIN.len()..]);
+        want.push(64);
+        want.extend_from_slice(&h.sig.0);
+    }
+    assert_eq!(hex(&bytes[4..]), hex(&want));
+}
+
+#[test]
+fn a_chain_longer_than_the_cap_is_refused_before_it_is_read() {
+    let full = TrackerMsg::Handovers {
+        name: PeerName::new("al").unwrap(),
+        chain: vec![handover(1); MAX_HANDOVER_CHAIN],
+    };
+    let mut buf = BytesMut::from(&enc(&full)[..]);
+    assert_eq!(
+        frame::decode::<TrackerMsg>(&mut buf, MAX_RESPONSE_FRAME).unwrap(),
+        Some(full)
+    );
+    let over = TrackerMsg::Handovers {
+        name: PeerName::new("al").unwrap(),
+        chain: vec![handover(1); MAX_HANDOVER_CHAIN + 1],
+    };
+    let mut buf = BytesMut::from(&enc(&over)[..]);
+    assert!(matches!(
+        frame::decode::<TrackerMsg>(&mut buf, MAX_RESPONSE_FRAME),
+        Err(FrameError::Malformed(_))
+    ));
+    // A count of u32::MAX with nothing behind it: refused, nothing reserved for it.
+    let mut body = vec![9u8, 2, b'a', b'l', 0xff, 0xff, 0xff, 0xff, 0x0f];
+    let mut framed = (body.len() as u32).to_be_bytes().to_vec();
+    framed.append(&mut body);
+    let mut buf = BytesMut::from(&framed[..]);
+    assert!(frame::decode::<TrackerMsg>(&mut buf, MAX_RESPONSE_FRAME).is_err());
 }
 
 #[test]
@@ -238,7 +295,29 @@ fn any_peer_msg() -> impl Strategy<Value = PeerMsg> {
             .sign(&old);
             PeerMsg::RegisterHandover { record, statement }
         }),
+        "[a-z0-9][a-z0-9_-]{0,31}".prop_map(|n| PeerMsg::GetHandovers {
+            name: PeerName::new(&n).unwrap()
+        }),
     ]
+}
+
+fn any_handover() -> impl Strategy<Value = SignedHandover> {
+    (
+        "[a-z0-9][a-z0-9_-]{0,31}",
+        any::<[u8; 32]>(),
+        any::<[u8; 32]>(),
+        any::<u64>(),
+    )
+        .prop_map(|(name, old, new, seq)| {
+            let old = SecretKey::from_seed(old);
+            Handover {
+                name: PeerName::new(&name).unwrap(),
+                old_key: old.peer_id(),
+                new_key: SecretKey::from_seed(new).peer_id(),
+                seq,
+            }
+            .sign(&old)
+        })
 }
 
 fn any_refusal() -> impl Strategy<Value = Refusal> {
@@ -277,6 +356,14 @@ fn any_tracker_msg() -> impl Strategy<Value = TrackerMsg> {
         }),
         any::<u64>().prop_map(|nonce| TrackerMsg::Ping { nonce }),
         any::<u64>().prop_map(|nonce| TrackerMsg::Pong { nonce }),
+        (
+            "[a-z0-9][a-z0-9_-]{0,31}",
+            proptest::collection::vec(any_handover(), 0..=MAX_HANDOVER_CHAIN)
+        )
+            .prop_map(|(n, chain)| TrackerMsg::Handovers {
+                name: PeerName::new(&n).unwrap(),
+                chain
+            }),
     ]
 }
 

@@ -7,6 +7,15 @@ pub fn ready() {
     send(&[NotifyState::Ready]);
 }
 
+/// Tells systemd the daemon is reloading (restarting in-process); [`ready`] follows when it
+/// is ready again.
+pub fn reloading() {
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => send(&[NotifyState::Reloading, now]),
+        Err(_) => send(&[NotifyState::Reloading]),
+    }
+}
+
 /// Tells systemd the daemon is stopping.
 pub fn stopping() {
     send(&[NotifyState::Stopping]);

@@ -216,6 +216,19 @@ where
                 conn.send(&ctx.hub.list(req)).await?;
             }
         }
+        PeerMsg::GetHandovers { name } => {
+            if let Some(k) = registered {
+                ctx.hub.note_activity(conn_id, *k);
+                let chain = ctx.hub.handovers(&name);
+                conn.send(&TrackerMsg::Handovers { name, chain }).await?;
+            } else {
+                conn.send(&TrackerMsg::Refused {
+                    reason: Refusal::NotRegistered,
+                    detail: "ask for handovers after registering".into(),
+                })
+                .await?;
+            }
+        }
         PeerMsg::Ping { nonce } => conn.send(&TrackerMsg::Pong { nonce }).await?,
         PeerMsg::Pong { .. } => {}
     }

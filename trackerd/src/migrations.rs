@@ -22,6 +22,17 @@ pub const MIGRATIONS: &[&str] = &[
          SELECT n.rowid FROM names AS n WHERE n.key = names.key
          ORDER BY n.bound_at DESC, n.rowid DESC LIMIT 1);
      CREATE UNIQUE INDEX names_by_key ON names (key);",
+    // 3: the handover statements accepted per name (the latest few), served to peers that
+    // pinned an old key so they can follow the name to its new key.
+    "CREATE TABLE handovers (
+         n INTEGER PRIMARY KEY,
+         name TEXT NOT NULL,
+         old_key BLOB NOT NULL,
+         new_key BLOB NOT NULL,
+         seq INTEGER NOT NULL,
+         sig BLOB NOT NULL,
+         accepted_at INTEGER NOT NULL);
+     CREATE INDEX handovers_by_name ON handovers (name, n);",
 ];
 
 /// The schema version this binary writes.

@@ -95,13 +95,11 @@ impl Hub {
             Err(refused) => return RegisterResult::Refused(refused),
         };
         let rec = &plan.entry.signed.record;
-        if let Err(e) = g.store.record(
-            plan.new_binding.as_ref(),
-            &rec.key,
-            rec.seq,
-            now,
-            plan.handed_from,
-        ) {
+        let handover = statement.filter(|_| plan.handed_from.is_some());
+        if let Err(e) = g
+            .store
+            .record(plan.new_binding.as_ref(), &rec.key, rec.seq, now, handover)
+        {
             warn!("cannot persist registration: {e}");
             return RegisterResult::Refused((
                 Refusal::BadRecord,
@@ -249,6 +247,15 @@ impl Hub {
             g.publish(&TrackerMsg::Left { key }, conn);
         }
         Ok(Some(key))
+    }
+
+    /// The handover statements accepted for `name`, oldest first (empty if the store fails:
+    /// the asker then keeps its conflict, as without a chain).
+    pub fn handovers(&self, name: &PeerName) -> Vec<SignedHandover> {
+        self.lock().store.handovers(name).unwrap_or_else(|e| {
+            warn!("cannot read the handovers of {name}: {e}");
+            Vec::new()
+        })
     }
 
     /// Live peers now.

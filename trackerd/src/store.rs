@@ -1,8 +1,11 @@
-//! The tracker's durable state in SQLite: name bindings and the last seq seen per key.
+//! The tracker's durable state in SQLite: name bindings, the last seq seen per key, and the
+//! handover statements accepted per name (the latest [`MAX_HANDOVER_CHAIN`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use proto::identity::Signature;
+use proto::tracker::{Handover, MAX_HANDOVER_CHAIN, SignedHandover};
 use proto::{PeerId, PeerName};
 use rusqlite::{Connection, params};
 use tracing::info;
@@ -129,15 +132,17 @@ impl Store {
     /// rest is durable against a crash of the process (WAL), and reaches the disk at the next
     /// sync.
     ///
-    /// `handed_from` is the key that handed the name over and its statement's seq, stored as
-    /// that key's last seq.
+    /// `handover` is the statement by which the old key handed the name over: its seq is
+    /// stored as that key's last seq, and the statement joins the name's chain (the latest
+    /// [`MAX_HANDOVER_CHAIN`] kept). A new binding made without a statement (a free or lapsed
+    /// name) starts the name's chain afresh.
     pub fn record(
         &mut self,
         binding: Option<&(PeerName, PeerId)>,
         key: &PeerId,
         seq: u64,
         now: u64,
-        handed_from: Option<(PeerId, u64)>,
+        handover: Option<&SignedHandover>,
     ) -> Result<(), StoreError> {
         let (db, err) = self.sync(if binding.is_some() { "FULL" } else { "NORMAL" })?;
         let tx = db.transaction().map_err(err)?;
@@ -163,6 +168,15 @@ impl Store {
             )
             .map_err(err)?;
         }
+        match (binding, handover) {
+            (_, Some(st)) => append_handover(&tx, st, now).map_err(err)?,
+            (Some((name, _)), None) => {
+                tx.execute("DELETE FROM handovers WHERE name = ?1", [name.as_str()])
+                    .map_err(err)?;
+            }
+            (None, None) => {}
+        }
+        let handed_from = handover.map(|st| (st.handover.old_key, st.handover.seq));
         for (k, seq) in std::iter::once((*key, seq)).chain(handed_from) {
             tx.execute(
                 "INSERT INTO seqs (key, seq) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET seq = excluded.seq",
@@ -215,13 +229,83 @@ impl Store {
         tx.commit().map_err(err)
     }
 
-    /// Removes the binding of `name`, synced to disk before this returns.
+    /// Removes the binding of `name` and its handover chain, synced to disk before this
+    /// returns.
     pub fn release(&mut self, name: &PeerName) -> Result<(), StoreError> {
         let (db, err) = self.sync("FULL")?;
-        db.execute("DELETE FROM names WHERE name = ?1", [name.as_str()])
+        let tx = db.transaction().map_err(err)?;
+        tx.execute("DELETE FROM names WHERE name = ?1", [name.as_str()])
             .map_err(err)?;
-        Ok(())
+        tx.execute("DELETE FROM handovers WHERE name = ?1", [name.as_str()])
+            .map_err(err)?;
+        tx.commit().map_err(err)
     }
+
+    /// The handover statements accepted for `name`, oldest first. Rows that no longer parse
+    /// are skipped with a warning.
+    pub fn handovers(&self, name: &PeerName) -> Result<Vec<SignedHandover>, StoreError> {
+        let mut stmt = self
+            .db
+            .prepare_cached(
+                "SELECT old_key, new_key, seq, sig FROM handovers WHERE name = ?1 ORDER BY n",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([name.as_str()], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                ))
+            })
+            .map_err(self.err())?;
+        let mut chain = Vec::new();
+        for row in rows {
+            let (old, new, seq, sig) = row.map_err(self.err())?;
+            let sig: Option<[u8; 64]> = sig.as_slice().try_into().ok();
+            match (key_from(&old), key_from(&new), sig) {
+                (Some(old_key), Some(new_key), Some(sig)) => chain.push(SignedHandover {
+                    handover: Handover {
+                        name: name.clone(),
+                        old_key,
+                        new_key,
+                        seq: seq.cast_unsigned(),
+                    },
+                    sig: Signature(sig),
+                }),
+                _ => tracing::warn!(name = %name, "skipping an unreadable handover statement"),
+            }
+        }
+        Ok(chain)
+    }
+}
+
+/// Adds `st` to its name's chain and drops what falls beyond [`MAX_HANDOVER_CHAIN`].
+fn append_handover(
+    tx: &rusqlite::Transaction<'_>,
+    st: &SignedHandover,
+    now: u64,
+) -> rusqlite::Result<()> {
+    let h = &st.handover;
+    tx.execute(
+        "INSERT INTO handovers (name, old_key, new_key, seq, sig, accepted_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            h.name.as_str(),
+            h.old_key.as_bytes().as_slice(),
+            h.new_key.as_bytes().as_slice(),
+            h.seq.cast_signed(),
+            st.sig.0.as_slice(),
+            now.cast_signed()
+        ],
+    )?;
+    tx.execute(
+        "DELETE FROM handovers WHERE name = ?1 AND n NOT IN (
+             SELECT n FROM handovers WHERE name = ?1 ORDER BY n DESC LIMIT ?2)",
+        params![h.name.as_str(), MAX_HANDOVER_CHAIN as i64],
+    )?;
+    Ok(())
 }
 
 fn key_from(bytes: &[u8]) -> Option<PeerId> {
@@ -273,6 +357,54 @@ mod tests {
         assert_eq!(names.len(), 1, "{names:?}");
         let three = names.get(&n("three")).unwrap();
         assert_eq!((three.key, three.last_used), (a, 60));
+    }
+
+    #[test]
+    fn handover_chains_keep_the_latest_and_restart_with_a_fresh_binding() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Vec<SecretKey> = (1..=20u8).map(|i| SecretKey::from_seed([i; 32])).collect();
+        let name = PeerName::new("bob").unwrap();
+        let statement = |i: usize| {
+            Handover {
+                name: name.clone(),
+                old_key: keys[i].peer_id(),
+                new_key: keys[i + 1].peer_id(),
+                seq: 100 + i as u64,
+            }
+            .sign(&keys[i])
+        };
+        {
+            let mut s = Store::open(dir.path()).unwrap();
+            let k0 = keys[0].peer_id();
+            s.record(Some(&(name.clone(), k0)), &k0, 1, 1, None)
+                .unwrap();
+            for i in 0..19 {
+                let new = keys[i + 1].peer_id();
+                s.record(Some(&(name.clone(), new)), &new, 1, 2, Some(&statement(i)))
+                    .unwrap();
+            }
+        }
+        let mut s = Store::open(dir.path()).unwrap();
+        let chain = s.handovers(&name).unwrap();
+        let want: Vec<SignedHandover> = (3..19).map(statement).collect();
+        assert_eq!(chain, want);
+        assert!(chain.iter().all(SignedHandover::verify));
+        let (_, seqs) = s.load().unwrap();
+        assert_eq!(seqs.get(&keys[18].peer_id()), Some(&118));
+        // Released, then bound afresh: no chain.
+        s.release(&name).unwrap();
+        assert!(s.handovers(&name).unwrap().is_empty());
+        s.record(
+            Some(&(name.clone(), keys[18].peer_id())),
+            &keys[18].peer_id(),
+            2,
+            3,
+            Some(&statement(17)),
+        )
+        .unwrap();
+        let k = keys[19].peer_id();
+        s.record(Some(&(name.clone(), k)), &k, 5, 4, None).unwrap();
+        assert!(s.handovers(&name).unwrap().is_empty());
     }
 
     /// The statements the first release ran at every start, before schema versions existed.

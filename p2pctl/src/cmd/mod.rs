@@ -6,6 +6,7 @@ mod chat;
 mod history;
 mod msg;
 mod peers;
+mod rekey;
 mod send;
 mod status;
 mod transfers;
@@ -15,7 +16,7 @@ mod watch;
 use std::io::{IsTerminal as _, Write as _};
 
 use proto::PeerName;
-use proto::api::{Call, MessageInfo, PeerInfo, Subscribed, TransferInfo};
+use proto::api::{Call, MessageInfo, PeerInfo, Rekeyed, Subscribed, TransferInfo};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -121,6 +122,10 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
                 peer,
             )
             .await
+        }
+        Command::Rekey => {
+            let render = |r: Rekeyed| rekey::explain(&r);
+            show(&mut client, &mut out, cli.json, Call::Rekey {}, render).await
         }
         Command::Send { peer, no_wait, .. } => {
             let show = if cli.json {

@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::chat::{Chat, ChatError};
 use crate::node::{Node, PeerOpError};
 use crate::peers::ResolveError;
+use crate::rekey::{RekeyError, Rekeyer};
 use crate::resources::Sampler;
 use crate::transfer::{TransferError, Transfers};
 
@@ -19,6 +20,8 @@ pub enum Reply {
     Value(Value),
     /// A result to send, after which the connection streams events.
     Subscribe(Value),
+    /// A result to send, after which the daemon restarts (a new identity key is on disk).
+    Restart(Value),
 }
 
 /// Services the handlers reach.
@@ -31,6 +34,8 @@ pub struct Services {
     pub transfers: Arc<Transfers>,
     /// Resource sampler.
     pub sampler: Sampler,
+    /// Key rotation.
+    pub rekey: Rekeyer,
 }
 
 /// Runs one call.
@@ -65,6 +70,10 @@ pub fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
         Call::Accept { id, to } => value(svc.transfers.accept(&id, to.as_deref())),
         Call::Decline { id } => value(svc.transfers.decline(&id)),
         Call::Cancel { id } => value(svc.transfers.cancel(&id)),
+        Call::Rekey {} => match value(svc.rekey.rekey(&svc.node))? {
+            Reply::Value(v) => Ok(Reply::Restart(v)),
+            other => Ok(other),
+        },
     }
 }
 
@@ -108,6 +117,12 @@ impl From<PeerOpError> for AppError {
             PeerOpError::Resolve(r) => AppError::Resolve(r),
             other => AppError::Failed(other.to_string()),
         }
+    }
+}
+
+impl From<RekeyError> for AppError {
+    fn from(e: RekeyError) -> Self {
+        AppError::Failed(e.to_string())
     }
 }
 

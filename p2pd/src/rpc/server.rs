@@ -203,9 +203,15 @@ async fn connection(stream: Stream, services: &Services) -> io::Result<()> {
                 };
                 let method = incoming.call.method();
                 let reply = dispatch(services, incoming.call);
-                let Some(id) = incoming.id else { continue };
+                let restart = matches!(reply, Ok(Reply::Restart(_)));
+                let Some(id) = incoming.id else {
+                    if restart {
+                        services.rekey.restart();
+                    }
+                    continue;
+                };
                 let response = match reply {
-                    Ok(Reply::Value(v)) => Response::ok(id, v),
+                    Ok(Reply::Value(v) | Reply::Restart(v)) => Response::ok(id, v),
                     Ok(Reply::Subscribe(v)) => {
                         events.get_or_insert_with(|| services.node.subscribe());
                         Response::ok(id, v)
@@ -215,7 +221,12 @@ async fn connection(stream: Stream, services: &Services) -> io::Result<()> {
                         Response::err(id, e)
                     }
                 };
-                send_line(&mut write, &response).await?;
+                let sent = send_line(&mut write, &response).await;
+                if restart {
+                    // Only once the answer is out: the restart closes this connection.
+                    services.rekey.restart();
+                }
+                sent?;
             }
         }
     }

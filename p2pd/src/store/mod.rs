@@ -9,6 +9,7 @@ use proto::{PeerId, PeerName};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub mod migrations;
+mod rekey;
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
