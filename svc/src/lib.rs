@@ -9,6 +9,7 @@ pub mod keyfile;
 pub mod listen;
 pub mod logging;
 pub mod notify;
+pub mod schema;
 
 /// Raises the soft open-file limit to the hard limit, so many peers can connect.
 /// Returns the new soft limit.

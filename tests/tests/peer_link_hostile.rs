@@ -55,6 +55,23 @@ fn message(n: u8, seq: u64, text: &str) -> ChatMessage {
     }
 }
 
+/// Reads alice's `Refused{KeyMismatch}` for the whole link, then waits for her to close it.
+/// Returns the refusal's detail.
+async fn refused_and_closed(link: &mut RawPeer) -> String {
+    let detail = match link.recv().await {
+        Ok(Some(PeerFrame::Refused {
+            id: None,
+            reason: Refusal::KeyMismatch,
+            detail,
+        })) => detail,
+        other => panic!("expected Refused(KeyMismatch), got {other:?}"),
+    };
+    raw::wait_closed(&mut link.tls, FAST_CLOSE)
+        .await
+        .expect("alice closes the refused link");
+    detail
+}
+
 /// `alice` still delivers to `bob` and still answers on her control socket.
 #[track_caller]
 fn still_delivers(net: &TestNet, alice: &P2pd, text: &str) {
@@ -94,20 +111,11 @@ async fn a_peer_claiming_a_pinned_name_with_another_key_is_refused() {
         }
         other => panic!("expected alice's Hello, got {other:?}"),
     }
-    match link.recv().await.expect("alice's answer") {
-        Some(PeerFrame::Refused {
-            id: None,
-            reason: Refusal::KeyMismatch,
-            detail,
-        }) => assert!(
-            detail.contains(&fake_id),
-            "the refusal names the key: {detail}"
-        ),
-        other => panic!("expected Refused(KeyMismatch), got {other:?}"),
-    }
-    raw::wait_closed(&mut link.tls, FAST_CLOSE)
-        .await
-        .expect("alice closes the refused link");
+    let detail = refused_and_closed(&mut link).await;
+    assert!(
+        detail.contains(&fake_id),
+        "the refusal names the key: {detail}"
+    );
 
     // Reported to the user, with the key.
     let ev = watch.wait_for(
@@ -490,20 +498,11 @@ async fn a_dialled_peer_cannot_answer_under_another_name() {
             "Hi Alice, this is Bob. New account number: 1234",
         )))
         .await;
-    match link.recv().await {
-        Ok(Some(PeerFrame::Refused {
-            id: None,
-            reason: Refusal::KeyMismatch,
-            detail,
-        })) => assert!(
-            detail.contains("\"bob\"") && detail.contains("\"eve\""),
-            "the refusal names both names: {detail}"
-        ),
-        other => panic!("expected Refused(KeyMismatch), got {other:?}"),
-    }
-    raw::wait_closed(&mut link.tls, FAST_CLOSE)
-        .await
-        .expect("alice closes the link");
+    let detail = refused_and_closed(&mut link).await;
+    assert!(
+        detail.contains("\"bob\"") && detail.contains("\"eve\""),
+        "the refusal names both names: {detail}"
+    );
 
     let ev = watch.wait_for(
         "the lie reported",

@@ -7,24 +7,31 @@
 //! file both reach version 1 the same way. Never edit a released migration; append one.
 
 use rusqlite::Connection;
+use svc::schema::{Migration, SchemaError};
 
-/// The statements of each version, in order: `MIGRATIONS[0]` makes version 1.
-pub const MIGRATIONS: &[&str] = &[
-    // 1: name bindings and the last seq per key.
-    "CREATE TABLE IF NOT EXISTS names (name TEXT PRIMARY KEY, key BLOB NOT NULL, bound_at INTEGER NOT NULL);
+/// Each version's step, in order: `MIGRATIONS[0]` makes version 1.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        what: "name bindings and the last seq per key",
+        sql: "CREATE TABLE IF NOT EXISTS names (name TEXT PRIMARY KEY, key BLOB NOT NULL, bound_at INTEGER NOT NULL);
      CREATE TABLE IF NOT EXISTS seqs (key BLOB PRIMARY KEY, seq INTEGER NOT NULL);",
-    // 2: one name per key, and when each binding was last used. The first schema kept no
-    // use times: a key that held several names keeps the one bound most recently, and every
-    // binding counts as used at the upgrade, so none lapses before it could be used.
-    "ALTER TABLE names ADD COLUMN last_used INTEGER NOT NULL DEFAULT 0;
+    },
+    // The first schema kept no use times: a key that held several names keeps the one bound
+    // most recently, and every binding counts as used at the upgrade, so none lapses before
+    // it could be used.
+    Migration {
+        what: "one name per key, and when each binding was last used",
+        sql: "ALTER TABLE names ADD COLUMN last_used INTEGER NOT NULL DEFAULT 0;
      UPDATE names SET last_used = CAST(strftime('%s', 'now') AS INTEGER);
      DELETE FROM names WHERE rowid <> (
          SELECT n.rowid FROM names AS n WHERE n.key = names.key
          ORDER BY n.bound_at DESC, n.rowid DESC LIMIT 1);
      CREATE UNIQUE INDEX names_by_key ON names (key);",
-    // 3: the handover statements accepted per name (the latest few), served to peers that
-    // pinned an old key so they can follow the name to its new key.
-    "CREATE TABLE handovers (
+    },
+    // Served to peers that pinned an old key, so they can follow the name to its new key.
+    Migration {
+        what: "the handover statements accepted per name",
+        sql: "CREATE TABLE handovers (
          n INTEGER PRIMARY KEY,
          name TEXT NOT NULL,
          old_key BLOB NOT NULL,
@@ -33,41 +40,15 @@ pub const MIGRATIONS: &[&str] = &[
          sig BLOB NOT NULL,
          accepted_at INTEGER NOT NULL);
      CREATE INDEX handovers_by_name ON handovers (name, n);",
+    },
 ];
 
 /// The schema version this binary writes.
 pub const LATEST: u32 = MIGRATIONS.len() as u32;
 
-/// Why the schema could not be brought up to date.
-#[derive(Debug, thiserror::Error)]
-pub enum MigrateError {
-    /// The file was written by a newer trackerd.
-    #[error(
-        "database schema version {found} is newer than this trackerd knows (up to {LATEST}); \
-         run a trackerd at least as new as the one that wrote it"
-    )]
-    TooNew {
-        /// The version found in the file.
-        found: u32,
-    },
-    /// SQLite failed.
-    #[error(transparent)]
-    Sql(#[from] rusqlite::Error),
-}
-
 /// Brings `db` up to [`LATEST`]; returns the version it had before.
-pub fn migrate(db: &mut Connection) -> Result<u32, MigrateError> {
-    let found: u32 = db.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if found > LATEST {
-        return Err(MigrateError::TooNew { found });
-    }
-    for (version, sql) in (1..=LATEST).zip(MIGRATIONS).skip(found as usize) {
-        let tx = db.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", version)?;
-        tx.commit()?;
-    }
-    Ok(found)
+pub fn migrate(db: &mut Connection) -> Result<u32, SchemaError> {
+    svc::schema::migrate(db, "trackerd", MIGRATIONS)
 }
 
 #[cfg(test)]
@@ -92,7 +73,7 @@ mod tests {
         let mut db = Connection::open_in_memory().unwrap();
         db.pragma_update(None, "user_version", LATEST + 1).unwrap();
         let err = migrate(&mut db).unwrap_err();
-        assert!(matches!(err, MigrateError::TooNew { found } if found == LATEST + 1));
+        assert!(matches!(err, SchemaError::TooNew { found, .. } if found == LATEST + 1));
         let msg = err.to_string();
         assert!(msg.contains(&(LATEST + 1).to_string()) && msg.contains(&LATEST.to_string()));
         assert_eq!(version(&db), LATEST + 1);
@@ -101,7 +82,7 @@ mod tests {
     #[test]
     fn version_2_keeps_the_most_recently_bound_name_of_each_key() {
         let mut db = Connection::open_in_memory().unwrap();
-        db.execute_batch(MIGRATIONS[0]).unwrap();
+        db.execute_batch(MIGRATIONS[0].sql).unwrap();
         db.execute_batch(
             "INSERT INTO names VALUES ('a1', x'01', 10), ('a2', x'01', 30), ('a3', x'01', 20),
                                       ('b1', x'02', 5);",

@@ -8,10 +8,10 @@ use proto::identity::Signature;
 use proto::tracker::{Handover, MAX_HANDOVER_CHAIN, SignedHandover};
 use proto::{PeerId, PeerName};
 use rusqlite::{Connection, params};
-use tracing::info;
 
-use crate::migrations::{self, MigrateError};
+use crate::migrations;
 use crate::registry::Binding;
+use svc::schema::SchemaError;
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +32,7 @@ pub enum StoreError {
         path: PathBuf,
         /// The cause.
         #[source]
-        source: MigrateError,
+        source: SchemaError,
     },
 }
 
@@ -60,17 +60,10 @@ impl Store {
              PRAGMA synchronous = FULL;",
         )
         .map_err(err)?;
-        let was = migrations::migrate(&mut db).map_err(|source| StoreError::Schema {
+        migrations::migrate(&mut db).map_err(|source| StoreError::Schema {
             path: path.clone(),
             source,
         })?;
-        if was != migrations::LATEST {
-            info!(
-                from = was,
-                to = migrations::LATEST,
-                "database schema upgraded"
-            );
-        }
         db.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
         Ok(Store { db, path })

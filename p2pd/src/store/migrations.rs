@@ -7,13 +7,7 @@
 //! refused, never opened: an older binary would misread what it does not know.
 
 use rusqlite::Connection;
-
-/// One step of the schema: the SQL that takes version `n - 1` to version `n`.
-struct Migration {
-    /// What it does, for the log.
-    what: &'static str,
-    sql: &'static str,
-}
+use svc::schema::{Migration, SchemaError};
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -82,64 +76,9 @@ INSERT INTO received_bytes (peer, bytes)
 /// The schema version this binary writes.
 pub const LATEST: u32 = MIGRATIONS.len() as u32;
 
-/// Why the schema could not be brought up to date.
-#[derive(Debug, thiserror::Error)]
-pub enum MigrateError {
-    /// The database is newer than this binary.
-    #[error(
-        "the database is at schema version {found}, but this p2pd knows only up to {LATEST}; \
-         it was written by a newer p2pd: run that version, or move the state directory aside"
-    )]
-    TooNew {
-        /// The version found.
-        found: u32,
-    },
-    /// SQLite failed.
-    #[error("migration to schema version {version} ({what}) failed: {source}")]
-    Step {
-        /// The version being made.
-        version: u32,
-        /// What that migration does.
-        what: &'static str,
-        /// The cause.
-        #[source]
-        source: rusqlite::Error,
-    },
-    /// Reading the version failed.
-    #[error("cannot read the schema version: {0}")]
-    Version(#[source] rusqlite::Error),
-}
-
-/// The schema version recorded in `db`.
-pub fn version(db: &Connection) -> Result<u32, MigrateError> {
-    db.query_row("PRAGMA user_version", [], |r| r.get::<_, u32>(0))
-        .map_err(MigrateError::Version)
-}
-
-/// Applies every migration above the database's version, each in its own transaction with
-/// the version bump, so a crash leaves the database at one version or the next.
-pub fn migrate(db: &mut Connection) -> Result<u32, MigrateError> {
-    let found = version(db)?;
-    if found > LATEST {
-        return Err(MigrateError::TooNew { found });
-    }
-    for (i, m) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        let version = i as u32 + 1;
-        let step = |source| MigrateError::Step {
-            version,
-            what: m.what,
-            source,
-        };
-        let tx = db.transaction().map_err(step)?;
-        tx.execute_batch(m.sql).map_err(step)?;
-        tx.pragma_update(None, "user_version", version)
-            .map_err(step)?;
-        tx.commit().map_err(step)?;
-        if found > 0 || version > 1 {
-            tracing::info!(version, what = m.what, "database schema upgraded");
-        }
-    }
-    Ok(LATEST)
+/// Brings `db` up to [`LATEST`]; returns the version it had before.
+pub fn migrate(db: &mut Connection) -> Result<u32, SchemaError> {
+    svc::schema::migrate(db, "p2pd", MIGRATIONS)
 }
 
 #[cfg(test)]
@@ -149,12 +88,15 @@ mod tests {
     /// The schema exactly as p2pd wrote it before versions were kept.
     const UNVERSIONED: &str = include_str!("unversioned_schema.sql");
 
+    fn version(db: &Connection) -> u32 {
+        svc::schema::version(db).unwrap()
+    }
+
     #[test]
     fn a_new_database_gets_every_migration() {
         let mut db = Connection::open_in_memory().unwrap();
-        assert_eq!(migrate(&mut db).unwrap(), LATEST);
-        assert_eq!(version(&db).unwrap(), LATEST);
-        // Idempotent.
+        assert_eq!(migrate(&mut db).unwrap(), 0);
+        assert_eq!(version(&db), LATEST);
         assert_eq!(migrate(&mut db).unwrap(), LATEST);
     }
 
@@ -168,9 +110,9 @@ mod tests {
                  VALUES (x'aa', x'01', 'bob', 1, 1, 'héllo', 3, 5), (x'bb', x'01', 'bob', 0, 1, 'hi', 0, 6);",
         )
         .unwrap();
-        assert_eq!(version(&db).unwrap(), 0);
+        assert_eq!(version(&db), 0);
         migrate(&mut db).unwrap();
-        assert_eq!(version(&db).unwrap(), LATEST);
+        assert_eq!(version(&db), LATEST);
         let name: String = db
             .query_row("SELECT name FROM peers", [], |r| r.get(0))
             .unwrap();
@@ -186,8 +128,8 @@ mod tests {
         let mut db = Connection::open_in_memory().unwrap();
         db.pragma_update(None, "user_version", LATEST + 1).unwrap();
         let e = migrate(&mut db).unwrap_err();
-        assert!(matches!(e, MigrateError::TooNew { found } if found == LATEST + 1));
-        assert!(e.to_string().contains("newer p2pd"), "{e}");
-        assert_eq!(version(&db).unwrap(), LATEST + 1);
+        assert!(matches!(e, SchemaError::TooNew { found, .. } if found == LATEST + 1));
+        assert!(e.to_string().contains("newer than this p2pd"), "{e}");
+        assert_eq!(version(&db), LATEST + 1);
     }
 }

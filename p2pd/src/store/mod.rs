@@ -33,7 +33,7 @@ pub enum StoreError {
         path: PathBuf,
         /// The cause.
         #[source]
-        source: migrations::MigrateError,
+        source: svc::schema::SchemaError,
     },
     /// The database file's permissions could not be set.
     #[error("database {}: cannot make it private (0600): {source}", path.display())]
