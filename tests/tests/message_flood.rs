@@ -229,6 +229,9 @@ async fn strangers_flooding_messages_cost_little() {
     let elapsed = t0.elapsed().as_secs_f64();
     let hwm = status_kib(pid, "VmHWM:");
     let db1 = db_bytes(&alice.state_dir);
+    let file_kib =
+        |f: &str| std::fs::metadata(alice.state_dir.join(f)).map_or(0, |m| m.len()) / 1024;
+    let (main_kib, wal_kib) = (file_kib("p2pd.db"), file_kib("p2pd.db-wal"));
 
     // Once the strangers are gone, alice holds no more descriptors than before.
     let fds1 = wait_fds_at_most(pid, fds0 + 2, DEADLINE, "alice after the flood");
@@ -248,13 +251,15 @@ async fn strangers_flooding_messages_cost_little() {
         (sent * MAX_TEXT as u64) as f64 / elapsed / 1e6
     );
     println!(
-        "alice: RSS {} KiB before, peak {hwm} KiB (+{} KiB); database {} KiB -> {} KiB \
-         (+{} KiB; quota {} KiB); fds {fds0} before, {fds1} after",
+        "alice: RSS {} KiB before, peak {hwm} KiB (+{} KiB); database with its WAL {} KiB -> {} KiB \
+         (+{} KiB: p2pd.db {main_kib} KiB, WAL {wal_kib} KiB; text stored {} KiB, quota {} KiB); \
+         fds {fds0} before, {fds1} after",
         rss0,
         hwm.saturating_sub(rss0),
         db0 / 1024,
         db1 / 1024,
         db1.saturating_sub(db0) / 1024,
+        acked * MAX_TEXT as u64 / 1024,
         total / 1024
     );
     println!(
