@@ -3,6 +3,8 @@
 //! Checks: the frame stream decodes the same however it is cut into reads; every frame
 //! round-trips through the frame codec and through JSON; message ids print and parse back;
 //! names are valid and already folded; received text neutralises to something printable.
+//! The whole input, read as one payload, decodes as an unknown frame only when its tag is
+//! past the known ones, and otherwise exactly as the generic frame decoder decodes it.
 
 #![no_main]
 
@@ -11,9 +13,24 @@ use p2p_fuzz::check_neutralize;
 use p2p_fuzz::frames::check_stream;
 use p2p_fuzz::json::check_json_round_trip;
 use proto::PeerName;
-use proto::peer::{MAX_FRAME, MessageId, PeerFrame};
+use proto::frame::decode_payload;
+use proto::peer::{Inbound, KNOWN_TAGS, MAX_FRAME, MessageId, PeerFrame};
 
 fuzz_target!(|data: &[u8]| {
+    match PeerFrame::decode(data) {
+        Ok(Inbound::Unknown { tag }) => {
+            assert!(tag >= KNOWN_TAGS);
+            assert_eq!(
+                postcard::take_from_bytes::<u32>(data).ok().map(|t| t.0),
+                Some(tag)
+            );
+        }
+        Ok(Inbound::Frame(frame)) => {
+            assert!(frame.tag() < KNOWN_TAGS);
+            assert_eq!(decode_payload::<PeerFrame>(data).ok(), Some(frame));
+        }
+        Err(_) => assert!(decode_payload::<PeerFrame>(data).is_err()),
+    }
     for frame in check_stream::<PeerFrame>(data, MAX_FRAME) {
         check_json_round_trip(&frame);
         match &frame {

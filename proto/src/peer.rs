@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::frame::{self, FrameError};
 use crate::name::PeerName;
 
 /// Version carried in both `Hello` frames.
@@ -15,6 +16,16 @@ pub const PROTOCOL_VERSION: u16 = 1;
 pub const MAX_FRAME: usize = 128 * 1024;
 /// Longest chat message text, in bytes of UTF-8.
 pub const MAX_TEXT: usize = 64 * 1024;
+
+/// TLS ALPN name of a chat link, whose frames are [`PeerFrame`]s. A peer that offers no ALPN
+/// speaks this protocol.
+pub const ALPN_CHAT: &[u8] = b"p2p-chat/1";
+/// TLS ALPN name of a bulk link, which carries one file transfer
+/// ([`TransferFrame`](crate::transfer::TransferFrame)s after the `Hello` exchange).
+pub const ALPN_BULK: &[u8] = b"p2p-bulk/1";
+/// Number of [`PeerFrame`] tags this version knows (0 to `KNOWN_TAGS - 1`). A frame with a
+/// higher tag comes from a newer peer: it decodes as [`Inbound::Unknown`].
+pub const KNOWN_TAGS: u32 = 6;
 
 /// A message's unique id: 16 random bytes, shown as 32 hex characters (JSON carries the
 /// hex string, the wire the 16 bytes).
@@ -166,9 +177,135 @@ pub enum PeerFrame {
     },
 }
 
+/// One payload read off a peer link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    /// A frame this version knows.
+    Frame(PeerFrame),
+    /// A frame whose tag is past the known ones (a newer peer's); its body is not read.
+    /// A chat link answers it with `Refused { id: None, reason: BadMessage }` and stays up.
+    Unknown {
+        /// The frame's tag.
+        tag: u32,
+    },
+}
+
+impl PeerFrame {
+    /// Decodes one whole payload (no length prefix). A payload whose tag is a valid varint
+    /// past [`KNOWN_TAGS`] is [`Inbound::Unknown`]; anything else that does not decode as a
+    /// [`PeerFrame`], trailing bytes included, is an error. Never panics.
+    pub fn decode(payload: &[u8]) -> Result<Inbound, FrameError> {
+        let (tag, _) = postcard::take_from_bytes::<u32>(payload)?;
+        if tag >= KNOWN_TAGS {
+            return Ok(Inbound::Unknown { tag });
+        }
+        frame::decode_payload(payload).map(Inbound::Frame)
+    }
+
+    /// The frame's tag (its variant index, the first byte on the wire).
+    pub fn tag(&self) -> u32 {
+        match self {
+            PeerFrame::Hello { .. } => 0,
+            PeerFrame::Message(_) => 1,
+            PeerFrame::Ack { .. } => 2,
+            PeerFrame::Refused { .. } => 3,
+            PeerFrame::Ping { .. } => 4,
+            PeerFrame::Pong { .. } => 5,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn payload(f: &PeerFrame) -> Vec<u8> {
+        postcard::to_allocvec(f).unwrap()
+    }
+
+    #[test]
+    fn frames_have_pinned_bytes() {
+        let id = MessageId([0xab; 16]);
+        let cases: [(PeerFrame, Vec<u8>); 7] = [
+            (
+                PeerFrame::Hello {
+                    version: 1,
+                    name: PeerName::new("bob").unwrap(),
+                },
+                vec![0, 1, 3, b'b', b'o', b'b'],
+            ),
+            (
+                PeerFrame::Message(ChatMessage {
+                    id,
+                    seq: 300,
+                    sent_at: 5,
+                    text: "hi".into(),
+                }),
+                [&[1u8][..], &[0xab; 16], &[0xac, 0x02, 5, 2, b'h', b'i']].concat(),
+            ),
+            (PeerFrame::Ack { id }, [&[2u8][..], &[0xab; 16]].concat()),
+            (
+                PeerFrame::Refused {
+                    id: None,
+                    reason: Refusal::BadMessage,
+                    detail: "x".into(),
+                },
+                vec![3, 0, 3, 1, b'x'],
+            ),
+            (
+                PeerFrame::Refused {
+                    id: Some(id),
+                    reason: Refusal::OverQuota,
+                    detail: String::new(),
+                },
+                [&[3u8, 1][..], &[0xab; 16], &[6, 0]].concat(),
+            ),
+            (PeerFrame::Ping { nonce: 7 }, vec![4, 7]),
+            (PeerFrame::Pong { nonce: 128 }, vec![5, 0x80, 0x01]),
+        ];
+        for (frame, bytes) in cases {
+            assert_eq!(payload(&frame), bytes, "{frame:?}");
+            assert_eq!(bytes[0] as u32, frame.tag(), "{frame:?}");
+            assert_eq!(PeerFrame::decode(&bytes).unwrap(), Inbound::Frame(frame));
+        }
+    }
+
+    #[test]
+    fn tags_past_the_known_ones_are_unknown_not_garbage() {
+        // The highest known tag is the last one, and the next one is unknown.
+        assert_eq!(PeerFrame::Pong { nonce: 0 }.tag(), KNOWN_TAGS - 1);
+        for (bytes, tag) in [
+            (vec![6u8], 6),
+            (vec![6, 1, 2, 3], 6),
+            (vec![0x7f], 127),
+            (vec![0xc8, 0x01, 0xff], 200),
+            (vec![0xff, 0xff, 0xff, 0xff, 0x0f], u32::MAX),
+        ] {
+            assert_eq!(
+                PeerFrame::decode(&bytes).unwrap(),
+                Inbound::Unknown { tag },
+                "{bytes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        for bytes in [
+            &[][..],
+            // A tag that is not a varint of a u32.
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+            &[0x80],
+            // Known tags with bodies that do not decode.
+            &[1, 0xab],
+            &[3, 0, 9, 0],
+            &[4],
+            // Trailing bytes after a whole frame.
+            &[4, 7, 0],
+        ] {
+            assert!(PeerFrame::decode(bytes).is_err(), "{bytes:?}");
+        }
+    }
 
     #[test]
     fn message_ids_print_and_parse() {
