@@ -7,18 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto::PeerId;
-use svc::conn_limit::ConnLimiter;
-use tokio::net::TcpListener;
+use proto::peer::{ALPN_BULK, ALPN_CHAT};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::chat::Chat;
-use crate::config::{Config, Limits};
-use crate::link::LinkTls;
+use crate::config::Config;
 use crate::node::{Identity, Node};
 use crate::rekey::{self, RekeyError, Rekeyer};
 use crate::resources::Sampler;
+use crate::router::{Dialer, Router};
 use crate::rpc::dispatch::Services;
 use crate::rpc::server::{self, SocketError};
 use crate::state_lock::{LockError, StateLock};
@@ -130,28 +129,27 @@ impl Daemon {
         let node = Node::new(identity, store)?;
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let tls = LinkTls::new(&key)?;
+        let dialer = Dialer::new(&key, config.name.clone())?;
         let chat = Chat::start(
             node.clone(),
-            tls.clone(),
+            dialer.clone(),
             config.limits.messages,
             tasks.clone(),
             cancel.child_token(),
         );
         let transfers = Transfers::start(
             node.clone(),
-            tls,
+            dialer,
             config.download_dir.clone(),
             config.transfer_limits,
             tasks.clone(),
             cancel.child_token(),
         );
-        chat.set_bulk_handler(transfers.clone());
         let restart = CancellationToken::new();
         let services = Arc::new(Services {
             node: node.clone(),
             chat: chat.clone(),
-            transfers,
+            transfers: transfers.clone(),
             sampler: Sampler::new(),
             rekey: Rekeyer::new(config.state_dir.clone(), key.clone(), restart.clone()),
         });
@@ -161,12 +159,16 @@ impl Daemon {
             cancel.child_token(),
             tasks.clone(),
         ));
-        tasks.spawn(accept_peers(
-            peer_listener,
-            chat,
-            config.limits,
-            cancel.child_token(),
-        ));
+        Router::new(node.clone())
+            .accept(ALPN_CHAT, chat)
+            .accept(ALPN_BULK, transfers)
+            .spawn(
+                &key,
+                peer_listener,
+                config.limits,
+                &tasks,
+                cancel.child_token(),
+            )?;
         let link = TrackerLink {
             node: node.clone(),
             key,
@@ -229,40 +231,5 @@ impl Daemon {
         }
         server::remove(&self.socket);
         self.lock
-    }
-}
-
-/// Accepts peer links and hands each to the chat service, under the caps on handshakes in
-/// flight (a connection over a cap is closed at once).
-async fn accept_peers(
-    listener: TcpListener,
-    chat: Arc<Chat>,
-    limits: Limits,
-    cancel: CancellationToken,
-) {
-    let pending = ConnLimiter::new(limits.max_pending_links, limits.max_pending_links_per_ip);
-    loop {
-        tokio::select! {
-            () = cancel.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok((tcp, addr)) => match pending.try_acquire(addr.ip()) {
-                    Ok(slot) => {
-                        debug!(%addr, "peer connection");
-                        chat.accept(tcp, slot, limits.handshake_timeout);
-                    }
-                    Err(over) => {
-                        debug!(%addr, ?over, "peer connection refused: too many handshakes in flight");
-                        drop(tcp);
-                    }
-                },
-                Err(e) => {
-                    warn!("peer accept failed: {e}");
-                    tokio::select! {
-                        () = cancel.cancelled() => break,
-                        () = tokio::time::sleep(Duration::from_millis(50)) => {}
-                    }
-                }
-            },
-        }
     }
 }

@@ -16,6 +16,7 @@ pub mod node;
 pub mod peers;
 pub mod rekey;
 pub mod resources;
+pub mod router;
 pub mod rpc;
 pub mod state_lock;
 pub mod store;

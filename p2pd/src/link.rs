@@ -1,8 +1,7 @@
 //! Establishing a peer link: TCP, TLS 1.3 with both Ed25519 keys, and the `Hello` exchange,
-//! under one deadline. What runs over an established link lives in [`crate::chat`].
+//! under one deadline. Which links are made and where they go is [`crate::router`]'s work.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use proto::peer::{MAX_FRAME, PROTOCOL_VERSION, PeerFrame, Refusal};
@@ -214,40 +213,7 @@ async fn hello(conn: &mut LinkConn, me: &PeerName) -> Result<PeerName, LinkError
     }
 }
 
-/// ALPN name of a chat link (also assumed when a peer offers none).
-pub const ALPN_CHAT: &[u8] = b"p2p-chat/1";
-/// ALPN name of a bulk link, which carries one file transfer.
-pub const ALPN_BULK: &[u8] = b"p2p-bulk/1";
-
-/// TLS configurations for links, built once.
-pub struct LinkTls {
-    /// Dialing side, for chat links.
-    pub connector: TlsConnector,
-    /// Dialing side, for bulk (transfer) links.
-    pub bulk_connector: TlsConnector,
-    /// Accepting side (both kinds; the ALPN says which).
-    pub acceptor: TlsAcceptor,
-}
-
-impl LinkTls {
-    /// Configurations presenting `key`.
-    pub fn new(key: &proto::SecretKey) -> Result<Arc<LinkTls>, transport::TlsError> {
-        let with_alpn = |alpn: &[u8]| -> Result<TlsConnector, transport::TlsError> {
-            let mut cfg = (*transport::client_config(key, None)?).clone();
-            cfg.alpn_protocols = vec![alpn.to_vec()];
-            Ok(TlsConnector::from(Arc::new(cfg)))
-        };
-        let mut server = (*transport::server_config(key)?).clone();
-        server.alpn_protocols = vec![ALPN_CHAT.to_vec(), ALPN_BULK.to_vec()];
-        Ok(Arc::new(LinkTls {
-            connector: with_alpn(ALPN_CHAT)?,
-            bulk_connector: with_alpn(ALPN_BULK)?,
-            acceptor: TlsAcceptor::from(Arc::new(server)),
-        }))
-    }
-}
-
-/// True when an accepted link negotiated the bulk protocol.
-pub fn is_bulk(conn: &LinkConn) -> bool {
-    conn.get_ref().get_ref().1.alpn_protocol() == Some(ALPN_BULK)
+/// The ALPN name a link negotiated, if any.
+pub fn alpn(conn: &LinkConn) -> Option<&[u8]> {
+    conn.get_ref().get_ref().1.alpn_protocol()
 }

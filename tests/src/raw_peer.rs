@@ -18,8 +18,7 @@ use transport::peer_id_of;
 use crate::DEADLINE;
 use crate::raw;
 
-/// ALPN name of a bulk (file transfer) link, as p2pd's `link::ALPN_BULK`.
-pub const ALPN_BULK: &[u8] = b"p2p-bulk/1";
+pub use proto::peer::ALPN_BULK;
 
 /// Our `Hello` frame, naming us `name`.
 pub fn hello(name: &str) -> PeerFrame {

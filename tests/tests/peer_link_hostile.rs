@@ -2,7 +2,9 @@
 //! a key of the test's choosing): a key other than the one pinned for the name it claims is
 //! refused with `KeyMismatch` and reported, both when it calls and when p2pd dials it;
 //! garbage, silence, half handshakes, bad first frames, oversized and malformed frames each
-//! end only that connection (silent ones at the 10 s handshake deadline); bad messages are
+//! end only that connection (silent ones at the 10 s handshake deadline); a frame with an
+//! unknown tag (a newer peer's) is answered and the link goes on, a TLS handshake asking
+//! for a protocol p2pd does not serve fails; bad messages are
 //! refused one by one and duplicates stored once; and through it all, real messages flow.
 
 use std::net::SocketAddr;
@@ -70,6 +72,45 @@ async fn refused_and_closed(link: &mut RawPeer) -> String {
         .await
         .expect("alice closes the refused link");
     detail
+}
+
+/// Registers a fresh key as "mallory" (announcing an address nobody listens on), waits until
+/// alice sees it, and links to alice as mallory: a registered peer, so alice takes the link.
+/// Returns the key, the registration (alive while held) and the link after `Hello`.
+async fn mallory_linked(p: &chat::Pair) -> (SecretKey, Client, RawPeer) {
+    let key = raw::random_key();
+    let registration = register(
+        &p.tracker,
+        &key,
+        "mallory",
+        "0.0.0.0:9".parse().expect("addr"),
+    )
+    .await;
+    p.alice.wait_peer("mallory", true, DEADLINE);
+    let (link, name) = RawPeer::hello(p.alice.listen, &key, "mallory")
+        .await
+        .expect("link to alice");
+    assert_eq!(name, "alice");
+    (key, registration, link)
+}
+
+/// Sends `m` on `link` and expects its `Ack`.
+async fn acked(link: &mut RawPeer, m: ChatMessage) {
+    let want = m.id;
+    link.send(&PeerFrame::Message(m)).await.expect("send");
+    match link.recv().await.expect("an answer") {
+        Some(PeerFrame::Ack { id }) => assert_eq!(id, want),
+        other => panic!("expected Ack, got {other:?}"),
+    }
+}
+
+/// Sends `Ping { nonce }` on `link` and expects the matching `Pong`.
+async fn pong(link: &mut RawPeer, nonce: u64) {
+    link.send(&PeerFrame::Ping { nonce }).await.expect("ping");
+    match link.recv().await.expect("an answer") {
+        Some(PeerFrame::Pong { nonce: n }) if n == nonce => {}
+        other => panic!("expected Pong {nonce}, got {other:?}"),
+    }
 }
 
 /// `alice` still delivers to `bob` and still answers on her control socket.
@@ -312,31 +353,11 @@ async fn bad_frames_on_an_established_link_end_only_that_link() {
     let net = TestNet::new();
     let mut p = chat::pair(&net);
     let mut watch = net.watch(&p.alice);
-    // mallory is a registered peer, so alice takes its link.
-    let key = raw::random_key();
-    let _registration = register(
-        &p.tracker,
-        &key,
-        "mallory",
-        "0.0.0.0:9".parse().expect("addr"),
-    )
-    .await;
-    p.alice.wait_peer("mallory", true, DEADLINE);
-
-    let (mut link, name) = RawPeer::hello(p.alice.listen, &key, "mallory")
-        .await
-        .expect("link to alice");
-    assert_eq!(name, "alice");
+    let (key, _registration, mut link) = mallory_linked(&p).await;
     // A good message is stored and acknowledged; the same id again is acknowledged, not
     // stored twice.
     for _ in 0..2 {
-        link.send(&PeerFrame::Message(message(7, 1, "hello from mallory")))
-            .await
-            .expect("send");
-        match link.recv().await.expect("an answer") {
-            Some(PeerFrame::Ack { id }) => assert_eq!(id, MessageId([7; 16])),
-            other => panic!("expected Ack, got {other:?}"),
-        }
+        acked(&mut link, message(7, 1, "hello from mallory")).await;
     }
     watch.wait_for(
         "mallory's message",
@@ -360,13 +381,7 @@ async fn bad_frames_on_an_established_link_end_only_that_link() {
             other => panic!("{what}: expected Refused(BadMessage), got {other:?}"),
         }
     }
-    link.send(&PeerFrame::Ping { nonce: 42 })
-        .await
-        .expect("ping");
-    match link.recv().await.expect("an answer") {
-        Some(PeerFrame::Pong { nonce: 42 }) => {}
-        other => panic!("expected Pong 42, got {other:?}"),
-    }
+    pong(&mut link, 42).await;
     let h = history(&p.alice, "mallory");
     assert_eq!(
         texts(&h, "in"),
@@ -386,7 +401,11 @@ async fn bad_frames_on_an_established_link_end_only_that_link() {
     let over = u32::try_from(MAX_FRAME + 1).expect("fits").to_be_bytes();
     for (what, bytes) in [
         ("a frame one byte over the cap", over.to_vec()),
-        ("an undecodable frame", vec![0, 0, 0, 5, 200, 1, 2, 3, 4]),
+        // A `Message` tag with a body cut short: garbage, not a newer peer's frame.
+        (
+            "an undecodable frame",
+            vec![0, 0, 0, 5, 1, 0xab, 0xab, 0xab, 0xab],
+        ),
     ] {
         let (mut link, _) = RawPeer::hello(p.alice.listen, &key, "mallory")
             .await
@@ -403,6 +422,43 @@ async fn bad_frames_on_an_established_link_end_only_that_link() {
         texts(&history(&p.alice, "mallory"), "in"),
         ["hello from mallory"]
     );
+}
+
+#[tokio::test]
+async fn unknown_frames_and_protocols_are_refused_and_the_link_goes_on() {
+    let net = TestNet::new();
+    let p = chat::pair(&net);
+    let mut watch = net.watch(&p.alice);
+    let (key, _registration, mut link) = mallory_linked(&p).await;
+
+    // Frames with tags past the known ones, as a newer peer would send: one with a body, one
+    // with a two-byte tag. Each gets a refusal naming its tag, for the frame, not the link.
+    for (tag, bytes) in [
+        (9, vec![0, 0, 0, 4, 9, 1, 2, 3]),
+        (200, vec![0, 0, 0, 3, 0xc8, 0x01, 7]),
+    ] {
+        link.send_raw(&bytes).await.expect("write");
+        match link.recv().await.expect("an answer") {
+            Some(PeerFrame::Refused {
+                id: None,
+                reason: Refusal::BadMessage,
+                detail,
+            }) => assert_eq!(detail, format!("unknown frame tag {tag}")),
+            other => panic!("tag {tag}: expected Refused(BadMessage), got {other:?}"),
+        }
+    }
+    // The same link still carries messages.
+    acked(&mut link, message(5, 1, "after the unknown frames")).await;
+    watch.wait_for(
+        "mallory's message",
+        events::message_received("after the unknown frames"),
+        DEADLINE,
+    );
+
+    // A protocol alice has no handler for is refused by the TLS handshake itself.
+    let other = RawPeer::connect_alpn(p.alice.listen, &key, Some(b"p2p-unknown/1")).await;
+    assert!(other.is_err(), "TLS with an unserved ALPN must fail");
+    pong(&mut link, 3).await;
 }
 
 #[tokio::test]

@@ -7,10 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use proto::api::{Event, MessageInfo, MessageState};
-use proto::peer::{MAX_TEXT, PeerFrame, Refusal};
+use proto::peer::{ALPN_CHAT, Inbound, MAX_TEXT, PeerFrame, Refusal};
 use proto::{PeerId, PeerName};
-use svc::conn_limit::ConnSlot;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
@@ -22,9 +20,10 @@ mod ingress;
 pub use ingress::MessageLimits;
 
 use crate::backoff::{Backoff, random_unit};
-use crate::link::{self, LinkConn, LinkError, LinkTls};
+use crate::link::{LinkConn, LinkError};
 use crate::node::Node;
 use crate::peers::ResolveError;
+use crate::router::{Dialer, PeerLink, Protocol};
 use crate::store::StoreError;
 use ingress::{Held, Ingress, Verdict};
 
@@ -92,10 +91,8 @@ struct Links {
 
 /// The chat service. Cheap to share: `Arc<Chat>`.
 pub struct Chat {
-    /// Takes inbound bulk links (file transfers), once set.
-    bulk: std::sync::OnceLock<Arc<crate::transfer::Transfers>>,
     node: Arc<Node>,
-    tls: Arc<LinkTls>,
+    dialer: Arc<Dialer>,
     links: Mutex<Links>,
     ingress: Mutex<Ingress>,
     kick: mpsc::UnboundedSender<PeerId>,
@@ -107,16 +104,15 @@ impl Chat {
     /// Starts the outbox worker. Links and their tasks are tracked by `tasks`.
     pub fn start(
         node: Arc<Node>,
-        tls: Arc<LinkTls>,
+        dialer: Arc<Dialer>,
         limits: MessageLimits,
         tasks: TaskTracker,
         cancel: CancellationToken,
     ) -> Arc<Chat> {
         let (kick, kicks) = mpsc::unbounded_channel();
         let chat = Arc::new(Chat {
-            bulk: std::sync::OnceLock::new(),
             node,
-            tls,
+            dialer,
             links: Mutex::default(),
             ingress: Mutex::new(Ingress::new(limits)),
             kick,
@@ -125,11 +121,6 @@ impl Chat {
         });
         tasks.spawn(chat.clone().outbox_worker(kicks));
         chat
-    }
-
-    /// Routes inbound bulk links to the transfer service.
-    pub fn set_bulk_handler(&self, transfers: Arc<crate::transfer::Transfers>) {
-        let _ = self.bulk.set(transfers);
     }
 
     fn links(&self) -> MutexGuard<'_, Links> {
@@ -268,12 +259,11 @@ impl Chat {
             }
             r.dialing = true;
         }
-        let me = self.node.identity.name.clone();
         let chat = self.clone();
         self.tasks.spawn(async move {
             let result = tokio::select! {
                 () = chat.cancel.cancelled() => return,
-                r = link::dial(&chat.tls.connector, &me, peer, &info.name, &info.addrs) => r,
+                r = chat.dialer.dial(ALPN_CHAT, &info) => r,
             };
             match result {
                 Ok(conn) => {
@@ -335,96 +325,6 @@ impl Chat {
             Ok(None) => {}
             Err(e) => warn!("cannot record delivery of {id}: {e}"),
         }
-    }
-
-    /// Serves an accepted TCP connection from a peer. It gets `deadline` for its handshake;
-    /// `slot` (its place under the cap on handshakes in flight) is freed when that ends.
-    pub fn accept(self: &Arc<Self>, tcp: TcpStream, slot: ConnSlot, deadline: Duration) {
-        let chat = self.clone();
-        self.tasks.spawn(async move {
-            let me = chat.node.identity.name.clone();
-            let accepted = tokio::select! {
-                () = chat.cancel.cancelled() => return,
-                r = link::accept(&chat.tls.acceptor, tcp, &me, deadline) => r,
-            };
-            drop(slot);
-            let (mut conn, id, name) = match accepted {
-                Ok(x) => x,
-                Err(e) => return debug!("inbound peer link failed: {e}"),
-            };
-            if let Some(refusal) = chat.admit(id, &name) {
-                debug!(peer = %name, id = %id.short(), "refusing a peer link: {}", refusal.1);
-                let _ = conn
-                    .send(&PeerFrame::Refused {
-                        id: None,
-                        reason: refusal.0,
-                        detail: refusal.1,
-                    })
-                    .await;
-                let _ = conn.shutdown().await;
-                return;
-            }
-            if link::is_bulk(&conn) {
-                match chat.bulk.get() {
-                    Some(transfers) => transfers.inbound(conn, id, name),
-                    None => debug!("no transfer service for a bulk link"),
-                }
-                return;
-            }
-            chat.clone().adopt(conn, id, name, id);
-        });
-    }
-
-    /// Checks an inbound peer: not blocked, and the name it gave is the one the peer table
-    /// holds for its key (bound by the tracker or pinned here). Nothing is written: a peer is
-    /// pinned in the store only once the user deals with it.
-    fn admit(&self, id: PeerId, name: &PeerName) -> Option<(Refusal, String)> {
-        let known = self.node.peer(id);
-        if known.as_ref().is_some_and(|p| p.blocked) {
-            return Some((Refusal::Blocked, Refusal::Blocked.describe().into()));
-        }
-        if known
-            .as_ref()
-            .is_some_and(|p| p.name == *name && p.key_conflict.is_none())
-        {
-            return None;
-        }
-        // Names are bound to keys by the tracker (or an earlier pin), never by a caller's own
-        // word: else any key could take a name not seen here yet, and speak under it.
-        let (detail, contact) = match self.node.resolve(name.as_str()) {
-            Ok(p) if p.name == *name && p.id != id => (
-                format!(
-                    "{:?} is pinned to key {}, but the link presented key {id}",
-                    name.as_str(),
-                    p.id
-                ),
-                Some(p.id),
-            ),
-            _ => match known {
-                Some(p) => (
-                    format!(
-                        "key {id} is known here as {:?}, not {:?}",
-                        p.name.as_str(),
-                        name.as_str()
-                    ),
-                    None,
-                ),
-                None => (
-                    format!(
-                        "no peer {:?} with key {id} is known here; the tracker has not shown it",
-                        name.as_str()
-                    ),
-                    None,
-                ),
-            },
-        };
-        // A contact is named at most once a minute, however many keys claim its name.
-        if let Some(contact) = contact
-            && self.node.link_error(contact, detail.clone())
-        {
-            warn!(peer = %name, id = %id.short(), "refusing a peer link: {detail}");
-        }
-        Some((Refusal::KeyMismatch, detail))
     }
 
     /// Registers an established link and runs it.
@@ -501,11 +401,24 @@ impl Chat {
                 () = cancel.cancelled() => return,
                 () = sleep_until(idle_until) => return debug!(peer = %name, "closing an idle link"),
                 () = sleep_until(dead_at) => return warn!(peer = %name, "peer link silent; closing it"),
-                f = conn.read::<PeerFrame>() => f,
+                f = conn.read_payload() => f,
             };
-            let frame = match frame {
-                Ok(Some(f)) => f,
+            let payload = match frame {
+                Ok(Some(p)) => p,
                 Ok(None) => return,
+                Err(e) => return warn!(peer = %name, "peer link error: {e}"),
+            };
+            let frame = match PeerFrame::decode(&payload) {
+                Ok(Inbound::Frame(f)) => f,
+                Ok(Inbound::Unknown { tag }) => {
+                    // A newer peer's frame: say so and keep the link.
+                    debug!(peer = %name, tag, "unknown frame refused");
+                    dead_at = Instant::now() + PING_EVERY * 3;
+                    if tx.send(unknown_frame(tag)).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
                 Err(e) => return warn!(peer = %name, "peer link error: {e}"),
             };
             dead_at = Instant::now() + PING_EVERY * 3;
@@ -542,6 +455,14 @@ impl Chat {
                             Some(&refusal_text(reason, &detail)),
                         );
                     }
+                    None
+                }
+                PeerFrame::Refused {
+                    id: None,
+                    reason: Refusal::BadMessage,
+                    detail,
+                } => {
+                    warn!(peer = %name, "the peer did not understand a frame: {detail}");
                     None
                 }
                 PeerFrame::Refused {
@@ -707,6 +628,22 @@ impl Chat {
             slot.rewind = Some(slot.rewind.map_or(from, |r| r.min(from)));
             slot.hold_until = Some(Instant::now() + wait);
         }
+    }
+}
+
+impl Protocol for Chat {
+    fn handle(self: Arc<Self>, link: PeerLink) {
+        self.adopt(link.conn, link.key, link.name, link.key);
+    }
+}
+
+/// The answer to a frame this version does not know (a newer peer's): `Refused` without a
+/// message id, with `BadMessage`, which never ends the link.
+fn unknown_frame(tag: u32) -> PeerFrame {
+    PeerFrame::Refused {
+        id: None,
+        reason: Refusal::BadMessage,
+        detail: format!("unknown frame tag {tag}"),
     }
 }
 

@@ -28,9 +28,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::link::{LinkConn, LinkTls};
+use crate::link::LinkConn;
 use crate::node::Node;
 use crate::peers::ResolveError;
+use crate::router::{Dialer, PeerLink, Protocol};
 use crate::store::StoreError;
 use limits::{LinkCounts, OfferBook, OfferRefusal, RefusalLog, TransferLimits};
 use live::Live;
@@ -97,7 +98,7 @@ enum Decision {
 /// The transfer service. Share as `Arc<Transfers>`.
 pub struct Transfers {
     node: Arc<Node>,
-    tls: Arc<LinkTls>,
+    dialer: Arc<Dialer>,
     download_dir: PathBuf,
     live: Mutex<HashMap<TransferId, Arc<Live>>>,
     limits: TransferLimits,
@@ -110,7 +111,7 @@ impl Transfers {
     /// Starts the service and resumes unfinished outgoing transfers.
     pub fn start(
         node: Arc<Node>,
-        tls: Arc<LinkTls>,
+        dialer: Arc<Dialer>,
         download_dir: PathBuf,
         limits: TransferLimits,
         tasks: TaskTracker,
@@ -118,7 +119,7 @@ impl Transfers {
     ) -> Arc<Transfers> {
         let t = Arc::new(Transfers {
             node,
-            tls,
+            dialer,
             download_dir,
             live: Mutex::default(),
             limits,
@@ -442,12 +443,13 @@ impl Transfers {
         let t = self.clone();
         self.tasks.spawn(async move { send::run(t, live).await });
     }
+}
 
-    /// An inbound bulk link from `peer`, already admitted.
-    pub fn inbound(self: &Arc<Self>, conn: LinkConn, peer: PeerId, name: PeerName) {
-        let t = self.clone();
-        self.tasks
-            .spawn(async move { recv::run(t, conn, peer, name).await });
+/// Inbound bulk links, already admitted: each carries one transfer to receive.
+impl Protocol for Transfers {
+    fn handle(self: Arc<Self>, link: PeerLink) {
+        let tasks = self.tasks.clone();
+        tasks.spawn(async move { recv::run(self, link.conn, link.key, link.name).await });
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use proto::api::{Event, TransferState};
 use proto::frame;
+use proto::peer::ALPN_BULK;
 use proto::transfer::{
     BULK_LINKS_BUSY, MAX_CHUNK_FRAME, OFFER_EXPIRED, TransferFrame, chunk_frame_head,
 };
@@ -18,7 +19,6 @@ use super::live::Live;
 use super::source::{Piece, Plan, Source};
 use super::{SessionLog, Transfers};
 use crate::backoff::{Backoff, random_unit};
-use crate::link;
 
 /// A session that lasted this long shows the link works: the next one is dialed soon.
 const LINK_WORKED: Duration = Duration::from_secs(5);
@@ -96,8 +96,9 @@ async fn session(
     live: &Arc<Live>,
     peer: &proto::api::PeerInfo,
 ) -> Result<Option<End>, String> {
-    let me = t.node.identity.name.clone();
-    let mut conn = link::dial(&t.tls.bulk_connector, &me, peer.id, &peer.name, &peer.addrs)
+    let mut conn = t
+        .dialer
+        .dial(ALPN_BULK, peer)
         .await
         .map_err(|e| e.to_string())?;
     conn.set_limits(MAX_CHUNK_FRAME, MAX_CHUNK_FRAME);
