@@ -24,6 +24,13 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Milliseconds since the Unix epoch, saturating at 0 for a clock before 1970.
+pub fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// The real user id of this process (read from `/proc/self`, no unsafe code).
 pub fn current_uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
