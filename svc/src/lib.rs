@@ -31,10 +31,11 @@ pub fn unix_millis() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The real user id of this process (read from `/proc/self`, no unsafe code).
+/// The effective user id of this process (`geteuid`): the uid that owns the files and
+/// sockets it creates, that `SO_PEERCRED` reports to the other end of a local socket, and
+/// whose privileges it acts with. Every ownership and peer check compares against this one.
 pub fn current_uid() -> u32 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid())
+    rustix::process::geteuid().as_raw()
 }
 
 /// Creates `dir` (and its parents) if needed; a directory this creates gets mode 0700.

@@ -298,7 +298,9 @@ fn sweep_stale() {
             // Its daemons outlived it: they run in its namespaces and nowhere else.
             if let Ok(pids) = Command::new("ip").args(["netns", "pids", ns]).output() {
                 for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-KILL", pid]).output();
+                    if let Ok(pid) = pid.parse() {
+                        let _ = crate::proc::send_signal(pid, rustix::process::Signal::KILL);
+                    }
                 }
             }
             let _ = quiet(Command::new("ip").args(["netns", "delete", ns]));
