@@ -10,6 +10,7 @@ use proto::api::{Event, MessageInfo, MessageState};
 use proto::peer::{MAX_TEXT, PeerFrame, Refusal};
 use proto::{PeerId, PeerName};
 use svc::conn_limit::ConnSlot;
+use svc::unix_millis;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
@@ -732,12 +733,6 @@ async fn write_loop<W>(
         }
     }
     let _ = conn.shutdown().await;
-}
-
-fn unix_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A refusal as shown to the user: the reason, and the peer's detail when it gave one.
