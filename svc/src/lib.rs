@@ -1,6 +1,6 @@
 //! Plumbing shared by trackerd and p2pd: identity key files, logging (stderr or journald,
-//! plus the rotated activity log), systemd readiness notification, file-descriptor limits,
-//! connection caps and TCP listeners.
+//! plus the rotated activity log), systemd readiness notification, the stop signals,
+//! file-descriptor limits, connection caps and TCP listeners.
 
 pub mod config_file;
 pub mod conn_limit;
@@ -10,6 +10,10 @@ pub mod listen;
 pub mod logging;
 pub mod notify;
 pub mod schema;
+pub mod signals;
+
+/// The exit status of a daemon refusing its configuration (`EX_CONFIG` of sysexits.h).
+pub const EXIT_CONFIG: u8 = 78;
 
 /// Raises the soft open-file limit to the hard limit, so many peers can connect.
 /// Returns the new soft limit.
