@@ -37,12 +37,6 @@ pub(crate) enum Error {
         /// Our effective uid.
         me: u32,
     },
-    /// Our own uid could not be read, so the socket cannot be checked.
-    #[error("cannot tell which user runs p2pctl: {0}")]
-    NoUid(String),
-    /// No socket path was given and the default could not be worked out.
-    #[error("cannot work out the default control socket: {0}")]
-    NoDefaultSocket(String),
     /// The daemon answered a request with a JSON-RPC error.
     #[error("{}", rpc_message(.0))]
     Rpc(RpcError),
@@ -96,11 +90,9 @@ impl Error {
             Error::Output(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
             // p2pctl could not talk to its daemon, as when none listens: the refusals keep it
             // from talking to someone else instead.
-            Error::Unreachable { .. }
-            | Error::NoDefaultSocket(_)
-            | Error::SocketDir(_)
-            | Error::ForeignServer { .. }
-            | Error::NoUid(_) => ExitCode::from(EXIT_UNREACHABLE),
+            Error::Unreachable { .. } | Error::SocketDir(_) | Error::ForeignServer { .. } => {
+                ExitCode::from(EXIT_UNREACHABLE)
+            }
             Error::Rpc(_)
             | Error::Closed
             | Error::Timeout(_)
@@ -135,7 +127,6 @@ impl Error {
                 "start the daemon with 'p2pd --name NAME --tracker HOST:PORT', or \
                  'systemctl --user start p2pd'; use --socket or P2PD_SOCKET if it listens elsewhere",
             ),
-            Error::NoDefaultSocket(_) => Some("name the socket with --socket PATH or P2PD_SOCKET"),
             Error::SocketDir(_) => Some(
                 "another user could put their own socket there and read what you send; \
                  p2pd refuses such a directory too",

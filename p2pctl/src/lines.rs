@@ -4,6 +4,7 @@
 use std::fmt;
 use std::io;
 
+use proto::lines::{LineSplitter, Split};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 /// Why a line could not be read.
@@ -40,17 +41,15 @@ pub(crate) enum Tail {
     Keep,
 }
 
-/// Reads lines of at most `max` bytes (newline excluded) from a buffered reader.
+/// Reads lines of at most `max` bytes (newline excluded) from a buffered reader; the
+/// splitting is [`LineSplitter`]'s.
 ///
-/// Cancel-safe: a partly read line stays in `pending`, so dropping a `next_line` future (for
-/// example in `select!`) loses nothing.
+/// Cancel-safe: a partly read line stays in the splitter, so dropping a `next_line` future
+/// (for example in `select!`) loses nothing.
 pub(crate) struct LineReader<R> {
     inner: R,
-    max: usize,
     tail: Tail,
-    pending: Vec<u8>,
-    /// Skipping the rest of an over-long line, up to and including its newline.
-    skipping: bool,
+    split: LineSplitter,
 }
 
 impl<R: AsyncBufRead + Unpin> LineReader<R> {
@@ -58,10 +57,8 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
     pub(crate) fn new(inner: R, max: usize, tail: Tail) -> Self {
         Self {
             inner,
-            max,
             tail,
-            pending: Vec::new(),
-            skipping: false,
+            split: LineSplitter::new(max),
         }
     }
 
@@ -70,40 +67,28 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
         loop {
             let available = self.inner.fill_buf().await.map_err(LineError::Io)?;
             if available.is_empty() {
-                self.skipping = false;
-                let tail = std::mem::take(&mut self.pending);
-                if tail.is_empty() || self.tail == Tail::Drop {
-                    return Ok(None);
-                }
-                return String::from_utf8(tail)
-                    .map(Some)
-                    .map_err(|_| LineError::NotUtf8);
+                return match self.split.finish() {
+                    Some(tail) if self.tail == Tail::Keep => utf8(tail).map(Some),
+                    _ => Ok(None),
+                };
             }
-            let (chunk, used, complete) = match available.iter().position(|&b| b == b'\n') {
-                Some(i) => (&available[..i], i + 1, true),
-                None => (available, available.len(), false),
-            };
-            if self.skipping {
-                self.inner.consume(used);
-                self.skipping = !complete;
-                continue;
-            }
-            if self.pending.len() + chunk.len() > self.max {
-                self.pending.clear();
-                self.inner.consume(used);
-                self.skipping = !complete;
-                return Err(LineError::TooLong { max: self.max });
-            }
-            self.pending.extend_from_slice(chunk);
+            let (used, found) = self.split.push(available);
             self.inner.consume(used);
-            if complete {
-                let line = std::mem::take(&mut self.pending);
-                return String::from_utf8(line)
-                    .map(Some)
-                    .map_err(|_| LineError::NotUtf8);
+            match found {
+                Split::More => {}
+                Split::Line(line) => return utf8(line).map(Some),
+                Split::TooLong => {
+                    return Err(LineError::TooLong {
+                        max: self.split.max(),
+                    });
+                }
             }
         }
     }
+}
+
+fn utf8(line: Vec<u8>) -> Result<String, LineError> {
+    String::from_utf8(line).map_err(|_| LineError::NotUtf8)
 }
 
 #[cfg(test)]

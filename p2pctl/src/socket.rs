@@ -15,13 +15,7 @@ pub(crate) fn resolve(given: Option<PathBuf>) -> Result<PathBuf, Error> {
     }
     let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
     let runtime = runtime.as_deref();
-    let uid = match current_uid() {
-        Ok(uid) => uid,
-        // With an absolute runtime directory the uid is not part of the path.
-        Err(_) if runtime.is_some_and(Path::is_absolute) => 0,
-        Err(e) => return Err(Error::NoDefaultSocket(e)),
-    };
-    Ok(proto::paths::default_socket(runtime, uid))
+    Ok(proto::paths::default_socket(runtime, current_uid()))
 }
 
 /// Refuses a socket whose directory another user owns or can write to: anyone who can put
@@ -29,7 +23,7 @@ pub(crate) fn resolve(given: Option<PathBuf>) -> Result<PathBuf, Error> {
 /// is left for the connection to report (no daemon, not allowed). Returns our uid.
 #[cfg(unix)]
 pub(crate) fn check_dir(socket: &Path) -> Result<u32, Error> {
-    let me = current_uid().map_err(Error::NoUid)?;
+    let me = current_uid();
     let dir = match socket.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -67,25 +61,10 @@ pub(crate) fn check_server(
     }
 }
 
-/// This process's effective uid, read without libc: from `/proc/self/status`, else from
-/// the owner of `/proc/self`.
-fn current_uid() -> Result<u32, String> {
-    if let Some(uid) = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .as_deref()
-        .and_then(effective_uid)
-    {
-        return Ok(uid);
-    }
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .map_err(|e| format!("cannot read the user id from /proc/self: {e}"))
-}
-
-/// The effective uid from the `Uid:` line of `/proc/PID/status` (real, effective, saved, fs).
-fn effective_uid(status: &str) -> Option<u32> {
-    let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+/// This process's effective uid (`geteuid`): the one `SO_PEERCRED` reports for the daemon
+/// and the owner of the directories it makes, so both checks compare like with like.
+fn current_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
 }
 
 #[cfg(test)]
@@ -93,21 +72,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_effective_uid() {
-        let status = "Name:\tp2pctl\nUmask:\t0022\nState:\tR (running)\nUid:\t1000\t1001\t1000\t1000\nGid:\t100\t100\t100\t100\n";
-        assert_eq!(effective_uid(status), Some(1001));
-        assert_eq!(effective_uid("Name:\tx\n"), None);
-        assert_eq!(effective_uid("Uid:\t1000\n"), None);
-        assert_eq!(effective_uid("Uid:\tx\ty\n"), None);
-    }
-
-    #[test]
-    fn own_uid_is_readable_here() {
-        let uid = current_uid().expect("uid");
-        assert_eq!(
-            Some(uid),
-            std::fs::metadata("/proc/self").ok().map(|m| m.uid())
-        );
+    fn own_uid_owns_what_we_create() {
+        let path = std::env::temp_dir().join(format!("p2pctl-uid-{}", std::process::id()));
+        std::fs::write(&path, b"").expect("create");
+        let owner = std::fs::metadata(&path).expect("stat").uid();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(current_uid(), owner);
     }
 
     #[test]
@@ -141,7 +111,7 @@ mod tests {
     #[test]
     fn a_directory_open_to_others_is_refused_before_connecting() {
         use std::os::unix::fs::PermissionsExt as _;
-        let me = current_uid().expect("uid");
+        let me = current_uid();
         let dir = std::env::temp_dir().join(format!("p2pctl-test-open-{}", std::process::id()));
         std::fs::create_dir(&dir).expect("mkdir");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");

@@ -6,10 +6,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use p2pd::{Args, Config, Daemon, StateLock};
-use tokio::signal::unix::{SignalKind, signal};
-
-/// Exit status for a bad configuration (EX_CONFIG).
-const EXIT_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -17,7 +13,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("p2pd: {e}");
-            return ExitCode::from(EXIT_CONFIG);
+            return ExitCode::from(svc::EXIT_CONFIG);
         }
     };
     if args.check_config {
@@ -45,17 +41,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let lock = StateLock::acquire(&config.state_dir)?;
     let _log = svc::logging::init(&config.state_dir, "activity.log")?;
     svc::raise_fd_limit();
-    let mut term = signal(SignalKind::terminate())?;
+    let mut stop = svc::signals::Stop::install()?;
     let mut daemon = Daemon::start_locked(config.clone(), lock).await?;
     announce(&daemon)?;
     svc::notify::ready();
     loop {
         tokio::select! {
-            _ = term.recv() => break,
-            r = tokio::signal::ctrl_c() => {
-                r?;
-                break;
-            }
+            () = stop.wait() => break,
             () = daemon.restart_requested() => {}
         }
         // A new identity key is on disk: start again with it, on the same peer port, keeping

@@ -320,21 +320,29 @@ impl Node {
         self.lock().peers.counts()
     }
 
-    /// Changes a peer's flags: stored first, then applied.
+    /// Changes a peer's flags: stored first, then applied, and `peer_updated` goes out (under
+    /// the table lock, like every other peer change) unless nothing changed.
     pub fn set_flags(
         &self,
         peer: &str,
         f: impl FnOnce(&mut PeerInfo),
     ) -> Result<PeerInfo, PeerOpError> {
         let mut info = self.resolve(peer)?;
+        let before = (info.trusted, info.auto_accept, info.blocked);
         f(&mut info);
         self.deal_with(info.id)?;
         self.store()
             .set_flags(info.id, info.trusted, info.auto_accept, info.blocked)?;
-        let updated =
-            self.lock()
-                .peers
-                .set_flags(info.id, info.trusted, info.auto_accept, info.blocked);
+        let mut g = self.lock();
+        let updated = g
+            .peers
+            .set_flags(info.id, info.trusted, info.auto_accept, info.blocked);
+        if let Some(peer) = &updated
+            && (peer.trusted, peer.auto_accept, peer.blocked) != before
+        {
+            self.publish([Event::PeerUpdated { peer: peer.clone() }]);
+        }
+        drop(g);
         Ok(updated.unwrap_or(info))
     }
 
@@ -400,13 +408,7 @@ impl Node {
                 return Err(PeerOpError::Blocked(info.name));
             }
             self.store().forget(info.id)?;
-            self.lock().peers.forget(info.id);
-            return Ok(PeerInfo {
-                trusted: false,
-                auto_accept: false,
-                key_conflict: None,
-                ..info
-            });
+            return Ok(self.forget_row(info));
         };
         let new = entry.signed.record.key;
         {
@@ -415,14 +417,35 @@ impl Node {
             store.pin(&entry.signed.record.name, new, svc::unix_now())?;
             store.set_flags(new, false, false, info.blocked)?;
         }
-        self.lock().peers.forget(info.id);
+        self.forget_row(info.clone());
         self.tracker_entry(&entry);
         let mut g = self.lock();
         g.peers.set_pinned(new);
         let updated = g.peers.set_flags(new, false, false, info.blocked);
+        if let Some(peer) = &updated {
+            self.publish([Event::PeerUpdated { peer: peer.clone() }]);
+        }
         drop(g);
         info!(target: svc::logging::ACTIVITY, op = "key-replaced", peer = %info.name, old = %info.id.short(), new = %new.short(), "pinned key replaced");
         Ok(updated.unwrap_or(info))
+    }
+
+    /// Unpins `info`'s key in the table (its flags go) and publishes `peer_updated` with what
+    /// it became, under the table lock. Returns that.
+    fn forget_row(&self, info: PeerInfo) -> PeerInfo {
+        let mut g = self.lock();
+        g.peers.forget(info.id);
+        let forgotten = PeerInfo {
+            trusted: false,
+            auto_accept: false,
+            blocked: false,
+            key_conflict: None,
+            ..info
+        };
+        self.publish([Event::PeerUpdated {
+            peer: forgotten.clone(),
+        }]);
+        forgotten
     }
 }
 

@@ -129,7 +129,7 @@ impl TrackerLink {
         let (mut conn, tracker_key, lease) = timeout(CONNECT_TIMEOUT, self.connect())
             .await
             .map_err(|_| SessionError::Timeout(CONNECT_TIMEOUT))??;
-        *seq = (*seq + 1).max(unix_millis());
+        *seq = (*seq + 1).max(svc::unix_millis());
         self.node.note_seq(*seq);
         let me = &self.node.identity;
         let record = Record {
@@ -300,10 +300,4 @@ impl TrackerLink {
             None => Err(SessionError::Closed),
         }
     }
-}
-
-fn unix_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod frame;
 pub mod identity;
+pub mod lines;
 pub mod name;
 pub mod paths;
 pub mod peer;

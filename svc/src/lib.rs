@@ -1,6 +1,6 @@
 //! Plumbing shared by trackerd and p2pd: identity key files, logging (stderr or journald,
-//! plus the rotated activity log), systemd readiness notification, file-descriptor limits,
-//! connection caps and TCP listeners.
+//! plus the rotated activity log), systemd readiness notification, the stop signals,
+//! file-descriptor limits, connection caps and TCP listeners.
 
 pub mod config_file;
 pub mod conn_limit;
@@ -10,6 +10,10 @@ pub mod listen;
 pub mod logging;
 pub mod notify;
 pub mod schema;
+pub mod signals;
+
+/// The exit status of a daemon refusing its configuration (`EX_CONFIG` of sysexits.h).
+pub const EXIT_CONFIG: u8 = 78;
 
 /// Raises the soft open-file limit to the hard limit, so many peers can connect.
 /// Returns the new soft limit.
@@ -24,10 +28,18 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The real user id of this process (read from `/proc/self`, no unsafe code).
+/// Milliseconds since the Unix epoch, saturating at 0 for a clock before 1970.
+pub fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The effective user id of this process (`geteuid`): the uid that owns the files and
+/// sockets it creates, that `SO_PEERCRED` reports to the other end of a local socket, and
+/// whose privileges it acts with. Every ownership and peer check compares against this one.
 pub fn current_uid() -> u32 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid())
+    rustix::process::geteuid().as_raw()
 }
 
 /// Creates `dir` (and its parents) if needed; a directory this creates gets mode 0700.

@@ -13,6 +13,11 @@ pub fn peer_left(name: &str) -> impl Fn(&Value) -> bool + '_ {
     move |ev| ev["type"] == "peer_left" && ev["peer"]["name"] == name
 }
 
+/// `peer_updated` for the peer named `name`.
+pub fn peer_updated(name: &str) -> impl Fn(&Value) -> bool + '_ {
+    move |ev| ev["type"] == "peer_updated" && ev["peer"]["name"] == name
+}
+
 /// A `tracker` event whose link state is `state` (`connecting`, `registered`, `refused`).
 pub fn tracker_state(state: &str) -> impl Fn(&Value) -> bool + '_ {
     move |ev| ev["type"] == "tracker" && ev["tracker"]["state"] == state

@@ -21,7 +21,8 @@
 //! so there is no added delay: loss is an nftables `numgen random` drop rule, the bandwidth
 //! cap a `tbf` qdisc on both ends of the link, and an outage the switch's end set down (the
 //! cable pulled). Making namespaces needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN);
-//! [`Lab::or_skip`] says why not, so tests can skip where it is missing.
+//! [`Lab::or_skip`] says why not, so tests can skip where it is missing (but not in CI as
+//! root, see [`skip`]).
 
 use std::ffi::OsString;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -29,6 +30,22 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::{DEADLINE, run_with_input};
+
+/// Lets a test skip, printing `skipped: REASON`, when what it needs is missing here; but in
+/// CI as root (`CI=true` and uid 0), where `.ci/run` installs every tool the tests use, a
+/// skip would hide a broken test, so it panics with the reason instead.
+#[track_caller]
+pub fn skip(reason: &str) {
+    if must_run(std::env::var("CI").ok().as_deref(), svc::current_uid()) {
+        panic!("this test must run in CI as root, but cannot: {reason}");
+    }
+    eprintln!("skipped: {reason}");
+}
+
+/// Whether a test may not skip: `CI` is `true` (or `1`) and the (effective) uid is 0.
+fn must_run(ci: Option<&str>, uid: u32) -> bool {
+    matches!(ci, Some("true" | "1")) && uid == 0
+}
 
 /// The interface name of every host's end of its link.
 pub const HOST_IF: &str = "eth0";
@@ -101,12 +118,13 @@ impl Lab {
     }
 
     /// [`Lab::new`], or `None` after printing `skipped: REASON` (for a test to return early
-    /// where namespaces cannot be made).
+    /// where namespaces cannot be made). In CI as root it panics instead (see [`skip`]).
+    #[track_caller]
     pub fn or_skip(needs: &[&str]) -> Option<Lab> {
         match Lab::new(needs) {
             Ok(lab) => Some(lab),
             Err(reason) => {
-                eprintln!("skipped: {reason}");
+                skip(&reason);
                 None
             }
         }
@@ -298,10 +316,27 @@ fn sweep_stale() {
             // Its daemons outlived it: they run in its namespaces and nowhere else.
             if let Ok(pids) = Command::new("ip").args(["netns", "pids", ns]).output() {
                 for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-KILL", pid]).output();
+                    if let Ok(pid) = pid.parse() {
+                        let _ = crate::proc::send_signal(pid, rustix::process::Signal::KILL);
+                    }
                 }
             }
             let _ = quiet(Command::new("ip").args(["netns", "delete", ns]));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::must_run;
+
+    #[test]
+    fn only_ci_as_root_refuses_a_skip() {
+        assert!(must_run(Some("true"), 0));
+        assert!(must_run(Some("1"), 0));
+        assert!(!must_run(Some("true"), 1000));
+        assert!(!must_run(None, 0));
+        assert!(!must_run(Some("false"), 0));
+        assert!(!must_run(Some(""), 0));
     }
 }

@@ -23,7 +23,7 @@ impl<'a> Nobody<'a> {
     /// the test puts there.
     pub fn new(net: &'a TestNet) -> Option<Nobody<'a>> {
         if Command::new("setpriv").arg("--version").output().is_err() {
-            eprintln!("SKIPPED: setpriv (util-linux) is not installed");
+            crate::netns::skip("setpriv (util-linux) is not installed");
             return None;
         }
         if svc::current_uid() != 0 {

@@ -9,6 +9,8 @@ use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitSta
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use rustix::process::{Pid, Signal};
+
 use crate::DEADLINE;
 
 /// A running child process. Its stdout and stderr are read by background threads: stdout
@@ -164,25 +166,25 @@ impl Proc {
         }
     }
 
-    /// Sends `signal` (a name such as `TERM` or `KILL`) with `kill(1)`, unless the process
-    /// has already been reaped.
+    /// Sends `signal` (`TERM`, `KILL`, `STOP` or `CONT`), unless the process has already
+    /// been reaped.
     pub fn signal(&mut self, signal: &str) {
         if self.try_status().is_some() {
             return;
         }
-        let out = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.pid().to_string())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run kill(1)");
+        let sig = match signal {
+            "TERM" => Signal::TERM,
+            "KILL" => Signal::KILL,
+            "STOP" => Signal::STOP,
+            "CONT" => Signal::CONT,
+            other => panic!("unknown signal name {other}"),
+        };
+        let result = send_signal(self.pid(), sig);
         // It may have exited between the check and the signal; that is not an error.
-        if !out.status.success() && self.try_status().is_none() {
-            panic!(
-                "kill -{signal} {} failed: {}",
-                self.pid(),
-                String::from_utf8_lossy(&out.stderr)
-            );
+        if let Err(e) = result
+            && self.try_status().is_none()
+        {
+            panic!("kill -{signal} {} failed: {e}", self.pid());
         }
     }
 
@@ -466,10 +468,7 @@ pub fn run_with_input(mut cmd: Command, input: Option<Vec<u8>>, timeout: Duratio
         Ok(Err(e)) => panic!("waiting for {cmdline}: {e}"),
         Err(_) => {
             // The child is not reaped yet (the thread still waits on it): the pid is its own.
-            let _ = Command::new("kill")
-                .arg("-KILL")
-                .arg(pid.to_string())
-                .status();
+            let _ = send_signal(pid, Signal::KILL);
             let partial = rx
                 .recv_timeout(Duration::from_secs(5))
                 .ok()
@@ -485,4 +484,13 @@ pub fn run_with_input(mut cmd: Command, input: Option<Vec<u8>>, timeout: Duratio
             panic!("{cmdline} ran longer than {timeout:?}; killed it\n{partial}")
         }
     }
+}
+
+/// Sends `sig` to the process `pid` (`kill(2)`).
+pub(crate) fn send_signal(pid: u32, sig: Signal) -> std::io::Result<()> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    rustix::process::kill_process(pid, sig).map_err(std::io::Error::from)
 }

@@ -5,12 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use tokio::signal::unix::{SignalKind, signal};
 use trackerd::admin::{self, Answer};
 use trackerd::{Args, Command, Config, Tracker};
-
-/// Exit status for a bad configuration (EX_CONFIG).
-const EXIT_CONFIG: u8 = 78;
 
 /// Exit status when the running tracker cannot be reached.
 const EXIT_UNREACHABLE: u8 = 3;
@@ -24,7 +20,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("trackerd: {e}");
-            return ExitCode::from(EXIT_CONFIG);
+            return ExitCode::from(svc::EXIT_CONFIG);
         }
     };
     if args.check_config {
@@ -47,7 +43,7 @@ fn release(args: &Args, name: &str) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("trackerd: {e}");
-            return ExitCode::from(EXIT_CONFIG);
+            return ExitCode::from(svc::EXIT_CONFIG);
         }
     };
     let name = match proto::PeerName::new(name) {
@@ -100,7 +96,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     })?;
     let _log = svc::logging::init(&config.state_dir, "activity.log")?;
     svc::raise_fd_limit();
-    let mut term = signal(SignalKind::terminate())?;
+    let mut stop = svc::signals::Stop::install()?;
     let tracker = Tracker::start(config).await?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "listening on {}", tracker.local_addr())?;
@@ -108,10 +104,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     out.flush()?;
     drop(out);
     svc::notify::ready();
-    tokio::select! {
-        _ = term.recv() => {}
-        r = tokio::signal::ctrl_c() => r?,
-    }
+    stop.wait().await;
     svc::notify::stopping();
     tracker.shutdown().await;
     Ok(())

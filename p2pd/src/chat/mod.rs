@@ -9,6 +9,7 @@ use std::time::Duration;
 use proto::api::{Event, MessageInfo, MessageState};
 use proto::peer::{ALPN_CHAT, Inbound, MAX_TEXT, PeerFrame, Refusal};
 use proto::{PeerId, PeerName};
+use svc::unix_millis;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
@@ -669,12 +670,6 @@ async fn write_loop<W>(
         }
     }
     let _ = conn.shutdown().await;
-}
-
-fn unix_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A refusal as shown to the user: the reason, and the peer's detail when it gave one.

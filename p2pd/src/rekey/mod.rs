@@ -146,10 +146,7 @@ impl Rekeyer {
     /// answers, then calls [`restart`](Self::restart).
     pub fn rekey(&self, node: &Node) -> Result<Rekeyed, RekeyError> {
         let _one = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
-        let millis = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let seq = node.last_seq().saturating_add(1).max(millis);
+        let seq = node.last_seq().saturating_add(1).max(svc::unix_millis());
         let rotated = rotate(&self.state_dir, &self.key, &node.identity.name, seq)?;
         node.note_seq(seq);
         let (old_key, new_key) = (self.key.peer_id(), rotated.key.peer_id());

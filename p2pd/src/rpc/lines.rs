@@ -1,7 +1,9 @@
-//! Reading newline-terminated lines with a hard cap. An over-long line is reported once and
-//! skipped up to its newline, so the connection stays usable.
+//! Reading newline-terminated lines with a hard cap, over [`proto::lines::LineSplitter`]. An
+//! over-long line is reported once and skipped up to its newline, so the connection stays
+//! usable.
 
 use bytes::{Buf, BytesMut};
+use proto::lines::{LineSplitter, Split};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// One item read from the stream.
@@ -15,14 +17,13 @@ pub enum Line {
     NotUtf8,
 }
 
-/// A capped line reader over any stream.
+/// A capped line reader over any stream; the splitting is [`LineSplitter`]'s.
 #[derive(Debug)]
 pub struct LineReader<R> {
     io: R,
+    /// Bytes read and not yet handed to the splitter.
     buf: BytesMut,
-    max: usize,
-    /// Set while skipping the rest of an over-long line.
-    discarding: bool,
+    split: LineSplitter,
 }
 
 impl<R: AsyncRead + Unpin> LineReader<R> {
@@ -31,50 +32,36 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         Self {
             io,
             buf: BytesMut::new(),
-            max,
-            discarding: false,
+            split: LineSplitter::new(max),
         }
     }
 
     /// The next line; `Ok(None)` at end of stream. Cancel-safe.
     pub async fn next(&mut self) -> std::io::Result<Option<Line>> {
         loop {
-            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
-                let line = self.buf.split_to(pos + 1);
+            while !self.buf.is_empty() {
+                let (used, found) = self.split.push(&self.buf);
+                self.buf.advance(used);
                 if self.buf.is_empty() {
+                    // An idle connection keeps no read buffer.
                     self.buf = BytesMut::new();
                 }
-                if std::mem::take(&mut self.discarding) {
-                    continue;
-                }
-                if pos > self.max {
-                    return Ok(Some(Line::TooLong));
-                }
-                return Ok(Some(match std::str::from_utf8(&line[..pos]) {
-                    Ok(s) => Line::Text(s.to_owned()),
-                    Err(_) => Line::NotUtf8,
-                }));
-            }
-            if self.buf.len() > self.max {
-                // Too long already: drop what we have and skip to the next newline.
-                self.buf.advance(self.buf.len());
-                if !std::mem::replace(&mut self.discarding, true) {
-                    return Ok(Some(Line::TooLong));
+                match found {
+                    Split::More => {}
+                    Split::Line(line) => return Ok(Some(text(line))),
+                    Split::TooLong => return Ok(Some(Line::TooLong)),
                 }
             }
             self.buf.reserve(8 * 1024);
             if self.io.read_buf(&mut self.buf).await? == 0 {
-                if self.buf.is_empty() || self.discarding {
-                    return Ok(None);
-                }
-                let rest = self.buf.split();
-                return Ok(Some(match String::from_utf8(rest.to_vec()) {
-                    Ok(s) => Line::Text(s),
-                    Err(_) => Line::NotUtf8,
-                }));
+                return Ok(self.split.finish().map(text));
             }
         }
     }
+}
+
+fn text(line: Vec<u8>) -> Line {
+    String::from_utf8(line).map_or(Line::NotUtf8, Line::Text)
 }
 
 #[cfg(test)]

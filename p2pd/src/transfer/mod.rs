@@ -170,7 +170,7 @@ impl Transfers {
         let every = (self.limits.offer_expiry / 4)
             .clamp(Duration::from_millis(100), Duration::from_secs(60));
         loop {
-            let expired = self.held().offers.expired(now_ms());
+            let expired = self.held().offers.expired(svc::unix_millis());
             for id in expired {
                 self.held().offers.remove(id);
                 let live = self.lock().get(&id).cloned();
@@ -209,7 +209,7 @@ impl Transfers {
         name: &PeerName,
         bytes: u64,
     ) -> Result<(), OfferRefusal> {
-        let now = now_ms();
+        let now = svc::unix_millis();
         let mut held = self.held();
         let refusal = match held.offers.admit(id, peer, bytes, now) {
             Ok(()) => return Ok(()),
@@ -489,13 +489,6 @@ impl Drop for BulkSlot {
     fn drop(&mut self) {
         self.t.held().links.release(self.peer);
     }
-}
-
-/// The time now in milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A watch of the decision on an offer.

@@ -50,7 +50,7 @@ pub(super) async fn run(t: Arc<Transfers>, mut conn: LinkConn, peer: PeerId, nam
             let _ = conn.send(&TransferFrame::Failed { id, reason }).await;
             let _ = conn.shutdown().await;
         }
-        if let Some(quiet) = t.held().refusals.note(peer, super::now_ms()) {
+        if let Some(quiet) = t.held().refusals.note(peer, svc::unix_millis()) {
             warn!(peer = %name, "refused a bulk link from {name}: {BULK_LINKS_BUSY} ({quiet} more refusals unlogged)");
         }
         return;
