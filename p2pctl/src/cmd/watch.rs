@@ -467,6 +467,12 @@ mod tests {
             describe(&Event::TransferOffered { transfer: ours }, &names),
             "offer to bob: 3 files, 12.3 MiB (id abcd1234)"
         );
+        let mut hashing = transfer(Direction::Out, TransferState::Scanning);
+        hashing.local_path = Some("/home/alice/photos".into());
+        assert_eq!(
+            describe(&Event::TransferOffered { transfer: hashing }, &names),
+            "offer to bob: hashing /home/alice/photos (id abcd1234)"
+        );
         let mut running = transfer(Direction::Out, TransferState::Running);
         running.done_bytes = running.total_bytes / 4;
         running.rate = 1 << 20;
