@@ -101,16 +101,7 @@ impl<S: AsyncRead + AsyncWrite> Client<S> {
         &mut self,
         call: Call,
     ) -> Result<Reply<T>, Error> {
-        self.call_within(call, REPLY_TIMEOUT).await
-    }
-
-    /// Like [`call`](Self::call), waiting at most `timeout` (for requests the daemon needs long
-    /// for, such as `send_files`, which reads and hashes every file first).
-    pub(crate) async fn call_within<T: DeserializeOwned>(
-        &mut self,
-        call: Call,
-        timeout: Duration,
-    ) -> Result<Reply<T>, Error> {
+        let timeout = REPLY_TIMEOUT;
         let method = call.method();
         let id = self.next_id;
         self.next_id += 1;

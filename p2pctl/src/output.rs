@@ -182,10 +182,11 @@ pub(crate) fn human_rate(bytes_per_sec: u64) -> String {
     format!("{}/s", human_bytes(bytes_per_sec))
 }
 
-/// The word for a transfer state: `queued`, `offered`, `running`, `done`, `declined`,
+/// The word for a transfer state: `scanning`, `queued`, `offered`, `running`, `done`, `declined`,
 /// `cancelled`, `failed`, `expired`.
 pub(crate) fn transfer_state(state: TransferState) -> &'static str {
     match state {
+        TransferState::Scanning => "scanning",
         TransferState::Queued => "queued",
         TransferState::Offered => "offered",
         TransferState::Running => "running",

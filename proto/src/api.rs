@@ -313,6 +313,9 @@ pub struct Subscribed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TransferState {
+    /// Outgoing: p2pd is reading and hashing the files; `done_bytes` counts the bytes hashed
+    /// so far, `total_bytes` and `files` are known once the tree has been listed.
+    Scanning,
     /// Outgoing: stored, not yet handed to the peer (it is offline, or being dialed).
     Queued,
     /// Offered; waiting for the receiver's decision.
@@ -335,6 +338,7 @@ impl TransferState {
     /// The state as one lower-case word, as in JSON.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Scanning => "scanning",
             Self::Queued => "queued",
             Self::Offered => "offered",
             Self::Running => "running",

@@ -29,12 +29,25 @@ pub const TRANSFER_DEADLINE: Duration = Duration::from_secs(90);
 // The control socket
 
 /// `send_files {peer, path}` on `p`: offers `path` (absolute) to `peer`; returns the
-/// outgoing transfer.
+/// outgoing transfer as p2pd answers at once: `scanning`, while it hashes the files.
+#[track_caller]
+pub fn start_send(p: &P2pd, peer: &str, path: &Path) -> Value {
+    let path = path.to_str().expect("test paths are UTF-8");
+    let t = p
+        .rpc()
+        .call("send_files", json!({"peer": peer, "path": path}));
+    assert_eq!(t["state"], "scanning", "{t:#}");
+    t
+}
+
+/// [`start_send`], then waits until p2pd has hashed the files; returns the transfer as
+/// listed then (`queued` or later, or `failed` if the files could not be hashed).
 #[track_caller]
 pub fn send_files(p: &P2pd, peer: &str, path: &Path) -> Value {
-    let path = path.to_str().expect("test paths are UTF-8");
-    p.rpc()
-        .call("send_files", json!({"peer": peer, "path": path}))
+    let id = id_of(&start_send(p, peer, path));
+    wait_transfer(p, &id, "hashed", TRANSFER_DEADLINE, |t| {
+        t["state"] != "scanning"
+    })
 }
 
 /// Every transfer `p` lists.

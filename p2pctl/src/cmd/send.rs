@@ -1,10 +1,11 @@
-//! `p2pctl send PATH PEER [--no-wait]`: offer a file or directory, then wait until the peer
-//! has it, or refused it.
+//! `p2pctl send PATH PEER [--no-wait]`: offer a file or directory, then wait until p2pd has
+//! hashed it and the peer has it, or refused it.
 //!
 //! PATH is made absolute and canonical here ([`absolute_path`]) before anything is asked of
 //! p2pd, which reads the files itself. Requests: `subscribe` (so no event about the transfer
 //! can be missed; not with `--no-wait`), `peers` (is the peer online?), then `send_files`
-//! (answered once p2pd has read and hashed every file, so it may take long). Each
+//! (answered at once with the transfer `scanning`: p2pd hashes the files in the background,
+//! with `transfer_progress` events counting the bytes hashed). Each
 //! `transfer_offered`, `transfer_progress` and `transfer_updated` event for the transfer's id,
 //! and each `peer_*` event for its peer, then feeds the pure [`wait::Wait`], which says what
 //! to tell the user and when to stop with which exit code; events lost to `lagged` are made
@@ -33,12 +34,6 @@ use wait::{Note, Reach, Step, Wait};
 
 /// Least time between two plain progress lines.
 const PLAIN_EVERY: Duration = Duration::from_secs(1);
-
-/// Longest wait for the answer to `send_files`: p2pd reads and hashes every file first.
-const SCAN_WAIT: Duration = Duration::from_secs(3600);
-
-/// When to say that p2pd is still reading the files.
-const SCAN_NOTE_AFTER: Duration = Duration::from_secs(2);
 
 /// How progress is shown while waiting.
 pub(crate) enum Show {
@@ -96,20 +91,9 @@ where
         subscribe(client).await?;
     }
     let peers = client.call::<Vec<PeerInfo>>(Call::Peers {}).await?.value;
-    let shown_path = clean(&path);
-    let sent = {
-        let call = client.call_within::<TransferInfo>(Call::SendFiles { peer, path }, SCAN_WAIT);
-        let mut call = std::pin::pin!(call);
-        tokio::select! {
-            reply = &mut call => reply?,
-            () = tokio::time::sleep(SCAN_NOTE_AFTER) => {
-                say(notes, &format!(
-                    "p2pd is reading and hashing {shown_path}; large files take a while"
-                ));
-                call.await?
-            }
-        }
-    };
+    let sent = client
+        .call::<TransferInfo>(Call::SendFiles { peer, path })
+        .await?;
     if json {
         out.line(&sent.raw)?;
     }
@@ -227,12 +211,18 @@ fn finish<W: Write>(out: &mut Out<W>, json: bool, code: u8, text: String) -> Res
     Ok(())
 }
 
-/// What `--no-wait` prints: `offered ID to bob: 3 files, 12.3 MiB`, or `queued ID for bob
-/// (offline): ...` when p2pd cannot hand the offer over now.
+/// What `--no-wait` prints: `hashing PATH for bob (transfer ID); ...` while p2pd hashes
+/// the files (as `send_files` answers today), `offered ID to bob: 3 files, 12.3 MiB`, or
+/// `queued ID for bob (offline): ...` when p2pd cannot hand the offer over now.
 fn no_wait_line(t: &TransferInfo, reach: Reach) -> String {
     let name = clean(t.peer_name.as_str());
     let what = format!("{}, {}", files(t.files), human_bytes(t.total_bytes));
     match (t.state, reach) {
+        (TransferState::Scanning, _) => format!(
+            "hashing {} for {name} (transfer {}); 'p2pctl transfers' shows it",
+            clean(t.local_path.as_deref().unwrap_or("the files")),
+            t.id
+        ),
         (TransferState::Queued, Reach::Offline) => {
             format!("queued {} for {name} (offline): {what}", t.id)
         }
@@ -315,6 +305,9 @@ impl View {
                 if t.state == TransferState::Running && moved && due(last, now) {
                     say(notes, &progress_line(t));
                 }
+                if t.state == TransferState::Scanning && moved && due(last, now) {
+                    say(notes, &format!("hashed {}", progress_line(t)));
+                }
             }
             View::Bar(bar) => {
                 // The bar first, so that it is redrawn in its new state under the note.
@@ -356,6 +349,7 @@ fn due(last: &mut Option<Instant>, now: Instant) -> bool {
 fn bar_message(t: &TransferInfo, reach: Reach) -> String {
     let name = clean(t.peer_name.as_str());
     match (t.state, reach) {
+        (TransferState::Scanning, _) => format!("hashing  {}", rate_and_eta(t)),
         (TransferState::Queued, Reach::Offline) => format!("waiting for {name} to come online"),
         (TransferState::Queued, Reach::KeyChanged) => format!("not sent: {name}'s key changed"),
         (TransferState::Queued, Reach::Online) => format!("offering to {name}"),

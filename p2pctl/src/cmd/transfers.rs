@@ -64,7 +64,8 @@ fn render(mut list: Vec<TransferInfo>) -> String {
         "ID", "DIR", "PEER", "STATE", "FILES", "SIZE", "PROGRESS", "RATE", "ETA",
     ]);
     for t in &list {
-        let running = t.state == TransferState::Running;
+        // While scanning, progress, rate and ETA are those of the hashing.
+        let running = matches!(t.state, TransferState::Running | TransferState::Scanning);
         table.row(vec![
             short_transfer(&t.id),
             match t.direction {

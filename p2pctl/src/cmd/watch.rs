@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use proto::PeerId;
 use proto::api::{
     Call, EVENT_NOTIFICATION, Event, MessageInfo, MessageState, PeerInfo, TrackerLinkState,
-    TrackerStatus, TransferInfo,
+    TrackerStatus, TransferInfo, TransferState,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -199,8 +199,18 @@ fn describe(event: &Event, names: &Names) -> String {
     }
 }
 
-/// `offer from bob: 3 files, 12.3 MiB (id abcd1234)`; `offer to bob: ...` for ours.
+/// `offer from bob: 3 files, 12.3 MiB (id abcd1234)`; `offer to bob: ...` for ours, or
+/// `offer to bob: hashing PATH (id abcd1234)` while p2pd hashes it.
 fn describe_offer(t: &TransferInfo) -> String {
+    if t.state == TransferState::Scanning {
+        return format!(
+            "offer {} {}: hashing {} (id {})",
+            to_from(t.direction),
+            clean(t.peer_name.as_str()),
+            clean(t.local_path.as_deref().unwrap_or("the files")),
+            short_transfer(&t.id)
+        );
+    }
     format!(
         "offer {} {}: {}, {} (id {})",
         to_from(t.direction),
@@ -456,6 +466,12 @@ mod tests {
         assert_eq!(
             describe(&Event::TransferOffered { transfer: ours }, &names),
             "offer to bob: 3 files, 12.3 MiB (id abcd1234)"
+        );
+        let mut hashing = transfer(Direction::Out, TransferState::Scanning);
+        hashing.local_path = Some("/home/alice/photos".into());
+        assert_eq!(
+            describe(&Event::TransferOffered { transfer: hashing }, &names),
+            "offer to bob: hashing /home/alice/photos (id abcd1234)"
         );
         let mut running = transfer(Direction::Out, TransferState::Running);
         running.done_bytes = running.total_bytes / 4;

@@ -129,6 +129,26 @@ impl Live {
         }
     }
 
+    /// While hashing: what the listing of the tree found, shown until the manifest is made.
+    pub fn set_listing(&self, files: usize, bytes: u64, sample: Vec<String>) {
+        let mut g = self.lock();
+        g.summary.files = u32::try_from(files).unwrap_or(u32::MAX);
+        g.summary.total = bytes;
+        g.summary.sample = sample;
+    }
+
+    /// Hashing is over: the manifest replaces the listing, and the bytes counted so far
+    /// (hashed) start again from zero (sent).
+    pub fn set_manifest(&self, manifest: Manifest) {
+        let mut g = self.lock();
+        g.summary = Summary::of(&manifest);
+        g.rec.manifest = manifest;
+        g.hollow = false;
+        g.done_bytes = 0;
+        g.rate = 0;
+        g.window = (Instant::now(), 0);
+    }
+
     /// Starts a new link session for this transfer, ending the previous one: only one link
     /// serves a transfer at a time. The token also fires when the transfer is cancelled.
     pub fn begin_session(&self) -> CancellationToken {
@@ -261,7 +281,10 @@ impl Live {
     pub fn info(&self) -> TransferInfo {
         let g = self.lock();
         let total = g.summary.total;
-        let running = g.rec.state == TransferState::Running;
+        let running = matches!(
+            g.rec.state,
+            TransferState::Running | TransferState::Scanning
+        );
         TransferInfo {
             id: g.rec.manifest.id,
             peer: g.rec.peer,

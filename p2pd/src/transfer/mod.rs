@@ -5,6 +5,7 @@
 //! chat never waits behind data. The sender re-dials and re-offers the same id until the
 //! transfer ends; the receiver recognises it and answers with what it already holds.
 
+mod hashing;
 pub mod limits;
 mod live;
 pub mod records;
@@ -151,7 +152,13 @@ impl Transfers {
                     rec.created_at.saturating_mul(1000),
                 );
             }
-            if rec.direction == Direction::Out && !rec.state.is_final() {
+            if rec.state == TransferState::Scanning {
+                t.finish(
+                    &live,
+                    TransferState::Failed,
+                    Some(hashing::INTERRUPTED.into()),
+                );
+            } else if rec.direction == Direction::Out && !rec.state.is_final() {
                 t.spawn_sender(live);
             }
         }
@@ -278,37 +285,43 @@ impl Transfers {
         }
     }
 
-    /// Offers `path` to `peer`. Scans and hashes first (blocking the caller's thread).
+    /// Offers `path` to `peer`. Answers at once with the transfer `scanning`: the files are
+    /// listed and hashed by a job ([`hashing`]), after which the transfer is `queued` and goes
+    /// on; a path that cannot be hashed ends it `failed`.
     pub fn send(self: &Arc<Self>, peer: &str, path: &str) -> Result<TransferInfo, TransferError> {
         let info = self.node.resolve(peer)?;
         if info.blocked {
             return Err(TransferError::Blocked(info.name));
+        }
+        let path = PathBuf::from(path);
+        if !path.is_absolute() {
+            return Err(scan::ScanError::NotAbsolute(path).into());
         }
         self.node.deal_with(info.id)?;
         let mut id = [0u8; 16];
         getrandom::fill(&mut id)
             .map_err(|e| TransferError::Destination(format!("no randomness: {e}")))?;
         let id = TransferId(id);
-        let path = PathBuf::from(path);
-        let (manifest, _) = tokio::task::block_in_place(|| scan::scan(&path, id))?;
         let rec = Record {
             peer: info.id,
             peer_name: info.name.clone(),
             direction: Direction::Out,
-            state: TransferState::Queued,
-            manifest,
+            state: TransferState::Scanning,
+            manifest: proto::transfer::Manifest {
+                id,
+                files: Vec::new(),
+            },
             local_path: Some(path.display().to_string()),
             error: None,
             created_at: svc::unix_now(),
         };
         self.node.store().insert_transfer(&rec)?;
-        info!(target: svc::logging::ACTIVITY, op = "offer-out", peer = %info.name, id = %id, files = rec.manifest.files.len(), bytes = rec.manifest.total_size(), "transfer offered");
         let live = self.live_for(&rec);
         let ti = live.info();
         self.node.publish([Event::TransferOffered {
             transfer: ti.clone(),
         }]);
-        self.spawn_sender(live);
+        hashing::start(self, live, path);
         Ok(ti)
     }
 

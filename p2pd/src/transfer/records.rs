@@ -35,6 +35,7 @@ fn state_name(s: TransferState) -> &'static str {
 
 fn state_from(s: &str) -> TransferState {
     match s {
+        "scanning" => TransferState::Scanning,
         "queued" => TransferState::Queued,
         "offered" => TransferState::Offered,
         "running" => TransferState::Running,
@@ -92,6 +93,23 @@ impl Store {
             )
             .map_err(|source| StoreError::Sql { path: self.path.clone(), source })?;
         Ok(())
+    }
+
+    /// Gives a transfer still `scanning` its manifest and makes it `queued`; false when it
+    /// is no longer scanning (cancelled meanwhile): nothing changes then.
+    pub fn set_scanned_manifest(&self, manifest: &Manifest) -> Result<bool, StoreError> {
+        let text = serde_json::to_string(manifest).map_err(|e| StoreError::Sql {
+            path: self.path.clone(),
+            source: bad(e),
+        })?;
+        let n = self
+            .db
+            .execute(
+                "UPDATE transfers SET manifest = ?2, state = 'queued' WHERE id = ?1 AND state = 'scanning'",
+                params![manifest.id.0.as_slice(), text],
+            )
+            .map_err(|source| StoreError::Sql { path: self.path.clone(), source })?;
+        Ok(n == 1)
     }
 
     /// One transfer.
@@ -167,12 +185,31 @@ impl Store {
     }
 }
 
+/// A stored manifest, read only far enough to tell one stored before its files were known.
+#[derive(serde::Deserialize)]
+struct Unscanned {
+    id: TransferId,
+    files: Vec<serde::de::IgnoredAny>,
+}
+
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
     let peer: Vec<u8> = r.get(0)?;
     let peer: [u8; 32] = peer.try_into().map_err(|_| {
         rusqlite::Error::InvalidColumnType(0, "peer".into(), rusqlite::types::Type::Blob)
     })?;
     let manifest: String = r.get(4)?;
+    let state = state_from(&r.get::<_, String>(3)?);
+    // A transfer still being hashed, or ended before its files were hashed, lists no file,
+    // which no valid manifest allows.
+    let unscanned: Unscanned = serde_json::from_str(&manifest).map_err(bad)?;
+    let manifest = if unscanned.files.is_empty() {
+        Manifest {
+            id: unscanned.id,
+            files: Vec::new(),
+        }
+    } else {
+        serde_json::from_str(&manifest).map_err(bad)?
+    };
     Ok(Record {
         peer: PeerId::from_bytes(peer).map_err(bad)?,
         peer_name: PeerName::new(&r.get::<_, String>(1)?).map_err(bad)?,
@@ -181,8 +218,8 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
         } else {
             Direction::In
         },
-        state: state_from(&r.get::<_, String>(3)?),
-        manifest: serde_json::from_str(&manifest).map_err(bad)?,
+        state,
+        manifest,
         local_path: r.get(5)?,
         error: r.get(6)?,
         created_at: r.get::<_, i64>(7)?.cast_unsigned(),
@@ -230,5 +267,54 @@ mod tests {
         store.each_transfer(|r| all.push(r)).unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].manifest.id, TransferId([1; 16]));
+    }
+
+    #[test]
+    fn a_transfer_stored_while_hashing_gets_its_manifest_once_unless_it_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let rec = |n: u8| Record {
+            peer: SecretKey::from_seed([1; 32]).peer_id(),
+            peer_name: PeerName::new("bob").unwrap(),
+            direction: Direction::Out,
+            state: TransferState::Scanning,
+            manifest: Manifest {
+                id: TransferId([n; 16]),
+                files: Vec::new(),
+            },
+            local_path: Some("/data".into()),
+            error: None,
+            created_at: 1,
+        };
+        let scanned = |n: u8| Manifest {
+            id: TransferId([n; 16]),
+            files: vec![FileEntry {
+                path: RelPath::new("data").unwrap(),
+                size: 3,
+                hash: [7; 32],
+            }],
+        };
+        store.insert_transfer(&rec(1)).unwrap();
+        store.insert_transfer(&rec(2)).unwrap();
+        let back = store.transfer(TransferId([1; 16])).unwrap().unwrap();
+        assert_eq!(back.state, TransferState::Scanning);
+        assert!(back.manifest.files.is_empty());
+        // Cancelled while hashing: it stays so, and readable.
+        store
+            .set_transfer_state(TransferId([2; 16]), TransferState::Cancelled, None, None)
+            .unwrap();
+        assert!(!store.set_scanned_manifest(&scanned(2)).unwrap());
+        assert!(store.set_scanned_manifest(&scanned(1)).unwrap());
+        assert!(!store.set_scanned_manifest(&scanned(1)).unwrap());
+        let mut all = Vec::new();
+        store.each_transfer(|r| all.push(r)).unwrap();
+        all.sort_by_key(|r| r.manifest.id.0);
+        assert_eq!(all.len(), 2);
+        assert_eq!(
+            (all[0].state, &all[0].manifest),
+            (TransferState::Queued, &scanned(1))
+        );
+        assert_eq!(all[1].state, TransferState::Cancelled);
+        assert!(all[1].manifest.files.is_empty());
     }
 }

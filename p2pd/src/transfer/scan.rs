@@ -47,6 +47,9 @@ pub enum ScanError {
     /// Too many files.
     #[error("more than {MAX_FILES} files")]
     TooMany,
+    /// The scan was told to stop.
+    #[error("stopped before every file was hashed")]
+    Stopped,
 }
 
 /// A file to send: where it is here, and its manifest entry.
@@ -58,9 +61,38 @@ pub struct Source {
     pub entry: FileEntry,
 }
 
+/// What a scan reports as it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// The tree is listed: how many files, their size as listed, the first few paths.
+    Listed {
+        /// Files found.
+        files: usize,
+        /// Their total size when listed.
+        bytes: u64,
+        /// The first paths (at most [`SAMPLE`]).
+        sample: Vec<String>,
+    },
+    /// Bytes hashed so far, over all files.
+    Hashed(u64),
+}
+
+/// Paths a [`Report::Listed`] names.
+pub const SAMPLE: usize = 5;
+
 /// Walks `path` (a file, or a directory sent as the list of its regular files) and hashes
 /// every file. Manifest paths start with `path`'s own name.
 pub fn scan(path: &Path, id: TransferId) -> Result<(Manifest, Vec<Source>), ScanError> {
+    scan_with(path, id, &mut |_| true)
+}
+
+/// [`scan`], telling `report` what it has done after listing and after each chunk hashed;
+/// stops with [`ScanError::Stopped`] as soon as `report` returns false.
+pub fn scan_with(
+    path: &Path,
+    id: TransferId,
+    report: &mut dyn FnMut(Report) -> bool,
+) -> Result<(Manifest, Vec<Source>), ScanError> {
     if !path.is_absolute() {
         return Err(ScanError::NotAbsolute(path.to_owned()));
     }
@@ -73,22 +105,40 @@ pub fn scan(path: &Path, id: TransferId) -> Result<(Manifest, Vec<Source>), Scan
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    let mut found: Vec<(String, PathBuf, u64)> = Vec::new();
     if meta.is_file() {
-        found.push((name, path.to_owned()));
+        found.push((name, path.to_owned(), meta.len()));
     } else if meta.is_dir() {
         walk(path, &name, &mut found)?;
     }
     if found.is_empty() {
         return Err(ScanError::Empty(path.to_owned()));
     }
+    let listed = Report::Listed {
+        files: found.len(),
+        bytes: found.iter().map(|f| f.2).sum(),
+        sample: found.iter().take(SAMPLE).map(|f| f.0.clone()).collect(),
+    };
+    if !report(listed) {
+        return Err(ScanError::Stopped);
+    }
     let mut sources = Vec::with_capacity(found.len());
-    for (rel, local) in found {
+    let mut hashed = 0u64;
+    for (rel, local, _) in found {
         let path = RelPath::new(&rel).map_err(|source| ScanError::Name {
             path: local.clone(),
             source,
         })?;
-        let (size, hash) = hash_file(&local).map_err(io_err(&local))?;
+        let mut stopped = false;
+        let (size, hash) = hash_file_with(&local, &mut |n| {
+            hashed += n;
+            stopped = !report(Report::Hashed(hashed));
+            !stopped
+        })
+        .map_err(io_err(&local))?;
+        if stopped {
+            return Err(ScanError::Stopped);
+        }
         sources.push(Source {
             local,
             entry: FileEntry { path, size, hash },
@@ -102,7 +152,8 @@ pub fn scan(path: &Path, id: TransferId) -> Result<(Manifest, Vec<Source>), Scan
     Ok((manifest, sources))
 }
 
-fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, PathBuf)>) -> Result<(), ScanError> {
+/// Lists the regular files under `dir`: manifest path, local path, size.
+fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, PathBuf, u64)>) -> Result<(), ScanError> {
     let mut entries: Vec<fs::DirEntry> = fs::read_dir(dir)
         .and_then(|rd| rd.collect::<Result<_, _>>())
         .map_err(|source| ScanError::Io {
@@ -124,7 +175,8 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, PathBuf)>) -> Result<(), S
             if out.len() >= MAX_FILES {
                 return Err(ScanError::TooMany);
             }
-            out.push((child, e.path()));
+            let len = e.metadata().map_or(0, |m| m.len());
+            out.push((child, e.path(), len));
         }
     }
     Ok(())
@@ -168,6 +220,12 @@ pub fn open_source(path: &Path) -> io::Result<fs::File> {
 
 /// Size and BLAKE3 hash of a file.
 pub fn hash_file(path: &Path) -> io::Result<(u64, [u8; 32])> {
+    hash_file_with(path, &mut |_| true)
+}
+
+/// [`hash_file`], telling `hashed` the size of each piece read; it returns false to stop
+/// early (the result is then meaningless).
+fn hash_file_with(path: &Path, hashed: &mut dyn FnMut(u64) -> bool) -> io::Result<(u64, [u8; 32])> {
     let mut file = fs::File::open(path)?;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; CHUNK as usize];
@@ -179,6 +237,9 @@ pub fn hash_file(path: &Path) -> io::Result<(u64, [u8; 32])> {
         }
         hasher.update(&buf[..n]);
         size += n as u64;
+        if !hashed(n as u64) {
+            break;
+        }
     }
     Ok((size, *hasher.finalize().as_bytes()))
 }
@@ -226,6 +287,42 @@ mod tests {
             scan(&root, TransferId([6; 16])),
             Err(ScanError::Manifest(ManifestError::Duplicate { .. }))
         ));
+    }
+
+    #[test]
+    fn reports_the_listing_then_bytes_hashed_and_stops_when_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("d");
+        fs::create_dir(&root).unwrap();
+        fs::write(root.join("a"), vec![1u8; 3 * CHUNK as usize / 2]).unwrap();
+        fs::write(root.join("b"), b"xy").unwrap();
+        let mut seen = Vec::new();
+        scan_with(&root, TransferId([7; 16]), &mut |r| {
+            seen.push(r);
+            true
+        })
+        .unwrap();
+        let total = 3 * CHUNK / 2 + 2;
+        assert_eq!(
+            seen,
+            vec![
+                Report::Listed {
+                    files: 2,
+                    bytes: total,
+                    sample: vec!["d/a".into(), "d/b".into()],
+                },
+                Report::Hashed(CHUNK),
+                Report::Hashed(3 * CHUNK / 2),
+                Report::Hashed(total),
+            ]
+        );
+        let mut calls = 0;
+        let stopped = scan_with(&root, TransferId([8; 16]), &mut |_| {
+            calls += 1;
+            calls < 2
+        });
+        assert!(matches!(stopped, Err(ScanError::Stopped)));
+        assert_eq!(calls, 2);
     }
 
     #[test]

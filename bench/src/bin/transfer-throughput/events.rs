@@ -139,7 +139,8 @@ impl Events {
             (Who::Bob, "transfer_offered") => {
                 s.offered_in.insert(id, at);
             }
-            (Who::Alice, "transfer_progress") => {
+            // Progress while `scanning` counts bytes hashed, not sent.
+            (Who::Alice, "transfer_progress") if state != "scanning" => {
                 s.last_progress_out.insert(id, at);
             }
             (Who::Bob, "transfer_progress") => {

@@ -9,8 +9,10 @@
 //!
 //! 1. calls `send_files` on alice and `accept` on bob (into a fresh directory) as soon as
 //!    bob's `transfer_offered` event arrives, and waits for alice's `transfer_updated` to
-//!    `done`. The scan (alice hashes the file inside `send_files`) and the data phase
-//!    (accept -> done) are timed apart. Meanwhile chat messages go from alice to bob every
+//!    `done`. What is sent is a directory holding the payload (a hard link: no second copy
+//!    on disk). The `send_files` call itself (it answers at once; alice hashes the tree
+//!    after, as a job) is timed beside a `peers` call made just before it; the scan
+//!    (`send_files` -> offer at bob) and the data phase (accept -> done) are timed apart. Meanwhile chat messages go from alice to bob every
 //!    `--chat-interval-ms` (from `--chat-idle-ms` before `send_files`, the idle baseline),
 //!    each timed until bob's `message_received`, and both daemons' `VmRSS` is read every
 //!    50 ms. Per-thread CPU times (`/proc/PID/task`) show which side is the bottleneck.
@@ -205,6 +207,10 @@ fn main() -> anyhow::Result<()> {
     let (hash, write_time) = write_random(&payload, size)?;
     let (h2, hash_time) = hash_file(&payload)?;
     anyhow::ensure!(h2 == hash, "the payload reads back differently");
+    // The single transfer sends a directory: the payload, linked into one.
+    let tree = d.join("tree");
+    std::fs::create_dir(&tree)?;
+    std::fs::hard_link(&payload, tree.join("payload.bin"))?;
     let part_size = size / args.streams as u64;
     let parts_dir = d.join("parts");
     std::fs::create_dir(&parts_dir)?;
@@ -259,14 +265,14 @@ fn main() -> anyhow::Result<()> {
         let single = transfer::single(
             &ctx,
             &mut events,
-            &payload,
+            &tree,
             size,
             &dest,
             (!args.no_chat).then(|| Duration::from_millis(args.chat_interval_ms)),
             Duration::from_millis(args.chat_idle_ms),
         )?;
         let hwm_single = hwm(pids);
-        check_and_remove(&[(dest.join("payload.bin"), size, hash)])?;
+        check_and_remove(&[(dest.join("tree/payload.bin"), size, hash)])?;
 
         // Where the batches land: bob's download directory when he auto-accepts, else a
         // fresh directory given to each `accept`.
@@ -338,6 +344,7 @@ fn main() -> anyhow::Result<()> {
             let _ = cluster.stop();
             // Keep the logs and state for a look, not the payloads.
             let _ = std::fs::remove_file(&payload);
+            let _ = std::fs::remove_dir_all(&tree);
             let _ = std::fs::remove_dir_all(&parts_dir);
             let kept = tmp.keep();
             eprintln!("kept {} (daemon logs and state)", kept.display());

@@ -105,8 +105,10 @@ pub struct Single {
     pub bytes: u64,
     /// `send_files` request about to be written to alice.
     pub t_send: Instant,
-    /// `send_files` answered (alice has scanned and hashed the file).
+    /// `send_files` answered (at once: alice hashes the tree after, as a job).
     pub t_send_ret: Instant,
+    /// Round trip of a `peers` call made just before `send_files`, for comparison.
+    pub peers_call: Duration,
     /// bob's `transfer_offered` read.
     pub t_offered: Instant,
     /// `accept` request about to be written to bob.
@@ -167,6 +169,8 @@ pub fn single(
         .transpose()?;
     std::thread::sleep(idle);
 
+    let peers = alice.timed_call(Call::Peers {})?;
+    let peers_call = peers.read - peers.sent;
     let cpu0 = CpuSnap::take(ctx);
     let path = src.to_str().context("the payload path is not UTF-8")?;
     let timed = alice.timed_call(Call::SendFiles {
@@ -208,6 +212,7 @@ pub fn single(
         bytes,
         t_send,
         t_send_ret,
+        peers_call,
         t_offered,
         t_accept,
         t_accept_ret,

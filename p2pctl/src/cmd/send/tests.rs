@@ -518,3 +518,53 @@ fn non_utf8_paths_are_refused() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn hashing_is_said_with_its_progress_then_a_scan_failure_exits_one() {
+    let scanning = |done_bytes| TransferInfo {
+        done_bytes,
+        rate: 0,
+        eta_secs: None,
+        local_path: Some("/home/alice/photos".into()),
+        ..at(TransferState::Scanning)
+    };
+    let failed = TransferInfo {
+        error: Some("cannot read /home/alice/photos/a: permission denied".into()),
+        ..scanning(0)
+    };
+    let failed = TransferInfo {
+        state: TransferState::Failed,
+        ..failed
+    };
+    let events = vec![progress(&scanning(1_048_576)), updated(&failed)];
+    let ran = send(script(&scanning(0), events), Show::Plain).await;
+    let err = ran.res.expect_err("failed");
+    assert_eq!(
+        err.to_string(),
+        "transfer abcd1234 to bob failed: cannot read /home/alice/photos/a: permission denied"
+    );
+    assert_eq!(err.exit_code(), std::process::ExitCode::from(1));
+    assert_eq!(
+        ran.stderr,
+        "hashing /home/alice/photos ...\nhashed 1.0 MiB / 12.3 MiB\n"
+    );
+    // Without waiting: the id, and where to look.
+    let ran = send_with(
+        vec![
+            vec![fake::ok(1, &peers(true))],
+            vec![fake::ok(2, &json(&scanning(0)))],
+        ],
+        Show::Plain,
+        true,
+        std::future::pending(),
+    )
+    .await;
+    ran.res.expect("answered");
+    assert_eq!(ran.requests, [PEERS_NO_WAIT, SEND_NO_WAIT]);
+    assert!(
+        ran.stdout
+            .starts_with("hashing /home/alice/photos for bob (transfer abcd1234"),
+        "{}",
+        ran.stdout
+    );
+}

@@ -71,6 +71,8 @@ pub(crate) enum Step {
 /// A one-off line for stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Note {
+    /// p2pd is reading and hashing the files.
+    Hashing,
     /// Not offered yet, and the peer is offline: the offer waits in p2pd.
     Offline,
     /// Not offered yet, and the peer shows another key: p2pd sends it nothing.
@@ -88,6 +90,10 @@ impl Note {
     pub(crate) fn text(self, t: &TransferInfo) -> String {
         let name = clean(t.peer_name.as_str());
         match self {
+            Note::Hashing => format!(
+                "hashing {} ...",
+                clean(t.local_path.as_deref().unwrap_or("the files"))
+            ),
             Note::Offline => format!(
                 "{name} is offline; the offer waits in p2pd until {name} is back \
                  (ctrl-c stops waiting; the offer stays)"
@@ -152,6 +158,7 @@ impl Wait {
                 code: EXIT_FAILED,
                 text: failure(t),
             },
+            TransferState::Scanning => self.once(Some(Note::Hashing)),
             TransferState::Queued => self.once(self.unreachable()),
             TransferState::Offered => self.once(Some(Note::Offered)),
             TransferState::Running => self.once(Some(Note::Accepted)),
