@@ -78,7 +78,7 @@ impl Daemon {
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
-    /// Sends SIGTERM (with the `kill` command: the workspace denies unsafe code) and waits
+    /// Sends SIGTERM (`kill(2)`, through rustix: the workspace denies unsafe code) and waits
     /// for the exit, killing the daemon after [`STOP_TIMEOUT`]. Returns how long it took to
     /// stop. A daemon that has already exited is only reaped; any exit but success is
     /// noted on stderr.
@@ -88,14 +88,12 @@ impl Daemon {
             self.note_exit(status);
             return Ok(started.elapsed());
         }
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status()
-            .context("cannot run kill")?;
-        if !status.success() {
-            bail!("kill -TERM {} ({}) failed: {status}", self.pid(), self.name);
-        }
+        let pid = i32::try_from(self.pid())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+            .with_context(|| format!("no such pid {}", self.pid()))?;
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM)
+            .with_context(|| format!("kill -TERM {} ({})", self.pid(), self.name))?;
         while started.elapsed() < STOP_TIMEOUT {
             if let Some(status) = self.child.try_wait()? {
                 self.note_exit(status);
