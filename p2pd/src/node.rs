@@ -14,7 +14,7 @@ use proto::{PeerId, PeerName};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
-use crate::peers::{PeerTable, ResolveError};
+use crate::peers::{PeerTable, ResolveError, Source};
 use crate::rekey::chain;
 use crate::store::{Pin, Store, StoreError};
 
@@ -239,12 +239,12 @@ impl Node {
         self.last_seq.load(Ordering::SeqCst)
     }
 
-    /// The full list from the tracker: peers absent from it are offline.
+    /// The full list from the tracker: the tracker no longer sees peers absent from it.
     pub fn tracker_snapshot(&self, entries: &[PeerEntry]) {
         self.change(|t, now| {
             let gone = t.missing_from(entries);
             gone.into_iter()
-                .filter_map(|id| t.left(id, now))
+                .filter_map(|id| t.lost(id, Source::Tracker, now))
                 .collect::<Vec<_>>()
         });
         for e in entries {
@@ -254,18 +254,28 @@ impl Node {
 
     /// A peer left the tracker.
     pub fn tracker_left(&self, id: PeerId) {
-        self.change(|t, now| t.left(id, now));
+        self.change(|t, now| t.lost(id, Source::Tracker, now));
     }
 
-    /// The tracker link is gone: every peer is offline until it is back, and conflicting keys
-    /// may be asked about once more on the next session.
+    /// The tracker link is gone: it sees nobody until it is back (peers another source sees
+    /// stay online), and conflicting keys may be asked about once more on the next session.
     pub fn tracker_lost(&self) {
         {
             let mut g = self.lock();
             g.chain_asked.clear();
             g.chain_asks.clear();
         }
-        self.change(|t, now| t.all_offline(now));
+        self.change(|t, now| t.source_gone(Source::Tracker, now));
+    }
+
+    /// A peer link to `id` is open: the peer is online while it stays open.
+    pub fn link_up(&self, id: PeerId) {
+        self.change(|t, now| t.link_up(id, now));
+    }
+
+    /// The peer link to `id` closed.
+    pub fn link_down(&self, id: PeerId) {
+        self.change(|t, now| t.lost(id, Source::Link, now));
     }
 
     /// Sets the tracker link state, publishing an event when it changed.

@@ -361,6 +361,7 @@ impl Chat {
             serial
         };
         info!(target: svc::logging::ACTIVITY, op = "link-up", peer = %name, id = %peer.short(), "peer link established");
+        self.node.link_up(peer);
         let (reader, writer) = conn.split();
         let chat = self.clone();
         let wcancel = cancel.clone();
@@ -380,8 +381,11 @@ impl Chat {
         if g.slots.get(&peer).is_some_and(|s| s.serial == serial) {
             g.slots.remove(&peer);
             info!(target: svc::logging::ACTIVITY, op = "link-down", peer = %name, id = %peer.short(), "peer link closed");
+            drop(g);
+            self.node.link_down(peer);
+        } else {
+            drop(g);
         }
-        drop(g);
         let _ = self.kick.send(peer);
     }
 
