@@ -95,7 +95,8 @@ impl Node {
     /// New state: the pinned peers (offline) and the tracker link connecting.
     pub fn new(identity: Identity, store: Store) -> Result<Arc<Node>, StoreError> {
         let now = svc::unix_now();
-        let peers = PeerTable::new(identity.id, store.known_peers()?, now);
+        let peers =
+            PeerTable::new(identity.id, store.known_peers()?, now).with_book(store.address_book()?);
         let tracker = TrackerStatus {
             addr: identity.tracker_addr.clone(),
             key: None,
@@ -168,7 +169,10 @@ impl Node {
         // Only read: a peer is pinned in the store once the user deals with it.
         let pin = self.store().check_pin(&rec.name, rec.key);
         match pin {
-            Ok(Pin::New | Pin::Same) => self.change(|t, now| t.upsert(entry, now)),
+            Ok(Pin::New | Pin::Same) => {
+                self.change(|t, now| t.upsert(entry, now));
+                self.book(rec.key);
+            }
             Ok(Pin::Conflict { pinned }) => {
                 let mut g = self.lock();
                 if g.chain_asked.insert(rec.key) {
@@ -226,7 +230,26 @@ impl Node {
         let ev = g.peers.rekeyed(pinned, entry, svc::unix_now());
         self.publish(ev);
         drop(g);
+        if let Err(e) = self.store().drop_address(pinned) {
+            warn!("cannot forget the address record of {name}'s old key: {e}");
+        }
+        self.book(new);
         info!(target: svc::logging::ACTIVITY, op = "key-rotated", peer = %name, old = %pinned.short(), new = %new.short(), queued_moved = moved, "the peer rotated its key with a statement signed by the pinned key; following it");
+    }
+
+    /// Writes pinned peer `id`'s latest address record to the address book, if it is new.
+    fn book(&self, id: PeerId) {
+        let Some(entry) = self.lock().peers.to_book(id) else {
+            return;
+        };
+        if let Err(e) = self.store().save_address(&entry, svc::unix_now()) {
+            warn!(peer = %id.short(), "cannot keep the address record: {e}");
+        }
+    }
+
+    /// A peer link to `id` may be dialled now (see [`PeerTable::dialable`]): its info.
+    pub fn dialable(&self, id: PeerId) -> Option<PeerInfo> {
+        self.lock().peers.dialable(id)
     }
 
     /// Records `seq` as signed by our key; returns the highest seq signed so far.
@@ -370,6 +393,8 @@ impl Node {
         if let Pin::New | Pin::Same = self.store().pin(&info.name, id, svc::unix_now())? {
             g.peers.set_pinned(id);
         }
+        drop(g);
+        self.book(id);
         Ok(())
     }
 
@@ -436,6 +461,7 @@ impl Node {
             self.publish([Event::PeerUpdated { peer: peer.clone() }]);
         }
         drop(g);
+        self.book(new);
         info!(target: svc::logging::ACTIVITY, op = "key-replaced", peer = %info.name, old = %info.id.short(), new = %new.short(), "pinned key replaced");
         Ok(updated.unwrap_or(info))
     }
@@ -443,6 +469,9 @@ impl Node {
     /// Unpins `info`'s key in the table (its flags go) and publishes `peer_updated` with what
     /// it became, under the table lock. Returns that.
     fn forget_row(&self, info: PeerInfo) -> PeerInfo {
+        if let Err(e) = self.store().drop_address(info.id) {
+            warn!(peer = %info.name, "cannot forget the address record: {e}");
+        }
         let mut g = self.lock();
         g.peers.forget(info.id);
         let forgotten = PeerInfo {

@@ -44,6 +44,10 @@ struct Row {
     key_conflict: Option<PeerEntry>,
     /// Pinned in the store (the user dealt with it); else held in memory only.
     pinned: bool,
+    /// The last verified address record seen for it (from the tracker, or the address book).
+    record: Option<PeerEntry>,
+    /// `record` is the one in the address book.
+    booked: bool,
 }
 
 impl Row {
@@ -62,6 +66,15 @@ impl Row {
             blocked: false,
             key_conflict: None,
             pinned: false,
+            record: None,
+            booked: false,
+        }
+    }
+
+    fn set_record(&mut self, entry: &PeerEntry) {
+        if self.record.as_ref() != Some(entry) {
+            self.record = Some(entry.clone());
+            self.booked = false;
         }
     }
 }
@@ -114,6 +127,42 @@ impl PeerTable {
         self
     }
 
+    /// The same table with the address book's records (verified by the store) on the pinned
+    /// peers they belong to; the peers stay offline, but can be dialled at those addresses.
+    pub fn with_book(mut self, book: Vec<PeerEntry>) -> Self {
+        for entry in book {
+            if let Some(row) = self.rows.get_mut(&entry.signed.record.key)
+                && row.pinned
+                && row.name == entry.signed.record.name
+            {
+                row.addrs = entry.addrs();
+                row.record = Some(entry);
+                row.booked = true;
+            }
+        }
+        self
+    }
+
+    /// The record of pinned peer `id` to write to the address book, if it is not there yet;
+    /// the caller writes it. Marks it written.
+    pub fn to_book(&mut self, id: PeerId) -> Option<PeerEntry> {
+        let row = self.rows.get_mut(&id)?;
+        if !row.pinned || row.booked {
+            return None;
+        }
+        let record = row.record.clone()?;
+        row.booked = true;
+        Some(record)
+    }
+
+    /// `id` if a link to it may be dialled now: online, or pinned with an address record
+    /// (the address book), and with addresses.
+    pub fn dialable(&self, id: PeerId) -> Option<PeerInfo> {
+        let row = self.rows.get(&id)?;
+        let known = row.online() || (row.pinned && row.record.is_some());
+        (known && !row.addrs.is_empty()).then(|| Self::info(id, row))
+    }
+
     fn info(id: PeerId, row: &Row) -> PeerInfo {
         PeerInfo {
             name: row.name.clone(),
@@ -148,6 +197,7 @@ impl PeerTable {
             .or_insert_with(|| Row::offline(name.clone(), now));
         let was_online = row.online();
         row.sources.insert(Source::Tracker);
+        row.set_record(entry);
         if was_online {
             if row.name == name && row.addrs == addrs {
                 return None;
@@ -236,6 +286,8 @@ impl PeerTable {
             since: now,
             key_conflict: None,
             pinned: true,
+            record: Some(entry.clone()),
+            booked: false,
             ..before
         };
         let info = Self::info(new, &row);
@@ -315,6 +367,7 @@ impl PeerTable {
         let row = self.rows.get_mut(&id)?;
         (row.trusted, row.auto_accept, row.blocked) = (false, false, false);
         row.pinned = false;
+        row.booked = false;
         let conflict = row.key_conflict.take();
         if !row.online() {
             self.rows.remove(&id);
@@ -562,5 +615,42 @@ mod tests {
             "the link still sees carol"
         );
         assert!(t.get(carol.signed.record.key).unwrap().online);
+    }
+
+    #[test]
+    fn the_book_gives_addresses_for_pinned_peers_not_presence() {
+        let bob = entry(1, "bob", 7);
+        let b = bob.signed.record.key;
+        let stranger = entry(2, "carol", 8);
+        let known = vec![KnownPeer {
+            id: b,
+            name: PeerName::new("bob").unwrap(),
+            trusted: false,
+            auto_accept: false,
+            blocked: false,
+        }];
+        let mut t = PeerTable::new(me(), known, 0).with_book(vec![bob.clone(), stranger.clone()]);
+        assert_eq!(
+            t.counts(),
+            (0, 1),
+            "the book adds neither rows nor presence"
+        );
+        let info = t.dialable(b).expect("bob is dialable from the book");
+        assert!(!info.online);
+        assert_eq!(info.addrs, bob.addrs());
+        assert_eq!(t.to_book(b), None, "already in the book");
+        // A newer record from the tracker goes to the book once.
+        let moved = entry(1, "bob", 9);
+        t.upsert(&moved, 1);
+        assert_eq!(t.to_book(b), Some(moved.clone()));
+        assert_eq!(t.to_book(b), None);
+        t.source_gone(Source::Tracker, 2);
+        assert_eq!(t.dialable(b).unwrap().addrs, moved.addrs());
+        // A peer not pinned is dialable only while online.
+        t.upsert(&stranger, 3);
+        assert_eq!(t.to_book(stranger.signed.record.key), None);
+        assert!(t.dialable(stranger.signed.record.key).is_some());
+        t.source_gone(Source::Tracker, 4);
+        assert!(t.dialable(stranger.signed.record.key).is_none());
     }
 }

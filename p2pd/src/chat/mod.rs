@@ -246,10 +246,11 @@ impl Chat {
     }
 
     fn maybe_dial(self: &Arc<Self>, peer: PeerId) {
-        let Some(info) = self.node.peer(peer) else {
+        // Online, or pinned with an address from the book.
+        let Some(info) = self.node.dialable(peer) else {
             return;
         };
-        if !info.online || info.blocked || info.key_conflict.is_some() || info.addrs.is_empty() {
+        if info.blocked || info.key_conflict.is_some() {
             return;
         }
         {
