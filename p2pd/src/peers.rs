@@ -15,7 +15,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 
-use proto::api::{Event, PeerInfo};
+use proto::api::{Event, PeerInfo, PeerSource};
 use proto::tracker::PeerEntry;
 use proto::{PeerId, PeerName};
 
@@ -28,6 +28,16 @@ pub enum Source {
     Tracker,
     /// An open peer link to it.
     Link,
+}
+
+impl Source {
+    /// The same source as the API names it.
+    pub fn api(self) -> PeerSource {
+        match self {
+            Source::Tracker => PeerSource::Tracker,
+            Source::Link => PeerSource::Link,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +63,15 @@ struct Row {
 impl Row {
     fn online(&self) -> bool {
         !self.sources.is_empty()
+    }
+
+    /// The sources as `peers` shows them: the address book after those that see the peer.
+    fn api_sources(&self) -> Vec<PeerSource> {
+        let mut v: Vec<PeerSource> = self.sources.iter().map(|s| s.api()).collect();
+        if self.pinned && self.record.is_some() {
+            v.push(PeerSource::Book);
+        }
+        v
     }
 
     fn offline(name: PeerName, since: u64) -> Row {
@@ -174,6 +193,8 @@ impl PeerTable {
             auto_accept: row.auto_accept,
             blocked: row.blocked,
             key_conflict: row.key_conflict.as_ref().map(|e| e.signed.record.key),
+            sources: row.api_sources(),
+            verified: row.pinned || row.record.is_some(),
         }
     }
 
@@ -551,10 +572,15 @@ mod tests {
         t.upsert(&carol, 1);
         // Already online: the link adds a source, not an event.
         assert_eq!(t.link_up(b, 2), None);
+        assert_eq!(
+            t.get(b).unwrap().sources,
+            vec![PeerSource::Tracker, PeerSource::Link]
+        );
         let events = t.source_gone(Source::Tracker, 3);
         assert!(matches!(events.as_slice(), [Event::PeerLeft { peer }] if peer.id == c));
         let bob_now = t.get(b).unwrap();
         assert!(bob_now.online);
+        assert_eq!(bob_now.sources, vec![PeerSource::Link]);
         assert!(!bob_now.addrs.is_empty(), "addresses outlive the tracker");
         assert_eq!(t.counts(), (1, 2));
         // The tracker back: bob is already online, carol joins again.
@@ -637,6 +663,8 @@ mod tests {
         );
         let info = t.dialable(b).expect("bob is dialable from the book");
         assert!(!info.online);
+        assert_eq!(info.sources, vec![PeerSource::Book]);
+        assert!(info.verified);
         assert_eq!(info.addrs, bob.addrs());
         assert_eq!(t.to_book(b), None, "already in the book");
         // A newer record from the tracker goes to the book once.

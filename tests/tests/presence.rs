@@ -4,6 +4,7 @@
 
 use p2p_tests::chat::{self, texts, wait_delivered, wait_history};
 use p2p_tests::{DEADLINE, P2pd, TestNet, events};
+use serde_json::json;
 
 /// The entry of the peer named `name` in `p`'s peer list.
 #[track_caller]
@@ -26,7 +27,7 @@ fn wait_received(p: &P2pd, peer: &str, text: &str) {
 fn linked_peers_stay_online_and_chat_while_the_tracker_is_down() {
     let net = TestNet::new();
     let mut p = chat::pair(&net);
-    // A message each way opens the link both sides report.
+    // A message opens the link; both sides report it.
     chat::send(&p.alice, "bob", "before");
     wait_delivered(&p.alice, "bob", 1, DEADLINE);
     let mut alice_watch = net.watch(&p.alice);
@@ -42,16 +43,23 @@ fn linked_peers_stay_online_and_chat_while_the_tracker_is_down() {
     );
     p.alice.wait_tracker_state("connecting", DEADLINE);
     p.bob.wait_tracker_state("connecting", DEADLINE);
-    assert_eq!(
-        peer(&p.alice, "bob")["online"],
-        true,
-        "the link still sees bob"
-    );
-    assert_eq!(
-        peer(&p.bob, "alice")["online"],
-        true,
-        "the link still sees alice"
-    );
+    for (who, other) in [(&p.alice, "bob"), (&p.bob, "alice")] {
+        let entry = peer(who, other);
+        assert_eq!(
+            entry["online"], true,
+            "the link still sees {other}: {entry:#}"
+        );
+        assert_eq!(entry["verified"], true, "{entry:#}");
+        let sources = entry["sources"].as_array().expect("sources");
+        assert!(sources.contains(&json!("link")), "{entry:#}");
+        assert!(!sources.contains(&json!("tracker")), "{entry:#}");
+    }
+    let table = net
+        .ctl(&p.alice, &["peers"])
+        .assert_success()
+        .stdout
+        .clone();
+    assert!(table.contains("SOURCES"), "{table}");
     let seen = &alice_watch.events()[before..];
     assert!(
         !seen.iter().any(events::peer_left("bob")),
@@ -81,7 +89,11 @@ fn a_pinned_peer_is_dialled_from_the_address_book_while_the_tracker_is_down() {
     let (bob_addr, bob_state) = (p.bob.listen, p.bob.state_dir.clone());
     p.bob.stop();
     let gone = p.alice.wait_peer("bob", false, DEADLINE);
-    assert_eq!(gone["online"], false);
+    assert_eq!(
+        gone["sources"],
+        json!(["book"]),
+        "only the book knows bob: {gone:#}"
+    );
 
     // Bob back on the same port and identity, with the tracker still down.
     let bob = net
