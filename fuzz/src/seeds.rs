@@ -374,6 +374,8 @@ fn peer_info() -> PeerInfo {
         auto_accept: false,
         blocked: false,
         key_conflict: Some(id(3)),
+        sources: Vec::new(),
+        verified: true,
     }
 }
 

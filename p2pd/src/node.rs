@@ -14,7 +14,7 @@ use proto::{PeerId, PeerName};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
-use crate::peers::{PeerTable, ResolveError};
+use crate::peers::{PeerTable, ResolveError, Source};
 use crate::rekey::chain;
 use crate::store::{Pin, Store, StoreError};
 
@@ -95,7 +95,8 @@ impl Node {
     /// New state: the pinned peers (offline) and the tracker link connecting.
     pub fn new(identity: Identity, store: Store) -> Result<Arc<Node>, StoreError> {
         let now = svc::unix_now();
-        let peers = PeerTable::new(identity.id, store.known_peers()?, now);
+        let peers =
+            PeerTable::new(identity.id, store.known_peers()?, now).with_book(store.address_book()?);
         let tracker = TrackerStatus {
             addr: identity.tracker_addr.clone(),
             key: None,
@@ -168,7 +169,10 @@ impl Node {
         // Only read: a peer is pinned in the store once the user deals with it.
         let pin = self.store().check_pin(&rec.name, rec.key);
         match pin {
-            Ok(Pin::New | Pin::Same) => self.change(|t, now| t.upsert(entry, now)),
+            Ok(Pin::New | Pin::Same) => {
+                self.change(|t, now| t.upsert(entry, now));
+                self.book(rec.key);
+            }
             Ok(Pin::Conflict { pinned }) => {
                 let mut g = self.lock();
                 if g.chain_asked.insert(rec.key) {
@@ -226,7 +230,26 @@ impl Node {
         let ev = g.peers.rekeyed(pinned, entry, svc::unix_now());
         self.publish(ev);
         drop(g);
+        if let Err(e) = self.store().drop_address(pinned) {
+            warn!("cannot forget the address record of {name}'s old key: {e}");
+        }
+        self.book(new);
         info!(target: svc::logging::ACTIVITY, op = "key-rotated", peer = %name, old = %pinned.short(), new = %new.short(), queued_moved = moved, "the peer rotated its key with a statement signed by the pinned key; following it");
+    }
+
+    /// Writes pinned peer `id`'s latest address record to the address book, if it is new.
+    fn book(&self, id: PeerId) {
+        let Some(entry) = self.lock().peers.to_book(id) else {
+            return;
+        };
+        if let Err(e) = self.store().save_address(&entry, svc::unix_now()) {
+            warn!(peer = %id.short(), "cannot keep the address record: {e}");
+        }
+    }
+
+    /// A peer link to `id` may be dialled now (see [`PeerTable::dialable`]): its info.
+    pub fn dialable(&self, id: PeerId) -> Option<PeerInfo> {
+        self.lock().peers.dialable(id)
     }
 
     /// Records `seq` as signed by our key; returns the highest seq signed so far.
@@ -239,12 +262,12 @@ impl Node {
         self.last_seq.load(Ordering::SeqCst)
     }
 
-    /// The full list from the tracker: peers absent from it are offline.
+    /// The full list from the tracker: the tracker no longer sees peers absent from it.
     pub fn tracker_snapshot(&self, entries: &[PeerEntry]) {
         self.change(|t, now| {
             let gone = t.missing_from(entries);
             gone.into_iter()
-                .filter_map(|id| t.left(id, now))
+                .filter_map(|id| t.lost(id, Source::Tracker, now))
                 .collect::<Vec<_>>()
         });
         for e in entries {
@@ -254,18 +277,28 @@ impl Node {
 
     /// A peer left the tracker.
     pub fn tracker_left(&self, id: PeerId) {
-        self.change(|t, now| t.left(id, now));
+        self.change(|t, now| t.lost(id, Source::Tracker, now));
     }
 
-    /// The tracker link is gone: every peer is offline until it is back, and conflicting keys
-    /// may be asked about once more on the next session.
+    /// The tracker link is gone: it sees nobody until it is back (peers another source sees
+    /// stay online), and conflicting keys may be asked about once more on the next session.
     pub fn tracker_lost(&self) {
         {
             let mut g = self.lock();
             g.chain_asked.clear();
             g.chain_asks.clear();
         }
-        self.change(|t, now| t.all_offline(now));
+        self.change(|t, now| t.source_gone(Source::Tracker, now));
+    }
+
+    /// A peer link to `id` is open: the peer is online while it stays open.
+    pub fn link_up(&self, id: PeerId) {
+        self.change(|t, now| t.link_up(id, now));
+    }
+
+    /// The peer link to `id` closed.
+    pub fn link_down(&self, id: PeerId) {
+        self.change(|t, now| t.lost(id, Source::Link, now));
     }
 
     /// Sets the tracker link state, publishing an event when it changed.
@@ -360,6 +393,8 @@ impl Node {
         if let Pin::New | Pin::Same = self.store().pin(&info.name, id, svc::unix_now())? {
             g.peers.set_pinned(id);
         }
+        drop(g);
+        self.book(id);
         Ok(())
     }
 
@@ -426,6 +461,7 @@ impl Node {
             self.publish([Event::PeerUpdated { peer: peer.clone() }]);
         }
         drop(g);
+        self.book(new);
         info!(target: svc::logging::ACTIVITY, op = "key-replaced", peer = %info.name, old = %info.id.short(), new = %new.short(), "pinned key replaced");
         Ok(updated.unwrap_or(info))
     }
@@ -433,6 +469,9 @@ impl Node {
     /// Unpins `info`'s key in the table (its flags go) and publishes `peer_updated` with what
     /// it became, under the table lock. Returns that.
     fn forget_row(&self, info: PeerInfo) -> PeerInfo {
+        if let Err(e) = self.store().drop_address(info.id) {
+            warn!(peer = %info.name, "cannot forget the address record: {e}");
+        }
         let mut g = self.lock();
         g.peers.forget(info.id);
         let forgotten = PeerInfo {

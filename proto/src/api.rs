@@ -233,7 +233,7 @@ pub struct PeerInfo {
     pub id: PeerId,
     /// Where it accepts links (as resolved by the tracker).
     pub addrs: Vec<SocketAddr>,
-    /// Registered at the tracker right now.
+    /// Some discovery source (the tracker, an open link) sees it right now.
     pub online: bool,
     /// Unix seconds when it last came online or went offline.
     pub since: u64,
@@ -249,6 +249,41 @@ pub struct PeerInfo {
     /// The tracker now shows another key for the pinned name (see `forget_key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_conflict: Option<PeerId>,
+    /// What sees it or knows its address now; `book` alone is not presence.
+    #[serde(default)]
+    pub sources: Vec<PeerSource>,
+    /// Its name comes from a tracker binding or the user's pin, not only from its own claim.
+    #[serde(default)]
+    pub verified: bool,
+}
+
+/// Something that sees a peer, or (the address book) knows where to dial it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerSource {
+    /// A tracker lists it.
+    Tracker,
+    /// Announced on the local network.
+    Lan,
+    /// Found in the DHT.
+    Dht,
+    /// The address book keeps its last verified address record (not presence).
+    Book,
+    /// An open peer link to it.
+    Link,
+}
+
+impl PeerSource {
+    /// The word `peers` shows and JSON carries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerSource::Tracker => "tracker",
+            PeerSource::Lan => "lan",
+            PeerSource::Dht => "dht",
+            PeerSource::Book => "book",
+            PeerSource::Link => "link",
+        }
+    }
 }
 
 /// Which way a message went.

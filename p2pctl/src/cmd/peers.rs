@@ -1,5 +1,6 @@
-//! `p2pctl peers`: every known peer with its short id, address, state, since when, and the
-//! user's settings for it (trusted, auto-accept, blocked) plus a changed-key warning.
+//! `p2pctl peers`: every known peer with its short id, address, state, the sources that see
+//! it, since when, and the user's settings for it (trusted, auto-accept, blocked) plus a
+//! changed-key warning.
 
 use std::io::Write;
 
@@ -33,13 +34,16 @@ fn render(mut peers: Vec<PeerInfo>, now: u64) -> String {
         return "no known peers\n".into();
     }
     peers.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()).then(a.id.cmp(&b.id)));
-    let mut table = Table::new(&["NAME", "ID", "ADDRESS", "STATE", "SINCE", "FLAGS"]);
+    let mut table = Table::new(&[
+        "NAME", "ID", "ADDRESS", "STATE", "SOURCES", "SINCE", "FLAGS",
+    ]);
     for p in &peers {
         table.row(vec![
             clean(p.name.as_str()),
             p.id.short(),
             addresses(&p.addrs),
             if p.online { "online" } else { "offline" }.into(),
+            sources(p),
             relative_time(p.since, now),
             flags(p),
         ]);
@@ -60,6 +64,16 @@ fn render(mut peers: Vec<PeerInfo>, now: u64) -> String {
         ));
     }
     text
+}
+
+/// The SOURCES cell: what sees the peer (`tracker`, `link`...) and `book` when the address
+/// book knows where to dial it, joined by commas; `-` when none.
+fn sources(p: &PeerInfo) -> String {
+    if p.sources.is_empty() {
+        return "-".into();
+    }
+    let words: Vec<&str> = p.sources.iter().map(|s| s.as_str()).collect();
+    words.join(",")
 }
 
 /// The FLAGS cell: `trusted`, `auto` (auto-accept), `blocked`, `KEY CHANGED`, joined by
@@ -89,6 +103,7 @@ pub(crate) fn flags(p: &PeerInfo) -> String {
 mod tests {
     use super::*;
     use crate::cmd::fake;
+    use proto::api::PeerSource;
     use proto::{PeerName, SecretKey};
 
     fn peer(name: &str, seed: u8, addrs: &[&str], online: bool, since: u64) -> PeerInfo {
@@ -102,29 +117,33 @@ mod tests {
             auto_accept: false,
             blocked: false,
             key_conflict: None,
+            sources: Vec::new(),
+            verified: true,
         }
     }
 
     #[test]
     fn table_of_peers() {
-        let bob = peer("bob", 1, &["127.0.0.1:4000"], true, 1_000_000 - 180);
-        let carol = peer(
+        let mut bob = peer("bob", 1, &["127.0.0.1:4000"], true, 1_000_000 - 180);
+        bob.sources = vec![PeerSource::Tracker, PeerSource::Link];
+        let mut carol = peer(
             "carol",
             2,
             &["10.0.0.2:4000", "[::1]:4000"],
             false,
             1_000_000 - 7200,
         );
+        carol.sources = vec![PeerSource::Book];
         let al = peer("al", 3, &[], false, 0);
         let (b, c, a) = (bob.id.short(), carol.id.short(), al.id.short());
         assert_eq!(b.len(), 12);
         assert_eq!(
             render(vec![carol, bob, al], 1_000_000),
             format!(
-                "NAME   ID            ADDRESS           STATE    SINCE   FLAGS\n\
-                 al     {a}  -                 offline  -       -\n\
-                 bob    {b}  127.0.0.1:4000    online   3m ago  -\n\
-                 carol  {c}  10.0.0.2:4000 +1  offline  2h ago  -\n"
+                "NAME   ID            ADDRESS           STATE    SOURCES       SINCE   FLAGS\n\
+                 al     {a}  -                 offline  -             -       -\n\
+                 bob    {b}  127.0.0.1:4000    online   tracker,link  3m ago  -\n\
+                 carol  {c}  10.0.0.2:4000 +1  offline  book          2h ago  -\n"
             )
         );
     }
@@ -146,9 +165,9 @@ mod tests {
         assert_eq!(
             render(vec![eve, bob], 1_000_000),
             format!(
-                "NAME  ID            ADDRESS         STATE    SINCE   FLAGS\n\
-                 bob   {b}  127.0.0.1:4000  online   5s ago  trusted,auto\n\
-                 eve   {e}  -               offline  5s ago  blocked,KEY CHANGED\n\
+                "NAME  ID            ADDRESS         STATE    SOURCES  SINCE   FLAGS\n\
+                 bob   {b}  127.0.0.1:4000  online   -        5s ago  trusted,auto\n\
+                 eve   {e}  -               offline  -        5s ago  blocked,KEY CHANGED\n\
                  \n\
                  KEY CHANGED: the tracker shows eve with key {o}, not the pinned {e}. \
                  Links to eve are refused. If eve really has a new key, run \

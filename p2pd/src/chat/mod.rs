@@ -246,10 +246,11 @@ impl Chat {
     }
 
     fn maybe_dial(self: &Arc<Self>, peer: PeerId) {
-        let Some(info) = self.node.peer(peer) else {
+        // Online, or pinned with an address from the book.
+        let Some(info) = self.node.dialable(peer) else {
             return;
         };
-        if !info.online || info.blocked || info.key_conflict.is_some() || info.addrs.is_empty() {
+        if info.blocked || info.key_conflict.is_some() {
             return;
         }
         {
@@ -361,6 +362,7 @@ impl Chat {
             serial
         };
         info!(target: svc::logging::ACTIVITY, op = "link-up", peer = %name, id = %peer.short(), "peer link established");
+        self.node.link_up(peer);
         let (reader, writer) = conn.split();
         let chat = self.clone();
         let wcancel = cancel.clone();
@@ -380,8 +382,11 @@ impl Chat {
         if g.slots.get(&peer).is_some_and(|s| s.serial == serial) {
             g.slots.remove(&peer);
             info!(target: svc::logging::ACTIVITY, op = "link-down", peer = %name, id = %peer.short(), "peer link closed");
+            drop(g);
+            self.node.link_down(peer);
+        } else {
+            drop(g);
         }
-        drop(g);
         let _ = self.kick.send(peer);
     }
 

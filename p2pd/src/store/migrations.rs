@@ -71,6 +71,16 @@ INSERT INTO received_bytes (peer, bytes)
     SELECT peer, SUM(LENGTH(CAST(text AS BLOB))) FROM messages WHERE direction = 1 GROUP BY peer;
 ",
     },
+    Migration {
+        what: "the address book: the last verified address record of each pinned peer",
+        sql: "
+CREATE TABLE address_book (
+    peer BLOB PRIMARY KEY,
+    entry TEXT NOT NULL,
+    seen_at INTEGER NOT NULL
+);
+",
+    },
 ];
 
 /// The schema version this binary writes.

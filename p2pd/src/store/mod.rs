@@ -8,6 +8,7 @@ use proto::peer::{ChatMessage, MessageId};
 use proto::{PeerId, PeerName};
 use rusqlite::{Connection, OptionalExtension, params};
 
+mod book;
 pub mod migrations;
 mod rekey;
 

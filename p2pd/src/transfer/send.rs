@@ -41,11 +41,8 @@ pub(super) async fn run(t: Arc<Transfers>, live: Arc<Live>) {
             return;
         }
         let rec = live.record();
-        let peer = t
-            .node
-            .peer(rec.peer)
-            .filter(|p| p.online && !p.addrs.is_empty());
-        let Some(peer) = peer else {
+        // Online, or pinned with an address from the book.
+        let Some(peer) = t.node.dialable(rec.peer) else {
             // Wait for the peer to come online.
             tokio::select! {
                 () = live.cancel.cancelled() => return,

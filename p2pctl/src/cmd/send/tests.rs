@@ -34,6 +34,8 @@ fn bob(online: bool) -> PeerInfo {
         auto_accept: false,
         blocked: false,
         key_conflict: None,
+        sources: Vec::new(),
+        verified: true,
     }
 }
 

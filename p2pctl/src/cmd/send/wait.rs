@@ -250,6 +250,8 @@ mod tests {
             auto_accept: false,
             blocked: false,
             key_conflict: None,
+            sources: Vec::new(),
+            verified: true,
         }
     }
 
