@@ -57,6 +57,16 @@ fn message(n: u8, seq: u64, text: &str) -> ChatMessage {
     }
 }
 
+/// No `message_received` among the events `watch` printed so far.
+#[track_caller]
+fn assert_nothing_received(watch: &mut p2p_tests::Watch) {
+    let events = watch.events();
+    assert!(
+        !events.iter().any(|e| e["type"] == "message_received"),
+        "{events:#?}"
+    );
+}
+
 /// Reads alice's `Refused{KeyMismatch}` for the whole link, then waits for her to close it.
 /// Returns the refusal's detail.
 async fn refused_and_closed(link: &mut RawPeer) -> String {
@@ -174,14 +184,7 @@ async fn a_peer_claiming_a_pinned_name_with_another_key_is_refused() {
         before,
         "the impostor's message was stored"
     );
-    assert!(
-        !watch
-            .events()
-            .iter()
-            .any(|e| e["type"] == "message_received"),
-        "{:#?}",
-        watch.events()
-    );
+    assert_nothing_received(&mut watch);
     let peers = p.alice.peers();
     let b = peers
         .iter()
@@ -574,13 +577,6 @@ async fn a_dialled_peer_cannot_answer_under_another_name() {
     let h = history(&p.alice, "eve");
     assert_eq!(h.len(), 1, "{h:#?}");
     assert_eq!((&h[0]["id"], &h[0]["state"]), (&m["id"], &"queued".into()));
-    assert!(
-        !watch
-            .events()
-            .iter()
-            .any(|e| e["type"] == "message_received"),
-        "{:#?}",
-        watch.events()
-    );
+    assert_nothing_received(&mut watch);
     still_delivers(&net, &p.alice, "bob is still bob");
 }
