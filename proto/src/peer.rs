@@ -226,7 +226,7 @@ mod tests {
     #[test]
     fn frames_have_pinned_bytes() {
         let id = MessageId([0xab; 16]);
-        let cases: [(PeerFrame, Vec<u8>); 7] = [
+        let cases: [(PeerFrame, Vec<u8>); 8] = [
             (
                 PeerFrame::Hello {
                     version: 1,
@@ -259,6 +259,14 @@ mod tests {
                     detail: String::new(),
                 },
                 [&[3u8, 1][..], &[0xab; 16], &[6, 0]].concat(),
+            ),
+            (
+                PeerFrame::Refused {
+                    id: Some(id),
+                    reason: Refusal::Deferred,
+                    detail: "retry after 9 ms".into(),
+                },
+                [&[3u8, 1][..], &[0xab; 16], &[5, 16], b"retry after 9 ms"].concat(),
             ),
             (PeerFrame::Ping { nonce: 7 }, vec![4, 7]),
             (PeerFrame::Pong { nonce: 128 }, vec![5, 0x80, 0x01]),
