@@ -190,7 +190,9 @@ impl FilesError {
         matches!(self, FilesError::DiskFull { .. })
     }
 
-    fn io(op: Op, path: PathBuf, source: io::Error) -> FilesError {
+    /// An I/O error while doing `op` on `path`: [`FilesError::DiskFull`] when the disk or
+    /// quota is full, [`FilesError::Io`] otherwise.
+    pub(crate) fn io(op: Op, path: PathBuf, source: io::Error) -> FilesError {
         if matches!(
             source.kind(),
             io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
@@ -680,14 +682,15 @@ fn no_hard_links(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::Unsupported || (cfg!(unix) && e.raw_os_error() == Some(EPERM))
 }
 
+/// Whether two metadata are of the same file (device and inode).
 #[cfg(unix)]
-fn same_file(a: &Metadata, b: &Metadata) -> bool {
+pub(crate) fn same_file(a: &Metadata, b: &Metadata) -> bool {
     use cap_std::fs::MetadataExt;
     a.dev() == b.dev() && a.ino() == b.ino()
 }
 
 #[cfg(not(unix))]
-fn same_file(_a: &Metadata, _b: &Metadata) -> bool {
+pub(crate) fn same_file(_a: &Metadata, _b: &Metadata) -> bool {
     true
 }
 
@@ -714,7 +717,8 @@ fn write_all_at(file: &File, mut data: &[u8], mut offset: u64) -> io::Result<()>
 
 mod finished;
 mod names;
-use names::{check_names, copy_name, other_spelling, part_name, rel_path};
+pub(crate) use names::other_spelling;
+use names::{check_names, copy_name, part_name, rel_path};
 
 #[cfg(all(test, unix))]
 mod tests;

@@ -63,7 +63,7 @@ pub(super) fn rel_path<S: AsRef<Path>>(components: &[S]) -> PathBuf {
 
 /// The entry of `dir` that is `name` under another Unicode spelling (its NFC form is
 /// `name`, which is NFC), if there is one; the least such name when there are several.
-pub(super) fn other_spelling(dir: &Dir, name: &str) -> io::Result<Option<String>> {
+pub(crate) fn other_spelling(dir: &Dir, name: &str) -> io::Result<Option<String>> {
     let mut found: Option<String> = None;
     for entry in dir.entries()? {
         let Ok(other) = entry?.file_name().into_string() else {

@@ -44,7 +44,7 @@ pub(super) fn start(t: &Arc<Transfers>, live: Arc<Live>, path: PathBuf) {
         let _ = tx.send(result);
     });
     if let Err(e) = spawned {
-        t.finish(&live, TransferState::Failed, Some(e));
+        t.finish(&live, TransferState::Failed, Some(e.to_string()));
         return;
     }
     let t = t.clone();

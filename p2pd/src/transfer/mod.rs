@@ -5,13 +5,17 @@
 //! chat never waits behind data. The sender re-dials and re-offers the same id until the
 //! transfer ends; the receiver recognises it and answers with what it already holds.
 
+mod buffers;
+mod error;
 mod hashing;
 pub mod limits;
 mod live;
 pub mod records;
 mod recv;
+mod recv_rules;
 pub mod scan;
 mod send;
+mod send_rules;
 mod sink;
 mod source;
 mod threads;
@@ -34,6 +38,7 @@ use crate::node::Node;
 use crate::peers::ResolveError;
 use crate::router::{Dialer, PeerLink, Protocol};
 use crate::store::StoreError;
+use buffers::Buffers;
 use limits::{LinkCounts, OfferBook, OfferRefusal, RefusalLog, TransferLimits};
 use live::Live;
 use records::Record;
@@ -104,6 +109,8 @@ pub struct Transfers {
     live: Mutex<HashMap<TransferId, Arc<Live>>>,
     limits: TransferLimits,
     held: Mutex<Holdings>,
+    /// The chunk buffers and the cap on received chunks in flight, shared by every transfer.
+    buffers: Arc<Buffers>,
     tasks: TaskTracker,
     cancel: CancellationToken,
 }
@@ -129,6 +136,7 @@ impl Transfers {
                 links: LinkCounts::default(),
                 refusals: RefusalLog::new(REFUSAL_LOG_PERIOD),
             }),
+            buffers: Arc::default(),
             tasks,
             cancel,
         });

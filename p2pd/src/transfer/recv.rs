@@ -8,22 +8,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto::api::{Direction, Event, TransferState};
-use proto::frame::FrameError;
 use proto::transfer::{
-    BULK_LINKS_BUSY, CHUNK, FileEntry, FileResume, IncomingOffer, MAX_CHUNK_FRAME, Manifest,
-    OFFER_EXPIRED, TransferFrame, TransferId, chunk_count, chunk_range,
+    BULK_LINKS_BUSY, CHUNK, FileEntry, IncomingOffer, MAX_CHUNK_FRAME, Manifest, OFFER_EXPIRED,
+    TransferFrame, TransferId, chunk_count,
 };
 use proto::{PeerId, PeerName};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use transport::ConnError;
 
+use super::error::EngineError;
 use super::limits::manifest_bytes;
 use super::live::Live;
 use super::records::Record;
-use super::sink::{Job, Sink, Target, spare_buffer};
+use super::recv_rules::{Receiver, Step};
+use super::sink::{Job, Sink, Target};
 use super::{Decision, SessionLog, Transfers};
-use crate::files::{Dest, FilesError};
+use crate::files::{Dest, FilesError, Op};
 use crate::link::LinkConn;
 
 /// Time allowed for the offer to arrive after the link is up.
@@ -111,10 +111,14 @@ pub(super) async fn run(t: Arc<Transfers>, mut conn: LinkConn, peer: PeerId, nam
             let _ = conn.send(&TransferFrame::Done { id }).await;
         }
         Ok(false) => {}
-        Err(Fail::Link(e)) => {
+        Err(e) if e.link_only() => {
             warn!(%id, peer = %name, "transfer link lost (it resumes when the sender is back): {e}")
         }
-        Err(Fail::Transfer(reason)) => {
+        Err(e) => {
+            if e.is_disk_full() {
+                warn!(%id, peer = %name, "the disk filled up: the transfer fails and its part files are removed");
+            }
+            let reason = e.to_string();
             let _ = conn
                 .send(&TransferFrame::Failed {
                     id,
@@ -216,9 +220,10 @@ async fn wait_decision(
                 let need = live.info().total_bytes;
                 let ready = t
                     .load_manifest(live)
-                    .map_err(|e| format!("cannot read the offer back: {e}"))
+                    .map_err(|e| EngineError::Offer(Box::new(e)))
                     .and_then(|()| check_space(&dest, need));
-                if let Err(reason) = ready {
+                if let Err(e) = ready {
+                    let reason = e.to_string();
                     let _ = conn
                         .send(&TransferFrame::Failed {
                             id,
@@ -282,7 +287,7 @@ async fn wait_decision(
 }
 
 /// Fails unless the disk holding `dest` has room for `need` bytes plus a reserve.
-fn check_space(dest: &Path, need: u64) -> Result<(), String> {
+fn check_space(dest: &Path, need: u64) -> Result<(), EngineError> {
     // Without a disk table (unsupported platform) the write itself reports a full disk.
     let Ok(disks) = sysinfo::Disks::new_with_refreshed_list() else {
         return Ok(());
@@ -294,26 +299,16 @@ fn check_space(dest: &Path, need: u64) -> Result<(), String> {
         .filter(|d| probe.starts_with(d.mount_point()))
         .max_by_key(|d| d.mount_point().as_os_str().len());
     match disk {
-        Some(d) if d.available_space() < need.saturating_add(RESERVE) => Err(format!(
-            "not enough free space in {}: {} needed (plus a {} MiB reserve), {} available",
-            dest.display(),
-            need,
-            RESERVE >> 20,
-            d.available_space()
-        )),
+        Some(d) if d.available_space() < need.saturating_add(RESERVE) => {
+            Err(EngineError::NoSpace {
+                dest: dest.to_owned(),
+                need,
+                reserve: RESERVE,
+                available: d.available_space(),
+            })
+        }
         _ => Ok(()),
     }
-}
-
-enum Fail {
-    /// The link broke: keep everything for a resume.
-    Link(String),
-    /// The transfer cannot succeed.
-    Transfer(String),
-}
-
-fn io_fail(e: FilesError) -> Fail {
-    Fail::Transfer(e.to_string())
 }
 
 /// How the read loop of [`receive`] ended, when it ended without an error.
@@ -335,13 +330,12 @@ async fn receive(
     conn: &mut LinkConn,
     dest: &Path,
     session: &CancellationToken,
-) -> Result<bool, Fail> {
+) -> Result<bool, EngineError> {
     let rec = live.record();
     let id = rec.manifest.id;
     let tag = id.to_string();
-    std::fs::create_dir_all(dest)
-        .map_err(|e| Fail::Transfer(format!("cannot create {}: {e}", dest.display())))?;
-    let dir = Dest::open(dest).map_err(io_fail)?;
+    std::fs::create_dir_all(dest).map_err(|e| FilesError::io(Op::CreateDir, dest.to_owned(), e))?;
+    let dir = Dest::open(dest)?;
     let stored: HashMap<u32, (u64, bool)> = t
         .node
         .store()
@@ -350,29 +344,21 @@ async fn receive(
         .into_iter()
         .map(|(f, v, d)| (f, (v, d)))
         .collect();
-    let mut resume = Vec::new();
-    let mut state: Vec<(u64, bool)> = Vec::with_capacity(rec.manifest.files.len());
-    let mut done_bytes = 0u64;
+    let mut held = Vec::with_capacity(rec.manifest.files.len());
     for (i, f) in rec.manifest.files.iter().enumerate() {
         let (verified, finished) = stored.get(&(i as u32)).copied().unwrap_or((0, false));
-        let (verified, finished) = tokio::task::block_in_place(|| {
+        held.push(tokio::task::block_in_place(|| {
             resume_file(t, &dir, &tag, (id, i as u32), f, verified, finished)
-        })
-        .map_err(io_fail)?;
-        let count = chunk_count(f.size);
-        let v = if finished { count } else { verified.min(count) };
-        done_bytes += (v * CHUNK).min(f.size);
-        state.push((v, finished));
-        resume.push(FileResume {
-            file: i as u32,
-            verified_chunks: v,
-        });
+        })?);
     }
+    let mut rules = Receiver::new(id, &rec.manifest.files, &held);
+    let done_bytes = rules.done_bytes();
     live.set_done(done_bytes);
     let _session = SessionLog::start(live, done_bytes);
+    let resume = rules.resume();
     conn.send(&TransferFrame::Accept { id, resume })
         .await
-        .map_err(|e| Fail::Link(e.to_string()))?;
+        .map_err(EngineError::Link)?;
 
     let sink = Sink::start(Target {
         t: t.clone(),
@@ -386,7 +372,7 @@ async fn receive(
         conn,
         session,
         &sink,
-        &mut state,
+        &mut rules,
         t.limits.progress_timeout,
     )
     .await;
@@ -402,12 +388,12 @@ async fn receive(
             t.set_state(live, end, None, Some(reason));
             Ok(false)
         }
-        (_, Err(e)) => Err(Fail::Transfer(e)),
-        (Ok(Stop::Done), Ok(())) if state.iter().all(|(_, finished)| *finished) => Ok(true),
-        (Ok(Stop::Done), Ok(())) => Err(Fail::Transfer(
-            "the sender finished before every file arrived".into(),
-        )),
-        (Ok(Stop::SinkStopped), Ok(())) => Err(Fail::Transfer("the writer stopped".into())),
+        (_, Err(e)) => Err(e),
+        (Ok(Stop::Done), Ok(())) => Ok(true),
+        (Ok(Stop::SinkStopped), Ok(())) => Err(EngineError::Thread {
+            name: "writer",
+            what: "stopped",
+        }),
         (Err(f), Ok(())) => Err(f),
     }
 }
@@ -449,26 +435,23 @@ fn resume_file(
     Ok((chunk_count(f.size), true))
 }
 
-/// Reads frames until the transfer ends, checks where each chunk belongs, and hands chunks
-/// and finished files to the writer. `state` holds per file the next chunk expected and
-/// whether the file is complete.
+/// Reads frames until the transfer ends, steps the receiver's rules with each, and hands
+/// chunks and finished files to the writer.
 async fn read_chunks(
     live: &Live,
     conn: &mut LinkConn,
     session: &CancellationToken,
     sink: &Sink,
-    state: &mut [(u64, bool)],
+    rules: &mut Receiver<'_>,
     progress_timeout: Duration,
-) -> Result<Stop, Fail> {
-    let rec = live.record();
-    let id = rec.manifest.id;
-    let mut hashes: HashMap<u64, [u8; 32]> = HashMap::new();
+) -> Result<Stop, EngineError> {
+    let id = live.id();
     // A sender that keeps the link but sends no chunk loses the link; it resumes on the next.
     let stalled = tokio::time::sleep(progress_timeout);
     tokio::pin!(stalled);
     loop {
         if conn.needs_spare()
-            && let Some(buf) = spare_buffer()
+            && let Some(buf) = sink.spare_buffer()
         {
             conn.recycle(buf);
         }
@@ -476,120 +459,31 @@ async fn read_chunks(
             biased;
             () = live.cancel.cancelled() => {
                 if !live.cancelled_here() {
-                    return Err(Fail::Link("the daemon is stopping".into()));
+                    return Err(EngineError::Stopping);
                 }
                 let _ = conn.send(&TransferFrame::Cancel { id, reason: "cancelled by the receiver".into() }).await;
                 return Ok(Stop::Cancelled);
             }
-            () = session.cancelled() => {
-                return Err(Fail::Link("a newer link took over this transfer".into()));
-            }
+            () = session.cancelled() => return Err(EngineError::Superseded),
             () = sink.stopped() => return Ok(Stop::SinkStopped),
             () = &mut stalled => {
-                return Err(Fail::Link(format!("no data from the sender for {progress_timeout:?}")));
+                return Err(EngineError::Stalled { what: "no data from the sender", after: progress_timeout });
             }
             f = conn.read_payload() => f,
         };
+        // A broken connection (a crashed sender, a network drop) is not bad data: the
+        // verified parts are kept for the resume.
         let frame = match payload {
-            Ok(Some(p)) => TransferFrame::decode_payload(p).map_err(ConnError::from),
-            Ok(None) => return Err(Fail::Link("the sender closed the link".into())),
-            Err(e) => Err(e),
+            Ok(Some(p)) => TransferFrame::decode_payload(p)
+                .map_err(|e| EngineError::from_read("sender", e.into()))?,
+            Ok(None) => return Err(EngineError::Closed { peer: "sender" }),
+            Err(e) => return Err(EngineError::from_read("sender", e)),
         };
-        let frame = match frame {
-            Ok(f) => f,
-            // A broken connection (a crashed sender, a network drop) is not bad data: keep
-            // the verified parts for the resume.
-            Err(e @ (ConnError::Io(_) | ConnError::Frame(FrameError::Truncated { .. }))) => {
-                return Err(Fail::Link(e.to_string()));
-            }
-            Err(e) => return Err(Fail::Transfer(format!("bad frame from the sender: {e}"))),
-        };
-        if frame.id() != id {
-            return Err(Fail::Transfer("frame for another transfer".into()));
-        }
-        let job = match frame {
-            TransferFrame::ChunkHashes {
-                first, hashes: hs, ..
-            } => {
-                hashes.clear();
-                for (k, h) in hs.into_iter().enumerate() {
-                    let index = first.checked_add(k as u64).ok_or_else(|| {
-                        Fail::Transfer("chunk hashes past the last possible chunk".into())
-                    })?;
-                    hashes.insert(index, h);
-                }
-                continue;
-            }
-            TransferFrame::Chunk {
-                file, index, data, ..
-            } => {
-                let f = rec.manifest.files.get(file as usize).ok_or_else(|| {
-                    Fail::Transfer(format!("chunk for file {file}, which is not in the offer"))
-                })?;
-                let (ref mut next, finished) = state[file as usize];
-                if finished || index != *next {
-                    return Err(Fail::Transfer(format!(
-                        "chunk {index} of {} out of order (expected {next})",
-                        f.path
-                    )));
-                }
-                let (offset, len) = chunk_range(f.size, index).ok_or_else(|| {
-                    Fail::Transfer(format!("more data than announced for {}", f.path))
-                })?;
-                if data.len() as u64 != len {
-                    return Err(Fail::Transfer(format!(
-                        "chunk {index} of {} has {} bytes, {len} announced",
-                        f.path,
-                        data.len()
-                    )));
-                }
-                let want = *hashes.get(&index).ok_or_else(|| {
-                    Fail::Transfer(format!(
-                        "chunk {index} of {} arrived without its hash",
-                        f.path
-                    ))
-                })?;
-                *next += 1;
-                Job::Chunk {
-                    file,
-                    index,
-                    offset,
-                    data,
-                    want,
-                }
-            }
-            TransferFrame::FileDone { file, .. } => {
-                let f =
-                    rec.manifest.files.get(file as usize).ok_or_else(|| {
-                        Fail::Transfer(format!("file {file} is not in the offer"))
-                    })?;
-                let (next, finished) = state[file as usize];
-                if finished {
-                    continue;
-                }
-                if next != chunk_count(f.size) {
-                    return Err(Fail::Transfer(format!(
-                        "{}: fewer bytes than announced",
-                        f.path
-                    )));
-                }
-                state[file as usize].1 = true;
-                Job::FileDone { file }
-            }
-            TransferFrame::Done { .. } => return Ok(Stop::Done),
-            TransferFrame::Cancel { reason, .. } => {
-                return Ok(Stop::Ended(TransferState::Cancelled, reason));
-            }
-            TransferFrame::Failed { reason, .. } => {
-                return Ok(Stop::Ended(TransferState::Failed, reason));
-            }
-            TransferFrame::Offer(_)
-            | TransferFrame::Accept { .. }
-            | TransferFrame::Decline { .. } => {
-                return Err(Fail::Transfer(
-                    "unexpected frame during the transfer".into(),
-                ));
-            }
+        let job = match rules.step(frame)? {
+            Step::Ignore => continue,
+            Step::Queue(job) => job,
+            Step::Done => return Ok(Stop::Done),
+            Step::Ended(state, reason) => return Ok(Stop::Ended(state, reason)),
         };
         let chunk = matches!(job, Job::Chunk { .. });
         if !sink.push(job).await {

@@ -4,14 +4,14 @@
 //! Manifest paths are in Unicode NFC ([`RelPath`] normalises them), whatever form the names
 //! have on this disk: a name that macOS or a copy from it stored decomposed is offered in the
 //! form every receiver compares and stores. The file is still opened under its name on disk:
-//! [`open_source`] finds it again from the manifest path.
+//! the sender (`source.rs`) finds it again from the manifest path.
 
 use std::fs;
 use std::io::{self, Read};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use proto::transfer::{
-    CHUNK, FileEntry, MAX_FILES, Manifest, ManifestError, PathError, RelPath, TransferId, to_nfc,
+    CHUNK, FileEntry, MAX_FILES, Manifest, ManifestError, PathError, RelPath, TransferId,
 };
 
 /// Why a path cannot be offered.
@@ -182,42 +182,6 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, PathBuf, u64)>) -> Result<
     Ok(())
 }
 
-/// Opens the file to send at `path`: the shared path's parent joined with a manifest path.
-/// A component missing under that spelling is looked up among its directory's entries by
-/// its NFC form (symlinks skipped, as [`scan`] skips them), so a file whose name is
-/// decomposed on disk is found from its NFC manifest path.
-pub fn open_source(path: &Path) -> io::Result<fs::File> {
-    match fs::File::open(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        found => return found,
-    }
-    let not_found = || io::Error::new(io::ErrorKind::NotFound, "no such file in any spelling");
-    let mut cur = PathBuf::new();
-    for c in path.components() {
-        let Component::Normal(name) = c else {
-            cur.push(c);
-            continue;
-        };
-        let exact = cur.join(name);
-        if fs::symlink_metadata(&exact).is_ok() {
-            cur = exact;
-            continue;
-        }
-        let want = name.to_string_lossy();
-        let want = to_nfc(&want);
-        let mut spelled = None;
-        for e in fs::read_dir(&cur)? {
-            let e = e?;
-            if !e.file_type()?.is_symlink() && to_nfc(&e.file_name().to_string_lossy()) == want {
-                spelled = Some(e.file_name());
-                break;
-            }
-        }
-        cur.push(spelled.ok_or_else(not_found)?);
-    }
-    fs::File::open(cur)
-}
-
 /// Size and BLAKE3 hash of a file.
 pub fn hash_file(path: &Path) -> io::Result<(u64, [u8; 32])> {
     hash_file_with(path, &mut |_| true)
@@ -273,14 +237,7 @@ mod tests {
         let (m, sources) = scan(&root, TransferId([5; 16])).unwrap();
         assert_eq!(m.files[0].path.as_str(), "Caf\u{e9}s/cr\u{e8}me.txt");
         assert_eq!(sources[0].local, root.join("cre\u{300}me.txt"));
-        let mut text = String::new();
-        open_source(&dir.path().join(m.files[0].path.as_str()))
-            .unwrap()
-            .read_to_string(&mut text)
-            .unwrap();
-        assert_eq!(text, "brulee");
-        let missing = open_source(&dir.path().join("Caf\u{e9}s/other")).unwrap_err();
-        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+        // `source.rs` opens it from the NFC path (its tests).
         // Two spellings of one name cannot be offered together.
         fs::write(root.join("cr\u{e8}me.txt"), b"x").unwrap();
         assert!(matches!(

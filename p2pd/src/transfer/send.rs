@@ -8,29 +8,20 @@ use std::time::Duration;
 use proto::api::{Event, TransferState};
 use proto::frame;
 use proto::peer::ALPN_BULK;
-use proto::transfer::{
-    BULK_LINKS_BUSY, MAX_CHUNK_FRAME, OFFER_EXPIRED, TransferFrame, chunk_frame_head,
-};
+use proto::transfer::{MAX_CHUNK_FRAME, TransferFrame, chunk_frame_head};
 use tokio::io::AsyncWrite;
 use tracing::warn;
 use transport::FramedConn;
 
+use super::error::EngineError;
 use super::live::Live;
+use super::send_rules::{End, OfferReply, on_offer_reply, on_verdict, starts};
 use super::source::{Piece, Plan, Source};
 use super::{SessionLog, Transfers};
 use crate::backoff::{Backoff, random_unit};
 
 /// A session that lasted this long shows the link works: the next one is dialed soon.
 const LINK_WORKED: Duration = Duration::from_secs(5);
-
-/// How a session ended, when it ended the transfer.
-enum End {
-    Done,
-    Declined(String),
-    Cancelled(String),
-    Failed(String),
-    Expired,
-}
 
 /// Runs an outgoing transfer until it ends, across link drops and peer absences.
 pub(super) async fn run(t: Arc<Transfers>, live: Arc<Live>) {
@@ -57,13 +48,7 @@ pub(super) async fn run(t: Arc<Transfers>, live: Arc<Live>) {
         let result = session(&t, &live, &peer).await;
         match result {
             Ok(Some(end)) => {
-                let (state, err) = match end {
-                    End::Done => (TransferState::Done, None),
-                    End::Declined(r) => (TransferState::Declined, Some(r)),
-                    End::Cancelled(r) => (TransferState::Cancelled, Some(r)),
-                    End::Failed(r) => (TransferState::Failed, Some(r)),
-                    End::Expired => (TransferState::Expired, Some(OFFER_EXPIRED.to_owned())),
-                };
+                let (state, err) = end.outcome();
                 t.set_state(&live, state, None, err);
                 return;
             }
@@ -92,18 +77,14 @@ async fn session(
     t: &Arc<Transfers>,
     live: &Arc<Live>,
     peer: &proto::api::PeerInfo,
-) -> Result<Option<End>, String> {
-    let mut conn = t
-        .dialer
-        .dial(ALPN_BULK, peer)
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<Option<End>, EngineError> {
+    let mut conn = t.dialer.dial(ALPN_BULK, peer).await?;
     conn.set_limits(MAX_CHUNK_FRAME, MAX_CHUNK_FRAME);
     let rec = live.record();
     let id = rec.manifest.id;
     conn.send(&TransferFrame::Offer(rec.manifest.clone()))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(EngineError::Link)?;
     if rec.state == TransferState::Queued {
         t.set_state(live, TransferState::Offered, None, None);
     }
@@ -114,23 +95,12 @@ async fn session(
             }
             return Ok(None);
         }
-        r = conn.read::<TransferFrame>() => r.map_err(|e| e.to_string())?,
+        r = conn.read::<TransferFrame>() => r.map_err(|e| EngineError::from_read("receiver", e))?,
     };
-    let resume = match reply {
-        Some(TransferFrame::Accept { resume, .. }) => resume,
-        Some(TransferFrame::Decline { reason, .. }) if reason == OFFER_EXPIRED => {
-            return Ok(Some(End::Expired));
-        }
-        Some(TransferFrame::Decline { reason, .. }) => return Ok(Some(End::Declined(reason))),
-        Some(TransferFrame::Cancel { reason, .. }) => return Ok(Some(End::Cancelled(reason))),
-        // The receiver holds too many of our links now: not an end, offer again later.
-        Some(TransferFrame::Failed { reason, .. }) if reason == BULK_LINKS_BUSY => {
-            return Err(reason);
-        }
-        Some(TransferFrame::Failed { reason, .. }) => return Ok(Some(End::Failed(reason))),
-        Some(TransferFrame::Done { .. }) => return Ok(Some(End::Done)),
-        Some(other) => return Err(format!("unexpected {:?} before Accept", other.id())),
-        None => return Err("the receiver closed the link".into()),
+    let resume = match on_offer_reply(reply) {
+        OfferReply::Stream(resume) => resume,
+        OfferReply::End(end) => return Ok(Some(end)),
+        OfferReply::Retry(e) => return Err(e),
     };
     if live.state() != TransferState::Running {
         t.set_state(live, TransferState::Running, None, None);
@@ -152,14 +122,14 @@ async fn session(
             match reader
                 .read::<TransferFrame>()
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| EngineError::from_read("receiver", e))?
             {
-                Some(TransferFrame::Done { .. }) => return Ok(End::Done),
-                Some(TransferFrame::Cancel { reason, .. }) => return Ok(End::Cancelled(reason)),
-                Some(TransferFrame::Failed { reason, .. }) => return Ok(End::Failed(reason)),
-                Some(TransferFrame::Decline { reason, .. }) => return Ok(End::Declined(reason)),
-                Some(_) => {}
-                None => return Err::<End, String>("the receiver closed the link".into()),
+                Some(frame) => {
+                    if let Some(end) = on_verdict(frame) {
+                        return Ok(end);
+                    }
+                }
+                None => return Err(EngineError::Closed { peer: "receiver" }),
             }
         }
     };
@@ -169,6 +139,8 @@ async fn session(
             match w {
                 Ok(Some(_writer)) => {}
                 Ok(None) => return Ok(None),
+                // The files here are the cause (the receiver was told): no link helps.
+                Err(e) if e.is_local_source() => return Ok(Some(End::Failed(e.to_string()))),
                 Err(e) => {
                     // The receiver may have said why before it closed: read its last word.
                     return match tokio::time::timeout(Duration::from_secs(1), &mut verdict).await {
@@ -195,38 +167,31 @@ async fn stream<W: AsyncWrite + Unpin>(
     base: &Path,
     resume: &[proto::transfer::FileResume],
     mut w: FramedConn<W>,
-) -> Result<Option<FramedConn<W>>, String> {
+) -> Result<Option<FramedConn<W>>, EngineError> {
     let rec = live.record();
     let id = rec.manifest.id;
-    let start_of = |i: u32| {
-        resume
-            .iter()
-            .find(|r| r.file == i)
-            .map_or(0, |r| r.verified_chunks)
-    };
-    let mut done: u64 = rec
-        .manifest
-        .files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (start_of(i as u32) * proto::transfer::CHUNK).min(f.size))
-        .sum();
+    let (first, mut done) = starts(&rec.manifest.files, resume);
     live.set_done(done);
     let _session = SessionLog::start(live, done);
     let mut plan = Vec::with_capacity(rec.manifest.files.len());
-    for (i, f) in rec.manifest.files.iter().enumerate() {
-        let file = u32::try_from(i).map_err(|_| "too many files".to_string())?;
+    for ((f, start), i) in rec.manifest.files.iter().zip(first).zip(0u32..) {
         plan.push(Plan {
-            file,
-            path: base.join(f.path.as_str()),
+            file: i,
+            path: f.path.clone(),
             size: f.size,
-            start: start_of(file),
+            start,
         });
     }
-    let mut source = Source::start(plan)?;
+    if plan.len() != rec.manifest.files.len() {
+        return Err(EngineError::TooManyFiles);
+    }
+    let mut source = Source::start(base.to_owned(), plan, t.buffers.clone())?;
     // A receiver that stops reading ends the link, not the transfer: it resumes on the next.
     let limit = t.limits.progress_timeout;
-    let stuck = || format!("the receiver took no data for {limit:?}");
+    let stuck = |_| EngineError::Stalled {
+        what: "the receiver took no data",
+        after: limit,
+    };
     while let Some(piece) = source.next().await {
         if live.cancel.is_cancelled() {
             // A stopping daemon leaves the transfer to resume; only a cancel here ends it.
@@ -240,7 +205,19 @@ async fn stream<W: AsyncWrite + Unpin>(
             }
             return Ok(None);
         }
-        match piece? {
+        let piece = match piece {
+            Ok(p) => p,
+            Err(e) => {
+                // Tell the receiver why the transfer ends (a link error only ends the link).
+                if e.is_local_source() {
+                    let reason = e.to_string();
+                    let failed = TransferFrame::Failed { id, reason };
+                    let _ = tokio::time::timeout(limit, w.send(&failed)).await;
+                }
+                return Err(e);
+            }
+        };
+        match piece {
             Piece::Chunk {
                 file,
                 index,
@@ -257,16 +234,18 @@ async fn stream<W: AsyncWrite + Unpin>(
                         hashes: vec![hash],
                     },
                     MAX_CHUNK_FRAME,
-                )
-                .map_err(|e| e.to_string())?;
-                head.extend(
-                    chunk_frame_head(id, file, index, data.len(), MAX_CHUNK_FRAME)
-                        .map_err(|e| e.to_string())?,
-                );
+                )?;
+                head.extend(chunk_frame_head(
+                    id,
+                    file,
+                    index,
+                    data.len(),
+                    MAX_CHUNK_FRAME,
+                )?);
                 tokio::time::timeout(limit, w.send_parts(&[&head, &data]))
                     .await
-                    .map_err(|_| stuck())?
-                    .map_err(|e| e.to_string())?;
+                    .map_err(stuck)?
+                    .map_err(EngineError::Link)?;
                 done += data.len() as u64;
                 source.recycle(data);
                 live.set_done(done);
@@ -275,15 +254,15 @@ async fn stream<W: AsyncWrite + Unpin>(
             Piece::FileDone(file) => {
                 tokio::time::timeout(limit, w.send(&TransferFrame::FileDone { id, file }))
                     .await
-                    .map_err(|_| stuck())?
-                    .map_err(|e| e.to_string())?;
+                    .map_err(stuck)?
+                    .map_err(EngineError::Link)?;
             }
         }
     }
     tokio::time::timeout(limit, w.send(&TransferFrame::Done { id }))
         .await
-        .map_err(|_| stuck())?
-        .map_err(|e| e.to_string())?;
+        .map_err(stuck)?
+        .map_err(EngineError::Link)?;
     t.node.publish([Event::TransferProgress {
         transfer: live.info(),
     }]);

@@ -15,48 +15,27 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::{Bytes, BytesMut};
 use proto::transfer::{CHUNK, FileEntry, TransferId};
 use tokio::sync::mpsc;
-use tokio::sync::{Semaphore, SemaphorePermit, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::Transfers;
+use super::buffers::Buffers;
+use super::error::EngineError;
 use super::live::Live;
+use super::recv_rules::Violation;
 use super::threads::spawn;
 use crate::files::{Dest, PartFile};
 
 /// Chunks queued between the link task and the verifier, and between the verifier and the
 /// writer.
 const QUEUE: usize = 1;
-/// Chunks queued or being verified or written, across every transfer of the daemon: one
-/// transfer holds at most 5, so only several at once wait for each other, and memory stays
-/// bounded however many there are.
-static IN_FLIGHT: Semaphore = Semaphore::const_new(8);
-/// Buffers of written chunks, kept for the next chunks any transfer reads: a few 1 MiB
-/// buffers go round instead of one allocated and freed per chunk (which the allocator keeps,
-/// scattered over its per-thread arenas).
-static POOL: Mutex<Vec<BytesMut>> = Mutex::new(Vec::new());
-/// Most buffers kept in [`POOL`] (what one transfer needs going round).
-const POOL_MAX: usize = 4;
-
-/// A buffer for reading the next chunk, if one is free.
-pub(super) fn spare_buffer() -> Option<BytesMut> {
-    POOL.lock().unwrap_or_else(PoisonError::into_inner).pop()
-}
-
-/// Keeps a written chunk's buffer for reuse, if nothing else holds it and the pool has room.
-fn give_back(data: Bytes) {
-    if let Ok(buf) = data.try_into_mut() {
-        let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
-        if pool.len() < POOL_MAX {
-            pool.push(buf);
-        }
-    }
-}
 
 /// The part file is synced, and its verified chunks recorded, after this many bytes.
 const SYNC_BYTES: u64 = 16 * CHUNK;
 
 /// Work for the verifier, in the order the frames arrived.
+#[derive(Debug)]
 pub(super) enum Job {
     /// A chunk whose place in the file the link task has checked; its hash is not checked yet.
     Chunk {
@@ -78,23 +57,25 @@ pub(super) enum Job {
     },
 }
 
-/// A job and, for a chunk, its share of [`IN_FLIGHT`].
+/// A job and, for a chunk, its share of the chunks in flight ([`Buffers::chunk_permit`]).
 struct Queued {
     job: Job,
-    permit: Option<SemaphorePermit<'static>>,
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 /// Work for the writer: chunks that matched their hash.
+#[derive(Debug)]
 enum Verified {
     Chunk {
         file: u32,
         index: u64,
         offset: u64,
         data: Bytes,
-        permit: Option<SemaphorePermit<'static>>,
+        permit: Option<OwnedSemaphorePermit>,
     },
-    /// `whole`: the file's hash when the verifier saw all of it; `None`: read the part back.
-    FileDone { file: u32, whole: Option<[u8; 32]> },
+    /// `checked`: the verifier saw the whole file and it matched its hash; otherwise the
+    /// writer reads the part back to check it.
+    FileDone { file: u32, checked: bool },
 }
 
 /// Work for the durability thread.
@@ -117,12 +98,12 @@ enum Durable {
 /// ends), so the link task stops reading.
 #[derive(Clone, Default)]
 struct Errors {
-    first: Arc<Mutex<Option<String>>>,
+    first: Arc<Mutex<Option<EngineError>>>,
     stopped: CancellationToken,
 }
 
 impl Errors {
-    fn fail(&self, e: String) {
+    fn fail(&self, e: EngineError) {
         self.first
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -130,11 +111,18 @@ impl Errors {
         self.stopped.cancel();
     }
 
-    fn first(&self) -> Option<String> {
+    fn failed(&self) -> bool {
         self.first
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .is_some()
+    }
+
+    fn take(&self) -> Option<EngineError> {
+        self.first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 }
 
@@ -144,6 +132,7 @@ pub(super) struct Sink {
     /// Answered when the verifier thread has finished (dropped unanswered if it panicked).
     ended: oneshot::Receiver<()>,
     errors: Errors,
+    buffers: Arc<Buffers>,
 }
 
 /// What the disk side needs about the transfer.
@@ -166,6 +155,7 @@ impl Sink {
         let (tx, rx) = mpsc::channel(QUEUE);
         let errors = Errors::default();
         let (end_tx, ended) = oneshot::channel::<()>();
+        let buffers = target.t.buffers.clone();
         let e = errors.clone();
         let started = spawn("p2pd-verify", move || {
             let _guard = e.stopped.clone().drop_guard();
@@ -175,7 +165,17 @@ impl Sink {
         if let Err(e) = started {
             errors.fail(e);
         }
-        Sink { tx, ended, errors }
+        Sink {
+            tx,
+            ended,
+            errors,
+            buffers,
+        }
+    }
+
+    /// A buffer for reading the next chunk from the link, if one is free.
+    pub(super) fn spare_buffer(&self) -> Option<BytesMut> {
+        self.buffers.spare_recv()
     }
 
     /// Completes when the threads have stopped on their own (an error: see [`Sink::close`]).
@@ -186,8 +186,7 @@ impl Sink {
     /// Queues a job. `false` when the threads have stopped (see [`Sink::close`] for why).
     pub(super) async fn push(&self, job: Job) -> bool {
         let permit = match job {
-            // The semaphore is never closed.
-            Job::Chunk { .. } => IN_FLIGHT.acquire().await.ok(),
+            Job::Chunk { .. } => self.buffers.chunk_permit().await,
             Job::FileDone { .. } => None,
         };
         self.tx.send(Queued { job, permit }).await.is_ok()
@@ -195,12 +194,15 @@ impl Sink {
 
     /// Lets the threads finish what is queued and waits for them: `Ok` when every job was
     /// done and every finished file is synced, named and recorded.
-    pub(super) async fn close(self) -> Result<(), String> {
+    pub(super) async fn close(self) -> Result<(), EngineError> {
         drop(self.tx);
         if self.ended.await.is_err() {
-            self.errors.fail("the verifier stopped".into());
+            self.errors.fail(EngineError::Thread {
+                name: "verifier",
+                what: "stopped",
+            });
         }
-        self.errors.first().map_or(Ok(()), Err)
+        self.errors.take().map_or(Ok(()), Err)
     }
 }
 
@@ -245,11 +247,11 @@ fn run(target: Target, mut rx: mpsc::Receiver<Queued>, errors: &Errors) {
         files: &files,
         hashing: None,
     };
-    while let Some(job) = rx.blocking_recv() {
-        if errors.first().is_some() {
+    while let Some(Queued { job, permit }) = rx.blocking_recv() {
+        if errors.failed() {
             break;
         }
-        match v.verify(job) {
+        match v.verify(job, permit) {
             Ok(ok) => {
                 if wtx.send(ok).is_err() {
                     break;
@@ -267,11 +269,16 @@ fn run(target: Target, mut rx: mpsc::Receiver<Queued>, errors: &Errors) {
     drop(wtx);
     for (name, thread) in [("writer", writer), ("sync", durable)] {
         if thread.join().is_err() {
-            errors.fail(format!("the {name} thread stopped"));
+            errors.fail(EngineError::Thread {
+                name,
+                what: "stopped",
+            });
         }
     }
 }
 
+/// The verifier's rules: each chunk against its hash, each file received whole in this
+/// session against the manifest's hash. Pure; [`run`] feeds it.
 struct Verifier<'a> {
     files: &'a [FileEntry],
     /// The file being received and its running hash, when it was received from its first
@@ -280,8 +287,12 @@ struct Verifier<'a> {
 }
 
 impl Verifier<'_> {
-    fn verify(&mut self, queued: Queued) -> Result<Verified, String> {
-        let Queued { job, permit } = queued;
+    /// Checks a job; a chunk carries `permit` on to the writer.
+    fn verify(
+        &mut self,
+        job: Job,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<Verified, EngineError> {
         match job {
             Job::Chunk {
                 file,
@@ -292,7 +303,10 @@ impl Verifier<'_> {
             } => {
                 let f = entry(self.files, file)?;
                 if blake3::hash(&data).as_bytes() != &want {
-                    return Err(format!("chunk {index} of {} failed verification", f.path));
+                    return Err(EngineError::ChunkHash {
+                        path: f.path.to_string(),
+                        index,
+                    });
                 }
                 if self.hashing.as_ref().is_none_or(|(n, _)| *n != file) {
                     self.hashing = Some((file, (index == 0).then(blake3::Hasher::new)));
@@ -315,16 +329,33 @@ impl Verifier<'_> {
                     // An empty file has no chunks: its hash is that of nothing.
                     _ => (f.size == 0).then(|| *blake3::hash(&[]).as_bytes()),
                 };
-                Ok(Verified::FileDone { file, whole })
+                if let Some(whole) = whole {
+                    check_whole(f, whole)?;
+                }
+                Ok(Verified::FileDone {
+                    file,
+                    checked: whole.is_some(),
+                })
             }
         }
     }
 }
 
-fn entry(files: &[FileEntry], file: u32) -> Result<&FileEntry, String> {
+/// A received file's hash against the manifest's.
+fn check_whole(f: &FileEntry, whole: [u8; 32]) -> Result<(), EngineError> {
+    if whole == f.hash {
+        Ok(())
+    } else {
+        Err(EngineError::FileHash {
+            path: f.path.to_string(),
+        })
+    }
+}
+
+fn entry(files: &[FileEntry], file: u32) -> Result<&FileEntry, EngineError> {
     files
         .get(file as usize)
-        .ok_or_else(|| format!("file {file} is not in the offer"))
+        .ok_or(EngineError::Protocol(Violation::UnknownFile { file }))
 }
 
 /// The writer thread: writes verified chunks, asks for syncs, checks finished files.
@@ -334,7 +365,7 @@ fn write(
     rx: &std_mpsc::Receiver<Verified>,
     durable: &std_mpsc::Sender<Durable>,
     pending: &AtomicUsize,
-) -> Result<(), String> {
+) -> Result<(), EngineError> {
     let Target {
         t,
         live,
@@ -345,12 +376,12 @@ fn write(
     let create_part = |f: &FileEntry| {
         let comps: Vec<&str> = f.path.components().collect();
         dir.create_part(&tag, &comps, f.size)
-            .map_err(|e| e.to_string())
     };
     let send = |d| {
-        durable
-            .send(d)
-            .map_err(|_| "the sync thread stopped".to_string())
+        durable.send(d).map_err(|_| EngineError::Thread {
+            name: "sync",
+            what: "stopped",
+        })
     };
     let mut open: Option<(u32, Arc<PartFile>)> = None;
     let mut unsynced = 0;
@@ -371,9 +402,9 @@ fn write(
                         &open.insert((file, p)).1
                     }
                 };
-                part.write_at(offset, &data).map_err(|e| e.to_string())?;
+                part.write_at(offset, &data)?;
                 let len = data.len() as u64;
-                give_back(data);
+                t.buffers.give_back_recv(data);
                 drop(permit);
                 unsynced += len;
                 if unsynced >= SYNC_BYTES {
@@ -391,19 +422,21 @@ fn write(
                     t.progress(&live);
                 }
             }
-            Verified::FileDone { file, whole } => {
+            Verified::FileDone { file, checked } => {
                 let f = entry(files, file)?;
                 let part = match open.take() {
                     Some((n, p)) if n == file => p,
                     _ => Arc::new(create_part(f)?),
                 };
-                let whole = match whole {
-                    Some(h) => h,
-                    None => hash_part(&dir.path().join(part.part_path()))
-                        .map_err(|e| format!("cannot read back {}: {e}", f.path))?,
-                };
-                if whole != f.hash {
-                    return Err(format!("{} does not match its hash", f.path));
+                if !checked {
+                    let whole =
+                        hash_part(&dir.path().join(part.part_path())).map_err(|source| {
+                            EngineError::ReadBack {
+                                path: f.path.to_string(),
+                                source,
+                            }
+                        })?;
+                    check_whole(f, whole)?;
                 }
                 unsynced = 0;
                 send(Durable::Finish {
@@ -430,7 +463,7 @@ struct Durability {
 impl Durability {
     /// Syncs, records and names, in the order asked. A sync that a later request for the
     /// same file covers is skipped.
-    fn run(&self, rx: &std_mpsc::Receiver<Durable>) -> Result<(), String> {
+    fn run(&self, rx: &std_mpsc::Receiver<Durable>) -> Result<(), EngineError> {
         let mut queue = VecDeque::new();
         while let Ok(first) = rx.recv() {
             queue.push_back(first);
@@ -448,7 +481,7 @@ impl Durability {
                             }
                         });
                         if !covered {
-                            part.sync_data().map_err(|e| e.to_string())?;
+                            part.sync_data()?;
                             drop(part);
                             // Only chunks that are on disk are recorded, so a resume trusts
                             // them.
@@ -464,17 +497,22 @@ impl Durability {
                     }
                     Durable::Finish { file, part, chunks } => {
                         let f = entry(&self.files, file)?;
-                        let part = Arc::try_unwrap(part)
-                            .map_err(|_| format!("{} is still being written", f.path))?;
+                        let part =
+                            Arc::try_unwrap(part).map_err(|_| EngineError::StillWriting {
+                                path: f.path.to_string(),
+                            })?;
                         // Name, record, and only then drop the part name: a crash in
                         // between leaves a link that the resume recognises.
-                        let name = part.link_final().map_err(|e| e.to_string())?;
+                        let name = part.link_final()?;
                         self.t
                             .node
                             .store()
                             .set_verified(self.id, file, chunks, true)
-                            .map_err(|e| format!("cannot record {name} as received: {e}"))?;
-                        part.remove().map_err(|e| e.to_string())?;
+                            .map_err(|source| EngineError::Record {
+                                name: name.to_string(),
+                                source: Box::new(source),
+                            })?;
+                        part.remove()?;
                         info!(target: svc::logging::ACTIVITY, op = "file-received", id = %self.id, file = %name, bytes = f.size, "file verified and in place");
                     }
                 }
@@ -497,4 +535,104 @@ fn hash_part(path: &Path) -> std::io::Result<[u8; 32]> {
         hasher.update(&buf[..n]);
     }
     Ok(*hasher.finalize().as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use proto::transfer::{CHUNK, FileEntry, RelPath};
+
+    use super::{EngineError, Job, Verified, Verifier};
+
+    fn job(file: u32, index: u64, data: &[u8], want: [u8; 32]) -> Job {
+        Job::Chunk {
+            file,
+            index,
+            offset: index * CHUNK,
+            data: Bytes::copy_from_slice(data),
+            want,
+        }
+    }
+
+    fn hash(data: &[u8]) -> [u8; 32] {
+        *blake3::hash(data).as_bytes()
+    }
+
+    #[test]
+    fn chunks_and_whole_files_are_checked_against_their_hashes() {
+        let data = vec![5u8; CHUNK as usize + 10];
+        let (a, b) = data.split_at(CHUNK as usize);
+        let files = [
+            FileEntry {
+                path: RelPath::new("ok.bin").expect("path"),
+                size: data.len() as u64,
+                hash: hash(&data),
+            },
+            FileEntry {
+                path: RelPath::new("lie.bin").expect("path"),
+                size: data.len() as u64,
+                hash: [9; 32],
+            },
+            FileEntry {
+                path: RelPath::new("empty").expect("path"),
+                size: 0,
+                hash: hash(&[]),
+            },
+        ];
+        let mut v = Verifier {
+            files: &files,
+            hashing: None,
+        };
+        // Received whole in this session: checked here.
+        for file in [0, 1] {
+            assert!(matches!(
+                v.verify(job(file, 0, a, hash(a)), None),
+                Ok(Verified::Chunk { .. })
+            ));
+            assert!(matches!(
+                v.verify(job(file, 1, b, hash(b)), None),
+                Ok(Verified::Chunk { .. })
+            ));
+            let done = v.verify(Job::FileDone { file }, None);
+            match file {
+                0 => assert!(matches!(
+                    done,
+                    Ok(Verified::FileDone {
+                        file: 0,
+                        checked: true
+                    })
+                )),
+                _ => assert!(
+                    matches!(&done, Err(EngineError::FileHash { path }) if path == "lie.bin"),
+                    "{done:?}"
+                ),
+            }
+        }
+        // A chunk that does not match its hash.
+        let bad = v.verify(job(0, 0, b, hash(a)), None);
+        assert!(
+            matches!(&bad, Err(EngineError::ChunkHash { path, index: 0 }) if path == "ok.bin"),
+            "{bad:?}"
+        );
+        // Resumed mid-file: the writer reads the part back.
+        assert!(matches!(
+            v.verify(job(0, 1, b, hash(b)), None),
+            Ok(Verified::Chunk { .. })
+        ));
+        assert!(matches!(
+            v.verify(Job::FileDone { file: 0 }, None),
+            Ok(Verified::FileDone {
+                file: 0,
+                checked: false
+            })
+        ));
+        // An empty file is checked without chunks.
+        assert!(matches!(
+            v.verify(Job::FileDone { file: 2 }, None),
+            Ok(Verified::FileDone {
+                file: 2,
+                checked: true
+            })
+        ));
+    }
 }

@@ -1,37 +1,38 @@
 //! The sender's disk side, off the link task: a thread reads the chunks to send and hashes
 //! them, a few ahead of the link, into a small set of reused buffers.
+//!
+//! Every file is opened through a directory handle on the shared tree's parent, one path
+//! component at a time, and no symlink is followed: a file or directory replaced by a symlink
+//! since the scan fails the transfer naming it, as does a file whose size changed.
 
+use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use proto::transfer::{CHUNK, chunk_count, chunk_range};
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, Metadata, OpenOptions, OpenOptionsExt};
+use proto::transfer::{CHUNK, RelPath, chunk_count, chunk_range};
+use rustix::fs::OFlags;
 use tokio::sync::mpsc;
 
+use super::buffers::Buffers;
+use super::error::EngineError;
 use super::threads::spawn;
+use crate::files::{other_spelling, same_file};
 
 /// Chunks read and hashed ahead of the link.
 const READ_AHEAD: usize = 1;
 /// Buffers in use at once: those queued, the one being sent and the one being read.
-const BUFFERS: usize = READ_AHEAD + 2;
-
-/// Chunk buffers of finished sends, kept for the next: buffers allocated by each send's own
-/// thread and freed at its end would stay scattered over the allocator's per-thread arenas.
-static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-/// Most buffers kept in [`POOL`].
-const POOL_MAX: usize = BUFFERS;
-
-fn pool() -> MutexGuard<'static, Vec<Vec<u8>>> {
-    POOL.lock().unwrap_or_else(PoisonError::into_inner)
-}
+pub(super) const BUFFERS: usize = READ_AHEAD + 2;
 
 /// One file to send.
 pub(super) struct Plan {
     /// Index into the manifest.
     pub file: u32,
-    /// Where it is on disk.
-    pub path: PathBuf,
+    /// Its manifest path, below the directory the sender reads from.
+    pub path: RelPath,
     /// Its size in the manifest.
     pub size: u64,
     /// The first chunk the receiver lacks.
@@ -57,35 +58,38 @@ pub(super) enum Piece {
 
 /// Chunks of the planned files, in order. Dropping it stops the reading thread.
 pub(super) struct Source {
-    rx: mpsc::Receiver<Result<Piece, String>>,
+    rx: mpsc::Receiver<Result<Piece, EngineError>>,
     free: std_mpsc::Sender<Vec<u8>>,
+    buffers: Arc<Buffers>,
 }
 
 impl Source {
-    /// Starts reading `plan` on its own thread.
-    pub(super) fn start(plan: Vec<Plan>) -> Result<Source, String> {
+    /// Starts reading `plan`, below the directory `base`, on its own thread.
+    pub(super) fn start(
+        base: PathBuf,
+        plan: Vec<Plan>,
+        buffers: Arc<Buffers>,
+    ) -> Result<Source, EngineError> {
         let (tx, rx) = mpsc::channel(READ_AHEAD);
         let (free, free_rx) = std_mpsc::channel();
+        let pool = buffers.clone();
         spawn("p2pd-read", move || {
-            if let Err(e) = read_plan(&plan, &tx, &free_rx) {
+            if let Err(e) = read_plan(&base, &plan, &tx, &free_rx, &pool) {
                 let _ = tx.blocking_send(Err(e));
             }
             // Keep the buffers given back for the next send (later ones go there directly).
             drop(tx);
             let back: Vec<_> = free_rx.try_iter().collect();
             drop(free_rx);
-            let mut pool = pool();
             for buf in back {
-                if pool.len() < POOL_MAX {
-                    pool.push(buf);
-                }
+                pool.keep_send(buf);
             }
         })?;
-        Ok(Source { rx, free })
+        Ok(Source { rx, free, buffers })
     }
 
     /// The next piece; `None` after the last.
-    pub(super) async fn next(&mut self) -> Option<Result<Piece, String>> {
+    pub(super) async fn next(&mut self) -> Option<Result<Piece, EngineError>> {
         self.rx.recv().await
     }
 
@@ -93,10 +97,7 @@ impl Source {
     pub(super) fn recycle(&self, buf: Vec<u8>) {
         if let Err(back) = self.free.send(buf) {
             // Every chunk has been read: keep it for the next send.
-            let mut pool = pool();
-            if pool.len() < POOL_MAX {
-                pool.push(back.0);
-            }
+            self.buffers.keep_send(back.0);
         }
     }
 }
@@ -106,10 +107,12 @@ struct Gone;
 
 /// Reads every planned chunk. `Err` is a read error to report.
 fn read_plan(
+    base: &Path,
     plan: &[Plan],
-    tx: &mpsc::Sender<Result<Piece, String>>,
+    tx: &mpsc::Sender<Result<Piece, EngineError>>,
     free: &std_mpsc::Receiver<Vec<u8>>,
-) -> Result<(), String> {
+    pool: &Buffers,
+) -> Result<(), EngineError> {
     let mut made = 0;
     let mut buffer = || -> Result<Vec<u8>, Gone> {
         if let Ok(buf) = free.try_recv() {
@@ -117,25 +120,67 @@ fn read_plan(
         }
         if made < BUFFERS {
             made += 1;
-            return Ok(pool()
-                .pop()
+            return Ok(pool
+                .take_send()
                 .unwrap_or_else(|| Vec::with_capacity(CHUNK as usize)));
         }
         free.recv().map_err(|_| Gone)
     };
+    let mut root = None;
     for p in plan {
         let count = chunk_count(p.size);
         if p.start < count {
-            let file = super::scan::open_source(&p.path)
-                .map_err(|e| format!("cannot read {}: {e}", p.path.display()))?;
+            let root = match &root {
+                Some(r) => r,
+                None => &*root.insert(Dir::open_ambient_dir(base, ambient_authority()).map_err(
+                    |source| EngineError::Source {
+                        path: base.to_owned(),
+                        source,
+                    },
+                )?),
+            };
+            let shown = base.join(p.path.as_str());
+            let file = open_in(root, &p.path, &shown)?;
+            let now = file
+                .metadata()
+                .map_err(|source| EngineError::Source {
+                    path: shown.clone(),
+                    source,
+                })?
+                .len();
+            if now != p.size {
+                return Err(EngineError::Changed {
+                    path: shown,
+                    scanned: p.size,
+                    now,
+                });
+            }
             for index in p.start..count {
-                let (offset, len) = chunk_range(p.size, index).ok_or("chunk out of range")?;
+                let (offset, len) = chunk_range(p.size, index).ok_or(EngineError::Changed {
+                    path: shown.clone(),
+                    scanned: p.size,
+                    now,
+                })?;
                 let Ok(mut data) = buffer() else {
                     return Ok(());
                 };
                 data.resize(len as usize, 0);
-                file.read_exact_at(&mut data, offset)
-                    .map_err(|e| format!("{} changed while being sent: {e}", p.path.display()))?;
+                file.read_exact_at(&mut data, offset).map_err(|source| {
+                    if source.kind() == io::ErrorKind::UnexpectedEof {
+                        // Cut short while being sent.
+                        let now = file.metadata().map_or(0, |m| m.len());
+                        EngineError::Changed {
+                            path: shown.clone(),
+                            scanned: p.size,
+                            now,
+                        }
+                    } else {
+                        EngineError::Source {
+                            path: shown.clone(),
+                            source,
+                        }
+                    }
+                })?;
                 let hash = *blake3::hash(&data).as_bytes();
                 let piece = Piece::Chunk {
                     file: p.file,
@@ -154,3 +199,83 @@ fn read_plan(
     }
     Ok(())
 }
+
+/// Opens the regular file at `path` below `root`, one component at a time, following no
+/// symlink. A component missing under its manifest spelling is looked up by its NFC form
+/// (the scan offers NFC names; the disk may hold them decomposed). `shown` names the file
+/// in errors.
+fn open_in(root: &Dir, path: &RelPath, shown: &Path) -> Result<std::fs::File, EngineError> {
+    let io_err = |source| EngineError::Source {
+        path: shown.to_owned(),
+        source,
+    };
+    let symlink = || EngineError::Symlink {
+        path: shown.to_owned(),
+    };
+    let comps: Vec<&str> = path.components().collect();
+    let Some((last, parents)) = comps.split_last() else {
+        return Err(io_err(io::ErrorKind::NotFound.into()));
+    };
+    let mut cur = root.try_clone().map_err(io_err)?;
+    for c in parents {
+        let name = spelling(&cur, c).map_err(io_err)?;
+        let before = entry(&cur, &name, symlink, io_err)?;
+        // cap-std's open_dir follows a symlink that stays in the tree: check after opening
+        // that the name still is that directory.
+        let next = cur.open_dir(&name).map_err(io_err)?;
+        let opened = next.dir_metadata().map_err(io_err)?;
+        if !before.is_dir() || !same_file(&before, &opened) {
+            return Err(symlink());
+        }
+        cur = next;
+    }
+    let name = spelling(&cur, last).map_err(io_err)?;
+    let before = entry(&cur, &name, symlink, io_err)?;
+    let nofollow = (OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32;
+    let file = match cur.open_with(&name, OpenOptions::new().read(true).custom_flags(nofollow)) {
+        Ok(f) => f,
+        // ELOOP: the last component became a symlink after the check.
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Err(symlink());
+        }
+        Err(e) => return Err(io_err(e)),
+    };
+    let opened = file.metadata().map_err(io_err)?;
+    if !opened.is_file() || !same_file(&before, &opened) {
+        return Err(if opened.is_file() {
+            symlink()
+        } else {
+            io_err(io::Error::other("not a regular file"))
+        });
+    }
+    Ok(file.into_std())
+}
+
+/// The name of `name` in `dir` as it is on disk: itself, or another Unicode spelling of it.
+fn spelling(dir: &Dir, name: &str) -> io::Result<String> {
+    match dir.symlink_metadata(name) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(other_spelling(dir, name)?
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, "no such file in any spelling")
+            })?),
+        _ => Ok(name.to_owned()),
+    }
+}
+
+/// The entry `name` of `dir`, not followed; a symlink is refused.
+fn entry(
+    dir: &Dir,
+    name: &str,
+    symlink: impl Fn() -> EngineError,
+    io_err: impl Fn(io::Error) -> EngineError,
+) -> Result<Metadata, EngineError> {
+    let m = dir.symlink_metadata(name).map_err(io_err)?;
+    if m.file_type().is_symlink() {
+        return Err(symlink());
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+#[path = "source_tests.rs"]
+mod tests;

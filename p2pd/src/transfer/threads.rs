@@ -4,6 +4,8 @@
 
 use std::thread::JoinHandle;
 
+use super::error::EngineError;
+
 /// Niceness of a transfer's worker threads (the runtime's threads keep 0).
 const NICE: i32 = 10;
 
@@ -11,7 +13,7 @@ const NICE: i32 = 10;
 pub(super) fn spawn(
     name: &str,
     f: impl FnOnce() + Send + 'static,
-) -> Result<JoinHandle<()>, String> {
+) -> Result<JoinHandle<()>, EngineError> {
     std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
@@ -20,5 +22,8 @@ pub(super) fn spawn(
             let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), NICE);
             f();
         })
-        .map_err(|e| format!("cannot start a {name} thread: {e}"))
+        .map_err(|source| EngineError::Spawn {
+            name: name.into(),
+            source,
+        })
 }
