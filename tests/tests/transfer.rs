@@ -4,7 +4,8 @@
 //! by the receiver) end the transfer on both sides and leave nothing behind; a peer trusted
 //! with auto-accept needs no `accept`; a taken name gets `name (1).ext`; a symlink in the
 //! destination is never written through; an offer to an offline peer waits and goes out
-//! when it returns.
+//! when it returns; a file swapped for a symlink or resized after the scan fails the
+//! transfer naming it, and nothing of it arrives.
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
@@ -396,4 +397,60 @@ fn an_offer_to_an_offline_peer_waits_and_goes_out_when_it_returns() {
     assert_state(&wait_state(&bob, &id, "done", TRANSFER_DEADLINE), "done");
     assert_state(&wait_state(&alice, &id, "done", DEADLINE), "done");
     assert_content(&bob.download_dir().join("later.bin"), &data);
+}
+
+/// Sends `file` from alice to bob, runs `change` once bob holds the offer (after the scan,
+/// before a byte is read to send), accepts, and returns both ends, which must be `failed`.
+fn send_changed_after_the_scan(p: &Pair, file: &Path, change: impl FnOnce()) -> (Value, Value) {
+    let (mut a_ev, mut b_ev) = subscribe(p);
+    let id = id_of(&send_files(&p.alice, "bob", file));
+    offer_event(&mut b_ev, &id);
+    change();
+    accept(&p.bob, &id, None);
+    let (a_end, _) = until_end(&mut a_ev, &id, TRANSFER_DEADLINE);
+    let (b_end, _) = until_end(&mut b_ev, &id, TRANSFER_DEADLINE);
+    assert_state(&a_end, "failed");
+    assert_state(&b_end, "failed");
+    (a_end, b_end)
+}
+
+#[test]
+fn a_file_swapped_for_a_symlink_or_resized_after_the_scan_fails_the_transfer_naming_it() {
+    let net = TestNet::new();
+    let p = chat::pair(&net);
+    let src = net.unique_dir("src");
+    let secret = net.unique_dir("private").join("secret.txt");
+    write_pattern(&secret, 5000, 21);
+    let file = src.join("notes.txt");
+    write_pattern(&file, 5000, 22);
+
+    // Replaced by a symlink of the same size to a file outside the shared tree.
+    let (a_end, b_end) = send_changed_after_the_scan(&p, &file, || {
+        std::fs::remove_file(&file).expect("remove");
+        symlink(&secret, &file).expect("symlink");
+    });
+    for end in [&a_end, &b_end] {
+        let why = end["error"].as_str().unwrap_or_default();
+        assert!(
+            why.contains("symlink") && why.contains("notes.txt"),
+            "the reason names the file: {end:#}"
+        );
+    }
+
+    // Grown since the scan.
+    let grown = src.join("grows.txt");
+    write_pattern(&grown, 3000, 23);
+    let (a_end, b_end) = send_changed_after_the_scan(&p, &grown, || {
+        write_pattern(&grown, 4000, 23);
+    });
+    for end in [&a_end, &b_end] {
+        let why = end["error"].as_str().unwrap_or_default();
+        assert!(
+            why.contains("grows.txt") && why.contains("changed since it was scanned"),
+            "the reason names the file: {end:#}"
+        );
+    }
+    // Nothing of either arrived.
+    wait_no_parts(p.bob.download_dir(), DEADLINE);
+    assert_eq!(entries(p.bob.download_dir()), Vec::<String>::new());
 }
