@@ -9,6 +9,7 @@ use proto::api::{
     Call, Direction, Event, MessageInfo, MessageState, PeerInfo, Resources, Status, Subscribed,
     TrackerLinkState, TrackerStatus, TransferInfo, TransferState,
 };
+use proto::content::{CHUNK, ChunkCv, ChunkCvs, ChunkList, MAX_CHUNK_CVS_PAYLOAD};
 use proto::peer::{self, ChatMessage, MessageId, PeerFrame};
 use proto::rpc::{Notification, Request, Response, RpcError, Version2, code};
 use proto::tracker::{self, PeerEntry, PeerMsg, Record, TrackerMsg};
@@ -29,6 +30,7 @@ pub fn all() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("api_params", api_params()),
         ("server_line", server_lines()),
         ("peer_key", peer_keys()),
+        ("chunk_cvs", chunk_cvs()),
     ]
 }
 
@@ -528,6 +530,26 @@ fn raw_offers() -> Vec<Vec<u8>> {
     seeds
 }
 
+/// Runs of chunk values as frames (a real file's list, an empty run, the last chunk a file
+/// can have), then the stream of them all, then one bare payload.
+fn chunk_cvs() -> Vec<Vec<u8>> {
+    let data: Vec<u8> = (0..3 * CHUNK as usize + 5)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let mut runs: Vec<ChunkCvs> = ChunkCvs::runs(ChunkList::of(&data).cvs()).collect();
+    runs.push(ChunkCvs {
+        first: 4,
+        cvs: vec![],
+    });
+    runs.push(ChunkCvs {
+        first: u64::MAX / CHUNK,
+        cvs: vec![ChunkCv([9; 32])],
+    });
+    let mut seeds = frames(&runs, MAX_CHUNK_CVS_PAYLOAD);
+    seeds.push(runs[0].encode().expect("a seed run encodes"));
+    seeds
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,10 +588,21 @@ mod tests {
     #[test]
     fn every_target_has_seeds_and_valid_frames_decode() {
         let all = all();
-        assert_eq!(all.len(), 8);
+        assert_eq!(all.len(), 9);
         assert!(all.iter().all(|(_, seeds)| !seeds.is_empty()));
         let frames = transfer_frames();
         let stream = crate::frames::check_stream::<TransferFrame>(&frames[9], MAX_CHUNK_FRAME);
         assert_eq!(stream.len(), 9, "the stream seed holds every frame");
+    }
+
+    #[test]
+    fn chunk_cvs_seeds_decode() {
+        let seeds = chunk_cvs();
+        let stream = crate::frames::check_stream::<ChunkCvs>(&seeds[3], MAX_CHUNK_CVS_PAYLOAD);
+        assert_eq!(stream.len(), 3, "the stream seed holds every run");
+        assert_eq!(
+            ChunkCvs::decode(&seeds[4]).map(|r| r.cvs.len()).ok(),
+            Some(4)
+        );
     }
 }

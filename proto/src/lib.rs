@@ -1,10 +1,11 @@
-//! The shared protocol crate: identities, names, wire messages, the frame codec and the
-//! JSON-RPC types spoken between `p2pd` and `p2pctl`.
+//! The shared protocol crate: identities, names, content ids, wire messages, the frame codec
+//! and the JSON-RPC types spoken between `p2pd` and `p2pctl`.
 //!
 //! Everything here is pure: no sockets, no files, no runtime. Decoders cap sizes before they
 //! allocate and return errors (never panic) on any input.
 
 pub mod api;
+pub mod content;
 pub mod frame;
 pub mod identity;
 pub mod lines;
