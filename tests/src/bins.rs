@@ -50,6 +50,13 @@ pub(crate) fn build(bins: &Path) {
     );
 }
 
+/// Whether a directory name is a target triple for this machine, such as
+/// `x86_64-unknown-linux-gnu`.
+fn is_triple(name: &str) -> bool {
+    name.starts_with(std::env::consts::ARCH)
+        && name.split('-').any(|part| part == std::env::consts::OS)
+}
+
 /// `cargo build --locked --bins -p ...` for the workspace of this crate, into `bins`'s target
 /// directory with its profile (and target triple, if it has one).
 fn command(bins: &Path) -> Command {
@@ -67,21 +74,21 @@ fn command(bins: &Path) -> Command {
         .map(|n| if n == "debug" { "dev" } else { n })
         .unwrap_or("dev");
     cmd.args(["--profile", profile]);
-    if let Some(above) = bins.parent() {
-        // Cargo marks its target directory's top with CACHEDIR.TAG; one level lower, the
-        // directory is named for a target triple.
-        match above.parent() {
-            Some(top)
-                if !above.join("CACHEDIR.TAG").exists() && top.join("CACHEDIR.TAG").exists() =>
-            {
-                cmd.arg("--target-dir").arg(top);
-                if let Some(triple) = above.file_name() {
-                    cmd.arg("--target").arg(triple);
-                }
-            }
-            _ => {
-                cmd.arg("--target-dir").arg(above);
-            }
+    let Some(above) = bins.parent() else {
+        return cmd;
+    };
+    // `<target>/<triple>/<profile>` when built with `--target`: the directory above the
+    // profile is then named for this machine's architecture and system.
+    let triple = above
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| is_triple(n));
+    match (triple, above.parent()) {
+        (Some(triple), Some(top)) => {
+            cmd.arg("--target-dir").arg(top).args(["--target", triple]);
+        }
+        _ => {
+            cmd.arg("--target-dir").arg(above);
         }
     }
     cmd
@@ -109,5 +116,23 @@ mod tests {
         assert!(debug.starts_with(&["build".into(), "--locked".into(), "--bins".into()]));
         let release = args("/nowhere/target/release");
         assert!(release.contains(&"release".to_owned()), "{release:?}");
+        let triple = format!(
+            "{}-unknown-{}-gnu",
+            std::env::consts::ARCH,
+            std::env::consts::OS
+        );
+        let cross = args(&format!("/nowhere/target/{triple}/debug"));
+        let tail = &cross[cross.len() - 6..];
+        assert_eq!(
+            tail,
+            [
+                "--profile",
+                "dev",
+                "--target-dir",
+                "/nowhere/target",
+                "--target",
+                &triple
+            ]
+        );
     }
 }
