@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bytes::Bytes;
 use proto::api::{
-    Call, Direction, Event, MessageInfo, MessageState, PeerInfo, Resources, Status, Subscribed,
-    TrackerLinkState, TrackerStatus, TransferInfo, TransferState,
+    Call, Direction, Event, MessageInfo, MessageState, PeerInfo, PeerSource, Resources,
+    SourceStatus, Status, Subscribed, TrackerLinkState, TrackerStatus, TransferInfo, TransferState,
 };
 use proto::content::{CHUNK, ChunkCv, ChunkCvs, ChunkList, MAX_CHUNK_CVS_PAYLOAD};
 use proto::peer::{self, ChatMessage, MessageId, PeerFrame};
@@ -431,6 +431,11 @@ fn status() -> Status {
         listen: SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 4000),
         socket: "/run/user/1000/p2pd.sock".into(),
         tracker: tracker_status(),
+        sources: vec![
+            SourceStatus::tracker(&tracker_status(), 1),
+            SourceStatus::up(PeerSource::Link, 1),
+            SourceStatus::up(PeerSource::Book, 2),
+        ],
         peers_online: 1,
         peers_known: 2,
         resources: Resources {

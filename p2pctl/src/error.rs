@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use proto::peer_ref::ResolveError;
 use proto::rpc::{RpcError, code};
 
 /// Exit code: the operation failed.
@@ -40,6 +41,10 @@ pub(crate) enum Error {
     /// The daemon answered a request with a JSON-RPC error.
     #[error("{}", rpc_message(.0))]
     Rpc(RpcError),
+    /// A PEER argument names no single peer (found before asking p2pd to act; p2pd says the
+    /// same words when it finds it).
+    #[error("{}", proto::text::neutralize(&.0.to_string()))]
+    Peer(#[from] ResolveError),
     /// The daemon closed the connection while p2pctl still expected data.
     #[error("p2pd closed the connection")]
     Closed,
@@ -94,6 +99,7 @@ impl Error {
                 ExitCode::from(EXIT_UNREACHABLE)
             }
             Error::Rpc(_)
+            | Error::Peer(_)
             | Error::Closed
             | Error::Timeout(_)
             | Error::Io(_)
@@ -135,10 +141,17 @@ impl Error {
                 "another user's program listens where your p2pd should; start your own p2pd \
                  with --socket in a directory of your own and pass the same --socket here",
             ),
+            Error::Peer(_) => Some(PEERS_HINT),
+            Error::Rpc(e) if e.code == code::UNKNOWN_PEER || e.code == code::AMBIGUOUS_PEER => {
+                Some(PEERS_HINT)
+            }
             _ => None,
         }
     }
 }
+
+/// The hint after a PEER argument that names no single peer.
+const PEERS_HINT: &str = "'p2pctl peers' lists the peers you know, by name and id";
 
 #[cfg(test)]
 mod tests {
@@ -166,6 +179,7 @@ mod tests {
     fn rpc_errors_fail_with_one_and_are_neutralised() {
         let err = Error::Rpc(RpcError::new(code::UNKNOWN_PEER, "no peer \u{1b}[31mbob"));
         assert_eq!(err.to_string(), "no peer \\e[31mbob");
+        assert_eq!(err.hint(), Some(PEERS_HINT));
         assert_eq!(err.exit_code(), ExitCode::from(1));
         let old = Error::Rpc(RpcError::new(
             code::METHOD_NOT_FOUND,

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use proto::api::{Event, PeerInfo, TrackerLinkState, TrackerStatus};
+use proto::api::{Event, PeerInfo, PeerSource, SourceStatus, TrackerLinkState, TrackerStatus};
 use proto::tracker::{PeerEntry, SignedHandover};
 use proto::{PeerId, PeerName};
 use tokio::sync::broadcast;
@@ -342,15 +342,23 @@ impl Node {
     /// Resolves a name or id prefix.
     pub fn resolve(&self, text: &str) -> Result<PeerInfo, ResolveError> {
         let g = self.lock();
-        let id = g.peers.resolve(text)?;
-        g.peers
-            .get(id)
-            .ok_or_else(|| ResolveError::Unknown(text.to_owned()))
+        let id = g.peers.resolve(text, &self.identity.name)?;
+        g.peers.get(id).ok_or_else(|| ResolveError::unknown(text))
     }
 
     /// (online, known) peer counts.
     pub fn peer_counts(&self) -> (usize, usize) {
         self.lock().peers.counts()
+    }
+
+    /// Each discovery source as `status` shows it: the tracker, the open links, the book.
+    pub fn sources(&self) -> Vec<SourceStatus> {
+        let g = self.lock();
+        vec![
+            SourceStatus::tracker(&g.tracker, g.peers.seen_by(Source::Tracker)),
+            SourceStatus::up(PeerSource::Link, g.peers.seen_by(Source::Link)),
+            SourceStatus::up(PeerSource::Book, g.peers.booked()),
+        ]
     }
 
     /// Changes a peer's flags: stored first, then applied, and `peer_updated` goes out (under

@@ -16,6 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 
 use proto::api::{Event, PeerInfo, PeerSource};
+use proto::peer_ref::Known;
 use proto::tracker::PeerEntry;
 use proto::{PeerId, PeerName};
 
@@ -98,16 +99,7 @@ impl Row {
     }
 }
 
-/// Why a peer reference did not resolve.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ResolveError {
-    /// Nothing matches.
-    #[error("no known peer matches {0:?}")]
-    Unknown(String),
-    /// Several peers match an id prefix.
-    #[error("{0:?} matches several peers; give more of the id")]
-    Ambiguous(String),
-}
+pub use proto::peer_ref::ResolveError;
 
 /// Offline peers held in memory only (never dealt with) that the table keeps.
 pub const OFFLINE_UNPINNED: usize = 1024;
@@ -174,12 +166,10 @@ impl PeerTable {
         Some(record)
     }
 
-    /// `id` if a link to it may be dialled now: online, or pinned with an address record
-    /// (the address book), and with addresses.
+    /// `id` if a link to it may be dialled now ([`proto::reach::dialable`]): online, or
+    /// pinned with an address record (the address book), and with addresses.
     pub fn dialable(&self, id: PeerId) -> Option<PeerInfo> {
-        let row = self.rows.get(&id)?;
-        let known = row.online() || (row.pinned && row.record.is_some());
-        (known && !row.addrs.is_empty()).then(|| Self::info(id, row))
+        self.get(id).filter(proto::reach::dialable)
     }
 
     fn info(id: PeerId, row: &Row) -> PeerInfo {
@@ -396,26 +386,23 @@ impl PeerTable {
         conflict
     }
 
-    /// Finds a peer by exact name, else by an id prefix of at least 8 characters.
-    pub fn resolve(&self, text: &str) -> Result<PeerId, ResolveError> {
-        let folded = text.to_ascii_lowercase();
-        if let Some((id, _)) = self.rows.iter().find(|(_, r)| r.name.as_str() == folded) {
-            return Ok(*id);
-        }
-        if folded.len() >= proto::identity::MIN_PREFIX_CHARS {
-            let matches: Vec<PeerId> = self
-                .rows
-                .keys()
-                .filter(|id| id.matches_prefix(&folded))
-                .copied()
-                .collect();
-            match matches.as_slice() {
-                [one] => return Ok(*one),
-                [] => {}
-                _ => return Err(ResolveError::Ambiguous(text.to_owned())),
-            }
-        }
-        Err(ResolveError::Unknown(text.to_owned()))
+    /// Finds the peer `text` names ([`proto::peer_ref::resolve`]): its name, else an id
+    /// prefix of at least 8 characters. `my_name` (with our key) is there to tell the user
+    /// that they named themselves.
+    pub fn resolve(&self, text: &str, my_name: &PeerName) -> Result<PeerId, ResolveError> {
+        let known: Vec<Known<'_>> = self
+            .rows
+            .iter()
+            .map(|(id, r)| Known {
+                name: &r.name,
+                id: *id,
+            })
+            .collect();
+        let me = Known {
+            name: my_name,
+            id: self.me,
+        };
+        proto::peer_ref::resolve(text, &known, Some(me))
     }
 
     /// Every known peer, online first, then by name.
@@ -431,6 +418,22 @@ impl PeerTable {
             self.rows.values().filter(|r| r.online()).count(),
             self.rows.len(),
         )
+    }
+
+    /// How many peers `source` sees now.
+    pub fn seen_by(&self, source: Source) -> usize {
+        self.rows
+            .values()
+            .filter(|r| r.sources.contains(&source))
+            .count()
+    }
+
+    /// How many peers the address book holds a record for (shown with the `book` source).
+    pub fn booked(&self) -> usize {
+        self.rows
+            .values()
+            .filter(|r| r.pinned && r.record.is_some())
+            .count()
     }
 }
 
@@ -511,13 +514,26 @@ mod tests {
         let t = PeerTable::new(me(), known, 5);
         assert_eq!(t.counts(), (0, 1));
         assert!(t.get(bob).unwrap().trusted);
-        assert_eq!(t.resolve("BOB"), Ok(bob));
-        assert_eq!(t.resolve(&bob.to_string()[..8]), Ok(bob));
+        let my_name = PeerName::new("alice").unwrap();
+        assert_eq!(t.resolve("BOB", &my_name), Ok(bob));
+        assert_eq!(t.resolve(&bob.to_string()[..8], &my_name), Ok(bob));
+        let short = t.resolve(&bob.to_string()[..7], &my_name).unwrap_err();
+        assert!(
+            short.to_string().contains("too short for a key prefix"),
+            "{short}"
+        );
         assert!(matches!(
-            t.resolve(&bob.to_string()[..7]),
+            t.resolve("carol", &my_name),
             Err(ResolveError::Unknown(_))
         ));
-        assert!(matches!(t.resolve("carol"), Err(ResolveError::Unknown(_))));
+        assert_eq!(
+            t.resolve("bobby", &my_name).unwrap_err().to_string(),
+            "unknown peer 'bobby': did you mean 'bob'?"
+        );
+        assert_eq!(
+            t.resolve("Alice", &my_name).unwrap_err().to_string(),
+            "'Alice' is you: name another peer"
+        );
     }
 
     #[test]
@@ -575,6 +591,10 @@ mod tests {
         assert_eq!(
             t.get(b).unwrap().sources,
             vec![PeerSource::Tracker, PeerSource::Link]
+        );
+        assert_eq!(
+            (t.seen_by(Source::Tracker), t.seen_by(Source::Link)),
+            (2, 1)
         );
         let events = t.source_gone(Source::Tracker, 3);
         assert!(matches!(events.as_slice(), [Event::PeerLeft { peer }] if peer.id == c));
@@ -661,6 +681,7 @@ mod tests {
             (0, 1),
             "the book adds neither rows nor presence"
         );
+        assert_eq!(t.booked(), 1, "only the pinned peer's record counts");
         let info = t.dialable(b).expect("bob is dialable from the book");
         assert!(!info.online);
         assert_eq!(info.sources, vec![PeerSource::Book]);

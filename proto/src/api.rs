@@ -17,7 +17,8 @@ use crate::name::PeerName;
     deny_unknown_fields
 )]
 pub enum Call {
-    /// Identity, tracker link, listen address, counts, resource use. Result: [`Status`].
+    /// Identity, tracker link, each discovery source, listen address, counts, resource use.
+    /// Result: [`Status`].
     Status {},
     /// Every known peer. Result: `Vec<`[`PeerInfo`]`>`.
     Peers {},
@@ -188,6 +189,98 @@ pub struct TrackerStatus {
     pub since: u64,
 }
 
+/// The state of one discovery source, as `status` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceState {
+    /// Not connected yet: connecting for the first time.
+    Connecting,
+    /// Registered and subscribed (a tracker).
+    Registered,
+    /// The registration was refused (see `detail`); retrying slowly.
+    Refused,
+    /// Lost or unreachable (see `detail`); retrying.
+    Down,
+    /// Working (a source without a connection of its own: the links, the book).
+    Up,
+    /// Turned off in the configuration.
+    Off,
+}
+
+impl SourceState {
+    /// The state as one lower-case word, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Registered => "registered",
+            Self::Refused => "refused",
+            Self::Down => "down",
+            Self::Up => "up",
+            Self::Off => "off",
+        }
+    }
+}
+
+/// One discovery source as `status` reports it: one entry per tracker, one for the open peer
+/// links, one for the address book (and, later, one each for the LAN and the DHT).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    /// Which kind of source.
+    pub kind: PeerSource,
+    /// Where it is (a tracker's configured address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
+    /// Its key, once known (a tracker's pinned key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PeerId>,
+    /// Its state.
+    pub state: SourceState,
+    /// Last error or refusal, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Unix seconds when the state last changed, for sources that change state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<u64>,
+    /// Peers it accounts for now: those a tracker (the LAN, the DHT) sees, those with an open
+    /// link (`link`), those whose address record is kept (`book`).
+    pub peers: usize,
+}
+
+impl SourceStatus {
+    /// The `tracker` entry for a tracker link that sees `peers` peers: `connecting` with an
+    /// error is `down`.
+    pub fn tracker(t: &TrackerStatus, peers: usize) -> SourceStatus {
+        let state = match t.state {
+            TrackerLinkState::Connecting if t.detail.is_some() => SourceState::Down,
+            TrackerLinkState::Connecting => SourceState::Connecting,
+            TrackerLinkState::Registered => SourceState::Registered,
+            TrackerLinkState::Refused => SourceState::Refused,
+        };
+        SourceStatus {
+            kind: PeerSource::Tracker,
+            addr: Some(t.addr.clone()),
+            key: t.key,
+            state,
+            detail: t.detail.clone(),
+            since: Some(t.since),
+            peers,
+        }
+    }
+
+    /// An entry for a source that is always up (the links, the book).
+    pub fn up(kind: PeerSource, peers: usize) -> SourceStatus {
+        SourceStatus {
+            kind,
+            addr: None,
+            key: None,
+            state: SourceState::Up,
+            detail: None,
+            since: None,
+            peers,
+        }
+    }
+}
+
 /// Process resource use, from sysinfo.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Resources {
@@ -214,8 +307,12 @@ pub struct Status {
     pub listen: SocketAddr,
     /// The control socket path.
     pub socket: String,
-    /// The tracker link.
+    /// The tracker link (also the `tracker` entry of `sources`; kept for older clients).
     pub tracker: TrackerStatus,
+    /// Each discovery source and its state: each tracker, the open peer links, the address
+    /// book (later the LAN and the DHT). Absent from older daemons.
+    #[serde(default)]
+    pub sources: Vec<SourceStatus>,
     /// Known peers that are online now.
     pub peers_online: usize,
     /// Known peers in all.
@@ -494,6 +591,29 @@ pub enum Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tracker_that_failed_is_down() {
+        let mut t = TrackerStatus {
+            addr: "127.0.0.1:7000".into(),
+            key: None,
+            state: TrackerLinkState::Connecting,
+            detail: None,
+            since: 5,
+        };
+        assert_eq!(SourceStatus::tracker(&t, 0).state, SourceState::Connecting);
+        t.detail = Some("tracker closed the connection".into());
+        let s = SourceStatus::tracker(&t, 0);
+        assert_eq!(s.state, SourceState::Down);
+        assert_eq!(
+            serde_json::to_string(&s).expect("json"),
+            r#"{"kind":"tracker","addr":"127.0.0.1:7000","state":"down","detail":"tracker closed the connection","since":5,"peers":0}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&SourceStatus::up(PeerSource::Link, 1)).expect("json"),
+            r#"{"kind":"link","state":"up","peers":1}"#
+        );
+    }
 
     #[test]
     fn every_method_is_listed() {

@@ -12,6 +12,8 @@ pub mod lines;
 pub mod name;
 pub mod paths;
 pub mod peer;
+pub mod peer_ref;
+pub mod reach;
 pub mod rpc;
 pub mod text;
 pub mod tracker;

@@ -3,8 +3,8 @@
 //! and peers do (stdout lines, the control socket, `p2pctl`, the tracker protocol).
 //!
 //! The binaries are found in `$P2P_BIN_DIR`, else next to the test executable
-//! (`target/debug`). They are not rebuilt by `cargo test`: run
-//! `cargo build --workspace --bins` first (CI does).
+//! (`target/debug`), where the first test of each test process has cargo build them (or
+//! find them up to date) with the test's own profile: `cargo test` works on a fresh clone.
 //!
 //! Synchronisation is always on something observable (a stdout or stderr line, an event, a
 //! socket closing) with a deadline; nothing sleeps to let things happen. On failure every
@@ -22,6 +22,7 @@
 //! net.ctl(&alice, &["--json", "peers"]).assert_success();
 //! ```
 
+mod bins;
 pub mod chat;
 pub mod crash;
 pub mod events;
@@ -40,8 +41,8 @@ use std::ffi::{OsStr, OsString};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 pub use nodes::{P2pd, P2pdSpec, Tracker, Watch};
@@ -364,15 +365,24 @@ impl Drop for TestNet {
     }
 }
 
-/// Where the binaries are: `$P2P_BIN_DIR`, else the directory above the test executable's
-/// (`target/debug/deps/x-HASH` → `target/debug`).
+/// Where the binaries are: `$P2P_BIN_DIR` as given, else the directory above the test
+/// executable's (`target/debug/deps/x-HASH` → `target/debug`), brought up to date once per
+/// test process ([`bins::build`]).
 fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("P2P_BIN_DIR") {
         return PathBuf::from(dir);
     }
-    let exe = std::env::current_exe().expect("path of the test executable");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("the test executable lives in target/<profile>/deps")
-        .to_owned()
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("path of the test executable");
+            let dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("the test executable lives in target/<profile>/deps")
+                .to_owned();
+            bins::build(&dir);
+            dir
+        })
+        .clone()
 }

@@ -24,7 +24,7 @@ use proto::api::{Call, Direction, EVENT_NOTIFICATION, Event, MessageInfo, Messag
 use proto::peer::MAX_TEXT;
 use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite};
 
-use super::{deliverable, message_raw, resolve, subscribe};
+use super::{awaited, message_raw, resolve, subscribe};
 use crate::client::{Client, Notice};
 use crate::error::Error;
 use crate::lines::{LineError, LineReader};
@@ -67,12 +67,12 @@ where
 {
     subscribe(client).await?;
     let peers = client.call::<Vec<PeerInfo>>(Call::Peers {}).await?.value;
-    let peer = resolve(&peers, arg)?;
+    let peer = resolve(client, &peers, arg).await?;
     let mut session = Session {
         peer: peer.id,
         name: clean(peer.name.as_str()),
         online: peer.online,
-        ledger: Ledger::new(deliverable(peer)),
+        ledger: Ledger::new(awaited(peer)),
         link_error: None,
         options,
     };
@@ -363,7 +363,7 @@ impl Session {
     /// Follows the peer's state: online, and whether p2pd will send to it now.
     fn track(&mut self, p: &PeerInfo) {
         self.online = p.online;
-        if deliverable(p) {
+        if awaited(p) {
             self.ledger.peer_up();
         } else {
             self.ledger.peer_down();

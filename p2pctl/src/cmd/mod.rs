@@ -15,8 +15,9 @@ mod watch;
 
 use std::io::{IsTerminal as _, Write as _};
 
-use proto::PeerName;
-use proto::api::{Call, MessageInfo, PeerInfo, Rekeyed, Subscribed, TransferInfo};
+use proto::api::{Call, MessageInfo, PeerInfo, Rekeyed, Status, Subscribed, TransferInfo};
+use proto::peer_ref::{self, Known, ResolveError};
+use proto::reach::Reach;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -25,7 +26,7 @@ use crate::cli::{Cli, Command};
 use crate::client::{self, Client, Notice};
 use crate::error::Error;
 use crate::lines::{LineReader, Tail};
-use crate::output::{self, Out, clean};
+use crate::output::{self, Out};
 use crate::socket;
 use accept::Answer;
 use trust::Mark;
@@ -226,52 +227,54 @@ pub(crate) fn transfer_raw(notice: &Notice, transfer: &TransferInfo) -> String {
     }
 }
 
-/// Whether p2pd sends messages to `p` now: online, not blocked, no changed key. Otherwise
-/// messages to it stay queued, so there is nothing to wait for.
-pub(crate) fn deliverable(p: &PeerInfo) -> bool {
-    p.online && !p.blocked && p.key_conflict.is_none()
+/// Whether to wait for p2pd to deliver to `p`: some source sees it and nothing holds what
+/// is sent to it ([`Reach::Online`]). p2pd also dials a peer at its last known address (the
+/// address book), but such a peer may be gone and a failed dial is not reported, so nothing
+/// is waited for there: what was sent stays queued, and p2pd keeps trying.
+pub(crate) fn awaited(p: &PeerInfo) -> bool {
+    Reach::of(p) == Reach::Online
 }
 
-/// Picks the peer a command-line argument names, the way p2pd does: its name (case folded),
-/// else a unique id prefix of at least 8 characters.
-pub(crate) fn resolve<'a>(peers: &'a [PeerInfo], arg: &str) -> Result<&'a PeerInfo, Error> {
-    if let Ok(name) = PeerName::new(arg)
-        && let Some(p) = peers.iter().find(|p| p.name == name)
-    {
-        return Ok(p);
-    }
-    let prefix = arg.to_ascii_lowercase();
-    let matches: Vec<&PeerInfo> = if prefix.len() >= proto::identity::MIN_PREFIX_CHARS {
-        peers
-            .iter()
-            .filter(|p| p.id.matches_prefix(&prefix))
-            .collect()
-    } else {
-        Vec::new()
+/// The peer `arg` names among `peers` (from `peers`), by the rule p2pd applies
+/// ([`proto::peer_ref::resolve`]), so that a mistake reads the same whichever command made
+/// it. When it names nobody, p2pd is asked who it is itself, so that naming oneself is said
+/// as such.
+pub(crate) async fn resolve<'a, S: AsyncRead + AsyncWrite>(
+    client: &mut Client<S>,
+    peers: &'a [PeerInfo],
+    arg: &str,
+) -> Result<&'a PeerInfo, Error> {
+    let known: Vec<Known<'_>> = peers
+        .iter()
+        .map(|p| Known {
+            name: &p.name,
+            id: p.id,
+        })
+        .collect();
+    let id = match peer_ref::resolve(arg, &known, None) {
+        Ok(id) => id,
+        Err(ResolveError::Unknown(_)) => {
+            let me = client.call::<Status>(Call::Status {}).await?.value;
+            let me = Known {
+                name: &me.name,
+                id: me.id,
+            };
+            peer_ref::resolve(arg, &known, Some(me))?
+        }
+        Err(e) => return Err(e.into()),
     };
-    match matches.as_slice() {
-        [one] => Ok(one),
-        [] => Err(Error::Failed(format!(
-            "unknown peer '{}': give its name or at least 8 characters of its id \
-             ('p2pctl peers' lists them)",
-            clean(arg)
-        ))),
-        many => Err(Error::Failed(format!(
-            "'{}' matches {} peers ({}); give more of the id",
-            clean(arg),
-            many.len(),
-            many.iter()
-                .map(|p| clean(p.name.as_str()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
-    }
+    peers
+        .iter()
+        .find(|p| p.id == id)
+        .ok_or_else(|| ResolveError::unknown(arg).into())
 }
 
 /// Test support: a client wired to a fake daemon that answers from a script.
 #[cfg(test)]
 pub(crate) mod fake {
-    use proto::api::{Direction, TransferInfo, TransferState};
+    use proto::api::{
+        Direction, Resources, Status, TrackerLinkState, TrackerStatus, TransferInfo, TransferState,
+    };
     use proto::transfer::TransferId;
     use proto::{PeerName, SecretKey};
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
@@ -346,6 +349,34 @@ pub(crate) mod fake {
         format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#)
     }
 
+    /// A `status` answer (request `id`) from a daemon named `name` whose key has seed `seed`.
+    pub(crate) fn status(id: u64, name: &str, seed: u8) -> String {
+        let status = Status {
+            name: PeerName::new(name).expect("name"),
+            id: SecretKey::from_seed([seed; 32]).peer_id(),
+            version: "0.1.0".into(),
+            listen: "127.0.0.1:4000".parse().expect("addr"),
+            socket: "/run/p2pd.sock".into(),
+            tracker: TrackerStatus {
+                addr: "127.0.0.1:7000".into(),
+                key: None,
+                state: TrackerLinkState::Registered,
+                detail: None,
+                since: 1,
+            },
+            sources: Vec::new(),
+            peers_online: 0,
+            peers_known: 0,
+            resources: Resources {
+                pid: 1,
+                rss_bytes: 0,
+                cpu_percent: 0.0,
+                uptime_secs: 0,
+            },
+        };
+        ok(id, &serde_json::to_string(&status).expect("json"))
+    }
+
     /// A transfer with bob (`abcd1234...`): 3 files, 12.3 MiB, nothing done yet.
     pub(crate) fn transfer(direction: Direction, state: TransferState) -> TransferInfo {
         let mut id = [0x55; 16];
@@ -378,7 +409,7 @@ pub(crate) mod fake {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto::SecretKey;
+    use proto::{PeerName, SecretKey};
 
     fn peer(name: &str, seed: u8) -> PeerInfo {
         PeerInfo {
@@ -396,50 +427,42 @@ mod tests {
         }
     }
 
-    #[test]
-    fn resolves_names_and_id_prefixes() {
+    #[tokio::test]
+    async fn resolves_without_asking_more_of_p2pd() {
         let peers = [peer("bob", 1), peer("carol", 2)];
-        let bob = &peers[0];
-        assert_eq!(resolve(&peers, "bob").expect("name").id, bob.id);
-        assert_eq!(resolve(&peers, "BOB").expect("folded").id, bob.id);
-        let id = bob.id.to_string();
-        assert_eq!(resolve(&peers, &id[..8]).expect("prefix").id, bob.id);
-        assert_eq!(
-            resolve(&peers, &id.to_uppercase()).expect("whole id").id,
-            bob.id
-        );
-        let err = resolve(&peers, &id[..7]).expect_err("short prefix");
-        assert!(err.to_string().starts_with("unknown peer "), "{err}");
-        assert!(resolve(&peers, "dave").is_err());
-        assert!(resolve(&[], "bob").is_err());
+        let (mut client, daemon) = fake::daemon(vec![], vec![]);
+        let prefix = peers[1].id.to_string()[..8].to_owned();
+        let (requests, found) = tokio::join!(daemon, async {
+            let by_name = resolve(&mut client, &peers, "BOB").await.map(|p| p.id);
+            let by_id = resolve(&mut client, &peers, &prefix).await.map(|p| p.id);
+            (by_name.expect("name"), by_id.expect("prefix"))
+        });
+        assert_eq!(found, (peers[0].id, peers[1].id));
+        assert!(requests.is_empty(), "{requests:?}");
     }
 
-    #[test]
-    fn a_name_wins_over_a_prefix_and_ambiguity_is_an_error() {
-        let mut twin = peer("twin", 3);
-        let mut other = peer("other", 4);
-        // Make two ids share an 8-character prefix by giving one peer the other's id text
-        // as its name: the name match must win.
-        let prefix = twin.id.to_string()[..8].to_owned();
-        other.name = PeerName::new(&prefix).expect("name");
-        let peers = [twin.clone(), other.clone()];
-        assert_eq!(resolve(&peers, &prefix).expect("name").id, other.id);
-        // Two peers with the same id (not possible in practice) make a prefix ambiguous.
-        twin.name = PeerName::new("twin2").expect("name");
-        let dup = [peer("twin", 3), twin];
-        let err = resolve(&dup, &prefix).expect_err("ambiguous");
+    #[tokio::test]
+    async fn an_unknown_peer_is_checked_against_ourselves_and_neutralised() {
+        let peers = [peer("bob", 1)];
+        let replies = vec![
+            vec![fake::status(1, "alice", 9)],
+            vec![fake::status(2, "alice", 9)],
+        ];
+        let (mut client, daemon) = fake::daemon(replies, vec![]);
+        let (_, (myself, hostile)) = tokio::join!(daemon, async {
+            let myself = resolve(&mut client, &peers, "alice").await.map(|p| p.id);
+            let hostile = resolve(&mut client, &peers, "\u{1b}[2J")
+                .await
+                .map(|p| p.id);
+            (myself, hostile)
+        });
+        let myself = myself.expect_err("ourselves");
+        assert_eq!(myself.to_string(), "'alice' is you: name another peer");
+        assert!(myself.hint().is_some_and(|h| h.contains("p2pctl peers")));
+        let hostile = hostile.expect_err("unknown");
         assert!(
-            err.to_string().contains("matches 2 peers (twin, twin2)"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn hostile_arguments_are_neutralised_in_errors() {
-        let err = resolve(&[], "\u{1b}[2J").expect_err("unknown");
-        assert!(
-            err.to_string().starts_with("unknown peer '\\e[2J'"),
-            "{err}"
+            hostile.to_string().starts_with("unknown peer '\\e[2J'"),
+            "{hostile}"
         );
     }
 }

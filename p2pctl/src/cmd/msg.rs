@@ -14,7 +14,9 @@ use proto::api::{Call, EVENT_NOTIFICATION, Event, MessageInfo, MessageState, Pee
 use proto::peer::MAX_TEXT;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{deliverable, message_raw, subscribe};
+use proto::reach::Reach;
+
+use super::{message_raw, subscribe};
 use crate::client::Client;
 use crate::error::Error;
 use crate::output::{Out, clean};
@@ -30,6 +32,8 @@ const LOOKBACK: u32 = 200;
 enum Pending {
     /// The peer is offline.
     Offline,
+    /// No source sees the peer; p2pd dials its last known address (the address book).
+    LastKnown,
     /// The tracker shows another key for the peer's name; p2pd sends nothing until the user
     /// forgets the pinned key.
     KeyChanged,
@@ -74,20 +78,23 @@ where
         MessageState::Delivered | MessageState::Refused | MessageState::Deferred => {
             Outcome::Settled(sent.value.clone(), sent.raw.clone())
         }
-        _ if peer.is_some_and(|p| p.online && p.key_conflict.is_some()) => {
-            Outcome::Queued(Pending::KeyChanged)
-        }
-        _ if !peer.is_some_and(deliverable) => Outcome::Queued(Pending::Offline),
-        _ => {
-            let mut link_error = None;
-            match tokio::time::timeout(wait, settle(client, &sent.value, &mut link_error)).await {
-                Ok(outcome) => outcome?,
-                Err(_) => Outcome::Queued(match link_error {
-                    Some(detail) => Pending::LinkError(detail),
-                    None => Pending::NoAnswer(wait),
-                }),
+        _ => match Reach::of_known(peer) {
+            Reach::KeyChanged => Outcome::Queued(Pending::KeyChanged),
+            // See `awaited`: a dial to the last known address is not waited for.
+            Reach::Book => Outcome::Queued(Pending::LastKnown),
+            Reach::Offline | Reach::Blocked => Outcome::Queued(Pending::Offline),
+            Reach::Online => {
+                let mut link_error = None;
+                let settled = settle(client, &sent.value, &mut link_error);
+                match tokio::time::timeout(wait, settled).await {
+                    Ok(outcome) => outcome?,
+                    Err(_) => Outcome::Queued(match link_error {
+                        Some(detail) => Pending::LinkError(detail),
+                        None => Pending::NoAnswer(wait),
+                    }),
+                }
             }
-        }
+        },
     };
     let name = clean(sent.value.peer_name.as_str());
     match outcome {
@@ -141,6 +148,10 @@ fn queued_line(name: &str, why: &Pending) -> String {
         Pending::Offline => {
             format!("queued for {name} (offline); it will be delivered when {name} is back")
         }
+        Pending::LastKnown => format!(
+            "queued for {name} (offline); p2pd tries its last known address, and delivers it \
+             when {name} is back"
+        ),
         Pending::KeyChanged => format!(
             "queued for {name}, but not sent: the tracker shows another key for {name} \
              (see 'p2pctl peers'; 'p2pctl forget-key {name}' if the new key is really theirs)"
@@ -374,6 +385,26 @@ mod tests {
             text,
             "queued for bob, but not sent: the tracker shows another key for bob (see 'p2pctl \
              peers'; 'p2pctl forget-key bob' if the new key is really theirs)\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_peer_known_only_from_the_book_is_not_waited_for() {
+        let mut replies = script(false, vec![]);
+        let mut booked = bob(false);
+        booked.addrs = vec!["127.0.0.1:4000".parse().expect("addr")];
+        booked.sources = vec![proto::api::PeerSource::Book];
+        replies[1] = vec![fake::ok(
+            2,
+            &serde_json::to_string(&[booked]).expect("json"),
+        )];
+        let (requests, res, text) = msg(replies, false).await;
+        res.expect("queued");
+        assert_eq!(requests, [SUBSCRIBE, PEERS, SEND]);
+        assert_eq!(
+            text,
+            "queued for bob (offline); p2pd tries its last known address, and delivers it when \
+             bob is back\n"
         );
     }
 

@@ -30,7 +30,8 @@ use super::{subscribe, transfer_raw};
 use crate::client::{Client, Notice};
 use crate::error::Error;
 use crate::output::{Out, clean, files, human_bytes, progress_line, rate_and_eta, short_transfer};
-use wait::{Note, Reach, Step, Wait};
+use proto::reach::Reach;
+use wait::{Note, Step, Wait, away};
 
 /// Least time between two plain progress lines.
 const PLAIN_EVERY: Duration = Duration::from_secs(1);
@@ -97,7 +98,7 @@ where
     if json {
         out.line(&sent.raw)?;
     }
-    let reach = Reach::of(peers.iter().find(|p| p.id == sent.value.peer));
+    let reach = Reach::of_known(peers.iter().find(|p| p.id == sent.value.peer));
     let mut wait = Wait::new(&sent.value, reach);
     let first = wait.update(&sent.value);
     if no_wait {
@@ -223,7 +224,7 @@ fn no_wait_line(t: &TransferInfo, reach: Reach) -> String {
             clean(t.local_path.as_deref().unwrap_or("the files")),
             t.id
         ),
-        (TransferState::Queued, Reach::Offline) => {
+        (TransferState::Queued, r) if away(r) => {
             format!("queued {} for {name} (offline): {what}", t.id)
         }
         (TransferState::Queued, Reach::KeyChanged) => format!(
@@ -350,11 +351,11 @@ fn bar_message(t: &TransferInfo, reach: Reach) -> String {
     let name = clean(t.peer_name.as_str());
     match (t.state, reach) {
         (TransferState::Scanning, _) => format!("hashing  {}", rate_and_eta(t)),
-        (TransferState::Queued, Reach::Offline) => format!("waiting for {name} to come online"),
+        (TransferState::Queued, r) if away(r) => format!("waiting for {name} to come online"),
         (TransferState::Queued, Reach::KeyChanged) => format!("not sent: {name}'s key changed"),
-        (TransferState::Queued, Reach::Online) => format!("offering to {name}"),
+        (TransferState::Queued, _) => format!("offering to {name}"),
         (TransferState::Offered, _) => format!("waiting for {name} to accept"),
-        (_, Reach::Offline) => format!("paused: {name} is offline"),
+        (_, r) if away(r) => format!("paused: {name} is offline"),
         _ => rate_and_eta(t),
     }
 }

@@ -1,8 +1,8 @@
-//! `p2pctl status`: identity, tracker link, listen address, counts, resource use.
+//! `p2pctl status`: identity, each discovery source, listen address, counts, resource use.
 
 use std::io::Write;
 
-use proto::api::{Call, Status, TrackerLinkState};
+use proto::api::{Call, PeerSource, SourceState, SourceStatus, Status, TrackerLinkState};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::client::Client;
@@ -34,13 +34,9 @@ pub(crate) fn state_word(state: TrackerLinkState) -> &'static str {
     }
 }
 
-/// The human key/value block, with relative times computed at `now` (unix seconds).
+/// The human key/value block, with relative times computed at `now` (unix seconds): one
+/// line per discovery source (a daemon older than `sources` gives only its tracker).
 fn render(s: &Status, now: u64) -> String {
-    let t = &s.tracker;
-    let mut tracker = format!("{} {}", clean(&t.addr), state_word(t.state));
-    if t.since != 0 {
-        tracker.push_str(&format!(" ({})", relative_time(t.since, now)));
-    }
     let r = &s.resources;
     let mut rows = vec![
         ("name", clean(s.name.as_str())),
@@ -48,13 +44,22 @@ fn render(s: &Status, now: u64) -> String {
         ("version", clean(&s.version)),
         ("listen", s.listen.to_string()),
         ("control socket", clean(&s.socket)),
-        ("tracker", tracker),
     ];
-    if let Some(key) = &t.key {
-        rows.push(("tracker key", key.to_string()));
+    if s.sources.is_empty() {
+        let mut tracker = format!("{} {}", clean(&s.tracker.addr), state_word(s.tracker.state));
+        if s.tracker.since != 0 {
+            tracker.push_str(&format!(" ({})", relative_time(s.tracker.since, now)));
+        }
+        rows.push(("tracker", tracker));
+        if let Some(key) = &s.tracker.key {
+            rows.push(("tracker key", key.to_string()));
+        }
+        if let Some(detail) = s.tracker.detail.as_deref().filter(|d| !d.is_empty()) {
+            rows.push(("tracker detail", clean(detail)));
+        }
     }
-    if let Some(detail) = t.detail.as_deref().filter(|d| !d.is_empty()) {
-        rows.push(("tracker detail", clean(detail)));
+    for source in &s.sources {
+        source_rows(&mut rows, source, now);
     }
     rows.extend([
         (
@@ -67,6 +72,56 @@ fn render(s: &Status, now: u64) -> String {
         ("pid", r.pid.to_string()),
     ]);
     key_values(&rows)
+}
+
+/// The rows of one source: `tracker  ADDR STATE (AGO), sees N peers`, its key and its last
+/// error; `link  N peers linked`; `book  N addresses kept`.
+fn source_rows(rows: &mut Vec<(&'static str, String)>, src: &SourceStatus, now: u64) {
+    let (key_row, detail_row) = match src.kind {
+        PeerSource::Tracker => ("tracker key", "tracker detail"),
+        PeerSource::Lan => ("lan key", "lan detail"),
+        PeerSource::Dht => ("dht key", "dht detail"),
+        PeerSource::Book => ("book key", "book detail"),
+        PeerSource::Link => ("link key", "link detail"),
+    };
+    let mut words = Vec::new();
+    if let Some(addr) = &src.addr {
+        words.push(clean(addr));
+    }
+    if src.state != SourceState::Up || src.addr.is_some() {
+        words.push(src.state.as_str().to_owned());
+    }
+    if let Some(since) = src.since.filter(|s| *s != 0) {
+        words.push(format!("({})", relative_time(since, now)));
+    }
+    let count = match src.kind {
+        PeerSource::Link => format!("{} linked", plural(src.peers, "peer", "peers")),
+        PeerSource::Book => format!("{} kept", plural(src.peers, "address", "addresses")),
+        PeerSource::Tracker | PeerSource::Lan | PeerSource::Dht => {
+            format!("sees {}", plural(src.peers, "peer", "peers"))
+        }
+    };
+    let value = if words.is_empty() {
+        count
+    } else {
+        format!("{}, {count}", words.join(" "))
+    };
+    rows.push((src.kind.as_str(), value));
+    if let Some(key) = &src.key {
+        rows.push((key_row, key.to_string()));
+    }
+    if let Some(detail) = src.detail.as_deref().filter(|d| !d.is_empty()) {
+        rows.push((detail_row, clean(detail)));
+    }
+}
+
+/// `1 peer`, `2 peers`.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
 }
 
 #[cfg(test)]
@@ -90,6 +145,7 @@ mod tests {
                 detail: Some("name is taken by another key\u{1b}[2J".into()),
                 since: 1_000_000 - 180,
             },
+            sources: Vec::new(),
             peers_online: 2,
             peers_known: 5,
             resources: Resources {
@@ -120,6 +176,45 @@ mod tests {
             s.id
         );
         assert_eq!(render(&s, 1_000_000), expected);
+    }
+
+    #[test]
+    fn one_line_per_source() {
+        let mut s = sample();
+        s.tracker.state = TrackerLinkState::Connecting;
+        s.tracker.detail = Some("tracker closed the connection".into());
+        s.sources = vec![
+            SourceStatus::tracker(&s.tracker, 0),
+            SourceStatus::up(PeerSource::Link, 1),
+            SourceStatus::up(PeerSource::Book, 3),
+        ];
+        let text = render(&s, 1_000_000);
+        assert!(
+            text.contains(
+                "\ntracker         127.0.0.1:7000 down (3m ago), sees 0 peers\n\
+                 tracker detail  tracker closed the connection\n\
+                 link            1 peer linked\n\
+                 book            3 addresses kept\n\
+                 peers           2 online, 5 known\n"
+            ),
+            "{text}"
+        );
+        s.sources[0] = SourceStatus::tracker(
+            &TrackerStatus {
+                state: TrackerLinkState::Registered,
+                detail: None,
+                ..s.tracker.clone()
+            },
+            1,
+        );
+        s.sources.truncate(1);
+        let text = render(&s, 1_000_000);
+        assert!(
+            text.contains(
+                "\ntracker         127.0.0.1:7000 registered (3m ago), sees 1 peer\npeers"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

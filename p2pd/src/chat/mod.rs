@@ -250,7 +250,7 @@ impl Chat {
         let Some(info) = self.node.dialable(peer) else {
             return;
         };
-        if info.blocked || info.key_conflict.is_some() {
+        if !proto::reach::Reach::of(&info).deliverable() {
             return;
         }
         {

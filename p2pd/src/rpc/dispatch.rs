@@ -160,6 +160,7 @@ fn status(svc: &Services) -> Status {
         listen: id.listen,
         socket: id.socket.display().to_string(),
         tracker: node.tracker(),
+        sources: node.sources(),
         peers_online,
         peers_known,
         resources: svc.sampler.sample(node.started.elapsed().as_secs()),

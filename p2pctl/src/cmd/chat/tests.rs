@@ -416,10 +416,17 @@ async fn stop_ends_an_interactive_session() {
 
 #[tokio::test]
 async fn unknown_peer_fails_before_sending() {
-    let run = chat(opening(&[peer("carol", 2, true)]), vec![], b"a\n", PIPED).await;
+    let mut replies = opening(&[peer("carol", 2, true)]);
+    replies.push(vec![fake::status(3, "alice", 9)]);
+    let run = chat(replies, vec![], b"a\n", PIPED).await;
     let err = run.result.expect_err("unknown");
     assert!(err.to_string().starts_with("unknown peer 'bob'"), "{err}");
-    assert_eq!(run.requests.len(), 2);
+    assert_eq!(
+        run.requests.len(),
+        3,
+        "subscribe, peers, status: nothing sent"
+    );
+    assert!(run.requests[2].contains(r#""method":"status""#));
 }
 
 #[tokio::test(start_paused = true)]

@@ -9,31 +9,16 @@
 
 use proto::PeerId;
 use proto::api::{PeerInfo, TransferInfo, TransferState};
+use proto::reach::Reach;
 use proto::transfer::TransferId;
 
 use crate::error::EXIT_FAILED;
 use crate::output::{clean, files, human_bytes, reason, short_transfer};
 
-/// Whether p2pd can reach the peer now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Reach {
-    /// Online at the tracker, with the pinned key.
-    Online,
-    /// Offline (or unknown).
-    Offline,
-    /// The tracker shows another key for the peer's name: p2pd sends it nothing.
-    KeyChanged,
-}
-
-impl Reach {
-    /// The reach of `peer`, as `peers` or a `peer_*` event reports it.
-    pub(crate) fn of(peer: Option<&PeerInfo>) -> Reach {
-        match peer {
-            Some(p) if p.online && p.key_conflict.is_some() => Reach::KeyChanged,
-            Some(p) if p.online => Reach::Online,
-            _ => Reach::Offline,
-        }
-    }
+/// The peer cannot take anything now: no source sees it (p2pd may be trying its last known
+/// address), or it is blocked.
+pub(crate) fn away(reach: Reach) -> bool {
+    matches!(reach, Reach::Offline | Reach::Book | Reach::Blocked)
 }
 
 /// Waiting for one outgoing transfer to end.
@@ -171,10 +156,10 @@ impl Wait {
             return Step::Unrelated;
         }
         let before = self.reach;
-        self.reach = Reach::of(Some(p));
+        self.reach = Reach::of(p);
         match self.state {
             TransferState::Queued => self.once(self.unreachable()),
-            TransferState::Running if self.reach == Reach::Offline && before != Reach::Offline => {
+            TransferState::Running if away(self.reach) && !away(before) => {
                 Step::Waiting(Some(Note::Paused))
             }
             _ => Step::Waiting(None),
@@ -185,7 +170,7 @@ impl Wait {
     fn unreachable(&self) -> Option<Note> {
         match self.reach {
             Reach::Online => None,
-            Reach::Offline => Some(Note::Offline),
+            Reach::Offline | Reach::Book | Reach::Blocked => Some(Note::Offline),
             Reach::KeyChanged => Some(Note::KeyChanged),
         }
     }
@@ -304,10 +289,10 @@ mod tests {
     fn a_changed_key_is_said() {
         let mut conflicted = bob(true);
         conflicted.key_conflict = Some(SecretKey::from_seed([5; 32]).peer_id());
-        assert_eq!(Reach::of(Some(&conflicted)), Reach::KeyChanged);
-        assert_eq!(Reach::of(Some(&bob(true))), Reach::Online);
-        assert_eq!(Reach::of(Some(&bob(false))), Reach::Offline);
-        assert_eq!(Reach::of(None), Reach::Offline);
+        assert_eq!(Reach::of(&conflicted), Reach::KeyChanged);
+        assert_eq!(Reach::of(&bob(true)), Reach::Online);
+        assert_eq!(Reach::of(&bob(false)), Reach::Offline);
+        assert_eq!(Reach::of_known(None), Reach::Offline);
         let mut wait = waiting(Reach::Online);
         wait.update(&at(TransferState::Queued));
         assert_eq!(
