@@ -12,6 +12,7 @@ pub mod name;
 pub mod paths;
 pub mod peer;
 pub mod rpc;
+pub mod share;
 pub mod text;
 pub mod tracker;
 pub mod transfer;
