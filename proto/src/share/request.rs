@@ -245,9 +245,22 @@ impl RequestFrame {
             Ok(req) => Incoming::Request(req),
             Err(e) => Incoming::Malformed {
                 id,
-                detail: format!("request {tag}: {e}"),
+                detail: format!("request {tag}: {}", why(&e)),
             },
         })
+    }
+}
+
+/// The decoder's complaint, in words for the client. postcard keeps no text of a field's
+/// own refusal, so a path, a name, or a list over its cap all read alike.
+fn why(e: &FrameError) -> String {
+    match e {
+        FrameError::Malformed(postcard::Error::SerdeDeCustom) => {
+            "a path or name breaks the naming rules, or a list or byte string is over its cap"
+                .into()
+        }
+        FrameError::Malformed(e) => e.to_string(),
+        other => other.to_string(),
     }
 }
 
