@@ -7,6 +7,7 @@ pub mod frames;
 pub mod json;
 pub mod paths;
 pub mod seeds;
+pub mod share_seeds;
 
 /// Asserts that `text` holds no control character (C0, DEL, C1), the property every string
 /// shown to a user or written to a log after neutralising must have.

@@ -31,6 +31,7 @@ pub fn all() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("server_line", server_lines()),
         ("peer_key", peer_keys()),
         ("chunk_cvs", chunk_cvs()),
+        ("share_frame", crate::share_seeds::share_frames()),
     ]
 }
 
@@ -51,7 +52,7 @@ fn path(s: &str) -> RelPath {
 }
 
 /// Each message as one frame, then all of them as one stream.
-fn frames<T: Serialize>(msgs: &[T], max: usize) -> Vec<Vec<u8>> {
+pub(crate) fn frames<T: Serialize>(msgs: &[T], max: usize) -> Vec<Vec<u8>> {
     let mut seeds: Vec<Vec<u8>> = msgs
         .iter()
         .map(|m| proto::frame::encode(m, max).expect("a seed fits its cap"))
@@ -593,7 +594,12 @@ mod tests {
     #[test]
     fn every_target_has_seeds_and_valid_frames_decode() {
         let all = all();
-        assert_eq!(all.len(), 9);
+        let registered = include_str!("../Cargo.toml").matches("[[bin]]").count();
+        assert_eq!(
+            all.len(),
+            registered,
+            "every target in Cargo.toml has seeds"
+        );
         assert!(all.iter().all(|(_, seeds)| !seeds.is_empty()));
         let frames = transfer_frames();
         let stream = crate::frames::check_stream::<TransferFrame>(&frames[9], MAX_CHUNK_FRAME);

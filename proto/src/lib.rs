@@ -15,6 +15,7 @@ pub mod peer;
 pub mod peer_ref;
 pub mod reach;
 pub mod rpc;
+pub mod share;
 pub mod text;
 pub mod tracker;
 pub mod transfer;

@@ -23,6 +23,9 @@ pub const ALPN_CHAT: &[u8] = b"p2p-chat/1";
 /// TLS ALPN name of a bulk link, which carries one file transfer
 /// ([`TransferFrame`](crate::transfer::TransferFrame)s after the `Hello` exchange).
 pub const ALPN_BULK: &[u8] = b"p2p-bulk/1";
+/// TLS ALPN name of a share link, which carries requests on another peer's shares
+/// ([`share`](crate::share) frames after the `Hello` exchange).
+pub const ALPN_SHARE: &[u8] = b"p2p-share/1";
 /// Number of [`PeerFrame`] tags this version knows (0 to `KNOWN_TAGS - 1`). A frame with a
 /// higher tag comes from a newer peer: it decodes as [`Inbound::Unknown`].
 pub const KNOWN_TAGS: u32 = 6;
