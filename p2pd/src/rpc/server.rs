@@ -202,7 +202,7 @@ async fn connection(stream: Stream, services: &Services) -> io::Result<()> {
                     }
                 };
                 let method = incoming.call.method();
-                let reply = dispatch(services, incoming.call);
+                let reply = dispatch(services, incoming.call).await;
                 let restart = matches!(reply, Ok(Reply::Restart(_)));
                 let Some(id) = incoming.id else {
                     if restart {

@@ -36,7 +36,7 @@ use crate::router::{Dialer, PeerLink, Protocol};
 use crate::store::StoreError;
 use limits::{LinkCounts, OfferBook, OfferRefusal, RefusalLog, TransferLimits};
 use live::Live;
-use records::Record;
+use records::{Record, TransferStore};
 
 /// The limits set by the configuration, for the service this process starts.
 /// A peer's refusals are logged at most this often.
@@ -99,6 +99,8 @@ enum Decision {
 /// The transfer service. Share as `Arc<Transfers>`.
 pub struct Transfers {
     node: Arc<Node>,
+    /// The service's tables.
+    records: TransferStore,
     dialer: Arc<Dialer>,
     download_dir: PathBuf,
     live: Mutex<HashMap<TransferId, Arc<Live>>>,
@@ -110,8 +112,9 @@ pub struct Transfers {
 
 impl Transfers {
     /// Starts the service and resumes unfinished outgoing transfers.
-    pub fn start(
+    pub async fn start(
         node: Arc<Node>,
+        records: TransferStore,
         dialer: Arc<Dialer>,
         download_dir: PathBuf,
         limits: TransferLimits,
@@ -120,6 +123,7 @@ impl Transfers {
     ) -> Arc<Transfers> {
         let t = Arc::new(Transfers {
             node,
+            records,
             dialer,
             download_dir,
             live: Mutex::default(),
@@ -133,14 +137,15 @@ impl Transfers {
             cancel,
         });
         // One record at a time: only the manifests still needed stay in memory.
-        let mut records = Vec::new();
-        let loaded = t.node.store().each_transfer(|rec| {
-            let live = Arc::new(Live::new(rec, t.cancel.child_token()));
-            records.push(live);
-        });
-        if let Err(e) = loaded {
+        let cancel = t.cancel.clone();
+        let loaded = t
+            .records
+            .load(move |rec| Arc::new(Live::new(rec, cancel.child_token())))
+            .await;
+        let records = loaded.unwrap_or_else(|e| {
             warn!("cannot load the transfers: {e}");
-        }
+            Vec::new()
+        });
         for live in records {
             let rec = live.record();
             t.lock().insert(rec.manifest.id, live.clone());
@@ -236,9 +241,8 @@ impl Transfers {
             return Ok(());
         }
         let rec = self
-            .node
-            .store()
-            .transfer(live.id())?
+            .records
+            .get_sync(live.id())?
             .ok_or_else(|| TransferError::Unknown(live.id().to_string()))?;
         live.fill(rec.manifest);
         Ok(())
@@ -288,8 +292,15 @@ impl Transfers {
     /// Offers `path` to `peer`. Answers at once with the transfer `scanning`: the files are
     /// listed and hashed by a job ([`hashing`]), after which the transfer is `queued` and goes
     /// on; a path that cannot be hashed ends it `failed`.
-    pub fn send(self: &Arc<Self>, peer: &str, path: &str) -> Result<TransferInfo, TransferError> {
-        let info = self.node.resolve(peer)?;
+    pub async fn send(
+        self: &Arc<Self>,
+        peer: PeerId,
+        path: &str,
+    ) -> Result<TransferInfo, TransferError> {
+        let info = self
+            .node
+            .peer(peer)
+            .ok_or_else(|| ResolveError::Unknown(peer.to_string()))?;
         if info.blocked {
             return Err(TransferError::Blocked(info.name));
         }
@@ -297,7 +308,7 @@ impl Transfers {
         if !path.is_absolute() {
             return Err(scan::ScanError::NotAbsolute(path).into());
         }
-        self.node.deal_with(info.id)?;
+        self.node.deal_with(info.id).await?;
         let mut id = [0u8; 16];
         getrandom::fill(&mut id)
             .map_err(|e| TransferError::Destination(format!("no randomness: {e}")))?;
@@ -315,7 +326,7 @@ impl Transfers {
             error: None,
             created_at: svc::unix_now(),
         };
-        self.node.store().insert_transfer(&rec)?;
+        self.records.insert(&rec).await?;
         let live = self.live_for(&rec);
         let ti = live.info();
         self.node.publish([Event::TransferOffered {
@@ -338,7 +349,7 @@ impl Transfers {
     }
 
     /// Accepts an incoming offer into `to` (default: the download directory).
-    pub fn accept(&self, id: &str, to: Option<&str>) -> Result<TransferInfo, TransferError> {
+    pub async fn accept(&self, id: &str, to: Option<&str>) -> Result<TransferInfo, TransferError> {
         let live = self.find(id)?;
         let dest = to.map_or_else(|| self.download_dir.clone(), PathBuf::from);
         if !dest.is_absolute() {
@@ -348,7 +359,7 @@ impl Transfers {
             )));
         }
         // Accepting is dealing with the sender: its name is pinned to its key.
-        self.node.deal_with(live.info().peer)?;
+        self.node.deal_with(live.info().peer).await?;
         live.decide(
             Decision::Accept(dest),
             TransferState::Offered,
@@ -415,12 +426,10 @@ impl Transfers {
         if state != TransferState::Offered {
             self.held().offers.remove(live.id());
         }
-        if let Err(e) = self.node.store().set_transfer_state(
-            live.id(),
-            state,
-            local_path.as_deref(),
-            error.as_deref(),
-        ) {
+        if let Err(e) =
+            self.records
+                .set_state(live.id(), state, local_path.as_deref(), error.as_deref())
+        {
             tracing::warn!("cannot store transfer {}: {e}", live.id());
         }
         let t = live.info();

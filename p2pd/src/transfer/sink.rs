@@ -454,9 +454,8 @@ impl Durability {
                             // them.
                             let _ = self
                                 .t
-                                .node
-                                .store()
-                                .set_verified(self.id, file, verified, false);
+                                .records
+                                .set_verified_blocking(self.id, file, verified, false);
                         }
                         if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
                             self.t.progress(&self.live);
@@ -470,9 +469,8 @@ impl Durability {
                         // between leaves a link that the resume recognises.
                         let name = part.link_final().map_err(|e| e.to_string())?;
                         self.t
-                            .node
-                            .store()
-                            .set_verified(self.id, file, chunks, true)
+                            .records
+                            .set_verified_blocking(self.id, file, chunks, true)
                             .map_err(|e| format!("cannot record {name} as received: {e}"))?;
                         part.remove().map_err(|e| e.to_string())?;
                         info!(target: svc::logging::ACTIVITY, op = "file-received", id = %self.id, file = %name, bytes = f.size, "file verified and in place");
