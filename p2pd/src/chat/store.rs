@@ -6,7 +6,7 @@
 use proto::api::{Direction, MessageInfo, MessageState};
 use proto::peer::{ChatMessage, MessageId};
 use proto::{PeerId, PeerName};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use crate::store::{Db, StoreError, peer_id, peer_name};
 
@@ -82,7 +82,7 @@ impl ChatStore {
         let seq = self
             .db
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let last: i64 = tx.query_row(
                     "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE peer = ?1 AND direction = 0",
                     [peer.as_bytes().as_slice()],
@@ -122,7 +122,7 @@ impl ChatStore {
         let new = self
             .db
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let n = tx.execute(
                     "INSERT OR IGNORE INTO messages (id, peer, peer_name, direction, seq, text, state, sent_at) VALUES (?1, ?2, ?3, 1, ?4, ?5, 3, ?6)",
                     params![msg.id.0.as_slice(), peer.as_bytes().as_slice(), name.as_str(), msg.seq.cast_signed(), msg.text, msg.sent_at.cast_signed()],

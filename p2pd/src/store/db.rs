@@ -20,6 +20,9 @@ use rusqlite::Connection;
 
 use super::{StoreError, migrations, private_files};
 
+/// How long a write waits for another process's write lock before it fails.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One job for the worker.
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
@@ -168,6 +171,9 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let mut conn = Connection::open(path).map_err(sql)?;
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
         .map_err(sql)?;
+    // Another process holding the write lock (a backup, the sqlite3 shell) delays a write
+    // rather than failing it.
+    conn.busy_timeout(BUSY_WAIT).map_err(sql)?;
     migrations::migrate(&mut conn).map_err(|source| StoreError::Migrate {
         path: path.to_owned(),
         source,

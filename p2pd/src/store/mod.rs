@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use proto::{PeerId, PeerName};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 mod book;
 pub mod db;
@@ -193,7 +193,7 @@ impl PeerStore {
         let name = name.clone();
         self.db
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let pin = pin(&tx, &name, key, now)?;
                 tx.commit()?;
                 Ok(pin)
@@ -240,7 +240,7 @@ impl PeerStore {
         let name = name.clone();
         self.db
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 forget(&tx, old)?;
                 pin(&tx, &name, new, now)?;
                 set_flags(&tx, new, false, false, blocked)?;

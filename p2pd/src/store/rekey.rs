@@ -2,7 +2,7 @@
 //! user's flags, and the messages still queued for the old key go to the new one.
 
 use proto::{PeerId, PeerName};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::{PeerStore, StoreError};
 
@@ -23,7 +23,7 @@ impl PeerStore {
         self.db
             .call(move |c| {
                 let (old_b, new_b) = (old.as_bytes().as_slice(), new.as_bytes().as_slice());
-                let tx = c.transaction()?;
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let flags: (bool, bool, bool) = tx
                     .query_row(
                         "SELECT trusted, auto_accept, blocked FROM peers WHERE id = ?1",
