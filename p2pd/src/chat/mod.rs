@@ -98,7 +98,9 @@ pub struct Chat {
     store: ChatStore,
     dialer: Arc<Dialer>,
     links: Mutex<Links>,
-    ingress: Mutex<Ingress>,
+    /// The message rate and quotas; checked on the database thread, between reading the
+    /// bytes a peer holds and storing its message.
+    ingress: Arc<Mutex<Ingress>>,
     kick: mpsc::UnboundedSender<PeerId>,
     tasks: TaskTracker,
     cancel: CancellationToken,
@@ -120,7 +122,7 @@ impl Chat {
             store,
             dialer,
             links: Mutex::default(),
-            ingress: Mutex::new(Ingress::new(limits)),
+            ingress: Arc::new(Mutex::new(Ingress::new(limits))),
             kick,
             tasks: tasks.clone(),
             cancel: cancel.clone(),
@@ -517,10 +519,34 @@ impl Chat {
                 detail: format!("{} bytes", m.text.len()),
             };
         }
-        if let Some(refusal) = self.ingress(peer, name, &m).await {
-            return refusal;
-        }
-        let stored = self.store.insert_incoming(peer, name, &m).await;
+        // The rate and the quotas, then the insert, in one trip to the database.
+        let trusted = self.node.peer(peer).is_some_and(|p| p.trusted);
+        let (ingress, seq, len) = (self.ingress.clone(), m.seq, m.text.len() as u64);
+        let admit = move |held: Option<(u64, Option<u64>)>| {
+            let (peer_bytes, strangers) = held.unwrap_or_default();
+            let held = Held {
+                peer: peer_bytes,
+                strangers,
+            };
+            let now = std::time::Instant::now();
+            match ingress
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .check(peer, seq, len, trusted, held, now)
+            {
+                Verdict::Accept => Ok(()),
+                refused => Err(refused),
+            }
+        };
+        let stored = self
+            .store
+            .insert_incoming(peer, name, &m, !trusted, admit)
+            .await;
+        let stored = match stored {
+            Ok(Ok(stored)) => Ok(stored),
+            Ok(Err(verdict)) => return self.refusal(peer, name, &m, verdict),
+            Err(e) => Err(e),
+        };
         match stored {
             Ok(Some(message)) => {
                 if let Err(e) = self.node.deal_with(peer).await {
@@ -543,48 +569,28 @@ impl Chat {
 }
 
 impl Chat {
-    /// Applies the message rate and the quota to an incoming message: `None` to store it,
-    /// else the refusal to answer with.
-    async fn ingress(
+    /// The answer to an incoming message the rate or a quota keeps out.
+    fn refusal(
         &self,
         peer: PeerId,
         name: &PeerName,
         m: &proto::peer::ChatMessage,
-    ) -> Option<PeerFrame> {
-        let trusted = self.node.peer(peer).is_some_and(|p| p.trusted);
-        let held = if trusted {
-            Held {
-                peer: 0,
-                strangers: None,
-            }
-        } else {
-            match self.store.received_bytes(peer).await {
-                Ok((peer, strangers)) => Held { peer, strangers },
-                Err(e) => {
-                    warn!("cannot count what {name} sent: {e}");
-                    return Some(PeerFrame::Refused {
-                        id: Some(m.id),
-                        reason: Refusal::Unavailable,
-                        detail: String::new(),
-                    });
-                }
-            }
-        };
-        let len = m.text.len() as u64;
-        let verdict = self
-            .ingress
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .check(peer, m.seq, len, trusted, held, std::time::Instant::now());
+        verdict: Verdict,
+    ) -> PeerFrame {
         match verdict {
-            Verdict::Accept => None,
+            // Not a refusal; never passed here. Answered as a store failure: sent again.
+            Verdict::Accept => PeerFrame::Refused {
+                id: Some(m.id),
+                reason: Refusal::Unavailable,
+                detail: String::new(),
+            },
             Verdict::Defer { wait } => {
                 debug!(peer = %name, seq = m.seq, "message deferred for {wait:?}");
-                Some(PeerFrame::Refused {
+                PeerFrame::Refused {
                     id: Some(m.id),
                     reason: Refusal::Deferred,
                     detail: ingress::wait_detail(wait),
-                })
+                }
             }
             Verdict::OverQuota {
                 would_hold,
@@ -606,11 +612,11 @@ impl Chat {
                 {
                     warn!(peer = %name, "message over the quota refused: {detail}");
                 }
-                Some(PeerFrame::Refused {
+                PeerFrame::Refused {
                     id: Some(m.id),
                     reason: Refusal::OverQuota,
                     detail,
-                })
+                }
             }
         }
     }

@@ -110,18 +110,35 @@ impl ChatStore {
         })
     }
 
-    /// Stores a received message and counts its bytes against the peer. Returns it, or `None`
-    /// for a duplicate (already stored).
-    pub async fn insert_incoming(
+    /// Stores a received message and counts its bytes against the peer, if `admit` lets it
+    /// in, in one trip to the database thread. `admit` runs there first; when `held` is set
+    /// it gets the bytes already held (as [`received_bytes`](Self::received_bytes) reads
+    /// them), and a refusal (`Err`) stores nothing. Returns the message, or `None` for a
+    /// duplicate (already stored).
+    pub async fn insert_incoming<R, F>(
         &self,
         peer: PeerId,
         peer_name: &PeerName,
         m: &ChatMessage,
-    ) -> Result<Option<MessageInfo>, StoreError> {
+        held: bool,
+        admit: F,
+    ) -> Result<Result<Option<MessageInfo>, R>, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(Option<(u64, Option<u64>)>) -> Result<(), R> + Send + 'static,
+    {
         let (name, msg) = (peer_name.clone(), m.clone());
         let new = self
             .db
             .call(move |c| {
+                let bytes = if held {
+                    Some(received_bytes(c, peer)?)
+                } else {
+                    None
+                };
+                if let Err(refused) = admit(bytes) {
+                    return Ok(Err(refused));
+                }
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let n = tx.execute(
                     "INSERT OR IGNORE INTO messages (id, peer, peer_name, direction, seq, text, state, sent_at) VALUES (?1, ?2, ?3, 1, ?4, ?5, 3, ?6)",
@@ -135,19 +152,21 @@ impl ChatStore {
                     )?;
                 }
                 tx.commit()?;
-                Ok(n == 1)
+                Ok(Ok(n == 1))
             })
             .await?;
-        Ok(new.then(|| MessageInfo {
-            id: m.id,
-            peer,
-            peer_name: peer_name.clone(),
-            direction: Direction::In,
-            seq: m.seq,
-            text: m.text.clone(),
-            state: MessageState::Received,
-            sent_at: m.sent_at,
-            detail: None,
+        Ok(new.map(|new| {
+            new.then(|| MessageInfo {
+                id: m.id,
+                peer,
+                peer_name: peer_name.clone(),
+                direction: Direction::In,
+                seq: m.seq,
+                text: m.text.clone(),
+                state: MessageState::Received,
+                sent_at: m.sent_at,
+                detail: None,
+            })
         }))
     }
 
@@ -155,29 +174,7 @@ impl ChatStore {
     /// the text bytes stored from all strangers that are not marked trusted (read from the
     /// peer table's `trusted` flag, never written here).
     pub async fn received_bytes(&self, peer: PeerId) -> Result<(u64, Option<u64>), StoreError> {
-        self.db
-            .call(move |c| {
-                let key = peer.as_bytes().as_slice();
-                let (one, wrote): (i64, bool) = c
-                    .prepare_cached(
-                        "SELECT COALESCE((SELECT bytes FROM received_bytes WHERE peer = ?1), 0),
-                                EXISTS (SELECT 1 FROM messages WHERE peer = ?1 AND direction = 0)",
-                    )?
-                    .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                if wrote {
-                    return Ok((one.cast_unsigned(), None));
-                }
-                let strangers: i64 = c
-                    .prepare_cached(
-                        "SELECT COALESCE(SUM(r.bytes), 0) FROM received_bytes r
-                         LEFT JOIN peers p ON p.id = r.peer
-                         WHERE COALESCE(p.trusted, 0) = 0
-                           AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.peer = r.peer AND m.direction = 0)",
-                    )?
-                    .query_row([], |r| r.get(0))?;
-                Ok((one.cast_unsigned(), Some(strangers.cast_unsigned())))
-            })
-            .await
+        self.db.call(move |c| received_bytes(c, peer)).await
     }
 
     /// Moves one of our queued messages to `state`. Returns the message if it changed.
@@ -263,6 +260,28 @@ impl ChatStore {
     }
 }
 
+fn received_bytes(c: &rusqlite::Connection, peer: PeerId) -> rusqlite::Result<(u64, Option<u64>)> {
+    let key = peer.as_bytes().as_slice();
+    let (one, wrote): (i64, bool) = c
+        .prepare_cached(
+            "SELECT COALESCE((SELECT bytes FROM received_bytes WHERE peer = ?1), 0),
+                    EXISTS (SELECT 1 FROM messages WHERE peer = ?1 AND direction = 0)",
+        )?
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if wrote {
+        return Ok((one.cast_unsigned(), None));
+    }
+    let strangers: i64 = c
+        .prepare_cached(
+            "SELECT COALESCE(SUM(r.bytes), 0) FROM received_bytes r
+             LEFT JOIN peers p ON p.id = r.peer
+             WHERE COALESCE(p.trusted, 0) = 0
+               AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.peer = r.peer AND m.direction = 0)",
+        )?
+        .query_row([], |r| r.get(0))?;
+    Ok((one.cast_unsigned(), Some(strangers.cast_unsigned())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,10 +309,19 @@ mod tests {
                 sent_at: 12,
                 text: "hi".into(),
             };
-            let first = s.insert_incoming(bob, &name("bob"), &incoming).await;
-            assert!(first.unwrap().is_some());
-            let again = s.insert_incoming(bob, &name("bob"), &incoming).await;
-            assert!(again.unwrap().is_none());
+            let (admit, bob_name) = (|_| Ok::<(), ()>(()), name("bob"));
+            let first = s.insert_incoming(bob, &bob_name, &incoming, false, admit);
+            assert!(first.await.unwrap().unwrap().is_some());
+            let again = s.insert_incoming(bob, &bob_name, &incoming, false, admit);
+            assert!(again.await.unwrap().unwrap().is_none());
+            assert_eq!(s.received_bytes(bob).await.unwrap(), (2, None));
+            // Refused: nothing is stored; the bytes held are those stored so far.
+            let other = ChatMessage {
+                id: MessageId([8; 16]),
+                ..incoming
+            };
+            let refused = s.insert_incoming(bob, &bob_name, &other, true, Err);
+            assert_eq!(refused.await.unwrap(), Err(Some((2, None))));
         }
         let s = ChatStore::new(Db::open(dir.path()).await.unwrap());
         assert_eq!(s.peers_with_outbox().await.unwrap(), vec![bob]);
