@@ -93,8 +93,8 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
         }
         Call::Transfers {} => to_value(svc.transfers.list()).map(Reply::Value),
         Call::Accept { id, to } => value(svc.transfers.accept(&id, to.as_deref()).await),
-        Call::Decline { id } => value(svc.transfers.decline(&id)),
-        Call::Cancel { id } => value(svc.transfers.cancel(&id)),
+        Call::Decline { id } => value(svc.transfers.decline(&id).await),
+        Call::Cancel { id } => value(svc.transfers.cancel(&id).await),
         Call::Rekey {} => match value(svc.rekey.rekey(&svc.node))? {
             Reply::Value(v) => Ok(Reply::Restart(v)),
             other => Ok(other),

@@ -20,7 +20,7 @@ use super::threads;
 pub(super) const INTERRUPTED: &str = "interrupted while hashing; send it again";
 
 /// Starts hashing `path` for `live` (stored `scanning`); returns at once.
-pub(super) fn start(t: &Arc<Transfers>, live: Arc<Live>, path: PathBuf) {
+pub(super) async fn start(t: &Arc<Transfers>, live: Arc<Live>, path: PathBuf) {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (jt, jlive) = (t.clone(), live.clone());
     let id = live.id();
@@ -44,7 +44,7 @@ pub(super) fn start(t: &Arc<Transfers>, live: Arc<Live>, path: PathBuf) {
         let _ = tx.send(result);
     });
     if let Err(e) = spawned {
-        t.finish(&live, TransferState::Failed, Some(e));
+        t.finish(&live, TransferState::Failed, Some(e)).await;
         return;
     }
     let t = t.clone();
@@ -57,7 +57,8 @@ pub(super) fn start(t: &Arc<Transfers>, live: Arc<Live>, path: PathBuf) {
             Err(ScanError::Stopped) => {}
             Err(e) => {
                 warn!(id = %live.id(), "cannot offer {}: {e}", live.record().local_path.unwrap_or_default());
-                t.finish(&live, TransferState::Failed, Some(e.to_string()));
+                t.finish(&live, TransferState::Failed, Some(e.to_string()))
+                    .await;
             }
         }
     });
@@ -70,7 +71,8 @@ async fn scanned(t: &Arc<Transfers>, live: Arc<Live>, manifest: proto::transfer:
         // Cancelled meanwhile.
         Ok(false) => return,
         Err(e) => {
-            t.finish(&live, TransferState::Failed, Some(e.to_string()));
+            t.finish(&live, TransferState::Failed, Some(e.to_string()))
+                .await;
             return;
         }
     }
@@ -78,7 +80,7 @@ async fn scanned(t: &Arc<Transfers>, live: Arc<Live>, manifest: proto::transfer:
     live.set_manifest(manifest);
     let rec = live.record();
     info!(target: svc::logging::ACTIVITY, op = "offer-out", peer = %rec.peer_name, id = %rec.manifest.id, files, bytes, "transfer offered");
-    t.set_state(&live, TransferState::Queued, None, None);
+    t.finish(&live, TransferState::Queued, None).await;
     if live.state() == TransferState::Queued {
         t.spawn_sender(live);
     }

@@ -162,7 +162,8 @@ impl Transfers {
                     &live,
                     TransferState::Failed,
                     Some(hashing::INTERRUPTED.into()),
-                );
+                )
+                .await;
             } else if rec.direction == Direction::Out && !rec.state.is_final() {
                 t.spawn_sender(live);
             }
@@ -203,7 +204,8 @@ impl Transfers {
                     &live,
                     TransferState::Expired,
                     Some(proto::transfer::OFFER_EXPIRED.into()),
-                );
+                )
+                .await;
             }
             tokio::select! {
                 () = self.cancel.cancelled() => return,
@@ -332,7 +334,7 @@ impl Transfers {
         self.node.publish([Event::TransferOffered {
             transfer: ti.clone(),
         }]);
-        hashing::start(self, live, path);
+        hashing::start(self, live, path).await;
         Ok(ti)
     }
 
@@ -371,7 +373,7 @@ impl Transfers {
     }
 
     /// Declines an incoming offer.
-    pub fn decline(&self, id: &str) -> Result<TransferInfo, TransferError> {
+    pub async fn decline(&self, id: &str) -> Result<TransferInfo, TransferError> {
         let live = self.find(id)?;
         live.decide(
             Decision::Decline,
@@ -382,12 +384,13 @@ impl Transfers {
             &live,
             TransferState::Declined,
             Some("declined by the receiver".into()),
-        );
+        )
+        .await;
         Ok(live.info())
     }
 
     /// Cancels a transfer, either side.
-    pub fn cancel(&self, id: &str) -> Result<TransferInfo, TransferError> {
+    pub async fn cancel(&self, id: &str) -> Result<TransferInfo, TransferError> {
         let live = self.find(id)?;
         let state = live.state();
         if state.is_final() {
@@ -404,15 +407,27 @@ impl Transfers {
             Direction::In => "cancelled by the receiver",
             Direction::Out => "cancelled by the sender",
         };
-        self.finish(&live, TransferState::Cancelled, Some(why.into()));
+        self.finish(&live, TransferState::Cancelled, Some(why.into()))
+            .await;
         Ok(live.info())
     }
 
-    /// Records a state change, stores it, and tells subscribers.
-    fn finish(&self, live: &Live, state: TransferState, error: Option<String>) {
-        self.set_state(live, state, None, error);
+    /// Records a state change (most often an end), stores it, and tells subscribers: as
+    /// [`set_state`](Self::set_state), for async callers, which await the write.
+    async fn finish(&self, live: &Live, state: TransferState, error: Option<String>) {
+        if !self.apply_state(live, state, None, error.clone()) {
+            return;
+        }
+        let stored = self
+            .records
+            .set_state(live.id(), state, None, error.as_deref())
+            .run()
+            .await;
+        self.announce_state(live, stored);
     }
 
+    /// Records a state change, stores it, and tells subscribers. Synchronous, for the session
+    /// code: the write waits in `block_in_place` ([`records::StateWrite::run_sync`]).
     fn set_state(
         &self,
         live: &Live,
@@ -420,16 +435,36 @@ impl Transfers {
         local_path: Option<String>,
         error: Option<String>,
     ) {
-        if !live.set_state(state, local_path.clone(), error.clone()) {
+        if !self.apply_state(live, state, local_path.clone(), error.clone()) {
             return;
+        }
+        let stored = self
+            .records
+            .set_state(live.id(), state, local_path.as_deref(), error.as_deref())
+            .run_sync();
+        self.announce_state(live, stored);
+    }
+
+    /// Applies a state change in memory; false if it changes nothing.
+    fn apply_state(
+        &self,
+        live: &Live,
+        state: TransferState,
+        local_path: Option<String>,
+        error: Option<String>,
+    ) -> bool {
+        if !live.set_state(state, local_path, error) {
+            return false;
         }
         if state != TransferState::Offered {
             self.held().offers.remove(live.id());
         }
-        if let Err(e) =
-            self.records
-                .set_state(live.id(), state, local_path.as_deref(), error.as_deref())
-        {
+        true
+    }
+
+    /// Once the change is stored (or could not be): the activity log and the event.
+    fn announce_state(&self, live: &Live, stored: Result<(), StoreError>) {
+        if let Err(e) = stored {
             tracing::warn!("cannot store transfer {}: {e}", live.id());
         }
         let t = live.info();

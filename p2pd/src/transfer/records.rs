@@ -100,23 +100,23 @@ impl TransferStore {
             .await
     }
 
-    /// Sets a transfer's state (and local path or error when given). Synchronous for the
-    /// session code that calls it: it waits off the async workers ([`Db::call_sync`]).
+    /// Sets a transfer's state (and local path or error when given), once the returned
+    /// write is run: awaited ([`StateWrite::run`]), or waited for by synchronous session
+    /// code ([`StateWrite::run_sync`]).
     pub fn set_state(
         &self,
         id: TransferId,
         state: TransferState,
         local_path: Option<&str>,
         error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let (local_path, error) = (local_path.map(str::to_owned), error.map(str::to_owned));
-        self.db.call_sync(move |c| {
-            c.execute(
-                "UPDATE transfers SET state = ?2, local_path = COALESCE(?3, local_path), error = COALESCE(?4, error) WHERE id = ?1",
-                params![id.0.as_slice(), state_name(state), local_path, error],
-            )?;
-            Ok(())
-        })
+    ) -> StateWrite {
+        StateWrite {
+            db: self.db.clone(),
+            id,
+            state,
+            local_path: local_path.map(str::to_owned),
+            error: error.map(str::to_owned),
+        }
     }
 
     /// Gives a transfer still `scanning` its manifest and makes it `queued`; false when it
@@ -209,10 +209,63 @@ impl TransferStore {
     }
 }
 
+fn set_state(
+    c: &rusqlite::Connection,
+    id: TransferId,
+    state: TransferState,
+    local_path: Option<String>,
+    error: Option<String>,
+) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "UPDATE transfers SET state = ?2, local_path = COALESCE(?3, local_path), error = COALESCE(?4, error) WHERE id = ?1",
+    )?
+    .execute(params![id.0.as_slice(), state_name(state), local_path, error])?;
+    Ok(())
+}
+
 fn get(c: &rusqlite::Connection, id: TransferId) -> rusqlite::Result<Option<Record>> {
     c.prepare_cached(&format!("{SELECT} WHERE id = ?1"))?
         .query_row([id.0.as_slice()], row)
         .optional()
+}
+
+/// A transfer's state change, to be stored.
+pub struct StateWrite {
+    db: Db,
+    id: TransferId,
+    state: TransferState,
+    local_path: Option<String>,
+    error: Option<String>,
+}
+
+impl StateWrite {
+    /// Stores it, awaiting the database thread.
+    pub async fn run(self) -> Result<(), StoreError> {
+        let (db, job) = self.job();
+        db.call(job).await
+    }
+
+    /// Stores it, waiting off the async workers ([`Db::call_sync`]).
+    pub fn run_sync(self) -> Result<(), StoreError> {
+        let (db, job) = self.job();
+        db.call_sync(job)
+    }
+
+    fn job(
+        self,
+    ) -> (
+        Db,
+        impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<()> + Send + 'static,
+    ) {
+        let StateWrite {
+            db,
+            id,
+            state,
+            local_path,
+            error,
+        } = self;
+        (db, move |c| set_state(c, id, state, local_path, error))
+    }
 }
 
 /// A stored manifest, read only far enough to tell one stored before its files were known.
@@ -333,6 +386,8 @@ mod tests {
         // Cancelled while hashing: it stays so, and readable.
         store
             .set_state(TransferId([2; 16]), TransferState::Cancelled, None, None)
+            .run()
+            .await
             .unwrap();
         assert!(!store.set_scanned_manifest(&scanned(2)).await.unwrap());
         assert!(store.set_scanned_manifest(&scanned(1)).await.unwrap());
