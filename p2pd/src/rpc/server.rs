@@ -5,6 +5,7 @@
 //! carrying its request's id. `subscribe` alone is answered in place, so the client is
 //! subscribed from the moment its response is sent.
 
+use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -185,6 +186,9 @@ async fn connection(stream: Stream, services: Arc<Services>) -> io::Result<()> {
     // The calls running for this connection; dropping the set (the connection ends, or the
     // daemon stops) aborts them.
     let mut calls: JoinSet<Answer> = JoinSet::new();
+    // What each running call answers to, should it panic.
+    let mut running: HashMap<tokio::task::Id, (Option<serde_json::Value>, &'static str)> =
+        HashMap::new();
     loop {
         tokio::select! {
             ev = next_event(&mut events) => {
@@ -197,10 +201,21 @@ async fn connection(stream: Stream, services: Arc<Services>) -> io::Result<()> {
                 let n = Notification { jsonrpc: Version2, method: EVENT_NOTIFICATION.into(), params };
                 send_line(&mut write, &n).await?;
             }
-            Some(done) = calls.join_next(), if !calls.is_empty() => match done {
-                Ok(answer) => send_answer(&mut write, answer, &services, &mut events).await?,
-                Err(e) => warn!("a control call failed: {e}"),
-            },
+            Some(done) = calls.join_next_with_id(), if !calls.is_empty() => {
+                let answer = match done {
+                    Ok((task, answer)) => {
+                        running.remove(&task);
+                        answer
+                    }
+                    Err(e) => {
+                        let (id, method) = running.remove(&e.id()).unwrap_or((None, "?"));
+                        warn!(method, "a control call failed: {e}");
+                        let reply = Err(RpcError::new(code::INTERNAL_ERROR, format!("{method} failed: {e}")));
+                        Answer { id, method, reply }
+                    }
+                };
+                send_answer(&mut write, answer, &services, &mut events).await?;
+            }
             line = lines.next(), if calls.len() < MAX_CALLS => {
                 let line = match line? {
                     None => return Ok(()),
@@ -224,17 +239,18 @@ async fn connection(stream: Stream, services: Arc<Services>) -> io::Result<()> {
                         continue;
                     }
                 };
-                let (id, method) = (incoming.id, incoming.call.method());
+                let (id, method) = (incoming.id.clone(), incoming.call.method());
                 if let Call::Subscribe {} = incoming.call {
                     let reply = dispatch(&services, incoming.call).await;
                     send_answer(&mut write, Answer { id, method, reply }, &services, &mut events).await?;
                     continue;
                 }
                 let svc = services.clone();
-                calls.spawn(async move {
+                let task = calls.spawn(async move {
                     let reply = dispatch(&svc, incoming.call).await;
-                    Answer { id, method, reply }
+                    Answer { id: incoming.id, method, reply }
                 });
+                running.insert(task.id(), (id, method));
             }
         }
     }
