@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::chat::Chat;
+use crate::chat::store::ChatStore;
 use crate::config::Config;
 use crate::node::{Identity, Node};
 use crate::rekey::{self, RekeyError, Rekeyer};
@@ -21,9 +22,10 @@ use crate::router::{Dialer, Router};
 use crate::rpc::dispatch::Services;
 use crate::rpc::server::{self, SocketError};
 use crate::state_lock::{LockError, StateLock};
-use crate::store::{Store, StoreError};
+use crate::store::{Db, PeerStore, StoreError};
 use crate::tracker_client::TrackerLink;
 use crate::transfer::Transfers;
+use crate::transfer::records::TransferStore;
 
 /// Time tasks get to finish after shutdown begins.
 const GRACE: Duration = Duration::from_secs(5);
@@ -118,7 +120,7 @@ impl Daemon {
             })?;
         let control = server::bind(&config.socket).await?;
 
-        let store = Store::open(&config.state_dir)?;
+        let db = Db::open(&config.state_dir).await?;
         let identity = Identity {
             name: config.name.clone(),
             id: key.peer_id(),
@@ -126,12 +128,13 @@ impl Daemon {
             socket: config.socket.clone(),
             tracker_addr: config.tracker.clone(),
         };
-        let node = Node::new(identity, store)?;
+        let node = Node::new(identity, PeerStore::new(db.clone())).await?;
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
         let dialer = Dialer::new(&key, config.name.clone())?;
         let chat = Chat::start(
             node.clone(),
+            ChatStore::new(db.clone()),
             dialer.clone(),
             config.limits.messages,
             tasks.clone(),
@@ -139,12 +142,14 @@ impl Daemon {
         );
         let transfers = Transfers::start(
             node.clone(),
+            TransferStore::new(db),
             dialer,
             config.download_dir.clone(),
             config.transfer_limits,
             tasks.clone(),
             cancel.child_token(),
-        );
+        )
+        .await;
         let restart = CancellationToken::new();
         let services = Arc::new(Services {
             node: node.clone(),

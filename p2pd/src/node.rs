@@ -1,5 +1,6 @@
 //! The daemon's shared state, owned in one place with a cloneable handle: identity, the
-//! peer table, the tracker link state, the store and the event bus.
+//! peer table, the tracker link state, the event bus, and the peer table's rows in the
+//! database ([`PeerStore`]: pins, flags, the address book), which only `Node` writes.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -16,7 +17,7 @@ use tracing::{info, warn};
 
 use crate::peers::{PeerTable, ResolveError, Source};
 use crate::rekey::chain;
-use crate::store::{Pin, Store, StoreError};
+use crate::store::{PeerStore, Pin, StoreError};
 
 /// Events buffered per subscriber before it is told it lagged.
 const EVENT_BUFFER: usize = 4096;
@@ -60,7 +61,10 @@ pub struct Node {
     /// When the daemon started.
     pub started: Instant,
     state: Mutex<Mutable>,
-    store: Mutex<Store>,
+    store: PeerStore,
+    /// Held across every write to the pins and flags, from reading the table to applying the
+    /// change: the database write is awaited, so the table lock cannot span it.
+    writes: tokio::sync::Mutex<()>,
     events: broadcast::Sender<Event>,
     /// The highest seq our key signed (records and handover statements).
     last_seq: AtomicU64,
@@ -93,10 +97,10 @@ pub enum PeerOpError {
 
 impl Node {
     /// New state: the pinned peers (offline) and the tracker link connecting.
-    pub fn new(identity: Identity, store: Store) -> Result<Arc<Node>, StoreError> {
+    pub async fn new(identity: Identity, store: PeerStore) -> Result<Arc<Node>, StoreError> {
         let now = svc::unix_now();
-        let peers =
-            PeerTable::new(identity.id, store.known_peers()?, now).with_book(store.address_book()?);
+        let peers = PeerTable::new(identity.id, store.known_peers().await?, now)
+            .with_book(store.address_book().await?);
         let tracker = TrackerStatus {
             addr: identity.tracker_addr.clone(),
             key: None,
@@ -113,7 +117,8 @@ impl Node {
                 chain_asked: HashSet::new(),
                 chain_asks: Vec::new(),
             }),
-            store: Mutex::new(store),
+            store,
+            writes: tokio::sync::Mutex::new(()),
             identity,
             started: Instant::now(),
             events,
@@ -123,11 +128,6 @@ impl Node {
 
     fn lock(&self) -> MutexGuard<'_, Mutable> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The store. Hold the guard briefly: every call is a short synchronous transaction.
-    pub fn store(&self) -> MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A receiver of every event from now on.
@@ -153,11 +153,11 @@ impl Node {
     }
 
     /// A peer registered or changed at the tracker: verify, check the name pin, update.
-    pub fn tracker_entry(&self, entry: &PeerEntry) {
-        self.apply_entry(entry);
+    pub async fn tracker_entry(&self, entry: &PeerEntry) {
+        self.apply_entry(entry).await;
     }
 
-    fn apply_entry(&self, entry: &PeerEntry) {
+    async fn apply_entry(&self, entry: &PeerEntry) {
         let rec = &entry.signed.record;
         if rec.key == self.identity.id {
             return;
@@ -167,11 +167,11 @@ impl Node {
             return;
         }
         // Only read: a peer is pinned in the store once the user deals with it.
-        let pin = self.store().check_pin(&rec.name, rec.key);
+        let pin = self.store.check_pin(&rec.name, rec.key).await;
         match pin {
             Ok(Pin::New | Pin::Same) => {
                 self.change(|t, now| t.upsert(entry, now));
-                self.book(rec.key);
+                self.book(rec.key).await;
             }
             Ok(Pin::Conflict { pinned }) => {
                 let mut g = self.lock();
@@ -194,7 +194,7 @@ impl Node {
     /// The tracker's handover chain for `name`: each pinned peer of that name shown under
     /// another key follows it to that key if the chain leads there link by link (see
     /// [`chain::follow`]); otherwise its conflict stands, with one warning.
-    pub fn handovers(&self, name: &PeerName, handovers: &[SignedHandover]) {
+    pub async fn handovers(&self, name: &PeerName, handovers: &[SignedHandover]) {
         let conflicts: Vec<(PeerId, PeerEntry)> = {
             let g = self.lock();
             g.peers
@@ -207,7 +207,7 @@ impl Node {
         for (pinned, entry) in conflicts {
             let shown = entry.signed.record.key;
             match chain::follow(handovers, name, pinned, shown) {
-                Ok(()) => self.follow_rotation(pinned, &entry),
+                Ok(()) => self.follow_rotation(pinned, &entry).await,
                 Err(e) => {
                     warn!(target: svc::logging::ACTIVITY, op = "key-rotation-refused", peer = %name, pinned = %pinned.short(), shown = %shown.short(), "the tracker's handover chain does not lead from the pinned key to the key shown; the key conflict stands: {e}")
                 }
@@ -217,32 +217,45 @@ impl Node {
 
     /// `pinned` handed its name to `entry`'s key: the pin, its flags and the queued messages
     /// move to the new key (stored first), then the table follows and `peer_updated` goes out.
-    fn follow_rotation(&self, pinned: PeerId, entry: &PeerEntry) {
+    async fn follow_rotation(&self, pinned: PeerId, entry: &PeerEntry) {
         let (name, new) = (&entry.signed.record.name, entry.signed.record.key);
-        let mut g = self.lock();
-        if g.peers.key_conflict(pinned).map(|e| e.signed.record.key) != Some(new) {
+        let writes = self.writes.lock().await;
+        if self
+            .lock()
+            .peers
+            .key_conflict(pinned)
+            .map(|e| e.signed.record.key)
+            != Some(new)
+        {
             return;
         }
-        let moved = match self.store().rekey_peer(pinned, new, name, svc::unix_now()) {
+        let moved = match self
+            .store
+            .rekey_peer(pinned, new, name, svc::unix_now())
+            .await
+        {
             Ok(n) => n,
             Err(e) => return warn!("cannot follow the key rotation of {name}: {e}"),
         };
-        let ev = g.peers.rekeyed(pinned, entry, svc::unix_now());
-        self.publish(ev);
-        drop(g);
-        if let Err(e) = self.store().drop_address(pinned) {
+        {
+            let mut g = self.lock();
+            let ev = g.peers.rekeyed(pinned, entry, svc::unix_now());
+            self.publish(ev);
+        }
+        drop(writes);
+        if let Err(e) = self.store.drop_address(pinned).await {
             warn!("cannot forget the address record of {name}'s old key: {e}");
         }
-        self.book(new);
+        self.book(new).await;
         info!(target: svc::logging::ACTIVITY, op = "key-rotated", peer = %name, old = %pinned.short(), new = %new.short(), queued_moved = moved, "the peer rotated its key with a statement signed by the pinned key; following it");
     }
 
     /// Writes pinned peer `id`'s latest address record to the address book, if it is new.
-    fn book(&self, id: PeerId) {
+    async fn book(&self, id: PeerId) {
         let Some(entry) = self.lock().peers.to_book(id) else {
             return;
         };
-        if let Err(e) = self.store().save_address(&entry, svc::unix_now()) {
+        if let Err(e) = self.store.save_address(&entry, svc::unix_now()).await {
             warn!(peer = %id.short(), "cannot keep the address record: {e}");
         }
     }
@@ -263,7 +276,7 @@ impl Node {
     }
 
     /// The full list from the tracker: the tracker no longer sees peers absent from it.
-    pub fn tracker_snapshot(&self, entries: &[PeerEntry]) {
+    pub async fn tracker_snapshot(&self, entries: &[PeerEntry]) {
         self.change(|t, now| {
             let gone = t.missing_from(entries);
             gone.into_iter()
@@ -271,7 +284,7 @@ impl Node {
                 .collect::<Vec<_>>()
         });
         for e in entries {
-            self.apply_entry(e);
+            self.apply_entry(e).await;
         }
     }
 
@@ -361,19 +374,27 @@ impl Node {
         ]
     }
 
+    /// The peer `id` as the table holds it now; unknown if it is gone.
+    fn known(&self, id: PeerId) -> Result<PeerInfo, ResolveError> {
+        self.peer(id)
+            .ok_or_else(|| ResolveError::unknown(&id.to_string()))
+    }
+
     /// Changes a peer's flags: stored first, then applied, and `peer_updated` goes out (under
     /// the table lock, like every other peer change) unless nothing changed.
-    pub fn set_flags(
+    pub async fn set_flags(
         &self,
-        peer: &str,
+        id: PeerId,
         f: impl FnOnce(&mut PeerInfo),
     ) -> Result<PeerInfo, PeerOpError> {
-        let mut info = self.resolve(peer)?;
+        let _writes = self.writes.lock().await;
+        let mut info = self.known(id)?;
         let before = (info.trusted, info.auto_accept, info.blocked);
         f(&mut info);
-        self.deal_with(info.id)?;
-        self.store()
-            .set_flags(info.id, info.trusted, info.auto_accept, info.blocked)?;
+        self.pin_now(info.id).await?;
+        self.store
+            .set_flags(info.id, info.trusted, info.auto_accept, info.blocked)
+            .await?;
         let mut g = self.lock();
         let updated = g
             .peers
@@ -389,20 +410,31 @@ impl Node {
 
     /// The user deals with `id` (a message or a transfer either way, trust, block): pin its
     /// name to its key in the store, if not yet. A peer never dealt with stays in memory.
-    pub fn deal_with(&self, id: PeerId) -> Result<(), StoreError> {
-        let mut g = self.lock();
-        if g.peers.is_pinned(id) {
+    pub async fn deal_with(&self, id: PeerId) -> Result<(), StoreError> {
+        if self.lock().peers.is_pinned(id) {
             return Ok(());
         }
-        let Some(info) = g.peers.get(id) else {
-            return Ok(());
+        let _writes = self.writes.lock().await;
+        self.pin_now(id).await
+    }
+
+    /// [`deal_with`](Self::deal_with) for a caller holding `writes`, so a concurrent change
+    /// cannot pin another key for the name meanwhile.
+    async fn pin_now(&self, id: PeerId) -> Result<(), StoreError> {
+        let info = {
+            let g = self.lock();
+            if g.peers.is_pinned(id) {
+                return Ok(());
+            }
+            let Some(info) = g.peers.get(id) else {
+                return Ok(());
+            };
+            info
         };
-        // Under the table lock, so a concurrent change cannot pin another key for the name.
-        if let Pin::New | Pin::Same = self.store().pin(&info.name, id, svc::unix_now())? {
-            g.peers.set_pinned(id);
+        if let Pin::New | Pin::Same = self.store.pin(&info.name, id, svc::unix_now()).await? {
+            self.lock().peers.set_pinned(id);
         }
-        drop(g);
-        self.book(id);
+        self.book(id).await;
         Ok(())
     }
 
@@ -437,8 +469,9 @@ impl Node {
     /// Resolves a key conflict: the key the tracker now shows for the peer's name replaces
     /// the pinned one. A block stays with the name; trust is not carried to a new key. Without
     /// a conflict this is refused unless `force`, which drops the pin (not on a blocked peer).
-    pub fn forget_key(&self, peer: &str, force: bool) -> Result<PeerInfo, PeerOpError> {
-        let info = self.resolve(peer)?;
+    pub async fn forget_key(&self, id: PeerId, force: bool) -> Result<PeerInfo, PeerOpError> {
+        let _writes = self.writes.lock().await;
+        let info = self.known(id)?;
         let conflict = self.lock().peers.key_conflict(info.id).cloned();
         let Some(entry) = conflict else {
             if !force {
@@ -450,34 +483,39 @@ impl Node {
             if info.blocked {
                 return Err(PeerOpError::Blocked(info.name));
             }
-            self.store().forget(info.id)?;
-            return Ok(self.forget_row(info));
+            self.store.forget(info.id).await?;
+            return Ok(self.forget_row(info).await);
         };
         let new = entry.signed.record.key;
-        {
-            let mut store = self.store();
-            store.forget(info.id)?;
-            store.pin(&entry.signed.record.name, new, svc::unix_now())?;
-            store.set_flags(new, false, false, info.blocked)?;
-        }
-        self.forget_row(info.clone());
-        self.tracker_entry(&entry);
-        let mut g = self.lock();
-        g.peers.set_pinned(new);
-        let updated = g.peers.set_flags(new, false, false, info.blocked);
-        if let Some(peer) = &updated {
-            self.publish([Event::PeerUpdated { peer: peer.clone() }]);
-        }
-        drop(g);
-        self.book(new);
+        self.store
+            .replace_key(
+                info.id,
+                &entry.signed.record.name,
+                new,
+                info.blocked,
+                svc::unix_now(),
+            )
+            .await?;
+        self.forget_row(info.clone()).await;
+        self.tracker_entry(&entry).await;
+        let updated = {
+            let mut g = self.lock();
+            g.peers.set_pinned(new);
+            let updated = g.peers.set_flags(new, false, false, info.blocked);
+            if let Some(peer) = &updated {
+                self.publish([Event::PeerUpdated { peer: peer.clone() }]);
+            }
+            updated
+        };
+        self.book(new).await;
         info!(target: svc::logging::ACTIVITY, op = "key-replaced", peer = %info.name, old = %info.id.short(), new = %new.short(), "pinned key replaced");
         Ok(updated.unwrap_or(info))
     }
 
     /// Unpins `info`'s key in the table (its flags go) and publishes `peer_updated` with what
     /// it became, under the table lock. Returns that.
-    fn forget_row(&self, info: PeerInfo) -> PeerInfo {
-        if let Err(e) = self.store().drop_address(info.id) {
+    async fn forget_row(&self, info: PeerInfo) -> PeerInfo {
+        if let Err(e) = self.store.drop_address(info.id).await {
             warn!(peer = %info.name, "cannot forget the address record: {e}");
         }
         let mut g = self.lock();

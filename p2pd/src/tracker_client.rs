@@ -203,12 +203,12 @@ impl TrackerLink {
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
         match msg {
-            TrackerMsg::Peers { peers, .. } => self.node.tracker_snapshot(&peers),
+            TrackerMsg::Peers { peers, .. } => self.node.tracker_snapshot(&peers).await,
             TrackerMsg::Joined(entry) | TrackerMsg::Updated(entry) => {
-                self.node.tracker_entry(&entry)
+                self.node.tracker_entry(&entry).await
             }
             TrackerMsg::Left { key } => self.node.tracker_left(key),
-            TrackerMsg::Handovers { name, chain } => self.node.handovers(&name, &chain),
+            TrackerMsg::Handovers { name, chain } => self.node.handovers(&name, &chain).await,
             TrackerMsg::Ping { nonce } => conn.send(&PeerMsg::Pong { nonce }).await?,
             TrackerMsg::Pong { .. } => {}
             TrackerMsg::Refused { reason, detail } => {

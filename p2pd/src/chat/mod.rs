@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 mod ingress;
+pub mod store;
 
 pub use ingress::MessageLimits;
 
@@ -27,6 +28,7 @@ use crate::peers::ResolveError;
 use crate::router::{Dialer, PeerLink, Protocol};
 use crate::store::StoreError;
 use ingress::{Held, Ingress, Verdict};
+use store::ChatStore;
 
 /// Frames queued per link before senders wait.
 const LINK_QUEUE: usize = 1024;
@@ -93,9 +95,12 @@ struct Links {
 /// The chat service. Cheap to share: `Arc<Chat>`.
 pub struct Chat {
     node: Arc<Node>,
+    store: ChatStore,
     dialer: Arc<Dialer>,
     links: Mutex<Links>,
-    ingress: Mutex<Ingress>,
+    /// The message rate and quotas; checked on the database thread, between reading the
+    /// bytes a peer holds and storing its message.
+    ingress: Arc<Mutex<Ingress>>,
     kick: mpsc::UnboundedSender<PeerId>,
     tasks: TaskTracker,
     cancel: CancellationToken,
@@ -105,6 +110,7 @@ impl Chat {
     /// Starts the outbox worker. Links and their tasks are tracked by `tasks`.
     pub fn start(
         node: Arc<Node>,
+        store: ChatStore,
         dialer: Arc<Dialer>,
         limits: MessageLimits,
         tasks: TaskTracker,
@@ -113,9 +119,10 @@ impl Chat {
         let (kick, kicks) = mpsc::unbounded_channel();
         let chat = Arc::new(Chat {
             node,
+            store,
             dialer,
             links: Mutex::default(),
-            ingress: Mutex::new(Ingress::new(limits)),
+            ingress: Arc::new(Mutex::new(Ingress::new(limits))),
             kick,
             tasks: tasks.clone(),
             cancel: cancel.clone(),
@@ -129,8 +136,11 @@ impl Chat {
     }
 
     /// Stores a message to `peer` (queued) and starts delivering it.
-    pub fn send(&self, peer: &str, text: &str) -> Result<MessageInfo, ChatError> {
-        let info = self.node.resolve(peer)?;
+    pub async fn send(&self, peer: PeerId, text: &str) -> Result<MessageInfo, ChatError> {
+        let info = self
+            .node
+            .peer(peer)
+            .ok_or_else(|| ResolveError::unknown(&peer.to_string()))?;
         if text.is_empty() {
             return Err(ChatError::Empty);
         }
@@ -140,34 +150,26 @@ impl Chat {
         if info.blocked {
             return Err(ChatError::Blocked(info.name));
         }
-        self.node.deal_with(info.id)?;
+        self.node.deal_with(info.id).await?;
         let msg = self
-            .node
-            .store()
-            .insert_outgoing(info.id, &info.name, text, unix_millis())?;
+            .store
+            .insert_outgoing(info.id, &info.name, text, unix_millis())
+            .await?;
         info!(target: svc::logging::ACTIVITY, op = "message-queued", peer = %info.name, id = %msg.id, bytes = text.len(), "message stored");
         let _ = self.kick.send(info.id);
         Ok(msg)
     }
 
-    /// The conversation with `peer`: its key's messages and those under its name. A name no
-    /// peer holds now still finds its past conversation.
-    pub fn history(&self, peer: &str, limit: u32) -> Result<Vec<MessageInfo>, ChatError> {
-        let (id, name) = match self.node.resolve(peer) {
-            Ok(info) => (Some(info.id), info.name),
-            Err(e) => {
-                let Ok(name) = PeerName::new(peer) else {
-                    return Err(e.into());
-                };
-                let found = self.node.store().history(None, &name, limit)?;
-                return if found.is_empty() {
-                    Err(e.into())
-                } else {
-                    Ok(found)
-                };
-            }
-        };
-        Ok(self.node.store().history(id, &name, limit)?)
+    /// The last `limit` messages of a conversation, oldest first: those with `peer` and
+    /// those under `name` with any key (a name no peer holds now still finds its past
+    /// conversation: pass no key).
+    pub async fn history(
+        &self,
+        peer: Option<PeerId>,
+        name: &PeerName,
+        limit: u32,
+    ) -> Result<Vec<MessageInfo>, ChatError> {
+        Ok(self.store.history(peer, name, limit).await?)
     }
 
     /// Looks again at `peer`'s outbox soon (it came online, or the user unblocked it).
@@ -192,7 +194,7 @@ impl Chat {
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 },
                 _ = tick.tick() => {
-                    let pending = self.node.store().peers_with_outbox();
+                    let pending = self.store.peers_with_outbox().await;
                     match pending {
                         Ok(peers) => for peer in peers { self.pump(peer).await },
                         Err(e) => warn!("cannot read the outbox: {e}"),
@@ -215,7 +217,7 @@ impl Chat {
                 (s.serial, s.tx.clone(), s.sent_upto, s.hold_until)
             })
         };
-        let outbox = match self.node.store().outbox(peer) {
+        let outbox = match self.store.outbox(peer).await {
             Ok(o) => o,
             Err(e) => return warn!("cannot read the outbox: {e}"),
         };
@@ -273,7 +275,7 @@ impl Chat {
                     chat.clone()
                         .adopt(conn, peer, info.name, chat.node.identity.id);
                 }
-                Err(e) => chat.link_failed(peer, &e),
+                Err(e) => chat.link_failed(peer, &e).await,
             }
             // Every dial pushes the next one back, even one that connected: a peer that takes
             // the link and then refuses it (blocked, key mismatch) must not be redialled in a
@@ -288,7 +290,7 @@ impl Chat {
         });
     }
 
-    fn link_failed(&self, peer: PeerId, e: &LinkError) {
+    async fn link_failed(&self, peer: PeerId, e: &LinkError) {
         let serious = matches!(
             e,
             LinkError::WrongKey { .. } | LinkError::Refused { .. } | LinkError::NameMismatch { .. }
@@ -303,26 +305,27 @@ impl Chat {
             detail,
         } = e
         {
-            self.refuse_outbox(peer, detail);
+            self.refuse_outbox(peer, detail).await;
         }
     }
 
     /// Marks every queued message to `peer` refused (it blocked us).
-    fn refuse_outbox(&self, peer: PeerId, detail: &str) {
-        let queued = self.node.store().outbox(peer).unwrap_or_default();
+    async fn refuse_outbox(&self, peer: PeerId, detail: &str) {
+        let queued = self.store.outbox(peer).await.unwrap_or_default();
         for m in queued {
-            self.settle(peer, m.id, MessageState::Refused, Some(detail));
+            self.settle(peer, m.id, MessageState::Refused, Some(detail))
+                .await;
         }
     }
 
-    fn settle(
+    async fn settle(
         &self,
         peer: PeerId,
         id: proto::peer::MessageId,
         state: MessageState,
         detail: Option<&str>,
     ) {
-        match self.node.store().settle(peer, id, state, detail) {
+        match self.store.settle(peer, id, state, detail).await {
             Ok(Some(message)) => self.node.publish([Event::MessageUpdated { message }]),
             Ok(None) => {}
             Err(e) => warn!("cannot record delivery of {id}: {e}"),
@@ -432,9 +435,9 @@ impl Chat {
                 idle_until = Instant::now() + IDLE;
             }
             let reply = match frame {
-                PeerFrame::Message(m) => Some(self.on_message(peer, name, m)),
+                PeerFrame::Message(m) => Some(self.on_message(peer, name, m).await),
                 PeerFrame::Ack { id } => {
-                    self.settle(peer, id, MessageState::Delivered, None);
+                    self.settle(peer, id, MessageState::Delivered, None).await;
                     if let Some(r) = self.links().retry.get_mut(&peer) {
                         r.backoff = None;
                     }
@@ -445,7 +448,7 @@ impl Chat {
                     reason: Refusal::Deferred,
                     detail,
                 } => {
-                    self.deferred(peer, id, &detail);
+                    self.deferred(peer, id, &detail).await;
                     None
                 }
                 PeerFrame::Refused {
@@ -459,7 +462,8 @@ impl Chat {
                             id,
                             MessageState::Refused,
                             Some(&refusal_text(reason, &detail)),
-                        );
+                        )
+                        .await;
                     }
                     None
                 }
@@ -476,7 +480,8 @@ impl Chat {
                     reason,
                     detail,
                 } => {
-                    self.link_failed(peer, &LinkError::Refused { reason, detail });
+                    self.link_failed(peer, &LinkError::Refused { reason, detail })
+                        .await;
                     return;
                 }
                 PeerFrame::Ping { nonce } => Some(PeerFrame::Pong { nonce }),
@@ -494,7 +499,12 @@ impl Chat {
     }
 
     /// Stores an incoming message (once) and answers with the frame to send back.
-    fn on_message(&self, peer: PeerId, name: &PeerName, m: proto::peer::ChatMessage) -> PeerFrame {
+    async fn on_message(
+        &self,
+        peer: PeerId,
+        name: &PeerName,
+        m: proto::peer::ChatMessage,
+    ) -> PeerFrame {
         if self.node.peer(peer).is_some_and(|p| p.blocked) {
             return PeerFrame::Refused {
                 id: Some(m.id),
@@ -509,13 +519,37 @@ impl Chat {
                 detail: format!("{} bytes", m.text.len()),
             };
         }
-        if let Some(refusal) = self.ingress(peer, name, &m) {
-            return refusal;
-        }
-        let stored = self.node.store().insert_incoming(peer, name, &m);
+        // The rate and the quotas, then the insert, in one trip to the database.
+        let trusted = self.node.peer(peer).is_some_and(|p| p.trusted);
+        let (ingress, seq, len) = (self.ingress.clone(), m.seq, m.text.len() as u64);
+        let admit = move |held: Option<(u64, Option<u64>)>| {
+            let (peer_bytes, strangers) = held.unwrap_or_default();
+            let held = Held {
+                peer: peer_bytes,
+                strangers,
+            };
+            let now = std::time::Instant::now();
+            match ingress
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .check(peer, seq, len, trusted, held, now)
+            {
+                Verdict::Accept => Ok(()),
+                refused => Err(refused),
+            }
+        };
+        let stored = self
+            .store
+            .insert_incoming(peer, name, &m, !trusted, admit)
+            .await;
+        let stored = match stored {
+            Ok(Ok(stored)) => Ok(stored),
+            Ok(Err(verdict)) => return self.refusal(peer, name, &m, verdict),
+            Err(e) => Err(e),
+        };
         match stored {
             Ok(Some(message)) => {
-                if let Err(e) = self.node.deal_with(peer) {
+                if let Err(e) = self.node.deal_with(peer).await {
                     warn!("cannot pin {name}: {e}");
                 }
                 self.node.publish([Event::MessageReceived { message }]);
@@ -535,48 +569,28 @@ impl Chat {
 }
 
 impl Chat {
-    /// Applies the message rate and the quota to an incoming message: `None` to store it,
-    /// else the refusal to answer with.
-    fn ingress(
+    /// The answer to an incoming message the rate or a quota keeps out.
+    fn refusal(
         &self,
         peer: PeerId,
         name: &PeerName,
         m: &proto::peer::ChatMessage,
-    ) -> Option<PeerFrame> {
-        let trusted = self.node.peer(peer).is_some_and(|p| p.trusted);
-        let held = if trusted {
-            Held {
-                peer: 0,
-                strangers: None,
-            }
-        } else {
-            match self.node.store().received_bytes(peer) {
-                Ok((peer, strangers)) => Held { peer, strangers },
-                Err(e) => {
-                    warn!("cannot count what {name} sent: {e}");
-                    return Some(PeerFrame::Refused {
-                        id: Some(m.id),
-                        reason: Refusal::Unavailable,
-                        detail: String::new(),
-                    });
-                }
-            }
-        };
-        let len = m.text.len() as u64;
-        let verdict = self
-            .ingress
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .check(peer, m.seq, len, trusted, held, std::time::Instant::now());
+        verdict: Verdict,
+    ) -> PeerFrame {
         match verdict {
-            Verdict::Accept => None,
+            // Not a refusal; never passed here. Answered as a store failure: sent again.
+            Verdict::Accept => PeerFrame::Refused {
+                id: Some(m.id),
+                reason: Refusal::Unavailable,
+                detail: String::new(),
+            },
             Verdict::Defer { wait } => {
                 debug!(peer = %name, seq = m.seq, "message deferred for {wait:?}");
-                Some(PeerFrame::Refused {
+                PeerFrame::Refused {
                     id: Some(m.id),
                     reason: Refusal::Deferred,
                     detail: ingress::wait_detail(wait),
-                })
+                }
             }
             Verdict::OverQuota {
                 would_hold,
@@ -598,18 +612,18 @@ impl Chat {
                 {
                     warn!(peer = %name, "message over the quota refused: {detail}");
                 }
-                Some(PeerFrame::Refused {
+                PeerFrame::Refused {
                     id: Some(m.id),
                     reason: Refusal::OverQuota,
                     detail,
-                })
+                }
             }
         }
     }
 
     /// The peer deferred our message `id`: mark it, and write nothing more to it before the
     /// wait it gave; the outbox then sends it again, with those after it.
-    fn deferred(&self, peer: PeerId, id: proto::peer::MessageId, detail: &str) {
+    async fn deferred(&self, peer: PeerId, id: proto::peer::MessageId, detail: &str) {
         let wait = ingress::wait_from_detail(detail);
         let shown = format!(
             "{}; sending again in {:.1} s",
@@ -617,9 +631,9 @@ impl Chat {
             wait.as_secs_f64()
         );
         let seq = match self
-            .node
-            .store()
+            .store
             .settle(peer, id, MessageState::Deferred, Some(&shown))
+            .await
         {
             Ok(Some(message)) => {
                 let seq = message.seq;

@@ -1,9 +1,13 @@
-//! One handler per method, chosen by an exhaustive match.
+//! One handler per method, chosen by an exhaustive match. Handlers are async: each call
+//! runs as its own task (see `server`), so one that waits (on the database, later on the
+//! network) holds up no other. A peer argument is user text: it is resolved here, once,
+//! and services take the key.
 
 use std::sync::Arc;
 
-use proto::api::{Call, Status, Subscribed};
+use proto::api::{Call, MessageInfo, Status, Subscribed};
 use proto::rpc::{RpcError, code};
+use proto::{PeerId, PeerName};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -39,37 +43,58 @@ pub struct Services {
 }
 
 /// Runs one call.
-pub fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
+pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
     match call {
         Call::Status {} => to_value(status(svc)).map(Reply::Value),
         Call::Peers {} => to_value(svc.node.peers()).map(Reply::Value),
         Call::Subscribe {} => to_value(Subscribed { subscribed: true }).map(Reply::Subscribe),
-        Call::SendMessage { peer, text } => value(svc.chat.send(&peer, &text)),
-        Call::History { peer, limit } => {
-            value(svc.chat.history(&peer, limit.unwrap_or(DEFAULT_HISTORY)))
+        Call::SendMessage { peer, text } => {
+            let id = resolve(svc, &peer)?;
+            value(svc.chat.send(id, &text).await)
         }
-        Call::Trust { peer, auto_accept } => value(svc.node.set_flags(&peer, |p| {
-            p.trusted = true;
-            p.auto_accept = auto_accept;
-        })),
-        Call::Untrust { peer } => value(svc.node.set_flags(&peer, |p| {
-            p.trusted = false;
-            p.auto_accept = false;
-        })),
-        Call::Block { peer } => value(svc.node.set_flags(&peer, |p| p.blocked = true)),
+        Call::History { peer, limit } => {
+            value(history(svc, &peer, limit.unwrap_or(DEFAULT_HISTORY)).await)
+        }
+        Call::Trust { peer, auto_accept } => {
+            let id = resolve(svc, &peer)?;
+            let r = svc.node.set_flags(id, |p| {
+                p.trusted = true;
+                p.auto_accept = auto_accept;
+            });
+            value(r.await)
+        }
+        Call::Untrust { peer } => {
+            let id = resolve(svc, &peer)?;
+            let r = svc.node.set_flags(id, |p| {
+                p.trusted = false;
+                p.auto_accept = false;
+            });
+            value(r.await)
+        }
+        Call::Block { peer } => {
+            let id = resolve(svc, &peer)?;
+            value(svc.node.set_flags(id, |p| p.blocked = true).await)
+        }
         Call::Unblock { peer } => {
-            let r = svc.node.set_flags(&peer, |p| p.blocked = false);
+            let id = resolve(svc, &peer)?;
+            let r = svc.node.set_flags(id, |p| p.blocked = false).await;
             if let Ok(p) = &r {
                 svc.chat.nudge(p.id);
             }
             value(r)
         }
-        Call::ForgetKey { peer, force } => value(svc.node.forget_key(&peer, force)),
-        Call::SendFiles { peer, path } => value(svc.transfers.send(&peer, &path)),
+        Call::ForgetKey { peer, force } => {
+            let id = resolve(svc, &peer)?;
+            value(svc.node.forget_key(id, force).await)
+        }
+        Call::SendFiles { peer, path } => {
+            let id = resolve(svc, &peer)?;
+            value(svc.transfers.send(id, &path).await)
+        }
         Call::Transfers {} => to_value(svc.transfers.list()).map(Reply::Value),
-        Call::Accept { id, to } => value(svc.transfers.accept(&id, to.as_deref())),
-        Call::Decline { id } => value(svc.transfers.decline(&id)),
-        Call::Cancel { id } => value(svc.transfers.cancel(&id)),
+        Call::Accept { id, to } => value(svc.transfers.accept(&id, to.as_deref()).await),
+        Call::Decline { id } => value(svc.transfers.decline(&id).await),
+        Call::Cancel { id } => value(svc.transfers.cancel(&id).await),
         Call::Rekey {} => match value(svc.rekey.rekey(&svc.node))? {
             Reply::Value(v) => Ok(Reply::Restart(v)),
             other => Ok(other),
@@ -79,6 +104,33 @@ pub fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
 
 /// Messages `history` returns when no limit is given.
 const DEFAULT_HISTORY: u32 = 50;
+
+/// The key of the peer the user named (a name or an id prefix).
+fn resolve(svc: &Services, peer: &str) -> Result<PeerId, RpcError> {
+    match svc.node.resolve(peer) {
+        Ok(info) => Ok(info.id),
+        Err(e) => Err(AppError::from(e).into()),
+    }
+}
+
+/// The conversation with the peer the user named: its key's messages and those under its
+/// name. A name no peer holds now still finds its past conversation; otherwise the peer
+/// must resolve.
+async fn history(svc: &Services, peer: &str, limit: u32) -> Result<Vec<MessageInfo>, AppError> {
+    let e = match svc.node.resolve(peer) {
+        Ok(info) => return Ok(svc.chat.history(Some(info.id), &info.name, limit).await?),
+        Err(e) => e,
+    };
+    let Ok(name) = PeerName::new(peer) else {
+        return Err(e.into());
+    };
+    let found = svc.chat.history(None, &name, limit).await?;
+    if found.is_empty() {
+        Err(e.into())
+    } else {
+        Ok(found)
+    }
+}
 
 /// Maps a service result onto a reply, with an error code by kind.
 fn value<T: Serialize, E: Into<AppError>>(r: Result<T, E>) -> Result<Reply, RpcError> {

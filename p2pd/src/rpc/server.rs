@@ -1,7 +1,11 @@
 //! The control socket: bound 0600 in a directory of our own that nobody else can write,
-//! callers' uid checked, one task per connection reading capped lines and answering each
-//! request in order.
+//! callers' uid checked, one task per connection reading capped lines. Each call runs as its
+//! own task, owned by its connection (ended with it, or with the daemon), and is answered
+//! when it ends: calls on one connection may be answered out of order, each response
+//! carrying its request's id. `subscribe` alone is answered in place, so the client is
+//! subscribed from the moment its response is sent.
 
+use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -12,19 +16,24 @@ use interprocess::local_socket::traits::StreamCommon as _;
 use interprocess::local_socket::traits::tokio::{Listener as _, Stream as _};
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
-use proto::api::{EVENT_NOTIFICATION, Event};
+use proto::api::{Call, EVENT_NOTIFICATION, Event};
 use proto::paths::{DirFacts, SocketDirError, check_socket_dir};
 use proto::rpc::{
     MAX_LINE, Notification, Response, RpcError, Version2, code, line_too_long, parse_request,
 };
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use super::dispatch::{Reply, Services, dispatch};
 use super::lines::{Line, LineReader};
+
+/// Calls one connection may have running at once; at this many it reads no further line
+/// until one ends.
+const MAX_CALLS: usize = 64;
 
 /// Errors binding the control socket.
 #[derive(Debug, thiserror::Error)]
@@ -156,16 +165,30 @@ pub async fn serve(
         tasks.spawn(async move {
             tokio::select! {
                 () = cancel.cancelled() => {}
-                r = connection(stream, &services) => if let Err(e) = r { debug!("control connection ended: {e}") },
+                r = connection(stream, services) => if let Err(e) = r { debug!("control connection ended: {e}") },
             }
         });
     }
 }
 
-async fn connection(stream: Stream, services: &Services) -> io::Result<()> {
+/// A call that ended: what to answer.
+struct Answer {
+    /// The request's id; `None` for a notification (nothing is sent).
+    id: Option<serde_json::Value>,
+    method: &'static str,
+    reply: Result<Reply, RpcError>,
+}
+
+async fn connection(stream: Stream, services: Arc<Services>) -> io::Result<()> {
     let (read, mut write) = tokio::io::split(stream);
     let mut lines = LineReader::new(read, MAX_LINE);
     let mut events: Option<broadcast::Receiver<Event>> = None;
+    // The calls running for this connection; dropping the set (the connection ends, or the
+    // daemon stops) aborts them.
+    let mut calls: JoinSet<Answer> = JoinSet::new();
+    // What each running call answers to, should it panic.
+    let mut running: HashMap<tokio::task::Id, (Option<serde_json::Value>, &'static str)> =
+        HashMap::new();
     loop {
         tokio::select! {
             ev = next_event(&mut events) => {
@@ -178,7 +201,22 @@ async fn connection(stream: Stream, services: &Services) -> io::Result<()> {
                 let n = Notification { jsonrpc: Version2, method: EVENT_NOTIFICATION.into(), params };
                 send_line(&mut write, &n).await?;
             }
-            line = lines.next() => {
+            Some(done) = calls.join_next_with_id(), if !calls.is_empty() => {
+                let answer = match done {
+                    Ok((task, answer)) => {
+                        running.remove(&task);
+                        answer
+                    }
+                    Err(e) => {
+                        let (id, method) = running.remove(&e.id()).unwrap_or((None, "?"));
+                        warn!(method, "a control call failed: {e}");
+                        let reply = Err(RpcError::new(code::INTERNAL_ERROR, format!("{method} failed: {e}")));
+                        Answer { id, method, reply }
+                    }
+                };
+                send_answer(&mut write, answer, &services, &mut events).await?;
+            }
+            line = lines.next(), if calls.len() < MAX_CALLS => {
                 let line = match line? {
                     None => return Ok(()),
                     Some(Line::Text(line)) => line,
@@ -201,35 +239,56 @@ async fn connection(stream: Stream, services: &Services) -> io::Result<()> {
                         continue;
                     }
                 };
-                let method = incoming.call.method();
-                let reply = dispatch(services, incoming.call);
-                let restart = matches!(reply, Ok(Reply::Restart(_)));
-                let Some(id) = incoming.id else {
-                    if restart {
-                        services.rekey.restart();
-                    }
+                let (id, method) = (incoming.id.clone(), incoming.call.method());
+                if let Call::Subscribe {} = incoming.call {
+                    let reply = dispatch(&services, incoming.call).await;
+                    send_answer(&mut write, Answer { id, method, reply }, &services, &mut events).await?;
                     continue;
-                };
-                let response = match reply {
-                    Ok(Reply::Value(v) | Reply::Restart(v)) => Response::ok(id, v),
-                    Ok(Reply::Subscribe(v)) => {
-                        events.get_or_insert_with(|| services.node.subscribe());
-                        Response::ok(id, v)
-                    }
-                    Err(e) => {
-                        debug!(method, "request failed: {}", e.message);
-                        Response::err(id, e)
-                    }
-                };
-                let sent = send_line(&mut write, &response).await;
-                if restart {
-                    // Only once the answer is out: the restart closes this connection.
-                    services.rekey.restart();
                 }
-                sent?;
+                let svc = services.clone();
+                let task = calls.spawn(async move {
+                    let reply = dispatch(&svc, incoming.call).await;
+                    Answer { id: incoming.id, method, reply }
+                });
+                running.insert(task.id(), (id, method));
             }
         }
     }
+}
+
+/// Sends the response to a call that ended, subscribing the connection first if the call
+/// was `subscribe`; after `rekey`, asks for the restart once the response is out.
+async fn send_answer<W: AsyncWrite + Unpin>(
+    write: &mut W,
+    answer: Answer,
+    services: &Services,
+    events: &mut Option<broadcast::Receiver<Event>>,
+) -> io::Result<()> {
+    let Answer { id, method, reply } = answer;
+    let restart = matches!(reply, Ok(Reply::Restart(_)));
+    let Some(id) = id else {
+        if restart {
+            services.rekey.restart();
+        }
+        return Ok(());
+    };
+    let response = match reply {
+        Ok(Reply::Value(v) | Reply::Restart(v)) => Response::ok(id, v),
+        Ok(Reply::Subscribe(v)) => {
+            events.get_or_insert_with(|| services.node.subscribe());
+            Response::ok(id, v)
+        }
+        Err(e) => {
+            debug!(method, "request failed: {}", e.message);
+            Response::err(id, e)
+        }
+    };
+    let sent = send_line(write, &response).await;
+    if restart {
+        // Only once the answer is out: the restart closes this connection.
+        services.rekey.restart();
+    }
+    sent
 }
 
 async fn next_event(

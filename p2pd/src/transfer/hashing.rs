@@ -20,7 +20,7 @@ use super::threads;
 pub(super) const INTERRUPTED: &str = "interrupted while hashing; send it again";
 
 /// Starts hashing `path` for `live` (stored `scanning`); returns at once.
-pub(super) fn start(t: &Arc<Transfers>, live: Arc<Live>, path: PathBuf) {
+pub(super) async fn start(t: &Arc<Transfers>, live: Arc<Live>, path: PathBuf) {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (jt, jlive) = (t.clone(), live.clone());
     let id = live.id();
@@ -44,33 +44,36 @@ pub(super) fn start(t: &Arc<Transfers>, live: Arc<Live>, path: PathBuf) {
         let _ = tx.send(result);
     });
     if let Err(e) = spawned {
-        t.finish(&live, TransferState::Failed, Some(e.to_string()));
+        t.finish(&live, TransferState::Failed, Some(e.to_string()))
+            .await;
         return;
     }
     let t = t.clone();
     t.tasks.clone().spawn(async move {
         let Ok(result) = rx.await else { return };
         match result {
-            Ok((manifest, _)) => scanned(&t, live, manifest),
+            Ok((manifest, _)) => scanned(&t, live, manifest).await,
             // Cancelled, or the daemon stops: a cancel has recorded the end already, and a
             // stop leaves the transfer to be failed at the next start.
             Err(ScanError::Stopped) => {}
             Err(e) => {
                 warn!(id = %live.id(), "cannot offer {}: {e}", live.record().local_path.unwrap_or_default());
-                t.finish(&live, TransferState::Failed, Some(e.to_string()));
+                t.finish(&live, TransferState::Failed, Some(e.to_string()))
+                    .await;
             }
         }
     });
 }
 
 /// Stores the manifest and hands the transfer to its sender, unless it ended meanwhile.
-fn scanned(t: &Arc<Transfers>, live: Arc<Live>, manifest: proto::transfer::Manifest) {
-    match t.node.store().set_scanned_manifest(&manifest) {
+async fn scanned(t: &Arc<Transfers>, live: Arc<Live>, manifest: proto::transfer::Manifest) {
+    match t.records.set_scanned_manifest(&manifest).await {
         Ok(true) => {}
         // Cancelled meanwhile.
         Ok(false) => return,
         Err(e) => {
-            t.finish(&live, TransferState::Failed, Some(e.to_string()));
+            t.finish(&live, TransferState::Failed, Some(e.to_string()))
+                .await;
             return;
         }
     }
@@ -78,7 +81,7 @@ fn scanned(t: &Arc<Transfers>, live: Arc<Live>, manifest: proto::transfer::Manif
     live.set_manifest(manifest);
     let rec = live.record();
     info!(target: svc::logging::ACTIVITY, op = "offer-out", peer = %rec.peer_name, id = %rec.manifest.id, files, bytes, "transfer offered");
-    t.set_state(&live, TransferState::Queued, None, None);
+    t.finish(&live, TransferState::Queued, None).await;
     if live.state() == TransferState::Queued {
         t.spawn_sender(live);
     }

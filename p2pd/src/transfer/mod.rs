@@ -41,7 +41,7 @@ use crate::store::StoreError;
 use buffers::Buffers;
 use limits::{LinkCounts, OfferBook, OfferRefusal, RefusalLog, TransferLimits};
 use live::Live;
-use records::Record;
+use records::{Record, TransferStore};
 
 /// The limits set by the configuration, for the service this process starts.
 /// A peer's refusals are logged at most this often.
@@ -104,6 +104,8 @@ enum Decision {
 /// The transfer service. Share as `Arc<Transfers>`.
 pub struct Transfers {
     node: Arc<Node>,
+    /// The service's tables.
+    records: TransferStore,
     dialer: Arc<Dialer>,
     download_dir: PathBuf,
     live: Mutex<HashMap<TransferId, Arc<Live>>>,
@@ -117,8 +119,9 @@ pub struct Transfers {
 
 impl Transfers {
     /// Starts the service and resumes unfinished outgoing transfers.
-    pub fn start(
+    pub async fn start(
         node: Arc<Node>,
+        records: TransferStore,
         dialer: Arc<Dialer>,
         download_dir: PathBuf,
         limits: TransferLimits,
@@ -127,6 +130,7 @@ impl Transfers {
     ) -> Arc<Transfers> {
         let t = Arc::new(Transfers {
             node,
+            records,
             dialer,
             download_dir,
             live: Mutex::default(),
@@ -141,14 +145,15 @@ impl Transfers {
             cancel,
         });
         // One record at a time: only the manifests still needed stay in memory.
-        let mut records = Vec::new();
-        let loaded = t.node.store().each_transfer(|rec| {
-            let live = Arc::new(Live::new(rec, t.cancel.child_token()));
-            records.push(live);
-        });
-        if let Err(e) = loaded {
+        let cancel = t.cancel.clone();
+        let loaded = t
+            .records
+            .load(move |rec| Arc::new(Live::new(rec, cancel.child_token())))
+            .await;
+        let records = loaded.unwrap_or_else(|e| {
             warn!("cannot load the transfers: {e}");
-        }
+            Vec::new()
+        });
         for live in records {
             let rec = live.record();
             t.lock().insert(rec.manifest.id, live.clone());
@@ -165,7 +170,8 @@ impl Transfers {
                     &live,
                     TransferState::Failed,
                     Some(hashing::INTERRUPTED.into()),
-                );
+                )
+                .await;
             } else if rec.direction == Direction::Out && !rec.state.is_final() {
                 t.spawn_sender(live);
             }
@@ -206,7 +212,8 @@ impl Transfers {
                     &live,
                     TransferState::Expired,
                     Some(proto::transfer::OFFER_EXPIRED.into()),
-                );
+                )
+                .await;
             }
             tokio::select! {
                 () = self.cancel.cancelled() => return,
@@ -244,9 +251,8 @@ impl Transfers {
             return Ok(());
         }
         let rec = self
-            .node
-            .store()
-            .transfer(live.id())?
+            .records
+            .get_sync(live.id())?
             .ok_or_else(|| TransferError::Unknown(live.id().to_string()))?;
         live.fill(rec.manifest);
         Ok(())
@@ -296,8 +302,15 @@ impl Transfers {
     /// Offers `path` to `peer`. Answers at once with the transfer `scanning`: the files are
     /// listed and hashed by a job ([`hashing`]), after which the transfer is `queued` and goes
     /// on; a path that cannot be hashed ends it `failed`.
-    pub fn send(self: &Arc<Self>, peer: &str, path: &str) -> Result<TransferInfo, TransferError> {
-        let info = self.node.resolve(peer)?;
+    pub async fn send(
+        self: &Arc<Self>,
+        peer: PeerId,
+        path: &str,
+    ) -> Result<TransferInfo, TransferError> {
+        let info = self
+            .node
+            .peer(peer)
+            .ok_or_else(|| ResolveError::unknown(&peer.to_string()))?;
         if info.blocked {
             return Err(TransferError::Blocked(info.name));
         }
@@ -305,7 +318,7 @@ impl Transfers {
         if !path.is_absolute() {
             return Err(scan::ScanError::NotAbsolute(path).into());
         }
-        self.node.deal_with(info.id)?;
+        self.node.deal_with(info.id).await?;
         let mut id = [0u8; 16];
         getrandom::fill(&mut id)
             .map_err(|e| TransferError::Destination(format!("no randomness: {e}")))?;
@@ -323,13 +336,13 @@ impl Transfers {
             error: None,
             created_at: svc::unix_now(),
         };
-        self.node.store().insert_transfer(&rec)?;
+        self.records.insert(&rec).await?;
         let live = self.live_for(&rec);
         let ti = live.info();
         self.node.publish([Event::TransferOffered {
             transfer: ti.clone(),
         }]);
-        hashing::start(self, live, path);
+        hashing::start(self, live, path).await;
         Ok(ti)
     }
 
@@ -346,7 +359,7 @@ impl Transfers {
     }
 
     /// Accepts an incoming offer into `to` (default: the download directory).
-    pub fn accept(&self, id: &str, to: Option<&str>) -> Result<TransferInfo, TransferError> {
+    pub async fn accept(&self, id: &str, to: Option<&str>) -> Result<TransferInfo, TransferError> {
         let live = self.find(id)?;
         let dest = to.map_or_else(|| self.download_dir.clone(), PathBuf::from);
         if !dest.is_absolute() {
@@ -356,7 +369,7 @@ impl Transfers {
             )));
         }
         // Accepting is dealing with the sender: its name is pinned to its key.
-        self.node.deal_with(live.info().peer)?;
+        self.node.deal_with(live.info().peer).await?;
         live.decide(
             Decision::Accept(dest),
             TransferState::Offered,
@@ -368,7 +381,7 @@ impl Transfers {
     }
 
     /// Declines an incoming offer.
-    pub fn decline(&self, id: &str) -> Result<TransferInfo, TransferError> {
+    pub async fn decline(&self, id: &str) -> Result<TransferInfo, TransferError> {
         let live = self.find(id)?;
         live.decide(
             Decision::Decline,
@@ -379,12 +392,13 @@ impl Transfers {
             &live,
             TransferState::Declined,
             Some("declined by the receiver".into()),
-        );
+        )
+        .await;
         Ok(live.info())
     }
 
     /// Cancels a transfer, either side.
-    pub fn cancel(&self, id: &str) -> Result<TransferInfo, TransferError> {
+    pub async fn cancel(&self, id: &str) -> Result<TransferInfo, TransferError> {
         let live = self.find(id)?;
         let state = live.state();
         if state.is_final() {
@@ -401,15 +415,27 @@ impl Transfers {
             Direction::In => "cancelled by the receiver",
             Direction::Out => "cancelled by the sender",
         };
-        self.finish(&live, TransferState::Cancelled, Some(why.into()));
+        self.finish(&live, TransferState::Cancelled, Some(why.into()))
+            .await;
         Ok(live.info())
     }
 
-    /// Records a state change, stores it, and tells subscribers.
-    fn finish(&self, live: &Live, state: TransferState, error: Option<String>) {
-        self.set_state(live, state, None, error);
+    /// Records a state change (most often an end), stores it, and tells subscribers: as
+    /// [`set_state`](Self::set_state), for async callers, which await the write.
+    async fn finish(&self, live: &Live, state: TransferState, error: Option<String>) {
+        if !self.apply_state(live, state, None, error.clone()) {
+            return;
+        }
+        let stored = self
+            .records
+            .set_state(live.id(), state, None, error.as_deref())
+            .run()
+            .await;
+        self.announce_state(live, stored);
     }
 
+    /// Records a state change, stores it, and tells subscribers. Synchronous, for the session
+    /// code: the write waits in `block_in_place` ([`records::StateWrite::run_sync`]).
     fn set_state(
         &self,
         live: &Live,
@@ -417,18 +443,36 @@ impl Transfers {
         local_path: Option<String>,
         error: Option<String>,
     ) {
-        if !live.set_state(state, local_path.clone(), error.clone()) {
+        if !self.apply_state(live, state, local_path.clone(), error.clone()) {
             return;
+        }
+        let stored = self
+            .records
+            .set_state(live.id(), state, local_path.as_deref(), error.as_deref())
+            .run_sync();
+        self.announce_state(live, stored);
+    }
+
+    /// Applies a state change in memory; false if it changes nothing.
+    fn apply_state(
+        &self,
+        live: &Live,
+        state: TransferState,
+        local_path: Option<String>,
+        error: Option<String>,
+    ) -> bool {
+        if !live.set_state(state, local_path, error) {
+            return false;
         }
         if state != TransferState::Offered {
             self.held().offers.remove(live.id());
         }
-        if let Err(e) = self.node.store().set_transfer_state(
-            live.id(),
-            state,
-            local_path.as_deref(),
-            error.as_deref(),
-        ) {
+        true
+    }
+
+    /// Once the change is stored (or could not be): the activity log and the event.
+    fn announce_state(&self, live: &Live, stored: Result<(), StoreError>) {
+        if let Err(e) = stored {
             tracing::warn!("cannot store transfer {}: {e}", live.id());
         }
         let t = live.info();

@@ -1,12 +1,13 @@
-//! Transfers in the store: one row per transfer (manifest, state, paths) and one per file
-//! (chunks verified so far, done), so a transfer resumes after a restart.
+//! The transfer service's tables: one row per transfer (manifest, state, paths) and one per
+//! file (chunks verified so far, done), so a transfer resumes after a restart. Only the
+//! transfer service holds a [`TransferStore`].
 
 use proto::api::{Direction, TransferState};
 use proto::transfer::{Manifest, TransferId};
 use proto::{PeerId, PeerName};
 use rusqlite::{OptionalExtension, params};
 
-use crate::store::{Store, StoreError};
+use crate::store::{Db, StoreError};
 
 /// A transfer as stored.
 #[derive(Debug, Clone)]
@@ -51,137 +52,219 @@ fn bad(e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
 }
 
-impl Store {
-    /// Stores a new transfer.
-    pub fn insert_transfer(&self, rec: &Record) -> Result<(), StoreError> {
-        let manifest = serde_json::to_string(&rec.manifest).map_err(|e| StoreError::Sql {
-            path: self.path.clone(),
-            source: bad(e),
-        })?;
-        self.db
-            .execute(
-                "INSERT INTO transfers (id, peer, peer_name, direction, state, manifest, local_path, error, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    rec.manifest.id.0.as_slice(),
-                    rec.peer.as_bytes().as_slice(),
-                    rec.peer_name.as_str(),
-                    i64::from(rec.direction == Direction::In),
-                    state_name(rec.state),
-                    manifest,
-                    rec.local_path,
-                    rec.error,
-                    rec.created_at.cast_signed(),
-                ],
-            )
-            .map_err(|source| StoreError::Sql { path: self.path.clone(), source })?;
-        Ok(())
+/// The transfer service's handle on the database: its tables (`transfers`,
+/// `transfer_files`) and their queries, nothing else.
+#[derive(Clone, Debug)]
+pub struct TransferStore {
+    db: Db,
+}
+
+const SELECT: &str = "SELECT peer, peer_name, direction, state, manifest, local_path, error, created_at FROM transfers";
+
+impl TransferStore {
+    /// The transfer service's handle on `db`.
+    pub fn new(db: Db) -> TransferStore {
+        TransferStore { db }
     }
 
-    /// Sets a transfer's state (and local path or error when given).
-    pub fn set_transfer_state(
+    fn encode(&self, manifest: &Manifest) -> Result<String, StoreError> {
+        serde_json::to_string(manifest).map_err(|e| StoreError::Sql {
+            path: self.db.path().to_owned(),
+            source: bad(e),
+        })
+    }
+
+    /// Stores a new transfer.
+    pub async fn insert(&self, rec: &Record) -> Result<(), StoreError> {
+        let manifest = self.encode(&rec.manifest)?;
+        let rec = rec.clone();
+        self.db
+            .call(move |c| {
+                c.execute(
+                    "INSERT INTO transfers (id, peer, peer_name, direction, state, manifest, local_path, error, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        rec.manifest.id.0.as_slice(),
+                        rec.peer.as_bytes().as_slice(),
+                        rec.peer_name.as_str(),
+                        i64::from(rec.direction == Direction::In),
+                        state_name(rec.state),
+                        manifest,
+                        rec.local_path,
+                        rec.error,
+                        rec.created_at.cast_signed(),
+                    ],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Sets a transfer's state (and local path or error when given), once the returned
+    /// write is run: awaited ([`StateWrite::run`]), or waited for by synchronous session
+    /// code ([`StateWrite::run_sync`]).
+    pub fn set_state(
         &self,
         id: TransferId,
         state: TransferState,
         local_path: Option<&str>,
         error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.db
-            .execute(
-                "UPDATE transfers SET state = ?2, local_path = COALESCE(?3, local_path), error = COALESCE(?4, error) WHERE id = ?1",
-                params![id.0.as_slice(), state_name(state), local_path, error],
-            )
-            .map_err(|source| StoreError::Sql { path: self.path.clone(), source })?;
-        Ok(())
+    ) -> StateWrite {
+        StateWrite {
+            db: self.db.clone(),
+            id,
+            state,
+            local_path: local_path.map(str::to_owned),
+            error: error.map(str::to_owned),
+        }
     }
 
     /// Gives a transfer still `scanning` its manifest and makes it `queued`; false when it
     /// is no longer scanning (cancelled meanwhile): nothing changes then.
-    pub fn set_scanned_manifest(&self, manifest: &Manifest) -> Result<bool, StoreError> {
-        let text = serde_json::to_string(manifest).map_err(|e| StoreError::Sql {
-            path: self.path.clone(),
-            source: bad(e),
-        })?;
-        let n = self
-            .db
-            .execute(
-                "UPDATE transfers SET manifest = ?2, state = 'queued' WHERE id = ?1 AND state = 'scanning'",
-                params![manifest.id.0.as_slice(), text],
-            )
-            .map_err(|source| StoreError::Sql { path: self.path.clone(), source })?;
-        Ok(n == 1)
+    pub async fn set_scanned_manifest(&self, manifest: &Manifest) -> Result<bool, StoreError> {
+        let text = self.encode(manifest)?;
+        let id = manifest.id;
+        self.db
+            .call(move |c| {
+                let n = c.execute(
+                    "UPDATE transfers SET manifest = ?2, state = 'queued' WHERE id = ?1 AND state = 'scanning'",
+                    params![id.0.as_slice(), text],
+                )?;
+                Ok(n == 1)
+            })
+            .await
     }
 
     /// One transfer.
-    pub fn transfer(&self, id: TransferId) -> Result<Option<Record>, StoreError> {
+    pub async fn get(&self, id: TransferId) -> Result<Option<Record>, StoreError> {
+        self.db.call(move |c| get(c, id)).await
+    }
+
+    /// One transfer, for synchronous callers ([`Db::call_sync`]).
+    pub fn get_sync(&self, id: TransferId) -> Result<Option<Record>, StoreError> {
+        self.db.call_sync(move |c| get(c, id))
+    }
+
+    /// Every transfer, newest first, each mapped by `f` as it is read (on the database
+    /// thread), so only what `f` keeps of each stays in memory. An unreadable record is
+    /// skipped with a warning.
+    pub async fn load<T, F>(&self, mut f: F) -> Result<Vec<T>, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(Record) -> T + Send + 'static,
+    {
         self.db
-            .query_row(
-                "SELECT peer, peer_name, direction, state, manifest, local_path, error, created_at FROM transfers WHERE id = ?1",
-                [id.0.as_slice()],
-                row,
-            )
-            .optional()
-            .map_err(|source| StoreError::Sql { path: self.path.clone(), source })
+            .call(move |c| {
+                let mut stmt =
+                    c.prepare(&format!("{SELECT} ORDER BY created_at DESC, rowid DESC"))?;
+                let mut rows = stmt.query([])?;
+                let mut out = Vec::new();
+                while let Some(r) = rows.next()? {
+                    match row(r) {
+                        Ok(rec) => out.push(f(rec)),
+                        Err(e) => tracing::warn!("skipping an unreadable transfer record: {e}"),
+                    }
+                }
+                Ok(out)
+            })
+            .await
     }
 
-    /// Calls `f` with every transfer, newest first, one at a time.
-    pub fn each_transfer(&self, mut f: impl FnMut(Record)) -> Result<(), StoreError> {
-        let err = |source| StoreError::Sql {
-            path: self.path.clone(),
-            source,
-        };
-        let mut stmt = self
-            .db
-            .prepare("SELECT peer, peer_name, direction, state, manifest, local_path, error, created_at FROM transfers ORDER BY created_at DESC, rowid DESC")
-            .map_err(err)?;
-        let mut rows = stmt.query([]).map_err(err)?;
-        while let Some(r) = rows.next().map_err(err)? {
-            match row(r) {
-                Ok(rec) => f(rec),
-                Err(e) => tracing::warn!("skipping an unreadable transfer record: {e}"),
-            }
-        }
-        Ok(())
-    }
-
-    /// Records that the first `verified` chunks of `file` are verified and synced.
-    pub fn set_verified(
+    /// Records that the first `verified` chunks of `file` are verified and synced. Waits on
+    /// this thread: for the sink's durability thread and code in `block_in_place`.
+    pub fn set_verified_blocking(
         &self,
         id: TransferId,
         file: u32,
         verified: u64,
         done: bool,
     ) -> Result<(), StoreError> {
-        self.db
-            .execute(
+        self.db.call_blocking(move |c| {
+            c.prepare_cached(
                 "INSERT INTO transfer_files (id, file, verified_chunks, done) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(id, file) DO UPDATE SET verified_chunks = excluded.verified_chunks, done = excluded.done",
-                params![id.0.as_slice(), file, verified.cast_signed(), done],
-            )
-            .map_err(|source| StoreError::Sql { path: self.path.clone(), source })?;
-        Ok(())
+            )?
+            .execute(params![id.0.as_slice(), file, verified.cast_signed(), done])?;
+            Ok(())
+        })
     }
 
     /// Per file: (verified chunks, done).
-    pub fn verified(&self, id: TransferId) -> Result<Vec<(u32, u64, bool)>, StoreError> {
-        let err = |source| StoreError::Sql {
-            path: self.path.clone(),
-            source,
-        };
-        let mut stmt = self
-            .db
-            .prepare("SELECT file, verified_chunks, done FROM transfer_files WHERE id = ?1")
-            .map_err(err)?;
-        let rows = stmt
-            .query_map([id.0.as_slice()], |r| {
-                Ok((
-                    r.get::<_, u32>(0)?,
-                    r.get::<_, i64>(1)?.cast_unsigned(),
-                    r.get::<_, bool>(2)?,
-                ))
+    pub async fn verified(&self, id: TransferId) -> Result<Vec<(u32, u64, bool)>, StoreError> {
+        self.db
+            .call(move |c| {
+                let mut stmt = c.prepare(
+                    "SELECT file, verified_chunks, done FROM transfer_files WHERE id = ?1",
+                )?;
+                let rows = stmt.query_map([id.0.as_slice()], |r| {
+                    Ok((
+                        r.get::<_, u32>(0)?,
+                        r.get::<_, i64>(1)?.cast_unsigned(),
+                        r.get::<_, bool>(2)?,
+                    ))
+                })?;
+                rows.collect()
             })
-            .map_err(err)?;
-        rows.collect::<Result<_, _>>().map_err(err)
+            .await
+    }
+}
+
+fn set_state(
+    c: &rusqlite::Connection,
+    id: TransferId,
+    state: TransferState,
+    local_path: Option<String>,
+    error: Option<String>,
+) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "UPDATE transfers SET state = ?2, local_path = COALESCE(?3, local_path), error = COALESCE(?4, error) WHERE id = ?1",
+    )?
+    .execute(params![id.0.as_slice(), state_name(state), local_path, error])?;
+    Ok(())
+}
+
+fn get(c: &rusqlite::Connection, id: TransferId) -> rusqlite::Result<Option<Record>> {
+    c.prepare_cached(&format!("{SELECT} WHERE id = ?1"))?
+        .query_row([id.0.as_slice()], row)
+        .optional()
+}
+
+/// A transfer's state change, to be stored.
+pub struct StateWrite {
+    db: Db,
+    id: TransferId,
+    state: TransferState,
+    local_path: Option<String>,
+    error: Option<String>,
+}
+
+impl StateWrite {
+    /// Stores it, awaiting the database thread.
+    pub async fn run(self) -> Result<(), StoreError> {
+        let (db, job) = self.job();
+        db.call(job).await
+    }
+
+    /// Stores it, waiting off the async workers ([`Db::call_sync`]).
+    pub fn run_sync(self) -> Result<(), StoreError> {
+        let (db, job) = self.job();
+        db.call_sync(job)
+    }
+
+    fn job(
+        self,
+    ) -> (
+        Db,
+        impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<()> + Send + 'static,
+    ) {
+        let StateWrite {
+            db,
+            id,
+            state,
+            local_path,
+            error,
+        } = self;
+        (db, move |c| set_state(c, id, state, local_path, error))
     }
 }
 
@@ -232,10 +315,11 @@ mod tests {
     use proto::SecretKey;
     use proto::transfer::{FileEntry, RelPath};
 
-    #[test]
-    fn a_stored_name_the_rules_now_refuse_hides_only_its_own_transfer() {
+    #[tokio::test]
+    async fn a_stored_name_the_rules_now_refuse_hides_only_its_own_transfer() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let db = Db::open(dir.path()).await.unwrap();
+        let store = TransferStore::new(db.clone());
         let rec = |n: u8, path: &str| Record {
             peer: SecretKey::from_seed([1; 32]).peer_id(),
             peer_name: PeerName::new("bob").unwrap(),
@@ -253,26 +337,26 @@ mod tests {
             error: None,
             created_at: 1,
         };
-        store.insert_transfer(&rec(1, "fine.txt")).unwrap();
-        store.insert_transfer(&rec(2, "old.txt")).unwrap();
+        store.insert(&rec(1, "fine.txt")).await.unwrap();
+        store.insert(&rec(2, "old.txt")).await.unwrap();
         // As an earlier version could have stored it: a zero-width space in the name.
-        store
-            .db
-            .execute(
+        db.call(|c| {
+            c.execute(
                 "UPDATE transfers SET manifest = replace(manifest, 'old.txt', ?1) WHERE id = ?2",
                 params!["o\u{200b}ld.txt", [2u8; 16].as_slice()],
             )
-            .unwrap();
-        let mut all = Vec::new();
-        store.each_transfer(|r| all.push(r)).unwrap();
+        })
+        .await
+        .unwrap();
+        let all = store.load(|r| r).await.unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].manifest.id, TransferId([1; 16]));
     }
 
-    #[test]
-    fn a_transfer_stored_while_hashing_gets_its_manifest_once_unless_it_ended() {
+    #[tokio::test]
+    async fn a_transfer_stored_while_hashing_gets_its_manifest_once_unless_it_ended() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = TransferStore::new(Db::open(dir.path()).await.unwrap());
         let rec = |n: u8| Record {
             peer: SecretKey::from_seed([1; 32]).peer_id(),
             peer_name: PeerName::new("bob").unwrap(),
@@ -294,20 +378,21 @@ mod tests {
                 hash: [7; 32],
             }],
         };
-        store.insert_transfer(&rec(1)).unwrap();
-        store.insert_transfer(&rec(2)).unwrap();
-        let back = store.transfer(TransferId([1; 16])).unwrap().unwrap();
+        store.insert(&rec(1)).await.unwrap();
+        store.insert(&rec(2)).await.unwrap();
+        let back = store.get(TransferId([1; 16])).await.unwrap().unwrap();
         assert_eq!(back.state, TransferState::Scanning);
         assert!(back.manifest.files.is_empty());
         // Cancelled while hashing: it stays so, and readable.
         store
-            .set_transfer_state(TransferId([2; 16]), TransferState::Cancelled, None, None)
+            .set_state(TransferId([2; 16]), TransferState::Cancelled, None, None)
+            .run()
+            .await
             .unwrap();
-        assert!(!store.set_scanned_manifest(&scanned(2)).unwrap());
-        assert!(store.set_scanned_manifest(&scanned(1)).unwrap());
-        assert!(!store.set_scanned_manifest(&scanned(1)).unwrap());
-        let mut all = Vec::new();
-        store.each_transfer(|r| all.push(r)).unwrap();
+        assert!(!store.set_scanned_manifest(&scanned(2)).await.unwrap());
+        assert!(store.set_scanned_manifest(&scanned(1)).await.unwrap());
+        assert!(!store.set_scanned_manifest(&scanned(1)).await.unwrap());
+        let mut all = store.load(|r| r).await.unwrap();
         all.sort_by_key(|r| r.manifest.id.0);
         assert_eq!(all.len(), 2);
         assert_eq!(

@@ -140,7 +140,7 @@ async fn take_offer(
     manifest: Manifest,
 ) -> Option<Arc<Live>> {
     let id = manifest.id;
-    let known = t.node.store().transfer(id);
+    let known = t.records.get(id).await;
     if let Ok(None) = known
         && let Err(e) = t.admit_offer(id, peer, name, manifest_bytes(&manifest))
     {
@@ -174,10 +174,10 @@ async fn take_offer(
                 error: None,
                 created_at: svc::unix_now(),
             };
-            if let Err(e) = t.node.store().insert_transfer(&rec) {
+            if let Err(e) = t.records.insert(&rec).await {
                 warn!("cannot store an offer: {e}");
                 // Unless a concurrent link of the same offer stored it meanwhile.
-                if !matches!(t.node.store().transfer(id), Ok(Some(_))) {
+                if !matches!(t.records.get(id).await, Ok(Some(_))) {
                     t.held().offers.remove(id);
                 }
                 return None;
@@ -337,9 +337,9 @@ async fn receive(
     std::fs::create_dir_all(dest).map_err(|e| FilesError::io(Op::CreateDir, dest.to_owned(), e))?;
     let dir = Dest::open(dest)?;
     let stored: HashMap<u32, (u64, bool)> = t
-        .node
-        .store()
+        .records
         .verified(id)
+        .await
         .unwrap_or_default()
         .into_iter()
         .map(|(f, v, d)| (f, (v, d)))
@@ -415,7 +415,7 @@ fn resume_file(
     if !finished {
         if let Some(name) = dir.finished_part(tag, &comps, f.size, &f.hash)? {
             let count = chunk_count(f.size);
-            if let Err(e) = t.node.store().set_verified(id, file, count, true) {
+            if let Err(e) = t.records.set_verified_blocking(id, file, count, true) {
                 // Keep the part: the next resume finds the link again.
                 warn!(%id, "cannot record {name} as received: {e}");
                 return Ok((count, true));

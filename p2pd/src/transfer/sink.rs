@@ -487,9 +487,8 @@ impl Durability {
                             // them.
                             let _ = self
                                 .t
-                                .node
-                                .store()
-                                .set_verified(self.id, file, verified, false);
+                                .records
+                                .set_verified_blocking(self.id, file, verified, false);
                         }
                         if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
                             self.t.progress(&self.live);
@@ -505,9 +504,8 @@ impl Durability {
                         // between leaves a link that the resume recognises.
                         let name = part.link_final()?;
                         self.t
-                            .node
-                            .store()
-                            .set_verified(self.id, file, chunks, true)
+                            .records
+                            .set_verified_blocking(self.id, file, chunks, true)
                             .map_err(|source| EngineError::Record {
                                 name: name.to_string(),
                                 source: Box::new(source),
