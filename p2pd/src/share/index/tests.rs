@@ -73,6 +73,21 @@ pub(super) async fn wait_for(
         .expect("the index did not report the change in time")
 }
 
+/// Waits until every change of `expected` has been reported, in any order or batch.
+pub(super) async fn wait_for_all(
+    changes: &mut broadcast::Receiver<Vec<Change>>,
+    mut expected: Vec<Change>,
+) {
+    let all = timeout(WAIT, async {
+        while !expected.is_empty() {
+            let batch = changes.recv().await.unwrap();
+            expected.retain(|c| !batch.contains(c));
+        }
+    });
+    all.await
+        .expect("the index did not report the changes in time")
+}
+
 #[tokio::test]
 async fn lists_sorted_pages_from_the_index_with_hidden_files_and_stats() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::time::timeout;
 
-use super::tests::{WAIT, all_names, open, options, rel, wait_for};
+use super::tests::{WAIT, all_names, open, options, rel, wait_for, wait_for_all};
 use super::*;
 
 fn added(path: &str, kind: Kind) -> Change {
@@ -60,8 +60,16 @@ async fn the_watch_reports_files_added_modified_and_removed() {
 
     // A rename is a removal and an addition.
     fs::rename(root.join("d"), root.join("e")).unwrap();
-    wait_for(&mut changes, |c| *c == added("e/inner", Kind::File)).await;
+    let moved = vec![
+        Change::Removed {
+            path: rel("d/inner"),
+            kind: Kind::File,
+        },
+        added("e/inner", Kind::File),
+    ];
+    wait_for_all(&mut changes, moved).await;
     assert!(index.stat(Some(&rel("d"))).is_err());
+    assert_eq!(all_names(&index, None, 10), ["e", "old"]);
 }
 
 #[tokio::test]
