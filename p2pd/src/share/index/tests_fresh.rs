@@ -135,6 +135,23 @@ async fn a_forced_rescan_notices_changes_without_a_watch() {
 }
 
 #[tokio::test]
+async fn the_periodic_rescan_notices_changes_without_a_watch() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let index = open(
+        root,
+        IndexOptions {
+            rescan_every: Duration::from_millis(100),
+            ..options(false, false)
+        },
+    )
+    .await;
+    let mut changes = index.subscribe();
+    fs::write(root.join("later"), b"x").unwrap();
+    wait_for(&mut changes, |c| *c == added("later", Kind::File)).await;
+}
+
+#[tokio::test]
 async fn a_change_clears_the_hash_and_the_next_hash_is_of_the_new_content() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
