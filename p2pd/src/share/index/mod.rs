@@ -282,7 +282,9 @@ impl ShareIndex {
         )
     }
 
-    /// The changes from now on, a batch at a time, in the order they were applied.
+    /// The changes from now on, a batch at a time, in the order they were applied. A
+    /// subscriber more than a few hundred batches behind is told it lagged
+    /// (`RecvError::Lagged`): it missed changes and should read again what it needs.
     pub fn subscribe(&self) -> broadcast::Receiver<Vec<Change>> {
         self.shared.changes.subscribe()
     }
