@@ -18,6 +18,7 @@ pub mod rekey;
 pub mod resources;
 pub mod router;
 pub mod rpc;
+pub mod share;
 pub mod state_lock;
 pub mod store;
 pub mod tracker_client;
