@@ -1,11 +1,15 @@
 //! p2pd: the per-user peer daemon. It owns the identity, the registration with the tracker,
 //! the peer table and the local control socket.
 //!
-//! Layering, top to bottom: [`daemon`] (start, shutdown) → [`rpc`] (control socket) →
-//! services ([`chat`], [`tracker_client`]) → [`node`] (shared state and events) → leaves
-//! ([`link`], [`store`], [`files`], [`peers`], [`backoff`], [`tracker_pin`], [`resources`],
-//! [`config`]). Nothing below imports anything above.
+//! Layering, top to bottom: [`daemon`] (start, shutdown) → [`rpc`] (control socket) and
+//! [`router`] (peer links by protocol) → services ([`chat`], [`transfer`], [`share`],
+//! [`tracker_client`], [`rekey`]) → [`node`] (shared state and events) → leaves ([`link`],
+//! [`store`], [`files`], [`peers`], [`backoff`], [`background`], [`tracker_pin`],
+//! [`resources`], [`config`]). Nothing below imports anything above, except pure parts of a
+//! service: `config` reads the transfer limits' keys and `node` checks handover chains with
+//! `rekey::chain`.
 
+pub mod background;
 pub mod backoff;
 pub mod chat;
 pub mod config;

@@ -56,9 +56,6 @@ pub const MAX_PAGE: usize = 1000;
 /// Batches of changes a subscriber may fall behind by before it is told it lagged.
 const CHANGE_BACKLOG: usize = 256;
 
-/// Niceness of the index's threads (the runtime's threads keep 0).
-const NICE: i32 = 10;
-
 /// How an index keeps itself fresh.
 #[derive(Debug, Clone)]
 pub struct IndexOptions {
@@ -364,20 +361,12 @@ impl Drop for ShareIndex {
     }
 }
 
-/// Starts a named thread below the runtime's CPU priority.
+/// Starts a named thread at the background priority ([`crate::background`]).
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, IndexError> {
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(move || {
-            // Linux applies a thread id's priority to that thread only. Failing to lower it
-            // changes nothing else.
-            let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), NICE);
-            f();
-        })
-        .map_err(|source| IndexError::Spawn {
-            name: name.into(),
-            source,
-        })
+    crate::background::spawn(name, f).map_err(|source| IndexError::Spawn {
+        name: name.into(),
+        source,
+    })
 }
 
 /// Locks `m`; a panic elsewhere leaves the data usable.
