@@ -21,8 +21,12 @@ pub const MAX_TEXT: usize = 64 * 1024;
 /// speaks this protocol.
 pub const ALPN_CHAT: &[u8] = b"p2p-chat/1";
 /// TLS ALPN name of a bulk link, which carries one file transfer
-/// ([`TransferFrame`](crate::transfer::TransferFrame)s after the `Hello` exchange).
-pub const ALPN_BULK: &[u8] = b"p2p-bulk/1";
+/// ([`TransferFrame`](crate::transfer::TransferFrame)s after the `Hello` exchange), its
+/// chunks verified by their chunk values ([`crate::content`]).
+pub const ALPN_BULK: &[u8] = b"p2p-bulk/2";
+/// The bulk protocol of earlier daemons, whose chunks came with plain hashes. This daemon
+/// answers its offers only with a `Failed` saying to upgrade.
+pub const ALPN_BULK_V1: &[u8] = b"p2p-bulk/1";
 /// Number of [`PeerFrame`] tags this version knows (0 to `KNOWN_TAGS - 1`). A frame with a
 /// higher tag comes from a newer peer: it decodes as [`Inbound::Unknown`].
 pub const KNOWN_TAGS: u32 = 6;

@@ -2,10 +2,11 @@
 //! (chunks verified so far, done), so a transfer resumes after a restart.
 
 use proto::api::{Direction, TransferState};
-use proto::transfer::{Manifest, TransferId};
+use proto::transfer::{FileEntry, Manifest, TransferId};
 use proto::{PeerId, PeerName};
 use rusqlite::{OptionalExtension, params};
 
+use super::scan::Scanned;
 use crate::store::{Store, StoreError};
 
 /// A transfer as stored.
@@ -95,10 +96,20 @@ impl Store {
         Ok(())
     }
 
-    /// Gives a transfer still `scanning` its manifest and makes it `queued`; false when it
-    /// is no longer scanning (cancelled meanwhile): nothing changes then.
-    pub fn set_scanned_manifest(&self, manifest: &Manifest) -> Result<bool, StoreError> {
-        let text = serde_json::to_string(manifest).map_err(|e| StoreError::Sql {
+    /// Gives a transfer still `scanning` its manifest, with what the sender keeps of each
+    /// file (`scanned`, in the manifest's order), and makes it `queued`; false when it is no
+    /// longer scanning (cancelled meanwhile): nothing changes then.
+    pub fn set_scanned_manifest(
+        &self,
+        manifest: &Manifest,
+        scanned: &[Scanned],
+    ) -> Result<bool, StoreError> {
+        let stored = Outgoing {
+            id: manifest.id,
+            files: &manifest.files,
+            scanned,
+        };
+        let text = serde_json::to_string(&stored).map_err(|e| StoreError::Sql {
             path: self.path.clone(),
             source: bad(e),
         })?;
@@ -110,6 +121,27 @@ impl Store {
             )
             .map_err(|source| StoreError::Sql { path: self.path.clone(), source })?;
         Ok(n == 1)
+    }
+
+    /// What the sender keeps of each file of an outgoing transfer, in the manifest's order;
+    /// `None` when the stored manifest has none (made by an older p2pd).
+    pub fn scanned(&self, id: TransferId) -> Result<Option<Vec<Scanned>>, StoreError> {
+        let err = |source| StoreError::Sql {
+            path: self.path.clone(),
+            source,
+        };
+        let text: Option<String> = self
+            .db
+            .query_row(
+                "SELECT manifest FROM transfers WHERE id = ?1",
+                [id.0.as_slice()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)?;
+        let Some(text) = text else { return Ok(None) };
+        let kept: Kept = serde_json::from_str(&text).map_err(|e| err(bad(e)))?;
+        Ok(kept.scanned)
     }
 
     /// One transfer.
@@ -185,6 +217,22 @@ impl Store {
     }
 }
 
+/// The stored manifest of an outgoing transfer: the manifest's fields (so it reads back as
+/// a [`Manifest`]) and, per file, what the sender keeps of it.
+#[derive(serde::Serialize)]
+struct Outgoing<'a> {
+    id: TransferId,
+    files: &'a [FileEntry],
+    scanned: &'a [Scanned],
+}
+
+/// A stored manifest, read only for what the sender keeps of each file.
+#[derive(serde::Deserialize)]
+struct Kept {
+    #[serde(default)]
+    scanned: Option<Vec<Scanned>>,
+}
+
 /// A stored manifest, read only far enough to tell one stored before its files were known.
 #[derive(serde::Deserialize)]
 struct Unscanned {
@@ -230,7 +278,8 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
 mod tests {
     use super::*;
     use proto::SecretKey;
-    use proto::transfer::{FileEntry, RelPath};
+    use proto::content::ChunkCv;
+    use proto::transfer::RelPath;
 
     #[test]
     fn a_stored_name_the_rules_now_refuse_hides_only_its_own_transfer() {
@@ -303,9 +352,15 @@ mod tests {
         store
             .set_transfer_state(TransferId([2; 16]), TransferState::Cancelled, None, None)
             .unwrap();
-        assert!(!store.set_scanned_manifest(&scanned(2)).unwrap());
-        assert!(store.set_scanned_manifest(&scanned(1)).unwrap());
-        assert!(!store.set_scanned_manifest(&scanned(1)).unwrap());
+        let kept = vec![Scanned {
+            mtime: (1_700_000_000, 5),
+            cvs: vec![ChunkCv([7; 32])],
+        }];
+        assert!(!store.set_scanned_manifest(&scanned(2), &kept).unwrap());
+        assert_eq!(store.scanned(TransferId([1; 16])).unwrap(), None);
+        assert!(store.set_scanned_manifest(&scanned(1), &kept).unwrap());
+        assert!(!store.set_scanned_manifest(&scanned(1), &[]).unwrap());
+        assert_eq!(store.scanned(TransferId([1; 16])).unwrap(), Some(kept));
         let mut all = Vec::new();
         store.each_transfer(|r| all.push(r)).unwrap();
         all.sort_by_key(|r| r.manifest.id.0);
