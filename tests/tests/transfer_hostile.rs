@@ -1,9 +1,10 @@
-//! A sender that lies, played by a hand-made bulk link (TLS with ALPN `p2p-bulk/1`, a key
+//! A sender that lies, played by a hand-made bulk link (TLS with ALPN `p2p-bulk/2`, a key
 //! registered at the tracker as "mallory"): offers whose paths climb out, are absolute or
 //! are not portable, or whose paths clash, are refused whole with a `Failed` frame that names
 //! the path and the rule it breaks, with nothing recorded or written; after an accepted
-//! offer, a chunk that fails its hash, more or fewer bytes than announced, consistent chunks
-//! that do not make the announced file, and out-of-range indexes each fail the transfer,
+//! offer, a chunk that fails its chunk value, more or fewer bytes than announced, chunk
+//! values that do not add up to the announced content id (refused before any chunk), values
+//! past the file's end, a chunk before its values and an unknown file each fail the transfer,
 //! with no final file and no part file left. Names that deceive (two Unicode spellings of
 //! one name, fullwidth `．．／`, bidi overrides, zero-width characters) are refused the same
 //! way, and a name bob already holds in another spelling is not written beside it. Through
