@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
             | TransferFrame::Failed { reason, .. } => check_neutralize(reason),
             TransferFrame::Accept { .. }
             | TransferFrame::Chunk { .. }
-            | TransferFrame::ChunkHashes { .. }
+            | TransferFrame::ChunkCvs { .. }
             | TransferFrame::FileDone { .. }
             | TransferFrame::Done { .. } => {}
         }

@@ -221,11 +221,13 @@ fn transfer_frames() -> Vec<Vec<u8>> {
                 id,
                 reason: "cancelled".into(),
             },
-            TransferFrame::ChunkHashes {
+            TransferFrame::ChunkCvs {
                 id,
                 file: 0,
-                first: 0,
-                hashes: vec![[1; 32], [2; 32], [3; 32]],
+                run: ChunkCvs {
+                    first: 0,
+                    cvs: vec![ChunkCv([1; 32]), ChunkCv([2; 32]), ChunkCv([3; 32])],
+                },
             },
             TransferFrame::Chunk {
                 id,

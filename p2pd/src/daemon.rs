@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto::PeerId;
-use proto::peer::{ALPN_BULK, ALPN_CHAT};
+use proto::peer::{ALPN_BULK, ALPN_BULK_V1, ALPN_CHAT};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -24,8 +24,8 @@ use crate::rpc::server::{self, SocketError};
 use crate::state_lock::{LockError, StateLock};
 use crate::store::{Db, PeerStore, StoreError};
 use crate::tracker_client::TrackerLink;
-use crate::transfer::Transfers;
 use crate::transfer::records::TransferStore;
+use crate::transfer::{BulkV1, Transfers};
 
 /// Time tasks get to finish after shutdown begins.
 const GRACE: Duration = Duration::from_secs(5);
@@ -166,7 +166,8 @@ impl Daemon {
         ));
         Router::new(node.clone())
             .accept(ALPN_CHAT, chat)
-            .accept(ALPN_BULK, transfers)
+            .accept(ALPN_BULK, transfers.clone())
+            .accept(ALPN_BULK_V1, Arc::new(BulkV1(transfers)))
             .spawn(
                 &key,
                 peer_listener,

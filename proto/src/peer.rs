@@ -21,8 +21,12 @@ pub const MAX_TEXT: usize = 64 * 1024;
 /// speaks this protocol.
 pub const ALPN_CHAT: &[u8] = b"p2p-chat/1";
 /// TLS ALPN name of a bulk link, which carries one file transfer
-/// ([`TransferFrame`](crate::transfer::TransferFrame)s after the `Hello` exchange).
-pub const ALPN_BULK: &[u8] = b"p2p-bulk/1";
+/// ([`TransferFrame`](crate::transfer::TransferFrame)s after the `Hello` exchange), its
+/// chunks verified by their chunk values ([`crate::content`]).
+pub const ALPN_BULK: &[u8] = b"p2p-bulk/2";
+/// The bulk protocol of earlier daemons, whose chunks came with plain hashes. This daemon
+/// answers its offers only with a `Failed` saying to upgrade.
+pub const ALPN_BULK_V1: &[u8] = b"p2p-bulk/1";
 /// TLS ALPN name of a share link, which carries requests on another peer's shares
 /// ([`share`](crate::share) frames after the `Hello` exchange).
 pub const ALPN_SHARE: &[u8] = b"p2p-share/1";

@@ -1,5 +1,6 @@
 //! Transfer ids and chunk arithmetic through the public API.
 
+use proto::content::{ChunkCv, ChunkCvs};
 use proto::frame;
 use proto::transfer::{
     BadTransferId, CHUNK, MAX_CHUNK_FRAME, MAX_HASHES_PER_FRAME, TransferFrame, TransferId,
@@ -70,13 +71,19 @@ fn chunks_tile_the_file() {
 
 #[test]
 fn hash_frames_fit_the_cap() {
-    let f = TransferFrame::ChunkHashes {
+    let run = ChunkCvs {
+        first: (1 << 44) - MAX_HASHES_PER_FRAME as u64,
+        cvs: vec![ChunkCv([0xff; 32]); MAX_HASHES_PER_FRAME],
+    };
+    let f = TransferFrame::ChunkCvs {
         id: TransferId([0xff; 16]),
         file: u32::MAX,
-        first: u64::MAX,
-        hashes: vec![[0xff; 32]; MAX_HASHES_PER_FRAME],
+        run,
     };
-    assert!(frame::encode(&f, MAX_CHUNK_FRAME).is_ok());
+    let bytes = frame::encode(&f, MAX_CHUNK_FRAME).unwrap();
+    let mut buf = bytes::BytesMut::from(&bytes[..]);
+    let back = frame::decode::<TransferFrame>(&mut buf, MAX_CHUNK_FRAME).unwrap();
+    assert_eq!(back, Some(f));
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
+use proto::content::{ChunkCv, ChunkCvs};
 use proto::frame::{self, FrameError};
 use proto::transfer::{
     CHUNK, FileEntry, FileResume, MAX_CHUNK_FRAME, MAX_TOTAL_SIZE, Manifest, RelPath,
@@ -151,11 +152,13 @@ fn every_frame_has_its_tag() {
             format!("03{idh}00"),
         ),
         (
-            TransferFrame::ChunkHashes {
+            TransferFrame::ChunkCvs {
                 id,
                 file: 0,
-                first: 5,
-                hashes: vec![[0xcd; 32]],
+                run: ChunkCvs {
+                    first: 5,
+                    cvs: vec![ChunkCv([0xcd; 32])],
+                },
             },
             format!("05{idh}000501{}", "cd".repeat(32)),
         ),
@@ -395,11 +398,13 @@ fn any_frame() -> impl Strategy<Value = TransferFrame> {
             any::<u64>(),
             proptest::collection::vec(any::<[u8; 32]>(), 0..8)
         )
-            .prop_map(|(id, file, first, hashes)| TransferFrame::ChunkHashes {
+            .prop_map(|(id, file, first, cvs)| TransferFrame::ChunkCvs {
                 id,
                 file,
-                first,
-                hashes,
+                run: ChunkCvs {
+                    first: first >> 21,
+                    cvs: cvs.into_iter().map(ChunkCv).collect(),
+                },
             }),
         (any_id(), any::<u32>()).prop_map(|(id, file)| TransferFrame::FileDone { id, file }),
         any_id().prop_map(|id| TransferFrame::Done { id }),

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use proto::SecretKey;
+use proto::content::{ChunkCv, ChunkCvs, chunk_cvs};
+use proto::peer::ALPN_BULK_V1;
 use proto::tracker::{Record, TrackerMsg};
 use proto::transfer::{
     CHUNK, FileEntry, MAX_CHUNK_FRAME, Manifest, RelPath, TransferFrame, TransferId,
@@ -372,13 +374,23 @@ pub fn assert_content(path: &Path, want: &[u8]) {
 /// daemons list it and admit its links; the registration lives as long as the returned
 /// client.
 pub async fn register_raw(tracker: &Tracker, key: &SecretKey, name: &str) -> Client {
+    register_raw_at(tracker, key, name, "127.0.0.1:9".parse().expect("addr")).await
+}
+
+/// [`register_raw`], announcing `addr`.
+pub async fn register_raw_at(
+    tracker: &Tracker,
+    key: &SecretKey,
+    name: &str,
+    addr: SocketAddr,
+) -> Client {
     let mut c = Client::connect(tracker.addr, key)
         .await
         .expect("connect to the tracker");
     let rec = Record {
         name: proto::PeerName::new(name).expect("name"),
         key: key.peer_id(),
-        addrs: vec!["127.0.0.1:9".parse().expect("addr")],
+        addrs: vec![addr],
         seq: 1,
     }
     .sign(key);
@@ -443,10 +455,16 @@ pub struct BulkSender {
 }
 
 impl BulkSender {
-    /// TLS with ALPN `p2p-bulk/1` to the p2pd peer port `addr` as `key`, then `Hello`
+    /// TLS with ALPN `p2p-bulk/2` to the p2pd peer port `addr` as `key`, then `Hello`
     /// naming us `name`. The daemon admits it only if the tracker showed `key` as `name`.
     pub async fn connect(addr: SocketAddr, key: &SecretKey, name: &str) -> io::Result<Self> {
         let (peer, _) = RawPeer::hello_bulk(addr, key, name).await?;
+        Ok(BulkSender { peer })
+    }
+
+    /// [`BulkSender::connect`] over the bulk protocol of older daemons, `p2p-bulk/1`.
+    pub async fn connect_v1(addr: SocketAddr, key: &SecretKey, name: &str) -> io::Result<Self> {
+        let (peer, _) = RawPeer::hello_alpn(addr, key, name, ALPN_BULK_V1).await?;
         Ok(BulkSender { peer })
     }
 
@@ -489,7 +507,23 @@ impl BulkSender {
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no frame from p2pd in time"))?
     }
 
-    /// Sends the hash of chunk `index` of `file`, then the chunk holding `data`.
+    /// Sends the chunk values of `whole`, all of file `file`, in runs as a sender does
+    /// before the file's first chunk.
+    pub async fn send_values(&mut self, id: TransferId, file: u32, whole: &[u8]) -> io::Result<()> {
+        self.send_cvs(id, file, &chunk_cvs(whole)).await
+    }
+
+    /// Sends `cvs` as the chunk values of file `file`, from chunk 0, whatever they are.
+    pub async fn send_cvs(&mut self, id: TransferId, file: u32, cvs: &[ChunkCv]) -> io::Result<()> {
+        for run in ChunkCvs::runs(cvs) {
+            self.send(&TransferFrame::ChunkCvs { id, file, run })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Sends chunk `index` of `file` holding `data` (its file's values must have gone
+    /// before: [`BulkSender::send_values`]).
     pub async fn send_chunk(
         &mut self,
         id: TransferId,
@@ -497,13 +531,6 @@ impl BulkSender {
         index: u64,
         data: &[u8],
     ) -> io::Result<()> {
-        self.send(&TransferFrame::ChunkHashes {
-            id,
-            file,
-            first: index,
-            hashes: vec![*blake3::hash(data).as_bytes()],
-        })
-        .await?;
         self.send(&TransferFrame::Chunk {
             id,
             file,
@@ -513,8 +540,26 @@ impl BulkSender {
         .await
     }
 
-    /// Sends `data` as file `file`: every chunk with its hash, honestly.
+    /// Sends chunks `chunks` of `whole`, all of file `file` (its values must have gone
+    /// before).
+    pub async fn send_chunks(
+        &mut self,
+        id: TransferId,
+        file: u32,
+        whole: &[u8],
+        chunks: std::ops::Range<u64>,
+    ) -> io::Result<()> {
+        for index in chunks {
+            let at = usize::try_from(index * CHUNK).map_err(io::Error::other)?;
+            let end = whole.len().min(at + CHUNK as usize);
+            self.send_chunk(id, file, index, &whole[at..end]).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends `data` as file `file`: its chunk values, then every chunk, honestly.
     pub async fn send_data(&mut self, id: TransferId, file: u32, data: &[u8]) -> io::Result<()> {
+        self.send_values(id, file, data).await?;
         for (index, chunk) in data.chunks(CHUNK as usize).enumerate() {
             self.send_chunk(id, file, index as u64, chunk).await?;
         }

@@ -454,3 +454,64 @@ fn a_file_swapped_for_a_symlink_or_resized_after_the_scan_fails_the_transfer_nam
     wait_no_parts(p.bob.download_dir(), DEADLINE);
     assert_eq!(entries(p.bob.download_dir()), Vec::<String>::new());
 }
+
+#[test]
+fn a_file_rewritten_after_the_scan_fails_the_transfer_naming_it() {
+    let net = TestNet::new();
+    let p = chat::pair(&net);
+    let src = net.unique_dir("src");
+    let file = src.join("draft.txt");
+    write_pattern(&file, 2 * MIB + 100, 24);
+    // The same size, other bytes in its second chunk, and a modification time that moved
+    // (set, so that a coarse clock cannot hide the rewrite).
+    let (a_end, b_end) = send_changed_after_the_scan(&p, &file, || {
+        let mut other = xfer::pattern(2 * MIB + 100, 24);
+        other[MIB + 5] ^= 1;
+        std::fs::write(&file, &other).expect("rewrite");
+        let f = std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .expect("open");
+        let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        f.set_modified(hour_ago).expect("set the modification time");
+    });
+    for end in [&a_end, &b_end] {
+        let why = end["error"].as_str().unwrap_or_default();
+        assert!(
+            why.contains("draft.txt") && why.contains("changed since it was scanned"),
+            "the reason names the file: {end:#}"
+        );
+    }
+    wait_no_parts(p.bob.download_dir(), DEADLINE);
+    assert!(!p.bob.download_dir().join("draft.txt").exists());
+}
+
+#[test]
+fn a_received_files_content_id_is_what_b3sum_prints() {
+    let net = TestNet::new();
+    let p = chat::pair(&net);
+    let src = net.unique_dir("ids");
+    // No chunk, one chunk, one full chunk, several chunks with a short last one.
+    let files = [
+        ("empty", write_pattern(&src.join("empty"), 0, 31)),
+        ("small.txt", write_pattern(&src.join("small.txt"), 5000, 32)),
+        ("one.bin", write_pattern(&src.join("one.bin"), MIB, 33)),
+        (
+            "many.bin",
+            write_pattern(&src.join("many.bin"), 3 * MIB + 17, 34),
+        ),
+    ];
+    let end = send_and_accept(&p, &src);
+    assert_state(&end, "done");
+    for (name, data) in &files {
+        // b3sum's output: 64 lowercase hex digits of the BLAKE3 hash.
+        let b3sum = blake3::hash(data).to_hex().to_string();
+        let line = format!("content_id={b3sum}");
+        p.bob
+            .wait_activity(&format!("receiving {name}"), 1, DEADLINE, |l| {
+                l.contains("file-received") && l.contains(name) && l.contains(&line)
+            });
+        let dir = src.file_name().expect("a directory name");
+        assert_content(&p.bob.download_dir().join(dir).join(name), data);
+    }
+}

@@ -1,9 +1,10 @@
-//! A sender that lies, played by a hand-made bulk link (TLS with ALPN `p2p-bulk/1`, a key
+//! A sender that lies, played by a hand-made bulk link (TLS with ALPN `p2p-bulk/2`, a key
 //! registered at the tracker as "mallory"): offers whose paths climb out, are absolute or
 //! are not portable, or whose paths clash, are refused whole with a `Failed` frame that names
 //! the path and the rule it breaks, with nothing recorded or written; after an accepted
-//! offer, a chunk that fails its hash, more or fewer bytes than announced, consistent chunks
-//! that do not make the announced file, and out-of-range indexes each fail the transfer,
+//! offer, a chunk that fails its chunk value, more or fewer bytes than announced, chunk
+//! values that do not add up to the announced content id (refused before any chunk), values
+//! past the file's end, a chunk before its values and an unknown file each fail the transfer,
 //! with no final file and no part file left. Names that deceive (two Unicode spellings of
 //! one name, fullwidth `．．／`, bidi overrides, zero-width characters) are refused the same
 //! way, and a name bob already holds in another spelling is not written beside it. Through
@@ -393,18 +394,12 @@ async fn lying_senders_fail_the_transfer_and_leave_no_file() {
     let small = pattern(3000, 2);
     let mut reasons = Vec::new();
 
-    // (a) A chunk whose bytes do not match the hash sent for it.
+    // (a) A chunk whose bytes do not match its value, in a file of one chunk (its value is
+    // the content id) and in a file of three.
     let (mut s, id) = accepted_offer(&p, &key, "a.bin", 3000, hash(&small)).await;
     let mut bad = small.clone();
     bad[1234] ^= 1;
-    s.send(&TransferFrame::ChunkHashes {
-        id,
-        file: 0,
-        first: 0,
-        hashes: vec![hash(&small)],
-    })
-    .await
-    .expect("send");
+    s.send_values(id, 0, &small).await.expect("send");
     s.send(&TransferFrame::Chunk {
         id,
         file: 0,
@@ -416,6 +411,19 @@ async fn lying_senders_fail_the_transfer_and_leave_no_file() {
     reasons.push((
         "bad chunk",
         assert_failed_cleanly(&p, &mut s, id, "a.bin").await,
+    ));
+    let three = pattern(2 * CHUNK as usize + 10, 3);
+    let (mut s, id) = accepted_offer(&p, &key, "a3.bin", three.len() as u64, hash(&three)).await;
+    let mut bad = three[CHUNK as usize..2 * CHUNK as usize].to_vec();
+    bad[77] ^= 1;
+    s.send_values(id, 0, &three).await.expect("send");
+    s.send_chunk(id, 0, 0, &three[..CHUNK as usize])
+        .await
+        .expect("send");
+    s.send_chunk(id, 0, 1, &bad).await.expect("send");
+    reasons.push((
+        "bad middle chunk",
+        assert_failed_cleanly(&p, &mut s, id, "a3.bin").await,
     ));
 
     // (b1) More bytes than announced: a whole extra chunk after the last.
@@ -441,11 +449,9 @@ async fn lying_senders_fail_the_transfer_and_leave_no_file() {
 
     // (b3) More bytes than announced, in a multi-chunk file: a full chunk where the last,
     // shorter one belongs.
-    let three = pattern(2 * CHUNK as usize + 10, 3);
     let (mut s, id) = accepted_offer(&p, &key, "b3.bin", three.len() as u64, hash(&three)).await;
-    s.send_data(id, 0, &three[..2 * CHUNK as usize])
-        .await
-        .expect("send");
+    s.send_values(id, 0, &three).await.expect("send");
+    s.send_chunks(id, 0, &three, 0..2).await.expect("send");
     s.send_chunk(id, 0, 2, &pattern(CHUNK as usize, 4))
         .await
         .expect("send");
@@ -456,9 +462,8 @@ async fn lying_senders_fail_the_transfer_and_leave_no_file() {
 
     // (c1) Fewer bytes: FileDone after two chunks of three.
     let (mut s, id) = accepted_offer(&p, &key, "c1.bin", three.len() as u64, hash(&three)).await;
-    s.send_data(id, 0, &three[..2 * CHUNK as usize])
-        .await
-        .expect("send");
+    s.send_values(id, 0, &three).await.expect("send");
+    s.send_chunks(id, 0, &three, 0..2).await.expect("send");
     s.send(&TransferFrame::FileDone { id, file: 0 })
         .await
         .expect("send");
@@ -469,7 +474,8 @@ async fn lying_senders_fail_the_transfer_and_leave_no_file() {
 
     // (c2) Fewer bytes: Done with no FileDone and a chunk missing.
     let (mut s, id) = accepted_offer(&p, &key, "c2.bin", three.len() as u64, hash(&three)).await;
-    s.send_data(id, 0, &three[..CHUNK as usize])
+    s.send_values(id, 0, &three).await.expect("send");
+    s.send_chunk(id, 0, 0, &three[..CHUNK as usize])
         .await
         .expect("send");
     s.send(&TransferFrame::Done { id }).await.expect("send");
@@ -478,31 +484,35 @@ async fn lying_senders_fail_the_transfer_and_leave_no_file() {
         assert_failed_cleanly(&p, &mut s, id, "c2.bin").await,
     ));
 
-    // (d) Every chunk consistent with its own hash, but the file is not the one announced.
+    // (d) Chunk values consistent with the chunks that would follow, but of another file
+    // than the one announced: they do not add up to its content id, and are refused before
+    // any chunk (the same for a one-chunk file, whose value is its id).
     let other = pattern(three.len(), 5);
     let (mut s, id) = accepted_offer(&p, &key, "d.bin", three.len() as u64, hash(&three)).await;
-    s.send_data(id, 0, &other).await.expect("send");
-    s.send(&TransferFrame::FileDone { id, file: 0 })
-        .await
-        .expect("send");
+    s.send_values(id, 0, &other).await.expect("send");
     reasons.push((
         "wrong file",
         assert_failed_cleanly(&p, &mut s, id, "d.bin").await,
     ));
-
-    // (e) Chunk hashes whose indexes run past the end of u64.
-    let (mut s, id) = accepted_offer(&p, &key, "e.bin", 3000, hash(&small)).await;
-    s.send(&TransferFrame::ChunkHashes {
-        id,
-        file: 0,
-        first: u64::MAX,
-        hashes: vec![hash(&small), hash(&small)],
-    })
-    .await
-    .expect("send");
+    let (mut s, id) = accepted_offer(&p, &key, "d1.bin", 3000, hash(&small)).await;
+    s.send_values(id, 0, &pattern(3000, 6)).await.expect("send");
     reasons.push((
-        "hash index overflow",
+        "wrong one-chunk file",
+        assert_failed_cleanly(&p, &mut s, id, "d1.bin").await,
+    ));
+
+    // (e) Chunk values past the end of the file, and a chunk sent before its file's values.
+    let (mut s, id) = accepted_offer(&p, &key, "e.bin", 3000, hash(&small)).await;
+    s.send_values(id, 0, &three).await.expect("send");
+    reasons.push((
+        "values past the end",
         assert_failed_cleanly(&p, &mut s, id, "e.bin").await,
+    ));
+    let (mut s, id) = accepted_offer(&p, &key, "e2.bin", 3000, hash(&small)).await;
+    s.send_chunk(id, 0, 0, &small).await.expect("send");
+    reasons.push((
+        "chunk without values",
+        assert_failed_cleanly(&p, &mut s, id, "e2.bin").await,
     ));
 
     // (f) A chunk for a file the offer does not hold.

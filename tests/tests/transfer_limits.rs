@@ -382,6 +382,7 @@ async fn a_silent_sender_loses_its_link_at_the_progress_deadline_and_the_transfe
         r => panic!("expected Accept, got {r:?}"),
     }
     let chunk = CHUNK as usize;
+    s.send_values(id, 0, &data).await.expect("values");
     s.send_chunk(id, 0, 0, &data[..chunk])
         .await
         .expect("chunk 0");
@@ -411,6 +412,7 @@ async fn a_silent_sender_loses_its_link_at_the_progress_deadline_and_the_transfe
         .find(|r| r.file == 0)
         .map_or(0, |r| r.verified_chunks);
     assert!(from <= 1, "{resume:?}");
+    s.send_values(id, 0, &data).await.expect("values");
     for index in from..3u64 {
         let at = index as usize * chunk;
         s.send_chunk(id, 0, index, &data[at..at + chunk])

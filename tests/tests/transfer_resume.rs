@@ -143,6 +143,7 @@ async fn a_killed_receiver_asks_only_for_what_it_had_not_verified() {
     // chunks verified (progress events come at most every 250 ms, so a chunk sent after a
     // quiet spell always brings one).
     let mut sent = 0u64;
+    s.send_values(id, 0, &data).await.expect("values");
     let at = loop {
         let upto = if sent == 0 { SYNC_CHUNKS + 1 } else { sent + 1 };
         assert!(upto < chunks, "bob reported no progress past 16 chunks");
@@ -191,6 +192,7 @@ async fn a_killed_receiver_asks_only_for_what_it_had_not_verified() {
         from, SYNC_CHUNKS,
         "bob recorded {SYNC_CHUNKS} verified chunks before the kill"
     );
+    s.send_values(id, 0, &data).await.expect("values");
     for i in from..chunks {
         s.send_chunk(id, 0, i, chunk(i)).await.expect("chunk");
     }

@@ -81,6 +81,16 @@ CREATE TABLE address_book (
 );
 ",
     },
+    Migration {
+        what: "transfers move to chunk values (p2p-bulk/2): unfinished ones of p2p-bulk/1 end failed",
+        // An outgoing manifest of p2p-bulk/1 holds no chunk values to send, and the chunks an
+        // incoming one verified were never checked against the content id: neither can go on.
+        // A transfer still `scanning` is failed at start as interrupted, as before.
+        sql: "
+UPDATE transfers SET state = 'failed', error = 'made by an older p2pd; send it again'
+    WHERE state IN ('queued', 'offered', 'running');
+",
+    },
 ];
 
 /// The schema version this binary writes.
@@ -131,6 +141,61 @@ mod tests {
             .query_row("SELECT bytes FROM received_bytes", [], |r| r.get(0))
             .unwrap();
         assert_eq!(bytes, 6);
+    }
+
+    #[test]
+    fn unfinished_transfers_of_the_older_bulk_protocol_end_failed_and_the_others_stay() {
+        let mut db = Connection::open_in_memory().unwrap();
+        // A database at the schema before chunk values, as that p2pd left it.
+        svc::schema::migrate(&mut db, "p2pd", &MIGRATIONS[..3]).unwrap();
+        let manifest = r#"{"id":"01010101010101010101010101010101","files":[{"path":"a.bin","size":5,"hash":"0000000000000000000000000000000000000000000000000000000000000000"}]}"#;
+        for (n, state, error) in [
+            (1, "running", None),
+            (2, "offered", None),
+            (3, "queued", None),
+            (4, "done", None),
+            (5, "declined", Some("no")),
+            (6, "scanning", None),
+        ] {
+            db.execute(
+                "INSERT INTO transfers (id, peer, peer_name, direction, state, manifest, error, created_at)
+                 VALUES (?1, x'01', 'bob', ?2, ?3, ?4, ?5, 1)",
+                rusqlite::params![[n as u8; 16].as_slice(), n % 2, state, manifest, error],
+            )
+            .unwrap();
+        }
+        db.execute(
+            "INSERT INTO transfer_files (id, file, verified_chunks) VALUES (?1, 0, 1)",
+            [[1u8; 16].as_slice()],
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut db).unwrap(), 3);
+        assert_eq!(version(&db), LATEST);
+        let mut rows = db
+            .prepare("SELECT state, error FROM transfers ORDER BY id")
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+            .into_iter();
+        let older = || {
+            (
+                "failed".to_owned(),
+                Some("made by an older p2pd; send it again".to_owned()),
+            )
+        };
+        assert_eq!(rows.next(), Some(older()));
+        assert_eq!(rows.next(), Some(older()));
+        assert_eq!(rows.next(), Some(older()));
+        assert_eq!(rows.next(), Some(("done".to_owned(), None)));
+        assert_eq!(
+            rows.next(),
+            Some(("declined".to_owned(), Some("no".to_owned())))
+        );
+        assert_eq!(rows.next(), Some(("scanning".to_owned(), None)));
     }
 
     #[test]

@@ -86,28 +86,13 @@ pub(crate) enum EngineError {
         /// The frame's kind.
         what: &'static str,
     },
-    /// A chunk does not match the hash sent for it.
+    /// A chunk does not match its chunk value.
     #[error("chunk {index} of {path} failed verification")]
     ChunkHash {
         /// The file's manifest path.
         path: String,
         /// The chunk.
         index: u64,
-    },
-    /// A whole received file does not match the manifest's hash.
-    #[error("{path} does not match its hash")]
-    FileHash {
-        /// The file's manifest path.
-        path: String,
-    },
-    /// A part file could not be read back to check its hash.
-    #[error("cannot read back {path}: {source}")]
-    ReadBack {
-        /// The file's manifest path.
-        path: String,
-        /// The cause.
-        #[source]
-        source: io::Error,
     },
     /// A verified file could not be recorded.
     #[error("cannot record {name} as received: {source}")]
@@ -146,6 +131,18 @@ pub(crate) enum EngineError {
         /// Its size now.
         now: u64,
     },
+    /// A file to send has other bytes than when it was scanned (its modification time moved
+    /// and a chunk no longer matches its value).
+    #[error("{} changed since it was scanned: chunk {index} differs", path.display())]
+    Modified {
+        /// The file, as shared.
+        path: PathBuf,
+        /// The first chunk found changed.
+        index: u64,
+    },
+    /// The transfer's stored manifest has no chunk values (made by an older p2pd).
+    #[error("made by an older p2pd; send it again")]
+    NoValues,
     /// A worker thread could not start or stopped early.
     #[error("the {name} thread {what}")]
     Thread {
@@ -206,7 +203,11 @@ impl EngineError {
     pub(crate) fn is_local_source(&self) -> bool {
         matches!(
             self,
-            EngineError::Source { .. } | EngineError::Symlink { .. } | EngineError::Changed { .. }
+            EngineError::Source { .. }
+                | EngineError::Symlink { .. }
+                | EngineError::Changed { .. }
+                | EngineError::Modified { .. }
+                | EngineError::NoValues
         )
     }
 

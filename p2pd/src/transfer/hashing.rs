@@ -52,7 +52,10 @@ pub(super) async fn start(t: &Arc<Transfers>, live: Arc<Live>, path: PathBuf) {
     t.tasks.clone().spawn(async move {
         let Ok(result) = rx.await else { return };
         match result {
-            Ok((manifest, _)) => scanned(&t, live, manifest).await,
+            Ok((manifest, sources)) => {
+                let values = sources.into_iter().map(|s| s.scanned).collect::<Vec<_>>();
+                scanned(&t, live, manifest, &values).await;
+            }
             // Cancelled, or the daemon stops: a cancel has recorded the end already, and a
             // stop leaves the transfer to be failed at the next start.
             Err(ScanError::Stopped) => {}
@@ -66,8 +69,13 @@ pub(super) async fn start(t: &Arc<Transfers>, live: Arc<Live>, path: PathBuf) {
 }
 
 /// Stores the manifest and hands the transfer to its sender, unless it ended meanwhile.
-async fn scanned(t: &Arc<Transfers>, live: Arc<Live>, manifest: proto::transfer::Manifest) {
-    match t.records.set_scanned_manifest(&manifest).await {
+async fn scanned(
+    t: &Arc<Transfers>,
+    live: Arc<Live>,
+    manifest: proto::transfer::Manifest,
+    values: &[scan::Scanned],
+) {
+    match t.records.set_scanned_manifest(&manifest, values).await {
         Ok(true) => {}
         // Cancelled meanwhile.
         Ok(false) => return,

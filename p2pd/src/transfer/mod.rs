@@ -12,6 +12,7 @@ pub mod limits;
 mod live;
 pub mod records;
 mod recv;
+pub use recv::BulkV1;
 mod recv_rules;
 pub mod scan;
 mod send;

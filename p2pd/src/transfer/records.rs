@@ -3,10 +3,11 @@
 //! transfer service holds a [`TransferStore`].
 
 use proto::api::{Direction, TransferState};
-use proto::transfer::{Manifest, TransferId};
+use proto::transfer::{FileEntry, Manifest, TransferId};
 use proto::{PeerId, PeerName};
 use rusqlite::{OptionalExtension, params};
 
+use super::scan::Scanned;
 use crate::store::{Db, StoreError};
 
 /// A transfer as stored.
@@ -119,10 +120,23 @@ impl TransferStore {
         }
     }
 
-    /// Gives a transfer still `scanning` its manifest and makes it `queued`; false when it
-    /// is no longer scanning (cancelled meanwhile): nothing changes then.
-    pub async fn set_scanned_manifest(&self, manifest: &Manifest) -> Result<bool, StoreError> {
-        let text = self.encode(manifest)?;
+    /// Gives a transfer still `scanning` its manifest, with what the sender keeps of each
+    /// file (`scanned`, in the manifest's order), and makes it `queued`; false when it is no
+    /// longer scanning (cancelled meanwhile): nothing changes then.
+    pub async fn set_scanned_manifest(
+        &self,
+        manifest: &Manifest,
+        scanned: &[Scanned],
+    ) -> Result<bool, StoreError> {
+        let stored = Outgoing {
+            id: manifest.id,
+            files: &manifest.files,
+            scanned,
+        };
+        let text = serde_json::to_string(&stored).map_err(|e| StoreError::Sql {
+            path: self.db.path().to_owned(),
+            source: bad(e),
+        })?;
         let id = manifest.id;
         self.db
             .call(move |c| {
@@ -133,6 +147,29 @@ impl TransferStore {
                 Ok(n == 1)
             })
             .await
+    }
+
+    /// What the sender keeps of each file of an outgoing transfer, in the manifest's order;
+    /// `None` when the stored manifest has none (made by an older p2pd).
+    pub async fn scanned(&self, id: TransferId) -> Result<Option<Vec<Scanned>>, StoreError> {
+        let path = self.db.path().to_owned();
+        let text: Option<String> = self
+            .db
+            .call(move |c| {
+                c.query_row(
+                    "SELECT manifest FROM transfers WHERE id = ?1",
+                    [id.0.as_slice()],
+                    |r| r.get(0),
+                )
+                .optional()
+            })
+            .await?;
+        let Some(text) = text else { return Ok(None) };
+        let kept: Kept = serde_json::from_str(&text).map_err(|e| StoreError::Sql {
+            path,
+            source: bad(e),
+        })?;
+        Ok(kept.scanned)
     }
 
     /// One transfer.
@@ -268,6 +305,22 @@ impl StateWrite {
     }
 }
 
+/// The stored manifest of an outgoing transfer: the manifest's fields (so it reads back as
+/// a [`Manifest`]) and, per file, what the sender keeps of it.
+#[derive(serde::Serialize)]
+struct Outgoing<'a> {
+    id: TransferId,
+    files: &'a [FileEntry],
+    scanned: &'a [Scanned],
+}
+
+/// A stored manifest, read only for what the sender keeps of each file.
+#[derive(serde::Deserialize)]
+struct Kept {
+    #[serde(default)]
+    scanned: Option<Vec<Scanned>>,
+}
+
 /// A stored manifest, read only far enough to tell one stored before its files were known.
 #[derive(serde::Deserialize)]
 struct Unscanned {
@@ -313,7 +366,8 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
 mod tests {
     use super::*;
     use proto::SecretKey;
-    use proto::transfer::{FileEntry, RelPath};
+    use proto::content::ChunkCv;
+    use proto::transfer::RelPath;
 
     #[tokio::test]
     async fn a_stored_name_the_rules_now_refuse_hides_only_its_own_transfer() {
@@ -389,9 +443,15 @@ mod tests {
             .run()
             .await
             .unwrap();
-        assert!(!store.set_scanned_manifest(&scanned(2)).await.unwrap());
-        assert!(store.set_scanned_manifest(&scanned(1)).await.unwrap());
-        assert!(!store.set_scanned_manifest(&scanned(1)).await.unwrap());
+        let kept = vec![Scanned {
+            mtime: (1_700_000_000, 5),
+            cvs: vec![ChunkCv([7; 32])],
+        }];
+        assert!(!store.set_scanned_manifest(&scanned(2), &kept).await.unwrap());
+        assert_eq!(store.scanned(TransferId([1; 16])).await.unwrap(), None);
+        assert!(store.set_scanned_manifest(&scanned(1), &kept).await.unwrap());
+        assert!(!store.set_scanned_manifest(&scanned(1), &[]).await.unwrap());
+        assert_eq!(store.scanned(TransferId([1; 16])).await.unwrap(), Some(kept));
         let mut all = store.load(|r| r).await.unwrap();
         all.sort_by_key(|r| r.manifest.id.0);
         assert_eq!(all.len(), 2);

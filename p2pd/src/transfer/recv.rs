@@ -1,6 +1,8 @@
 //! The receiving side: take the offer (new, or known from before a drop or a restart), wait
-//! for the user's decision, then verify every chunk against its hash as it arrives, write it
-//! to the `.part` file, and give each file its final name only once its whole hash matches.
+//! for the user's decision, then check each file's list of chunk values against its content
+//! id, verify every chunk against its value as it arrives, write it to the `.part` file, and
+//! give each file its final name once every chunk of it verified. An offer on a link of the
+//! older bulk protocol (`p2p-bulk/1`) is answered with a `Failed` saying to upgrade.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +27,7 @@ use super::sink::{Job, Sink, Target};
 use super::{Decision, SessionLog, Transfers};
 use crate::files::{Dest, FilesError, Op};
 use crate::link::LinkConn;
+use crate::router::{PeerLink, Protocol};
 
 /// Time allowed for the offer to arrive after the link is up.
 const OFFER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,6 +36,36 @@ const RESERVE: u64 = 64 * 1024 * 1024;
 
 /// Time allowed for the offer on a link refused for its peer's cap (to name it in the refusal).
 const REFUSED_OFFER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why an offer made over `p2p-bulk/1` is refused: the sender's transfer fails with it.
+pub(crate) const BULK_V1_REFUSED: &str = "the receiving p2pd is newer: it speaks p2p-bulk/2, the sender p2p-bulk/1; upgrade the sending p2pd";
+
+/// The handler of `p2p-bulk/1` links, made by older daemons: their offers are answered with
+/// `Failed` ([`BULK_V1_REFUSED`]), so the sender's transfer ends saying why.
+pub struct BulkV1(pub Arc<Transfers>);
+
+impl Protocol for BulkV1 {
+    fn handle(self: Arc<Self>, link: PeerLink) {
+        let t = self.0.clone();
+        self.0.tasks.spawn(async move {
+            let PeerLink {
+                mut conn,
+                key,
+                name,
+            } = link;
+            // Counted against the peer's bulk links while it is answered.
+            let Some(_slot) = t.bulk_link(key) else { return };
+            conn.set_limits(MAX_CHUNK_FRAME, MAX_CHUNK_FRAME);
+            let first = tokio::time::timeout(REFUSED_OFFER_TIMEOUT, conn.read::<IncomingOffer>());
+            if let Ok(Ok(Some(IncomingOffer { id, .. }))) = first.await {
+                warn!(peer = %name, %id, "refused an offer from {name} over p2p-bulk/1: its p2pd is older");
+                let reason = BULK_V1_REFUSED.to_owned();
+                let _ = conn.send(&TransferFrame::Failed { id, reason }).await;
+                let _ = conn.shutdown().await;
+            }
+        });
+    }
+}
 
 /// Serves one inbound bulk link.
 pub(super) async fn run(t: Arc<Transfers>, mut conn: LinkConn, peer: PeerId, name: PeerName) {

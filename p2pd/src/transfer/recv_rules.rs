@@ -1,10 +1,15 @@
 //! The receiver's rules, as a pure state machine: given the manifest and where each file
 //! resumes, it takes each frame the sender sends and says what to do with it (queue a chunk,
 //! finish a file, end) or which rule it breaks. No I/O: the link task in `recv.rs` reads,
-//! steps the machine, and acts; the chunk and whole-file hashes are checked by the verifier
-//! (`sink.rs`).
+//! steps the machine, and acts.
+//!
+//! Before it takes any chunk of a file, the machine gathers the file's whole list of chunk
+//! values and checks that it merges into the file's content id (`ChunkList::check`); each
+//! chunk then leaves with the value it must hash to, which the verifier (`sink.rs`) checks.
+//! A file whose chunks all verified is the file the manifest names: nothing hashes it again.
 
 use proto::api::TransferState;
+use proto::content::{ChunkCv, ChunkCvs, ChunkList, ContentId};
 use proto::transfer::{CHUNK, FileEntry, FileResume, TransferFrame, TransferId};
 
 use super::sink::Job;
@@ -15,16 +20,38 @@ pub(crate) enum Violation {
     /// A frame names another transfer.
     #[error("frame for another transfer")]
     OtherTransfer,
-    /// `ChunkHashes` whose indexes pass the end of `u64`.
-    #[error("chunk hashes past the last possible chunk")]
-    HashIndexOverflow,
+    /// Chunk values past the last chunk of the file.
+    #[error("chunk values past the end of {path}")]
+    ValuesPastEnd {
+        /// The file.
+        path: String,
+    },
+    /// Chunk values that do not continue the file's list where it stands.
+    #[error("chunk values of {path} out of order (from {first}, expected {expected})")]
+    ValuesOutOfOrder {
+        /// The file.
+        path: String,
+        /// The first index sent.
+        first: u64,
+        /// The index expected.
+        expected: u64,
+    },
+    /// A file's chunk values do not merge into its content id (or an empty file whose id is
+    /// not that of nothing).
+    #[error("the chunk values of {path} do not add up to its content id {id}")]
+    ValuesMismatch {
+        /// The file.
+        path: String,
+        /// The content id in the offer.
+        id: ContentId,
+    },
     /// A chunk for a file index the manifest does not have.
     #[error("chunk for file {file}, which is not in the offer")]
     UnknownChunkFile {
         /// The index sent.
         file: u32,
     },
-    /// A `FileDone` or `ChunkHashes` for a file index the manifest does not have.
+    /// A `FileDone` or `ChunkCvs` for a file index the manifest does not have.
     #[error("file {file} is not in the offer")]
     UnknownFile {
         /// The index sent.
@@ -58,8 +85,8 @@ pub(crate) enum Violation {
         /// Bytes its place holds.
         announced: u64,
     },
-    /// A chunk whose hash was not sent before it.
-    #[error("chunk {index} of {path} arrived without its hash")]
+    /// A chunk that arrived before its file's whole list of chunk values.
+    #[error("chunk {index} of {path} arrived before its file's chunk values")]
     NoHash {
         /// The file.
         path: String,
@@ -83,7 +110,7 @@ pub(crate) enum Violation {
 /// What to do with a frame.
 #[derive(Debug)]
 pub(super) enum Step {
-    /// Nothing (hashes kept for the chunks that follow, a repeated `FileDone`).
+    /// Nothing (chunk values kept for the chunks that follow, a repeated `FileDone`).
     Ignore,
     /// Hand this to the verifier.
     Queue(Job),
@@ -102,15 +129,15 @@ struct FileState {
     finished: bool,
 }
 
-/// The hashes of one `ChunkHashes` frame.
+/// The chunk values of the file being received.
 #[derive(Debug)]
-struct Hashes {
+struct Values {
     /// The file they are for.
     file: u32,
-    /// The chunk the first hash is for; the last one's index fits in a `u64`.
-    first: u64,
-    /// One hash per chunk from `first` on.
-    hashes: Vec<[u8; 32]>,
+    /// The values of chunks `0 .. got.len()`, gathered until the list is whole.
+    got: Vec<ChunkCv>,
+    /// The whole list, once it checked against the content id.
+    list: Option<ChunkList>,
 }
 
 /// The receiver's view of one link session.
@@ -119,8 +146,8 @@ pub(super) struct Receiver<'m> {
     id: TransferId,
     files: &'m [FileEntry],
     state: Vec<FileState>,
-    /// The hashes of the latest `ChunkHashes`.
-    hashes: Option<Hashes>,
+    /// The chunk values of the file being received (one file at a time).
+    values: Option<Values>,
 }
 
 impl<'m> Receiver<'m> {
@@ -147,7 +174,7 @@ impl<'m> Receiver<'m> {
             id,
             files,
             state,
-            hashes: None,
+            values: None,
         }
     }
 
@@ -182,24 +209,8 @@ impl<'m> Receiver<'m> {
             return Err(Violation::OtherTransfer);
         }
         match frame {
-            TransferFrame::ChunkHashes {
-                file,
-                first,
-                hashes,
-                ..
-            } => {
-                let more = (hashes.len() as u64).saturating_sub(1);
-                if first.checked_add(more).is_none() {
-                    return Err(Violation::HashIndexOverflow);
-                }
-                if self.files.get(file as usize).is_none() {
-                    return Err(Violation::UnknownFile { file });
-                }
-                self.hashes = Some(Hashes {
-                    file,
-                    first,
-                    hashes,
-                });
+            TransferFrame::ChunkCvs { file, run, .. } => {
+                self.values(file, run)?;
                 Ok(Step::Ignore)
             }
             TransferFrame::Chunk {
@@ -229,12 +240,15 @@ impl<'m> Receiver<'m> {
                         announced: len,
                     });
                 }
-                let want = match &self.hashes {
-                    Some(h) if h.file == file => index
-                        .checked_sub(h.first)
-                        .and_then(|k| usize::try_from(k).ok())
-                        .and_then(|k| h.hashes.get(k))
-                        .copied(),
+                let (want, only) = match &self.values {
+                    Some(Values {
+                        file: n,
+                        list: Some(list),
+                        ..
+                    }) if *n == file => usize::try_from(index)
+                        .ok()
+                        .and_then(|k| list.cvs().get(k))
+                        .map(|cv| (*cv, list.cvs().len() == 1)),
                     _ => None,
                 }
                 .ok_or_else(|| Violation::NoHash {
@@ -248,6 +262,7 @@ impl<'m> Receiver<'m> {
                     offset,
                     data,
                     want,
+                    only,
                 }))
             }
             TransferFrame::FileDone { file, .. } => {
@@ -264,6 +279,16 @@ impl<'m> Receiver<'m> {
                         path: f.path.to_string(),
                     });
                 }
+                // An empty file has no chunk to verify: its id must be that of nothing.
+                if f.size == 0 && f.content_id() != ContentId::EMPTY {
+                    return Err(Violation::ValuesMismatch {
+                        path: f.path.to_string(),
+                        id: f.content_id(),
+                    });
+                }
+                if self.values.as_ref().is_some_and(|v| v.file == file) {
+                    self.values = None;
+                }
                 s.finished = true;
                 Ok(Step::Queue(Job::FileDone { file }))
             }
@@ -277,6 +302,51 @@ impl<'m> Receiver<'m> {
             | TransferFrame::Accept { .. }
             | TransferFrame::Decline { .. } => Err(Violation::Unexpected),
         }
+    }
+}
+
+impl Receiver<'_> {
+    /// Takes a run of chunk values of `file`: runs start a file's list at chunk 0 and
+    /// continue it in order; the list, once whole, must merge into the content id. A file's
+    /// list replaces the one of the file before.
+    fn values(&mut self, file: u32, run: ChunkCvs) -> Result<(), Violation> {
+        let f = self
+            .files
+            .get(file as usize)
+            .ok_or(Violation::UnknownFile { file })?;
+        let path = || f.path.to_string();
+        if !run.fits(f.size) {
+            return Err(Violation::ValuesPastEnd { path: path() });
+        }
+        let v = match &mut self.values {
+            Some(v) if v.file == file && v.list.is_none() => v,
+            // A new list (of this file again, on a re-send, or of the next file).
+            _ => self.values.insert(Values {
+                file,
+                got: Vec::new(),
+                list: None,
+            }),
+        };
+        let expected = v.got.len() as u64;
+        if run.first != expected {
+            return Err(Violation::ValuesOutOfOrder {
+                path: path(),
+                first: run.first,
+                expected,
+            });
+        }
+        v.got.extend(run.cvs);
+        if v.got.len() as u64 == f.chunk_count() {
+            let got = std::mem::take(&mut v.got);
+            let list = ChunkList::new(f.content_id(), f.size, got).map_err(|_| {
+                Violation::ValuesMismatch {
+                    path: path(),
+                    id: f.content_id(),
+                }
+            })?;
+            v.list = Some(list);
+        }
+        Ok(())
     }
 }
 

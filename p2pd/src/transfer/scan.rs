@@ -1,6 +1,11 @@
 //! Building a manifest from a local file or directory (blocking). Symlinks are never
 //! followed: a shared tree cannot lead out of itself.
 //!
+//! Each file is read once: the pass computes the value of each 1 MiB chunk (`chunk_cv`) and
+//! merges them into the file's content id. The values and the file's modification time are
+//! kept ([`Scanned`], stored with the manifest), so sending reads the chunks without hashing
+//! them again while the file is unchanged.
+//!
 //! Manifest paths are in Unicode NFC ([`RelPath`] normalises them), whatever form the names
 //! have on this disk: a name that macOS or a copy from it stored decomposed is offered in the
 //! form every receiver compares and stores. The file is still opened under its name on disk:
@@ -8,8 +13,10 @@
 
 use std::fs;
 use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use proto::content::{ChunkCv, ContentId, chunk_cv, content_id};
 use proto::transfer::{
     CHUNK, FileEntry, MAX_FILES, Manifest, ManifestError, PathError, RelPath, TransferId,
 };
@@ -59,6 +66,24 @@ pub struct Source {
     pub local: PathBuf,
     /// Its manifest entry.
     pub entry: FileEntry,
+    /// Its chunk values and modification time.
+    pub scanned: Scanned,
+}
+
+/// What the sender keeps of a scanned file beyond its manifest entry (stored beside the
+/// manifest): the value of each chunk, merged into the entry's content id, and the file's
+/// modification time when the scan opened it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Scanned {
+    /// Modification time: seconds and nanoseconds since the Unix epoch.
+    pub mtime: (i64, i64),
+    /// One value per chunk ([`proto::content::chunk_cv`]).
+    pub cvs: Vec<ChunkCv>,
+}
+
+/// A file's modification time as [`Scanned::mtime`] holds it.
+pub fn mtime(m: &fs::Metadata) -> (i64, i64) {
+    (m.mtime(), m.mtime_nsec())
 }
 
 /// What a scan reports as it goes.
@@ -130,7 +155,7 @@ pub fn scan_with(
             source,
         })?;
         let mut stopped = false;
-        let (size, hash) = hash_file_with(&local, &mut |n| {
+        let (size, hash, scanned) = hash_file_with(&local, &mut |n| {
             hashed += n;
             stopped = !report(Report::Hashed(hashed));
             !stopped
@@ -141,7 +166,12 @@ pub fn scan_with(
         }
         sources.push(Source {
             local,
-            entry: FileEntry { path, size, hash },
+            entry: FileEntry {
+                path,
+                size,
+                hash: hash.0,
+            },
+            scanned,
         });
     }
     let manifest = Manifest {
@@ -182,30 +212,58 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, PathBuf, u64)>) -> Result<
     Ok(())
 }
 
-/// Size and BLAKE3 hash of a file.
-pub fn hash_file(path: &Path) -> io::Result<(u64, [u8; 32])> {
+/// Size, content id and chunk values of a file, in one pass.
+pub fn hash_file(path: &Path) -> io::Result<(u64, ContentId, Scanned)> {
     hash_file_with(path, &mut |_| true)
 }
 
-/// [`hash_file`], telling `hashed` the size of each piece read; it returns false to stop
+/// [`hash_file`], telling `hashed` the size of each chunk read; it returns false to stop
 /// early (the result is then meaningless).
-fn hash_file_with(path: &Path, hashed: &mut dyn FnMut(u64) -> bool) -> io::Result<(u64, [u8; 32])> {
+fn hash_file_with(
+    path: &Path,
+    hashed: &mut dyn FnMut(u64) -> bool,
+) -> io::Result<(u64, ContentId, Scanned)> {
     let mut file = fs::File::open(path)?;
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; CHUNK as usize];
+    let mtime = mtime(&file.metadata()?);
+    // A chunk's value depends on whether it is the file's only one, so each chunk is hashed
+    // once the next one has been read (or found missing).
+    let (mut cur, mut next) = (vec![0u8; CHUNK as usize], vec![0u8; CHUNK as usize]);
+    let mut cvs = Vec::new();
     let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
+    let mut len = read_full(&mut file, &mut cur)?;
+    let mut index = 0u64;
+    while len > 0 {
+        size += len as u64;
+        if !hashed(len as u64) {
+            return Ok((size, ContentId::EMPTY, Scanned { mtime, cvs }));
         }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-        if !hashed(n as u64) {
-            break;
+        let after = if len == cur.len() {
+            read_full(&mut file, &mut next)?
+        } else {
+            0
+        };
+        let only = index == 0 && after == 0;
+        cvs.push(chunk_cv(index, &cur[..len], only).map_err(io::Error::other)?);
+        std::mem::swap(&mut cur, &mut next);
+        len = after;
+        index += 1;
+    }
+    let id = content_id(&cvs, size).map_err(io::Error::other)?;
+    Ok((size, id, Scanned { mtime, cvs }))
+}
+
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+fn read_full(file: &mut fs::File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
-    Ok((size, *hasher.finalize().as_bytes()))
+    Ok(n)
 }
 
 #[cfg(test)]
@@ -226,6 +284,7 @@ mod tests {
         assert_eq!(paths, vec!["photos/a.jpg", "photos/sub/b.jpg"]);
         assert_eq!(m.total_size(), 7);
         assert_eq!(sources[0].entry.hash, *blake3::hash(b"aaa").as_bytes());
+        assert_eq!(sources[0].scanned.cvs, vec![ChunkCv(sources[0].entry.hash)]);
     }
 
     #[test]
@@ -280,6 +339,21 @@ mod tests {
         });
         assert!(matches!(stopped, Err(ScanError::Stopped)));
         assert_eq!(calls, 2);
+    }
+
+    #[test]
+    fn one_pass_gives_the_content_id_and_the_chunk_values() {
+        let dir = tempfile::tempdir().unwrap();
+        for size in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 3 * CHUNK + 5] {
+            let data: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+            let f = dir.path().join(format!("f{size}"));
+            fs::write(&f, &data).unwrap();
+            let (got, id, scanned) = hash_file(&f).unwrap();
+            assert_eq!(got, size);
+            assert_eq!(id, ContentId::of(&data), "{size}");
+            assert_eq!(scanned.cvs, proto::content::chunk_cvs(&data), "{size}");
+            assert_eq!(scanned.mtime, mtime(&fs::metadata(&f).unwrap()));
+        }
     }
 
     #[test]

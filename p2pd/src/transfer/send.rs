@@ -1,11 +1,13 @@
 //! The sending side: wait for the peer, dial a bulk link, offer, then stream every chunk not
-//! yet verified at the receiver, each preceded by its hash, until the receiver says `Done`.
+//! yet verified at the receiver, each file's chunks preceded by the file's whole list of
+//! chunk values (from the scan), until the receiver says `Done`.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use proto::api::{Event, TransferState};
+use proto::content::ChunkCvs;
 use proto::frame;
 use proto::peer::ALPN_BULK;
 use proto::transfer::{MAX_CHUNK_FRAME, TransferFrame, chunk_frame_head};
@@ -15,7 +17,7 @@ use transport::FramedConn;
 
 use super::error::EngineError;
 use super::live::Live;
-use super::send_rules::{End, OfferReply, on_offer_reply, on_verdict, starts};
+use super::send_rules::{End, OfferReply, is_too_old, on_offer_reply, on_verdict, starts, too_old};
 use super::source::{Piece, Plan, Source};
 use super::{SessionLog, Transfers};
 use crate::backoff::{Backoff, random_unit};
@@ -78,7 +80,12 @@ async fn session(
     live: &Arc<Live>,
     peer: &proto::api::PeerInfo,
 ) -> Result<Option<End>, EngineError> {
-    let mut conn = t.dialer.dial(ALPN_BULK, peer).await?;
+    let mut conn = match t.dialer.dial(ALPN_BULK, peer).await {
+        Ok(c) => c,
+        // No link will help until the peer upgrades: the transfer fails saying so.
+        Err(e) if is_too_old(&e) => return Ok(Some(End::Failed(too_old(peer.name.as_str())))),
+        Err(e) => return Err(e.into()),
+    };
     conn.set_limits(MAX_CHUNK_FRAME, MAX_CHUNK_FRAME);
     let rec = live.record();
     let id = rec.manifest.id;
@@ -173,13 +180,30 @@ async fn stream<W: AsyncWrite + Unpin>(
     let (first, mut done) = starts(&rec.manifest.files, resume);
     live.set_done(done);
     let _session = SessionLog::start(live, done);
+    let scanned = match t.records.scanned(id).await {
+        Ok(Some(s)) if s.len() == rec.manifest.files.len() => s,
+        Ok(_) => return Err(EngineError::NoValues),
+        Err(e) => return Err(EngineError::Offer(Box::new(e.into()))),
+    };
     let mut plan = Vec::with_capacity(rec.manifest.files.len());
-    for ((f, start), i) in rec.manifest.files.iter().zip(first).zip(0u32..) {
+    let mut values = Vec::with_capacity(rec.manifest.files.len());
+    for (((f, start), i), s) in rec
+        .manifest
+        .files
+        .iter()
+        .zip(first)
+        .zip(0u32..)
+        .zip(scanned)
+    {
+        let cvs = Arc::new(s.cvs);
+        values.push(cvs.clone());
         plan.push(Plan {
             file: i,
             path: f.path.clone(),
             size: f.size,
             start,
+            mtime: s.mtime,
+            cvs,
         });
     }
     if plan.len() != rec.manifest.files.len() {
@@ -192,6 +216,8 @@ async fn stream<W: AsyncWrite + Unpin>(
         what: "the receiver took no data",
         after: limit,
     };
+    // The file whose chunk values went out last.
+    let mut listed = None;
     while let Some(piece) = source.next().await {
         if live.cancel.is_cancelled() {
             // A stopping daemon leaves the transfer to resume; only a cancel here ends it.
@@ -218,23 +244,19 @@ async fn stream<W: AsyncWrite + Unpin>(
             }
         };
         match piece {
-            Piece::Chunk {
-                file,
-                index,
-                data,
-                hash,
-            } => {
-                // The hash, then the chunk whose data goes out from the read buffer, in one
-                // flush.
-                let mut head = frame::encode(
-                    &TransferFrame::ChunkHashes {
-                        id,
-                        file,
-                        first: index,
-                        hashes: vec![hash],
-                    },
-                    MAX_CHUNK_FRAME,
-                )?;
+            Piece::Chunk { file, index, data } => {
+                // Before a file's first chunk, its whole list of values (the receiver checks
+                // it against the content id); then the chunk, its data going out from the
+                // read buffer, in the same flush.
+                let mut head = Vec::new();
+                if listed != Some(file) {
+                    listed = Some(file);
+                    let cvs = values.get(file as usize).ok_or(EngineError::TooManyFiles)?;
+                    for run in ChunkCvs::runs(cvs) {
+                        let f = TransferFrame::ChunkCvs { id, file, run };
+                        head.extend(frame::encode(&f, MAX_CHUNK_FRAME)?);
+                    }
+                }
                 head.extend(chunk_frame_head(
                     id,
                     file,

@@ -8,6 +8,30 @@ use proto::transfer::{
 };
 
 use super::error::EngineError;
+use crate::link::LinkError;
+
+/// Why a transfer to a peer whose p2pd predates `p2p-bulk/2` fails.
+pub(super) fn too_old(peer: &str) -> String {
+    format!(
+        "p2pd on {peer} is too old for this transfer: it speaks p2p-bulk/1, this daemon p2p-bulk/2; upgrade it"
+    )
+}
+
+/// Whether dialling a bulk link failed because the peer serves no `p2p-bulk/2`: its TLS
+/// refused the one ALPN name offered (`no_application_protocol`), which a p2pd that speaks
+/// only `p2p-bulk/1` does.
+pub(super) fn is_too_old(e: &LinkError) -> bool {
+    use tokio_rustls::rustls::{AlertDescription, Error};
+    let LinkError::Tls(io) = e else { return false };
+    io.get_ref()
+        .and_then(|inner| inner.downcast_ref::<Error>())
+        .is_some_and(|tls| {
+            matches!(
+                tls,
+                Error::AlertReceived(AlertDescription::NoApplicationProtocol)
+            )
+        })
+}
 
 /// How a session ended, when it ended the transfer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +130,7 @@ fn kind(frame: &TransferFrame) -> &'static str {
         TransferFrame::Decline { .. } => "Decline",
         TransferFrame::Cancel { .. } => "Cancel",
         TransferFrame::Chunk { .. } => "Chunk",
-        TransferFrame::ChunkHashes { .. } => "ChunkHashes",
+        TransferFrame::ChunkCvs { .. } => "ChunkCvs",
         TransferFrame::FileDone { .. } => "FileDone",
         TransferFrame::Done { .. } => "Done",
         TransferFrame::Failed { .. } => "Failed",
@@ -210,6 +234,27 @@ mod tests {
                 other => panic!("{link_only}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_peer_refusing_the_bulk_protocol_is_too_old_and_other_failures_are_not() {
+        use tokio_rustls::rustls::{AlertDescription, Error};
+        let tls =
+            |e: Error| LinkError::Tls(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+        assert!(is_too_old(&tls(Error::AlertReceived(
+            AlertDescription::NoApplicationProtocol
+        ))));
+        assert!(!is_too_old(&tls(Error::AlertReceived(
+            AlertDescription::HandshakeFailure
+        ))));
+        assert!(!is_too_old(&LinkError::Tls(
+            std::io::ErrorKind::ConnectionReset.into()
+        )));
+        assert!(!is_too_old(&LinkError::NoAddress));
+        assert_eq!(
+            too_old("bob"),
+            "p2pd on bob is too old for this transfer: it speaks p2p-bulk/1, this daemon p2p-bulk/2; upgrade it"
+        );
     }
 
     #[test]

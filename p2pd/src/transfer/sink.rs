@@ -1,18 +1,18 @@
 //! The receiver's disk side, off the link task, in three threads joined by short queues: a
-//! verifier checks each chunk against its hash and keeps the file's running hash; a writer
-//! writes verified chunks to the `.part` file; a durability thread fsyncs the part file and
-//! only then records its verified chunks, and gives each whole, verified file its final
-//! name. The link task only reads and checks frames, so reading the network, hashing,
-//! writing and syncing overlap.
+//! verifier checks each chunk against its chunk value (one BLAKE3 pass over the data, and
+//! the only one: the values were checked against the file's content id before the first
+//! chunk, so a file whose chunks all verified is the file offered); a writer writes verified
+//! chunks to the `.part` file; a durability thread fsyncs the part file and only then records
+//! its verified chunks, and gives each whole file its final name. The link task only reads
+//! and checks frames, so reading the network, hashing, writing and syncing overlap.
 
 use std::collections::VecDeque;
-use std::io::Read;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::{Bytes, BytesMut};
+use proto::content::{ChunkCv, chunk_cv};
 use proto::transfer::{CHUNK, FileEntry, TransferId};
 use tokio::sync::mpsc;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
@@ -37,7 +37,8 @@ const SYNC_BYTES: u64 = 16 * CHUNK;
 /// Work for the verifier, in the order the frames arrived.
 #[derive(Debug)]
 pub(super) enum Job {
-    /// A chunk whose place in the file the link task has checked; its hash is not checked yet.
+    /// A chunk whose place in the file the link task has checked; its value is not checked
+    /// yet.
     Chunk {
         /// Index into the manifest.
         file: u32,
@@ -47,10 +48,12 @@ pub(super) enum Job {
         offset: u64,
         /// The bytes.
         data: Bytes,
-        /// Its hash from `ChunkHashes`.
-        want: [u8; 32],
+        /// Its value, from the file's list checked against its content id.
+        want: ChunkCv,
+        /// The chunk is its file's only one: its value is a root hash (the content id).
+        only: bool,
     },
-    /// Every chunk of this file has arrived: check the whole file and give it its name.
+    /// Every chunk of this file has arrived verified: give it its name.
     FileDone {
         /// Index into the manifest.
         file: u32,
@@ -63,7 +66,7 @@ struct Queued {
     permit: Option<OwnedSemaphorePermit>,
 }
 
-/// Work for the writer: chunks that matched their hash.
+/// Work for the writer: chunks that matched their value.
 #[derive(Debug)]
 enum Verified {
     Chunk {
@@ -73,9 +76,8 @@ enum Verified {
         data: Bytes,
         permit: Option<OwnedSemaphorePermit>,
     },
-    /// `checked`: the verifier saw the whole file and it matched its hash; otherwise the
-    /// writer reads the part back to check it.
-    FileDone { file: u32, checked: bool },
+    /// Every chunk of the file is verified (in this session or an earlier one).
+    FileDone { file: u32 },
 }
 
 /// Work for the durability thread.
@@ -243,10 +245,7 @@ fn run(target: Target, mut rx: mpsc::Receiver<Queued>, errors: &Errors) {
         Ok(t) => t,
         Err(e) => return errors.fail(e),
     };
-    let mut v = Verifier {
-        files: &files,
-        hashing: None,
-    };
+    let v = Verifier { files: &files };
     while let Some(Queued { job, permit }) = rx.blocking_recv() {
         if errors.failed() {
             break;
@@ -277,19 +276,15 @@ fn run(target: Target, mut rx: mpsc::Receiver<Queued>, errors: &Errors) {
     }
 }
 
-/// The verifier's rules: each chunk against its hash, each file received whole in this
-/// session against the manifest's hash. Pure; [`run`] feeds it.
+/// The verifier's rule: each chunk against its value. Pure; [`run`] feeds it.
 struct Verifier<'a> {
     files: &'a [FileEntry],
-    /// The file being received and its running hash, when it was received from its first
-    /// chunk in this session.
-    hashing: Option<(u32, Option<blake3::Hasher>)>,
 }
 
 impl Verifier<'_> {
     /// Checks a job; a chunk carries `permit` on to the writer.
     fn verify(
-        &mut self,
+        &self,
         job: Job,
         permit: Option<OwnedSemaphorePermit>,
     ) -> Result<Verified, EngineError> {
@@ -300,19 +295,14 @@ impl Verifier<'_> {
                 offset,
                 data,
                 want,
+                only,
             } => {
                 let f = entry(self.files, file)?;
-                if blake3::hash(&data).as_bytes() != &want {
+                if chunk_cv(index, &data, only).ok() != Some(want) {
                     return Err(EngineError::ChunkHash {
                         path: f.path.to_string(),
                         index,
                     });
-                }
-                if self.hashing.as_ref().is_none_or(|(n, _)| *n != file) {
-                    self.hashing = Some((file, (index == 0).then(blake3::Hasher::new)));
-                }
-                if let Some((_, Some(h))) = &mut self.hashing {
-                    h.update(&data);
                 }
                 Ok(Verified::Chunk {
                     file,
@@ -323,32 +313,10 @@ impl Verifier<'_> {
                 })
             }
             Job::FileDone { file } => {
-                let f = entry(self.files, file)?;
-                let whole = match self.hashing.take() {
-                    Some((n, h)) if n == file => h.map(|h| *h.finalize().as_bytes()),
-                    // An empty file has no chunks: its hash is that of nothing.
-                    _ => (f.size == 0).then(|| *blake3::hash(&[]).as_bytes()),
-                };
-                if let Some(whole) = whole {
-                    check_whole(f, whole)?;
-                }
-                Ok(Verified::FileDone {
-                    file,
-                    checked: whole.is_some(),
-                })
+                entry(self.files, file)?;
+                Ok(Verified::FileDone { file })
             }
         }
-    }
-}
-
-/// A received file's hash against the manifest's.
-fn check_whole(f: &FileEntry, whole: [u8; 32]) -> Result<(), EngineError> {
-    if whole == f.hash {
-        Ok(())
-    } else {
-        Err(EngineError::FileHash {
-            path: f.path.to_string(),
-        })
     }
 }
 
@@ -422,22 +390,12 @@ fn write(
                     t.progress(&live);
                 }
             }
-            Verified::FileDone { file, checked } => {
+            Verified::FileDone { file } => {
                 let f = entry(files, file)?;
                 let part = match open.take() {
                     Some((n, p)) if n == file => p,
                     _ => Arc::new(create_part(f)?),
                 };
-                if !checked {
-                    let whole =
-                        hash_part(&dir.path().join(part.part_path())).map_err(|source| {
-                            EngineError::ReadBack {
-                                path: f.path.to_string(),
-                                source,
-                            }
-                        })?;
-                    check_whole(f, whole)?;
-                }
                 unsynced = 0;
                 send(Durable::Finish {
                     file,
@@ -511,7 +469,7 @@ impl Durability {
                                 source: Box::new(source),
                             })?;
                         part.remove()?;
-                        info!(target: svc::logging::ACTIVITY, op = "file-received", id = %self.id, file = %name, bytes = f.size, "file verified and in place");
+                        info!(target: svc::logging::ACTIVITY, op = "file-received", id = %self.id, file = %name, bytes = f.size, content_id = %f.content_id(), "file verified and in place");
                     }
                 }
             }
@@ -520,117 +478,117 @@ impl Durability {
     }
 }
 
-/// BLAKE3 of what a part file holds.
-fn hash_part(path: &Path) -> std::io::Result<[u8; 32]> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; CHUNK as usize];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(*hasher.finalize().as_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
+    use proto::content::{ChunkCv, ChunkList};
     use proto::transfer::{CHUNK, FileEntry, RelPath};
 
     use super::{EngineError, Job, Verified, Verifier};
 
-    fn job(file: u32, index: u64, data: &[u8], want: [u8; 32]) -> Job {
+    fn job(file: u32, index: u64, data: &[u8], want: ChunkCv, only: bool) -> Job {
         Job::Chunk {
             file,
             index,
             offset: index * CHUNK,
             data: Bytes::copy_from_slice(data),
             want,
+            only,
         }
     }
 
-    fn hash(data: &[u8]) -> [u8; 32] {
-        *blake3::hash(data).as_bytes()
+    fn verified(r: Result<Verified, EngineError>) -> bool {
+        matches!(r, Ok(Verified::Chunk { .. }))
+    }
+
+    fn bad_chunk(r: &Result<Verified, EngineError>, name: &str, at: u64) -> bool {
+        matches!(r, Err(EngineError::ChunkHash { path, index }) if path == name && *index == at)
     }
 
     #[test]
-    fn chunks_and_whole_files_are_checked_against_their_hashes() {
-        let data = vec![5u8; CHUNK as usize + 10];
-        let (a, b) = data.split_at(CHUNK as usize);
+    fn each_chunk_is_checked_against_its_value_alone() {
+        let data: Vec<u8> = (0..3 * CHUNK + 10).map(|i| (i % 251) as u8).collect();
+        let list = ChunkList::of(&data);
+        let small = b"one chunk only";
         let files = [
             FileEntry {
-                path: RelPath::new("ok.bin").expect("path"),
+                path: RelPath::new("big.bin").expect("path"),
                 size: data.len() as u64,
-                hash: hash(&data),
+                hash: list.id().0,
             },
             FileEntry {
-                path: RelPath::new("lie.bin").expect("path"),
-                size: data.len() as u64,
-                hash: [9; 32],
+                path: RelPath::new("small.txt").expect("path"),
+                size: small.len() as u64,
+                hash: ChunkList::of(small).id().0,
             },
             FileEntry {
                 path: RelPath::new("empty").expect("path"),
                 size: 0,
-                hash: hash(&[]),
+                hash: ChunkList::of(b"").id().0,
             },
         ];
-        let mut v = Verifier {
-            files: &files,
-            hashing: None,
-        };
-        // Received whole in this session: checked here.
-        for file in [0, 1] {
-            assert!(matches!(
-                v.verify(job(file, 0, a, hash(a)), None),
-                Ok(Verified::Chunk { .. })
-            ));
-            assert!(matches!(
-                v.verify(job(file, 1, b, hash(b)), None),
-                Ok(Verified::Chunk { .. })
-            ));
-            let done = v.verify(Job::FileDone { file }, None);
-            match file {
-                0 => assert!(matches!(
-                    done,
-                    Ok(Verified::FileDone {
-                        file: 0,
-                        checked: true
-                    })
-                )),
-                _ => assert!(
-                    matches!(&done, Err(EngineError::FileHash { path }) if path == "lie.bin"),
-                    "{done:?}"
-                ),
-            }
+        let v = Verifier { files: &files };
+        let piece =
+            |i: u64| &data[(i * CHUNK) as usize..((i + 1) * CHUNK).min(data.len() as u64) as usize];
+        // Every chunk of a file, from its first.
+        for i in 0..4 {
+            assert!(
+                verified(v.verify(job(0, i, piece(i), list.cvs()[i as usize], false), None)),
+                "{i}"
+            );
         }
-        // A chunk that does not match its hash.
-        let bad = v.verify(job(0, 0, b, hash(a)), None);
-        assert!(
-            matches!(&bad, Err(EngineError::ChunkHash { path, index: 0 }) if path == "ok.bin"),
-            "{bad:?}"
-        );
-        // Resumed mid-file: the writer reads the part back.
-        assert!(matches!(
-            v.verify(job(0, 1, b, hash(b)), None),
-            Ok(Verified::Chunk { .. })
-        ));
         assert!(matches!(
             v.verify(Job::FileDone { file: 0 }, None),
-            Ok(Verified::FileDone {
-                file: 0,
-                checked: false
-            })
+            Ok(Verified::FileDone { file: 0 })
         ));
-        // An empty file is checked without chunks.
+        // Resumed mid-file: the chunks that are left verify on their own, nothing is read
+        // back.
+        assert!(verified(
+            v.verify(job(0, 3, piece(3), list.cvs()[3], false), None)
+        ));
+        // One bad chunk: a flipped byte, a chunk at another index (same bytes, other place),
+        // a chunk given as a file's only one.
+        let mut flipped = piece(1).to_vec();
+        flipped[77] ^= 1;
+        assert!(bad_chunk(
+            &v.verify(job(0, 1, &flipped, list.cvs()[1], false), None),
+            "big.bin",
+            1
+        ));
+        assert!(bad_chunk(
+            &v.verify(job(0, 2, piece(1), list.cvs()[1], false), None),
+            "big.bin",
+            2
+        ));
+        assert!(bad_chunk(
+            &v.verify(job(0, 0, piece(0), list.cvs()[0], true), None),
+            "big.bin",
+            0
+        ));
+        // A one-chunk file: its chunk is checked by its root hash, the content id.
+        let cv = ChunkCv(files[1].hash);
+        assert!(verified(v.verify(job(1, 0, small, cv, true), None)));
+        assert!(bad_chunk(
+            &v.verify(job(1, 0, b"one chunk onlY", cv, true), None),
+            "small.txt",
+            0
+        ));
+        assert!(bad_chunk(
+            &v.verify(job(1, 0, small, cv, false), None),
+            "small.txt",
+            0
+        ));
+        // An empty file has no chunk; the rules checked its id.
         assert!(matches!(
             v.verify(Job::FileDone { file: 2 }, None),
-            Ok(Verified::FileDone {
-                file: 2,
-                checked: true
-            })
+            Ok(Verified::FileDone { file: 2 })
+        ));
+        // A chunk longer than a chunk can be is refused, not hashed.
+        let long = vec![0u8; CHUNK as usize + 1];
+        assert!(bad_chunk(
+            &v.verify(job(0, 0, &long, list.cvs()[0], false), None),
+            "big.bin",
+            0
         ));
     }
 }

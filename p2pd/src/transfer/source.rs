@@ -1,5 +1,8 @@
-//! The sender's disk side, off the link task: a thread reads the chunks to send and hashes
-//! them, a few ahead of the link, into a small set of reused buffers.
+//! The sender's disk side, off the link task: a thread reads the chunks to send, a few ahead
+//! of the link, into a small set of reused buffers. It does not hash them: their values were
+//! computed by the scan, and the receiver verifies each chunk. Only a file whose
+//! modification time moved since the scan has each chunk checked against its value here, so
+//! a changed file fails the transfer naming it.
 //!
 //! Every file is opened through a directory handle on the shared tree's parent, one path
 //! component at a time, and no symlink is followed: a file or directory replaced by a symlink
@@ -13,6 +16,7 @@ use std::sync::mpsc as std_mpsc;
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, Metadata, OpenOptions, OpenOptionsExt};
+use proto::content::{ChunkCv, chunk_cv};
 use proto::transfer::{CHUNK, RelPath, chunk_count, chunk_range};
 use rustix::fs::OFlags;
 use tokio::sync::mpsc;
@@ -37,11 +41,15 @@ pub(super) struct Plan {
     pub size: u64,
     /// The first chunk the receiver lacks.
     pub start: u64,
+    /// Its modification time at the scan ([`super::scan::Scanned::mtime`]).
+    pub mtime: (i64, i64),
+    /// Its chunk values from the scan.
+    pub cvs: Arc<Vec<ChunkCv>>,
 }
 
 /// What comes next on the link.
 pub(super) enum Piece {
-    /// A chunk and its BLAKE3 hash; give the buffer back with [`Source::recycle`].
+    /// A chunk; give the buffer back with [`Source::recycle`].
     Chunk {
         /// Index into the manifest.
         file: u32,
@@ -49,8 +57,6 @@ pub(super) enum Piece {
         index: u64,
         /// The bytes.
         data: Vec<u8>,
-        /// Their hash.
-        hash: [u8; 32],
     },
     /// Every chunk of this file was given.
     FileDone(u32),
@@ -141,13 +147,13 @@ fn read_plan(
             };
             let shown = base.join(p.path.as_str());
             let file = open_in(root, &p.path, &shown)?;
-            let now = file
-                .metadata()
-                .map_err(|source| EngineError::Source {
-                    path: shown.clone(),
-                    source,
-                })?
-                .len();
+            let meta = file.metadata().map_err(|source| EngineError::Source {
+                path: shown.clone(),
+                source,
+            })?;
+            let now = meta.len();
+            // Touched since the scan: each chunk is checked against its value before it goes.
+            let check = super::scan::mtime(&meta) != p.mtime;
             if now != p.size {
                 return Err(EngineError::Changed {
                     path: shown,
@@ -181,12 +187,13 @@ fn read_plan(
                         }
                     }
                 })?;
-                let hash = *blake3::hash(&data).as_bytes();
+                if check && !matches_value(&p.cvs, index, &data) {
+                    return Err(EngineError::Modified { path: shown, index });
+                }
                 let piece = Piece::Chunk {
                     file: p.file,
                     index,
                     data,
-                    hash,
                 };
                 if tx.blocking_send(Ok(piece)).is_err() {
                     return Ok(());
@@ -198,6 +205,12 @@ fn read_plan(
         }
     }
     Ok(())
+}
+
+/// Whether `data` is chunk `index` of the file whose values are `cvs`.
+fn matches_value(cvs: &[ChunkCv], index: u64, data: &[u8]) -> bool {
+    let listed = usize::try_from(index).ok().and_then(|i| cvs.get(i));
+    listed.is_some_and(|want| chunk_cv(index, data, cvs.len() == 1).ok() == Some(*want))
 }
 
 /// Opens the regular file at `path` below `root`, one component at a time, following no

@@ -4,14 +4,15 @@
 //! Intended flow: the sender sends [`TransferFrame::Offer`]; the receiver answers
 //! [`TransferFrame::Accept`] (saying which leading chunks it already holds verified) or
 //! [`TransferFrame::Decline`]. For each file still needed the sender sends
-//! [`TransferFrame::ChunkHashes`] covering the chunks it is about to send, then those
-//! [`TransferFrame::Chunk`]s in order, then [`TransferFrame::FileDone`]; finally
-//! [`TransferFrame::Done`]. Either side may [`TransferFrame::Cancel`]; a side that hits an error
-//! sends [`TransferFrame::Failed`].
+//! [`TransferFrame::ChunkCvs`] runs holding the value of every chunk of the file, from chunk 0
+//! (see [`crate::content`]), then the chunks the receiver lacks in order, then
+//! [`TransferFrame::FileDone`]; finally [`TransferFrame::Done`]. Either side may
+//! [`TransferFrame::Cancel`]; a side that hits an error sends [`TransferFrame::Failed`].
 //!
-//! Per-chunk hashes come from the sender and are only as trustworthy as the manifest: the
-//! receiver still checks the whole file against [`FileEntry::hash`] before it gives the file
-//! its final name.
+//! The chunk values come from the sender: the receiver checks that they merge into the
+//! file's content id ([`FileEntry::hash`]) before it takes any chunk of the file, then
+//! verifies each chunk against its value. A file whose every chunk verified is the file the
+//! manifest names: no second pass over its bytes.
 //!
 //! Deserialising a [`Manifest`] (and so an `Offer`) validates it completely: a decoded manifest
 //! never holds a hostile path, a duplicate, or sizes past the limits. A receiver reads the
@@ -25,13 +26,15 @@ use std::str::FromStr;
 use bytes::Bytes;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::content::{ChunkCvs, ContentId};
+
 /// Chunk size for verified streaming: 1 MiB. Every chunk but a file's last is this long.
 pub const CHUNK: u64 = 1 << 20;
 /// Cap on any transfer frame: one full [`TransferFrame::Chunk`] plus room for its header.
 pub const MAX_CHUNK_FRAME: usize = CHUNK as usize + 1024;
-/// Most hashes in one [`TransferFrame::ChunkHashes`] (512 KiB of hashes, under
-/// [`MAX_CHUNK_FRAME`]); longer files send their hashes in several frames.
-pub const MAX_HASHES_PER_FRAME: usize = 16 * 1024;
+/// Most chunk values in one [`TransferFrame::ChunkCvs`] (512 KiB of values, under
+/// [`MAX_CHUNK_FRAME`]); longer files send their values in several frames.
+pub const MAX_HASHES_PER_FRAME: usize = crate::content::MAX_CVS_PER_FRAME;
 /// Most files in one manifest.
 pub const MAX_FILES: usize = 10_000;
 /// Largest total size of one manifest: 2^50 bytes (1 PiB).
@@ -164,33 +167,6 @@ mod hash_hex {
     }
 }
 
-/// A list of hashes, each as in [`hash_hex`].
-mod hash_hex_vec {
-    use super::*;
-
-    struct H([u8; 32]);
-
-    impl Serialize for H {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            hash_hex::serialize(&self.0, s)
-        }
-    }
-
-    impl<'de> Deserialize<'de> for H {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            hash_hex::deserialize(d).map(H)
-        }
-    }
-
-    pub fn serialize<S: Serializer>(v: &[[u8; 32]], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(v.iter().map(|h| H(*h)))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[u8; 32]>, D::Error> {
-        Ok(Vec::<H>::deserialize(d)?.into_iter().map(|h| h.0).collect())
-    }
-}
-
 /// [`Bytes`] as a byte string (postcard: varint length, then the bytes). The `bytes` crate's
 /// own serde feature is not enabled in the workspace, hence this module.
 mod byte_string {
@@ -262,12 +238,18 @@ pub struct FileEntry {
     pub path: RelPath,
     /// Its exact size in bytes; a sender that sends more or fewer fails the transfer.
     pub size: u64,
-    /// BLAKE3 hash of the whole file (hex in JSON, 32 bytes on the wire).
+    /// The file's content id: the BLAKE3 hash of the whole file, what `b3sum` prints (hex
+    /// in JSON, 32 bytes on the wire).
     #[serde(with = "hash_hex")]
     pub hash: [u8; 32],
 }
 
 impl FileEntry {
+    /// The file's content id ([`FileEntry::hash`]).
+    pub fn content_id(&self) -> ContentId {
+        ContentId(self.hash)
+    }
+
     /// Chunks in this file; see [`chunk_count`].
     pub fn chunk_count(&self) -> u64 {
         chunk_count(self.size)
@@ -464,7 +446,7 @@ pub enum TransferFrame {
         reason: String,
     },
     /// Tag 4, sender: one chunk of file data, exactly [`chunk_range`] long, to be checked
-    /// against its hash from `ChunkHashes` before it is written.
+    /// against its value from `ChunkCvs` before it is written.
     Chunk {
         /// The transfer.
         id: TransferId,
@@ -476,19 +458,18 @@ pub enum TransferFrame {
         #[serde(with = "byte_string")]
         data: Bytes,
     },
-    /// Tag 5, sender: BLAKE3 hashes of chunks `first .. first + hashes.len()` of a file, sent
-    /// before those chunks so each can be verified as it arrives. At most
-    /// [`MAX_HASHES_PER_FRAME`] per frame.
-    ChunkHashes {
+    /// Tag 5, sender: the values ([`ChunkCv`](crate::content::ChunkCv)) of chunks
+    /// `run.first ..` of a file. A file's runs cover all its chunks from chunk 0, in order,
+    /// and come before its first chunk, so the receiver checks the whole list against the
+    /// content id before it takes any chunk. At most [`MAX_HASHES_PER_FRAME`] per frame.
+    /// (In `p2p-bulk/1` this tag held plain BLAKE3 hashes of the chunks to follow.)
+    ChunkCvs {
         /// The transfer.
         id: TransferId,
         /// Index into [`Manifest::files`].
         file: u32,
-        /// Index of the chunk the first hash belongs to.
-        first: u64,
-        /// One hash per chunk, in order.
-        #[serde(with = "hash_hex_vec")]
-        hashes: Vec<[u8; 32]>,
+        /// The values; postcard encodes `first`, then the values, as the old hash frame did.
+        run: ChunkCvs,
     },
     /// Tag 6, sender: every chunk of this file has been sent.
     FileDone {
@@ -520,7 +501,7 @@ impl TransferFrame {
             | TransferFrame::Decline { id, .. }
             | TransferFrame::Cancel { id, .. }
             | TransferFrame::Chunk { id, .. }
-            | TransferFrame::ChunkHashes { id, .. }
+            | TransferFrame::ChunkCvs { id, .. }
             | TransferFrame::FileDone { id, .. }
             | TransferFrame::Done { id }
             | TransferFrame::Failed { id, .. } => *id,
