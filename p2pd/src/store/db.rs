@@ -113,7 +113,7 @@ impl Db {
     }
 
     /// Runs `f` on the worker and waits for its result on this thread. Only for std threads
-    /// and code in `block_in_place`; async code uses [`call`](Self::call).
+    /// (the transfer sink's durability thread); async code uses [`call`](Self::call).
     pub fn call_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -124,22 +124,6 @@ impl Db {
             let _ = tx.send(r);
         })?;
         rx.recv().map_err(|_| StoreError::Stopped)?
-    }
-
-    /// Runs `f` on the worker for a synchronous caller that may be on a tokio worker: there
-    /// it waits in `block_in_place`, which hands the worker's other tasks to another thread
-    /// first (in a current-thread runtime, as in tests, it waits in place).
-    pub fn call_sync<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
-    {
-        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
-                tokio::task::block_in_place(|| self.call_blocking(f))
-            }
-            _ => self.call_blocking(f),
-        }
     }
 
     fn send<T, F>(

@@ -247,13 +247,14 @@ impl Transfers {
     }
 
     /// Reads back the whole manifest of a transfer that keeps only its summary in memory.
-    fn load_manifest(&self, live: &Live) -> Result<(), TransferError> {
+    async fn load_manifest(&self, live: &Live) -> Result<(), TransferError> {
         if !live.is_hollow() {
             return Ok(());
         }
         let rec = self
             .records
-            .get_sync(live.id())?
+            .get(live.id())
+            .await?
             .ok_or_else(|| TransferError::Unknown(live.id().to_string()))?;
         live.fill(rec.manifest);
         Ok(())
@@ -421,23 +422,14 @@ impl Transfers {
         Ok(live.info())
     }
 
-    /// Records a state change (most often an end), stores it, and tells subscribers: as
-    /// [`set_state`](Self::set_state), for async callers, which await the write.
+    /// Records a state change (most often an end), stores it, and tells subscribers.
     async fn finish(&self, live: &Live, state: TransferState, error: Option<String>) {
-        if !self.apply_state(live, state, None, error.clone()) {
-            return;
-        }
-        let stored = self
-            .records
-            .set_state(live.id(), state, None, error.as_deref())
-            .run()
-            .await;
-        self.announce_state(live, stored);
+        self.set_state(live, state, None, error).await
     }
 
-    /// Records a state change, stores it, and tells subscribers. Synchronous, for the session
-    /// code: the write waits in `block_in_place` ([`records::StateWrite::run_sync`]).
-    fn set_state(
+    /// Records a state change, stores it (awaiting the database thread), and tells
+    /// subscribers.
+    async fn set_state(
         &self,
         live: &Live,
         state: TransferState,
@@ -450,7 +442,7 @@ impl Transfers {
         let stored = self
             .records
             .set_state(live.id(), state, local_path.as_deref(), error.as_deref())
-            .run_sync();
+            .await;
         self.announce_state(live, stored);
     }
 

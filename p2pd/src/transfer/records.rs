@@ -101,23 +101,19 @@ impl TransferStore {
             .await
     }
 
-    /// Sets a transfer's state (and local path or error when given), once the returned
-    /// write is run: awaited ([`StateWrite::run`]), or waited for by synchronous session
-    /// code ([`StateWrite::run_sync`]).
-    pub fn set_state(
+    /// Sets a transfer's state (and local path or error when given).
+    pub async fn set_state(
         &self,
         id: TransferId,
         state: TransferState,
         local_path: Option<&str>,
         error: Option<&str>,
-    ) -> StateWrite {
-        StateWrite {
-            db: self.db.clone(),
-            id,
-            state,
-            local_path: local_path.map(str::to_owned),
-            error: error.map(str::to_owned),
-        }
+    ) -> Result<(), StoreError> {
+        let local_path = local_path.map(str::to_owned);
+        let error = error.map(str::to_owned);
+        self.db
+            .call(move |c| set_state(c, id, state, local_path, error))
+            .await
     }
 
     /// Gives a transfer still `scanning` its manifest, with what the sender keeps of each
@@ -177,11 +173,6 @@ impl TransferStore {
         self.db.call(move |c| get(c, id)).await
     }
 
-    /// One transfer, for synchronous callers ([`Db::call_sync`]).
-    pub fn get_sync(&self, id: TransferId) -> Result<Option<Record>, StoreError> {
-        self.db.call_sync(move |c| get(c, id))
-    }
-
     /// Every transfer, newest first, each mapped by `f` as it is read (on the database
     /// thread), so only what `f` keeps of each stays in memory. An unreadable record is
     /// skipped with a warning.
@@ -208,7 +199,8 @@ impl TransferStore {
     }
 
     /// Records that the first `verified` chunks of `file` are verified and synced. Waits on
-    /// this thread: for the sink's durability thread and code in `block_in_place`.
+    /// this thread: for the sink's durability thread and the receiver's resume check (in
+    /// `block_in_place`).
     pub fn set_verified_blocking(
         &self,
         id: TransferId,
@@ -264,45 +256,6 @@ fn get(c: &rusqlite::Connection, id: TransferId) -> rusqlite::Result<Option<Reco
     c.prepare_cached(&format!("{SELECT} WHERE id = ?1"))?
         .query_row([id.0.as_slice()], row)
         .optional()
-}
-
-/// A transfer's state change, to be stored.
-pub struct StateWrite {
-    db: Db,
-    id: TransferId,
-    state: TransferState,
-    local_path: Option<String>,
-    error: Option<String>,
-}
-
-impl StateWrite {
-    /// Stores it, awaiting the database thread.
-    pub async fn run(self) -> Result<(), StoreError> {
-        let (db, job) = self.job();
-        db.call(job).await
-    }
-
-    /// Stores it, waiting off the async workers ([`Db::call_sync`]).
-    pub fn run_sync(self) -> Result<(), StoreError> {
-        let (db, job) = self.job();
-        db.call_sync(job)
-    }
-
-    fn job(
-        self,
-    ) -> (
-        Db,
-        impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<()> + Send + 'static,
-    ) {
-        let StateWrite {
-            db,
-            id,
-            state,
-            local_path,
-            error,
-        } = self;
-        (db, move |c| set_state(c, id, state, local_path, error))
-    }
 }
 
 /// The stored manifest of an outgoing transfer: the manifest's fields (so it reads back as
@@ -440,18 +393,30 @@ mod tests {
         // Cancelled while hashing: it stays so, and readable.
         store
             .set_state(TransferId([2; 16]), TransferState::Cancelled, None, None)
-            .run()
             .await
             .unwrap();
         let kept = vec![Scanned {
             mtime: (1_700_000_000, 5),
             cvs: vec![ChunkCv([7; 32])],
         }];
-        assert!(!store.set_scanned_manifest(&scanned(2), &kept).await.unwrap());
+        assert!(
+            !store
+                .set_scanned_manifest(&scanned(2), &kept)
+                .await
+                .unwrap()
+        );
         assert_eq!(store.scanned(TransferId([1; 16])).await.unwrap(), None);
-        assert!(store.set_scanned_manifest(&scanned(1), &kept).await.unwrap());
+        assert!(
+            store
+                .set_scanned_manifest(&scanned(1), &kept)
+                .await
+                .unwrap()
+        );
         assert!(!store.set_scanned_manifest(&scanned(1), &[]).await.unwrap());
-        assert_eq!(store.scanned(TransferId([1; 16])).await.unwrap(), Some(kept));
+        assert_eq!(
+            store.scanned(TransferId([1; 16])).await.unwrap(),
+            Some(kept)
+        );
         let mut all = store.load(|r| r).await.unwrap();
         all.sort_by_key(|r| r.manifest.id.0);
         assert_eq!(all.len(), 2);

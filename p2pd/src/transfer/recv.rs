@@ -140,7 +140,7 @@ pub(super) async fn run(t: Arc<Transfers>, mut conn: LinkConn, peer: PeerId, nam
     match receive(&t, &live, &mut conn, &dest, &session).await {
         Ok(true) => {
             // Stored before the sender hears it: a sender told `Done` never offers again.
-            t.set_state(&live, TransferState::Done, None, None);
+            t.set_state(&live, TransferState::Done, None, None).await;
             let _ = conn.send(&TransferFrame::Done { id }).await;
         }
         Ok(false) => {}
@@ -159,7 +159,8 @@ pub(super) async fn run(t: Arc<Transfers>, mut conn: LinkConn, peer: PeerId, nam
                 })
                 .await;
             remove_parts(&live, &dest);
-            t.set_state(&live, TransferState::Failed, None, Some(reason));
+            t.set_state(&live, TransferState::Failed, None, Some(reason))
+                .await;
         }
     }
 }
@@ -253,6 +254,7 @@ async fn wait_decision(
                 let need = live.info().total_bytes;
                 let ready = t
                     .load_manifest(live)
+                    .await
                     .map_err(|e| EngineError::Offer(Box::new(e)))
                     .and_then(|()| check_space(&dest, need));
                 if let Err(e) = ready {
@@ -263,7 +265,8 @@ async fn wait_decision(
                             reason: reason.clone(),
                         })
                         .await;
-                    t.set_state(live, TransferState::Failed, None, Some(reason));
+                    t.set_state(live, TransferState::Failed, None, Some(reason))
+                        .await;
                     return None;
                 }
                 t.set_state(
@@ -271,7 +274,8 @@ async fn wait_decision(
                     TransferState::Running,
                     Some(dest.display().to_string()),
                     None,
-                );
+                )
+                .await;
                 return Some(dest);
             }
             Decision::Decline => {
@@ -310,7 +314,7 @@ async fn wait_decision(
             r = rx.changed() => if r.is_err() { return None },
             f = conn.read::<TransferFrame>() => {
                 if let Ok(Some(TransferFrame::Cancel { reason, .. })) = f {
-                    t.set_state(live, TransferState::Cancelled, None, Some(reason));
+                    t.set_state(live, TransferState::Cancelled, None, Some(reason)).await;
                 }
                 // The sender went away (or cancelled); the offer stays until it is back.
                 return None;
@@ -418,7 +422,7 @@ async fn receive(
         }
         (Ok(Stop::Ended(end, reason)), _) => {
             remove_parts(live, dest);
-            t.set_state(live, end, None, Some(reason));
+            t.set_state(live, end, None, Some(reason)).await;
             Ok(false)
         }
         (_, Err(e)) => Err(e),

@@ -51,7 +51,7 @@ pub(super) async fn run(t: Arc<Transfers>, live: Arc<Live>) {
         match result {
             Ok(Some(end)) => {
                 let (state, err) = end.outcome();
-                t.set_state(&live, state, None, err);
+                t.set_state(&live, state, None, err).await;
                 return;
             }
             Ok(None) => return,
@@ -93,7 +93,7 @@ async fn session(
         .await
         .map_err(EngineError::Link)?;
     if rec.state == TransferState::Queued {
-        t.set_state(live, TransferState::Offered, None, None);
+        t.set_state(live, TransferState::Offered, None, None).await;
     }
     let reply = tokio::select! {
         () = live.cancel.cancelled() => {
@@ -110,7 +110,7 @@ async fn session(
         OfferReply::Retry(e) => return Err(e),
     };
     if live.state() != TransferState::Running {
-        t.set_state(live, TransferState::Running, None, None);
+        t.set_state(live, TransferState::Running, None, None).await;
     }
     let base = rec
         .local_path
