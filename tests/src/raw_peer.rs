@@ -146,6 +146,17 @@ impl RawPeer {
         peer.exchange_hello(name).await
     }
 
+    /// [`RawPeer::hello`] on a link asking for the protocol `alpn` (such as `p2p-share/1`).
+    pub async fn hello_alpn(
+        addr: SocketAddr,
+        key: &SecretKey,
+        name: &str,
+        alpn: &[u8],
+    ) -> io::Result<(RawPeer, String)> {
+        let peer = Self::connect_alpn(addr, key, Some(alpn)).await?;
+        peer.exchange_hello(name).await
+    }
+
     /// Our `Hello`, then the daemon's (checked: our protocol version).
     async fn exchange_hello(mut self, name: &str) -> io::Result<(RawPeer, String)> {
         self.send(&hello(name)).await?;
