@@ -49,7 +49,7 @@ pub(crate) fn table(list: Vec<LocalShare>) -> String {
         let grants: Vec<String> = s
             .grants
             .iter()
-            .map(|g| format!("{} {}", g.peer, g.right.as_str()))
+            .map(|g| format!("{} {}", clean(&g.peer), g.right.as_str()))
             .collect();
         let counted = match (&s.error, s.ready) {
             (Some(e), _) => format!("unavailable: {}", clean(e)),
@@ -73,15 +73,19 @@ pub(crate) fn table(list: Vec<LocalShare>) -> String {
 
 /// `grant`.
 pub(crate) fn granted(g: &Granted) -> String {
-    format!("{} may now {} {}\n", g.peer, verb(g.right), g.share)
+    format!("{} may now {} {}\n", clean(&g.peer), verb(g.right), g.share)
 }
 
 /// `revoke`.
 pub(crate) fn revoked(r: &Revoked) -> String {
     if r.revoked {
-        format!("{} no longer has access to {}\n", r.peer, r.share)
+        format!("{} no longer has access to {}\n", clean(&r.peer), r.share)
     } else {
-        format!("{} had no access to {}; nothing changed\n", r.peer, r.share)
+        format!(
+            "{} had no access to {}; nothing changed\n",
+            clean(&r.peer),
+            r.share
+        )
     }
 }
 

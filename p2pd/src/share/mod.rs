@@ -78,7 +78,7 @@ pub enum SharesError {
     Store(#[from] StoreError),
     /// No address is known for the peer now.
     #[error("{0} is offline; try again once it is online")]
-    Offline(PeerName),
+    Offline(String),
     /// The share link could not be made or broke.
     #[error("cannot reach {peer}: {detail}")]
     Link {
@@ -285,11 +285,11 @@ impl Shares {
         }
     }
 
-    fn peer_name(&self, id: PeerId) -> PeerName {
-        match self.node.peer(id) {
-            Some(p) => p.name,
-            None => PeerName::new(&id.short()).unwrap_or_else(|_| self.node.identity.name.clone()),
-        }
+    /// The name the peer table holds for `id`; its short id if it holds none.
+    fn peer_name(&self, id: PeerId) -> String {
+        self.node
+            .peer(id)
+            .map_or_else(|| id.short(), |p| p.name.to_string())
     }
 
     fn describe(&self, name: &ShareName) -> Result<LocalShare, SharesError> {

@@ -14,8 +14,8 @@ pub const MAX_LISTED: usize = 100_000;
 /// One peer's right on one of our shares.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantInfo {
-    /// The peer's name, as the peer table holds it for the key.
-    pub peer: PeerName,
+    /// The peer's name, as the peer table holds it for the key (its short id if none).
+    pub peer: String,
     /// The peer's key.
     pub id: PeerId,
     /// Its right.
@@ -49,8 +49,8 @@ pub struct LocalShare {
 pub struct Granted {
     /// The share.
     pub share: ShareName,
-    /// The peer's name.
-    pub peer: PeerName,
+    /// The peer's name (its short id if the peer table holds none).
+    pub peer: String,
     /// The peer's key.
     pub id: PeerId,
     /// The right it now holds.
@@ -62,8 +62,8 @@ pub struct Granted {
 pub struct Revoked {
     /// The share.
     pub share: ShareName,
-    /// The peer's name.
-    pub peer: PeerName,
+    /// The peer's name (its short id if the peer table holds none).
+    pub peer: String,
     /// Whether it held a right until now.
     pub revoked: bool,
 }
