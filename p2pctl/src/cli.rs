@@ -148,6 +148,88 @@ pub(crate) enum Command {
     /// p2pd restarts with the new key at once; the statement waits in the state directory
     /// until the tracker has accepted it. The old key is kept as identity.key.old.
     Rekey,
+    /// This daemon's shares: directories other peers may read (and write) once granted
+    Share {
+        /// What to do with them.
+        #[command(subcommand)]
+        action: ShareAction,
+    },
+    /// Give a peer a right on one of our shares (write implies read)
+    Grant {
+        /// The share's name
+        #[arg(value_name = "SHARE")]
+        share: String,
+        /// The peer: its name, or at least 8 characters of its id
+        #[arg(value_name = "PEER")]
+        peer: String,
+        /// read or write
+        #[arg(value_name = "RIGHT")]
+        right: Right,
+    },
+    /// Take a peer's right on one of our shares away; its next request is refused
+    Revoke {
+        /// The share's name
+        #[arg(value_name = "SHARE")]
+        share: String,
+        /// The peer: its name, or at least 8 characters of its id
+        #[arg(value_name = "PEER")]
+        peer: String,
+    },
+    /// List a peer's shares, or a directory in one: PEER, PEER:SHARE or PEER:SHARE/PATH
+    Ls {
+        /// PEER[:SHARE[/PATH]]
+        #[arg(value_name = "PEER[:SHARE[/PATH]]")]
+        target: String,
+        /// Sizes, modification times and content ids (once the owner has hashed the file)
+        #[arg(short = 'l', long)]
+        long: bool,
+        /// Subdirectories too (at most 100,000 entries)
+        #[arg(short = 'R', long)]
+        recursive: bool,
+    },
+}
+
+/// `share` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ShareAction {
+    /// Serve a directory as a share named NAME (nobody may use it until granted)
+    Add {
+        /// The share's name: one path component
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// The directory to serve
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Versions kept per path of what peers replace or remove [default: 5]
+        #[arg(long, value_name = "N")]
+        keep_versions: Option<u32>,
+    },
+    /// Stop serving a share (the directory is left as it is) and drop its grants
+    Rm {
+        /// The share's name
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Our shares, with their counts and grants
+    Ls,
+}
+
+/// A right on a share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Right {
+    /// List and read.
+    Read,
+    /// Also write, remove, rename.
+    Write,
+}
+
+impl From<Right> for proto::share::Access {
+    fn from(r: Right) -> Self {
+        match r {
+            Right::Read => proto::share::Access::Read,
+            Right::Write => proto::share::Access::Write,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -239,6 +321,45 @@ mod tests {
         assert!(matches!(cli.command, Command::Decline { id } if id == "abcd12"));
         let cli = Cli::try_parse_from(["p2pctl", "cancel", "abcd12"]).expect("parse");
         assert!(matches!(cli.command, Command::Cancel { id } if id == "abcd12"));
+    }
+
+    #[test]
+    fn share_commands_parse() {
+        let cli = Cli::try_parse_from([
+            "p2pctl",
+            "share",
+            "add",
+            "docs",
+            "/d",
+            "--keep-versions",
+            "3",
+        ])
+        .expect("parse");
+        assert!(matches!(
+            cli.command,
+            Command::Share { action: ShareAction::Add { name, keep_versions: Some(3), .. } } if name == "docs"
+        ));
+        let cli = Cli::try_parse_from(["p2pctl", "grant", "docs", "bob", "write"]).expect("parse");
+        assert!(matches!(
+            cli.command,
+            Command::Grant {
+                right: Right::Write,
+                ..
+            }
+        ));
+        let cli = Cli::try_parse_from(["p2pctl", "ls", "alice:docs", "-l", "-R"]).expect("parse");
+        assert!(matches!(
+            cli.command,
+            Command::Ls { long: true, recursive: true, target } if target == "alice:docs"
+        ));
+        for args in [
+            &["p2pctl", "grant", "docs", "bob"][..],
+            &["p2pctl", "grant", "docs", "bob", "admin"],
+            &["p2pctl", "share", "add", "docs"],
+            &["p2pctl", "ls"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
     }
 
     #[test]

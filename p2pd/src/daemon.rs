@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto::PeerId;
-use proto::peer::{ALPN_BULK, ALPN_BULK_V1, ALPN_CHAT};
+use proto::peer::{ALPN_BULK, ALPN_BULK_V1, ALPN_CHAT, ALPN_SHARE};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -21,6 +21,8 @@ use crate::resources::Sampler;
 use crate::router::{Dialer, Router};
 use crate::rpc::dispatch::Services;
 use crate::rpc::server::{self, SocketError};
+use crate::share::Shares;
+use crate::share::store::ShareStore;
 use crate::state_lock::{LockError, StateLock};
 use crate::store::{Db, PeerStore, StoreError};
 use crate::tracker_client::TrackerLink;
@@ -79,6 +81,8 @@ pub struct Daemon {
     tasks: TaskTracker,
     /// Cancelled when the daemon should restart with the same configuration (after `rekey`).
     restart: CancellationToken,
+    /// The share service, whose indexes stop once the tasks serving them have ended.
+    shares: Arc<Shares>,
     /// The state directory's lock, released last.
     lock: StateLock,
 }
@@ -140,6 +144,14 @@ impl Daemon {
             tasks.clone(),
             cancel.child_token(),
         );
+        let shares = Shares::start(
+            node.clone(),
+            ShareStore::new(db.clone()),
+            dialer.clone(),
+            tasks.clone(),
+            cancel.child_token(),
+        )
+        .await?;
         let transfers = Transfers::start(
             node.clone(),
             TransferStore::new(db),
@@ -155,6 +167,7 @@ impl Daemon {
             node: node.clone(),
             chat: chat.clone(),
             transfers: transfers.clone(),
+            shares: shares.clone(),
             sampler: Sampler::new(),
             rekey: Rekeyer::new(config.state_dir.clone(), key.clone(), restart.clone()),
         });
@@ -168,6 +181,7 @@ impl Daemon {
             .accept(ALPN_CHAT, chat)
             .accept(ALPN_BULK, transfers.clone())
             .accept(ALPN_BULK_V1, Arc::new(BulkV1(transfers)))
+            .accept(ALPN_SHARE, shares.clone())
             .spawn(
                 &key,
                 peer_listener,
@@ -191,6 +205,7 @@ impl Daemon {
             cancel,
             tasks,
             restart,
+            shares,
             lock,
         })
     }
@@ -224,7 +239,7 @@ impl Daemon {
         info!("p2pd stopped");
     }
 
-    /// Stops as [`shutdown`](Self::shutdown) does but keeps the state directory's lock and
+    /// Stops as [`shutdown`](Self::shutdown) does (the shares' indexes stop after the tasks) but keeps the state directory's lock and
     /// returns it, to start again in the same process ([`start_locked`](Self::start_locked)).
     pub async fn stop(self) -> StateLock {
         self.cancel.cancel();
@@ -235,6 +250,7 @@ impl Daemon {
         {
             warn!("tasks outlived the {GRACE:?} grace period");
         }
+        self.shares.stop().await;
         server::remove(&self.socket);
         self.lock
     }

@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::identity::PeerId;
 use crate::name::PeerName;
+use crate::share::Access;
+
+mod share;
+
+pub use share::{GrantInfo, Granted, ListEntry, Listing, LocalShare, MAX_LISTED, Revoked};
 
 /// A method and its params. Serialised as `"method"` / `"params"` (see [`crate::rpc`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +112,60 @@ pub enum Call {
     /// daemon with the new key once the answer is sent. Refused while an earlier statement is
     /// still pending. Result: [`Rekeyed`].
     Rekey {},
+    /// Serve a directory (absolute path, canonicalised by the daemon) as a share named
+    /// `name` (one path component). Result: [`LocalShare`].
+    ShareAdd {
+        /// The share's name.
+        name: String,
+        /// Absolute path of an existing directory.
+        path: String,
+        /// Versions kept per path (default 5).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        keep_versions: Option<u32>,
+    },
+    /// Stop serving a share and drop its grants (the directory is left alone). Result:
+    /// [`LocalShare`], as it was.
+    ShareRm {
+        /// The share's name.
+        name: String,
+    },
+    /// This daemon's shares with their counts and grants. Result: `Vec<`[`LocalShare`]`>`.
+    ShareLs {},
+    /// Give a peer a right on a share (replacing any earlier one). Result: [`Granted`].
+    Grant {
+        /// The share's name.
+        share: String,
+        /// Name or id prefix.
+        peer: String,
+        /// `read` or `write`.
+        right: Access,
+    },
+    /// Take a peer's right on a share away; its next request is refused. Result:
+    /// [`Revoked`].
+    Revoke {
+        /// The share's name.
+        share: String,
+        /// Name or id prefix.
+        peer: String,
+    },
+    /// List a peer's shares (no `share`), or a directory or file of one of them, over a
+    /// share link. Result: [`Listing`].
+    Ls {
+        /// Name or id prefix.
+        peer: String,
+        /// The share; none lists the shares the peer lets us read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        share: Option<String>,
+        /// A path in the share; none is its root.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+        /// Also ask for content ids (files not hashed yet are listed without).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        long: bool,
+        /// Walk subdirectories too (at most [`MAX_LISTED`] entries).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        recursive: bool,
+    },
 }
 
 impl Call {
@@ -128,6 +187,12 @@ impl Call {
         "decline",
         "cancel",
         "rekey",
+        "share_add",
+        "share_rm",
+        "share_ls",
+        "grant",
+        "revoke",
+        "ls",
     ];
 
     /// This call's method name.
@@ -149,6 +214,12 @@ impl Call {
             Call::Decline { .. } => "decline",
             Call::Cancel { .. } => "cancel",
             Call::Rekey {} => "rekey",
+            Call::ShareAdd { .. } => "share_add",
+            Call::ShareRm { .. } => "share_rm",
+            Call::ShareLs {} => "share_ls",
+            Call::Grant { .. } => "grant",
+            Call::Revoke { .. } => "revoke",
+            Call::Ls { .. } => "ls",
         }
     }
 }
@@ -650,6 +721,29 @@ mod tests {
             Call::Decline { id: p() },
             Call::Cancel { id: p() },
             Call::Rekey {},
+            Call::ShareAdd {
+                name: p(),
+                path: p(),
+                keep_versions: None,
+            },
+            Call::ShareRm { name: p() },
+            Call::ShareLs {},
+            Call::Grant {
+                share: p(),
+                peer: p(),
+                right: Access::Read,
+            },
+            Call::Revoke {
+                share: p(),
+                peer: p(),
+            },
+            Call::Ls {
+                peer: p(),
+                share: None,
+                path: None,
+                long: false,
+                recursive: false,
+            },
         ];
         for call in &calls {
             assert!(Call::METHODS.contains(&call.method()));

@@ -146,7 +146,7 @@ impl RawPeer {
         peer.exchange_hello(name).await
     }
 
-    /// [`RawPeer::hello`] on a link that negotiates `alpn`.
+    /// [`RawPeer::hello`] on a link asking for the protocol `alpn` (such as `p2p-share/1`).
     pub async fn hello_alpn(
         addr: SocketAddr,
         key: &SecretKey,

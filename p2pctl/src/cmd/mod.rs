@@ -4,10 +4,12 @@
 mod accept;
 mod chat;
 mod history;
+mod ls;
 mod msg;
 mod peers;
 mod rekey;
 mod send;
+mod share;
 mod status;
 mod transfers;
 mod trust;
@@ -15,14 +17,17 @@ mod watch;
 
 use std::io::{IsTerminal as _, Write as _};
 
-use proto::api::{Call, MessageInfo, PeerInfo, Rekeyed, Status, Subscribed, TransferInfo};
+use proto::api::{
+    Call, Granted, Listing, LocalShare, MessageInfo, PeerInfo, Rekeyed, Revoked, Status,
+    Subscribed, TransferInfo,
+};
 use proto::peer_ref::{self, Known, ResolveError};
 use proto::reach::Reach;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ShareAction};
 use crate::client::{self, Client, Notice};
 use crate::error::Error;
 use crate::lines::{LineReader, Tail};
@@ -38,6 +43,9 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
     let local = match &cli.command {
         Command::Send { path, .. } => Some(send::absolute_path(path)?),
         Command::Accept { to: Some(dir), .. } => Some(accept::absolute_dir(dir)?),
+        Command::Share {
+            action: ShareAction::Add { dir, .. },
+        } => Some(share::absolute_dir(dir)?),
         _ => None,
     };
     let path = socket::resolve(cli.socket)?;
@@ -159,6 +167,66 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Cancel { id } => {
             accept::run(&mut client, &mut out, cli.json, Answer::Cancel, id).await
+        }
+        Command::Share { action } => {
+            let (json, out) = (cli.json, &mut out);
+            match action {
+                ShareAction::Add {
+                    name,
+                    keep_versions,
+                    ..
+                } => {
+                    let path = local.unwrap_or_default();
+                    let call = Call::ShareAdd {
+                        name,
+                        path,
+                        keep_versions,
+                    };
+                    show(&mut client, out, json, call, |s: LocalShare| {
+                        share::added(&s)
+                    })
+                    .await
+                }
+                ShareAction::Rm { name } => {
+                    let call = Call::ShareRm { name };
+                    show(&mut client, out, json, call, |s: LocalShare| {
+                        share::removed(&s)
+                    })
+                    .await
+                }
+                ShareAction::Ls => {
+                    show(&mut client, out, json, Call::ShareLs {}, share::table).await
+                }
+            }
+        }
+        Command::Grant { share, peer, right } => {
+            let call = Call::Grant {
+                share,
+                peer,
+                right: right.into(),
+            };
+            show(&mut client, &mut out, cli.json, call, |g: Granted| {
+                share::granted(&g)
+            })
+            .await
+        }
+        Command::Revoke { share, peer } => {
+            let call = Call::Revoke { share, peer };
+            show(&mut client, &mut out, cli.json, call, |r: Revoked| {
+                share::revoked(&r)
+            })
+            .await
+        }
+        Command::Ls {
+            target,
+            long,
+            recursive,
+        } => {
+            let call = ls::call(&target, long, recursive);
+            show(&mut client, &mut out, cli.json, call, |l: Listing| {
+                ls::render(&l, long)
+            })
+            .await
         }
     }
 }

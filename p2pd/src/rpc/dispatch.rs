@@ -16,6 +16,7 @@ use crate::node::{Node, PeerOpError};
 use crate::peers::ResolveError;
 use crate::rekey::{RekeyError, Rekeyer};
 use crate::resources::Sampler;
+use crate::share::{LsQuery, Shares, SharesError};
 use crate::transfer::{TransferError, Transfers};
 
 /// What a handler produced.
@@ -36,6 +37,8 @@ pub struct Services {
     pub chat: Arc<Chat>,
     /// File transfers.
     pub transfers: Arc<Transfers>,
+    /// Shares: ours, and listing other peers'.
+    pub shares: Arc<Shares>,
     /// Resource sampler.
     pub sampler: Sampler,
     /// Key rotation.
@@ -99,6 +102,37 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
             Reply::Value(v) => Ok(Reply::Restart(v)),
             other => Ok(other),
         },
+        Call::ShareAdd {
+            name,
+            path,
+            keep_versions,
+        } => value(svc.shares.add(&name, &path, keep_versions).await),
+        Call::ShareRm { name } => value(svc.shares.remove(&name).await),
+        Call::ShareLs {} => to_value(svc.shares.list()).map(Reply::Value),
+        Call::Grant { share, peer, right } => {
+            let id = resolve(svc, &peer)?;
+            value(svc.shares.grant(&share, id, right).await)
+        }
+        Call::Revoke { share, peer } => {
+            let id = resolve(svc, &peer)?;
+            value(svc.shares.revoke(&share, id).await)
+        }
+        Call::Ls {
+            peer,
+            share,
+            path,
+            long,
+            recursive,
+        } => {
+            let id = resolve(svc, &peer)?;
+            let q = LsQuery {
+                share,
+                path,
+                long,
+                recursive,
+            };
+            value(svc.shares.ls(id, q).await)
+        }
     }
 }
 
@@ -184,6 +218,12 @@ impl From<TransferError> for AppError {
             TransferError::Resolve(r) => AppError::Resolve(r),
             other => AppError::Failed(other.to_string()),
         }
+    }
+}
+
+impl From<SharesError> for AppError {
+    fn from(e: SharesError) -> Self {
+        AppError::Failed(e.to_string())
     }
 }
 

@@ -1,5 +1,336 @@
-//! Shares: directories this daemon serves to other peers. So far the index of a share
-//! ([`index`]); the service that owns one index per share and serves them over the share
-//! protocol comes on top of it.
+//! Shares: directories this daemon serves to other peers, and the listing of other peers'
+//! shares. [`Shares`] is the service: it owns the `shares` and `grants` tables
+//! ([`store`]) and one [`index::ShareIndex`] per share, serves `p2p-share/1` (`serve.rs`:
+//! every request checked against the grants as they are when it is served) and lists a
+//! peer's shares over a share link it dials (`remote.rs`).
 
 pub mod index;
+mod remote;
+mod serve;
+mod state;
+pub mod store;
+
+pub use remote::LsQuery;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use proto::api::{GrantInfo, Granted, LocalShare, Revoked};
+use proto::share::{Access, NameError, ShareName};
+use proto::transfer::PathError;
+use proto::{PeerId, PeerName};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::link::LinkError;
+use crate::node::Node;
+use crate::router::Dialer;
+use crate::store::StoreError;
+use index::{IndexError, IndexOptions, ShareIndex};
+use state::Live;
+use store::{GrantRow, ShareRow, ShareStore};
+
+/// Versions kept per path when `share add` gives no number.
+pub const DEFAULT_KEEP_VERSIONS: u32 = 5;
+
+/// Why a share operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SharesError {
+    /// The share name breaks the naming rules.
+    #[error("bad share name {name:?}: {source}")]
+    Name {
+        /// The name as given.
+        name: String,
+        /// Which rule.
+        #[source]
+        source: NameError,
+    },
+    /// A path inside a share breaks the path rules (`..`, absolute, hostile characters).
+    #[error("bad path {path:?}: {source}")]
+    BadPath {
+        /// The path as given.
+        path: String,
+        /// Which rule.
+        #[source]
+        source: PathError,
+    },
+    /// The directory to share is not usable.
+    #[error("cannot share {}: {source}", path.display())]
+    Dir {
+        /// The path as given.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The name is taken by another share.
+    #[error("a share named {0} exists already (remove it first with 'share rm {0}')")]
+    Exists(ShareName),
+    /// No share of that name here.
+    #[error("no share named {0}")]
+    NoSuchShare(String),
+    /// The share's index could not start.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No address is known for the peer now.
+    #[error("{0} is offline; try again once it is online")]
+    Offline(String),
+    /// The share link could not be made or broke.
+    #[error("cannot reach {peer}: {detail}")]
+    Link {
+        /// The peer.
+        peer: PeerName,
+        /// What failed.
+        detail: String,
+    },
+    /// The peer refused: we lack the right, or the share does not exist there.
+    #[error("permission denied: {share} on {peer} (ask {peer} for {})", right.as_str())]
+    Denied {
+        /// The share.
+        share: ShareName,
+        /// The peer.
+        peer: PeerName,
+        /// The right needed.
+        right: Access,
+    },
+    /// The peer answered with another error.
+    #[error("{peer}: {message}")]
+    Remote {
+        /// The peer.
+        peer: PeerName,
+        /// Its message (neutralised on the wire).
+        message: String,
+    },
+}
+
+impl SharesError {
+    fn link(peer: &PeerName, e: impl std::fmt::Display) -> Self {
+        SharesError::Link {
+            peer: peer.clone(),
+            detail: e.to_string(),
+        }
+    }
+}
+
+impl From<(PeerName, LinkError)> for SharesError {
+    fn from((peer, e): (PeerName, LinkError)) -> Self {
+        SharesError::link(&peer, e)
+    }
+}
+
+/// The share service.
+pub struct Shares {
+    node: Arc<Node>,
+    store: ShareStore,
+    dialer: Arc<Dialer>,
+    live: Mutex<Live>,
+    options: IndexOptions,
+    tasks: TaskTracker,
+    cancel: CancellationToken,
+}
+
+impl Shares {
+    /// Loads the shares and grants and opens each share's index (a share whose directory
+    /// is gone is kept, listed with the error, and served as unavailable).
+    pub async fn start(
+        node: Arc<Node>,
+        store: ShareStore,
+        dialer: Arc<Dialer>,
+        tasks: TaskTracker,
+        cancel: CancellationToken,
+    ) -> Result<Arc<Shares>, StoreError> {
+        let (rows, grants) = store.load().await?;
+        let options = IndexOptions::default();
+        let mut live = Live::default();
+        for row in rows {
+            let index = ShareIndex::open(Path::new(&row.path), options.clone())
+                .map(Arc::new)
+                .map_err(|e| {
+                    warn!(share = %row.name, "cannot serve the share: {e}");
+                    e.to_string()
+                });
+            live.add(row, index);
+        }
+        for g in grants {
+            live.grant(&g.share, g.peer, g.right);
+        }
+        Ok(Arc::new(Shares {
+            node,
+            store,
+            dialer,
+            live: Mutex::new(live),
+            options,
+            tasks,
+            cancel,
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Serves the directory at `path` as `name`.
+    pub async fn add(
+        &self,
+        name: &str,
+        path: &str,
+        keep_versions: Option<u32>,
+    ) -> Result<LocalShare, SharesError> {
+        let name = share_name(name)?;
+        let dir_err = |source| SharesError::Dir {
+            path: PathBuf::from(path),
+            source,
+        };
+        if !Path::new(path).is_absolute() {
+            return Err(dir_err(std::io::Error::other("the path must be absolute")));
+        }
+        let canonical = std::fs::canonicalize(path).map_err(dir_err)?;
+        if !canonical.is_dir() {
+            return Err(dir_err(std::io::Error::other("not a directory")));
+        }
+        if self.lock().get(&name).is_some() {
+            return Err(SharesError::Exists(name));
+        }
+        let index = Arc::new(ShareIndex::open(&canonical, self.options.clone())?);
+        let row = ShareRow {
+            name: name.clone(),
+            path: canonical.display().to_string(),
+            keep_versions: keep_versions.unwrap_or(DEFAULT_KEEP_VERSIONS),
+            max_version_bytes: None,
+            created: svc::unix_now(),
+        };
+        if !self.store.add(row.clone()).await? {
+            stop_index(index).await;
+            return Err(SharesError::Exists(name));
+        }
+        info!(share = %name, path = %row.path, "share added");
+        self.lock().add(row, Ok(index));
+        self.describe(&name)
+    }
+
+    /// Stops serving `name` and drops its grants.
+    pub async fn remove(&self, name: &str) -> Result<LocalShare, SharesError> {
+        let name = share_name(name)?;
+        let before = self.describe(&name)?;
+        self.store.remove(&name).await?;
+        let served = self.lock().remove(&name);
+        if let Some(Ok(index)) = served {
+            stop_index(index).await;
+        }
+        info!(share = %name, "share removed");
+        Ok(before)
+    }
+
+    /// Every share, by name, with its counts and grants.
+    pub fn list(&self) -> Vec<LocalShare> {
+        let names = self.lock().names();
+        names.iter().filter_map(|n| self.describe(n).ok()).collect()
+    }
+
+    /// Gives `peer` `right` on `share` (pinning the peer).
+    pub async fn grant(
+        &self,
+        share: &str,
+        peer: PeerId,
+        right: Access,
+    ) -> Result<Granted, SharesError> {
+        let share = self.existing(share)?;
+        self.node.deal_with(peer).await?;
+        let g = GrantRow {
+            share: share.clone(),
+            peer,
+            right,
+        };
+        self.store.grant(g).await?;
+        self.lock().grant(&share, peer, right);
+        info!(%share, peer = %peer.short(), right = right.as_str(), "granted");
+        Ok(Granted {
+            peer: self.peer_name(peer),
+            share,
+            id: peer,
+            right,
+        })
+    }
+
+    /// Takes `peer`'s right on `share` away; its next request is refused.
+    pub async fn revoke(&self, share: &str, peer: PeerId) -> Result<Revoked, SharesError> {
+        let share = self.existing(share)?;
+        let revoked = self.store.revoke(&share, peer).await?;
+        self.lock().revoke(&share, peer);
+        info!(%share, peer = %peer.short(), "revoked");
+        Ok(Revoked {
+            peer: self.peer_name(peer),
+            share,
+            revoked,
+        })
+    }
+
+    /// Stops every share's index (after the tasks that serve them have ended).
+    pub async fn stop(&self) {
+        let all = self.lock().take_all();
+        for index in all {
+            stop_index(index).await;
+        }
+    }
+
+    fn existing(&self, name: &str) -> Result<ShareName, SharesError> {
+        let name = share_name(name)?;
+        match self.lock().get(&name) {
+            Some(_) => Ok(name),
+            None => Err(SharesError::NoSuchShare(name.to_string())),
+        }
+    }
+
+    /// The name the peer table holds for `id`; its short id if it holds none.
+    fn peer_name(&self, id: PeerId) -> String {
+        self.node
+            .peer(id)
+            .map_or_else(|| id.short(), |p| p.name.to_string())
+    }
+
+    fn describe(&self, name: &ShareName) -> Result<LocalShare, SharesError> {
+        let live = self.lock();
+        let served = live
+            .get(name)
+            .ok_or_else(|| SharesError::NoSuchShare(name.to_string()))?;
+        let (ready, totals, error) = match &served.index {
+            Ok(ix) => (ix.is_ready(), ix.stats().totals, None),
+            Err(e) => (false, index::Totals::default(), Some(e.clone())),
+        };
+        let grants = live
+            .grants_of(name)
+            .map(|(id, right)| GrantInfo {
+                peer: self.peer_name(id),
+                id,
+                right,
+            })
+            .collect();
+        Ok(LocalShare {
+            name: name.clone(),
+            path: served.row.path.clone(),
+            keep_versions: served.row.keep_versions,
+            ready,
+            files: totals.files,
+            bytes: totals.bytes,
+            error,
+            grants,
+        })
+    }
+}
+
+fn share_name(name: &str) -> Result<ShareName, SharesError> {
+    ShareName::new(name).map_err(|source| SharesError::Name {
+        name: name.to_owned(),
+        source,
+    })
+}
+
+/// Stops an index off the runtime's workers (its threads are joined); a handler still
+/// holding it stops it when done.
+async fn stop_index(index: Arc<ShareIndex>) {
+    let _ = tokio::task::spawn_blocking(move || drop(index)).await;
+}

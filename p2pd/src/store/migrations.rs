@@ -91,6 +91,24 @@ UPDATE transfers SET state = 'failed', error = 'made by an older p2pd; send it a
     WHERE state IN ('queued', 'offered', 'running');
 ",
     },
+    Migration {
+        what: "shares and the grants on them",
+        sql: "
+CREATE TABLE shares (
+    name TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    keep_versions INTEGER NOT NULL,
+    max_version_bytes INTEGER,
+    created INTEGER NOT NULL
+);
+CREATE TABLE grants (
+    share TEXT NOT NULL,
+    peer BLOB NOT NULL,
+    right INTEGER NOT NULL,
+    PRIMARY KEY (share, peer)
+);
+",
+    },
 ];
 
 /// The schema version this binary writes.
@@ -196,6 +214,30 @@ mod tests {
             Some(("declined".to_owned(), Some("no".to_owned())))
         );
         assert_eq!(rows.next(), Some(("scanning".to_owned(), None)));
+    }
+
+    #[test]
+    fn a_database_without_shares_gains_empty_share_tables_and_keeps_its_rows() {
+        let mut db = Connection::open_in_memory().unwrap();
+        svc::schema::migrate(&mut db, "p2pd", &MIGRATIONS[..4]).unwrap();
+        db.execute_batch(
+            "INSERT INTO peers (id, name, pinned_at) VALUES (x'01', 'bob', 1);
+             INSERT INTO address_book (peer, entry, seen_at) VALUES (x'01', '{}', 2);",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut db).unwrap(), 4);
+        assert_eq!(version(&db), LATEST);
+        let count = |table: &str| -> i64 {
+            db.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!((count("peers"), count("address_book")), (1, 1));
+        assert_eq!((count("shares"), count("grants")), (0, 0));
+        db.execute_batch(
+            "INSERT INTO shares (name, path, keep_versions, created) VALUES ('docs', '/d', 5, 1);
+             INSERT INTO grants (share, peer, right) VALUES ('docs', x'01', 0);",
+        )
+        .unwrap();
     }
 
     #[test]

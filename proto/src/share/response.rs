@@ -25,8 +25,10 @@ pub struct ShareInfo {
     pub access: Access,
 }
 
-/// Whether an entry is a file or a directory. Tag 0 file, 1 directory.
+/// Whether an entry is a file or a directory. Tag 0 file, 1 directory; in JSON `"file"` or
+/// `"dir"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum EntryKind {
     /// A regular file.
     File,

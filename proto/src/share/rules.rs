@@ -24,8 +24,10 @@ use super::{MAX_HAVE_BITS, MAX_PAGE, MAX_SHARES, RequestId};
 use crate::PeerId;
 use crate::transfer::MAX_TOTAL_SIZE;
 
-/// A right on a share: `Write` implies `Read` (`Read < Write`). Tag 0 read, 1 write.
+/// A right on a share: `Write` implies `Read` (`Read < Write`). Tag 0 read, 1 write; in
+/// JSON `"read"` or `"write"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Access {
     /// List, stat, get, versions.
     Read,

@@ -1,0 +1,110 @@
+//! Results of the share methods of the control API (`share_add`, `share_ls`, `grant`,
+//! `revoke`, `ls`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::PeerId;
+use crate::name::PeerName;
+use crate::share::{Access, EntryKind, ShareInfo, ShareName};
+
+/// Most entries one `ls` returns; a longer recursive listing stops there and says so
+/// ([`Listing::truncated`]).
+pub const MAX_LISTED: usize = 100_000;
+
+/// One peer's right on one of our shares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantInfo {
+    /// The peer's name, as the peer table holds it for the key (its short id if none).
+    pub peer: String,
+    /// The peer's key.
+    pub id: PeerId,
+    /// Its right.
+    pub right: Access,
+}
+
+/// One of this daemon's shares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalShare {
+    /// The share's name.
+    pub name: ShareName,
+    /// The directory served (canonical).
+    pub path: String,
+    /// Versions kept per path.
+    pub keep_versions: u32,
+    /// Whether the first walk of the directory is done (the counts are complete).
+    pub ready: bool,
+    /// Files served.
+    pub files: u64,
+    /// Bytes in them.
+    pub bytes: u64,
+    /// Why the directory cannot be served, if it cannot (gone since it was added).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Who may use it, by name.
+    pub grants: Vec<GrantInfo>,
+}
+
+/// Result of `grant`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Granted {
+    /// The share.
+    pub share: ShareName,
+    /// The peer's name (its short id if the peer table holds none).
+    pub peer: String,
+    /// The peer's key.
+    pub id: PeerId,
+    /// The right it now holds.
+    pub right: Access,
+}
+
+/// Result of `revoke`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revoked {
+    /// The share.
+    pub share: ShareName,
+    /// The peer's name (its short id if the peer table holds none).
+    pub peer: String,
+    /// Whether it held a right until now.
+    pub revoked: bool,
+}
+
+/// One entry of a remote listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListEntry {
+    /// Its path below the directory listed (`a/b.txt` in a recursive listing; for a listed
+    /// file, its name).
+    pub path: String,
+    /// `file` or `dir`.
+    pub kind: EntryKind,
+    /// A file's size in bytes; 0 for a directory.
+    pub size: u64,
+    /// Last modification, Unix milliseconds.
+    pub mtime: u64,
+    /// A file's content id (64 hex digits), once the owner's index has hashed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// Result of `ls`: a peer's shares we may read (no share named), or the entries of a
+/// directory or file in one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listing {
+    /// The peer.
+    pub peer: PeerName,
+    /// The share listed, if one was named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<ShareName>,
+    /// The path listed in it, if one was named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// With no share named: the shares, with our right on each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<ShareInfo>,
+    /// With a share named: the entries, in the peer's order (by name; recursive: each
+    /// directory after its parent's entries).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entries: Vec<ListEntry>,
+    /// Whether the listing stopped at [`MAX_LISTED`] entries.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
