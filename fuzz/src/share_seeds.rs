@@ -176,7 +176,7 @@ pub fn responses() -> Vec<ResponseFrame> {
             id,
             len: 2,
             first: 0,
-            cvs: vec![[3; 32]],
+            cvs: vec![proto::content::ChunkCv([3; 32])],
         }),
         Response::Chunk {
             id,

@@ -266,7 +266,7 @@ fn every_response_has_pinned_bytes() {
                     id: AB,
                     len: 3,
                     first: 0,
-                    cvs: vec![CD.0],
+                    cvs: vec![proto::content::ChunkCv(CD.0)],
                 }),
             ),
             format!("0403{ab}030001{cd}"),
@@ -645,7 +645,7 @@ fn any_response() -> impl Strategy<Value = Response> {
                 id,
                 len,
                 first,
-                cvs
+                cvs: cvs.into_iter().map(proto::content::ChunkCv).collect()
             })),
         (any_content(), any::<u64>(), any_bytes(600))
             .prop_map(|(id, index, data)| Response::Chunk { id, index, data }),

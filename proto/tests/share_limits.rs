@@ -2,6 +2,7 @@
 //! bitfields and error texts checked as they decode, and the largest frames within the cap.
 
 use bytes::{Bytes, BytesMut};
+use proto::content::ChunkCv;
 use proto::frame::{self, FrameError};
 use proto::share::{
     Access, Bitfield, CHUNK, ContentId, Cursor, Entry, EntryKind, EntryName, ErrorKind, ErrorText,
@@ -209,7 +210,7 @@ fn the_largest_frames_fit_the_cap() {
             id: AB,
             len: u64::MAX,
             first: u64::MAX,
-            cvs: vec![[7; 32]; MAX_CVS_PER_PAGE],
+            cvs: vec![ChunkCv([7; 32]); MAX_CVS_PER_PAGE],
         }),
         Response::Page(Page {
             entries: vec![
@@ -277,7 +278,7 @@ fn manifest_pages_fit_their_content() {
         id: AB,
         len,
         first,
-        cvs: vec![[0; 32]; n],
+        cvs: vec![ChunkCv([0; 32]); n],
     };
     assert!(page(0, 0, 0).fits());
     assert!(page(1, 0, 1).fits());

@@ -123,6 +123,11 @@ hash32!(
 );
 
 impl ContentId {
+    /// The first 12 hex characters, as tables show it.
+    pub fn short(&self) -> String {
+        self.to_string()[..12].to_owned()
+    }
+
     /// The id of the empty file: `blake3::hash(b"")`.
     pub const EMPTY: ContentId = ContentId([
         0xaf, 0x13, 0x49, 0xb9, 0xf5, 0xf9, 0xa1, 0xa6, 0xa0, 0x40, 0x4d, 0xea, 0x36, 0xdc, 0xc9,

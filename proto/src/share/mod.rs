@@ -19,7 +19,7 @@ mod response;
 pub mod rules;
 mod wire;
 
-pub use names::{BadContentId, ContentId, EntryName, NameError, ShareName};
+pub use names::{ContentId, EntryName, NameError, ShareName};
 pub use request::{Cursor, HaveQuery, Incoming, KNOWN_REQUESTS, Request, RequestFrame};
 pub use response::{
     Bitfield, Entry, EntryKind, ErrorKind, ErrorText, ManifestPage, Page, Response, ResponseFrame,

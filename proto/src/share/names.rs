@@ -8,52 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::MAX_SHARE_NAME;
 use crate::transfer::{PathError, RelPath};
 
-/// A file's content id: the BLAKE3 hash of its bytes, what `b3sum` prints; 32 raw bytes on
-/// the wire, 64 hex characters when shown or parsed.
-///
-/// This is the share protocol's own small type for now. When `proto` gains one content
-/// identity type shared by every protocol, this becomes a re-export of it: the wire bytes
-/// (32 raw bytes) stay the same.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ContentId(pub [u8; 32]);
-
-impl ContentId {
-    /// The first 12 hex characters, as tables show it.
-    pub fn short(&self) -> String {
-        self.to_string()[..12].to_owned()
-    }
-}
-
-impl fmt::Display for ContentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
-    }
-}
-
-impl fmt::Debug for ContentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ContentId({self})")
-    }
-}
-
-/// Text that is not a content id (64 hex characters).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a content id (64 hex characters)")]
-pub struct BadContentId;
-
-impl FromStr for ContentId {
-    type Err = BadContentId;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(BadContentId);
-        }
-        let mut out = [0u8; 32];
-        for (i, slot) in out.iter_mut().enumerate() {
-            *slot = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| BadContentId)?;
-        }
-        Ok(Self(out))
-    }
-}
+pub use crate::content::ContentId;
 
 /// Why a share or entry name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

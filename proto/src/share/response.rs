@@ -62,10 +62,8 @@ pub struct Page {
 }
 
 /// Part of a content's manifest: its length and the BLAKE3 chaining values of its 1 MiB
-/// chunks `first .. first + cvs.len()`, each of which verifies one chunk on its own.
-///
-/// The values are plain `[u8; 32]` for now; when `proto` gains one type for chunk chaining
-/// values, `cvs` takes it, with the same wire bytes.
+/// chunks `first .. first + cvs.len()`, each of which verifies one chunk on its own
+/// ([`crate::content`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestPage {
     /// The content.
@@ -76,7 +74,7 @@ pub struct ManifestPage {
     pub first: u64,
     /// One value per chunk, in order, at most [`MAX_CVS_PER_PAGE`].
     #[serde(deserialize_with = "wire::seq::<_, _, MAX_CVS_PER_PAGE>")]
-    pub cvs: Vec<[u8; 32]>,
+    pub cvs: Vec<crate::content::ChunkCv>,
 }
 
 impl ManifestPage {
