@@ -9,8 +9,10 @@ use crate::identity::PeerId;
 use crate::name::PeerName;
 use crate::share::Access;
 
+mod log;
 mod share;
 
+pub use log::{LOG_NOTIFICATION, LogRecord};
 pub use share::{GrantInfo, Granted, ListEntry, Listing, LocalShare, MAX_LISTED, Revoked};
 
 /// A method and its params. Serialised as `"method"` / `"params"` (see [`crate::rpc`]).
@@ -166,6 +168,22 @@ pub enum Call {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         recursive: bool,
     },
+    /// The activity log, oldest first. Result: `Vec<`[`LogRecord`]`>`; with `follow`, the
+    /// connection then streams each new record as a [`LOG_NOTIFICATION`].
+    Log {
+        /// Only this peer's records: name or id prefix.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
+        /// Only records at or after this RFC 3339 time.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<String>,
+        /// Only the last `limit` records (default 1000).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+        /// Then stream new records until the connection closes.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        follow: bool,
+    },
 }
 
 impl Call {
@@ -193,6 +211,7 @@ impl Call {
         "grant",
         "revoke",
         "ls",
+        "log",
     ];
 
     /// This call's method name.
@@ -220,6 +239,7 @@ impl Call {
             Call::Grant { .. } => "grant",
             Call::Revoke { .. } => "revoke",
             Call::Ls { .. } => "ls",
+            Call::Log { .. } => "log",
         }
     }
 }
@@ -743,6 +763,12 @@ mod tests {
                 path: None,
                 long: false,
                 recursive: false,
+            },
+            Call::Log {
+                peer: None,
+                since: None,
+                limit: None,
+                follow: false,
             },
         ];
         for call in &calls {

@@ -17,6 +17,7 @@ pub mod reach;
 pub mod rpc;
 pub mod share;
 pub mod text;
+pub mod timefmt;
 pub mod tracker;
 pub mod transfer;
 

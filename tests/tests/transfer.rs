@@ -506,7 +506,7 @@ fn a_received_files_content_id_is_what_b3sum_prints() {
     for (name, data) in &files {
         // b3sum's output: 64 lowercase hex digits of the BLAKE3 hash.
         let b3sum = blake3::hash(data).to_hex().to_string();
-        let line = format!("content_id={b3sum}");
+        let line = format!(r#""content_id":"{b3sum}""#);
         p.bob
             .wait_activity(&format!("receiving {name}"), 1, DEADLINE, |l| {
                 l.contains("file-received") && l.contains(name) && l.contains(&line)

@@ -36,18 +36,17 @@ struct Session {
     bytes: u64,
 }
 
-/// The number after `key=` in an activity-log line.
+/// The number in field `key` of an activity-log line (one JSON object).
 fn field(line: &str, key: &str) -> Option<u64> {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
-        .and_then(|v| v.parse().ok())
+    let record: serde_json::Value = serde_json::from_str(line).ok()?;
+    record.get(key)?.as_u64()
 }
 
 /// The ended sessions of transfer `id` in `node`'s activity log, oldest first. Call it once
 /// the transfer is done at both ends: its last session has then ended (the log is written by
 /// a background thread, so this waits for the line of the session that reached the end).
 fn sessions(node: &P2pd, id: &str) -> Vec<Session> {
-    let tag = format!("id={id}");
+    let tag = format!(r#""id":"{id}""#);
     let parse = |l: &str| {
         Some(Session {
             from: field(l, "from")?,
