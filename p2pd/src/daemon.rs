@@ -170,6 +170,7 @@ impl Daemon {
             shares: shares.clone(),
             sampler: Sampler::new(),
             rekey: Rekeyer::new(config.state_dir.clone(), key.clone(), restart.clone()),
+            activity: crate::activity::ActivityLog::new(config.state_dir.clone()),
         });
         tasks.spawn(server::serve(
             control,

@@ -9,6 +9,7 @@
 //! service: `config` reads the transfer limits' keys and `node` checks handover chains with
 //! `rekey::chain`.
 
+pub mod activity;
 pub mod background;
 pub mod backoff;
 pub mod chat;

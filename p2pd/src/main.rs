@@ -39,7 +39,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     })?;
     // Before anything else touches the state: one daemon per state directory.
     let lock = StateLock::acquire(&config.state_dir)?;
-    let _log = svc::logging::init(&config.state_dir, "activity.log")?;
+    let _log = svc::logging::init(&config.state_dir, p2pd::activity::FILE_PREFIX)?;
     svc::raise_fd_limit();
     let mut stop = svc::signals::Stop::install()?;
     let mut daemon = Daemon::start_locked(config.clone(), lock).await?;

@@ -11,6 +11,7 @@ use proto::{PeerId, PeerName};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::activity::{ActivityError, ActivityLog, Filter, Follower};
 use crate::chat::{Chat, ChatError};
 use crate::node::{Node, PeerOpError};
 use crate::peers::ResolveError;
@@ -27,6 +28,8 @@ pub enum Reply {
     Subscribe(Value),
     /// A result to send, after which the daemon restarts (a new identity key is on disk).
     Restart(Value),
+    /// A result to send, after which the connection streams new activity records.
+    Follow(Value, Box<Follower>),
 }
 
 /// Services the handlers reach.
@@ -43,6 +46,8 @@ pub struct Services {
     pub sampler: Sampler,
     /// Key rotation.
     pub rekey: Rekeyer,
+    /// The activity log.
+    pub activity: ActivityLog,
 }
 
 /// Runs one call.
@@ -133,11 +138,62 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
             };
             value(svc.shares.ls(id, q).await)
         }
+        Call::Log {
+            peer,
+            since,
+            limit,
+            follow,
+        } => log(svc, peer, since, limit, follow).await,
     }
 }
 
 /// Messages `history` returns when no limit is given.
 const DEFAULT_HISTORY: u32 = 50;
+/// Records `log` answers when the call names no limit.
+const DEFAULT_LOG_LIMIT: u32 = 1000;
+
+/// `log`: the records that pass the filters, and with `follow` the feed of new ones, joined
+/// before the files are read so that nothing written meanwhile is missed.
+async fn log(
+    svc: &Services,
+    peer: Option<String>,
+    since: Option<String>,
+    limit: Option<u32>,
+    follow: bool,
+) -> Result<Reply, RpcError> {
+    let since_ms = match since.as_deref() {
+        None => None,
+        Some(text) => Some(proto::timefmt::parse_ms(text).ok_or_else(|| {
+            RpcError::new(
+                code::INVALID_PARAMS,
+                format!("since: not an RFC 3339 time (such as 2026-12-05T10:00:00Z): {text:?}"),
+            )
+        })?),
+    };
+    let peer = match peer {
+        Some(p) => match svc.node.resolve(&p) {
+            Ok(info) => Some((info.name.as_str().to_owned(), info.id)),
+            Err(e) => return Err(AppError::from(e).into()),
+        },
+        None => None,
+    };
+    let filter = Filter { peer, since_ms };
+    let follower = follow.then(|| Follower::join(filter.clone()));
+    let limit = usize::try_from(limit.unwrap_or(DEFAULT_LOG_LIMIT)).unwrap_or(usize::MAX);
+    let records = svc
+        .activity
+        .read(filter, limit)
+        .await
+        .map_err(AppError::from)?;
+    let value = to_value(&records)?;
+    match follower {
+        Some(mut f) => {
+            f.skip_read(&records);
+            Ok(Reply::Follow(value, Box::new(f)))
+        }
+        None => Ok(Reply::Value(value)),
+    }
+}
 
 /// The key of the peer the user named (a name or an id prefix).
 fn resolve(svc: &Services, peer: &str) -> Result<PeerId, RpcError> {
@@ -218,6 +274,12 @@ impl From<TransferError> for AppError {
             TransferError::Resolve(r) => AppError::Resolve(r),
             other => AppError::Failed(other.to_string()),
         }
+    }
+}
+
+impl From<ActivityError> for AppError {
+    fn from(e: ActivityError) -> Self {
+        AppError::Failed(e.to_string())
     }
 }
 

@@ -3,7 +3,8 @@
 //! own task, owned by its connection (ended with it, or with the daemon), and is answered
 //! when it ends: calls on one connection may be answered out of order, each response
 //! carrying its request's id. `subscribe` alone is answered in place, so the client is
-//! subscribed from the moment its response is sent.
+//! subscribed from the moment its response is sent. After a `log` call with `follow`, the
+//! connection streams new activity records as `log` notifications (a later one replaces it).
 
 use std::collections::HashMap;
 use std::io;
@@ -16,7 +17,7 @@ use interprocess::local_socket::traits::StreamCommon as _;
 use interprocess::local_socket::traits::tokio::{Listener as _, Stream as _};
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
-use proto::api::{Call, EVENT_NOTIFICATION, Event};
+use proto::api::{Call, EVENT_NOTIFICATION, Event, LOG_NOTIFICATION};
 use proto::paths::{DirFacts, SocketDirError, check_socket_dir};
 use proto::rpc::{
     MAX_LINE, Notification, Response, RpcError, Version2, code, line_too_long, parse_request,
@@ -30,6 +31,7 @@ use tracing::{debug, warn};
 
 use super::dispatch::{Reply, Services, dispatch};
 use super::lines::{Line, LineReader};
+use crate::activity::Follower;
 
 /// Calls one connection may have running at once; at this many it reads no further line
 /// until one ends.
@@ -183,6 +185,7 @@ async fn connection(stream: Stream, services: Arc<Services>) -> io::Result<()> {
     let (read, mut write) = tokio::io::split(stream);
     let mut lines = LineReader::new(read, MAX_LINE);
     let mut events: Option<broadcast::Receiver<Event>> = None;
+    let mut follow: Option<Box<Follower>> = None;
     // The calls running for this connection; dropping the set (the connection ends, or the
     // daemon stops) aborts them.
     let mut calls: JoinSet<Answer> = JoinSet::new();
@@ -201,6 +204,15 @@ async fn connection(stream: Stream, services: Arc<Services>) -> io::Result<()> {
                 let n = Notification { jsonrpc: Version2, method: EVENT_NOTIFICATION.into(), params };
                 send_line(&mut write, &n).await?;
             }
+            record = next_record(&mut follow) => {
+                let Some(record) = record else {
+                    follow = None;
+                    continue;
+                };
+                let params = serde_json::to_value(record).map_err(io::Error::other)?;
+                let n = Notification { jsonrpc: Version2, method: LOG_NOTIFICATION.into(), params };
+                send_line(&mut write, &n).await?;
+            }
             Some(done) = calls.join_next_with_id(), if !calls.is_empty() => {
                 let answer = match done {
                     Ok((task, answer)) => {
@@ -213,6 +225,13 @@ async fn connection(stream: Stream, services: Arc<Services>) -> io::Result<()> {
                         let reply = Err(RpcError::new(code::INTERNAL_ERROR, format!("{method} failed: {e}")));
                         Answer { id, method, reply }
                     }
+                };
+                let answer = match answer.reply {
+                    Ok(Reply::Follow(v, f)) => {
+                        follow = Some(f);
+                        Answer { reply: Ok(Reply::Value(v)), ..answer }
+                    }
+                    _ => answer,
                 };
                 send_answer(&mut write, answer, &services, &mut events).await?;
             }
@@ -273,7 +292,7 @@ async fn send_answer<W: AsyncWrite + Unpin>(
         return Ok(());
     };
     let response = match reply {
-        Ok(Reply::Value(v) | Reply::Restart(v)) => Response::ok(id, v),
+        Ok(Reply::Value(v) | Reply::Restart(v) | Reply::Follow(v, _)) => Response::ok(id, v),
         Ok(Reply::Subscribe(v)) => {
             events.get_or_insert_with(|| services.node.subscribe());
             Response::ok(id, v)
@@ -296,6 +315,13 @@ async fn next_event(
 ) -> Result<Event, broadcast::error::RecvError> {
     match events {
         Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_record(follow: &mut Option<Box<Follower>>) -> Option<proto::api::LogRecord> {
+    match follow {
+        Some(f) => f.next().await,
         None => std::future::pending().await,
     }
 }

@@ -4,6 +4,7 @@
 //! every request checked against the grants as they are when it is served) and lists a
 //! peer's shares over a share link it dials (`remote.rs`).
 
+mod audit;
 pub mod index;
 mod remote;
 mod serve;

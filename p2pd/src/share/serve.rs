@@ -35,6 +35,7 @@ impl Shares {
     async fn serve(self: Arc<Self>, mut link: PeerLink) {
         link.conn.set_limits(MAX_FRAME, MAX_FRAME);
         let peer = link.key;
+        let mut audit = super::audit::Audit::default();
         loop {
             let read = tokio::select! {
                 () = self.cancel.cancelled() => break,
@@ -61,10 +62,12 @@ impl Shares {
             };
             let answer = match (incoming.refusal(), incoming) {
                 (Some(refusal), _) => refusal,
-                (None, Incoming::Request(f)) => ResponseFrame {
-                    id: f.id,
-                    response: self.answer(peer, f.request).await,
-                },
+                (None, Incoming::Request(f)) => {
+                    let about = super::audit::about(&f.request);
+                    let response = self.answer(peer, f.request).await;
+                    audit.note(link.name.as_str(), peer, about, &response);
+                    ResponseFrame { id: f.id, response }
+                }
                 (None, other) => ResponseFrame {
                     id: other.id(),
                     response: Response::error(ErrorKind::Invalid, "unreadable request"),
