@@ -24,6 +24,12 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
+/// Checks a `--since` TIME (a usage error otherwise); the command turns a duration into a
+/// time when it runs.
+fn since_arg(text: &str) -> Result<String, String> {
+    crate::cmd::check_since(text).map(|()| text.to_owned())
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
@@ -55,6 +61,22 @@ pub(crate) enum Command {
         /// Show only the last N messages [p2pd's default: 50]
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
         limit: Option<u32>,
+    },
+    /// The activity log, oldest first, times in UTC: all of it or one peer's
+    Log {
+        /// Only this peer's records: its name, or at least 8 characters of its id
+        #[arg(value_name = "PEER")]
+        peer: Option<String>,
+        /// Only records since TIME: a duration (45s, 10m, 2h, 3d) or an RFC 3339 time
+        /// (2026-12-05T10:00:00Z)
+        #[arg(long, value_name = "TIME", value_parser = since_arg)]
+        since: Option<String>,
+        /// Show only the last N records [p2pd's default: 1000]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        limit: Option<u32>,
+        /// Then print each new record until interrupted
+        #[arg(long)]
+        follow: bool,
     },
     /// Chat with a peer: lines typed are sent, incoming messages shown
     ///

@@ -4,6 +4,7 @@
 mod accept;
 mod chat;
 mod history;
+mod log;
 mod ls;
 mod msg;
 mod peers;
@@ -35,6 +36,32 @@ use crate::output::{self, Out};
 use crate::socket;
 use accept::Answer;
 use trust::Mark;
+
+/// The next notification named `method` (others are skipped); `Ok(None)` once `stop`
+/// completes; [`Error::Closed`] if p2pd closes the connection first.
+pub(crate) async fn next_notice_of<S: AsyncRead + AsyncWrite>(
+    client: &mut Client<S>,
+    method: &str,
+    mut stop: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Result<Option<Notice>, Error> {
+    loop {
+        let notice = tokio::select! {
+            biased;
+            () = &mut stop => return Ok(None),
+            notice = client.next_notice() => notice?,
+        };
+        match notice {
+            None => return Err(Error::Closed),
+            Some(n) if n.method == method => return Ok(Some(n)),
+            Some(_) => {}
+        }
+    }
+}
+
+/// Checks a `log --since` TIME, for the command-line parser.
+pub(crate) fn check_since(text: &str) -> Result<(), String> {
+    log::since(text, 0).map(|_| ())
+}
 
 /// Runs the command line: works out the socket, connects, and dispatches.
 pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
@@ -78,6 +105,48 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
                 peer,
                 text,
                 msg::DELIVERY_WAIT,
+            )
+            .await
+        }
+        Command::Log {
+            peer,
+            since,
+            limit,
+            follow,
+        } => {
+            let since = match since {
+                Some(text) => {
+                    let now = u64::try_from(
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap_or_default()
+                            .as_millis(),
+                    )
+                    .unwrap_or(u64::MAX);
+                    Some(log::since(&text, now).map_err(Error::Failed)?)
+                }
+                None => None,
+            };
+            let following = || {
+                // Best effort: a closed stderr must not stop the stream.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "following the activity log (ctrl-c to stop)"
+                );
+            };
+            let q = log::Query {
+                peer,
+                since,
+                limit,
+                follow,
+            };
+            log::run(
+                &mut client,
+                &mut out,
+                cli.json,
+                q,
+                following,
+                watch::interrupted(),
             )
             .await
         }

@@ -54,17 +54,10 @@ where
     }
     let mut stop = std::pin::pin!(stop);
     loop {
-        let notice = tokio::select! {
-            biased;
-            () = &mut stop => return Ok(()),
-            notice = client.next_notice() => notice?,
+        let Some(notice) = super::next_notice_of(client, EVENT_NOTIFICATION, stop.as_mut()).await?
+        else {
+            return Ok(());
         };
-        let Some(notice) = notice else {
-            return Err(Error::Closed);
-        };
-        if notice.method != EVENT_NOTIFICATION {
-            continue;
-        }
         if json {
             out.line(&notice.raw_params)?;
         } else if let Some(text) = describe_notice(&notice, &mut names) {
