@@ -13,7 +13,8 @@ use serde_json::Value;
 const TO_BOB: &str = "the first secret for bob";
 const TO_ALICE: &str = "the second secret for alice";
 /// What [`exchange`] leaves in alice's log, each with bob as the peer.
-const OPS: [&str; 5] = [
+const OPS: [&str; 6] = [
+    "share-denied",
     "message-in",
     "message-out",
     "offer-out",
@@ -50,6 +51,8 @@ fn exchange(net: &TestNet, p: &Pair) {
         &p.alice,
         &["share", "add", "docs", docs.to_str().unwrap()],
     );
+    let denied = net.ctl(&p.bob, &["ls", "alice:docs"]);
+    assert_eq!(denied.code(), Some(1), "{denied}");
     ok(net, &p.alice, &["grant", "docs", "bob", "read"]);
     ok(net, &p.bob, &["ls", "alice:docs"]);
     // The log is written by a background thread: wait until the file has every record.
