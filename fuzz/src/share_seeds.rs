@@ -131,6 +131,10 @@ pub fn requests() -> Vec<RequestFrame> {
             share: docs.clone(),
             path: path("new.txt"),
         },
+        Request::Pull {
+            share: docs.clone(),
+            path: Some(path("new.txt")),
+        },
         Request::Restore {
             share: docs,
             path: path("new.txt"),
@@ -192,6 +196,7 @@ pub fn responses() -> Vec<ResponseFrame> {
             by: Some(SecretKey::from_seed([2; 32]).peer_id()),
         }]),
         Response::Done,
+        Response::Pulling(proto::transfer::TransferId([9; 16])),
         Response::error(
             ErrorKind::Denied,
             "permission denied: docs (ask the owner for write)",

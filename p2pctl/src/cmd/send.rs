@@ -46,6 +46,20 @@ pub(crate) enum Show {
     Bar(ProgressDrawTarget),
 }
 
+impl Show {
+    /// `--json`, else a bar if stderr is a terminal, else plain lines.
+    pub(crate) fn for_stderr(json: bool) -> Show {
+        use std::io::IsTerminal;
+        if json {
+            Show::Json
+        } else if io::stderr().is_terminal() {
+            Show::Bar(ProgressDrawTarget::stderr())
+        } else {
+            Show::Plain
+        }
+    }
+}
+
 /// The canonical absolute form of the PATH argument, as p2pd needs it; a path that does not
 /// exist or cannot be passed as UTF-8 fails here (exit 1), before p2pd is asked.
 pub(crate) fn absolute_path(arg: &Path) -> Result<String, Error> {
@@ -69,16 +83,16 @@ pub(crate) fn utf8(path: &Path) -> Result<String, Error> {
     })
 }
 
-/// Offers `path` (absolute) to `peer`; unless `no_wait`, waits until the transfer ends or
-/// `stop` completes (then the transfer goes on in p2pd and this succeeds).
+/// Makes `call` (`send_files`, or `get`: both answer with the transfer), then unless
+/// `no_wait` waits until the transfer ends or `stop` completes (then the transfer goes on in
+/// p2pd and this succeeds).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn run<S, W, E>(
     client: &mut Client<S>,
     out: &mut Out<W>,
     notes: &mut Out<E>,
     show: Show,
-    path: String,
-    peer: String,
+    call: Call,
     no_wait: bool,
     stop: impl Future<Output = ()>,
 ) -> Result<(), Error>
@@ -92,9 +106,7 @@ where
         subscribe(client).await?;
     }
     let peers = client.call::<Vec<PeerInfo>>(Call::Peers {}).await?.value;
-    let sent = client
-        .call::<TransferInfo>(Call::SendFiles { peer, path })
-        .await?;
+    let sent = client.call::<TransferInfo>(call).await?;
     if json {
         out.line(&sent.raw)?;
     }

@@ -133,6 +133,19 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
             };
             value(svc.shares.ls(id, q).await)
         }
+        Call::Get {
+            peer,
+            share,
+            path,
+            dest,
+        } => {
+            let id = resolve(svc, &peer)?;
+            value(
+                svc.shares
+                    .get(id, &share, path.as_deref(), dest.as_deref())
+                    .await,
+            )
+        }
     }
 }
 

@@ -127,6 +127,7 @@ impl Shares {
                     Err(e) => index_error(&e),
                 }
             }
+            Request::Pull { share, path } => self.serve_pull(peer, &share, path.as_ref()).await,
             // Requests are answered in order, so none is left to cancel.
             Request::Cancel { .. } => Response::Done,
             other => Response::error(

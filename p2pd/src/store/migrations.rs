@@ -109,6 +109,12 @@ CREATE TABLE grants (
 );
 ",
     },
+    Migration {
+        what: "transfers know whether they carry a pull (a share entry asked for by the receiver)",
+        sql: "
+ALTER TABLE transfers ADD COLUMN pull INTEGER NOT NULL DEFAULT 0;
+",
+    },
 ];
 
 /// The schema version this binary writes.

@@ -29,6 +29,8 @@ pub struct Record {
     pub error: Option<String>,
     /// When it was stored, in seconds since the Unix epoch.
     pub created_at: u64,
+    /// It carries a share entry the receiver asked for (`p2pctl get`).
+    pub pull: bool,
 }
 
 fn state_name(s: TransferState) -> &'static str {
@@ -60,7 +62,7 @@ pub struct TransferStore {
     db: Db,
 }
 
-const SELECT: &str = "SELECT peer, peer_name, direction, state, manifest, local_path, error, created_at FROM transfers";
+const SELECT: &str = "SELECT peer, peer_name, direction, state, manifest, local_path, error, created_at, pull FROM transfers";
 
 impl TransferStore {
     /// The transfer service's handle on `db`.
@@ -82,8 +84,8 @@ impl TransferStore {
         self.db
             .call(move |c| {
                 c.execute(
-                    "INSERT INTO transfers (id, peer, peer_name, direction, state, manifest, local_path, error, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT INTO transfers (id, peer, peer_name, direction, state, manifest, local_path, error, created_at, pull)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                     params![
                         rec.manifest.id.0.as_slice(),
                         rec.peer.as_bytes().as_slice(),
@@ -94,7 +96,21 @@ impl TransferStore {
                         rec.local_path,
                         rec.error,
                         rec.created_at.cast_signed(),
+                        rec.pull,
                     ],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Marks a stored transfer a pull this side asked for.
+    pub async fn set_pull(&self, id: TransferId) -> Result<(), StoreError> {
+        self.db
+            .call(move |c| {
+                c.execute(
+                    "UPDATE transfers SET pull = 1 WHERE id = ?1",
+                    params![id.0.as_slice()],
                 )?;
                 Ok(())
             })
@@ -312,6 +328,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
         local_path: r.get(5)?,
         error: r.get(6)?,
         created_at: r.get::<_, i64>(7)?.cast_unsigned(),
+        pull: r.get(8)?,
     })
 }
 
@@ -343,6 +360,7 @@ mod tests {
             local_path: None,
             error: None,
             created_at: 1,
+            pull: false,
         };
         store.insert(&rec(1, "fine.txt")).await.unwrap();
         store.insert(&rec(2, "old.txt")).await.unwrap();
@@ -376,6 +394,7 @@ mod tests {
             local_path: Some("/data".into()),
             error: None,
             created_at: 1,
+            pull: false,
         };
         let scanned = |n: u8| Manifest {
             id: TransferId([n; 16]),

@@ -10,6 +10,14 @@ const SEND: &str = r#"{"jsonrpc":"2.0","id":3,"method":"send_files","params":{"p
 const PEERS_NO_WAIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"peers","params":{}}"#;
 const SEND_NO_WAIT: &str = r#"{"jsonrpc":"2.0","id":2,"method":"send_files","params":{"peer":"bob","path":"/home/alice/photos"}}"#;
 
+/// The call `send /home/alice/photos bob` makes.
+fn photos() -> Call {
+    Call::SendFiles {
+        peer: "bob".into(),
+        path: "/home/alice/photos".into(),
+    }
+}
+
 fn at(state: TransferState) -> TransferInfo {
     transfer(Direction::Out, state)
 }
@@ -100,8 +108,7 @@ async fn send_with(
             &mut out,
             &mut notes,
             show,
-            "/home/alice/photos".into(),
-            "bob".into(),
+            photos(),
             no_wait,
             stop,
         )
@@ -407,8 +414,7 @@ async fn ctrl_c_stops_waiting_and_succeeds() {
             &mut out,
             &mut notes,
             Show::Plain,
-            "/home/alice/photos".into(),
-            "bob".into(),
+            photos(),
             false,
             std::future::ready(()),
         )
