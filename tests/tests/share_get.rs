@@ -3,11 +3,14 @@
 //! is written; with `read` he gets the file and the whole subdirectory, each verified and
 //! identical, into an existing directory; `transfers --json` shows them as pulls; a share
 //! path that is a symlink to a file outside the share is refused and nothing of that file
-//! leaves; an entry that does not exist is named in the error.
+//! leaves; an entry that does not exist is named in the error. A pull whose receiver is
+//! SIGKILLed at its first progress resumes after the restart, still a pull.
 
 use std::path::Path;
 
 use p2p_tests::chat::{self, Pair};
+use p2p_tests::sys::NetNs;
+use p2p_tests::transfer::{TRANSFER_DEADLINE, get, progress, sigkill, wait_arrived, write_pattern};
 use p2p_tests::{CmdOutput, TestNet};
 
 /// Runs `p2pctl ARGS` against `who`'s daemon and asserts it succeeded.
@@ -135,4 +138,38 @@ fn bob_gets_a_file_and_a_directory_only_when_granted() {
     assert!(files(&other).is_empty(), "{:?}", files(&other));
     let after = ok(&net, &p.alice, &["--json", "transfers"]).json();
     assert_eq!(after.as_array().unwrap().len(), 2, "{after}");
+}
+
+#[test]
+fn a_pull_resumes_after_the_receiver_is_killed() {
+    // A capped link, so that the pull is still running at its first progress report.
+    let ns = NetNs::rate_limited(256);
+    let net = TestNet::in_netns(&ns);
+    let mut p = chat::pair(&net);
+    let dir = net.unique_dir("docs");
+    let data = write_pattern(&dir.join("disk.img"), 32 << 20, 7);
+    ok(
+        &net,
+        &p.alice,
+        &["share", "add", "docs", dir.to_str().unwrap()],
+    );
+    ok(&net, &p.alice, &["grant", "docs", "bob", "read"]);
+
+    let mut events = p.bob.rpc();
+    events.subscribe();
+    let asked = ok(
+        &net,
+        &p.bob,
+        &["--json", "get", "alice:docs/disk.img", "--no-wait"],
+    )
+    .json();
+    assert_eq!(asked["kind"], "pull", "{asked}");
+    let id = asked["id"].as_str().expect("id").to_owned();
+    events.wait_event("bob's first progress", progress(&id, 0), TRANSFER_DEADLINE);
+    sigkill(&mut p.bob);
+    p.bob.restart();
+
+    wait_arrived(&p.alice, &p.bob, &id, "disk.img", &data);
+    let t = get(&p.bob, &id).expect("the pull at bob");
+    assert_eq!(t["kind"], "pull", "{t}");
 }
