@@ -181,6 +181,7 @@ impl Transfers {
                 t.spawn_sender(live);
             }
         }
+        t.load_expected_pulls().await;
         let t2 = t.clone();
         t.tasks.spawn(async move { t2.expire_offers().await });
         t

@@ -32,6 +32,12 @@ impl Transfers {
                 dest.display()
             )));
         }
+        if !dest.exists() {
+            return Err(TransferError::Destination(format!(
+                "{} does not exist (get puts the entry inside an existing directory)",
+                dest.display()
+            )));
+        }
         if !dest.is_dir() {
             return Err(TransferError::Destination(format!(
                 "{} is not a directory",
@@ -52,6 +58,19 @@ impl Transfers {
             .to_str()
             .ok_or_else(|| TransferError::Destination("the path is not UTF-8".into()))?;
         self.send_kind(peer, text, true).await
+    }
+
+    /// Takes back the pulls asked for before a restart whose offer has not come yet.
+    pub(super) async fn load_expected_pulls(&self) {
+        match self.records.expected_pulls().await {
+            Ok(rows) => {
+                let mut g = self.lock_expected();
+                for (id, peer, dest) in rows {
+                    g.insert(id, (peer, PathBuf::from(dest)));
+                }
+            }
+            Err(e) => warn!("cannot load the expected pulls: {e}"),
+        }
     }
 
     /// Expects the offer of transfer `id` from `peer` (the answer to a pull) and accepts it
@@ -78,6 +97,9 @@ impl Transfers {
             error: None,
             kind: TransferKind::Pull,
         };
+        self.records
+            .expect_pull(id, peer, dest.display().to_string())
+            .await?;
         self.lock_expected().insert(id, (peer, dest.clone()));
         // The offer may have come before the answer: whoever takes the entry accepts.
         let arrived = self.lock().get(&id).cloned();
@@ -113,6 +135,9 @@ impl Transfers {
             dest
         };
         let Some(dest) = dest else { return false };
+        if let Err(e) = self.records.forget_pull(live.id()).await {
+            warn!("cannot forget the expected pull {}: {e}", live.id());
+        }
         live.mark_pull();
         if let Err(e) = self.records.set_pull(live.id()).await {
             warn!("cannot store transfer {} as a pull: {e}", live.id());

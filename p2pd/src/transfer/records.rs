@@ -104,16 +104,72 @@ impl TransferStore {
             .await
     }
 
-    /// Marks a stored transfer a pull this side asked for.
-    pub async fn set_pull(&self, id: TransferId) -> Result<(), StoreError> {
+    /// Stores a pull asked for whose offer has not come yet: its id, owner and destination.
+    pub async fn expect_pull(
+        &self,
+        id: TransferId,
+        peer: PeerId,
+        dest: String,
+    ) -> Result<(), StoreError> {
         self.db
             .call(move |c| {
                 c.execute(
-                    "UPDATE transfers SET pull = 1 WHERE id = ?1",
-                    params![id.0.as_slice()],
+                    "INSERT OR REPLACE INTO expected_pulls (id, peer, dest) VALUES (?1, ?2, ?3)",
+                    params![id.0.as_slice(), peer.as_bytes().as_slice(), dest],
                 )?;
                 Ok(())
             })
+            .await
+    }
+
+    /// Forgets an expected pull (its offer came).
+    pub async fn forget_pull(&self, id: TransferId) -> Result<(), StoreError> {
+        self.run_on(id, "DELETE FROM expected_pulls WHERE id = ?1")
+            .await
+    }
+
+    /// Runs `sql`, whose one parameter is the transfer id `id`.
+    async fn run_on(&self, id: TransferId, sql: &'static str) -> Result<(), StoreError> {
+        self.db
+            .call(move |c| {
+                c.execute(sql, params![id.0.as_slice()])?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// The pulls asked for whose offer has not come: id, owner, destination. Unreadable rows
+    /// are skipped.
+    pub async fn expected_pulls(&self) -> Result<Vec<(TransferId, PeerId, String)>, StoreError> {
+        self.db
+            .call(|c| {
+                let mut st = c.prepare("SELECT id, peer, dest FROM expected_pulls")?;
+                let rows = st.query_map([], |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (id, peer, dest) = row?;
+                    let id = <[u8; 16]>::try_from(id.as_slice()).ok().map(TransferId);
+                    let peer = <[u8; 32]>::try_from(peer.as_slice())
+                        .ok()
+                        .and_then(|b| PeerId::from_bytes(b).ok());
+                    if let (Some(id), Some(peer)) = (id, peer) {
+                        out.push((id, peer, dest));
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Marks a stored transfer a pull this side asked for.
+    pub async fn set_pull(&self, id: TransferId) -> Result<(), StoreError> {
+        self.run_on(id, "UPDATE transfers SET pull = 1 WHERE id = ?1")
             .await
     }
 
@@ -338,6 +394,19 @@ mod tests {
     use proto::SecretKey;
     use proto::content::ChunkCv;
     use proto::transfer::RelPath;
+
+    #[tokio::test]
+    async fn an_expected_pull_is_kept_until_its_offer_comes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TransferStore::new(Db::open(dir.path()).await.unwrap());
+        let alice = SecretKey::from_seed([1; 32]).peer_id();
+        let (a, b) = (TransferId([1; 16]), TransferId([2; 16]));
+        store.expect_pull(a, alice, "/in".into()).await.unwrap();
+        store.expect_pull(b, alice, "/other".into()).await.unwrap();
+        store.forget_pull(b).await.unwrap();
+        let kept = store.expected_pulls().await.unwrap();
+        assert_eq!(kept, [(a, alice, "/in".to_owned())]);
+    }
 
     #[tokio::test]
     async fn a_stored_name_the_rules_now_refuse_hides_only_its_own_transfer() {
