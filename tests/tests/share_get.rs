@@ -3,7 +3,8 @@
 //! is written; with `read` he gets the file and the whole subdirectory, each verified and
 //! identical, into an existing directory; `transfers --json` shows them as pulls; a share
 //! path that is a symlink to a file outside the share is refused and nothing of that file
-//! leaves; an entry that does not exist is named in the error. A pull whose receiver is
+//! leaves; an entry that does not exist is named in the error; alice's activity log has a
+//! line for each pull served and each refused. A pull whose receiver is
 //! SIGKILLed at its first progress resumes after the restart, still a pull.
 
 use std::path::Path;
@@ -11,7 +12,7 @@ use std::path::Path;
 use p2p_tests::chat::{self, Pair};
 use p2p_tests::sys::NetNs;
 use p2p_tests::transfer::{TRANSFER_DEADLINE, get, progress, sigkill, wait_arrived, write_pattern};
-use p2p_tests::{CmdOutput, TestNet};
+use p2p_tests::{CmdOutput, DEADLINE, TestNet};
 
 /// Runs `p2pctl ARGS` against `who`'s daemon and asserts it succeeded.
 #[track_caller]
@@ -138,6 +139,19 @@ fn bob_gets_a_file_and_a_directory_only_when_granted() {
     assert!(files(&other).is_empty(), "{:?}", files(&other));
     let after = ok(&net, &p.alice, &["--json", "transfers"]).json();
     assert_eq!(after.as_array().unwrap().len(), 2, "{after}");
+
+    // alice's activity log: each pull served, and each refused (no grant, the symlink, the
+    // missing file), naming bob.
+    let served = |l: &str| l.contains("pull served") && l.contains("bob");
+    let refused = |l: &str| l.contains("pull refused") && l.contains("bob");
+    let lines = p
+        .alice
+        .wait_activity("the pulls served", 2, DEADLINE, served);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    let lines = p
+        .alice
+        .wait_activity("the pulls refused", 3, DEADLINE, refused);
+    assert_eq!(lines.len(), 3, "{lines:#?}");
 }
 
 #[test]

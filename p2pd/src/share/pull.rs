@@ -40,6 +40,19 @@ impl Shares {
         let _ = self.transfers.set(transfers);
     }
 
+    /// The activity-log line of a pull refused to `peer`.
+    pub(super) fn log_pull_refused(
+        &self,
+        peer: PeerId,
+        share: &ShareName,
+        path: Option<&RelPath>,
+        why: &str,
+    ) {
+        let who = self.peer_name(peer);
+        let shown = path.map_or_else(String::new, |p| p.to_string());
+        info!(target: svc::logging::ACTIVITY, op = "pull-refused", peer = %who, share = %share, path = %shown, error = why, "pull refused");
+    }
+
     /// The answer to `Pull` from `peer`, whose `read` right was checked already.
     pub(super) async fn serve_pull(
         &self,
@@ -47,10 +60,8 @@ impl Shares {
         share: &ShareName,
         path: Option<&RelPath>,
     ) -> Response {
-        let who = self.peer_name(peer);
-        let shown = path.map_or_else(String::new, |p| p.to_string());
         let refuse = |kind, why: &str| {
-            info!(target: svc::logging::ACTIVITY, op = "pull-refused", peer = %who, share = %share, path = %shown, error = why, "pull refused");
+            self.log_pull_refused(peer, share, path, why);
             Response::error(kind, why)
         };
         let root = self.lock().get(share).map(|s| PathBuf::from(&s.row.path));
@@ -65,7 +76,9 @@ impl Shares {
         };
         match transfers.serve_pull(peer, &at).await {
             Ok(t) => {
-                info!(target: svc::logging::ACTIVITY, op = "pull", peer = %who, share = %share, path = %shown, id = %t.id, bytes = t.total_bytes, "pull served");
+                let who = self.peer_name(peer);
+                let shown = path.map_or_else(String::new, |p| p.to_string());
+                info!(target: svc::logging::ACTIVITY, op = "pull", peer = %who, share = %share, path = %shown, id = %t.id, "pull served");
                 Response::Pulling(t.id)
             }
             Err(e) => refuse(ErrorKind::Busy, &e.to_string()),

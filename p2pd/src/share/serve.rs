@@ -84,6 +84,9 @@ impl Shares {
         let listed = {
             let live = self.lock();
             if let Err(e) = rules::check(&*live, &peer, &request, None) {
+                if let Request::Pull { share, path } = &request {
+                    self.log_pull_refused(peer, share, path.as_ref(), e.message.as_str());
+                }
                 return Response::Error(e);
             }
             (request == Request::ListShares).then(|| rules::list_shares(&*live, &peer))
