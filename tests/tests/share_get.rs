@@ -83,6 +83,8 @@ fn bob_gets_a_file_and_a_directory_only_when_granted() {
 
     // One file, into an existing directory.
     let got = ok(&net, &p.bob, &["get", "alice:docs/file.txt", d]);
+    let said = format!("got 1 file (10 B) from alice, verified, in {d}\n");
+    assert_eq!(got.stdout, said, "{got}");
     assert_eq!(
         std::fs::read(dest.join("file.txt")).unwrap(),
         b"hello pull",

@@ -22,7 +22,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use proto::api::{Call, EVENT_NOTIFICATION, Event, PeerInfo, TransferInfo, TransferState};
+use proto::api::{
+    Call, Direction, EVENT_NOTIFICATION, Event, PeerInfo, TransferInfo, TransferState,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
@@ -363,6 +365,9 @@ fn bar_message(t: &TransferInfo, reach: Reach) -> String {
     let name = clean(t.peer_name.as_str());
     match (t.state, reach) {
         (TransferState::Scanning, _) => format!("hashing  {}", rate_and_eta(t)),
+        (TransferState::Queued | TransferState::Offered, _) if t.direction == Direction::In => {
+            format!("waiting for {name}")
+        }
         (TransferState::Queued, r) if away(r) => format!("waiting for {name} to come online"),
         (TransferState::Queued, Reach::KeyChanged) => format!("not sent: {name}'s key changed"),
         (TransferState::Queued, _) => format!("offering to {name}"),

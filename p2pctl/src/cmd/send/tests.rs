@@ -576,3 +576,35 @@ async fn hashing_is_said_with_its_progress_then_a_scan_failure_exits_one() {
         ran.stdout
     );
 }
+
+#[test]
+fn a_pull_waits_for_the_owner_then_says_what_arrived_where() {
+    let mut pull = transfer(Direction::In, TransferState::Queued);
+    pull.kind = proto::api::TransferKind::Pull;
+    let mut wait = Wait::new(&pull, Reach::Online);
+    let Step::Waiting(Some(note)) = wait.update(&pull) else {
+        panic!("no note for a pull waiting for its offer");
+    };
+    assert!(
+        note.text(&pull).starts_with("asked bob for it"),
+        "{}",
+        note.text(&pull)
+    );
+    assert_eq!(
+        bar_message(&pull, Reach::Online),
+        "waiting for bob",
+        "the owner's hashing shows as waiting"
+    );
+    let done = TransferInfo {
+        state: TransferState::Done,
+        local_path: Some("/home/alice/in".into()),
+        ..pull
+    };
+    assert_eq!(
+        wait.update(&done),
+        Step::Finished {
+            code: 0,
+            text: "got 3 files (12.3 MiB) from bob, verified, in /home/alice/in".into()
+        }
+    );
+}
