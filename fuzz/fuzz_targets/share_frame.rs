@@ -110,6 +110,12 @@ fn check_request(req: &Request) {
         | Request::GetChunk { .. }
         | Request::Have(_)
         | Request::Cancel { .. } => {}
+        Request::Pull { share, path } => {
+            check_share(share);
+            if let Some(p) = path {
+                check_path(p);
+            }
+        }
     }
 }
 
@@ -126,7 +132,7 @@ fn check_response(resp: &Response) {
             assert!(bits.count_ones() <= bits.len());
             assert!(!bits.get(bits.len()));
         }
-        Response::Versions(_) | Response::Done => {}
+        Response::Versions(_) | Response::Done | Response::Pulling(_) => {}
         Response::Error(err) => check_text(err.message.as_str()),
     }
 }

@@ -7,7 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use bytes::Bytes;
 use proto::api::{
     Call, Direction, Event, MessageInfo, MessageState, PeerInfo, PeerSource, Resources,
-    SourceStatus, Status, Subscribed, TrackerLinkState, TrackerStatus, TransferInfo, TransferState,
+    SourceStatus, Status, Subscribed, TrackerLinkState, TrackerStatus, TransferInfo, TransferKind,
+    TransferState,
 };
 use proto::content::{CHUNK, ChunkCv, ChunkCvs, ChunkList, MAX_CHUNK_CVS_PAYLOAD};
 use proto::peer::{self, ChatMessage, MessageId, PeerFrame};
@@ -413,6 +414,7 @@ fn transfer_info() -> TransferInfo {
         eta_secs: Some(3),
         local_path: Some("/tmp/x".into()),
         error: None,
+        kind: TransferKind::Send,
     }
 }
 

@@ -131,6 +131,10 @@ pub fn requests() -> Vec<RequestFrame> {
             share: docs.clone(),
             path: path("new.txt"),
         },
+        Request::Pull {
+            share: docs.clone(),
+            path: Some(path("new.txt")),
+        },
         Request::Restore {
             share: docs,
             path: path("new.txt"),
@@ -192,6 +196,7 @@ pub fn responses() -> Vec<ResponseFrame> {
             by: Some(SecretKey::from_seed([2; 32]).peer_id()),
         }]),
         Response::Done,
+        Response::Pulling(proto::transfer::TransferId([9; 16])),
         Response::error(
             ErrorKind::Denied,
             "permission denied: docs (ask the owner for write)",
@@ -211,7 +216,7 @@ pub fn responses() -> Vec<ResponseFrame> {
 pub fn share_frames() -> Vec<Vec<u8>> {
     let mut seeds = frames(&requests(), MAX_FRAME);
     seeds.extend(frames(&responses(), MAX_FRAME));
-    seeds.push(vec![7, 14, 1, 2, 3]);
+    seeds.push(vec![7, 15, 1, 2, 3]);
     let hostile = (9u64, 2u8, "docs", Some("../../etc/passwd"));
     seeds.push(postcard::to_stdvec(&hostile).expect("a seed encodes"));
     let mut trailing = postcard::to_stdvec(&requests()[0]).expect("a seed encodes");
@@ -228,13 +233,15 @@ mod tests {
     #[test]
     fn seeds_decode_as_meant() {
         let seeds = share_frames();
-        let reqs = crate::frames::check_stream::<RequestFrame>(&seeds[15], MAX_FRAME);
+        let at = requests().len();
+        let reqs = crate::frames::check_stream::<RequestFrame>(&seeds[at], MAX_FRAME);
         assert_eq!(
             reqs,
             requests(),
             "the request stream seed holds every request"
         );
-        let resps = crate::frames::check_stream::<ResponseFrame>(&seeds[25], MAX_FRAME);
+        let at = at + 1 + responses().len();
+        let resps = crate::frames::check_stream::<ResponseFrame>(&seeds[at], MAX_FRAME);
         assert_eq!(
             resps,
             responses(),

@@ -209,6 +209,18 @@ pub(crate) enum Command {
         #[arg(short = 'R', long)]
         recursive: bool,
     },
+    /// Pull a file or directory from a peer's share; waits until every file is verified
+    Get {
+        /// PEER:SHARE[/PATH]
+        #[arg(value_name = "PEER:SHARE[/PATH]")]
+        target: String,
+        /// An existing directory to put it in [default: p2pd's download directory]
+        #[arg(value_name = "DEST")]
+        dest: Option<PathBuf>,
+        /// Print the transfer id and return at once
+        #[arg(long)]
+        no_wait: bool,
+    },
 }
 
 /// `share` subcommands.

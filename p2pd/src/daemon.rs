@@ -162,6 +162,7 @@ impl Daemon {
             cancel.child_token(),
         )
         .await;
+        shares.carry_pulls_with(transfers.clone());
         let restart = CancellationToken::new();
         let services = Arc::new(Services {
             node: node.clone(),

@@ -184,6 +184,21 @@ pub enum Call {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         follow: bool,
     },
+    /// Pull a file or directory from a peer's share into `dest` (an existing directory
+    /// receives it inside; default: the download directory). Result: [`TransferInfo`] of
+    /// the incoming transfer (kind `pull`), accepted on its own when the peer offers it.
+    Get {
+        /// Name or id prefix.
+        peer: String,
+        /// The share.
+        share: String,
+        /// A path in the share; none is its root.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+        /// Where to put it (absolute).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dest: Option<String>,
+    },
 }
 
 impl Call {
@@ -212,6 +227,7 @@ impl Call {
         "revoke",
         "ls",
         "log",
+        "get",
     ];
 
     /// This call's method name.
@@ -240,6 +256,7 @@ impl Call {
             Call::Revoke { .. } => "revoke",
             Call::Ls { .. } => "ls",
             Call::Log { .. } => "log",
+            Call::Get { .. } => "get",
         }
     }
 }
@@ -611,6 +628,23 @@ pub struct TransferInfo {
     pub local_path: Option<String>,
     /// Why it failed, was declined or cancelled.
     pub error: Option<String>,
+    /// What the transfer is: `send`, `receive`, or `pull` (a share entry this side asked
+    /// for with `get`). Absent from an older p2pd's answer: read as `send`.
+    #[serde(default)]
+    pub kind: TransferKind,
+}
+
+/// What a transfer is, as [`TransferInfo::kind`] says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferKind {
+    /// Outgoing (a `send`, or a share entry a peer pulls from here).
+    #[default]
+    Send,
+    /// An incoming offer.
+    Receive,
+    /// An incoming share entry this side asked for (`get`).
+    Pull,
 }
 
 /// Name of the notification that carries an [`Event`].
@@ -769,6 +803,12 @@ mod tests {
                 since: None,
                 limit: None,
                 follow: false,
+            },
+            Call::Get {
+                peer: p(),
+                share: p(),
+                path: None,
+                dest: None,
             },
         ];
         for call in &calls {

@@ -205,6 +205,16 @@ fn every_request_has_pinned_bytes() {
             ),
             "0e0dac02".to_owned(),
         ),
+        (
+            req(
+                15,
+                Request::Pull {
+                    share: share("docs"),
+                    path: Some(path("a")),
+                },
+            ),
+            format!("0f0e{docs}010161"),
+        ),
     ];
     let mut tags = Vec::new();
     for (frame, body) in cases {
@@ -316,6 +326,10 @@ fn every_response_has_pinned_bytes() {
             resp(9, Response::error(ErrorKind::Denied, "no")),
             "090801026e6f".to_owned(),
         ),
+        (
+            resp(10, Response::Pulling(proto::transfer::TransferId([7; 16]))),
+            format!("0a09{}", "07".repeat(16)),
+        ),
     ];
     for (i, (frame, body)) in cases.into_iter().enumerate() {
         let bytes = enc(&frame);
@@ -347,8 +361,8 @@ fn every_response_has_pinned_bytes() {
 #[test]
 fn an_unknown_request_is_answered_invalid_and_the_link_kept() {
     for (payload, id, tag) in [
-        (vec![1, 14], 1, 14),
-        (vec![0x80, 0x01, 14, 1, 2, 3], 128, 14),
+        (vec![1, 15], 1, 15),
+        (vec![0x80, 0x01, 15, 1, 2, 3], 128, 15),
         (vec![9, 0xc8, 0x01], 9, 200),
         (vec![9, 0xff, 0xff, 0xff, 0xff, 0x0f], 9, u32::MAX),
     ] {
@@ -573,6 +587,8 @@ fn any_request() -> impl Strategy<Value = Request> {
         any::<u64>().prop_map(|r| Request::Cancel {
             request: RequestId(r)
         }),
+        (any_share(), proptest::option::of(any_path()))
+            .prop_map(|(share, path)| Request::Pull { share, path }),
     ]
 }
 
@@ -653,6 +669,7 @@ fn any_response() -> impl Strategy<Value = Response> {
             .prop_map(|b| Response::Have(Bitfield::from_bools(&b).unwrap())),
         proptest::collection::vec(version, 0..4).prop_map(Response::Versions),
         Just(Response::Done),
+        any::<[u8; 16]>().prop_map(|b| Response::Pulling(proto::transfer::TransferId(b))),
         (any_kind(), ".{0,60}").prop_map(|(kind, text)| Response::error(kind, &text)),
     ]
 }

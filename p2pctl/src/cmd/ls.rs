@@ -4,6 +4,7 @@
 use proto::api::{Call, Listing};
 use proto::share::EntryKind;
 
+use crate::error::Error;
 use crate::output::{Table, clean, clock_in, date_in, from_unix_ms, human_bytes};
 
 /// What `ls` was asked for, from its argument.
@@ -32,6 +33,18 @@ pub(crate) fn target(arg: &str) -> Target {
         peer: peer.to_owned(),
         share: some(share),
         path: some(path),
+    }
+}
+
+/// Peer, share and path of `get`'s `PEER:SHARE[/PATH]`; a share must be named.
+pub(crate) fn pull_target(arg: &str) -> Result<(String, String, Option<String>), Error> {
+    let t = target(arg);
+    match t.share {
+        Some(share) if !t.peer.is_empty() => Ok((t.peer, share, t.path)),
+        _ => Err(Error::Failed(format!(
+            "cannot get {}: name a peer and a share, as PEER:SHARE[/PATH]",
+            clean(arg)
+        ))),
     }
 }
 

@@ -70,6 +70,9 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
     let local = match &cli.command {
         Command::Send { path, .. } => Some(send::absolute_path(path)?),
         Command::Accept { to: Some(dir), .. } => Some(accept::absolute_dir(dir)?),
+        Command::Get {
+            dest: Some(dir), ..
+        } => Some(accept::absolute_dir(dir)?),
         Command::Share {
             action: ShareAction::Add { dir, .. },
         } => Some(share::absolute_dir(dir)?),
@@ -206,21 +209,17 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
             show(&mut client, &mut out, cli.json, Call::Rekey {}, render).await
         }
         Command::Send { peer, no_wait, .. } => {
-            let show = if cli.json {
-                send::Show::Json
-            } else if std::io::stderr().is_terminal() {
-                send::Show::Bar(indicatif::ProgressDrawTarget::stderr())
-            } else {
-                send::Show::Plain
-            };
+            let show = send::Show::for_stderr(cli.json);
             let mut notes = Out::new(std::io::stderr());
             send::run(
                 &mut client,
                 &mut out,
                 &mut notes,
                 show,
-                local.unwrap_or_default(),
-                peer,
+                Call::SendFiles {
+                    peer,
+                    path: local.unwrap_or_default(),
+                },
                 no_wait,
                 watch::interrupted(),
             )
@@ -285,6 +284,22 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
                 share::revoked(&r)
             })
             .await
+        }
+        Command::Get {
+            target, no_wait, ..
+        } => {
+            let show = send::Show::for_stderr(cli.json);
+            let mut notes = Out::new(std::io::stderr());
+            let stop = watch::interrupted();
+            let (peer, share, path) = ls::pull_target(&target)?;
+            let call = Call::Get {
+                peer,
+                share,
+                path,
+                dest: local,
+            };
+            let (c, o, n) = (&mut client, &mut out, &mut notes);
+            send::run(c, o, n, show, call, no_wait, stop).await
         }
         Command::Ls {
             target,
@@ -410,7 +425,8 @@ pub(crate) async fn resolve<'a, S: AsyncRead + AsyncWrite>(
 #[cfg(test)]
 pub(crate) mod fake {
     use proto::api::{
-        Direction, Resources, Status, TrackerLinkState, TrackerStatus, TransferInfo, TransferState,
+        Direction, Resources, Status, TrackerLinkState, TrackerStatus, TransferInfo, TransferKind,
+        TransferState,
     };
     use proto::transfer::TransferId;
     use proto::{PeerName, SecretKey};
@@ -539,6 +555,10 @@ pub(crate) mod fake {
                 Direction::In => None,
             },
             error: None,
+            kind: match direction {
+                Direction::Out => TransferKind::Send,
+                Direction::In => TransferKind::Receive,
+            },
         }
     }
 }

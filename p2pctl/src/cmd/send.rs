@@ -22,7 +22,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use proto::api::{Call, EVENT_NOTIFICATION, Event, PeerInfo, TransferInfo, TransferState};
+use proto::api::{
+    Call, Direction, EVENT_NOTIFICATION, Event, PeerInfo, TransferInfo, TransferState,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
@@ -44,6 +46,20 @@ pub(crate) enum Show {
     Plain,
     /// stderr is a terminal: an indicatif bar drawn on this target.
     Bar(ProgressDrawTarget),
+}
+
+impl Show {
+    /// `--json`, else a bar if stderr is a terminal, else plain lines.
+    pub(crate) fn for_stderr(json: bool) -> Show {
+        use std::io::IsTerminal;
+        if json {
+            Show::Json
+        } else if io::stderr().is_terminal() {
+            Show::Bar(ProgressDrawTarget::stderr())
+        } else {
+            Show::Plain
+        }
+    }
 }
 
 /// The canonical absolute form of the PATH argument, as p2pd needs it; a path that does not
@@ -69,16 +85,16 @@ pub(crate) fn utf8(path: &Path) -> Result<String, Error> {
     })
 }
 
-/// Offers `path` (absolute) to `peer`; unless `no_wait`, waits until the transfer ends or
-/// `stop` completes (then the transfer goes on in p2pd and this succeeds).
+/// Makes `call` (`send_files`, or `get`: both answer with the transfer), then unless
+/// `no_wait` waits until the transfer ends or `stop` completes (then the transfer goes on in
+/// p2pd and this succeeds).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn run<S, W, E>(
     client: &mut Client<S>,
     out: &mut Out<W>,
     notes: &mut Out<E>,
     show: Show,
-    path: String,
-    peer: String,
+    call: Call,
     no_wait: bool,
     stop: impl Future<Output = ()>,
 ) -> Result<(), Error>
@@ -92,9 +108,7 @@ where
         subscribe(client).await?;
     }
     let peers = client.call::<Vec<PeerInfo>>(Call::Peers {}).await?.value;
-    let sent = client
-        .call::<TransferInfo>(Call::SendFiles { peer, path })
-        .await?;
+    let sent = client.call::<TransferInfo>(call).await?;
     if json {
         out.line(&sent.raw)?;
     }
@@ -351,6 +365,9 @@ fn bar_message(t: &TransferInfo, reach: Reach) -> String {
     let name = clean(t.peer_name.as_str());
     match (t.state, reach) {
         (TransferState::Scanning, _) => format!("hashing  {}", rate_and_eta(t)),
+        (TransferState::Queued | TransferState::Offered, _) if t.direction == Direction::In => {
+            format!("waiting for {name}")
+        }
         (TransferState::Queued, r) if away(r) => format!("waiting for {name} to come online"),
         (TransferState::Queued, Reach::KeyChanged) => format!("not sent: {name}'s key changed"),
         (TransferState::Queued, _) => format!("offering to {name}"),

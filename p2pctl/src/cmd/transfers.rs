@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use proto::api::{Call, Direction, TransferInfo, TransferState};
+use proto::api::{Call, Direction, TransferInfo, TransferKind, TransferState};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::client::Client;
@@ -68,9 +68,10 @@ fn render(mut list: Vec<TransferInfo>) -> String {
         let running = matches!(t.state, TransferState::Running | TransferState::Scanning);
         table.row(vec![
             short_transfer(&t.id),
-            match t.direction {
-                Direction::Out => "→ to",
-                Direction::In => "← from",
+            match (t.direction, t.kind) {
+                (Direction::Out, _) => "→ to",
+                (Direction::In, TransferKind::Pull) => "← pull",
+                (Direction::In, _) => "← from",
             }
             .into(),
             clean(t.peer_name.as_str()),
@@ -153,6 +154,7 @@ mod tests {
         let done = with_id(transfer(Direction::Out, TransferState::Done), 0x22);
         let mut failed = with_id(transfer(Direction::In, TransferState::Failed), 0x33);
         failed.error = Some("hash mismatch in a.jpg\u{1b}[1m".into());
+        failed.kind = TransferKind::Pull;
         let mut offer = with_id(transfer(Direction::In, TransferState::Offered), 0x44);
         offer.files = 7;
         offer.sample = vec![
@@ -169,7 +171,7 @@ mod tests {
              11111111  → to    bob   running  3      12.3 MiB  50%       4.1 MiB/s  2s\n\
              55555555  → to    bob   queued   3      12.3 MiB  0%        -          -\n\
              22222222  → to    bob   done     3      12.3 MiB  100%      -          -\n\
-             33333333  ← from  bob   failed   3      12.3 MiB  0%        -          -\n\
+             33333333  ← pull  bob   failed   3      12.3 MiB  0%        -          -\n\
              \n\
              offer 44444444 from bob: x\\e[2J.txt, y.txt, z.txt and 4 more\n\
              answer with 'p2pctl accept ID [--to DIR]' or 'p2pctl decline ID'\n\

@@ -144,6 +144,19 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
             limit,
             follow,
         } => log(svc, peer, since, limit, follow).await,
+        Call::Get {
+            peer,
+            share,
+            path,
+            dest,
+        } => {
+            let id = resolve(svc, &peer)?;
+            value(
+                svc.shares
+                    .get(id, &share, path.as_deref(), dest.as_deref())
+                    .await,
+            )
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod audit;
 pub mod index;
+mod pull;
 mod remote;
 mod serve;
 mod state;
@@ -14,7 +15,7 @@ pub mod store;
 pub use remote::LsQuery;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use proto::api::{GrantInfo, Granted, LocalShare, Revoked};
 use proto::share::{Access, NameError, ShareName};
@@ -28,6 +29,7 @@ use crate::link::LinkError;
 use crate::node::Node;
 use crate::router::Dialer;
 use crate::store::StoreError;
+use crate::transfer::{TransferError, Transfers};
 use index::{IndexError, IndexOptions, ShareIndex};
 use state::Live;
 use store::{GrantRow, ShareRow, ShareStore};
@@ -98,6 +100,20 @@ pub enum SharesError {
         /// The right needed.
         right: Access,
     },
+    /// The transfer service refused.
+    #[error(transparent)]
+    Transfer(#[from] TransferError),
+    /// The peer's p2pd does not serve pulls.
+    #[error("{0}'s p2pd is too old for get")]
+    TooOld(PeerName),
+    /// The peer has no such entry in the share.
+    #[error("no such file: {path} on {peer}")]
+    NotFound {
+        /// `SHARE/PATH` as asked.
+        path: String,
+        /// The peer.
+        peer: PeerName,
+    },
     /// The peer answered with another error.
     #[error("{peer}: {message}")]
     Remote {
@@ -130,6 +146,8 @@ pub struct Shares {
     dialer: Arc<Dialer>,
     live: Mutex<Live>,
     options: IndexOptions,
+    /// The transfer service, which carries pulls (set once both services run).
+    transfers: OnceLock<Arc<Transfers>>,
     tasks: TaskTracker,
     cancel: CancellationToken,
 }
@@ -165,6 +183,7 @@ impl Shares {
             dialer,
             live: Mutex::new(live),
             options,
+            transfers: OnceLock::new(),
             tasks,
             cancel,
         }))

@@ -54,22 +54,8 @@ impl Shares {
     pub async fn ls(&self, peer: PeerId, q: LsQuery) -> Result<Listing, SharesError> {
         let share = q.share.as_deref().map(share_name).transpose()?;
         let path = parse_path(q.path.as_deref())?;
-        let Some(info) = self.node.dialable(peer) else {
-            let name = self.peer_name(peer);
-            return Err(SharesError::Offline(name));
-        };
-        let name = info.name.clone();
-        let conn = self
-            .dialer
-            .dial(ALPN_SHARE, &info)
-            .await
-            .map_err(|e| (name.clone(), e))?;
-        let mut link = Remote {
-            conn,
-            next: 0,
-            peer: name.clone(),
-        };
-        link.conn.set_limits(MAX_FRAME, MAX_FRAME);
+        let mut link = self.connect(peer).await?;
+        let name = link.peer.clone();
         let mut listing = Listing {
             peer: name,
             share: share.clone(),
@@ -87,15 +73,39 @@ impl Shares {
     }
 }
 
+impl Shares {
+    /// A new share link to `peer`.
+    pub(super) async fn connect(&self, peer: PeerId) -> Result<Remote, SharesError> {
+        let Some(info) = self.node.dialable(peer) else {
+            let name = self.peer_name(peer);
+            return Err(SharesError::Offline(name));
+        };
+        let name = info.name.clone();
+        let conn = self
+            .dialer
+            .dial(ALPN_SHARE, &info)
+            .await
+            .map_err(|e| (name.clone(), e))?;
+        let mut link = Remote {
+            conn,
+            next: 0,
+            peer: name,
+        };
+        link.conn.set_limits(MAX_FRAME, MAX_FRAME);
+        Ok(link)
+    }
+}
+
 /// One share link, as the asking side.
-struct Remote {
-    conn: LinkConn,
+pub(super) struct Remote {
+    pub(super) conn: LinkConn,
     next: u64,
-    peer: PeerName,
+    pub(super) peer: PeerName,
 }
 
 impl Remote {
-    async fn ask(&mut self, request: Request) -> Result<Response, SharesError> {
+    /// Sends `request` and waits for its answer.
+    pub(super) async fn ask(&mut self, request: Request) -> Result<Response, SharesError> {
         let id = RequestId(self.next);
         self.next += 1;
         let peer = self.peer.clone();
@@ -126,7 +136,8 @@ impl Remote {
         }
     }
 
-    fn refused(&self, share: Option<&ShareName>, r: Response) -> SharesError {
+    /// The error a refusal (or an unexpected answer) means.
+    pub(super) fn refused(&self, share: Option<&ShareName>, r: Response) -> SharesError {
         match (r, share) {
             (Response::Error(e), Some(share)) if e.kind == ErrorKind::Denied => {
                 SharesError::Denied {

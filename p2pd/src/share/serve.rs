@@ -87,6 +87,9 @@ impl Shares {
         let listed = {
             let live = self.lock();
             if let Err(e) = rules::check(&*live, &peer, &request, None) {
+                if let Request::Pull { share, path } = &request {
+                    self.log_pull_refused(peer, share, path.as_ref(), e.message.as_str());
+                }
                 return Response::Error(e);
             }
             (request == Request::ListShares).then(|| rules::list_shares(&*live, &peer))
@@ -130,6 +133,7 @@ impl Shares {
                     Err(e) => index_error(&e),
                 }
             }
+            Request::Pull { share, path } => self.serve_pull(peer, &share, path.as_ref()).await,
             // Requests are answered in order, so none is left to cancel.
             Request::Cancel { .. } => Response::Done,
             other => Response::error(

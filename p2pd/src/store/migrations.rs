@@ -109,6 +109,17 @@ CREATE TABLE grants (
 );
 ",
     },
+    Migration {
+        what: "pulls: transfers know whether they carry one, and pulls asked for wait for their offer",
+        sql: "
+ALTER TABLE transfers ADD COLUMN pull INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE expected_pulls (
+    id BLOB PRIMARY KEY,
+    peer BLOB NOT NULL,
+    dest TEXT NOT NULL
+);
+",
+    },
 ];
 
 /// The schema version this binary writes.

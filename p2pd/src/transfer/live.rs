@@ -6,7 +6,7 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use proto::api::{Direction, TransferInfo, TransferState};
+use proto::api::{Direction, TransferInfo, TransferKind, TransferState};
 use proto::transfer::{Manifest, TransferId};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -93,6 +93,11 @@ impl Live {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks it a pull this side asked for.
+    pub fn mark_pull(&self) {
+        self.lock().rec.pull = true;
     }
 
     /// Its id.
@@ -304,6 +309,11 @@ impl Live {
                 .then(|| total.saturating_sub(g.done_bytes) / g.rate.max(1)),
             local_path: g.rec.local_path.clone(),
             error: g.rec.error.clone(),
+            kind: match (g.rec.direction, g.rec.pull) {
+                (Direction::Out, _) => TransferKind::Send,
+                (Direction::In, false) => TransferKind::Receive,
+                (Direction::In, true) => TransferKind::Pull,
+            },
         }
     }
 }
@@ -333,6 +343,7 @@ mod tests {
             local_path: None,
             error: None,
             created_at: 0,
+            pull: false,
         }
     }
 

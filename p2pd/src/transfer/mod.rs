@@ -10,6 +10,7 @@ mod error;
 mod hashing;
 pub mod limits;
 mod live;
+mod pull;
 pub mod records;
 mod recv;
 pub use recv::BulkV1;
@@ -114,6 +115,8 @@ pub struct Transfers {
     held: Mutex<Holdings>,
     /// The chunk buffers and the cap on received chunks in flight, shared by every transfer.
     buffers: Arc<Buffers>,
+    /// Pulls asked for whose offer has not come yet: the owner and the destination.
+    expected: Mutex<HashMap<TransferId, (PeerId, PathBuf)>>,
     tasks: TaskTracker,
     cancel: CancellationToken,
 }
@@ -142,6 +145,7 @@ impl Transfers {
                 refusals: RefusalLog::new(REFUSAL_LOG_PERIOD),
             }),
             buffers: Arc::default(),
+            expected: Mutex::default(),
             tasks,
             cancel,
         });
@@ -177,6 +181,7 @@ impl Transfers {
                 t.spawn_sender(live);
             }
         }
+        t.load_expected_pulls().await;
         let t2 = t.clone();
         t.tasks.spawn(async move { t2.expire_offers().await });
         t
@@ -271,6 +276,10 @@ impl Transfers {
             })
     }
 
+    fn lock_expected(&self) -> MutexGuard<'_, HashMap<TransferId, (PeerId, PathBuf)>> {
+        self.expected.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<TransferId, Arc<Live>>> {
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -309,6 +318,16 @@ impl Transfers {
         peer: PeerId,
         path: &str,
     ) -> Result<TransferInfo, TransferError> {
+        self.send_kind(peer, path, false).await
+    }
+
+    /// As [`send`](Self::send); `pull` marks the entry of a share that `peer` asked for.
+    async fn send_kind(
+        self: &Arc<Self>,
+        peer: PeerId,
+        path: &str,
+        pull: bool,
+    ) -> Result<TransferInfo, TransferError> {
         let info = self
             .node
             .peer(peer)
@@ -337,6 +356,7 @@ impl Transfers {
             local_path: Some(path.display().to_string()),
             error: None,
             created_at: svc::unix_now(),
+            pull,
         };
         self.records.insert(&rec).await?;
         let live = self.live_for(&rec);

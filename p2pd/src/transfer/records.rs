@@ -29,6 +29,8 @@ pub struct Record {
     pub error: Option<String>,
     /// When it was stored, in seconds since the Unix epoch.
     pub created_at: u64,
+    /// It carries a share entry the receiver asked for (`p2pctl get`).
+    pub pull: bool,
 }
 
 fn state_name(s: TransferState) -> &'static str {
@@ -60,7 +62,7 @@ pub struct TransferStore {
     db: Db,
 }
 
-const SELECT: &str = "SELECT peer, peer_name, direction, state, manifest, local_path, error, created_at FROM transfers";
+const SELECT: &str = "SELECT peer, peer_name, direction, state, manifest, local_path, error, created_at, pull FROM transfers";
 
 impl TransferStore {
     /// The transfer service's handle on `db`.
@@ -82,8 +84,8 @@ impl TransferStore {
         self.db
             .call(move |c| {
                 c.execute(
-                    "INSERT INTO transfers (id, peer, peer_name, direction, state, manifest, local_path, error, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT INTO transfers (id, peer, peer_name, direction, state, manifest, local_path, error, created_at, pull)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                     params![
                         rec.manifest.id.0.as_slice(),
                         rec.peer.as_bytes().as_slice(),
@@ -94,10 +96,80 @@ impl TransferStore {
                         rec.local_path,
                         rec.error,
                         rec.created_at.cast_signed(),
+                        rec.pull,
                     ],
                 )?;
                 Ok(())
             })
+            .await
+    }
+
+    /// Stores a pull asked for whose offer has not come yet: its id, owner and destination.
+    pub async fn expect_pull(
+        &self,
+        id: TransferId,
+        peer: PeerId,
+        dest: String,
+    ) -> Result<(), StoreError> {
+        self.db
+            .call(move |c| {
+                c.execute(
+                    "INSERT OR REPLACE INTO expected_pulls (id, peer, dest) VALUES (?1, ?2, ?3)",
+                    params![id.0.as_slice(), peer.as_bytes().as_slice(), dest],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Forgets an expected pull (its offer came).
+    pub async fn forget_pull(&self, id: TransferId) -> Result<(), StoreError> {
+        self.run_on(id, "DELETE FROM expected_pulls WHERE id = ?1")
+            .await
+    }
+
+    /// Runs `sql`, whose one parameter is the transfer id `id`.
+    async fn run_on(&self, id: TransferId, sql: &'static str) -> Result<(), StoreError> {
+        self.db
+            .call(move |c| {
+                c.execute(sql, params![id.0.as_slice()])?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// The pulls asked for whose offer has not come: id, owner, destination. Unreadable rows
+    /// are skipped.
+    pub async fn expected_pulls(&self) -> Result<Vec<(TransferId, PeerId, String)>, StoreError> {
+        self.db
+            .call(|c| {
+                let mut st = c.prepare("SELECT id, peer, dest FROM expected_pulls")?;
+                let rows = st.query_map([], |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (id, peer, dest) = row?;
+                    let id = <[u8; 16]>::try_from(id.as_slice()).ok().map(TransferId);
+                    let peer = <[u8; 32]>::try_from(peer.as_slice())
+                        .ok()
+                        .and_then(|b| PeerId::from_bytes(b).ok());
+                    if let (Some(id), Some(peer)) = (id, peer) {
+                        out.push((id, peer, dest));
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Marks a stored transfer a pull this side asked for.
+    pub async fn set_pull(&self, id: TransferId) -> Result<(), StoreError> {
+        self.run_on(id, "UPDATE transfers SET pull = 1 WHERE id = ?1")
             .await
     }
 
@@ -312,6 +384,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
         local_path: r.get(5)?,
         error: r.get(6)?,
         created_at: r.get::<_, i64>(7)?.cast_unsigned(),
+        pull: r.get(8)?,
     })
 }
 
@@ -321,6 +394,19 @@ mod tests {
     use proto::SecretKey;
     use proto::content::ChunkCv;
     use proto::transfer::RelPath;
+
+    #[tokio::test]
+    async fn an_expected_pull_is_kept_until_its_offer_comes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TransferStore::new(Db::open(dir.path()).await.unwrap());
+        let alice = SecretKey::from_seed([1; 32]).peer_id();
+        let (a, b) = (TransferId([1; 16]), TransferId([2; 16]));
+        store.expect_pull(a, alice, "/in".into()).await.unwrap();
+        store.expect_pull(b, alice, "/other".into()).await.unwrap();
+        store.forget_pull(b).await.unwrap();
+        let kept = store.expected_pulls().await.unwrap();
+        assert_eq!(kept, [(a, alice, "/in".to_owned())]);
+    }
 
     #[tokio::test]
     async fn a_stored_name_the_rules_now_refuse_hides_only_its_own_transfer() {
@@ -343,6 +429,7 @@ mod tests {
             local_path: None,
             error: None,
             created_at: 1,
+            pull: false,
         };
         store.insert(&rec(1, "fine.txt")).await.unwrap();
         store.insert(&rec(2, "old.txt")).await.unwrap();
@@ -376,6 +463,7 @@ mod tests {
             local_path: Some("/data".into()),
             error: None,
             created_at: 1,
+            pull: false,
         };
         let scanned = |n: u8| Manifest {
             id: TransferId([n; 16]),

@@ -207,6 +207,7 @@ async fn take_offer(
                 local_path: None,
                 error: None,
                 created_at: svc::unix_now(),
+                pull: false,
             };
             if let Err(e) = t.records.insert(&rec).await {
                 warn!("cannot store an offer: {e}");
@@ -221,7 +222,9 @@ async fn take_offer(
             t.node.publish([Event::TransferOffered {
                 transfer: live.info(),
             }]);
-            if t.node.peer(peer).is_some_and(|p| p.auto_accept) {
+            if t.claim_pull(&live, peer).await {
+                // Asked for with `get`: accepted into its destination already.
+            } else if t.node.peer(peer).is_some_and(|p| p.auto_accept) {
                 let _ = live
                     .decision
                     .send_replace(Decision::Accept(t.download_dir.clone()));

@@ -12,7 +12,7 @@ use crate::transfer::RelPath;
 
 /// Number of [`Request`] tags this version knows (0 to `KNOWN_REQUESTS - 1`). A request of a
 /// higher tag comes from a newer client: it decodes as [`Incoming::Unknown`].
-pub const KNOWN_REQUESTS: u32 = 14;
+pub const KNOWN_REQUESTS: u32 = 15;
 
 /// Where a listing resumes: opaque bytes of at most [`MAX_CURSOR`], made by the server (the
 /// `next` of the previous [`Page`](super::Page)) and handed back unchanged by the client.
@@ -170,6 +170,15 @@ pub enum Request {
         /// The request to stop.
         request: RequestId,
     },
+    /// Tag 14: send me this file or directory. The server checks `read` on the share now,
+    /// then starts an ordinary transfer of the entry to the asker over `p2p-bulk/2` and
+    /// answers [`Response::Pulling`] with its id (the asker accepts that offer on its own).
+    Pull {
+        /// The share.
+        share: ShareName,
+        /// The entry; `None` is the share's root.
+        path: Option<RelPath>,
+    },
 }
 
 impl Request {
@@ -190,6 +199,7 @@ impl Request {
             Request::Versions { .. } => 11,
             Request::Restore { .. } => 12,
             Request::Cancel { .. } => 13,
+            Request::Pull { .. } => 14,
         }
     }
 }

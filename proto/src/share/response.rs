@@ -327,6 +327,8 @@ pub enum Response {
     Done,
     /// Tag 8, to any request: it failed.
     Error(ShareError),
+    /// Tag 9, to `Pull`: the transfer that carries the entry, offered on a bulk link.
+    Pulling(crate::transfer::TransferId),
 }
 
 impl Response {
@@ -347,6 +349,7 @@ impl Response {
             Response::Versions(_) => 6,
             Response::Done => 7,
             Response::Error(_) => 8,
+            Response::Pulling(_) => 9,
         }
     }
 }

@@ -83,7 +83,8 @@ pub fn need(req: &Request) -> Need<'_> {
         Request::ListShares | Request::Cancel { .. } => Need::Nothing,
         Request::List { share, .. }
         | Request::Stat { share, .. }
-        | Request::Versions { share, .. } => Need::Share(share, Read),
+        | Request::Versions { share, .. }
+        | Request::Pull { share, .. } => Need::Share(share, Read),
         Request::Put { share, .. }
         | Request::Remove { share, .. }
         | Request::Rename { share, .. }

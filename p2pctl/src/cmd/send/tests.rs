@@ -10,6 +10,14 @@ const SEND: &str = r#"{"jsonrpc":"2.0","id":3,"method":"send_files","params":{"p
 const PEERS_NO_WAIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"peers","params":{}}"#;
 const SEND_NO_WAIT: &str = r#"{"jsonrpc":"2.0","id":2,"method":"send_files","params":{"peer":"bob","path":"/home/alice/photos"}}"#;
 
+/// The call `send /home/alice/photos bob` makes.
+fn photos() -> Call {
+    Call::SendFiles {
+        peer: "bob".into(),
+        path: "/home/alice/photos".into(),
+    }
+}
+
 fn at(state: TransferState) -> TransferInfo {
     transfer(Direction::Out, state)
 }
@@ -100,8 +108,7 @@ async fn send_with(
             &mut out,
             &mut notes,
             show,
-            "/home/alice/photos".into(),
-            "bob".into(),
+            photos(),
             no_wait,
             stop,
         )
@@ -407,8 +414,7 @@ async fn ctrl_c_stops_waiting_and_succeeds() {
             &mut out,
             &mut notes,
             Show::Plain,
-            "/home/alice/photos".into(),
-            "bob".into(),
+            photos(),
             false,
             std::future::ready(()),
         )
@@ -568,5 +574,37 @@ async fn hashing_is_said_with_its_progress_then_a_scan_failure_exits_one() {
             .starts_with("hashing /home/alice/photos for bob (transfer abcd1234"),
         "{}",
         ran.stdout
+    );
+}
+
+#[test]
+fn a_pull_waits_for_the_owner_then_says_what_arrived_where() {
+    let mut pull = transfer(Direction::In, TransferState::Queued);
+    pull.kind = proto::api::TransferKind::Pull;
+    let mut wait = Wait::new(&pull, Reach::Online);
+    let Step::Waiting(Some(note)) = wait.update(&pull) else {
+        panic!("no note for a pull waiting for its offer");
+    };
+    assert!(
+        note.text(&pull).starts_with("asked bob for it"),
+        "{}",
+        note.text(&pull)
+    );
+    assert_eq!(
+        bar_message(&pull, Reach::Online),
+        "waiting for bob",
+        "the owner's hashing shows as waiting"
+    );
+    let done = TransferInfo {
+        state: TransferState::Done,
+        local_path: Some("/home/alice/in".into()),
+        ..pull
+    };
+    assert_eq!(
+        wait.update(&done),
+        Step::Finished {
+            code: 0,
+            text: "got 3 files (12.3 MiB) from bob, verified, in /home/alice/in".into()
+        }
     );
 }

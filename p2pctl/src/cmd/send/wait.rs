@@ -8,7 +8,7 @@
 //! (the `peers` list, then `peer_*` events), not from `queued` alone.
 
 use proto::PeerId;
-use proto::api::{PeerInfo, TransferInfo, TransferState};
+use proto::api::{Direction, PeerInfo, TransferInfo, TransferState};
 use proto::reach::Reach;
 use proto::transfer::TransferId;
 
@@ -68,6 +68,8 @@ pub(crate) enum Note {
     Accepted,
     /// The peer went offline while data was moving (said each time).
     Paused,
+    /// A pull asked for: the owner is hashing the entry or offering it.
+    Pulling,
 }
 
 impl Note {
@@ -95,10 +97,20 @@ impl Note {
                 human_bytes(t.total_bytes),
                 short_transfer(&t.id)
             ),
+            Note::Accepted if t.direction == Direction::In => format!(
+                "receiving {} ({}) from {name}",
+                files(t.files),
+                human_bytes(t.total_bytes)
+            ),
             Note::Accepted => format!(
                 "{name} accepted; sending {} ({})",
                 files(t.files),
                 human_bytes(t.total_bytes)
+            ),
+            Note::Pulling => format!(
+                "asked {name} for it (id {}); waiting while {name} hashes it \
+                 (ctrl-c stops waiting; the pull goes on)",
+                short_transfer(&t.id)
             ),
             Note::Paused => {
                 format!("{name} went offline; the transfer goes on when {name} is back")
@@ -144,6 +156,9 @@ impl Wait {
                 text: failure(t),
             },
             TransferState::Scanning => self.once(Some(Note::Hashing)),
+            TransferState::Queued | TransferState::Offered if t.direction == Direction::In => {
+                self.once(Some(Note::Pulling))
+            }
             TransferState::Queued => self.once(self.unreachable()),
             TransferState::Offered => self.once(Some(Note::Offered)),
             TransferState::Running => self.once(Some(Note::Accepted)),
@@ -191,6 +206,13 @@ impl Wait {
 fn done_line(t: &TransferInfo) -> String {
     let name = clean(t.peer_name.as_str());
     let size = human_bytes(t.total_bytes);
+    if t.direction == Direction::In {
+        let dest = clean(t.local_path.as_deref().unwrap_or("the destination"));
+        return format!(
+            "got {} ({size}) from {name}, verified, in {dest}",
+            files(t.files)
+        );
+    }
     if t.files == 1 {
         format!("{name} has the file ({size}) verified")
     } else {
@@ -205,10 +227,14 @@ fn failure(t: &TransferInfo) -> String {
     let why = reason(t);
     match t.state {
         TransferState::Declined => format!("{name} declined the offer{why}"),
+        TransferState::Cancelled if t.direction == Direction::In => {
+            format!("transfer {id} from {name} was cancelled{why}")
+        }
         TransferState::Cancelled => format!("transfer {id} to {name} was cancelled{why}"),
         TransferState::Expired => {
             format!("transfer {id} to {name} expired: {name} did not decide in time")
         }
+        _ if t.direction == Direction::In => format!("transfer {id} from {name} failed{why}"),
         _ => format!("transfer {id} to {name} failed{why}"),
     }
 }
