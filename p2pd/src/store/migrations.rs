@@ -252,6 +252,30 @@ mod tests {
     }
 
     #[test]
+    fn transfers_of_a_database_without_pulls_stay_and_are_not_pulls() {
+        let mut db = Connection::open_in_memory().unwrap();
+        svc::schema::migrate(&mut db, "p2pd", &MIGRATIONS[..5]).unwrap();
+        db.execute(
+            "INSERT INTO transfers (id, peer, peer_name, direction, state, manifest, created_at)
+             VALUES (x'01', x'02', 'bob', 1, 'running', '{}', 1)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut db).unwrap(), 5);
+        assert_eq!(version(&db), LATEST);
+        let (state, pull): (String, i64) = db
+            .query_row("SELECT state, pull FROM transfers", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((state.as_str(), pull), ("running", 0));
+        let expected: i64 = db
+            .query_row("SELECT COUNT(*) FROM expected_pulls", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(expected, 0);
+    }
+
+    #[test]
     fn a_newer_database_is_refused_untouched() {
         let mut db = Connection::open_in_memory().unwrap();
         db.pragma_update(None, "user_version", LATEST + 1).unwrap();
