@@ -1,7 +1,9 @@
 //! The `p2p-share/1` handler: reads the requests of one inbound share link in order, checks
 //! each against the grants as they are when it is served (so a revoke holds from the next
 //! request on), and answers it under its id. Listings and stats come from the share's index.
-//! Requests this version knows but does not serve yet get `Invalid`; the link stays up.
+//! Puts (`put.rs`) keep their state per link: a `Put` is answered after its last chunk, so
+//! one request may get no answer at once and a later one two. Requests this version knows
+//! but does not serve yet get `Invalid`; the link stays up.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -36,7 +38,8 @@ impl Shares {
         link.conn.set_limits(MAX_FRAME, MAX_FRAME);
         let peer = link.key;
         let mut audit = super::audit::Audit::default();
-        loop {
+        let mut puts = super::put::LinkPuts::default();
+        'link: loop {
             let read = tokio::select! {
                 () = self.cancel.cancelled() => break,
                 r = tokio::time::timeout(IDLE, link.conn.read_payload()) => r,
@@ -60,24 +63,37 @@ impl Shares {
                     break;
                 }
             };
-            let answer = match (incoming.refusal(), incoming) {
-                (Some(refusal), _) => refusal,
-                (None, Incoming::Request(f)) => {
-                    let about = super::audit::about(&f.request);
-                    let response = self.answer(peer, f.request).await;
-                    audit.note(link.name.as_str(), peer, about, &response);
-                    ResponseFrame { id: f.id, response }
-                }
-                (None, other) => ResponseFrame {
+            let answers = match (incoming.refusal(), incoming) {
+                (Some(refusal), _) => vec![refusal],
+                (None, Incoming::Request(f)) => match f.request {
+                    request @ (Request::Put { .. } | Request::PutChunk { .. }) => {
+                        self.serve_put(peer, f.id, request, &mut puts).await
+                    }
+                    Request::Cancel { request } if puts.cancel(request) => vec![ResponseFrame {
+                        id: f.id,
+                        response: Response::Done,
+                    }],
+                    request => {
+                        let about = super::audit::about(&request);
+                        let response = self.answer(peer, request).await;
+                        audit.note(link.name.as_str(), peer, about, &response);
+                        vec![ResponseFrame { id: f.id, response }]
+                    }
+                },
+                (None, other) => vec![ResponseFrame {
                     id: other.id(),
                     response: Response::error(ErrorKind::Invalid, "unreadable request"),
-                },
+                }],
             };
-            if let Err(e) = link.conn.send(&answer).await {
-                debug!(peer = %link.name, "share link: {e}");
-                break;
+            for answer in &answers {
+                if let Err(e) = link.conn.send(answer).await {
+                    debug!(peer = %link.name, "share link: {e}");
+                    break 'link;
+                }
             }
         }
+        // Puts left unfinished leave nothing: their staging files go with them.
+        drop(puts);
         let _ = link.conn.shutdown().await;
     }
 

@@ -50,6 +50,17 @@ use worker::Msg;
 /// The name of the files that say what a share leaves out (gitignore syntax).
 pub const IGNORE_FILE: &str = ".p2pignore";
 
+/// Names of the staging files of puts being received (`.p2p-put-<random>.part`, beside
+/// their target): never served, never hashed.
+pub const STAGING_PREFIX: &str = ".p2p-put-";
+
+/// Whether a file named `name` is a put's staging file.
+pub fn is_staging(name: &std::ffi::OsStr) -> bool {
+    name.as_encoded_bytes()
+        .starts_with(STAGING_PREFIX.as_bytes())
+        && name.as_encoded_bytes().ends_with(b".part")
+}
+
 /// The most entries one page of a listing holds.
 pub const MAX_PAGE: usize = 1000;
 

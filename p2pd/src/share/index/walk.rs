@@ -146,6 +146,9 @@ pub(super) fn walk(
             leave(&mut leaving);
             continue;
         }
+        if !is_dir && super::is_staging(entry.file_name()) {
+            continue;
+        }
         if !is_dir && !ft.is_file() {
             skipped.other += 1;
             continue;

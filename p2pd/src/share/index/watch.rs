@@ -127,6 +127,9 @@ pub(super) fn target_of(root: &Path, path: &Path) -> Option<Target> {
         return Some(Target::Root);
     }
     let rel = RelPath::new(rel.to_str()?).ok()?;
+    if super::is_staging(std::ffi::OsStr::new(rel.file_name())) {
+        return None;
+    }
     if rel.file_name() == IGNORE_FILE {
         return Some(match split(rel.as_str()).0 {
             "" => Target::Root,
