@@ -221,6 +221,22 @@ pub(crate) enum Command {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Write a file or directory into a peer's share (needs write); what it replaces is kept
+    ///
+    /// Like cp -r: an existing directory at the target receives PATH inside it; a target that
+    /// does not exist names the result. Each file replaces only what the target held when
+    /// p2pctl looked at it: if it changed since, the put fails (exit 1) saying so.
+    Put {
+        /// The local file or directory
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+        /// PEER:SHARE[/PATH]
+        #[arg(value_name = "PEER:SHARE[/PATH]")]
+        target: String,
+        /// Replace whatever the target holds, even if it changed since it was looked at
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `share` subcommands.

@@ -101,7 +101,16 @@ impl<S: AsyncRead + AsyncWrite> Client<S> {
         &mut self,
         call: Call,
     ) -> Result<Reply<T>, Error> {
-        let timeout = REPLY_TIMEOUT;
+        self.call_within(call, REPLY_TIMEOUT).await
+    }
+
+    /// [`Client::call`], waiting at most `timeout` (for a call that runs as long as its
+    /// work, such as `put`).
+    pub(crate) async fn call_within<T: DeserializeOwned>(
+        &mut self,
+        call: Call,
+        timeout: Duration,
+    ) -> Result<Reply<T>, Error> {
         let method = call.method();
         let id = self.next_id;
         self.next_id += 1;

@@ -562,6 +562,7 @@ fn log_activity(ev: &Event) {
         Event::TransferOffered { .. }
         | Event::TransferProgress { .. }
         | Event::TransferUpdated { .. }
+        | Event::PutProgress { .. }
         | Event::Lagged { .. } => {}
     }
 }

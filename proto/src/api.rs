@@ -14,7 +14,9 @@ mod share;
 mod status;
 
 pub use log::{LOG_NOTIFICATION, LogRecord};
-pub use share::{GrantInfo, Granted, ListEntry, Listing, LocalShare, MAX_LISTED, Revoked};
+pub use share::{
+    GrantInfo, Granted, ListEntry, Listing, LocalShare, MAX_LISTED, PutDone, PutProgress, Revoked,
+};
 pub use status::{Resources, SourceState, SourceStatus, Status, TrackerLinkState, TrackerStatus};
 
 /// A method and its params. Serialised as `"method"` / `"params"` (see [`crate::rpc`]).
@@ -201,6 +203,25 @@ pub enum Call {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         dest: Option<String>,
     },
+    /// Write a local file or directory (absolute path, read by the daemon) into a peer's
+    /// share (needs `write`), as `cp -r` places it: an existing directory at `path`
+    /// receives it inside, else `path` names it. Each file replaces only what was there
+    /// when it was looked at (compare and swap); with `force`, whatever is there then.
+    /// Progress comes as `put_progress` events. Result: [`PutDone`].
+    Put {
+        /// Name or id prefix.
+        peer: String,
+        /// The share.
+        share: String,
+        /// A path in the share; none is its root.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+        /// The local file or directory (absolute).
+        src: String,
+        /// Replace what is there even if it changed since it was looked at.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
+    },
 }
 
 impl Call {
@@ -230,6 +251,7 @@ impl Call {
         "ls",
         "log",
         "get",
+        "put",
     ];
 
     /// This call's method name.
@@ -259,6 +281,7 @@ impl Call {
             Call::Ls { .. } => "ls",
             Call::Log { .. } => "log",
             Call::Get { .. } => "get",
+            Call::Put { .. } => "put",
         }
     }
 }
@@ -542,6 +565,11 @@ pub enum Event {
         /// The transfer.
         transfer: TransferInfo,
     },
+    /// Progress of a `put` (at most a few per second).
+    PutProgress {
+        /// The put.
+        put: PutProgress,
+    },
     /// A peer link failed in a way the user should know about (for example a key mismatch).
     LinkError {
         /// The peer, if known.
@@ -652,6 +680,13 @@ mod tests {
                 share: p(),
                 path: None,
                 dest: None,
+            },
+            Call::Put {
+                peer: p(),
+                share: p(),
+                path: None,
+                src: p(),
+                force: false,
             },
         ];
         for call in &calls {

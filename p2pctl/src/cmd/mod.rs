@@ -8,6 +8,7 @@ mod log;
 mod ls;
 mod msg;
 mod peers;
+mod put;
 mod rekey;
 mod send;
 mod share;
@@ -69,6 +70,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
     // not p2pd runs.
     let local = match &cli.command {
         Command::Send { path, .. } => Some(send::absolute_path(path)?),
+        Command::Put { path, .. } => Some(put::absolute_src(path)?),
         Command::Accept { to: Some(dir), .. } => Some(accept::absolute_dir(dir)?),
         Command::Get {
             dest: Some(dir), ..
@@ -300,6 +302,23 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
             };
             let (c, o, n) = (&mut client, &mut out, &mut notes);
             send::run(c, o, n, show, call, no_wait, stop).await
+        }
+        Command::Put { target, force, .. } => {
+            let (peer, share, at) = put::target(&target)?;
+            let call = Call::Put {
+                peer,
+                share,
+                path: at,
+                src: local.unwrap_or_default(),
+                force,
+            };
+            // Progress comes on a second connection; without it, only the outcome.
+            let events = if cli.json {
+                None
+            } else {
+                client::connect(&path).await.ok()
+            };
+            put::run(&mut client, events, &mut out, cli.json, call).await
         }
         Command::Ls {
             target,

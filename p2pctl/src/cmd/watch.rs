@@ -127,7 +127,7 @@ fn describe_notice(notice: &Notice, names: &mut Names) -> Option<String> {
                 Event::TransferOffered { transfer } | Event::TransferUpdated { transfer } => {
                     names.learn_transfer(transfer)
                 }
-                Event::TransferProgress { .. } => return None,
+                Event::TransferProgress { .. } | Event::PutProgress { .. } => return None,
                 _ => {}
             }
             Some(describe(&event, names))
@@ -168,6 +168,14 @@ fn describe(event: &Event, names: &Names) -> String {
         } => format!("link error with {}: {}", names.of(peer), clean(detail)),
         Event::LinkError { peer: None, detail } => format!("link error: {}", clean(detail)),
         Event::TransferOffered { transfer } => describe_offer(transfer),
+        Event::PutProgress { put } => format!(
+            "put of {} to {}:{}: {} / {}",
+            clean(&put.src),
+            clean(put.peer.as_str()),
+            put.share,
+            human_bytes(put.done_bytes),
+            human_bytes(put.total_bytes)
+        ),
         Event::TransferProgress { transfer } => {
             let rate = rate_and_eta(transfer);
             format!(

@@ -157,6 +157,20 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
                     .await,
             )
         }
+        Call::Put {
+            peer,
+            share,
+            path,
+            src,
+            force,
+        } => {
+            let id = resolve(svc, &peer)?;
+            value(
+                svc.shares
+                    .put(id, &share, path.as_deref(), &src, force)
+                    .await,
+            )
+        }
     }
 }
 

@@ -7,6 +7,9 @@
 mod audit;
 pub mod index;
 mod pull;
+mod put;
+mod put_client;
+mod put_fs;
 mod remote;
 mod serve;
 mod state;
@@ -113,6 +116,23 @@ pub enum SharesError {
         path: String,
         /// The peer.
         peer: PeerName,
+    },
+    /// A put lost a race: the path changed on the peer since it was looked at.
+    #[error("conflict: {path} changed on {peer} since you read it")]
+    Conflict {
+        /// `SHARE/PATH`.
+        path: String,
+        /// The peer.
+        peer: PeerName,
+    },
+    /// The local file or directory to put cannot be read.
+    #[error("cannot put {}: {source}", path.display())]
+    Source {
+        /// The local path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
     },
     /// The peer answered with another error.
     #[error("{peer}: {message}")]

@@ -104,10 +104,16 @@ pub(super) struct Remote {
 }
 
 impl Remote {
-    /// Sends `request` and waits for its answer.
-    pub(super) async fn ask(&mut self, request: Request) -> Result<Response, SharesError> {
+    /// A request id not used before on this link.
+    pub(super) fn take_id(&mut self) -> RequestId {
         let id = RequestId(self.next);
         self.next += 1;
+        id
+    }
+
+    /// Sends `request` and waits for its answer.
+    pub(super) async fn ask(&mut self, request: Request) -> Result<Response, SharesError> {
+        let id = self.take_id();
         let peer = self.peer.clone();
         let exchange = async {
             self.conn.send(&RequestFrame { id, request }).await?;

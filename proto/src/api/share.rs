@@ -1,5 +1,5 @@
 //! Results of the share methods of the control API (`share_add`, `share_ls`, `grant`,
-//! `revoke`, `ls`).
+//! `revoke`, `ls`, `put`) and the progress events of a put.
 
 use serde::{Deserialize, Serialize};
 
@@ -107,4 +107,40 @@ pub struct Listing {
     /// Whether the listing stopped at [`MAX_LISTED`] entries.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+}
+
+/// Result of `put`: what the owner answered `Done` for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutDone {
+    /// The peer written to.
+    pub peer: PeerName,
+    /// The share.
+    pub share: ShareName,
+    /// Where the file or directory now is in the share (`a/b.txt`; empty: the root).
+    pub path: String,
+    /// Files written.
+    pub files: u64,
+    /// Directories made.
+    pub dirs: u64,
+    /// Bytes in the files written.
+    pub bytes: u64,
+    /// Local entries left out (symlinks, special files, names the protocol cannot carry),
+    /// each with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+}
+
+/// Progress of a running `put` (the `put_progress` event, a few per second at most).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutProgress {
+    /// The peer written to.
+    pub peer: PeerName,
+    /// The share.
+    pub share: ShareName,
+    /// The local file or directory being put, as the call gave it.
+    pub src: String,
+    /// Bytes the owner has acknowledged so far.
+    pub done_bytes: u64,
+    /// Bytes of the whole put.
+    pub total_bytes: u64,
 }
