@@ -234,9 +234,8 @@ mod wire {
 
     use p2p_tests::DEADLINE;
     use p2p_tests::raw_peer::RawPeer;
-    use proto::share::{MAX_FRAME, Request, RequestFrame, RequestId, ResponseFrame, ShareName};
+    use proto::share::{Request, RequestFrame, RequestId, ResponseFrame, ShareName};
     use serde::Serialize;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A `List` whose share name is never checked: what a hostile encoder sends.
     #[derive(Serialize)]
@@ -285,38 +284,11 @@ mod wire {
         postcard::to_stdvec(&(id, tag)).expect("encode")
     }
 
-    pub(super) async fn send(link: &mut RawPeer, payloads: &[Vec<u8>]) {
-        let mut bytes = Vec::new();
-        for p in payloads {
-            bytes.extend_from_slice(&u32::try_from(p.len()).unwrap().to_be_bytes());
-            bytes.extend_from_slice(p);
-        }
-        link.tls.write_all(&bytes).await.expect("send requests");
-        link.tls.flush().await.expect("flush");
-    }
+    pub(super) use p2p_tests::share_wire::send;
 
     /// Reads `n` responses, by request id.
     pub(super) async fn answers(link: &mut RawPeer, n: usize) -> BTreeMap<u64, ResponseFrame> {
-        let mut out = BTreeMap::new();
-        while out.len() < n {
-            let read = async {
-                let mut header = [0u8; 4];
-                link.tls.read_exact(&mut header).await?;
-                let len = u32::from_be_bytes(header) as usize;
-                assert!(len <= MAX_FRAME, "a {len}-byte frame");
-                let mut payload = vec![0u8; len];
-                link.tls.read_exact(&mut payload).await?;
-                Ok::<_, std::io::Error>(payload)
-            };
-            let payload = tokio::time::timeout(DEADLINE, read)
-                .await
-                .expect("an answer in time")
-                .expect("the link stays up");
-            let frame: ResponseFrame =
-                proto::frame::decode_payload(&payload).expect("a response frame");
-            out.insert(frame.id.0, frame);
-        }
-        out
+        p2p_tests::share_wire::answers(link, n, DEADLINE).await
     }
 }
 
