@@ -128,6 +128,15 @@ pub enum Call {
         /// Versions kept per path (default 5).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         keep_versions: Option<u32>,
+        /// Cap on the bytes of the share's kept versions (default: none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_version_bytes: Option<u64>,
+        /// Versions older than this many seconds are dropped (default: none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_version_age: Option<u64>,
+        /// Cap on the share's total bytes that peers' writes may reach (default: none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quota: Option<u64>,
     },
     /// Stop serving a share and drop its grants (the directory is left alone). Result:
     /// [`LocalShare`], as it was.
@@ -650,6 +659,9 @@ mod tests {
                 name: p(),
                 path: p(),
                 keep_versions: None,
+                max_version_bytes: None,
+                max_version_age: None,
+                quota: None,
             },
             Call::ShareRm { name: p() },
             Call::ShareLs {},

@@ -244,6 +244,9 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
                 ShareAction::Add {
                     name,
                     keep_versions,
+                    max_version_bytes,
+                    max_version_age,
+                    quota,
                     ..
                 } => {
                     let path = local.unwrap_or_default();
@@ -251,6 +254,9 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
                         name,
                         path,
                         keep_versions,
+                        max_version_bytes,
+                        max_version_age,
+                        quota,
                     };
                     show(&mut client, out, json, call, |s: LocalShare| {
                         share::added(&s)

@@ -111,7 +111,18 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
             name,
             path,
             keep_versions,
-        } => value(svc.shares.add(&name, &path, keep_versions).await),
+            max_version_bytes,
+            max_version_age,
+            quota,
+        } => {
+            let settings = crate::share::ShareSettings {
+                keep_versions,
+                max_version_bytes,
+                max_version_age,
+                quota,
+            };
+            value(svc.shares.add(&name, &path, settings).await)
+        }
         Call::ShareRm { name } => value(svc.shares.remove(&name).await),
         Call::ShareLs {} => to_value(svc.shares.list()).map(Reply::Value),
         Call::Grant { share, peer, right } => {

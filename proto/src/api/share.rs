@@ -31,6 +31,15 @@ pub struct LocalShare {
     pub path: String,
     /// Versions kept per path.
     pub keep_versions: u32,
+    /// Cap on the bytes of the share's kept versions, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_version_bytes: Option<u64>,
+    /// Versions older than this many seconds are dropped, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_version_age: Option<u64>,
+    /// Cap on the share's total bytes that peers' writes may reach, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<u64>,
     /// Whether the first walk of the directory is done (the counts are complete).
     pub ready: bool,
     /// Files served.
