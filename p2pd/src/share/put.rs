@@ -357,7 +357,10 @@ impl Shares {
                 .map_err(|e| refuse(ErrorKind::Busy, &format!("cannot sync it: {e}")))
         })
         .await?;
-        let guard = self.mutation_lock(&p.share).await;
+        let guard = self
+            .write_lock(&p.share)
+            .await
+            .map_err(|_| rules::denied(&p.share, rules::Access::Write))?;
         let (dir, name) = (p.staging.dir.clone(), p.name.clone());
         let now = blocking(move || put_fs::current_id(&*dir, &name)).await?;
         if now != p.replaces {
@@ -377,28 +380,30 @@ impl Shares {
         Ok(())
     }
 
-    /// Serialises the changes made to a share's files (one lock for all shares until the
-    /// version store's per-share lock is in).
-    async fn mutation_lock(&self, _share: &ShareName) -> tokio::sync::MutexGuard<'static, ()> {
-        static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-        LOCK.lock().await
-    }
-
-    /// Keeps what `path` holds now as a version, before a put replaces it.
+    /// Keeps what `path` holds now as a version (by `by`), before a put replaces it. Called
+    /// with the share's write lock held.
     async fn keep_replaced(
         &self,
-        _share: &ShareName,
-        _path: &RelPath,
-        _by: PeerId,
+        share: &ShareName,
+        path: &RelPath,
+        by: PeerId,
     ) -> Result<(), ShareError> {
-        Ok(())
+        self.archive(share, path, Some(by))
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                refuse(
+                    ErrorKind::Busy,
+                    &format!("cannot keep the version replaced: {e}"),
+                )
+            })
     }
 
     /// Brings the index up to date with `path` after a put.
-    async fn reindex(&self, share: &ShareName, _path: &RelPath) {
+    async fn reindex(&self, share: &ShareName, path: &RelPath) {
         let index = self.lock().get(share).and_then(|s| s.index.clone().ok());
         if let Some(index) = index {
-            let _ = index.rescan().await;
+            let _ = index.refresh(std::slice::from_ref(path)).await;
         }
     }
 
@@ -456,6 +461,6 @@ fn changed(share: &ShareName, path: &RelPath) -> ShareError {
 }
 
 /// The share's quota on what peers write, in bytes (none: no limit).
-fn write_quota(_row: &super::store::ShareRow) -> Option<u64> {
-    None
+fn write_quota(row: &super::store::ShareRow) -> Option<u64> {
+    row.write_quota
 }
