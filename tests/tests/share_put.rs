@@ -46,6 +46,15 @@ fn tree(dir: &Path) -> Vec<String> {
     found
 }
 
+/// The files under `dir` whose bytes are `data`.
+fn files_holding(dir: &Path, data: &[u8]) -> Vec<String> {
+    tree(dir)
+        .into_iter()
+        .filter(|rel| !rel.ends_with('/'))
+        .filter(|rel| std::fs::read(dir.join(rel)).is_ok_and(|b| b == data))
+        .collect()
+}
+
 /// alice shares a new directory holding `old.txt` as `docs`; its canonical path.
 fn share_docs(net: &TestNet, p: &Pair) -> PathBuf {
     let dir = net.unique_dir("docs");
@@ -55,11 +64,14 @@ fn share_docs(net: &TestNet, p: &Pair) -> PathBuf {
 
 /// alice shares `dir` as `docs` and waits until it is indexed; its canonical path.
 fn share(net: &TestNet, p: &Pair, dir: &Path) -> PathBuf {
-    ok(
-        net,
-        &p.alice,
-        &["share", "add", "docs", dir.to_str().unwrap()],
-    );
+    share_with(net, p, dir, &[])
+}
+
+/// [`share`], with `extra` options to `share add`.
+fn share_with(net: &TestNet, p: &Pair, dir: &Path, extra: &[&str]) -> PathBuf {
+    let mut add = vec!["share", "add", "docs", dir.to_str().unwrap()];
+    add.extend_from_slice(extra);
+    ok(net, &p.alice, &add);
     poll(DEADLINE, Duration::from_millis(50), || {
         let v = ok(net, &p.alice, &["--json", "share", "ls"]).json();
         if v[0]["ready"] == true {
@@ -117,13 +129,15 @@ fn bob_puts_only_with_write_and_replaces_only_what_he_saw() {
     assert_eq!(put["files"], 1, "{put}");
     assert_eq!(std::fs::read(docs.join("a.txt")).unwrap(), b"first put");
 
-    // Over a file: replaced.
+    // Over a file: replaced, and what it held is kept as a version at alice.
     std::fs::write(local.join("a.txt"), "second put, longer").unwrap();
     ok(&net, &p.bob, &["put", a, "alice:docs/new.txt"]);
     assert_eq!(
         std::fs::read(docs.join("new.txt")).unwrap(),
         b"second put, longer"
     );
+    let kept = files_holding(&p.alice.state_dir.join("versions"), b"first put");
+    assert_eq!(kept.len(), 1, "the replaced file kept once: {kept:?}");
     // An empty file.
     let empty = local.join("empty");
     std::fs::write(&empty, "").unwrap();
@@ -212,6 +226,107 @@ fn a_put_whose_target_changes_meanwhile_conflicts_and_force_then_replaces_it() {
     );
     assert!(std::fs::read(docs.join("target.bin")).unwrap() == big);
     assert_eq!(tree(&docs), ["target.bin"]);
+    // What the forced put replaced is kept: alice's change is not lost.
+    let versions = p.alice.state_dir.join("versions");
+    let kept = files_holding(&versions, b"alice's second version");
+    assert_eq!(kept.len(), 1, "{kept:?}");
+}
+
+#[test]
+fn a_directory_lands_whole_with_symlinks_skipped() {
+    let net = TestNet::new();
+    let p = chat::pair(&net);
+    let docs = share_docs(&net, &p);
+    ok(&net, &p.alice, &["grant", "docs", "bob", "write"]);
+    let local = net.unique_dir("local");
+    let top = local.join("tree");
+    std::fs::create_dir_all(top.join("sub/deeper")).unwrap();
+    std::fs::write(top.join("a.txt"), "a").unwrap();
+    std::fs::write(top.join("sub/b.txt"), "bb").unwrap();
+    let c = write_pattern(&top.join("sub/deeper/c.bin"), (2 << 20) + 5, 4);
+    std::os::unix::fs::symlink("/etc/passwd", top.join("link")).unwrap();
+    let src = top.to_str().unwrap();
+
+    // Directories missing at alice need MakeDir; a p2pd that does not serve it says so, and
+    // nothing is written.
+    let out = net.ctl(&p.bob, &["put", src, "alice:docs"]);
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert!(out.stderr.contains("does not serve MakeDir yet"), "{out}");
+    assert_eq!(tree(&docs), ["old.txt"]);
+
+    // Where the directories exist, every file lands, identical; the symlink is skipped.
+    std::fs::create_dir_all(docs.join("tree/sub/deeper")).unwrap();
+    poll(DEADLINE, Duration::from_millis(50), || {
+        let l = net
+            .ctl(&p.bob, &["--json", "ls", "-R", "alice:docs"])
+            .json();
+        let seen = l["entries"].as_array().map_or(0, |e| e.len());
+        if seen == 4 {
+            Ok(())
+        } else {
+            Err(format!(
+                "alice's index does not show the directories yet: {l}"
+            ))
+        }
+    });
+    let put = ok(&net, &p.bob, &["--json", "put", src, "alice:docs"]);
+    let done = put.json();
+    assert_eq!(done["path"], "tree", "{put}");
+    assert_eq!(done["files"], 3, "{put}");
+    assert!(
+        put.stderr
+            .contains("skipped link: a symlink (not followed)"),
+        "{put}"
+    );
+    assert_eq!(
+        tree(&docs),
+        [
+            "old.txt",
+            "tree/",
+            "tree/a.txt",
+            "tree/sub/",
+            "tree/sub/b.txt",
+            "tree/sub/deeper/",
+            "tree/sub/deeper/c.bin"
+        ]
+    );
+    assert_eq!(std::fs::read(docs.join("tree/a.txt")).unwrap(), b"a");
+    assert_eq!(std::fs::read(docs.join("tree/sub/b.txt")).unwrap(), b"bb");
+    assert!(std::fs::read(docs.join("tree/sub/deeper/c.bin")).unwrap() == c);
+}
+
+#[test]
+fn a_put_over_the_share_quota_is_refused_before_any_byte_is_written() {
+    let net = TestNet::new();
+    let p = chat::pair(&net);
+    let dir = net.unique_dir("docs");
+    std::fs::write(dir.join("held.bin"), vec![7u8; 1000]).unwrap();
+    share_with(&net, &p, &dir, &["--quota", "4K"]);
+    ok(&net, &p.alice, &["grant", "docs", "bob", "write"]);
+    let local = net.unique_dir("local");
+    let big = local.join("big.bin");
+    std::fs::write(&big, vec![1u8; 3200]).unwrap();
+    let out = net.ctl(&p.bob, &["put", big.to_str().unwrap(), "alice:docs"]);
+    assert_eq!(out.code(), Some(1), "{out}");
+    let want = "over the quota of docs: it holds 1000 of 4096 bytes, and this put of 3200 bytes \
+                would bring it to 4200";
+    assert!(out.stderr.contains(want), "expected {want:?}:\n{out}");
+    assert_eq!(tree(&dir), ["held.bin"]);
+    // Replacing the file that is there counts only the difference.
+    ok(
+        &net,
+        &p.bob,
+        &[
+            "put",
+            "--force",
+            big.to_str().unwrap(),
+            "alice:docs/held.bin",
+        ],
+    );
+    assert_eq!(
+        std::fs::read(dir.join("held.bin")).unwrap(),
+        vec![1u8; 3200]
+    );
 }
 
 #[test]
@@ -462,5 +577,23 @@ async fn hostile_chunks_are_refused_and_leave_nothing() {
     let got = wire::answers(&mut link, 3).await;
     assert_eq!(got[&1].response, Response::Done, "{got:?}");
     assert!(std::fs::read(docs.join("x.bin")).unwrap() == data);
+    assert_eq!(tree(&docs), ["old.txt", "x.bin"]);
+
+    // A revoke stops a put at its next chunk.
+    wire::send(
+        &mut link,
+        &[
+            wire::put(4, "z.bin", &data, id),
+            wire::chunk(5, 4, 0, first),
+        ],
+    )
+    .await;
+    let got = wire::answers(&mut link, 1).await;
+    assert_eq!(got[&5].response, Response::Done);
+    ok(&net, &p.alice, &["revoke", "docs", "mallory"]);
+    wire::send(&mut link, &[wire::chunk(6, 4, 1, rest)]).await;
+    let got = wire::answers(&mut link, 2).await;
+    assert_eq!(error(&got, 6).0, ErrorKind::Denied, "{got:?}");
+    assert_eq!(error(&got, 4).0, ErrorKind::Denied, "{got:?}");
     assert_eq!(tree(&docs), ["old.txt", "x.bin"]);
 }
