@@ -176,7 +176,7 @@ fn bob_puts_only_with_write_and_replaces_only_what_he_saw() {
 #[test]
 fn a_put_whose_target_changes_meanwhile_conflicts_and_force_then_replaces_it() {
     // A capped link, so that the put is still sending when alice changes the file.
-    let ns = NetNs::rate_limited(16);
+    let ns = NetNs::rate_limited(8);
     let net = TestNet::in_netns(&ns);
     let p = chat::pair(&net);
     let dir = net.unique_dir("docs");
@@ -209,16 +209,7 @@ fn a_put_whose_target_changes_meanwhile_conflicts_and_force_then_replaces_it() {
     );
     assert_eq!(tree(&docs), ["target.bin"]);
 
-    // Once bob can see alice's version, --force puts over it.
-    let seen = id_of(b"alice's second version");
-    poll(
-        4 * DEADLINE,
-        Duration::from_millis(100),
-        || match listed_id(&net, &p, "target.bin") {
-            Some(id) if id == seen => Ok(()),
-            other => Err(format!("target.bin listed as {other:?}, not {seen}")),
-        },
-    );
+    // --force looks again and puts over alice's version.
     ok(
         &net,
         &p.bob,

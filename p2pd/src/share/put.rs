@@ -10,7 +10,9 @@
 //! for being new, then written at its offset and answered. After the last, the staged file
 //! is hashed and checked against the put's content id, synced, and under the share's write
 //! lock checked once more against `replaces`; what the path held is kept as a version, the
-//! staged file renamed over it, the directory synced, and the `Put` answered. A put that
+//! staged file renamed over it, the directory synced, the index refreshed for the path, and
+//! the `Put` answered (a `Conflict` refreshes it too, so that the client's next `Stat` shows
+//! what the path holds now). A put that
 //! fails, is cancelled, or whose link ends leaves nothing: its staging file is removed.
 
 use std::collections::{BTreeSet, HashMap};
@@ -151,6 +153,9 @@ impl Shares {
                     Ok(Some(done)) => vec![frame(id, done)],
                     Err(e) => {
                         self.log_put(peer, &share, &path, size, Err(&e));
+                        if e.kind == ErrorKind::Conflict {
+                            self.reindex(&share, &path).await;
+                        }
                         vec![frame(id, Response::Error(e))]
                     }
                 }
@@ -332,6 +337,10 @@ impl Shares {
         let (share, path, size) = (p.share.clone(), p.path.clone(), p.size);
         let r = self.land(peer, p).await;
         self.log_put(peer, &share, &path, size, r.as_ref().map(|_| ()));
+        if r.as_ref().is_err_and(|e| e.kind == ErrorKind::Conflict) {
+            // So that the client's next look shows what is there now.
+            self.reindex(&share, &path).await;
+        }
         match r {
             Ok(()) => Response::Done,
             Err(e) => Response::Error(e),
