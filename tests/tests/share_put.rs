@@ -7,7 +7,8 @@
 //! small tmpfs) is refused before any byte is written. A hostile client speaking
 //! `p2p-share/1` by hand (a chunk of the wrong length, for an unknown put, twice, bytes that
 //! are not the announced content) is answered `Invalid`, nothing lands, no staging file is
-//! left, and the daemon serves on. A get while a put replaces the file gets one whole
+//! left, and the daemon serves on; a fifth put at once on a link is `Busy`, a `Cancel` or the
+//! link's end removes a put's staging file, and a revoke stops a put at its next chunk. A get while a put replaces the file gets one whole
 //! version.
 
 use std::path::{Path, PathBuf};
@@ -529,6 +530,33 @@ async fn hostile_chunks_are_refused_and_leave_nothing() {
     assert_eq!(kind, ErrorKind::Invalid, "{message}");
     assert!(message.contains("not content"), "{message}");
     assert_eq!(tree(&docs), ["old.txt"]);
+
+    // At most four puts at once on a link; a Cancel ends one and removes its staging file.
+    let puts: Vec<Vec<u8>> = (20..25)
+        .map(|n| wire::put(n, &format!("p{n}.bin"), &data, id))
+        .collect();
+    wire::send(&mut link, &puts).await;
+    let got = wire::answers(&mut link, 1).await;
+    assert_eq!(error(&got, 24).0, ErrorKind::Busy, "{got:?}");
+    assert_eq!(staging().len(), 4, "{:?}", tree(&docs));
+    let cancels: Vec<Vec<u8>> = (20..24)
+        .map(|n| {
+            postcard::to_stdvec(&proto::share::RequestFrame {
+                id: proto::share::RequestId(n + 10),
+                request: proto::share::Request::Cancel {
+                    request: proto::share::RequestId(n),
+                },
+            })
+            .unwrap()
+        })
+        .collect();
+    wire::send(&mut link, &cancels).await;
+    let got = wire::answers(&mut link, 4).await;
+    assert!(
+        got.values().all(|f| f.response == Response::Done),
+        "{got:?}"
+    );
+    assert!(staging().is_empty(), "{:?}", staging());
 
     // A put left unfinished when the link ends leaves nothing.
     wire::send(
