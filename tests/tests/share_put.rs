@@ -1,15 +1,16 @@
 //! Writing into a peer's share with `p2pctl put`, between real daemons: alice shares a
 //! directory; bob, with `read` only, is refused and nothing is written; with `write` he puts
 //! a new file (identical at alice), into a directory (placed inside it, as `cp -r` does), and
-//! over a file he looked at (replaced). A put whose target alice changes while it runs fails
-//! with `conflict: ... changed on alice since you read it` and leaves alice's file alone;
-//! `--force` then replaces it. A put larger than the free space of the share's disk (a
-//! small tmpfs) is refused before any byte is written. A hostile client speaking
+//! over a file he looked at (replaced, the old one kept as a version). A put whose target
+//! alice changes while it runs fails with `conflict: ... changed on alice since you read it`
+//! and leaves alice's file alone; `--force` then replaces it. A put over the share's quota,
+//! or larger than the free space of the share's disk (a small tmpfs), is refused before any
+//! byte is written. A directory lands whole, symlinks skipped. A hostile client speaking
 //! `p2p-share/1` by hand (a chunk of the wrong length, for an unknown put, twice, bytes that
 //! are not the announced content) is answered `Invalid`, nothing lands, no staging file is
-//! left, and the daemon serves on; a fifth put at once on a link is `Busy`, a `Cancel` or the
-//! link's end removes a put's staging file, and a revoke stops a put at its next chunk. A get while a put replaces the file gets one whole
-//! version.
+//! left, and the daemon serves on; a fifth put at once on a link is `Busy`, a `Cancel` or
+//! the link's end removes a put's staging file, and a revoke stops a put at its next chunk.
+//! A get while a put replaces the file gets one whole version.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -304,8 +304,12 @@ mod tests {
         let s = Staging::create(fd.clone()).unwrap();
         assert!(s.name.starts_with(STAGING_PREFIX), "{}", s.name);
         // The index never serves it.
-        assert!(crate::share::index::is_staging(std::ffi::OsStr::new(&s.name)));
-        assert!(!crate::share::index::is_staging(std::ffi::OsStr::new(".p2p-put-x")));
+        assert!(crate::share::index::is_staging(std::ffi::OsStr::new(
+            &s.name
+        )));
+        assert!(!crate::share::index::is_staging(std::ffi::OsStr::new(
+            ".p2p-put-x"
+        )));
         s.file.write_all_at(b"xyz", 0).unwrap();
         assert_eq!(std::fs::read_dir(root).unwrap().count(), 1);
         drop(s);
