@@ -134,6 +134,11 @@ impl Shares {
                 }
             }
             Request::Pull { share, path } => self.serve_pull(peer, &share, path.as_ref()).await,
+            Request::Remove { .. }
+            | Request::Rename { .. }
+            | Request::MakeDir { .. }
+            | Request::Versions { .. }
+            | Request::Restore { .. } => self.serve_change(peer, request).await,
             // Requests are answered in order, so none is left to cancel.
             Request::Cancel { .. } => Response::Done,
             other => Response::error(
