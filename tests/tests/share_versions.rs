@@ -6,8 +6,9 @@
 //! version in turn. Every listing right after a change shows it. bob's `rm`, `mv`, `mkdir`
 //! and `restore` are refused with the contract's words and change nothing; a path with `..`
 //! or an absolute one is refused; removing a symlink that points out of the share touches
-//! nothing. A version flood keeps at most N versions per path, holds the byte cap (the blob
-//! directory's size checked), and never gives a number twice.
+//! nothing; alice's activity log records each change and each refusal. A version flood
+//! keeps at most N versions per path, holds the byte cap (the blob directory's size
+//! checked), and never gives a number twice; a peer's restore may not pass the quota.
 
 use std::path::{Path, PathBuf};
 
@@ -303,6 +304,16 @@ fn a_writer_changes_a_share_and_what_it_removes_or_replaces_is_kept() {
     }
     assert_eq!(tree(&docs), before, "nothing changed");
     assert_eq!(numbers(&versions(&net, &t.alice, "docs/new/a.txt")), [1, 2]);
+
+    // alice's activity log has a line for each change carol made, and bob's refusals.
+    for op in ["share-mkdir", "share-mv", "share-rm", "share-restore"] {
+        let tag = format!(r#""op":"{op}""#);
+        t.alice
+            .wait_activity(op, 1, DEADLINE, |l| l.contains(&tag) && l.contains("carol"));
+    }
+    t.alice.wait_activity("share-denied", 4, DEADLINE, |l| {
+        l.contains(r#""op":"share-denied""#) && l.contains("bob")
+    });
 }
 
 #[test]
@@ -326,7 +337,11 @@ fn a_version_flood_keeps_n_holds_the_byte_cap_and_never_reuses_a_number() {
         .cloned()
         .unwrap();
     assert_eq!(capped_row["max_version_bytes"], 7 * 1024, "{capped_row}");
-    for s in ["counted", "capped"] {
+    let quota = share(&net, &t.alice, "quota", &["--quota", "5K"], |dir| {
+        std::fs::write(dir.join("a.bin"), vec![1u8; 3000]).unwrap();
+        std::fs::write(dir.join("b.bin"), vec![2u8; 3000]).unwrap();
+    });
+    for s in ["counted", "capped", "quota"] {
         ok(&net, &t.alice, &["grant", s, "carol", "write"]);
     }
     let blobs = t.alice.state_dir.join("versions");
@@ -373,4 +388,21 @@ fn a_version_flood_keeps_n_holds_the_byte_cap_and_never_reuses_a_number() {
     assert_eq!(numbers(&last), [10, 11], "{last:?}");
     assert_eq!(last[0]["id"], last[1]["id"], "the same bytes, stored once");
     assert_eq!(std::fs::read_dir(&blobs).unwrap().count(), 4);
+
+    // A peer's restore may not take a share over its quota.
+    ok(&net, &t.carol, &["rm", "alice:quota/b.bin"]);
+    refused(
+        &net,
+        &t.carol,
+        &["restore", "alice:quota/b.bin", "--version", "1"],
+        "alice: quota would be over its quota of 5120 bytes",
+    );
+    assert!(!quota.join("b.bin").exists());
+    ok(&net, &t.carol, &["rm", "alice:quota/a.bin"]);
+    ok(
+        &net,
+        &t.carol,
+        &["restore", "alice:quota/b.bin", "--version", "1"],
+    );
+    assert_eq!(std::fs::read(quota.join("b.bin")).unwrap(), vec![2u8; 3000]);
 }

@@ -1,6 +1,7 @@
 //! The `p2p-share/1` handler: reads the requests of one inbound share link in order, checks
 //! each against the grants as they are when it is served (so a revoke holds from the next
-//! request on), and answers it under its id. Listings and stats come from the share's index.
+//! request on), and answers it under its id. Listings and stats come from the share's index;
+//! changes (`Remove`, `Rename`, `MakeDir`, `Restore`) and `Versions` are made by `write.rs`.
 //! Requests this version knows but does not serve yet get `Invalid`; the link stays up.
 
 use std::sync::Arc;

@@ -263,10 +263,15 @@ impl Shares {
         };
         let root = open_root(&t, share)?;
         let up = parent_shown(share, path);
-        let quota = t
-            .quota
-            .filter(|_| by.is_some())
-            .map(|q| (q, t.index.as_ref().map_or(0, |ix| ix.stats().totals.bytes)));
+        let quota = match (t.quota.filter(|_| by.is_some()), &t.index) {
+            (Some(q), Some(ix)) => {
+                // The share's total is the index's: complete once its first walk is.
+                let _ = tokio::time::timeout(REFRESH_WAIT, ix.ready()).await;
+                Some((q, ix.stats().totals.bytes))
+            }
+            (Some(q), None) => Some((q, 0)),
+            (None, _) => None,
+        };
         let (versions, keep, rel, quota_share) =
             (self.versions.clone(), t.keep, path.clone(), share.clone());
         blocking(move || {
