@@ -268,6 +268,43 @@ pub(crate) enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Past versions of a file in a share: number, size, when replaced, by whom, content id
+    Versions {
+        /// PEER:SHARE/PATH, or SHARE/PATH for one of our shares
+        #[arg(value_name = "[PEER:]SHARE/PATH")]
+        target: String,
+    },
+    /// Put a kept version back (what is there now is kept as a version in turn)
+    #[command(disable_version_flag = true)]
+    Restore {
+        /// PEER:SHARE/PATH, or SHARE/PATH for one of our shares
+        #[arg(value_name = "[PEER:]SHARE/PATH")]
+        target: String,
+        /// The version's number, as 'versions' lists it
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        version: u64,
+    },
+    /// Remove a file (kept there as a version) or an empty directory of a peer's share
+    Rm {
+        /// PEER:SHARE/PATH
+        #[arg(value_name = "PEER:SHARE/PATH")]
+        target: String,
+    },
+    /// Make a directory in a peer's share (its parent must exist)
+    Mkdir {
+        /// PEER:SHARE/PATH
+        #[arg(value_name = "PEER:SHARE/PATH")]
+        target: String,
+    },
+    /// Move a file or directory within a peer's share, never over an existing one
+    Mv {
+        /// PEER:SHARE/FROM
+        #[arg(value_name = "PEER:SHARE/FROM")]
+        from: String,
+        /// SHARE/TO, in the same share
+        #[arg(value_name = "SHARE/TO")]
+        to: String,
+    },
 }
 
 /// `share` subcommands.
@@ -455,6 +492,20 @@ mod tests {
                 }
             }
         ));
+        let cli = Cli::try_parse_from(["p2pctl", "restore", "docs/a.txt", "--version", "2"])
+            .expect("parse");
+        assert!(matches!(
+            cli.command,
+            Command::Restore { target, version: 2 } if target == "docs/a.txt"
+        ));
+        for args in [
+            &["p2pctl", "restore", "docs/a.txt"][..],
+            &["p2pctl", "restore", "docs/a.txt", "--version", "0"],
+            &["p2pctl", "mv", "alice:docs/a"],
+            &["p2pctl", "versions"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
         for bad in ["", "M", "1.5G", "-1", "1Q", "99999999999T"] {
             assert!(size_arg(bad).is_err(), "{bad}");
         }

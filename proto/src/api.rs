@@ -16,6 +16,7 @@ mod status;
 pub use log::{LOG_NOTIFICATION, LogRecord};
 pub use share::{
     GrantInfo, Granted, ListEntry, Listing, LocalShare, MAX_LISTED, PutDone, PutProgress, Revoked,
+    ShareChanged, VersionEntry, VersionList,
 };
 pub use status::{Resources, SourceState, SourceStatus, Status, TrackerLinkState, TrackerStatus};
 
@@ -231,6 +232,62 @@ pub enum Call {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         force: bool,
     },
+    /// The kept versions of a path, oldest first: of a peer's share over a share link, or
+    /// (no `peer`) of one of ours. Result: [`VersionList`].
+    Versions {
+        /// Name or id prefix; none: our own share.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
+        /// The share.
+        share: String,
+        /// The path in it.
+        path: String,
+    },
+    /// Put a kept version back (what is there now becomes a version in turn): in a peer's
+    /// share (needs `write`) or (no `peer`) in one of ours. Result: [`ShareChanged`].
+    Restore {
+        /// Name or id prefix; none: our own share.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
+        /// The share.
+        share: String,
+        /// The path in it.
+        path: String,
+        /// The version's number.
+        version: u64,
+    },
+    /// Remove a file (kept as a version) or an empty directory of a peer's share (needs
+    /// `write`). Result: [`ShareChanged`].
+    Rm {
+        /// Name or id prefix.
+        peer: String,
+        /// The share.
+        share: String,
+        /// The path in it.
+        path: String,
+    },
+    /// Make a directory in a peer's share (its parent must exist; needs `write`). Result:
+    /// [`ShareChanged`].
+    Mkdir {
+        /// Name or id prefix.
+        peer: String,
+        /// The share.
+        share: String,
+        /// The new directory's path.
+        path: String,
+    },
+    /// Move an entry within a peer's share, never over an existing one (needs `write`).
+    /// Result: [`ShareChanged`].
+    Mv {
+        /// Name or id prefix.
+        peer: String,
+        /// The share.
+        share: String,
+        /// The entry's path.
+        from: String,
+        /// Its new path.
+        to: String,
+    },
 }
 
 impl Call {
@@ -261,6 +318,11 @@ impl Call {
         "log",
         "get",
         "put",
+        "versions",
+        "restore",
+        "rm",
+        "mkdir",
+        "mv",
     ];
 
     /// This call's method name.
@@ -291,6 +353,11 @@ impl Call {
             Call::Log { .. } => "log",
             Call::Get { .. } => "get",
             Call::Put { .. } => "put",
+            Call::Versions { .. } => "versions",
+            Call::Restore { .. } => "restore",
+            Call::Rm { .. } => "rm",
+            Call::Mkdir { .. } => "mkdir",
+            Call::Mv { .. } => "mv",
         }
     }
 }
@@ -699,6 +766,33 @@ mod tests {
                 path: None,
                 src: p(),
                 force: false,
+            },
+            Call::Versions {
+                peer: None,
+                share: p(),
+                path: p(),
+            },
+            Call::Restore {
+                peer: Some(p()),
+                share: p(),
+                path: p(),
+                version: 1,
+            },
+            Call::Rm {
+                peer: p(),
+                share: p(),
+                path: p(),
+            },
+            Call::Mkdir {
+                peer: p(),
+                share: p(),
+                path: p(),
+            },
+            Call::Mv {
+                peer: p(),
+                share: p(),
+                from: p(),
+                to: p(),
             },
         ];
         for call in &calls {

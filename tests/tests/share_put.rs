@@ -240,32 +240,13 @@ fn a_directory_lands_whole_with_symlinks_skipped() {
     std::os::unix::fs::symlink("/etc/passwd", top.join("link")).unwrap();
     let src = top.to_str().unwrap();
 
-    // Directories missing at alice need MakeDir; a p2pd that does not serve it says so, and
-    // nothing is written.
-    let out = net.ctl(&p.bob, &["put", src, "alice:docs"]);
-    assert_eq!(out.code(), Some(1), "{out}");
-    assert!(out.stderr.contains("does not serve MakeDir yet"), "{out}");
-    assert_eq!(tree(&docs), ["old.txt"]);
-
-    // Where the directories exist, every file lands, identical; the symlink is skipped.
-    std::fs::create_dir_all(docs.join("tree/sub/deeper")).unwrap();
-    poll(DEADLINE, Duration::from_millis(50), || {
-        let l = net
-            .ctl(&p.bob, &["--json", "ls", "-R", "alice:docs"])
-            .json();
-        let seen = l["entries"].as_array().map_or(0, |e| e.len());
-        if seen == 4 {
-            Ok(())
-        } else {
-            Err(format!(
-                "alice's index does not show the directories yet: {l}"
-            ))
-        }
-    });
+    // The directories are made at alice, every file lands, identical; the symlink is
+    // skipped and said so.
     let put = ok(&net, &p.bob, &["--json", "put", src, "alice:docs"]);
     let done = put.json();
     assert_eq!(done["path"], "tree", "{put}");
     assert_eq!(done["files"], 3, "{put}");
+    assert_eq!(done["dirs"], 3, "{put}");
     assert!(
         put.stderr
             .contains("skipped link: a symlink (not followed)"),
@@ -286,6 +267,14 @@ fn a_directory_lands_whole_with_symlinks_skipped() {
     assert_eq!(std::fs::read(docs.join("tree/a.txt")).unwrap(), b"a");
     assert_eq!(std::fs::read(docs.join("tree/sub/b.txt")).unwrap(), b"bb");
     assert!(std::fs::read(docs.join("tree/sub/deeper/c.bin")).unwrap() == c);
+
+    // Again to the same place: the directories exist, each file is replaced.
+    std::fs::write(top.join("a.txt"), "a, again").unwrap();
+    let again = ok(&net, &p.bob, &["put", src, "alice:docs"]);
+    let said = "put 3 files (2.0 MiB) on alice:docs/tree\n";
+    assert_eq!(again.stdout, said, "{again}");
+    assert_eq!(std::fs::read(docs.join("tree/a.txt")).unwrap(), b"a, again");
+    assert_eq!(tree(&docs).len(), 7, "{:?}", tree(&docs));
 }
 
 #[test]

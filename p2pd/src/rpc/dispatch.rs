@@ -182,6 +182,36 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
                     .await,
             )
         }
+        Call::Versions { peer, share, path } => {
+            let id = peer.map(|p| resolve(svc, &p)).transpose()?;
+            value(svc.shares.versions(id, &share, &path).await)
+        }
+        Call::Restore {
+            peer,
+            share,
+            path,
+            version,
+        } => {
+            let id = peer.map(|p| resolve(svc, &p)).transpose()?;
+            value(svc.shares.restore(id, &share, &path, version).await)
+        }
+        Call::Rm { peer, share, path } => {
+            let id = resolve(svc, &peer)?;
+            value(svc.shares.rm(id, &share, &path).await)
+        }
+        Call::Mkdir { peer, share, path } => {
+            let id = resolve(svc, &peer)?;
+            value(svc.shares.mkdir(id, &share, &path).await)
+        }
+        Call::Mv {
+            peer,
+            share,
+            from,
+            to,
+        } => {
+            let id = resolve(svc, &peer)?;
+            value(svc.shares.mv(id, &share, &from, &to).await)
+        }
     }
 }
 

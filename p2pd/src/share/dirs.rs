@@ -12,7 +12,7 @@ use std::path::Path;
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, Metadata};
 use proto::transfer::RelPath;
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 
 use crate::files::other_spelling;
@@ -114,6 +114,38 @@ pub(super) fn open_file(dir: &Dir, name: &str) -> io::Result<File> {
         return Err(io::Error::other("not a regular file"));
     }
     Ok(file)
+}
+
+/// Moves `from` in `from_dir` to `to` in `to_dir`, failing with `AlreadyExists` rather
+/// than replacing an entry there. Where the filesystem cannot refuse to replace in the
+/// kernel, the target is checked first (the caller holds the share's write lock).
+pub(super) fn rename_noreplace(
+    from_dir: &Dir,
+    from: &str,
+    to_dir: &Dir,
+    to: &str,
+) -> io::Result<()> {
+    let r = rustix::fs::renameat_with(
+        from_dir.as_fd(),
+        from,
+        to_dir.as_fd(),
+        to,
+        RenameFlags::NOREPLACE,
+    );
+    match r {
+        Err(Errno::INVAL | Errno::NOSYS) => {
+            if found(to_dir, to)?.is_some() {
+                return Err(io::ErrorKind::AlreadyExists.into());
+            }
+            rename_over(from_dir, from, to_dir, to)
+        }
+        r => r.map_err(io::Error::from),
+    }
+}
+
+/// Moves `from` in `from_dir` over `to` in `to_dir` (replacing a file there).
+pub(super) fn rename_over(from_dir: &Dir, from: &str, to_dir: &Dir, to: &str) -> io::Result<()> {
+    rustix::fs::renameat(from_dir.as_fd(), from, to_dir.as_fd(), to).map_err(io::Error::from)
 }
 
 /// Makes what was done to `dir`'s entries durable.

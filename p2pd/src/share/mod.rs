@@ -6,6 +6,7 @@
 
 mod audit;
 mod dirs;
+mod edit;
 pub mod index;
 mod pull;
 mod put;
@@ -16,6 +17,7 @@ mod serve;
 mod state;
 pub mod store;
 pub mod versions;
+mod write;
 
 pub use remote::LsQuery;
 
@@ -148,6 +150,39 @@ pub enum SharesError {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// No such entry in one of our shares (or only one reached through a symlink).
+    #[error("no such file: {0}")]
+    NoSuchEntry(String),
+    /// An entry is in the way (a move's or a new directory's path).
+    #[error("{0} exists already")]
+    EntryExists(String),
+    /// A directory to remove holds entries.
+    #[error("{0} is a directory that is not empty")]
+    NotEmpty(String),
+    /// The entry is not what the change needs (a directory to restore a file over).
+    #[error("{path} is {what}")]
+    WrongKind {
+        /// `SHARE/PATH`.
+        path: String,
+        /// What it is, and why that does not do.
+        what: &'static str,
+    },
+    /// No version of that number is kept.
+    #[error("no version {number} of {path} is kept (see 'p2pctl versions')")]
+    NoSuchVersion {
+        /// `SHARE/PATH`.
+        path: String,
+        /// The number asked for.
+        number: u64,
+    },
+    /// A peer's change would take the share over its quota.
+    #[error("{share} would be over its quota of {quota} bytes")]
+    OverQuota {
+        /// The share.
+        share: ShareName,
+        /// Its quota.
+        quota: u64,
     },
     /// The peer answered with another error.
     #[error("{peer}: {message}")]

@@ -1,5 +1,6 @@
 //! Results of the share methods of the control API (`share_add`, `share_ls`, `grant`,
-//! `revoke`, `ls`, `put`) and the progress events of a put.
+//! `revoke`, `ls`, `versions`, `restore`, `rm`, `mkdir`, `mv`, `put`) and the progress events
+//! of a put.
 
 use serde::{Deserialize, Serialize};
 
@@ -116,6 +117,58 @@ pub struct Listing {
     /// Whether the listing stopped at [`MAX_LISTED`] entries.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+}
+
+/// One kept version of a path, as `versions` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionEntry {
+    /// Its number: counted per path from 1, never given to another version of the path.
+    pub number: u64,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was replaced or removed, Unix milliseconds.
+    pub replaced_at: u64,
+    /// Its content id (64 hex digits).
+    pub id: String,
+    /// The peer whose request replaced it, by the name our peer table holds for it (its
+    /// short id if none); absent when the share's owner did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// That peer's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_id: Option<PeerId>,
+}
+
+/// Result of `versions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionList {
+    /// The peer whose share it is; absent for one of ours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<PeerName>,
+    /// The share.
+    pub share: ShareName,
+    /// The path.
+    pub path: String,
+    /// The kept versions, oldest first.
+    pub versions: Vec<VersionEntry>,
+}
+
+/// Result of `rm`, `mkdir`, `mv` and `restore`: what was changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareChanged {
+    /// The peer whose share it is; absent for one of ours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<PeerName>,
+    /// The share.
+    pub share: ShareName,
+    /// The path removed, made, moved or restored.
+    pub path: String,
+    /// `mv`: the new path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// `restore`: the number of the version put back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
 }
 
 /// Result of `put`: what the owner answered `Done` for.

@@ -236,7 +236,7 @@ impl VersionStore {
 }
 
 /// Reads `from` to its end, copying into `to` if given; the BLAKE3 hash and length.
-fn hash(from: &mut File, mut to: Option<&mut File>) -> io::Result<(ContentId, u64)> {
+pub(super) fn hash(from: &mut File, mut to: Option<&mut File>) -> io::Result<(ContentId, u64)> {
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut size = 0u64;
