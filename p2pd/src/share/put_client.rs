@@ -401,7 +401,10 @@ impl Writer<'_> {
             tries += 1;
             let replaces = self.seen(dest).await?;
             self.progress.event.done_bytes = start;
-            match self.send_file(&file, size, id, dest, replaces).await? {
+            match self
+                .send_file((&file, local), size, id, dest, replaces)
+                .await?
+            {
                 Response::Done => return Ok(size),
                 Response::Error(e)
                     if e.kind == ErrorKind::Conflict && self.force && tries < FORCE_TRIES => {}
@@ -413,7 +416,7 @@ impl Writer<'_> {
     /// Sends `Put` and the chunks; the `Put`'s answer.
     async fn send_file(
         &mut self,
-        file: &Arc<File>,
+        (file, local): (&Arc<File>, &Path),
         size: u64,
         id: ContentId,
         dest: &RelPath,
@@ -435,7 +438,12 @@ impl Writer<'_> {
         loop {
             while answer.is_none() && next < chunks && waiting.len() < WINDOW {
                 let (offset, len) = chunk_range(size, next).unwrap_or((0, 0));
-                let data = read_chunk(file.clone(), offset, len).await?;
+                let data = read_chunk(file.clone(), offset, len)
+                    .await
+                    .map_err(|source| SharesError::Source {
+                        path: local.to_owned(),
+                        source,
+                    })?;
                 let chunk = self.link.take_id();
                 let request = Request::PutChunk {
                     put,
@@ -505,20 +513,16 @@ fn link_error(peer: &PeerName, e: impl std::fmt::Display) -> SharesError {
 }
 
 /// Reads `len` bytes at `offset` of `file`, off the runtime's workers.
-async fn read_chunk(file: Arc<File>, offset: u64, len: u64) -> Result<bytes::Bytes, SharesError> {
-    let read = tokio::task::spawn_blocking(move || {
+async fn read_chunk(file: Arc<File>, offset: u64, len: u64) -> std::io::Result<bytes::Bytes> {
+    tokio::task::spawn_blocking(move || {
         use std::os::unix::fs::FileExt;
         let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0)];
         file.read_exact_at(&mut buf, offset).map(|()| buf)
     })
     .await
     .map_err(std::io::Error::other)
-    .and_then(|r| r);
-    read.map(bytes::Bytes::from)
-        .map_err(|source| SharesError::Source {
-            path: PathBuf::from("(the file being put)"),
-            source,
-        })
+    .and_then(|r| r)
+    .map(bytes::Bytes::from)
 }
 
 #[cfg(test)]
