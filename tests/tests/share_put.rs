@@ -48,6 +48,16 @@ fn tree(dir: &Path) -> Vec<String> {
     found
 }
 
+/// How long a put over the capped link may take (8 MiB at 1 MB/s, on a loaded machine).
+const SLOW_PUT: Duration = Duration::from_secs(90);
+
+/// Runs `p2pctl ARGS` against the daemon at `socket`, for at most [`SLOW_PUT`].
+fn slow_ctl(net: &TestNet, socket: &Path, args: &[&str]) -> CmdOutput {
+    let mut cmd = net.command("p2pctl");
+    cmd.arg("--socket").arg(socket).args(args);
+    p2p_tests::run_with_timeout(cmd, SLOW_PUT)
+}
+
 /// The files under `dir` whose bytes are `data`.
 fn files_holding(dir: &Path, data: &[u8]) -> Vec<String> {
     tree(dir)
@@ -193,7 +203,7 @@ fn a_put_whose_target_changes_meanwhile_conflicts_and_force_then_replaces_it() {
     let mut watch = net.watch(&p.bob);
     let bob = p.bob.socket.clone();
     let lost = std::thread::scope(|s| {
-        let put = s.spawn(|| net.ctl_at(&bob, &["put", src, "alice:docs/target.bin"]));
+        let put = s.spawn(|| slow_ctl(&net, &bob, &["put", src, "alice:docs/target.bin"]));
         let started = |e: &serde_json::Value| {
             e["type"] == "put_progress" && e["put"]["done_bytes"].as_u64().unwrap_or(0) > 0
         };
@@ -212,11 +222,12 @@ fn a_put_whose_target_changes_meanwhile_conflicts_and_force_then_replaces_it() {
     assert_eq!(tree(&docs), ["target.bin"]);
 
     // --force looks again and puts over alice's version.
-    ok(
+    slow_ctl(
         &net,
-        &p.bob,
+        &p.bob.socket,
         &["put", "--force", src, "alice:docs/target.bin"],
-    );
+    )
+    .assert_success();
     assert!(std::fs::read(docs.join("target.bin")).unwrap() == big);
     assert_eq!(tree(&docs), ["target.bin"]);
     // What the forced put replaced is kept: alice's change is not lost.
@@ -356,10 +367,15 @@ fn a_get_while_a_put_replaces_the_file_gets_one_whole_version() {
     let (put, got) = std::thread::scope(|s| {
         let put = s.spawn(|| {
             let src = src.to_str().unwrap();
-            net.ctl_at(&bob, &["put", "--force", src, "alice:docs/f.bin"])
+            slow_ctl(&net, &bob, &["put", "--force", src, "alice:docs/f.bin"])
         });
-        let got =
-            s.spawn(|| net.ctl_at(&bob, &["get", "alice:docs/f.bin", dest.to_str().unwrap()]));
+        let got = s.spawn(|| {
+            slow_ctl(
+                &net,
+                &bob,
+                &["get", "alice:docs/f.bin", dest.to_str().unwrap()],
+            )
+        });
         (put.join().unwrap(), got.join().unwrap())
     });
     put.assert_success();
