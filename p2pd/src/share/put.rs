@@ -250,6 +250,18 @@ impl Shares {
             Current::File(n) => n,
             Current::Absent => 0,
         };
+        if quota.is_some() {
+            // The share's total counts only once its first walk is done.
+            match tokio::time::timeout(HASH_WAIT, index.ready()).await {
+                Ok(Ok(())) => {}
+                _ => {
+                    return Err(refuse(
+                        ErrorKind::Busy,
+                        &format!("{} is still being indexed; try again shortly", ask.share),
+                    ));
+                }
+            }
+        }
         let total = index.stats().totals.bytes;
         put_fs::within_quota(ask.share.as_str(), ask.size, total, replaced, quota)?;
         // The first compare and swap, against the index's hash (made now if it has none),
@@ -371,10 +383,17 @@ impl Shares {
             .await
             .map_err(|_| rules::denied(&p.share, rules::Access::Write))?;
         let (dir, name) = (p.staging.dir.clone(), p.name.clone());
-        let now = blocking(move || put_fs::current_id(&*dir, &name)).await?;
-        if now != p.replaces {
+        let now = blocking(move || {
+            let id = put_fs::current_id(&*dir, &name)?;
+            Ok((id, put_fs::current_len(&*dir, &name)))
+        })
+        .await?;
+        if now.0 != p.replaces {
             return Err(changed(&p.share, &p.path));
         }
+        // Again under the lock: puts on other links may have landed since the first check.
+        let (quota, total) = self.quota_and_total(&p.share);
+        put_fs::within_quota(p.share.as_str(), p.size, total, now.1, quota)?;
         self.keep_replaced(&p.share, &p.path, peer).await?;
         let name = p.name.clone();
         let (staging, placed) = blocking(move || {
@@ -384,9 +403,20 @@ impl Shares {
         .await?;
         drop(staging);
         placed.map_err(|e| refuse(ErrorKind::Busy, &format!("cannot put it in place: {e}")))?;
-        drop(guard);
+        // Refreshed before the lock goes, so the next put's quota check counts this file.
         self.reindex(&p.share, &p.path).await;
+        drop(guard);
         Ok(())
+    }
+
+    /// The share's quota and the bytes its index holds now.
+    fn quota_and_total(&self, share: &ShareName) -> (Option<u64>, u64) {
+        let live = self.lock();
+        let Some(s) = live.get(share) else {
+            return (None, 0);
+        };
+        let total = s.index.as_ref().map_or(0, |ix| ix.stats().totals.bytes);
+        (write_quota(&s.row), total)
     }
 
     /// Keeps what `path` holds now as a version (by `by`), before a put replaces it. Called

@@ -208,6 +208,16 @@ pub(super) fn content_of(file: &File, len: u64) -> io::Result<ContentId> {
     Ok(ContentId(*hasher.finalize().as_bytes()))
 }
 
+/// The size of the regular file `name` in `dir` (0 if absent or not a regular file).
+pub(super) fn current_len(dir: &impl AsFd, name: &str) -> u64 {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
+            u64::try_from(st.st_size).unwrap_or(0)
+        }
+        _ => 0,
+    }
+}
+
 /// The content id of what `name` in `dir` holds now (`None`: absent), read from the disk
 /// through a handle that follows no symlink.
 pub(super) fn current_id(dir: &impl AsFd, name: &str) -> Result<Option<ContentId>, ShareError> {
@@ -282,6 +292,7 @@ mod tests {
             Some(ContentId(*blake3::hash(b"abc").as_bytes()))
         );
         assert_eq!(current_id(&t.dir, "b").unwrap(), None);
+        assert_eq!((current_len(&t.dir, "a"), current_len(&t.dir, "b")), (3, 0));
         assert_eq!(open_target(root, &p("new")).unwrap().1, Current::Absent);
         let refused = |s: &str| open_target(root, &p(s)).err().unwrap();
         assert_eq!(refused("via/a").kind, ErrorKind::NotFound);
