@@ -5,6 +5,7 @@
 //! peer's shares over a share link it dials (`remote.rs`).
 
 mod audit;
+mod content;
 pub mod index;
 mod pull;
 mod remote;
@@ -148,6 +149,8 @@ pub struct Shares {
     options: IndexOptions,
     /// The transfer service, which carries pulls (set once both services run).
     transfers: OnceLock<Arc<Transfers>>,
+    /// The chunk values of content served by id lately.
+    content: content::CvCache,
     tasks: TaskTracker,
     cancel: CancellationToken,
 }
@@ -184,6 +187,7 @@ impl Shares {
             live: Mutex::new(live),
             options,
             transfers: OnceLock::new(),
+            content: content::CvCache::default(),
             tasks,
             cancel,
         }))
