@@ -241,7 +241,16 @@ impl Shares {
         let name = share_name(name)?;
         let before = self.describe(&name)?;
         self.store.remove(&name).await?;
-        let served = self.lock().remove(&name);
+        let (root, served) = {
+            let mut live = self.lock();
+            let root = live
+                .get(&name)
+                .map(|s| std::path::PathBuf::from(&s.row.path));
+            (root, live.remove(&name))
+        };
+        if let Some(root) = root {
+            self.end_pulls(None, &root, "the share was removed").await;
+        }
         if let Some(Ok(index)) = served {
             stop_index(index).await;
         }
@@ -284,7 +293,15 @@ impl Shares {
     pub async fn revoke(&self, share: &str, peer: PeerId) -> Result<Revoked, SharesError> {
         let share = self.existing(share)?;
         let revoked = self.store.revoke(&share, peer).await?;
-        self.lock().revoke(&share, peer);
+        let root = {
+            let mut live = self.lock();
+            live.revoke(&share, peer);
+            live.get(&share)
+                .map(|s| std::path::PathBuf::from(&s.row.path))
+        };
+        if let Some(root) = root {
+            self.end_pulls(Some(peer), &root, "access revoked").await;
+        }
         info!(%share, peer = %peer.short(), "revoked");
         Ok(Revoked {
             peer: self.peer_name(peer),

@@ -40,6 +40,32 @@ impl Shares {
         let _ = self.transfers.set(transfers);
     }
 
+    /// Ends the pulls being sent from the share rooted at `root` that their asker may no
+    /// longer read (revoked, or the share removed): `peer` only, or anyone (`None`).
+    pub(super) async fn end_pulls(&self, peer: Option<PeerId>, root: &Path, reason: &str) {
+        let Some(transfers) = self.transfers.get() else {
+            return;
+        };
+        // Roots of the shares each asker may still read: a pull inside one of them goes on.
+        let still: Vec<(PeerId, PathBuf)> = {
+            let live = self.lock();
+            live.names()
+                .iter()
+                .filter_map(|n| live.get(n).map(|s| (n, PathBuf::from(&s.row.path))))
+                .flat_map(|(n, r)| live.grants_of(n).map(move |(p, _)| (p, r.clone())))
+                .collect()
+        };
+        let ends = |asker: PeerId, at: &Path| {
+            peer.is_none_or(|p| p == asker)
+                && at.starts_with(root)
+                && !still.iter().any(|(p, r)| *p == asker && at.starts_with(r))
+        };
+        let n = transfers.end_pulls(ends, reason).await;
+        if n > 0 {
+            info!(root = %root.display(), pulls = n, "pulls ended: {reason}");
+        }
+    }
+
     /// The activity-log line of a pull refused to `peer`.
     pub(super) fn log_pull_refused(
         &self,

@@ -60,6 +60,35 @@ impl Transfers {
         self.send_kind(peer, text, true).await
     }
 
+    /// Ends every outgoing pull not ended yet whose asker and entry `ends` picks (the asker
+    /// lost its right to the entry). Each ends cancelled with `reason`, which the receiver is
+    /// told at once (it then drops its part files). Returns how many were ended.
+    pub async fn end_pulls(&self, ends: impl Fn(PeerId, &Path) -> bool, reason: &str) -> usize {
+        let ended: Vec<Arc<Live>> = self
+            .lock()
+            .values()
+            .filter(|l| {
+                let rec = l.record();
+                rec.pull
+                    && rec.direction == Direction::Out
+                    && !rec.state.is_final()
+                    && rec
+                        .local_path
+                        .as_deref()
+                        .is_some_and(|at| ends(rec.peer, Path::new(at)))
+            })
+            .cloned()
+            .collect();
+        for live in &ended {
+            // The reason is recorded first: the sending task tells it to the receiver.
+            self.finish(live, TransferState::Cancelled, Some(reason.into()))
+                .await;
+            let _ = live.decision.send_replace(Decision::Cancel);
+            live.cancel.cancel();
+        }
+        ended.len()
+    }
+
     /// Takes back the pulls asked for before a restart whose offer has not come yet.
     pub(super) async fn load_expected_pulls(&self) {
         match self.records.expected_pulls().await {
