@@ -34,6 +34,7 @@ mod proc;
 pub mod raw;
 pub mod raw_peer;
 mod rpc;
+pub mod share_raw;
 pub mod sys;
 pub mod transfer;
 
