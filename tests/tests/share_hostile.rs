@@ -19,7 +19,9 @@ use p2p_tests::transfer::{
 };
 use p2p_tests::{CmdOutput, DEADLINE, TestNet};
 use proto::content::{CHUNK, ChunkList, ContentId};
-use proto::share::{ErrorKind, HaveQuery, MAX_FRAME, MAX_HAVE_BITS, Request, Response};
+use proto::share::{
+    ErrorKind, HaveQuery, MAX_FRAME, MAX_HAVE_BITS, MAX_HAVE_IDS, Request, Response,
+};
 
 /// Runs `p2pctl ARGS` against `who`'s daemon and asserts it succeeded.
 #[track_caller]
@@ -183,6 +185,10 @@ async fn content_by_hash_is_served_only_from_shares_the_asker_may_read() {
     let (kind, message) = error("too many bits", &link.ask(wide).await);
     assert_eq!(kind, ErrorKind::Invalid, "{message}");
     assert!(message.contains("at most"), "{message}");
+    let many = have_ids(&vec![id; MAX_HAVE_IDS + 1]);
+    let (kind, message) = error("too many ids", &link.ask(many).await);
+    assert_eq!(kind, ErrorKind::Invalid, "{message}");
+    assert!(message.starts_with("malformed request 5"), "{message}");
 
     // `..` and absolute paths in Stat, List and Pull never reach the share.
     for path in ["../x", "/etc/passwd", "a/../../b", ".."] {
