@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use proto::PeerId;
 use proto::api::TransferInfo;
-use proto::share::rules;
+use proto::share::rules::{self, ShareState};
 use proto::share::{ErrorKind, Request, Response, ShareName};
 use proto::transfer::RelPath;
 use tracing::info;
@@ -102,6 +102,13 @@ impl Shares {
         };
         match transfers.serve_pull(peer, &at).await {
             Ok(t) => {
+                // A revoke while the transfer was being made found nothing to end.
+                if self.lock().access(share, &peer).is_none() {
+                    self.end_pulls(Some(peer), &root, "access revoked").await;
+                    let denied = rules::denied(share, rules::Access::Read);
+                    self.log_pull_refused(peer, share, path, denied.message.as_str());
+                    return Response::Error(denied);
+                }
                 let who = self.peer_name(peer);
                 let shown = path.map_or_else(String::new, |p| p.to_string());
                 info!(target: svc::logging::ACTIVITY, op = "pull", peer = %who, share = %share, path = %shown, id = %t.id, "pull served");
