@@ -500,6 +500,37 @@ mod tests {
         ));
     }
 
+    #[tokio::test]
+    async fn the_cache_keeps_a_bounded_number_of_file_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"x").unwrap();
+        let (index, at, id) = located(dir.path(), "f").await;
+        let index = Arc::new(index);
+        let found = |n: u64| Found {
+            share: ShareName::new("s").unwrap(),
+            index: index.clone(),
+            at: Located {
+                path: RelPath::new(&format!("f{n}")).unwrap(),
+                ..at.clone()
+            },
+        };
+        let cache = CvCache::default();
+        let first = found(0);
+        cache.put(&first, id, vec![ChunkCv([1; 32])].into());
+        assert!(cache.get(&first, &id).is_some());
+        assert!(cache.get(&first, &ContentId([9; 32])).is_none());
+        for n in 1..=CACHE_FILES as u64 {
+            cache.put(&found(n), id, vec![ChunkCv([1; 32])].into());
+        }
+        assert_eq!(cache.lock().len(), CACHE_FILES);
+        assert!(cache.get(&first, &id).is_none(), "the oldest went first");
+        let big = found(1000);
+        cache.put(&big, id, vec![ChunkCv([2; 32]); CACHE_CVS + 1].into());
+        assert!(cache.get(&big, &id).is_none(), "too many values to keep");
+        cache.forget(&found(CACHE_FILES as u64));
+        assert_eq!(cache.lock().len(), CACHE_FILES - 1);
+    }
+
     #[test]
     fn have_chunks_sets_the_content_own_chunks_only() {
         let bits = held_chunks(3 * CHUNK + 1, 2, 5);
