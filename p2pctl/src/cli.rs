@@ -24,6 +24,37 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
+/// A SIZE: bytes, or a number with a binary unit `K`, `M`, `G` or `T` (`500M`, `1G`).
+pub(crate) fn size_arg(text: &str) -> Result<u64, String> {
+    let bad = || format!("{text:?} is not a size (such as 4096, 500M, 1G)");
+    let (digits, shift) = match text.strip_suffix(['K', 'k', 'M', 'm', 'G', 'g', 'T', 't']) {
+        Some(d) => {
+            let unit = text.chars().last().map(|c| c.to_ascii_uppercase());
+            let shift = match unit {
+                Some('K') => 10,
+                Some('M') => 20,
+                Some('G') => 30,
+                _ => 40,
+            };
+            (d, shift)
+        }
+        None => (text, 0),
+    };
+    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(1u64 << shift).ok_or_else(bad)
+}
+
+/// A DURATION (`45s`, `10m`, `2h`, `30d`) in whole seconds, at least one.
+fn age_arg(text: &str) -> Result<u64, String> {
+    match proto::timefmt::parse_duration_ms(text).map(|ms| ms / 1000) {
+        Some(s) if s > 0 => Ok(s),
+        _ => Err(format!("{text:?} is not a duration (such as 10m, 2h, 30d)")),
+    }
+}
+
 /// Checks a `--since` TIME (a usage error otherwise); the command turns a duration into a
 /// time when it runs.
 fn since_arg(text: &str) -> Result<String, String> {
@@ -222,6 +253,43 @@ pub(crate) enum Command {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Past versions of a file in a share: number, size, when replaced, by whom, content id
+    Versions {
+        /// PEER:SHARE/PATH, or SHARE/PATH for one of our shares
+        #[arg(value_name = "[PEER:]SHARE/PATH")]
+        target: String,
+    },
+    /// Put a kept version back (what is there now is kept as a version in turn)
+    #[command(disable_version_flag = true)]
+    Restore {
+        /// PEER:SHARE/PATH, or SHARE/PATH for one of our shares
+        #[arg(value_name = "[PEER:]SHARE/PATH")]
+        target: String,
+        /// The version's number, as 'versions' lists it
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        version: u64,
+    },
+    /// Remove a file (kept there as a version) or an empty directory of a peer's share
+    Rm {
+        /// PEER:SHARE/PATH
+        #[arg(value_name = "PEER:SHARE/PATH")]
+        target: String,
+    },
+    /// Make a directory in a peer's share (its parent must exist)
+    Mkdir {
+        /// PEER:SHARE/PATH
+        #[arg(value_name = "PEER:SHARE/PATH")]
+        target: String,
+    },
+    /// Move a file or directory within a peer's share, never over an existing one
+    Mv {
+        /// PEER:SHARE/FROM
+        #[arg(value_name = "PEER:SHARE/FROM")]
+        from: String,
+        /// SHARE/TO, in the same share
+        #[arg(value_name = "SHARE/TO")]
+        to: String,
+    },
 }
 
 /// `share` subcommands.
@@ -238,6 +306,16 @@ pub(crate) enum ShareAction {
         /// Versions kept per path of what peers replace or remove [default: 5]
         #[arg(long, value_name = "N")]
         keep_versions: Option<u32>,
+        /// Cap on the bytes of the share's kept versions (500M, 1G) [default: none]
+        #[arg(long, value_name = "SIZE", value_parser = size_arg)]
+        max_version_bytes: Option<u64>,
+        /// Drop versions older than this (10m, 2h, 30d) [default: never]
+        #[arg(long, value_name = "DURATION", value_parser = age_arg)]
+        max_version_age: Option<u64>,
+        /// Cap on the share's total bytes that peers' writes may reach (500M, 1G)
+        /// [default: none]
+        #[arg(long, value_name = "SIZE", value_parser = size_arg)]
+        quota: Option<u64>,
     },
     /// Stop serving a share (the directory is left as it is) and drop its grants
     Rm {
@@ -374,6 +452,52 @@ mod tests {
             cli.command,
             Command::Share { action: ShareAction::Add { name, keep_versions: Some(3), .. } } if name == "docs"
         ));
+        let cli = Cli::try_parse_from([
+            "p2pctl",
+            "share",
+            "add",
+            "docs",
+            "/d",
+            "--max-version-bytes",
+            "500M",
+            "--max-version-age",
+            "30d",
+            "--quota",
+            "1G",
+        ])
+        .expect("parse");
+        assert!(matches!(
+            cli.command,
+            Command::Share {
+                action: ShareAction::Add {
+                    max_version_bytes: Some(524_288_000),
+                    max_version_age: Some(2_592_000),
+                    quota: Some(1_073_741_824),
+                    ..
+                }
+            }
+        ));
+        let cli = Cli::try_parse_from(["p2pctl", "restore", "docs/a.txt", "--version", "2"])
+            .expect("parse");
+        assert!(matches!(
+            cli.command,
+            Command::Restore { target, version: 2 } if target == "docs/a.txt"
+        ));
+        for args in [
+            &["p2pctl", "restore", "docs/a.txt"][..],
+            &["p2pctl", "restore", "docs/a.txt", "--version", "0"],
+            &["p2pctl", "mv", "alice:docs/a"],
+            &["p2pctl", "versions"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+        for bad in ["", "M", "1.5G", "-1", "1Q", "99999999999T"] {
+            assert!(size_arg(bad).is_err(), "{bad}");
+        }
+        assert_eq!(size_arg("4096"), Ok(4096));
+        assert_eq!(size_arg("2k"), Ok(2048));
+        assert!(age_arg("0s").is_err());
+        assert!(age_arg("10").is_err());
         let cli = Cli::try_parse_from(["p2pctl", "grant", "docs", "bob", "write"]).expect("parse");
         assert!(matches!(
             cli.command,

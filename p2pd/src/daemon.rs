@@ -71,6 +71,9 @@ pub enum StartError {
     /// A pending key rotation's statement.
     #[error(transparent)]
     Rekey(#[from] RekeyError),
+    /// The share service (its version store).
+    #[error(transparent)]
+    Shares(#[from] crate::share::SharesError),
 }
 
 /// A running daemon.
@@ -147,6 +150,7 @@ impl Daemon {
         let shares = Shares::start(
             node.clone(),
             ShareStore::new(db.clone()),
+            &config.state_dir,
             dialer.clone(),
             tasks.clone(),
             cancel.child_token(),

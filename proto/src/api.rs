@@ -14,7 +14,10 @@ mod share;
 mod status;
 
 pub use log::{LOG_NOTIFICATION, LogRecord};
-pub use share::{GrantInfo, Granted, ListEntry, Listing, LocalShare, MAX_LISTED, Revoked};
+pub use share::{
+    GrantInfo, Granted, ListEntry, Listing, LocalShare, MAX_LISTED, Revoked, ShareChanged,
+    VersionEntry, VersionList,
+};
 pub use status::{Resources, SourceState, SourceStatus, Status, TrackerLinkState, TrackerStatus};
 
 /// A method and its params. Serialised as `"method"` / `"params"` (see [`crate::rpc`]).
@@ -126,6 +129,15 @@ pub enum Call {
         /// Versions kept per path (default 5).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         keep_versions: Option<u32>,
+        /// Cap on the bytes of the share's kept versions (default: none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_version_bytes: Option<u64>,
+        /// Versions older than this many seconds are dropped (default: none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_version_age: Option<u64>,
+        /// Cap on the share's total bytes that peers' writes may reach (default: none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quota: Option<u64>,
     },
     /// Stop serving a share and drop its grants (the directory is left alone). Result:
     /// [`LocalShare`], as it was.
@@ -201,6 +213,62 @@ pub enum Call {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         dest: Option<String>,
     },
+    /// The kept versions of a path, oldest first: of a peer's share over a share link, or
+    /// (no `peer`) of one of ours. Result: [`VersionList`].
+    Versions {
+        /// Name or id prefix; none: our own share.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
+        /// The share.
+        share: String,
+        /// The path in it.
+        path: String,
+    },
+    /// Put a kept version back (what is there now becomes a version in turn): in a peer's
+    /// share (needs `write`) or (no `peer`) in one of ours. Result: [`ShareChanged`].
+    Restore {
+        /// Name or id prefix; none: our own share.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
+        /// The share.
+        share: String,
+        /// The path in it.
+        path: String,
+        /// The version's number.
+        version: u64,
+    },
+    /// Remove a file (kept as a version) or an empty directory of a peer's share (needs
+    /// `write`). Result: [`ShareChanged`].
+    Rm {
+        /// Name or id prefix.
+        peer: String,
+        /// The share.
+        share: String,
+        /// The path in it.
+        path: String,
+    },
+    /// Make a directory in a peer's share (its parent must exist; needs `write`). Result:
+    /// [`ShareChanged`].
+    Mkdir {
+        /// Name or id prefix.
+        peer: String,
+        /// The share.
+        share: String,
+        /// The new directory's path.
+        path: String,
+    },
+    /// Move an entry within a peer's share, never over an existing one (needs `write`).
+    /// Result: [`ShareChanged`].
+    Mv {
+        /// Name or id prefix.
+        peer: String,
+        /// The share.
+        share: String,
+        /// The entry's path.
+        from: String,
+        /// Its new path.
+        to: String,
+    },
 }
 
 impl Call {
@@ -230,6 +298,11 @@ impl Call {
         "ls",
         "log",
         "get",
+        "versions",
+        "restore",
+        "rm",
+        "mkdir",
+        "mv",
     ];
 
     /// This call's method name.
@@ -259,6 +332,11 @@ impl Call {
             Call::Ls { .. } => "ls",
             Call::Log { .. } => "log",
             Call::Get { .. } => "get",
+            Call::Versions { .. } => "versions",
+            Call::Restore { .. } => "restore",
+            Call::Rm { .. } => "rm",
+            Call::Mkdir { .. } => "mkdir",
+            Call::Mv { .. } => "mv",
         }
     }
 }
@@ -622,6 +700,9 @@ mod tests {
                 name: p(),
                 path: p(),
                 keep_versions: None,
+                max_version_bytes: None,
+                max_version_age: None,
+                quota: None,
             },
             Call::ShareRm { name: p() },
             Call::ShareLs {},
@@ -652,6 +733,33 @@ mod tests {
                 share: p(),
                 path: None,
                 dest: None,
+            },
+            Call::Versions {
+                peer: None,
+                share: p(),
+                path: p(),
+            },
+            Call::Restore {
+                peer: Some(p()),
+                share: p(),
+                path: p(),
+                version: 1,
+            },
+            Call::Rm {
+                peer: p(),
+                share: p(),
+                path: p(),
+            },
+            Call::Mkdir {
+                peer: p(),
+                share: p(),
+                path: p(),
+            },
+            Call::Mv {
+                peer: p(),
+                share: p(),
+                from: p(),
+                to: p(),
             },
         ];
         for call in &calls {

@@ -4,9 +4,9 @@
 //! with sizes, a subdirectory and the whole tree; `share ls` at alice shows the grant and
 //! the counts; a path with `..` is refused; after a revoke bob's next listing is denied.
 //! Shares and grants survive a restart, and a listing of an offline owner says so. On the
-//! wire (a share link made by hand), pipelined requests are answered by id, unknown,
-//! malformed and not-yet-served requests are answered `Invalid` with the link kept, and a
-//! revoke holds from the next request on a link already open.
+//! wire (a share link made by hand), pipelined requests are answered by id (a reader's
+//! `Versions` too), unknown, malformed and not-yet-served requests are answered `Invalid`
+//! with the link kept, and a revoke holds from the next request on a link already open.
 
 use std::time::Duration;
 
@@ -342,7 +342,11 @@ async fn requests_on_one_link_are_answered_by_id_and_a_revoke_holds_from_the_nex
         id: proto::share::ContentId([1; 32]),
         index: 0,
     };
-    // Known, allowed, not served yet: answered, and the link stays.
+    // A hash held nowhere the asker may read: reported not held.
+    let have = Request::Have(proto::share::HaveQuery::Ids(vec![proto::share::ContentId(
+        [2; 32],
+    )]));
+    // Served to a reader: a path never replaced has no versions.
     let versions = Request::Versions {
         share: proto::share::ShareName::new("docs").unwrap(),
         path: proto::transfer::RelPath::new("a.txt").unwrap(),
@@ -356,11 +360,12 @@ async fn requests_on_one_link_are_answered_by_id_and_a_revoke_holds_from_the_nex
             wire::hostile_list(4, ".."),
             wire::valid(5, get),
             wire::list(6, "other"),
-            wire::valid(9, versions),
+            wire::valid(9, have),
+            wire::valid(10, versions),
         ],
     )
     .await;
-    let got = wire::answers(&mut link, 7).await;
+    let got = wire::answers(&mut link, 8).await;
     let error = |id: u64| match &got[&id].response {
         Response::Error(e) => (e.kind, e.message.to_string()),
         other => panic!("request {id}: expected an error, got {other:?}"),
@@ -392,9 +397,11 @@ async fn requests_on_one_link_are_answered_by_id_and_a_revoke_holds_from_the_nex
         )
     );
 
-    let (kind, message) = error(9);
-    assert_eq!(kind, ErrorKind::Invalid, "{message}");
-    assert!(message.contains("not supported yet"), "{message}");
+    match &got[&9].response {
+        Response::Have(bits) => assert!(bits.len() == 1 && !bits.get(0), "{bits:?}"),
+        other => panic!("request 9: {other:?}"),
+    }
+    assert_eq!(got[&10].response, Response::Versions(Vec::new()));
 
     // The revoke holds on the link already open, from the next request on.
     ok(&net, &p.alice, &["revoke", "docs", "mallory"]);

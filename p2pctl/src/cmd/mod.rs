@@ -14,13 +14,14 @@ mod share;
 mod status;
 mod transfers;
 mod trust;
+mod versions;
 mod watch;
 
 use std::io::{IsTerminal as _, Write as _};
 
 use proto::api::{
-    Call, Granted, Listing, LocalShare, MessageInfo, PeerInfo, Rekeyed, Revoked, Status,
-    Subscribed, TransferInfo,
+    Call, Granted, Listing, LocalShare, MessageInfo, PeerInfo, Rekeyed, Revoked, ShareChanged,
+    Status, Subscribed, TransferInfo, VersionList,
 };
 use proto::peer_ref::{self, Known, ResolveError};
 use proto::reach::Reach;
@@ -242,6 +243,9 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
                 ShareAction::Add {
                     name,
                     keep_versions,
+                    max_version_bytes,
+                    max_version_age,
+                    quota,
                     ..
                 } => {
                     let path = local.unwrap_or_default();
@@ -249,6 +253,9 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
                         name,
                         path,
                         keep_versions,
+                        max_version_bytes,
+                        max_version_age,
+                        quota,
                     };
                     show(&mut client, out, json, call, |s: LocalShare| {
                         share::added(&s)
@@ -300,6 +307,52 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
             };
             let (c, o, n) = (&mut client, &mut out, &mut notes);
             send::run(c, o, n, show, call, no_wait, stop).await
+        }
+        Command::Versions { target } => {
+            let t = versions::target(&target, "versions", false)?;
+            let call = Call::Versions {
+                peer: t.peer,
+                share: t.share,
+                path: t.path,
+            };
+            show(&mut client, &mut out, cli.json, call, |l: VersionList| {
+                versions::table(&l)
+            })
+            .await
+        }
+        Command::Restore { target, version } => {
+            let t = versions::target(&target, "restore", false)?;
+            let call = Call::Restore {
+                peer: t.peer,
+                share: t.share,
+                path: t.path,
+                version,
+            };
+            show(&mut client, &mut out, cli.json, call, |c: ShareChanged| {
+                versions::changed("restore", &c)
+            })
+            .await
+        }
+        Command::Rm { target } => {
+            let (call, verb) = (versions::rm_call(&target)?, "rm");
+            show(&mut client, &mut out, cli.json, call, |c: ShareChanged| {
+                versions::changed(verb, &c)
+            })
+            .await
+        }
+        Command::Mkdir { target } => {
+            let (call, verb) = (versions::mkdir_call(&target)?, "mkdir");
+            show(&mut client, &mut out, cli.json, call, |c: ShareChanged| {
+                versions::changed(verb, &c)
+            })
+            .await
+        }
+        Command::Mv { from, to } => {
+            let call = versions::mv_call(&from, &to)?;
+            show(&mut client, &mut out, cli.json, call, |c: ShareChanged| {
+                versions::changed("mv", &c)
+            })
+            .await
         }
         Command::Ls {
             target,

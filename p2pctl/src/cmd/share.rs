@@ -44,7 +44,9 @@ pub(crate) fn table(list: Vec<LocalShare>) -> String {
     if list.is_empty() {
         return "no shares; add one with 'p2pctl share add NAME DIR'\n".into();
     }
-    let mut t = Table::new(&["NAME", "PATH", "FILES", "SIZE", "GRANTS"]);
+    let mut t = Table::new(&[
+        "NAME", "PATH", "FILES", "SIZE", "VERSIONS", "QUOTA", "GRANTS",
+    ]);
     for s in &list {
         let grants: Vec<String> = s
             .grants
@@ -61,6 +63,8 @@ pub(crate) fn table(list: Vec<LocalShare>) -> String {
             clean(&s.path),
             counted,
             human_bytes(s.bytes),
+            retention(s),
+            s.quota.map_or_else(|| "-".into(), human_bytes),
             if grants.is_empty() {
                 "-".into()
             } else {
@@ -69,6 +73,28 @@ pub(crate) fn table(list: Vec<LocalShare>) -> String {
         ]);
     }
     t.render()
+}
+
+/// What a share keeps of replaced files: `5`, `5, 1.0 GiB, 30d`.
+fn retention(s: &LocalShare) -> String {
+    let mut parts = vec![s.keep_versions.to_string()];
+    if let Some(b) = s.max_version_bytes {
+        parts.push(human_bytes(b));
+    }
+    if let Some(age) = s.max_version_age {
+        parts.push(age_text(age));
+    }
+    parts.join(", ")
+}
+
+/// Seconds in the largest unit that divides them: `30d`, `2h`, `10m`, `45s`.
+fn age_text(secs: u64) -> String {
+    for (unit, per) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if secs.is_multiple_of(per) {
+            return format!("{}{unit}", secs / per);
+        }
+    }
+    format!("{secs}s")
 }
 
 /// `grant`.

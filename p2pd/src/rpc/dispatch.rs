@@ -111,7 +111,18 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
             name,
             path,
             keep_versions,
-        } => value(svc.shares.add(&name, &path, keep_versions).await),
+            max_version_bytes,
+            max_version_age,
+            quota,
+        } => {
+            let settings = crate::share::ShareSettings {
+                keep_versions,
+                max_version_bytes,
+                max_version_age,
+                quota,
+            };
+            value(svc.shares.add(&name, &path, settings).await)
+        }
         Call::ShareRm { name } => value(svc.shares.remove(&name).await),
         Call::ShareLs {} => to_value(svc.shares.list()).map(Reply::Value),
         Call::Grant { share, peer, right } => {
@@ -156,6 +167,36 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
                     .get(id, &share, path.as_deref(), dest.as_deref())
                     .await,
             )
+        }
+        Call::Versions { peer, share, path } => {
+            let id = peer.map(|p| resolve(svc, &p)).transpose()?;
+            value(svc.shares.versions(id, &share, &path).await)
+        }
+        Call::Restore {
+            peer,
+            share,
+            path,
+            version,
+        } => {
+            let id = peer.map(|p| resolve(svc, &p)).transpose()?;
+            value(svc.shares.restore(id, &share, &path, version).await)
+        }
+        Call::Rm { peer, share, path } => {
+            let id = resolve(svc, &peer)?;
+            value(svc.shares.rm(id, &share, &path).await)
+        }
+        Call::Mkdir { peer, share, path } => {
+            let id = resolve(svc, &peer)?;
+            value(svc.shares.mkdir(id, &share, &path).await)
+        }
+        Call::Mv {
+            peer,
+            share,
+            from,
+            to,
+        } => {
+            let id = resolve(svc, &peer)?;
+            value(svc.shares.mv(id, &share, &from, &to).await)
         }
     }
 }

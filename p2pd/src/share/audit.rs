@@ -1,5 +1,6 @@
-//! The activity records of what a share link was served: `share-list` for each listing or
-//! stat answered, `share-denied` for each refused, with the peer, share and path. A browsing
+//! The activity records of what a share link was served: `share-list` for each listing,
+//! stat or list of versions answered, `share-denied` for each request refused for want of a
+//! right, with the peer, share and path (changes made are recorded by `write.rs`). A browsing
 //! client asks many times for the same thing, so each (operation, share, path) is recorded at
 //! most once a minute per link.
 
@@ -22,16 +23,40 @@ pub(super) struct Audit {
     last: HashMap<(&'static str, String, String), Instant>,
 }
 
-/// The share and path a request is about, for the requests recorded.
-pub(super) fn about(request: &Request) -> Option<(String, String)> {
+/// What a recorded request is about: its share and path, and whether it reads (recorded
+/// answered or refused) or changes (recorded here only when refused as denied: a change
+/// made has its own record).
+pub(super) struct About {
+    share: String,
+    path: String,
+    reads: bool,
+}
+
+/// What `request` is about, for the requests recorded.
+pub(super) fn about(request: &Request) -> Option<About> {
+    let at = |share: &proto::share::ShareName, path: Option<&proto::transfer::RelPath>, reads| {
+        Some(About {
+            share: share.as_str().to_owned(),
+            path: path.map(|p| p.as_str().to_owned()).unwrap_or_default(),
+            reads,
+        })
+    };
     match request {
-        Request::ListShares => Some((String::new(), String::new())),
-        Request::List { share, path, .. } | Request::Stat { share, path } => Some((
-            share.as_str().to_owned(),
-            path.as_ref()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_default(),
-        )),
+        Request::ListShares => Some(About {
+            share: String::new(),
+            path: String::new(),
+            reads: true,
+        }),
+        Request::List { share, path, .. } | Request::Stat { share, path } => {
+            at(share, path.as_ref(), true)
+        }
+        Request::Versions { share, path } => at(share, Some(path), true),
+        Request::Remove { share, path }
+        | Request::MakeDir { share, path }
+        | Request::Restore { share, path, .. }
+        | Request::Rename {
+            share, from: path, ..
+        } => at(share, Some(path), false),
         _ => None,
     }
 }
@@ -43,15 +68,16 @@ impl Audit {
         &mut self,
         name: &str,
         peer: PeerId,
-        about: Option<(String, String)>,
+        about: Option<About>,
         response: &Response,
     ) {
-        let Some((share, path)) = about else {
+        let Some(About { share, path, reads }) = about else {
             return;
         };
         let op = match response {
             Response::Error(e) if e.kind == ErrorKind::Denied => "share-denied",
-            _ => "share-list",
+            _ if reads => "share-list",
+            _ => return,
         };
         let now = Instant::now();
         if self.last.len() >= PRUNE_AT {

@@ -6,21 +6,26 @@
 
 mod audit;
 mod content;
+mod dirs;
+mod edit;
 pub mod index;
 mod pull;
 mod remote;
 mod serve;
 mod state;
 pub mod store;
+pub mod versions;
+mod write;
 
 pub use remote::LsQuery;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use proto::api::{GrantInfo, Granted, LocalShare, Revoked};
-use proto::share::{Access, NameError, ShareName};
-use proto::transfer::PathError;
+use proto::share::{Access, NameError, ShareName, VersionInfo};
+use proto::transfer::{PathError, RelPath};
 use proto::{PeerId, PeerName};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -34,6 +39,7 @@ use crate::transfer::{TransferError, Transfers};
 use index::{IndexError, IndexOptions, ShareIndex};
 use state::Live;
 use store::{GrantRow, ShareRow, ShareStore};
+use versions::{Retention, VersionStore};
 
 /// Versions kept per path when `share add` gives no number.
 pub const DEFAULT_KEEP_VERSIONS: u32 = 5;
@@ -115,6 +121,50 @@ pub enum SharesError {
         /// The peer.
         peer: PeerName,
     },
+    /// An entry of a share, or the version store, could not be read or changed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// `SHARE/PATH`.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No such entry in one of our shares (or only one reached through a symlink).
+    #[error("no such file: {0}")]
+    NoSuchEntry(String),
+    /// An entry is in the way (a move's or a new directory's path).
+    #[error("{0} exists already")]
+    EntryExists(String),
+    /// A directory to remove holds entries.
+    #[error("{0} is a directory that is not empty")]
+    NotEmpty(String),
+    /// The entry is not what the change needs (a directory to restore a file over).
+    #[error("{path} is {what}")]
+    WrongKind {
+        /// `SHARE/PATH`.
+        path: String,
+        /// What it is, and why that does not do.
+        what: &'static str,
+    },
+    /// No version of that number is kept.
+    #[error("no version {number} of {path} is kept (see 'p2pctl versions')")]
+    NoSuchVersion {
+        /// `SHARE/PATH`.
+        path: String,
+        /// The number asked for.
+        number: u64,
+    },
+    /// A peer's change would take the share over its quota.
+    #[error("{share} would be over its quota of {quota} bytes")]
+    OverQuota {
+        /// The share.
+        share: ShareName,
+        /// Its quota.
+        quota: u64,
+    },
     /// The peer answered with another error.
     #[error("{peer}: {message}")]
     Remote {
@@ -151,20 +201,33 @@ pub struct Shares {
     transfers: OnceLock<Arc<Transfers>>,
     /// The chunk values of content served by id lately.
     content: content::CvCache,
+    /// What the daemon replaced or removed in its shares.
+    versions: Arc<VersionStore>,
+    /// One lock per share, held by every change made in it.
+    write_locks: Mutex<HashMap<ShareName, Arc<tokio::sync::Mutex<()>>>>,
     tasks: TaskTracker,
     cancel: CancellationToken,
 }
 
 impl Shares {
-    /// Loads the shares and grants and opens each share's index (a share whose directory
-    /// is gone is kept, listed with the error, and served as unavailable).
+    /// Loads the shares and grants, opens the version store (`<state_dir>/versions`) and each
+    /// share's index (a share whose directory is gone is kept, listed with the error, and
+    /// served as unavailable).
     pub async fn start(
         node: Arc<Node>,
         store: ShareStore,
+        state_dir: &Path,
         dialer: Arc<Dialer>,
         tasks: TaskTracker,
         cancel: CancellationToken,
-    ) -> Result<Arc<Shares>, StoreError> {
+    ) -> Result<Arc<Shares>, SharesError> {
+        let versions = VersionStore::open(state_dir, store.db().clone()).map_err(|source| {
+            SharesError::Io {
+                what: "cannot open the version store",
+                path: state_dir.join(versions::VERSIONS_DIR).display().to_string(),
+                source,
+            }
+        })?;
         let (rows, grants) = store.load().await?;
         let options = IndexOptions::default();
         let mut live = Live::default();
@@ -188,6 +251,8 @@ impl Shares {
             options,
             transfers: OnceLock::new(),
             content: content::CvCache::default(),
+            versions: Arc::new(versions),
+            write_locks: Mutex::new(HashMap::new()),
             tasks,
             cancel,
         }))
@@ -202,7 +267,7 @@ impl Shares {
         &self,
         name: &str,
         path: &str,
-        keep_versions: Option<u32>,
+        settings: ShareSettings,
     ) -> Result<LocalShare, SharesError> {
         let name = share_name(name)?;
         let dir_err = |source| SharesError::Dir {
@@ -223,8 +288,10 @@ impl Shares {
         let row = ShareRow {
             name: name.clone(),
             path: canonical.display().to_string(),
-            keep_versions: keep_versions.unwrap_or(DEFAULT_KEEP_VERSIONS),
-            max_version_bytes: None,
+            keep_versions: settings.keep_versions.unwrap_or(DEFAULT_KEEP_VERSIONS),
+            max_version_bytes: settings.max_version_bytes,
+            max_version_age: settings.max_version_age,
+            write_quota: settings.quota,
             created: svc::unix_now(),
         };
         if !self.store.add(row.clone()).await? {
@@ -240,6 +307,7 @@ impl Shares {
     pub async fn remove(&self, name: &str) -> Result<LocalShare, SharesError> {
         let name = share_name(name)?;
         let before = self.describe(&name)?;
+        let writing = self.write_lock(&name).await?;
         self.store.remove(&name).await?;
         let (root, served) = {
             let mut live = self.lock();
@@ -251,6 +319,14 @@ impl Shares {
         if let Some(root) = root {
             self.end_pulls(None, &root, "the share was removed").await;
         }
+        let versions = self.versions.clone();
+        let share = name.to_string();
+        let forgotten = tokio::task::spawn_blocking(move || versions.forget_share(&share)).await;
+        if let Ok(Err(e)) = forgotten {
+            warn!(share = %name, "cannot drop the versions of a removed share: {e}");
+        }
+        drop(writing);
+        lock_map(&self.write_locks).remove(&name);
         if let Some(Ok(index)) = served {
             stop_index(index).await;
         }
@@ -310,6 +386,79 @@ impl Shares {
         })
     }
 
+    /// Waits for, and takes, the write lock of `share`: every change made in a share
+    /// (a put's commit, rm, mv, mkdir, restore) holds it, so they happen one at a time.
+    pub async fn write_lock(
+        &self,
+        share: &ShareName,
+    ) -> Result<tokio::sync::OwnedMutexGuard<()>, SharesError> {
+        if self.lock().get(share).is_none() {
+            return Err(SharesError::NoSuchShare(share.to_string()));
+        }
+        let lock = lock_map(&self.write_locks)
+            .entry(share.clone())
+            .or_default()
+            .clone();
+        Ok(lock.lock_owned().await)
+    }
+
+    /// Keeps the current bytes of the regular file at `path` in `share` as its next version
+    /// (`by`: the peer whose request replaces or removes it; `None` for the owner), then
+    /// applies the share's retention. Call it with the share's [`write_lock`](Self::write_lock)
+    /// held, just before the file is replaced or removed: the version is a hard link to the
+    /// file where the filesystem allows. `Ok(None)` if nothing is there to keep (absent, a
+    /// directory, a symlink). The path is reached below the share's root with no symlink
+    /// followed.
+    pub async fn archive(
+        &self,
+        share: &ShareName,
+        path: &RelPath,
+        by: Option<PeerId>,
+    ) -> Result<Option<VersionInfo>, SharesError> {
+        let (root, keep) = self.root_of(share)?;
+        let versions = self.versions.clone();
+        let key = versions::Key {
+            share: share.to_string(),
+            path: path.as_str().to_owned(),
+        };
+        let path = path.clone();
+        let shown = format!("{share}/{path}");
+        tokio::task::spawn_blocking(move || {
+            let root = dirs::open_root(&root).map_err(|source| SharesError::Io {
+                what: "cannot open",
+                path: shown.clone(),
+                source,
+            })?;
+            let parent = match dirs::parent_of(&root, &path) {
+                Ok(p) => p,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(source) => {
+                    return Err(SharesError::Io {
+                        what: "cannot open",
+                        path: shown,
+                        source,
+                    });
+                }
+            };
+            versions.archive(&parent.dir, &parent.name, &key, by, &keep)
+        })
+        .await
+        .map_err(|e| SharesError::Io {
+            what: "cannot keep a version of",
+            path: String::new(),
+            source: std::io::Error::other(e),
+        })?
+    }
+
+    /// The directory served as `share` and its retention.
+    fn root_of(&self, share: &ShareName) -> Result<(PathBuf, Retention), SharesError> {
+        let live = self.lock();
+        let served = live
+            .get(share)
+            .ok_or_else(|| SharesError::NoSuchShare(share.to_string()))?;
+        Ok((PathBuf::from(&served.row.path), Retention::of(&served.row)))
+    }
+
     /// Stops every share's index (after the tasks that serve them have ended).
     pub async fn stop(&self) {
         let all = self.lock().take_all();
@@ -354,6 +503,9 @@ impl Shares {
             name: name.clone(),
             path: served.row.path.clone(),
             keep_versions: served.row.keep_versions,
+            max_version_bytes: served.row.max_version_bytes,
+            max_version_age: served.row.max_version_age,
+            quota: served.row.write_quota,
             ready,
             files: totals.files,
             bytes: totals.bytes,
@@ -361,6 +513,23 @@ impl Shares {
             grants,
         })
     }
+}
+
+/// What `share add` may set besides the name and directory; `None`: the default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShareSettings {
+    /// Versions kept per path ([`DEFAULT_KEEP_VERSIONS`]).
+    pub keep_versions: Option<u32>,
+    /// Cap on the bytes of the share's kept versions (none).
+    pub max_version_bytes: Option<u64>,
+    /// Versions older than this many seconds are dropped (never).
+    pub max_version_age: Option<u64>,
+    /// Cap on the share's total bytes that peers' writes may reach (none).
+    pub quota: Option<u64>,
+}
+
+fn lock_map<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn share_name(name: &str) -> Result<ShareName, SharesError> {

@@ -1,7 +1,8 @@
 //! The `p2p-share/1` handler: reads the requests of one inbound share link in order, checks
 //! each against the grants as they are when it is served (so a revoke holds from the next
 //! request on), and answers it under its id. Listings and stats come from the share's index,
-//! content by id from `content.rs`.
+//! content by id from `content.rs`; changes (`Remove`, `Rename`, `MakeDir`, `Restore`) and
+//! `Versions` are made by `write.rs`.
 //! Requests this version knows but does not serve yet get `Invalid`; the link stays up.
 
 use std::sync::Arc;
@@ -138,6 +139,11 @@ impl Shares {
                 }
             }
             Request::Pull { share, path } => self.serve_pull(peer, &share, path.as_ref()).await,
+            Request::Remove { .. }
+            | Request::Rename { .. }
+            | Request::MakeDir { .. }
+            | Request::Versions { .. }
+            | Request::Restore { .. } => self.serve_change(peer, request).await,
             // Requests are answered in order, so none is left to cancel.
             Request::Cancel { .. } => Response::Done,
             other => Response::error(

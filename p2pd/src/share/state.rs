@@ -122,6 +122,8 @@ mod tests {
             path: format!("/srv/{s}"),
             keep_versions: 5,
             max_version_bytes: None,
+            max_version_age: None,
+            write_quota: None,
             created: 1,
         }
     }

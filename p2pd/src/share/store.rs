@@ -16,8 +16,12 @@ pub struct ShareRow {
     pub path: String,
     /// Versions kept per path.
     pub keep_versions: u32,
-    /// Cap on the bytes of kept versions, if any.
+    /// Cap on the bytes of the share's kept versions, if any.
     pub max_version_bytes: Option<u64>,
+    /// Versions older than this many seconds are dropped, if set.
+    pub max_version_age: Option<u64>,
+    /// Cap on the share's total bytes that peers' writes may reach, if any.
+    pub write_quota: Option<u64>,
     /// When it was added, Unix seconds.
     pub created: u64,
 }
@@ -67,12 +71,18 @@ impl ShareStore {
         ShareStore { db }
     }
 
+    /// The database underneath.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     /// Every share and every grant.
     pub async fn load(&self) -> Result<(Vec<ShareRow>, Vec<GrantRow>), StoreError> {
         self.db
             .call(|c| {
                 let mut q = c.prepare(
-                    "SELECT name, path, keep_versions, max_version_bytes, created FROM shares",
+                    "SELECT name, path, keep_versions, max_version_bytes, created, max_version_age,
+                     write_quota FROM shares",
                 )?;
                 let shares = q
                     .query_map([], |r| {
@@ -82,6 +92,8 @@ impl ShareStore {
                             keep_versions: r.get(2)?,
                             max_version_bytes: r.get::<_, Option<i64>>(3)?.map(i64::cast_unsigned),
                             created: r.get::<_, i64>(4)?.cast_unsigned(),
+                            max_version_age: r.get::<_, Option<i64>>(5)?.map(i64::cast_unsigned),
+                            write_quota: r.get::<_, Option<i64>>(6)?.map(i64::cast_unsigned),
                         })
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -105,14 +117,17 @@ impl ShareStore {
         self.db
             .call(move |c| {
                 let n = c.execute(
-                    "INSERT OR IGNORE INTO shares (name, path, keep_versions, max_version_bytes, created)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT OR IGNORE INTO shares (name, path, keep_versions, max_version_bytes, created,
+                         max_version_age, write_quota)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     params![
                         row.name.as_str(),
                         row.path,
                         row.keep_versions,
                         row.max_version_bytes.map(u64::cast_signed),
-                        row.created.cast_signed()
+                        row.created.cast_signed(),
+                        row.max_version_age.map(u64::cast_signed),
+                        row.write_quota.map(u64::cast_signed)
                     ],
                 )?;
                 Ok(n == 1)
@@ -178,6 +193,8 @@ mod tests {
             path: format!("/srv/{name}"),
             keep_versions: 5,
             max_version_bytes: Some(1 << 40),
+            max_version_age: (name == "docs").then_some(3600),
+            write_quota: (name == "docs").then_some(1 << 30),
             created: 7,
         }
     }

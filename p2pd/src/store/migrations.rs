@@ -120,6 +120,34 @@ CREATE TABLE expected_pulls (
 );
 ",
     },
+    Migration {
+        what: "the version store: kept versions, their numbers per path, and shares' age cap and write quota",
+        // `version_numbers` holds the last number given for each path, so a number is never
+        // given twice even once every version of the path is pruned. A version's bytes are
+        // the blob named by its content id in the state directory's `versions/`.
+        sql: "
+ALTER TABLE shares ADD COLUMN max_version_age INTEGER;
+ALTER TABLE shares ADD COLUMN write_quota INTEGER;
+CREATE TABLE versions (
+    share TEXT NOT NULL,
+    path TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    content BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    replaced_at INTEGER NOT NULL,
+    by BLOB,
+    PRIMARY KEY (share, path, number)
+);
+CREATE INDEX versions_by_content ON versions (content);
+CREATE INDEX versions_by_age ON versions (share, replaced_at);
+CREATE TABLE version_numbers (
+    share TEXT NOT NULL,
+    path TEXT NOT NULL,
+    last INTEGER NOT NULL,
+    PRIMARY KEY (share, path)
+);
+",
+    },
 ];
 
 /// The schema version this binary writes.
@@ -273,6 +301,33 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM expected_pulls", [], |r| r.get(0))
             .unwrap();
         assert_eq!(expected, 0);
+    }
+
+    #[test]
+    fn shares_of_a_database_without_versions_stay_with_no_age_cap_nor_quota() {
+        let mut db = Connection::open_in_memory().unwrap();
+        svc::schema::migrate(&mut db, "p2pd", &MIGRATIONS[..6]).unwrap();
+        db.execute(
+            "INSERT INTO shares (name, path, keep_versions, max_version_bytes, created)
+             VALUES ('docs', '/d', 3, 100, 1)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut db).unwrap(), 6);
+        assert_eq!(version(&db), LATEST);
+        let row: (u32, Option<i64>, Option<i64>, Option<i64>) = db
+            .query_row(
+                "SELECT keep_versions, max_version_bytes, max_version_age, write_quota FROM shares",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(row, (3, Some(100), None, None));
+        let count = |table: &str| -> i64 {
+            db.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!((count("versions"), count("version_numbers")), (0, 0));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Results of the share methods of the control API (`share_add`, `share_ls`, `grant`,
-//! `revoke`, `ls`).
+//! `revoke`, `ls`, `versions`, `restore`, `rm`, `mkdir`, `mv`).
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +31,15 @@ pub struct LocalShare {
     pub path: String,
     /// Versions kept per path.
     pub keep_versions: u32,
+    /// Cap on the bytes of the share's kept versions, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_version_bytes: Option<u64>,
+    /// Versions older than this many seconds are dropped, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_version_age: Option<u64>,
+    /// Cap on the share's total bytes that peers' writes may reach, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<u64>,
     /// Whether the first walk of the directory is done (the counts are complete).
     pub ready: bool,
     /// Files served.
@@ -107,4 +116,56 @@ pub struct Listing {
     /// Whether the listing stopped at [`MAX_LISTED`] entries.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+}
+
+/// One kept version of a path, as `versions` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionEntry {
+    /// Its number: counted per path from 1, never given to another version of the path.
+    pub number: u64,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was replaced or removed, Unix milliseconds.
+    pub replaced_at: u64,
+    /// Its content id (64 hex digits).
+    pub id: String,
+    /// The peer whose request replaced it, by the name our peer table holds for it (its
+    /// short id if none); absent when the share's owner did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// That peer's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_id: Option<PeerId>,
+}
+
+/// Result of `versions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionList {
+    /// The peer whose share it is; absent for one of ours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<PeerName>,
+    /// The share.
+    pub share: ShareName,
+    /// The path.
+    pub path: String,
+    /// The kept versions, oldest first.
+    pub versions: Vec<VersionEntry>,
+}
+
+/// Result of `rm`, `mkdir`, `mv` and `restore`: what was changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareChanged {
+    /// The peer whose share it is; absent for one of ours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<PeerName>,
+    /// The share.
+    pub share: ShareName,
+    /// The path removed, made, moved or restored.
+    pub path: String,
+    /// `mv`: the new path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// `restore`: the number of the version put back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
 }

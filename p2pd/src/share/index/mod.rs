@@ -310,6 +310,19 @@ impl ShareIndex {
         async move { rx.await.map_err(|_| IndexError::Stopped) }
     }
 
+    /// Looks at `paths` again now (each with what is below it; a path gone is dropped, with
+    /// its parent's listing updated); resolves once the index shows them as they are on
+    /// disk, with the changes found (also published). For whoever changed them: an `ls` or
+    /// `stat` after it sees the change, without waiting for the watch.
+    pub fn refresh(
+        &self,
+        paths: &[RelPath],
+    ) -> impl Future<Output = Result<Vec<Change>, IndexError>> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.shared.to_worker.send(Msg::Update(paths.to_vec(), tx));
+        async move { rx.await.map_err(|_| IndexError::Stopped) }
+    }
+
     /// The BLAKE3 hash of the file at `path`: at once if known, else once the file is hashed,
     /// ahead of the files hashed in the background.
     pub fn hash(

@@ -267,3 +267,38 @@ async fn measure_a_share_of_100k_files() {
     println!("a full rescan with nothing changed: {:?}", t.elapsed());
     assert!(found.is_empty());
 }
+
+#[tokio::test]
+async fn a_refresh_shows_changed_paths_at_once_without_a_watch() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir(root.join("d")).unwrap();
+    fs::write(root.join("d/a"), b"a").unwrap();
+    fs::write(root.join("gone"), b"g").unwrap();
+    let index = open(root, options(false, false)).await;
+
+    fs::rename(root.join("d/a"), root.join("d/b")).unwrap();
+    fs::remove_file(root.join("gone")).unwrap();
+    fs::create_dir_all(root.join("new/deep")).unwrap();
+    let paths = [rel("d/a"), rel("d/b"), rel("gone"), rel("new/deep")];
+    let mut changes = timeout(WAIT, index.refresh(&paths)).await.unwrap().unwrap();
+    changes.sort_by_key(|c| format!("{c:?}"));
+    assert_eq!(
+        changes,
+        [
+            added("d/b", Kind::File),
+            added("new", Kind::Dir),
+            added("new/deep", Kind::Dir),
+            Change::Removed {
+                path: rel("d/a"),
+                kind: Kind::File
+            },
+            Change::Removed {
+                path: rel("gone"),
+                kind: Kind::File
+            },
+        ]
+    );
+    assert_eq!(all_names(&index, Some(&rel("d")), 10), ["b"]);
+    assert_eq!(all_names(&index, None, 10), ["d", "new"]);
+}

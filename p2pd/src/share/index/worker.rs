@@ -32,6 +32,8 @@ pub(super) enum Msg {
     Refresh(RelPath),
     /// Walk the whole share now, and tell what changed.
     Rescan(oneshot::Sender<Vec<Change>>),
+    /// Walk these paths now (the daemon changed them), and tell what changed.
+    Update(Vec<RelPath>, oneshot::Sender<Vec<Change>>),
     /// Stop.
     Stop,
 }
@@ -69,6 +71,11 @@ impl Batch {
             }
             Msg::Rescan(reply) => {
                 self.full = true;
+                self.replies.push(reply);
+            }
+            Msg::Update(paths, reply) => {
+                self.paths
+                    .extend(paths.iter().map(|p| p.as_str().to_owned()));
                 self.replies.push(reply);
             }
             Msg::Stop => return false,
