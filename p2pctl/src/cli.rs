@@ -245,7 +245,8 @@ pub(crate) enum Command {
         /// PEER:SHARE[/PATH]
         #[arg(value_name = "PEER:SHARE[/PATH]")]
         target: String,
-        /// An existing directory to put it in [default: p2pd's download directory]
+        /// Where it goes, as with `cp -r`: an existing directory receives it inside; a new
+        /// path (in an existing directory) names it [default: p2pd's download directory]
         #[arg(value_name = "DEST")]
         dest: Option<PathBuf>,
         /// Print the transfer id and return at once

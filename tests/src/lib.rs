@@ -34,7 +34,7 @@ mod proc;
 pub mod raw;
 pub mod raw_peer;
 mod rpc;
-pub mod share_wire;
+pub mod share_raw;
 pub mod sys;
 pub mod transfer;
 

@@ -5,7 +5,9 @@
 //! path that is a symlink to a file outside the share is refused and nothing of that file
 //! leaves; an entry that does not exist is named in the error; alice's activity log has a
 //! line for each pull served and each refused. A pull whose receiver is
-//! SIGKILLed at its first progress resumes after the restart, still a pull.
+//! SIGKILLed at its first progress resumes after the restart, still a pull. A DEST that does
+//! not exist names the result as `cp -r` does (a file lands as DEST, a directory's content
+//! in a new directory DEST); an existing file or a missing parent is refused.
 
 use std::path::Path;
 
@@ -188,4 +190,60 @@ fn a_pull_resumes_after_the_receiver_is_killed() {
     wait_arrived(&p.alice, &p.bob, &id, "disk.img", &data);
     let t = get(&p.bob, &id).expect("the pull at bob");
     assert_eq!(t["kind"], "pull", "{t}");
+}
+
+#[test]
+fn get_names_a_new_destination_as_cp_r_does() {
+    let net = TestNet::new();
+    let p = chat::pair(&net);
+    share_docs(&net, &p);
+    ok(&net, &p.alice, &["grant", "docs", "bob", "read"]);
+    let base = net.unique_dir("base");
+    let at = |rel: &str| base.join(rel).to_str().unwrap().to_owned();
+
+    // A file into a path that does not exist lands as that path.
+    let got = ok(
+        &net,
+        &p.bob,
+        &["get", "alice:docs/file.txt", &at("renamed.txt")],
+    );
+    assert_eq!(
+        std::fs::read(base.join("renamed.txt")).unwrap(),
+        b"hello pull",
+        "{got}"
+    );
+    // A directory's content lands in a new directory of that name.
+    ok(&net, &p.bob, &["get", "alice:docs/sub", &at("copy")]);
+    assert_eq!(files(&base.join("copy")), ["a.bin", "deeper/b.txt"]);
+    // An existing directory receives the entry inside it, as before.
+    ok(&net, &p.bob, &["get", "alice:docs/sub", &at("copy")]);
+    assert_eq!(
+        files(&base.join("copy")),
+        ["a.bin", "deeper/b.txt", "sub/a.bin", "sub/deeper/b.txt"]
+    );
+
+    // An existing file is never replaced; a missing parent is named.
+    let refused = net.ctl(&p.bob, &["get", "alice:docs/file.txt", &at("renamed.txt")]);
+    assert_eq!(refused.code(), Some(1), "{refused}");
+    assert!(
+        refused.stderr.contains("exists and is not a directory"),
+        "{refused}"
+    );
+    let missing = net.ctl(&p.bob, &["get", "alice:docs/file.txt", &at("no/such/x")]);
+    assert_eq!(missing.code(), Some(1), "{missing}");
+    let want = format!("{} does not exist", at("no/such"));
+    assert!(
+        missing.stderr.contains(&want),
+        "expected {want:?}:\n{missing}"
+    );
+    assert_eq!(
+        files(&base),
+        [
+            "copy/a.bin",
+            "copy/deeper/b.txt",
+            "copy/sub/a.bin",
+            "copy/sub/deeper/b.txt",
+            "renamed.txt"
+        ]
+    );
 }

@@ -398,8 +398,7 @@ mod wire {
     use std::collections::BTreeMap;
 
     use bytes::Bytes;
-    use p2p_tests::DEADLINE;
-    use p2p_tests::raw_peer::RawPeer;
+    use p2p_tests::share_raw::ShareLink;
     use proto::share::{ContentId, Request, RequestFrame, RequestId, ResponseFrame, ShareName};
     use proto::transfer::RelPath;
 
@@ -435,18 +434,28 @@ mod wire {
         .expect("encode")
     }
 
-    pub(super) use p2p_tests::share_wire::send;
+    pub(super) async fn send(link: &mut ShareLink, payloads: &[Vec<u8>]) {
+        for p in payloads {
+            link.send_payload(p).await.expect("send a request");
+        }
+    }
 
     /// Reads `n` responses, by request id.
-    pub(super) async fn answers(link: &mut RawPeer, n: usize) -> BTreeMap<u64, ResponseFrame> {
-        p2p_tests::share_wire::answers(link, n, 4 * DEADLINE).await
+    pub(super) async fn answers(link: &mut ShareLink, n: usize) -> BTreeMap<u64, ResponseFrame> {
+        let mut out = BTreeMap::new();
+        while out.len() < n {
+            let frame = link.next_answer().await.expect("an answer");
+            let frame = frame.expect("the link stays up");
+            out.insert(frame.id.0, frame);
+        }
+        out
     }
 }
 
 #[tokio::test]
 async fn hostile_chunks_are_refused_and_leave_nothing() {
+    use p2p_tests::share_raw::ShareLink;
     use proto::content::ContentId;
-    use proto::peer::ALPN_SHARE;
     use proto::share::{ErrorKind, Response};
 
     let net = TestNet::new();
@@ -456,10 +465,7 @@ async fn hostile_chunks_are_refused_and_leave_nothing() {
     let _registration = p2p_tests::transfer::register_raw(&p.tracker, &key, "mallory").await;
     p.alice.wait_peer("mallory", true, DEADLINE);
     ok(&net, &p.alice, &["grant", "docs", "mallory", "write"]);
-    let (mut link, _) =
-        p2p_tests::raw_peer::RawPeer::hello_alpn(p.alice.listen, &key, "mallory", ALPN_SHARE)
-            .await
-            .expect("a share link to alice");
+    let mut link = ShareLink::open(p.alice.listen, &key, "mallory").await;
 
     // Two chunks' worth: chunk 0 is 1 MiB, chunk 1 the rest.
     let data: Vec<u8> = (0..(1 << 20) + 100).map(|i| (i % 251) as u8).collect();
@@ -586,10 +592,7 @@ async fn hostile_chunks_are_refused_and_leave_nothing() {
     });
 
     // The daemon serves on: the same put, right, lands.
-    let (mut link, _) =
-        p2p_tests::raw_peer::RawPeer::hello_alpn(p.alice.listen, &key, "mallory", ALPN_SHARE)
-            .await
-            .expect("a share link to alice");
+    let mut link = ShareLink::open(p.alice.listen, &key, "mallory").await;
     wire::send(
         &mut link,
         &[

@@ -5,6 +5,7 @@
 //! peer's shares over a share link it dials (`remote.rs`).
 
 mod audit;
+mod content;
 mod dirs;
 mod edit;
 pub mod index;
@@ -218,6 +219,8 @@ pub struct Shares {
     options: IndexOptions,
     /// The transfer service, which carries pulls (set once both services run).
     transfers: OnceLock<Arc<Transfers>>,
+    /// The chunk values of content served by id lately.
+    content: content::CvCache,
     /// What the daemon replaced or removed in its shares.
     versions: Arc<VersionStore>,
     /// One lock per share, held by every change made in it.
@@ -267,6 +270,7 @@ impl Shares {
             live: Mutex::new(live),
             options,
             transfers: OnceLock::new(),
+            content: content::CvCache::default(),
             versions: Arc::new(versions),
             write_locks: Mutex::new(HashMap::new()),
             tasks,
@@ -325,7 +329,16 @@ impl Shares {
         let before = self.describe(&name)?;
         let writing = self.write_lock(&name).await?;
         self.store.remove(&name).await?;
-        let served = self.lock().remove(&name);
+        let (root, served) = {
+            let mut live = self.lock();
+            let root = live
+                .get(&name)
+                .map(|s| std::path::PathBuf::from(&s.row.path));
+            (root, live.remove(&name))
+        };
+        if let Some(root) = root {
+            self.end_pulls(None, &root, "the share was removed").await;
+        }
         let versions = self.versions.clone();
         let share = name.to_string();
         let forgotten = tokio::task::spawn_blocking(move || versions.forget_share(&share)).await;
@@ -376,7 +389,15 @@ impl Shares {
     pub async fn revoke(&self, share: &str, peer: PeerId) -> Result<Revoked, SharesError> {
         let share = self.existing(share)?;
         let revoked = self.store.revoke(&share, peer).await?;
-        self.lock().revoke(&share, peer);
+        let root = {
+            let mut live = self.lock();
+            live.revoke(&share, peer);
+            live.get(&share)
+                .map(|s| std::path::PathBuf::from(&s.row.path))
+        };
+        if let Some(root) = root {
+            self.end_pulls(Some(peer), &root, "access revoked").await;
+        }
         info!(%share, peer = %peer.short(), "revoked");
         Ok(Revoked {
             peer: self.peer_name(peer),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use proto::PeerId;
 use proto::api::TransferInfo;
-use proto::share::rules;
+use proto::share::rules::{self, ShareState};
 use proto::share::{ErrorKind, Request, Response, ShareName};
 use proto::transfer::RelPath;
 use tracing::info;
@@ -38,6 +38,32 @@ impl Shares {
     /// Lets the share service start pulls on `transfers`.
     pub fn carry_pulls_with(&self, transfers: Arc<Transfers>) {
         let _ = self.transfers.set(transfers);
+    }
+
+    /// Ends the pulls being sent from the share rooted at `root` that their asker may no
+    /// longer read (revoked, or the share removed): `peer` only, or anyone (`None`).
+    pub(super) async fn end_pulls(&self, peer: Option<PeerId>, root: &Path, reason: &str) {
+        let Some(transfers) = self.transfers.get() else {
+            return;
+        };
+        // Roots of the shares each asker may still read: a pull inside one of them goes on.
+        let still: Vec<(PeerId, PathBuf)> = {
+            let live = self.lock();
+            live.names()
+                .iter()
+                .filter_map(|n| live.get(n).map(|s| (n, PathBuf::from(&s.row.path))))
+                .flat_map(|(n, r)| live.grants_of(n).map(move |(p, _)| (p, r.clone())))
+                .collect()
+        };
+        let ends = |asker: PeerId, at: &Path| {
+            peer.is_none_or(|p| p == asker)
+                && at.starts_with(root)
+                && !still.iter().any(|(p, r)| *p == asker && at.starts_with(r))
+        };
+        let n = transfers.end_pulls(ends, reason).await;
+        if n > 0 {
+            info!(root = %root.display(), pulls = n, "pulls ended: {reason}");
+        }
     }
 
     /// The activity-log line of a pull refused to `peer`.
@@ -76,6 +102,13 @@ impl Shares {
         };
         match transfers.serve_pull(peer, &at).await {
             Ok(t) => {
+                // A revoke while the transfer was being made found nothing to end.
+                if self.lock().access(share, &peer).is_none() {
+                    self.end_pulls(Some(peer), &root, "access revoked").await;
+                    let denied = rules::denied(share, rules::Access::Read);
+                    self.log_pull_refused(peer, share, path, denied.message.as_str());
+                    return Response::Error(denied);
+                }
                 let who = self.peer_name(peer);
                 let shown = path.map_or_else(String::new, |p| p.to_string());
                 info!(target: svc::logging::ACTIVITY, op = "pull", peer = %who, share = %share, path = %shown, id = %t.id, "pull served");

@@ -1,10 +1,10 @@
 //! The `p2p-share/1` handler: reads the requests of one inbound share link in order, checks
 //! each against the grants as they are when it is served (so a revoke holds from the next
-//! request on), and answers it under its id. Listings and stats come from the share's index;
-//! changes (`Remove`, `Rename`, `MakeDir`, `Restore`) and `Versions` are made by `write.rs`.
-//! Puts (`put.rs`) keep their state per link: a `Put` is answered after its last chunk, so
-//! one request may get no answer at once and a later one two. Requests this version knows
-//! but does not serve yet get `Invalid`; the link stays up.
+//! request on), and answers it under its id. Listings and stats come from the share's index,
+//! content by id from `content.rs`; changes (`Remove`, `Rename`, `MakeDir`, `Restore`) and
+//! `Versions` are made by `write.rs`. Puts (`put.rs`) keep their state per link: a `Put` is
+//! answered after its last chunk, so one request may get no answer at once and a later one
+//! two. Requests this version knows but does not serve yet get `Invalid`; the link stays up.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -100,6 +100,9 @@ impl Shares {
 
     /// The answer to one request from `peer`, with the rights as they are now.
     async fn answer(&self, peer: PeerId, request: Request) -> Response {
+        if super::content::by_content(&request) {
+            return self.serve_content(peer, request).await;
+        }
         // The check, and a list of shares, under one look at the grants.
         let listed = {
             let live = self.lock();

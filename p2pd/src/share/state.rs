@@ -91,9 +91,16 @@ impl ShareState for Live {
         self.grants.get(share)?.get(peer).copied()
     }
 
-    fn shares_holding(&self, _id: &ContentId) -> Vec<ShareName> {
-        // Content is not served by id yet: no share holds any.
-        Vec::new()
+    fn shares_holding(&self, id: &ContentId) -> Vec<ShareName> {
+        self.shares
+            .iter()
+            .filter(|(_, s)| {
+                s.index
+                    .as_ref()
+                    .is_ok_and(|ix| ix.find(id.as_bytes()).is_some())
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 }
 

@@ -122,6 +122,22 @@ impl TransferStore {
             .await
     }
 
+    /// Replaces the manifest of an incoming transfer still offered (a pull that names its
+    /// result); false if it is no longer offered.
+    pub async fn set_offered_manifest(&self, manifest: &Manifest) -> Result<bool, StoreError> {
+        let text = self.encode(manifest)?;
+        let id = manifest.id;
+        self.db
+            .call(move |c| {
+                let n = c.execute(
+                    "UPDATE transfers SET manifest = ?2 WHERE id = ?1 AND direction = 1 AND state = 'offered'",
+                    params![id.0.as_slice(), text],
+                )?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
     /// Forgets an expected pull (its offer came).
     pub async fn forget_pull(&self, id: TransferId) -> Result<(), StoreError> {
         self.run_on(id, "DELETE FROM expected_pulls WHERE id = ?1")

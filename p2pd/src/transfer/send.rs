@@ -25,6 +25,16 @@ use crate::backoff::{Backoff, random_unit};
 /// A session that lasted this long shows the link works: the next one is dialed soon.
 const LINK_WORKED: Duration = Duration::from_secs(5);
 
+/// What the receiver is told of a cancel made here: the reason recorded with it (a pull
+/// whose right was revoked), else a cancel by the user.
+fn cancel_reason(live: &Live) -> String {
+    let rec = live.record();
+    match rec.error {
+        Some(reason) if rec.state == TransferState::Cancelled => reason,
+        _ => "cancelled by the sender".into(),
+    }
+}
+
 /// Runs an outgoing transfer until it ends, across link drops and peer absences.
 pub(super) async fn run(t: Arc<Transfers>, live: Arc<Live>) {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
@@ -98,7 +108,7 @@ async fn session(
     let reply = tokio::select! {
         () = live.cancel.cancelled() => {
             if live.cancelled_here() {
-                let _ = conn.send(&TransferFrame::Cancel { id, reason: "cancelled by the sender".into() }).await;
+                let _ = conn.send(&TransferFrame::Cancel { id, reason: cancel_reason(live) }).await;
             }
             return Ok(None);
         }
@@ -225,7 +235,7 @@ async fn stream<W: AsyncWrite + Unpin>(
                 let _ = w
                     .send(&TransferFrame::Cancel {
                         id,
-                        reason: "cancelled by the sender".into(),
+                        reason: cancel_reason(live),
                     })
                     .await;
             }

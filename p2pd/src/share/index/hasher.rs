@@ -243,6 +243,7 @@ fn hash_one(shared: &Shared, path: &RelPath, buf: &mut [u8]) {
             Some(node) if node.mtime == listed.mtime => match &mut node.body {
                 Body::File { size, hash: slot } if *size == listed.size => {
                     *slot = Some(hash);
+                    shared.ids.note(hash, path.as_str());
                     true
                 }
                 _ => false,

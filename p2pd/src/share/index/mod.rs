@@ -21,6 +21,7 @@
 //! and serves it.
 
 mod hasher;
+mod ids;
 mod tree;
 mod walk;
 mod watch;
@@ -177,6 +178,8 @@ struct Shared {
     writer: Mutex<()>,
     skipped: Mutex<Skipped>,
     queue: hasher::Queue,
+    /// Content id to path, built on demand.
+    ids: ids::Ids,
     changes: broadcast::Sender<Vec<Change>>,
     /// Whether the first walk is done.
     ready: tokio_watch::Sender<bool>,
@@ -185,6 +188,19 @@ struct Shared {
     /// Runs after each read of a file being hashed.
     #[cfg(test)]
     hook: Mutex<Option<Hook>>,
+}
+
+/// A file found by content id ([`ShareIndex::find`]), as the index lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// Its path in the share.
+    pub path: RelPath,
+    /// Its path below the root as named on disk (to open with [`ShareIndex::open_file`]).
+    pub disk: PathBuf,
+    /// Its size when hashed.
+    pub size: u64,
+    /// Its modification time when hashed.
+    pub mtime: std::time::SystemTime,
 }
 
 /// The index of one share, with its threads; stopping or dropping it stops them.
@@ -216,6 +232,7 @@ impl ShareIndex {
             writer: Mutex::new(()),
             skipped: Mutex::new(Skipped::default()),
             queue: hasher::Queue::default(),
+            ids: ids::Ids::default(),
             changes: broadcast::channel(CHANGE_BACKLOG).0,
             ready: tokio_watch::channel(false).0,
             stop: AtomicBool::new(false),
@@ -347,6 +364,35 @@ impl ShareIndex {
                 path: path.to_string(),
             }),
         }
+    }
+
+    /// A file served with content id `id`, if the index knows one (no disk I/O; the first
+    /// lookup after a change reads the whole tree once).
+    pub fn find(&self, id: &[u8; 32]) -> Option<Located> {
+        if !self.is_ready() {
+            return None;
+        }
+        let tree = read(&self.shared.tree);
+        let path = self.shared.ids.find(&tree, id)?;
+        let node = tree.node(&path)?;
+        match node.body {
+            Body::File {
+                size,
+                hash: Some(hash),
+            } if hash == *id => Some(Located {
+                disk: tree.disk_path(&path)?,
+                path: RelPath::new(&path).ok()?,
+                size,
+                mtime: node.mtime,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Opens the regular file at `disk` (a [`Located::disk`]) below the root, one component at
+    /// a time, following no symlink: nothing outside the share can be opened.
+    pub fn open_file(&self, disk: &Path) -> io::Result<std::fs::File> {
+        hasher::open_beneath(&self.shared.root, disk)
     }
 
     /// What the index serves and leaves out.

@@ -102,7 +102,10 @@ pub(super) fn run(shared: Arc<Shared>, inbox: Receiver<Msg>) {
     if let Some(walked) = walk(&shared.root, None, &shared.stop) {
         {
             let _writer = lock(&shared.writer);
-            *write(&shared.tree) = walked.tree;
+            let mut tree = write(&shared.tree);
+            *tree = walked.tree;
+            shared.ids.forget();
+            drop(tree);
             *lock(&shared.skipped) = walked.skipped;
         }
         shared.ready.send_replace(true);
@@ -170,7 +173,11 @@ fn apply(shared: &Shared, batch: &Batch) -> Option<Vec<Change>> {
             Some(&mut new.root),
             &mut changes,
         );
-        let old = std::mem::replace(&mut *write(&shared.tree), new);
+        let old = {
+            let mut tree = write(&shared.tree);
+            shared.ids.forget();
+            std::mem::replace(&mut *tree, new)
+        };
         *lock(&shared.skipped) = walked.skipped;
         drop(writer);
         drop(old);
@@ -195,6 +202,7 @@ fn apply(shared: &Shared, batch: &Batch) -> Option<Vec<Change>> {
             }
             let old: Vec<Option<Node>> = {
                 let mut tree = write(&shared.tree);
+                shared.ids.forget();
                 found.into_iter().map(|(p, n)| tree.put(&p, n)).collect()
             };
             drop(writer);
