@@ -102,13 +102,13 @@ where
         }
         std::future::pending().await
     };
-    let put = client.call_within::<PutDone>(call, PUT_TIMEOUT);
+    let mut put = std::pin::pin!(client.call_within::<PutDone>(call, PUT_TIMEOUT));
     let reply = tokio::select! {
-        r = put => r,
+        r = &mut put => r,
         // The events connection failing only stops the progress display.
         Err(e) = progress => {
-            let _ = writeln!(io::stderr(), "p2pctl: no progress shown: {e}");
-            return Err(e);
+            let _ = writeln!(io::stderr(), "p2pctl: no more progress shown: {e}");
+            put.await
         }
     };
     let reply = reply?;
