@@ -336,6 +336,7 @@ impl Shares {
             ready,
             files: totals.files,
             bytes: totals.bytes,
+            hashed: totals.hashed,
             error,
             grants,
         })
