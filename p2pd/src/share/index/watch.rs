@@ -39,9 +39,35 @@ struct Pending {
 
 /// What the notify thread and the hand-over thread share.
 #[derive(Default)]
-struct Shared {
+pub(super) struct Shared {
     pending: Mutex<Pending>,
     wake: Condvar,
+}
+
+impl Shared {
+    /// Notes `paths` as changed now (and, with `rescan`, that events were lost), waking the
+    /// hand-over thread if it was idle.
+    pub fn note(&self, paths: Vec<PathBuf>, rescan: bool) {
+        if !rescan && paths.is_empty() {
+            return;
+        }
+        let mut p = lock(&self.pending);
+        let was_idle = p.paths.is_empty() && !p.rescan;
+        p.rescan |= rescan;
+        let now = Instant::now();
+        for path in paths {
+            p.paths.insert(path, now);
+        }
+        if was_idle || rescan {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Tells the hand-over thread to end.
+    pub fn stop(&self) {
+        lock(&self.pending).stopped = true;
+        self.wake.notify_all();
+    }
 }
 
 /// A running watch; [`Watcher::stop`] ends it.
@@ -55,8 +81,7 @@ impl Watcher {
     /// Stops watching and waits for the hand-over thread (paths still pending are dropped).
     pub fn stop(self) {
         drop(self.watcher);
-        lock(&self.shared.pending).stopped = true;
-        self.shared.wake.notify_all();
+        self.shared.stop();
         let _ = self.thread.join();
     }
 }
@@ -76,18 +101,7 @@ pub(super) fn start_watcher(
     let handler = move |result: notify::Result<Event>| match result {
         Ok(event) => {
             let (paths, rescan) = changed_paths(std::slice::from_ref(&event));
-            if rescan || !paths.is_empty() {
-                let mut p = lock(&sink.pending);
-                let was_idle = p.paths.is_empty() && !p.rescan;
-                p.rescan |= rescan;
-                let now = Instant::now();
-                for path in paths {
-                    p.paths.insert(path, now);
-                }
-                if was_idle || rescan {
-                    sink.wake.notify_one();
-                }
-            }
+            sink.note(paths, rescan);
         }
         Err(e) => {
             if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
@@ -134,7 +148,7 @@ pub(super) fn start_watcher(
 /// Hands the worker, every quarter of `debounce` while paths are pending, those quiet for
 /// `debounce` (and at once, a lost-events rescan), until the watch stops or the worker is
 /// gone.
-fn hand_over(shared: &Shared, debounce: Duration, worker: &Sender<Msg>) {
+pub(super) fn hand_over(shared: &Shared, debounce: Duration, worker: &Sender<Msg>) {
     let tick = (debounce / 4).max(Duration::from_millis(5));
     let mut p = lock(&shared.pending);
     loop {
