@@ -497,6 +497,9 @@ impl Shares {
 
     /// The name the peer table holds for `id`; its short id if it holds none.
     fn peer_name(&self, id: PeerId) -> String {
+        if id == self.node.identity.id {
+            return self.node.identity.name.to_string();
+        }
         self.node
             .peer(id)
             .map_or_else(|| id.short(), |p| p.name.to_string())
@@ -529,6 +532,7 @@ impl Shares {
             ready,
             files: totals.files,
             bytes: totals.bytes,
+            hashed: totals.hashed,
             error,
             grants,
         })

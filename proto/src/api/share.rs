@@ -47,6 +47,10 @@ pub struct LocalShare {
     pub files: u64,
     /// Bytes in them.
     pub bytes: u64,
+    /// Files whose content id is known (hashed since they last changed); equal to `files`
+    /// once the background hashing has caught up.
+    #[serde(default)]
+    pub hashed: u64,
     /// Why the directory cannot be served, if it cannot (gone since it was added).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -1,7 +1,7 @@
 //! bench-report: runs every benchmark program in one go and writes `docs/benchmarks.md`.
 //!
-//! It runs `transfer-throughput`, `chat-latency` (unpinned and pinned) and `tracker-load`
-//! one after the other, each with `--json` (their progress goes to this program's stderr),
+//! It runs `transfer-throughput`, `chat-latency` (unpinned and pinned), `tracker-load` and
+//! `share-bench` one after the other, each with `--json` (their progress goes to this program's stderr),
 //! and renders one table per benchmark: each figure beside the baseline measured in the same
 //! run, the ratio, the goal and the verdict, with the machine the run was on. The programs'
 //! raw JSON is kept beside the report when `--raw-dir` is given.
@@ -24,6 +24,7 @@ use clap::Parser;
 use serde_json::Value;
 
 mod render;
+mod shares;
 
 /// Command-line flags.
 #[derive(Debug, Parser)]
@@ -41,11 +42,12 @@ struct Args {
     /// Also write each program's JSON output into this directory.
     #[arg(long, value_name = "DIR")]
     raw_dir: Option<PathBuf>,
-    /// A smaller run (256 MiB transfer, 500 chat messages, 1,000 tracker peers): minutes less,
-    /// noisier figures.
+    /// A smaller run (256 MiB transfer, 500 chat messages, 1,000 tracker peers, share-bench
+    /// `--quick`): minutes less, noisier figures.
     #[arg(long)]
     quick: bool,
-    /// Where transfer-throughput makes its temporary directory (default: the system's).
+    /// Where transfer-throughput and share-bench make their temporary directories (default:
+    /// the system's).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
 }
@@ -120,7 +122,12 @@ fn main() -> anyhow::Result<()> {
         "--trackerd".to_string(),
         bin_dir.join("trackerd").display().to_string(),
     ];
+    let mut shares = vec!["--bin-dir".to_string(), bin_dir.display().to_string()];
+    if let Some(d) = &args.dir {
+        shares.extend(["--dir".to_string(), d.display().to_string()]);
+    }
     if args.quick {
+        shares.push("--quick".to_string());
         transfer.extend(strings(&["--size", "256MiB"]));
         chat.extend(strings(&["--messages", "500"]));
         tracker.extend(strings(&["--peers", "1000"]));
@@ -135,6 +142,7 @@ fn main() -> anyhow::Result<()> {
         run(&bin_dir, "chat-latency", chat)?,
         run(&bin_dir, "chat-latency", chat_pinned)?,
         run(&bin_dir, "tracker-load", tracker)?,
+        run(&bin_dir, "share-bench", shares)?,
     ];
     if let Some(dir) = &args.raw_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

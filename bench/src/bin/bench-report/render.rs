@@ -27,7 +27,7 @@ pub struct Machine {
 }
 
 /// One row of a table.
-struct Row {
+pub(crate) struct Row {
     figure: String,
     measured: Option<f64>,
     baseline_name: &'static str,
@@ -37,7 +37,7 @@ struct Row {
 }
 
 impl Row {
-    fn new(figure: impl Into<String>, measured: Option<f64>) -> Self {
+    pub(crate) fn new(figure: impl Into<String>, measured: Option<f64>) -> Self {
         Row {
             figure: figure.into(),
             measured,
@@ -47,14 +47,14 @@ impl Row {
         }
     }
 
-    fn beside(mut self, name: &'static str, baseline: Option<f64>) -> Self {
+    pub(crate) fn beside(mut self, name: &'static str, baseline: Option<f64>) -> Self {
         self.baseline_name = name;
         self.baseline = baseline;
         self
     }
 
     /// A goal met when `ok(measured)` holds.
-    fn goal(mut self, text: impl Into<String>, ok: impl Fn(f64) -> bool) -> Self {
+    pub(crate) fn goal(mut self, text: impl Into<String>, ok: impl Fn(f64) -> bool) -> Self {
         if let Some(m) = self.measured {
             self.goal = Some((text.into(), ok(m)));
         }
@@ -62,7 +62,7 @@ impl Row {
     }
 }
 
-fn num(v: &Value, pointer: &str) -> Option<f64> {
+pub(crate) fn num(v: &Value, pointer: &str) -> Option<f64> {
     v.pointer(pointer).and_then(Value::as_f64)
 }
 
@@ -75,7 +75,7 @@ fn fmt(x: Option<f64>) -> String {
     }
 }
 
-fn table(out: &mut String, rows: &[Row]) {
+pub(crate) fn table(out: &mut String, rows: &[Row]) {
     out.push_str("| figure | measured | baseline (same run) | ratio | goal | verdict |\n");
     out.push_str("|---|---:|---|---:|---|---|\n");
     for r in rows {
@@ -101,7 +101,7 @@ fn table(out: &mut String, rows: &[Row]) {
     out.push('\n');
 }
 
-const MIB: f64 = 1024.0 * 1024.0;
+pub(crate) const MIB: f64 = 1024.0 * 1024.0;
 
 fn transfer(out: &mut String, run: &Run) {
     let v = &run.json;
@@ -350,6 +350,7 @@ pub fn report(m: &Machine, runs: &[Run]) -> String {
             "transfer-throughput" => transfer(&mut out, run),
             "chat-latency" => chat(&mut out, run),
             "tracker-load" => tracker(&mut out, run),
+            "share-bench" => crate::shares::render(&mut out, run),
             _ => {}
         }
     }

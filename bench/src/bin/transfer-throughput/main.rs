@@ -34,23 +34,22 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use bench::rpc::Rpc;
 use bench::sys::{clock_ticks, cpu_model, cpus_online, free_bytes, fs_of, loadavg, status_bytes};
-use bench::{exe_dir, utc_now};
+use bench::utc_now;
 use clap::Parser;
 use proto::api::Call;
 
 mod baseline;
 mod daemons;
 mod events;
-mod files;
 mod load;
 mod report;
 mod transfer;
 
+use bench::payload::{hash_file, parse_size, sync_all_disks, verify, write_random};
 use events::Events;
-use files::{hash_file, sync_all_disks, verify, write_random};
 use report::{Report, print_table, to_json};
 use transfer::Ctx;
 
@@ -98,28 +97,6 @@ struct Args {
     json: bool,
 }
 
-/// Parses `1073741824`, `512M`, `1GiB` and the like (binary multiples).
-fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("bad size {s:?}"))?;
-    let shift = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kib" => 10,
-        "m" | "mib" => 20,
-        "g" | "gib" => 30,
-        _ => {
-            return Err(format!(
-                "bad size unit {unit:?} (use K, M, G, KiB, MiB, GiB)"
-            ));
-        }
-    };
-    n.checked_mul(1 << shift)
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("bad size {s:?}"))
-}
-
 /// `uname -r`.
 fn kernel() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -144,30 +121,12 @@ fn check_and_remove(files: &[(PathBuf, u64, [u8; 32])]) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let bin_dir = match &args.bin_dir {
-        Some(d) => d.clone(),
-        None => exe_dir()?,
-    };
-    for bin in ["trackerd", "p2pd"] {
-        let p = bin_dir.join(bin);
-        if !p.is_file() {
-            bail!(
-                "no {} (build: cargo build --release -p p2pd -p trackerd, or pass --bin-dir DIR)",
-                p.display()
-            );
-        }
-    }
+    let bin_dir = bench::daemon_dir(args.bin_dir.as_deref())?;
     if args.streams == 0 || args.size < args.streams as u64 {
         bail!("--streams must be between 1 and --size");
     }
     let loadavg = loadavg();
-    let mut builder = tempfile::Builder::new();
-    builder.prefix("transfer-throughput-");
-    let tmp = match &args.dir {
-        Some(d) => builder.tempdir_in(d),
-        None => builder.tempdir(),
-    }
-    .context("cannot make a temporary directory")?;
+    let tmp = bench::temp_dir("transfer-throughput-", args.dir.as_deref())?;
     let d = tmp.path().to_path_buf();
     let fs = fs_of(&d).unwrap_or_else(|| ("?".into(), "?".into()));
     let free = free_bytes(&d);
@@ -225,7 +184,7 @@ fn main() -> anyhow::Result<()> {
     // Baselines.
     eprintln!("baseline: TCP pipe + fsync");
     let pipe_copy = d.join("pipe-copy.bin");
-    let pipe_before = baseline::tcp_pipe(&payload, &pipe_copy, None)?;
+    let pipe_before = bench::pipe::tcp_pipe(&payload, &pipe_copy, None)?;
     check_and_remove(&[(pipe_copy.clone(), size, hash)])?;
     eprintln!("baseline: scp");
     let scp_copy = d.join("scp-copy.bin");
@@ -355,14 +314,14 @@ fn main() -> anyhow::Result<()> {
     cluster.stop()?;
 
     eprintln!("baseline again: TCP pipe + fsync");
-    let pipe_after = baseline::tcp_pipe(&payload, &pipe_copy, None)?;
+    let pipe_after = bench::pipe::tcp_pipe(&payload, &pipe_copy, None)?;
     check_and_remove(&[(pipe_copy.clone(), size, hash)])?;
     report.pipes[1] = pipe_after;
     eprintln!(
         "diagnostic: TCP pipe with an fsync every {} MiB",
         PERIODIC_SYNC >> 20
     );
-    report.pipe_periodic = baseline::tcp_pipe(&payload, &pipe_copy, Some(PERIODIC_SYNC))?;
+    report.pipe_periodic = bench::pipe::tcp_pipe(&payload, &pipe_copy, Some(PERIODIC_SYNC))?;
     check_and_remove(&[(pipe_copy, size, hash)])?;
     report.date = utc_now();
     if args.json {
@@ -371,20 +330,4 @@ fn main() -> anyhow::Result<()> {
         print_table(&report);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
-        assert_eq!(parse_size("512M"), Ok(512 << 20));
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("3k"), Ok(3072));
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("1T").is_err());
-        assert!(parse_size("G").is_err());
-    }
 }

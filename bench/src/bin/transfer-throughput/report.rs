@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 use bench::stats::{Summary, verdict};
 use serde_json::{Value, json};
 
-use crate::baseline::{Pipe, Scp};
+use crate::baseline::Scp;
 use crate::load::peak;
 use crate::transfer::{Batch, ProcCpu, Single};
+use bench::pipe::Pipe;
 
 /// Goal: a transfer runs at least this fraction of the TCP pipe's rate.
 const GOAL_RATIO: f64 = 0.8;

@@ -1,6 +1,12 @@
 //! Hashing the files of a share, one at a time, on one low-priority thread: files asked for
 //! first, in the order asked, then every file without a hash in listing order.
 //!
+//! The background order costs no memory per file: it is a sweep of the tree, the hasher
+//! holding only the last path it took and asking the tree for the next file without a hash
+//! after it. A file changed behind the sweep makes it go round once more. The directory of the
+//! last file opened is kept open for the next one, so a directory's files cost one open each
+//! (and the share's watch one event each, not one per directory on the way).
+//!
 //! A hash is kept only for the file the index lists: the file is opened below the root one
 //! component at a time with no symlink followed, its size and modification time must be those
 //! the index holds, and its size, times, inode and length read must be the same after the
@@ -11,8 +17,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::SystemTime;
@@ -41,16 +48,38 @@ struct Waiting {
     attempts: u8,
 }
 
+/// Where the background sweep stands.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Sweep {
+    /// The tree may hold files without a hash: sweep it.
+    wanted: bool,
+    /// Start again from the first file (the hasher forgets where it was).
+    restart: bool,
+    /// A file changed during this sweep: once it ends, go round once more.
+    again: bool,
+}
+
 #[derive(Default)]
 struct Inner {
     /// Files someone waits for, first come first served.
     urgent: VecDeque<RelPath>,
     in_urgent: HashSet<RelPath>,
-    /// Every other file to hash.
-    background: VecDeque<RelPath>,
-    in_background: HashSet<RelPath>,
+    /// The sweep for every other file.
+    sweep: Sweep,
     waiters: HashMap<RelPath, Waiting>,
     stopped: bool,
+}
+
+/// What the hasher does next.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Job {
+    /// Hash this file, someone waits for it.
+    Asked(RelPath),
+    /// Hash the next file of the sweep, from the first one if `restart`.
+    Sweep {
+        /// Forget where the sweep was.
+        restart: bool,
+    },
 }
 
 /// The files to hash, and who waits for which.
@@ -61,27 +90,50 @@ pub(super) struct Queue {
 }
 
 impl Queue {
-    /// Queues `paths` behind every other file (those already queued stay where they are).
-    pub fn background(&self, paths: impl IntoIterator<Item = RelPath>) {
+    /// Sweeps the tree from its first file for every file without a hash.
+    pub fn sweep(&self) {
         let mut q = lock(&self.inner);
-        for p in paths {
-            if q.in_background.insert(p.clone()) {
-                q.background.push_back(p);
+        q.sweep = Sweep {
+            wanted: true,
+            restart: true,
+            again: false,
+        };
+        self.wake.notify_one();
+    }
+
+    /// Queues `path` again: ahead of the others if someone waits for it, else, if
+    /// `background`, for the sweep (which goes round once more if it is under way).
+    pub fn requeue(&self, path: &RelPath, background: bool) {
+        let mut q = lock(&self.inner);
+        if q.waiters.contains_key(path) {
+            push_urgent(&mut q, path);
+        } else if background {
+            if q.sweep.wanted {
+                q.sweep.again = true;
+            } else {
+                q.sweep = Sweep {
+                    wanted: true,
+                    restart: true,
+                    again: false,
+                };
             }
         }
         self.wake.notify_one();
     }
 
-    /// Queues `path` again: ahead of the others if someone waits for it, else behind them if
-    /// `background`.
-    pub fn requeue(&self, path: &RelPath, background: bool) {
+    /// The sweep found no file without a hash after where it stood: it ends, unless a file
+    /// changed meanwhile (then it starts again from the first file).
+    fn sweep_done(&self) {
         let mut q = lock(&self.inner);
-        if q.waiters.contains_key(path) {
-            push_urgent(&mut q, path);
-        } else if background && q.in_background.insert(path.clone()) {
-            q.background.push_back(path.clone());
-        }
-        self.wake.notify_one();
+        q.sweep = if q.sweep.again {
+            Sweep {
+                wanted: true,
+                restart: true,
+                again: false,
+            }
+        } else {
+            Sweep::default()
+        };
     }
 
     /// Queues `path` ahead of the others, `reply` to be told its hash.
@@ -131,8 +183,8 @@ impl Queue {
         false
     }
 
-    /// The next file to hash; `None` once stopped.
-    fn next(&self) -> Option<RelPath> {
+    /// What to hash next; `None` once stopped.
+    fn next(&self) -> Option<Job> {
         let mut q = lock(&self.inner);
         loop {
             if q.stopped {
@@ -140,14 +192,32 @@ impl Queue {
             }
             if let Some(p) = q.urgent.pop_front() {
                 q.in_urgent.remove(&p);
-                return Some(p);
+                return Some(Job::Asked(p));
             }
-            if let Some(p) = q.background.pop_front() {
-                q.in_background.remove(&p);
-                return Some(p);
+            if q.sweep.wanted {
+                let restart = std::mem::take(&mut q.sweep.restart);
+                return Some(Job::Sweep { restart });
             }
             q = self.wake.wait(q).unwrap_or_else(|e| e.into_inner());
         }
+    }
+
+    /// What to hash next, as the hashing thread would be told (waits while there is nothing).
+    #[cfg(test)]
+    pub fn next_job(&self) -> Option<Job> {
+        self.next()
+    }
+
+    /// Ends the sweep as the hashing thread does when it finds no more files.
+    #[cfg(test)]
+    pub fn end_sweep(&self) {
+        self.sweep_done();
+    }
+
+    /// Whether a sweep is wanted.
+    #[cfg(test)]
+    pub fn sweeping(&self) -> bool {
+        lock(&self.inner).sweep.wanted
     }
 
     /// Stops the hashing thread and drops every waiter (who then learns the index stopped).
@@ -156,7 +226,7 @@ impl Queue {
         q.stopped = true;
         q.waiters.clear();
         q.urgent.clear();
-        q.background.clear();
+        q.sweep = Sweep::default();
         self.wake.notify_all();
     }
 }
@@ -167,11 +237,34 @@ fn push_urgent(q: &mut Inner, path: &RelPath) {
     }
 }
 
-/// The hashing thread: hashes queued files until the queue stops.
+/// The hashing thread: hashes the files asked for and those the sweep finds until the queue
+/// stops.
 pub(super) fn run(shared: &Shared) {
     let mut buf = vec![0u8; READ_BUF];
-    while let Some(path) = shared.queue.next() {
-        hash_one(shared, &path, &mut buf);
+    let mut dirs = DirCache::default();
+    // The last file the sweep took (the tree is read, never held, between files).
+    let mut swept: Option<RelPath> = None;
+    while let Some(job) = shared.queue.next() {
+        let path = match job {
+            Job::Asked(path) => path,
+            Job::Sweep { restart } => {
+                if restart {
+                    swept = None;
+                }
+                let next = read(&shared.tree).next_unhashed(swept.as_ref().map(RelPath::as_str));
+                match next {
+                    Some(path) => {
+                        swept = Some(path.clone());
+                        path
+                    }
+                    None => {
+                        shared.queue.sweep_done();
+                        continue;
+                    }
+                }
+            }
+        };
+        hash_one(shared, &path, &mut buf, &mut dirs);
     }
 }
 
@@ -182,7 +275,7 @@ struct Listed {
     mtime: SystemTime,
 }
 
-fn hash_one(shared: &Shared, path: &RelPath, buf: &mut [u8]) {
+fn hash_one(shared: &Shared, path: &RelPath, buf: &mut [u8], dirs: &mut DirCache) {
     let Some(listed) = listed(shared, path) else {
         return;
     };
@@ -195,7 +288,8 @@ fn hash_one(shared: &Shared, path: &RelPath, buf: &mut [u8]) {
             hook(path);
         }
     };
-    let hashed = open_beneath(&shared.root, &listed.disk)
+    let hashed = dirs
+        .open(&shared.root, &listed.disk)
         .map_err(|e| {
             if gone(&e) {
                 Unhashed::Changed
@@ -371,28 +465,40 @@ fn gone(e: &io::Error) -> bool {
         || e.kind() == io::ErrorKind::InvalidData
 }
 
-/// Opens the regular file at `rel` below `root`, one component at a time, following no
-/// symlink: nothing outside the root can be reached, whatever was put on disk since the walk.
-/// A special file is refused with [`io::ErrorKind::InvalidData`] (and never blocks: opened
-/// non-blocking).
-pub(super) fn open_beneath(root: &Path, rel: &Path) -> io::Result<File> {
-    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let names = rel
+/// The last component of `rel` and those before it; only plain names are accepted.
+fn split_components(rel: &Path) -> io::Result<(&OsStr, Vec<&OsStr>)> {
+    let mut names = rel
         .components()
         .map(|c| match c {
             Component::Normal(name) => Ok(name),
             _ => Err(io::Error::from(io::ErrorKind::InvalidInput)),
         })
         .collect::<io::Result<Vec<&OsStr>>>()?;
-    let Some((last, parents)) = names.split_last() else {
-        return Err(io::ErrorKind::InvalidInput.into());
-    };
+    let last = names.pop().ok_or(io::ErrorKind::InvalidInput)?;
+    Ok((last, names))
+}
+
+/// Opens the regular file at `rel` below `root`, one component at a time, following no
+/// symlink; a special file is refused with [`io::ErrorKind::InvalidData`].
+pub(super) fn open_beneath(root: &Path, rel: &Path) -> io::Result<File> {
+    let (last, parents) = split_components(rel)?;
+    open_file(&open_dirs(root, &parents)?, last)
+}
+
+/// Opens the directory `names` below `root`, one component at a time, following no symlink.
+fn open_dirs(root: &Path, names: &[&OsStr]) -> io::Result<OwnedFd> {
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let mut dir = rustix::fs::open(root, dir_flags, Mode::empty())?;
-    for name in parents {
+    for name in names {
         dir = rustix::fs::openat(&dir, *name, dir_flags, Mode::empty())?;
     }
+    Ok(dir)
+}
+
+/// Opens the regular file `name` in `dir`, following no symlink, non-blocking.
+fn open_file(dir: &OwnedFd, name: &OsStr) -> io::Result<File> {
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    let file = File::from(rustix::fs::openat(&dir, *last, flags, Mode::empty())?);
+    let file = File::from(rustix::fs::openat(dir, name, flags, Mode::empty())?);
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -400,4 +506,39 @@ pub(super) fn open_beneath(root: &Path, rel: &Path) -> io::Result<File> {
         ));
     }
     Ok(file)
+}
+
+/// Opens files below the root one component at a time, following no symlink: nothing outside
+/// the root can be reached, whatever was put on disk since the walk; a special file is refused
+/// with [`io::ErrorKind::InvalidData`] (and never blocks: opened non-blocking). The directory
+/// of the last file opened is kept open for the next file in it (the background sweep takes a
+/// directory's files one after the other). Should it be renamed meanwhile, a file read through it is
+/// still the one the index listed (its size and modification time are checked, and the
+/// worker walks the moved paths on the watch's word).
+#[derive(Default)]
+pub(super) struct DirCache {
+    /// The directory's path below the root (on disk), and the open directory.
+    last: Option<(PathBuf, OwnedFd)>,
+}
+
+impl DirCache {
+    /// Opens the regular file at `rel` below `root`, through the directory kept from the
+    /// last call when it is the same one. A failure through the kept
+    /// directory is tried again from the root.
+    pub fn open(&mut self, root: &Path, rel: &Path) -> io::Result<File> {
+        let (last, parents) = split_components(rel)?;
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        if let Some((path, dir)) = &self.last
+            && path == parent
+        {
+            match open_file(dir, last) {
+                Ok(file) => return Ok(file),
+                Err(_) => self.last = None,
+            }
+        }
+        let dir = open_dirs(root, &parents)?;
+        let file = open_file(&dir, last);
+        self.last = Some((parent.to_owned(), dir));
+        file
+    }
 }

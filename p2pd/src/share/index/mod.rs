@@ -31,6 +31,8 @@ mod worker;
 mod tests;
 #[cfg(test)]
 mod tests_fresh;
+#[cfg(test)]
+mod tests_sweep;
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -5,14 +5,13 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode, CreateKind, Event, EventKind, Flag};
-use notify_debouncer_full::DebouncedEvent;
 use tokio::sync::broadcast;
 use tokio::time::timeout;
 
-use super::hasher::{Unhashed, hash_unchanged, open_beneath};
+use super::hasher::{DirCache, Unhashed, hash_unchanged};
 use super::tree::{Body, Node, Tree};
 use super::watch::{Target, changed_paths, target_of};
 use super::worker::anchored;
@@ -34,6 +33,11 @@ pub(super) async fn open(root: &Path, options: IndexOptions) -> ShareIndex {
     let index = ShareIndex::open(root, options).unwrap();
     timeout(WAIT, index.ready()).await.unwrap().unwrap();
     index
+}
+
+/// Opens `rel` below `root` as the hasher does, with no directory kept from before.
+fn open_beneath(root: &Path, rel: &Path) -> std::io::Result<fs::File> {
+    DirCache::default().open(root, rel)
 }
 
 pub(super) fn rel(p: &str) -> RelPath {
@@ -388,9 +392,7 @@ fn watched_paths_become_walk_targets() {
     assert_eq!(t("/srv/other/a"), None);
     assert_eq!(t("/srv/share/aux"), None);
 
-    let event = |kind, path: &str| {
-        DebouncedEvent::new(Event::new(kind).add_path(path.into()), Instant::now())
-    };
+    let event = |kind, path: &str| Event::new(kind).add_path(path.into());
     let (paths, rescan) = changed_paths(&[
         event(
             EventKind::Access(AccessKind::Open(AccessMode::Any)),
@@ -411,10 +413,7 @@ fn watched_paths_become_walk_targets() {
         [Path::new("/srv/share/w"), Path::new("/srv/share/new")]
     );
     assert!(!rescan);
-    let overflow = DebouncedEvent::new(
-        Event::new(EventKind::Other).set_flag(Flag::Rescan),
-        Instant::now(),
-    );
+    let overflow = Event::new(EventKind::Other).set_flag(Flag::Rescan);
     assert!(changed_paths(&[overflow]).1);
 }
 

@@ -3,11 +3,15 @@
 
 use std::fs;
 use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use tokio::time::timeout;
 
 use super::tests::{WAIT, all_names, open, options, rel, wait_for, wait_for_all};
+use super::watch::{Shared, hand_over};
+use super::worker::Msg;
 use super::*;
 
 fn added(path: &str, kind: Kind) -> Change {
@@ -188,6 +192,37 @@ async fn a_stopped_index_answers_stopped() {
         ShareIndex::open(&dir.path().join("missing"), IndexOptions::default()),
         Err(IndexError::Root { .. })
     ));
+}
+
+#[test]
+fn the_watch_hands_over_each_path_once_quiet_and_lost_events_at_once() {
+    let shared = Arc::new(Shared::default());
+    let (tx, rx) = mpsc::channel();
+    let s = shared.clone();
+    let debounce = Duration::from_millis(100);
+    let thread = std::thread::spawn(move || hand_over(&s, debounce, &tx));
+    let noted = Instant::now();
+    shared.note(vec![PathBuf::from("/r/a"), PathBuf::from("/r/b")], false);
+    shared.note(vec![PathBuf::from("/r/a")], false);
+    let Msg::Watched { mut paths, rescan } = rx.recv_timeout(WAIT).unwrap() else {
+        panic!("not a watch message");
+    };
+    assert!(
+        noted.elapsed() >= debounce,
+        "handed over before it was quiet"
+    );
+    paths.sort();
+    assert_eq!(paths, [PathBuf::from("/r/a"), PathBuf::from("/r/b")]);
+    assert!(!rescan);
+    // Nothing noted: nothing more is handed over; lost events are handed over at once.
+    assert!(rx.recv_timeout(debounce * 2).is_err());
+    shared.note(Vec::new(), true);
+    let Msg::Watched { paths, rescan } = rx.recv_timeout(WAIT).unwrap() else {
+        panic!("not a watch message");
+    };
+    assert!(paths.is_empty() && rescan);
+    shared.stop();
+    thread.join().unwrap();
 }
 
 /// Resident memory of this process, in KiB.

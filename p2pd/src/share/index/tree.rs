@@ -341,24 +341,47 @@ impl Tree {
         t
     }
 
-    /// Every file without a hash, in listing order.
-    pub fn unhashed(&self) -> Vec<RelPath> {
-        let mut out = Vec::new();
-        unhashed_in(&self.root, "", &mut out);
-        out
+    /// The first file without a hash after the file at `after` in listing order (depth
+    /// first, each directory's entries by name), from the first file when `after` is `None`.
+    /// `after` need not be in the tree any more.
+    pub fn next_unhashed(&self, after: Option<&str>) -> Option<RelPath> {
+        let after: Vec<&str> = after.map(|a| a.split('/').collect()).unwrap_or_default();
+        let mut path = String::new();
+        next_unhashed_in(&self.root, &mut path, &after)
     }
 }
 
-fn unhashed_in(node: &Node, path: &str, out: &mut Vec<RelPath>) {
-    match &node.body {
-        Body::File { hash: None, .. } => out.extend(RelPath::new(path).ok()),
-        Body::File { .. } => {}
-        Body::Dir(children) => {
-            for (name, child) in children {
-                unhashed_in(child, &join(path, name), out);
-            }
+/// The first file without a hash under `node` (whose path is `path`) after `after`, the
+/// components of a path below `node` (empty: from the first).
+fn next_unhashed_in(node: &Node, path: &mut String, after: &[&str]) -> Option<RelPath> {
+    let Body::Dir(children) = &node.body else {
+        return None;
+    };
+    let (start, first, rest) = match after.split_first() {
+        Some((first, rest)) => (Bound::Included(*first), Some(*first), rest),
+        None => (Bound::Unbounded, None, &[][..]),
+    };
+    for (name, child) in children.range::<str, _>((start, Bound::Unbounded)) {
+        let on_the_way = first == Some(&**name);
+        let len = path.len();
+        if !path.is_empty() {
+            path.push('/');
         }
+        path.push_str(name);
+        let found = match &child.body {
+            // The entry `after` names, or a file where a directory on its way was: both come
+            // before what is wanted.
+            Body::File { .. } if on_the_way => None,
+            Body::File { hash: None, .. } => RelPath::new(path).ok(),
+            Body::File { .. } => None,
+            Body::Dir(_) => next_unhashed_in(child, path, if on_the_way { rest } else { &[] }),
+        };
+        if found.is_some() {
+            return found;
+        }
+        path.truncate(len);
     }
+    None
 }
 
 fn not_found(path: &str) -> IndexError {

@@ -110,8 +110,7 @@ pub(super) fn run(shared: Arc<Shared>, inbox: Receiver<Msg>) {
         }
         shared.ready.send_replace(true);
         if shared.options.hash_in_background {
-            let unhashed = read(&shared.tree).unhashed();
-            shared.queue.background(unhashed);
+            shared.queue.sweep();
         }
         serve(&shared, &inbox);
     }

@@ -1,4 +1,4 @@
-//! The payload files: random bytes from a fast PRNG, written in 1 MiB blocks and synced, and
+//! Payload files for the benchmarks that move files: random bytes from a fast PRNG, written in 1 MiB blocks and synced, and
 //! their BLAKE3 hashes (read in 1 MiB blocks on one thread, as p2pd's scan does).
 
 use std::fs::File;
@@ -108,6 +108,28 @@ pub fn verify(received: &Path, size: u64, hash: &[u8; 32]) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Parses `1073741824`, `512M`, `1GiB` and the like (binary multiples).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("bad size {s:?}"))?;
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        _ => {
+            return Err(format!(
+                "bad size unit {unit:?} (use K, M, G, KiB, MiB, GiB)"
+            ));
+        }
+    };
+    n.checked_mul(1 << shift)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("bad size {s:?}"))
+}
+
 /// Flushes every file system (`sync`), so that one phase's write-back does not land in the
 /// next one's timing.
 pub fn sync_all_disks() {
@@ -127,5 +149,16 @@ mod tests {
         assert_eq!(hash_file(&p).unwrap().0, h);
         verify(&p, 3 * BLOCK as u64 + 5, &h).unwrap();
         assert!(verify(&p, 3, &h).is_err());
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("3k"), Ok(3072));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("1T").is_err());
+        assert!(parse_size("G").is_err());
     }
 }
