@@ -226,7 +226,14 @@ fn files_p2pd_makes_in_an_existing_state_directory_are_private_whatever_the_umas
         .filter(|n| n.starts_with("activity.log.") && *n != "activity.log.2000-01-01")
         .count();
     assert_eq!(todays, 1, "today's activity log in {names:?}");
-    let open: Vec<_> = files.iter().filter(|(_, m)| *m != 0o600).collect();
-    assert!(open.is_empty(), "files not 0600: {open:?}");
+    // Files 0600, directories (the version store) 0700.
+    let open: Vec<_> = files
+        .iter()
+        .filter(|(p, m)| *m != if p.is_dir() { 0o700 } else { 0o600 })
+        .collect();
+    assert!(
+        open.is_empty(),
+        "files not 0600 or directories not 0700: {open:?}"
+    );
     alice.stop();
 }

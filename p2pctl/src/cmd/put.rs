@@ -126,6 +126,8 @@ where
 struct View {
     bar: Option<ProgressBar>,
     last: Option<Instant>,
+    /// The bytes of the last plain line, so a repeated figure is not printed again.
+    printed: Option<u64>,
 }
 
 impl View {
@@ -139,7 +141,11 @@ impl View {
             }
             bar
         });
-        View { bar, last: None }
+        View {
+            bar,
+            last: None,
+            printed: None,
+        }
     }
 
     fn show(&mut self, p: &PutProgress) {
@@ -153,8 +159,9 @@ impl View {
         }
         let now = Instant::now();
         let due = self.last.is_none_or(|t| now - t >= PLAIN_EVERY);
-        if due || p.done_bytes >= p.total_bytes {
+        if (due || p.done_bytes >= p.total_bytes) && self.printed != Some(p.done_bytes) {
             self.last = Some(now);
+            self.printed = Some(p.done_bytes);
             let _ = writeln!(
                 io::stderr(),
                 "put: {} / {}",
