@@ -312,6 +312,11 @@ impl Node {
         self.own.get(|| self.next_seq(), svc::unix_now())
     }
 
+    /// Our address record signed again now with a new seq (see [`Node::next_seq`]).
+    pub fn fresh_addr_record(&self) -> SignedAddrRecord {
+        self.own.renew(self.next_seq(), svc::unix_now())
+    }
+
     /// A receiver that sees each renewal of our address record.
     pub fn watch_addr_record(&self) -> tokio::sync::watch::Receiver<SignedAddrRecord> {
         self.own.subscribe()

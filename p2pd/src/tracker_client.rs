@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use proto::api::TrackerLinkState;
 use proto::tracker::{
-    MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, PROTOCOL_VERSION, PeerMsg, Record, Refusal,
-    SignedHandover, TrackerMsg,
+    ADDR_RECORD_VERSION, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, MIN_PROTOCOL_VERSION,
+    PROTOCOL_VERSION, PeerMsg, Record, Refusal, SignedHandover, TrackerMsg,
 };
 use proto::{PeerId, SecretKey};
 use tokio::net::TcpStream;
@@ -21,7 +21,7 @@ use transport::{ConnError, FramedConn, peer_id_of};
 
 use crate::backoff::{Backoff, random_unit};
 use crate::node::Node;
-use crate::peers::TrackerIdx;
+use crate::peers::{Source, TrackerIdx};
 use crate::tracker_pin::TrackerPins;
 
 /// Time allowed to connect, handshake and get the tracker's `Hello`.
@@ -92,15 +92,26 @@ impl TrackerLink {
         let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
         let mut seq: u64 = 0;
         let mut pending = self.pending.take();
+        // Our highest version first; a tracker that refuses it (one from before address
+        // records) is spoken to in version 1 from then on.
+        let mut version = PROTOCOL_VERSION;
         loop {
             let mut registered = false;
             let result = tokio::select! {
                 () = cancel.cancelled() => return,
-                r = self.session(&mut seq, &mut registered, &mut pending, &cancel) => r,
+                r = self.session(version, &mut seq, &mut registered, &mut pending, &cancel) => r,
             };
             self.node.tracker_lost(self.idx);
             let delay = match result {
                 Ok(()) => return,
+                Err(SessionError::Refused {
+                    reason: Refusal::BadVersion,
+                    ..
+                }) if !registered && version > MIN_PROTOCOL_VERSION => {
+                    info!(tracker = %self.addr, "the tracker speaks version {MIN_PROTOCOL_VERSION} only: no address records through it");
+                    version = MIN_PROTOCOL_VERSION;
+                    BACKOFF_MIN
+                }
                 Err(SessionError::Refused { reason, detail }) => {
                     warn!(target: svc::logging::ACTIVITY, op = "register", tracker = %self.addr, outcome = "refused", reason = ?reason, "{detail}");
                     self.node
@@ -130,16 +141,24 @@ impl TrackerLink {
 
     async fn session(
         &self,
+        version: u16,
         seq: &mut u64,
         registered: &mut bool,
         pending: &mut Option<SignedHandover>,
         cancel: &CancellationToken,
     ) -> Result<(), SessionError> {
         let deadline = Instant::now() + CONNECT_TIMEOUT;
-        let (mut conn, tracker_key, lease) = timeout(CONNECT_TIMEOUT, self.connect())
-            .await
-            .map_err(|_| SessionError::Timeout(CONNECT_TIMEOUT))??;
-        *seq = self.node.next_seq();
+        let (mut conn, tracker_key, lease, version) =
+            timeout(CONNECT_TIMEOUT, self.connect(version))
+                .await
+                .map_err(|_| SessionError::Timeout(CONNECT_TIMEOUT))??;
+        // Version 2 carries our address record: the registration takes its seq.
+        let carries_record = version >= ADDR_RECORD_VERSION;
+        let own = carries_record.then(|| self.node.fresh_addr_record());
+        *seq = match &own {
+            Some(r) => r.record.seq,
+            None => self.node.next_seq(),
+        };
         let me = &self.node.identity;
         let record = Record {
             name: me.name.clone(),
@@ -180,6 +199,11 @@ impl TrackerLink {
             Some(tracker_key),
             None,
         );
+        let mut renewed = self.node.watch_addr_record();
+        renewed.mark_unchanged();
+        if let Some(own) = own {
+            conn.send(&PeerMsg::AddrRecord(own)).await?;
+        }
         conn.send(&PeerMsg::Subscribe { req: 1 }).await?;
 
         let ping_every = lease / 3;
@@ -195,6 +219,10 @@ impl TrackerLink {
                     next_ping = Instant::now() + ping_every;
                 }
                 () = sleep_until(silent_until) => return Err(SessionError::Silent(lease)),
+                Ok(()) = renewed.changed(), if carries_record => {
+                    let own = renewed.borrow_and_update().clone();
+                    conn.send(&PeerMsg::AddrRecord(own)).await?;
+                }
                 msg = conn.read::<TrackerMsg>() => {
                     let Some(msg) = msg? else { return Err(SessionError::Closed) };
                     silent_until = Instant::now() + lease;
@@ -224,6 +252,10 @@ impl TrackerLink {
             TrackerMsg::Handovers { name, chain } => self.node.handovers(&name, &chain).await,
             TrackerMsg::Ping { nonce } => conn.send(&PeerMsg::Pong { nonce }).await?,
             TrackerMsg::Pong { .. } => {}
+            TrackerMsg::AddrRecord { record, observed } => {
+                self.node
+                    .heard(Source::Tracker(self.idx), &record, Some(observed), None)
+            }
             TrackerMsg::Refused { reason, detail } => {
                 warn!(?reason, "tracker refused a request: {detail}")
             }
@@ -245,14 +277,17 @@ impl TrackerLink {
         }
     }
 
-    /// TCP, TLS with the pinned (or configured) key, and the `Hello` exchange.
+    /// TCP, TLS with the pinned (or configured) key, and the `Hello` exchange offering
+    /// `version`; returns the version the tracker chose.
     async fn connect(
         &self,
+        version: u16,
     ) -> Result<
         (
             FramedConn<tokio_rustls::client::TlsStream<TcpStream>>,
             PeerId,
             Duration,
+            u16,
         ),
         SessionError,
     > {
@@ -293,18 +328,16 @@ impl TrackerLink {
             info!(target: svc::logging::ACTIVITY, op = "pin-tracker", tracker = %self.addr, key = %tracker_key, "pinned the tracker key on first use");
         }
         let mut conn = FramedConn::new(tls, MAX_RESPONSE_FRAME, MAX_REQUEST_FRAME);
-        conn.send(&PeerMsg::Hello {
-            version: PROTOCOL_VERSION,
-        })
-        .await?;
+        conn.send(&PeerMsg::Hello { version }).await?;
         match conn.read::<TrackerMsg>().await? {
             Some(TrackerMsg::Hello {
-                version: PROTOCOL_VERSION,
+                version: chosen,
                 lease_secs,
-            }) => Ok((
+            }) if (MIN_PROTOCOL_VERSION..=version).contains(&chosen) => Ok((
                 conn,
                 tracker_key,
                 Duration::from_secs(u64::from(lease_secs.max(2))),
+                chosen,
             )),
             Some(TrackerMsg::Refused { reason, detail }) => {
                 Err(SessionError::Refused { reason, detail })
