@@ -168,3 +168,79 @@ async fn a_tracker_serving_an_older_seq_leaves_the_newer_addresses() {
     });
     assert_eq!(entry["addrs"], json!([new]), "the higher seq wins: {entry}");
 }
+
+/// A tracker from before address records: version 1 only. Refuses `Hello{2}`, then serves
+/// one version-1 session and returns the first frame p2pd sends after `Subscribe`.
+async fn old_tracker(listener: tokio::net::TcpListener, key: SecretKey) -> PeerMsg {
+    use proto::tracker::{MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, PeerEntry};
+    let config = transport::server_config(&key).expect("TLS config");
+    let accept = || async {
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let tls = tokio_rustls::TlsAcceptor::from(config.clone())
+            .accept(tcp)
+            .await
+            .expect("TLS");
+        transport::FramedConn::new(tls, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME)
+    };
+    let read =
+        |m: Result<Option<PeerMsg>, transport::ConnError>| m.expect("read").expect("a frame");
+    let mut conn = accept().await;
+    assert_eq!(read(conn.read().await), PeerMsg::Hello { version: 2 });
+    conn.send(&TrackerMsg::Refused {
+        reason: Refusal::BadVersion,
+        detail: "this tracker speaks version 1, not 2".into(),
+    })
+    .await
+    .expect("send");
+    drop(conn);
+    let mut conn = accept().await;
+    assert_eq!(read(conn.read().await), PeerMsg::Hello { version: 1 });
+    conn.send(&TrackerMsg::Hello {
+        version: 1,
+        lease_secs: 3,
+    })
+    .await
+    .expect("send");
+    let PeerMsg::Register(signed) = read(conn.read().await) else {
+        panic!("expected Register")
+    };
+    let entry = PeerEntry {
+        signed,
+        observed: "127.0.0.1".parse().expect("ip"),
+    };
+    conn.send(&TrackerMsg::Registered { entry })
+        .await
+        .expect("send");
+    let PeerMsg::Subscribe { req } = read(conn.read().await) else {
+        panic!("expected Subscribe")
+    };
+    conn.send(&TrackerMsg::Peers { req, peers: vec![] })
+        .await
+        .expect("send");
+    read(conn.read().await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p2pd_speaks_version_1_to_a_tracker_from_before_address_records() {
+    let net = TestNet::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let tracker = tokio::spawn(old_tracker(listener, random_key()));
+    let alice = net.spawn_p2pd("alice", &addr, &[]);
+    let alice = tokio::task::spawn_blocking(move || {
+        alice.wait_tracker_state("registered", DEADLINE);
+        alice
+    })
+    .await
+    .expect("wait");
+    // After Subscribe, a version-1 link carries no address record: the next frame is the
+    // keepalive.
+    let next = tokio::time::timeout(DEADLINE, tracker)
+        .await
+        .expect("in time")
+        .expect("tracker");
+    assert!(matches!(next, PeerMsg::Ping { .. }), "{next:?}");
+    drop(alice);
+}

@@ -468,6 +468,13 @@ fn keys_never_met_are_capped() {
     assert_eq!(t.counts(), (UNVERIFIED_MAX, UNVERIFIED_MAX));
     // A peer a tracker vouches for still comes in.
     assert!(t.upsert(T0, &entry(1, "bob", 1), NOW).is_some());
+    // Once the LAN no longer sees them, new keys come in again.
+    t.source_gone(Source::Lan, NOW);
+    let fresh = addr_record(3, 1, "10.0.0.3:1", NOW + 60);
+    assert!(
+        t.heard(Source::Lan, &fresh, None, Some(&name("fresh")), NOW)
+            .is_some()
+    );
 }
 
 #[test]
