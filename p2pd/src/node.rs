@@ -166,8 +166,19 @@ impl Node {
     /// so anyone who reads the table and then subscribes sees each change exactly once.
     fn change<I: IntoIterator<Item = Event>>(&self, f: impl FnOnce(&mut PeerTable, u64) -> I) {
         let mut g = self.lock();
-        let events = f(&mut g.peers, svc::unix_now());
-        self.publish(events);
+        let events: Vec<Event> = f(&mut g.peers, svc::unix_now()).into_iter().collect();
+        // Each peer as `peers` shows it (with the other keys of its name and its trackers).
+        let events = events.into_iter().map(|mut ev| {
+            if let Event::PeerJoined { peer }
+            | Event::PeerLeft { peer }
+            | Event::PeerUpdated { peer } = &mut ev
+                && let Some(full) = g.peers.get(peer.id)
+            {
+                *peer = full;
+            }
+            ev
+        });
+        self.publish(events.collect::<Vec<_>>());
     }
 
     /// A peer registered or changed at tracker `idx`: verify, check the name pin, update.
