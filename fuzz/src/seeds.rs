@@ -33,6 +33,29 @@ pub fn all() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("peer_key", peer_keys()),
         ("chunk_cvs", chunk_cvs()),
         ("share_frame", crate::share_seeds::share_frames()),
+        ("addr_record", addr_records()),
+    ]
+}
+
+/// A signed address record of each address family, the largest allowed, and one forged.
+fn addr_records() -> Vec<Vec<u8>> {
+    use proto::addr_record::{AddrRecord, MAX_ADDRS};
+    let record = |addrs: Vec<SocketAddr>| AddrRecord {
+        key: id(1),
+        seq: 1_765_000_000_000,
+        addrs,
+        expiry: 1_765_007_200,
+    };
+    let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 7071);
+    let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 7071);
+    let unspecified = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 7071);
+    let mut forged = record(vec![v4]).sign(&key(2));
+    forged.record.seq += 1;
+    vec![
+        record(vec![v4, v6, unspecified]).sign(&key(1)).encode(),
+        record(vec![v6; MAX_ADDRS]).sign(&key(1)).encode(),
+        record(vec![]).sign(&key(1)).encode(),
+        forged.encode(),
     ]
 }
 
@@ -90,6 +113,17 @@ fn handover(from: u8, to: u8) -> tracker::SignedHandover {
     .sign(&key(from))
 }
 
+/// Peer `n`'s address record, as a tracker carries it.
+fn own_record(n: u8) -> proto::addr_record::SignedAddrRecord {
+    proto::addr_record::AddrRecord {
+        key: id(n),
+        seq: 1_765_000_000_000,
+        addrs: vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 7071)],
+        expiry: 1_765_007_200,
+    }
+    .sign(&key(n))
+}
+
 fn tracker_frames() -> Vec<Vec<u8>> {
     let peer = [
         PeerMsg::Hello {
@@ -113,6 +147,7 @@ fn tracker_frames() -> Vec<Vec<u8>> {
         PeerMsg::GetHandovers {
             name: entry(1).signed.record.name,
         },
+        PeerMsg::AddrRecord(own_record(1)),
     ];
     let tracker = [
         TrackerMsg::Hello {
@@ -136,6 +171,10 @@ fn tracker_frames() -> Vec<Vec<u8>> {
         TrackerMsg::Handovers {
             name: entry(1).signed.record.name,
             chain: vec![handover(1, 2), handover(2, 3)],
+        },
+        TrackerMsg::AddrRecord {
+            record: own_record(2),
+            observed: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)),
         },
     ];
     let mut seeds = frames(&peer, tracker::MAX_REQUEST_FRAME);
@@ -380,6 +419,8 @@ fn peer_info() -> PeerInfo {
         auto_accept: false,
         blocked: false,
         key_conflict: Some(id(3)),
+        same_name: Vec::new(),
+        trackers: Vec::new(),
         sources: Vec::new(),
         verified: true,
     }
@@ -435,7 +476,7 @@ fn status() -> Status {
         version: "0.1.0".into(),
         listen: SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 4000),
         socket: "/run/user/1000/p2pd.sock".into(),
-        tracker: tracker_status(),
+        tracker: Some(tracker_status()),
         sources: vec![
             SourceStatus::tracker(&tracker_status(), 1),
             SourceStatus::up(PeerSource::Link, 1),

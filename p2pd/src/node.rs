@@ -3,19 +3,21 @@
 //! database ([`PeerStore`]: pins, flags, the address book), which only `Node` writes.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use proto::addr_record::SignedAddrRecord;
 use proto::api::{Event, PeerInfo, PeerSource, SourceStatus, TrackerLinkState, TrackerStatus};
 use proto::tracker::{PeerEntry, SignedHandover};
-use proto::{PeerId, PeerName};
+use proto::{PeerId, PeerName, SecretKey};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
-use crate::peers::{PeerTable, ResolveError, Source};
+use crate::own_record::OwnRecord;
+use crate::peers::{PeerTable, ResolveError, Source, TrackerIdx};
 use crate::rekey::chain;
 use crate::store::{PeerStore, Pin, StoreError};
 
@@ -38,13 +40,14 @@ pub struct Identity {
     pub listen: SocketAddr,
     /// Control socket path.
     pub socket: PathBuf,
-    /// Configured tracker address.
-    pub tracker_addr: String,
+    /// Configured tracker addresses, in order ([`TrackerIdx`] is a place in this list).
+    pub tracker_addrs: Vec<String>,
 }
 
 struct Mutable {
     peers: PeerTable,
-    tracker: TrackerStatus,
+    /// Each tracker link, in configuration order.
+    trackers: Vec<TrackerStatus>,
     /// When a `link_error` last named each key.
     link_errors: HashMap<PeerId, Instant>,
     /// Keys shown in conflict with a pin whose handover chain was asked for on this tracker
@@ -68,6 +71,8 @@ pub struct Node {
     events: broadcast::Sender<Event>,
     /// The highest seq our key signed (records and handover statements).
     last_seq: AtomicU64,
+    /// Our own signed address record.
+    own: OwnRecord,
 }
 
 /// A failed change to a peer's settings.
@@ -96,23 +101,35 @@ pub enum PeerOpError {
 }
 
 impl Node {
-    /// New state: the pinned peers (offline) and the tracker link connecting.
-    pub async fn new(identity: Identity, store: PeerStore) -> Result<Arc<Node>, StoreError> {
+    /// New state: the pinned peers (offline), the tracker link connecting, and our address
+    /// record signed with `key` (identity's key).
+    pub async fn new(
+        identity: Identity,
+        key: &SecretKey,
+        store: PeerStore,
+    ) -> Result<Arc<Node>, StoreError> {
         let now = svc::unix_now();
+        let first_seq = svc::unix_millis();
+        let own = OwnRecord::new(key.clone(), vec![identity.listen], first_seq, now);
         let peers = PeerTable::new(identity.id, store.known_peers().await?, now)
-            .with_book(store.address_book().await?);
-        let tracker = TrackerStatus {
-            addr: identity.tracker_addr.clone(),
-            key: None,
-            state: TrackerLinkState::Connecting,
-            detail: None,
-            since: now,
-        };
+            .with_book(store.address_book().await?)
+            .with_trackers(identity.tracker_addrs.clone());
+        let trackers = identity
+            .tracker_addrs
+            .iter()
+            .map(|addr| TrackerStatus {
+                addr: addr.clone(),
+                key: None,
+                state: TrackerLinkState::Connecting,
+                detail: None,
+                since: now,
+            })
+            .collect();
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         Ok(Arc::new(Node {
             state: Mutex::new(Mutable {
                 peers,
-                tracker,
+                trackers,
                 link_errors: HashMap::new(),
                 chain_asked: HashSet::new(),
                 chain_asks: Vec::new(),
@@ -122,7 +139,8 @@ impl Node {
             identity,
             started: Instant::now(),
             events,
-            last_seq: AtomicU64::new(0),
+            last_seq: AtomicU64::new(first_seq),
+            own,
         }))
     }
 
@@ -148,16 +166,27 @@ impl Node {
     /// so anyone who reads the table and then subscribes sees each change exactly once.
     fn change<I: IntoIterator<Item = Event>>(&self, f: impl FnOnce(&mut PeerTable, u64) -> I) {
         let mut g = self.lock();
-        let events = f(&mut g.peers, svc::unix_now());
-        self.publish(events);
+        let events: Vec<Event> = f(&mut g.peers, svc::unix_now()).into_iter().collect();
+        // Each peer as `peers` shows it (with the other keys of its name and its trackers).
+        let events = events.into_iter().map(|mut ev| {
+            if let Event::PeerJoined { peer }
+            | Event::PeerLeft { peer }
+            | Event::PeerUpdated { peer } = &mut ev
+                && let Some(full) = g.peers.get(peer.id)
+            {
+                *peer = full;
+            }
+            ev
+        });
+        self.publish(events.collect::<Vec<_>>());
     }
 
-    /// A peer registered or changed at the tracker: verify, check the name pin, update.
-    pub async fn tracker_entry(&self, entry: &PeerEntry) {
-        self.apply_entry(entry).await;
+    /// A peer registered or changed at tracker `idx`: verify, check the name pin, update.
+    pub async fn tracker_entry(&self, idx: TrackerIdx, entry: &PeerEntry) {
+        self.apply_entry(Source::Tracker(idx), entry).await;
     }
 
-    async fn apply_entry(&self, entry: &PeerEntry) {
+    async fn apply_entry(&self, source: Source, entry: &PeerEntry) {
         let rec = &entry.signed.record;
         if rec.key == self.identity.id {
             return;
@@ -170,7 +199,7 @@ impl Node {
         let pin = self.store.check_pin(&rec.name, rec.key).await;
         match pin {
             Ok(Pin::New | Pin::Same) => {
-                self.change(|t, now| t.upsert(entry, now));
+                self.change(|t, now| t.upsert(source, entry, now));
                 self.book(rec.key).await;
             }
             Ok(Pin::Conflict { pinned }) => {
@@ -178,7 +207,7 @@ impl Node {
                 if g.chain_asked.insert(rec.key) {
                     g.chain_asks.push(rec.name.clone());
                 }
-                let ev = g.peers.conflict(entry, pinned, svc::unix_now());
+                let ev = g.peers.conflict(source, entry, pinned, svc::unix_now());
                 self.publish(ev);
             }
             Err(e) => warn!("cannot pin {}: {e}", rec.name),
@@ -229,6 +258,11 @@ impl Node {
         {
             return;
         }
+        let source = self
+            .lock()
+            .peers
+            .key_conflict_source(pinned)
+            .unwrap_or(Source::Tracker(TrackerIdx(0)));
         let moved = match self
             .store
             .rekey_peer(pinned, new, name, svc::unix_now())
@@ -239,7 +273,7 @@ impl Node {
         };
         {
             let mut g = self.lock();
-            let ev = g.peers.rekeyed(pinned, entry, svc::unix_now());
+            let ev = g.peers.rekeyed(source, pinned, entry, svc::unix_now());
             self.publish(ev);
         }
         drop(writes);
@@ -270,38 +304,97 @@ impl Node {
         self.last_seq.fetch_max(seq, Ordering::SeqCst).max(seq)
     }
 
+    /// A seq for a new statement of our key: above every one signed so far, and at least the
+    /// time in ms (so above those of earlier runs).
+    pub fn next_seq(&self) -> u64 {
+        let mut next = 0;
+        let _ = self
+            .last_seq
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+                next = (last + 1).max(svc::unix_millis());
+                Some(next)
+            });
+        next
+    }
+
+    /// Our signed address record now, valid for at least an hour (renewed with a new seq
+    /// when due): what every source publishes for us.
+    pub fn addr_record(&self) -> SignedAddrRecord {
+        self.own.get(|| self.next_seq(), svc::unix_now())
+    }
+
+    /// Our address record signed again now with a new seq (see [`Node::next_seq`]).
+    pub fn fresh_addr_record(&self) -> SignedAddrRecord {
+        self.own.renew(self.next_seq(), svc::unix_now())
+    }
+
+    /// A receiver that sees each renewal of our address record.
+    pub fn watch_addr_record(&self) -> tokio::sync::watch::Receiver<SignedAddrRecord> {
+        self.own.subscribe()
+    }
+
     /// The highest seq our key has signed in this process.
     pub fn last_seq(&self) -> u64 {
         self.last_seq.load(Ordering::SeqCst)
     }
 
-    /// The full list from the tracker: the tracker no longer sees peers absent from it.
-    pub async fn tracker_snapshot(&self, entries: &[PeerEntry]) {
+    /// The full list from tracker `idx`: it no longer sees peers absent from it.
+    pub async fn tracker_snapshot(&self, idx: TrackerIdx, entries: &[PeerEntry]) {
+        let source = Source::Tracker(idx);
         self.change(|t, now| {
-            let gone = t.missing_from(entries);
+            let gone = t.missing_from(source, entries);
             gone.into_iter()
-                .filter_map(|id| t.lost(id, Source::Tracker, now))
+                .filter_map(|id| t.lost(id, source, now))
                 .collect::<Vec<_>>()
         });
         for e in entries {
-            self.apply_entry(e).await;
+            self.apply_entry(source, e).await;
         }
     }
 
-    /// A peer left the tracker.
-    pub fn tracker_left(&self, id: PeerId) {
-        self.change(|t, now| t.lost(id, Source::Tracker, now));
+    /// A peer left tracker `idx`.
+    pub fn tracker_left(&self, idx: TrackerIdx, id: PeerId) {
+        self.change(|t, now| t.lost(id, Source::Tracker(idx), now));
     }
 
     /// The tracker link is gone: it sees nobody until it is back (peers another source sees
     /// stay online), and conflicting keys may be asked about once more on the next session.
-    pub fn tracker_lost(&self) {
+    pub fn tracker_lost(&self, idx: TrackerIdx) {
         {
             let mut g = self.lock();
             g.chain_asked.clear();
             g.chain_asks.clear();
         }
-        self.change(|t, now| t.source_gone(Source::Tracker, now));
+        self.change(|t, now| t.source_gone(Source::Tracker(idx), now));
+    }
+
+    /// `source` hands over a peer's signed address record, from IP `from`, with the name the
+    /// sender claims: checked and applied by [`PeerTable::heard`] (a forged, expired or
+    /// replayed record changes nothing); the events go out.
+    pub fn heard(
+        &self,
+        source: Source,
+        record: &SignedAddrRecord,
+        from: Option<IpAddr>,
+        claimed_name: Option<&PeerName>,
+    ) {
+        self.change(|t, now| t.heard(source, record, from, claimed_name, now));
+    }
+
+    /// `source` no longer sees `id` (its announcement went, its record expired).
+    pub fn lost(&self, id: PeerId, source: Source) {
+        self.change(|t, now| t.lost(id, source, now));
+    }
+
+    /// `source` sees nobody now (it stopped or failed); peers another source sees stay
+    /// online.
+    pub fn source_gone(&self, source: Source) {
+        self.change(|t, now| t.source_gone(source, now));
+    }
+
+    /// How many peers `source` sees now.
+    pub fn seen_by(&self, source: Source) -> usize {
+        self.lock().peers.seen_by(source)
     }
 
     /// A peer link to `id` is open: the peer is online while it stays open.
@@ -314,15 +407,18 @@ impl Node {
         self.change(|t, now| t.lost(id, Source::Link, now));
     }
 
-    /// Sets the tracker link state, publishing an event when it changed.
+    /// Sets tracker `idx`'s link state, publishing an event when it changed.
     pub fn set_tracker(
         &self,
+        idx: TrackerIdx,
         state: TrackerLinkState,
         key: Option<PeerId>,
         detail: Option<String>,
     ) {
         let mut g = self.lock();
-        let t = &mut g.tracker;
+        let Some(t) = g.trackers.get_mut(usize::from(idx.0)) else {
+            return;
+        };
         if t.state == state && t.detail == detail && (key.is_none() || t.key == key) {
             return;
         }
@@ -337,9 +433,9 @@ impl Node {
         self.publish([ev]);
     }
 
-    /// The tracker link now.
-    pub fn tracker(&self) -> TrackerStatus {
-        self.lock().tracker.clone()
+    /// The first tracker link now, if any tracker is configured (`status`'s `tracker`).
+    pub fn tracker(&self) -> Option<TrackerStatus> {
+        self.lock().trackers.first().cloned()
     }
 
     /// Known peers.
@@ -364,14 +460,21 @@ impl Node {
         self.lock().peers.counts()
     }
 
-    /// Each discovery source as `status` shows it: the tracker, the open links, the book.
+    /// Each discovery source as `status` shows it: each tracker, the open links, the book.
     pub fn sources(&self) -> Vec<SourceStatus> {
         let g = self.lock();
-        vec![
-            SourceStatus::tracker(&g.tracker, g.peers.seen_by(Source::Tracker)),
-            SourceStatus::up(PeerSource::Link, g.peers.seen_by(Source::Link)),
-            SourceStatus::up(PeerSource::Book, g.peers.booked()),
-        ]
+        let mut v: Vec<SourceStatus> = g
+            .trackers
+            .iter()
+            .zip(0u16..)
+            .map(|(t, i)| SourceStatus::tracker(t, g.peers.seen_by(Source::Tracker(TrackerIdx(i)))))
+            .collect();
+        v.push(SourceStatus::up(
+            PeerSource::Link,
+            g.peers.seen_by(Source::Link),
+        ));
+        v.push(SourceStatus::up(PeerSource::Book, g.peers.booked()));
+        v
     }
 
     /// The peer `id` as the table holds it now; unknown if it is gone.
@@ -496,8 +599,13 @@ impl Node {
                 svc::unix_now(),
             )
             .await?;
+        let source = self
+            .lock()
+            .peers
+            .key_conflict_source(info.id)
+            .unwrap_or(Source::Tracker(TrackerIdx(0)));
         self.forget_row(info.clone()).await;
-        self.tracker_entry(&entry).await;
+        self.apply_entry(source, &entry).await;
         let updated = {
             let mut g = self.lock();
             g.peers.set_pinned(new);
@@ -525,6 +633,8 @@ impl Node {
             auto_accept: false,
             blocked: false,
             key_conflict: None,
+            same_name: Vec::new(),
+            trackers: Vec::new(),
             ..info
         };
         self.publish([Event::PeerUpdated {
