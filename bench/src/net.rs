@@ -113,6 +113,7 @@ impl Net {
                 self.key.as_ref(),
                 "--listen".as_ref(),
                 "127.0.0.1:0".as_ref(),
+                "--no-lan".as_ref(),
                 "--state-dir".as_ref(),
                 state.as_os_str(),
                 "--socket".as_ref(),
