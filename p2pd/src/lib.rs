@@ -18,6 +18,7 @@ pub mod daemon;
 pub mod files;
 pub mod link;
 pub mod node;
+pub mod own_record;
 pub mod peers;
 pub mod rekey;
 pub mod resources;
