@@ -3,15 +3,17 @@
 //! discovery on and a tracker address where nothing listens. mDNS crosses the bridge and
 //! never leaves the namespaces the test made.
 //!
-//! - alice, bob and carol find each other by mDNS (the time is printed); alice shows bob with
-//!   `lan` among his sources, unverified, under the name he claims, at his host's address;
-//!   once pinned (`trust`) he is verified; they chat and send a file; carol stopping (her
-//!   goodbye) takes her offline at alice.
+//! - alice, bob and carol (on `--lan-interface eth0` only) find each other by mDNS (the time
+//!   is printed), and `status` shows the LAN source with the peers it hears; alice shows bob
+//!   with `lan` among his sources, unverified, under the name he claims, at his host's
+//!   address; once pinned (`trust`) he is verified; they chat and send a file; carol stopping
+//!   (her goodbye) takes her offline at alice.
 //! - A stranger's host announces, with a raw mDNS responder: a valid record of its own key
-//!   claiming the name bob (pinned by alice to bob's key): reported as a conflict on bob
-//!   (the activity log, `watch`), never adopted, `msg bob` still reaches bob; records with a bad signature, of another key than
-//!   the instance's, or expired: ignored (the activity log says so), the keys unknown to
-//!   `msg`, and nobody dials the port they announce.
+//!   claiming the name bob (pinned by alice to bob's key): reported as a conflict on bob (the
+//!   activity log, `watch`), never adopted, `msg bob` still reaches bob; records with a bad
+//!   signature, of another key than the instance's, or expired: ignored (the activity log
+//!   says so), the keys unknown to `msg`, and nobody dials the port they announce.
+//! - With `--no-lan` (the harness's default) `status` shows the LAN source `off`.
 //!
 //! Namespaces need root: elsewhere the tests print `skipped: REASON` and pass, except in CI
 //! as root (`CI=true`), where a lab that cannot be made fails the test.
@@ -64,6 +66,37 @@ fn has_source(entry: &Value, source: &str) -> bool {
         .is_some_and(|s| s.iter().any(|x| x == source))
 }
 
+/// The `lan` entry of `p`'s status.
+#[track_caller]
+fn lan_source(p: &P2pd) -> Value {
+    let s = p.status();
+    let mut lan = s["sources"]
+        .as_array()
+        .expect("status has sources")
+        .iter()
+        .filter(|x| x["kind"] == "lan");
+    let found = lan.next().cloned();
+    assert!(lan.next().is_none(), "one lan source: {s:#}");
+    found.unwrap_or_else(|| panic!("status has a lan source: {s:#}"))
+}
+
+#[test]
+fn with_no_lan_the_lan_source_is_off_in_status() {
+    let net = TestNet::new();
+    let p = net.p2pd("alice").spawn();
+    let lan = lan_source(&p);
+    assert_eq!(lan["state"], "off", "{lan:#}");
+    assert_eq!(lan["peers"], 0, "{lan:#}");
+    let out = net.ctl(&p, &["status"]);
+    out.assert_success();
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("lan") && l.contains("off")),
+        "{out}"
+    );
+}
+
 /// `p`'s entry for the peer with id `id`, if listed.
 fn entry(p: &P2pd, id: &str) -> Option<Value> {
     p.peers().into_iter().find(|e| e["id"] == id)
@@ -86,7 +119,13 @@ fn peers_on_one_lan_find_each_other_chat_and_send_files_without_a_tracker() {
     let alice = spawn(&net, "alice", &a);
     let started = Instant::now();
     let bob = spawn(&net, "bob", &b);
-    let mut carol = spawn(&net, "carol", &c);
+    let mut carol = net
+        .p2pd("carol")
+        .listen("0.0.0.0:0")
+        .prefix(c.prefix())
+        .lan()
+        .args(["--lan-interface", "eth0"])
+        .spawn();
 
     let seen = wait_lan_peer(&alice, &bob);
     eprintln!(
@@ -115,16 +154,11 @@ fn peers_on_one_lan_find_each_other_chat_and_send_files_without_a_tracker() {
     ] {
         wait_lan_peer(p, peer);
     }
-    let s = alice.status();
-    let lan = s["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["kind"] == "lan")
-        .cloned()
-        .unwrap_or_else(|| panic!("status has a lan source: {s:#}"));
-    assert_eq!(lan["state"], "up", "{s:#}");
-    assert_eq!(lan["peers"], 2, "alice hears bob and carol: {s:#}");
+    let lan = lan_source(&alice);
+    assert_eq!(lan["state"], "up", "{lan:#}");
+    assert_eq!(lan["addr"], "all interfaces", "{lan:#}");
+    assert_eq!(lan["peers"], 2, "alice hears bob and carol: {lan:#}");
+    assert_eq!(lan_source(&carol)["addr"], "eth0", "carol's one interface");
 
     // Pinned, bob is verified; alice pinned by bob too, they chat and send a file.
     net.ctl(&alice, &["trust", "bob"]).assert_success();
