@@ -23,12 +23,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::backoff::{Backoff, random_unit};
 use crate::config::LanConfig;
 use crate::node::Node;
 use crate::peers::Source;
 use announce::{Announcement, Instances, SERVICE_TYPE};
 use proto::addr_record::SignedAddrRecord;
 
+/// Shortest and longest waits before starting a failed responder again.
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(60);
 /// Time the responder gets to say goodbye and stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -38,6 +42,9 @@ pub enum LanError {
     /// The mDNS responder failed (its sockets, or a command to it).
     #[error("mDNS: {0}")]
     Mdns(#[from] mdns_sd::Error),
+    /// The responder stopped on its own.
+    #[error("the mDNS responder stopped")]
+    Stopped,
 }
 
 /// What `status` shows of the LAN source.
@@ -138,22 +145,30 @@ impl Lan {
         status
     }
 
+    /// Runs the responder until cancelled; when it cannot start or fails, the LAN source is
+    /// `down` (the error in `status`) and tries again after a backoff.
     async fn run(self, cancel: CancellationToken) {
-        let mdns = match self.responder() {
-            Ok(m) => m,
-            Err(e) => {
-                warn!("LAN discovery is off: {e}");
-                self.status.set(SourceState::Down, Some(e.to_string()));
-                return;
-            }
-        };
-        if let Err(e) = self.serve(&mdns, &cancel).await {
-            warn!("LAN discovery stopped: {e}");
+        let mut backoff = Backoff::new(RETRY_MIN, RETRY_MAX);
+        loop {
+            let outcome = match self.responder() {
+                Ok(mdns) => {
+                    let served = self.serve(&mdns, &cancel, &mut backoff).await;
+                    self.status.update(|s| s.peers.clear());
+                    self.node.source_gone(Source::Lan);
+                    stop(&mdns, &self.instance_fullname()).await;
+                    served
+                }
+                Err(e) => Err(e),
+            };
+            let Err(e) = outcome else { return };
+            let delay = backoff.next_delay(random_unit());
+            warn!("LAN discovery: {e}; trying again in {delay:?}");
             self.status.set(SourceState::Down, Some(e.to_string()));
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
         }
-        self.status.update(|s| s.peers.clear());
-        self.node.source_gone(Source::Lan);
-        stop(&mdns, &self.instance_fullname()).await;
     }
 
     /// The responder, on the configured interfaces.
@@ -184,16 +199,19 @@ impl Lan {
         format!("{}.{SERVICE_TYPE}", self.instance())
     }
 
+    /// Announces and browses until cancelled (`Ok`) or the responder fails.
     async fn serve(
         &self,
         mdns: &ServiceDaemon,
         cancel: &CancellationToken,
+        backoff: &mut Backoff,
     ) -> Result<(), LanError> {
         let browse = mdns.browse(SERVICE_TYPE)?;
         let mut records = self.node.watch_addr_record();
         let first = records.borrow_and_update().clone();
         self.register(mdns, &first)?;
         self.status.set(SourceState::Up, None);
+        backoff.reset();
         info!(interfaces = ?self.config.interfaces, "LAN discovery on");
         let mut instances = Instances::new();
         loop {
@@ -210,7 +228,7 @@ impl Lan {
                     }
                 }
                 event = browse.recv_async() => {
-                    let Ok(event) = event else { return Ok(()) };
+                    let Ok(event) = event else { return Err(LanError::Stopped) };
                     self.on_event(event, &mut instances);
                 }
             }
