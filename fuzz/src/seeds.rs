@@ -403,6 +403,8 @@ fn peer_info() -> PeerInfo {
         auto_accept: false,
         blocked: false,
         key_conflict: Some(id(3)),
+        same_name: Vec::new(),
+        trackers: Vec::new(),
         sources: Vec::new(),
         verified: true,
     }
@@ -458,7 +460,7 @@ fn status() -> Status {
         version: "0.1.0".into(),
         listen: SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 4000),
         socket: "/run/user/1000/p2pd.sock".into(),
-        tracker: tracker_status(),
+        tracker: Some(tracker_status()),
         sources: vec![
             SourceStatus::tracker(&tracker_status(), 1),
             SourceStatus::up(PeerSource::Link, 1),

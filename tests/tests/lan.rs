@@ -1,6 +1,6 @@
 //! LAN discovery between real daemons with no tracker: each daemon runs in its own host (a
 //! network namespace of `p2p_tests::netns`) on one switch, listening on `0.0.0.0`, with LAN
-//! discovery on and a tracker address where nothing listens. mDNS crosses the bridge and
+//! discovery on and no tracker at all (carol: a tracker address where nothing listens). mDNS crosses the bridge and
 //! never leaves the namespaces the test made.
 //!
 //! - alice, bob and carol (on `--lan-interface eth0` only) find each other by mDNS (the time
@@ -33,9 +33,10 @@ const DISCOVERY: Duration = Duration::from_secs(30);
 /// The port the stranger's announcer listens on and announces.
 const STRANGER_PORT: u16 = 4040;
 
-/// Starts `name` in `host` with LAN discovery on.
+/// Starts `name` in `host` with LAN discovery on and no tracker at all.
 fn spawn(net: &TestNet, name: &str, host: &Host) -> P2pd {
     net.p2pd(name)
+        .no_tracker()
         .listen("0.0.0.0:0")
         .prefix(host.prefix())
         .lan()

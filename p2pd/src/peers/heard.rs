@@ -99,7 +99,7 @@ impl PeerTable {
     }
 
     /// Whether a pin or a tracker binds `name` to a key other than `id`.
-    fn bound_elsewhere(&self, name: &PeerName, id: proto::PeerId) -> bool {
+    pub(super) fn bound_elsewhere(&self, name: &PeerName, id: proto::PeerId) -> bool {
         self.rows
             .iter()
             .any(|(k, r)| *k != id && r.bound() && r.name == *name)
