@@ -189,6 +189,42 @@ impl Instances {
     }
 }
 
+/// At most one report per instance every `every` seconds (a forged announcement repeated, or
+/// many of them, must not flood the activity log). Holds at most [`MAX_INSTANCES`] names.
+#[derive(Debug)]
+pub struct Throttle {
+    every: u64,
+    last: HashMap<String, u64>,
+}
+
+impl Throttle {
+    /// A throttle letting one report per name through every `every` seconds.
+    pub fn new(every: u64) -> Self {
+        Throttle {
+            every,
+            last: HashMap::new(),
+        }
+    }
+
+    /// Whether a report about `name` may be made at `now` (Unix seconds); if so, it counts.
+    pub fn allow(&mut self, name: &str, now: u64) -> bool {
+        if let Some(&at) = self.last.get(name)
+            && now < at.saturating_add(self.every)
+        {
+            return false;
+        }
+        if self.last.len() >= MAX_INSTANCES {
+            let every = self.every;
+            self.last.retain(|_, at| now < at.saturating_add(every));
+            if self.last.len() >= MAX_INSTANCES {
+                return false;
+            }
+        }
+        self.last.insert(name.to_owned(), now);
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,5 +307,19 @@ mod tests {
         s.removed("i1");
         assert!(s.resolved("one-more", t(b"r"), [addr]).is_some());
         assert_eq!(s.len(), MAX_INSTANCES);
+    }
+
+    #[test]
+    fn reports_are_throttled_per_name_and_bounded() {
+        let mut t = Throttle::new(60);
+        assert!(t.allow("a", 100));
+        assert!(!t.allow("a", 159));
+        assert!(t.allow("b", 159));
+        assert!(t.allow("a", 160));
+        for i in 0..MAX_INSTANCES {
+            t.allow(&format!("n{i}"), 200);
+        }
+        assert!(!t.allow("late", 201), "full of recent names");
+        assert!(t.allow("late", 261), "the old ones make room");
     }
 }

@@ -27,12 +27,14 @@ use crate::backoff::{Backoff, random_unit};
 use crate::config::LanConfig;
 use crate::node::Node;
 use crate::peers::Source;
-use announce::{Announcement, Instances, SERVICE_TYPE};
+use announce::{Announcement, Instances, SERVICE_TYPE, Throttle};
 use proto::addr_record::SignedAddrRecord;
 
 /// Shortest and longest waits before starting a failed responder again.
 const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
+/// Seconds between two activity-log lines about one ignored instance.
+const REPORT_EVERY: u64 = 60;
 /// Time the responder gets to say goodbye and stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -214,6 +216,7 @@ impl Lan {
         backoff.reset();
         info!(interfaces = ?self.config.interfaces, "LAN discovery on");
         let mut instances = Instances::new();
+        let mut reports = Throttle::new(REPORT_EVERY);
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return Ok(()),
@@ -229,7 +232,7 @@ impl Lan {
                 }
                 event = browse.recv_async() => {
                     let Ok(event) = event else { return Err(LanError::Stopped) };
-                    self.on_event(event, &mut instances);
+                    self.on_event(event, &mut instances, &mut reports);
                 }
             }
         }
@@ -255,14 +258,24 @@ impl Lan {
         Ok(())
     }
 
-    fn on_event(&self, event: ServiceEvent, instances: &mut Instances) {
+    fn on_event(&self, event: ServiceEvent, instances: &mut Instances, reports: &mut Throttle) {
         match event {
             ServiceEvent::ServiceResolved(service) => {
                 let Some((fullname, txt, addrs)) = self.read(&service) else {
                     return;
                 };
-                if let Some(a) = instances.resolved(&fullname, txt, addrs) {
-                    self.heard(a);
+                let Some(a) = instances.resolved(&fullname, txt, addrs) else {
+                    return;
+                };
+                if let Err(reason) = self.heard(a) {
+                    if reports.allow(&fullname, svc::unix_now()) {
+                        warn!(target: svc::logging::ACTIVITY, op = "lan", instance = %neutral(&fullname), outcome = "ignored", "LAN announcement ignored: {reason}");
+                    }
+                    // An instance never accepted holds no place: forged ones cannot fill
+                    // the table of instances.
+                    if !self.accepted(&fullname) {
+                        instances.removed(&fullname);
+                    }
                 }
             }
             ServiceEvent::ServiceRemoved(_, fullname) if instances.removed(&fullname).is_some() => {
@@ -296,8 +309,8 @@ impl Lan {
 
     /// An instance announces a record: decoded, checked against the key the instance is
     /// named for, and handed to the peer table from the address it was heard at (an IPv4
-    /// one first); a record that fails is ignored, and the activity log says why.
-    fn heard(&self, a: Announcement) {
+    /// one first); a record that fails is ignored, and `Err` says why.
+    fn heard(&self, a: Announcement) -> Result<(), String> {
         let instance = a.instance.strip_suffix(&format!(".{SERVICE_TYPE}"));
         let key = instance.and_then(|i| i.parse::<PeerId>().ok());
         let record = SignedAddrRecord::decode(&a.txt.record);
@@ -309,13 +322,7 @@ impl Lan {
                 .map(|()| (key, r))
                 .map_err(|e| e.to_string()),
         };
-        let (key, record) = match checked {
-            Ok(ok) => ok,
-            Err(reason) => {
-                warn!(target: svc::logging::ACTIVITY, op = "lan", instance = %neutral(&a.instance), outcome = "ignored", "LAN announcement ignored: {reason}");
-                return;
-            }
-        };
+        let (key, record) = checked?;
         let from = a
             .addrs
             .iter()
@@ -333,6 +340,14 @@ impl Lan {
         debug!(key = %key, ?from, "heard on the LAN");
         self.node
             .heard(Source::Lan, &record, from, a.txt.name.as_ref());
+        Ok(())
+    }
+
+    /// Whether a record of `fullname` was accepted and not withdrawn since.
+    fn accepted(&self, fullname: &str) -> bool {
+        let mut yes = false;
+        self.status.update(|s| yes = s.peers.contains_key(fullname));
+        yes
     }
 
     /// An instance went away: the LAN no longer sees its key.
