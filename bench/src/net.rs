@@ -38,6 +38,40 @@ pub fn start_daemon(
     Daemon::start(name, bin, &mut cmd, dir)
 }
 
+/// Where p2pd `name` keeps its files, under a directory of its own.
+pub struct PeerFiles {
+    /// `--state-dir`.
+    pub state: PathBuf,
+    /// `--socket`.
+    pub socket: PathBuf,
+    /// `--download-dir`.
+    pub downloads: PathBuf,
+}
+
+impl PeerFiles {
+    /// The files of p2pd `name` under `dir/name`.
+    pub fn under(dir: &Path, name: &str) -> PeerFiles {
+        let base = dir.join(name);
+        PeerFiles {
+            state: base.join("state"),
+            socket: base.join("run").join("p2pd.sock"),
+            downloads: base.join("downloads"),
+        }
+    }
+
+    /// `--state-dir`, `--socket` and `--download-dir` with them.
+    pub fn args(&self) -> [&OsStr; 6] {
+        [
+            "--state-dir".as_ref(),
+            self.state.as_os_str(),
+            "--socket".as_ref(),
+            self.socket.as_os_str(),
+            "--download-dir".as_ref(),
+            self.downloads.as_os_str(),
+        ]
+    }
+}
+
 /// One running p2pd.
 pub struct Peer {
     /// The process.
@@ -97,38 +131,26 @@ impl Net {
     /// Starts p2pd `name` registered at the tracker, its files under `dir/name`.
     pub fn start_peer(&self, name: &'static str) -> anyhow::Result<Peer> {
         eprintln!("starting p2pd {name}");
-        let base = self.dir.join(name);
-        let state = base.join("state");
-        let socket = base.join("run").join("p2pd.sock");
-        let downloads = base.join("downloads");
-        let (daemon, first, second) = start_daemon(
-            name,
-            &self.p2pd,
-            &[
-                "--name".as_ref(),
-                name.as_ref(),
-                "--tracker".as_ref(),
-                self.addr.as_ref(),
-                "--tracker-key".as_ref(),
-                self.key.as_ref(),
-                "--listen".as_ref(),
-                "127.0.0.1:0".as_ref(),
-                "--state-dir".as_ref(),
-                state.as_os_str(),
-                "--socket".as_ref(),
-                socket.as_os_str(),
-                "--download-dir".as_ref(),
-                downloads.as_os_str(),
-            ],
-            self.pin,
-            &self.dir,
-        )?;
+        let files = PeerFiles::under(&self.dir, name);
+        let mut args: Vec<&OsStr> = vec![
+            "--name".as_ref(),
+            name.as_ref(),
+            "--tracker".as_ref(),
+            self.addr.as_ref(),
+            "--tracker-key".as_ref(),
+            self.key.as_ref(),
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--no-lan".as_ref(),
+        ];
+        args.extend(files.args());
+        let (daemon, first, second) = start_daemon(name, &self.p2pd, &args, self.pin, &self.dir)?;
         after_prefix(&first, LISTENING, "first", name)?;
         let path = after_prefix(&second, "control socket ", "second", name)?;
         Ok(Peer {
             daemon,
             socket: PathBuf::from(path),
-            downloads,
+            downloads: files.downloads,
         })
     }
 }

@@ -120,20 +120,33 @@ impl Rpc {
     /// Polls `peers` until a peer named `name` is online, for up to [`WAIT`]; `who` names
     /// this connection's daemon in the error. Returns how long it took.
     pub fn wait_online(&mut self, who: &str, name: &str) -> anyhow::Result<Duration> {
+        self.wait_listed(who, name, true, Duration::from_millis(20))
+    }
+
+    /// Polls `peers` every `every` until a peer named `name` is listed with `online`, for up
+    /// to [`WAIT`]; `who` names this connection's daemon in the error. Returns how long it
+    /// took.
+    pub fn wait_listed(
+        &mut self,
+        who: &str,
+        name: &str,
+        online: bool,
+        every: Duration,
+    ) -> anyhow::Result<Duration> {
         let started = Instant::now();
         loop {
             let peers = self.call(Call::Peers {})?;
-            let online = peers.as_array().is_some_and(|a| {
+            let found = peers.as_array().is_some_and(|a| {
                 a.iter()
-                    .any(|p| p["name"] == name && p["online"] == Value::Bool(true))
+                    .any(|p| p["name"] == name && p["online"] == Value::Bool(online))
             });
-            if online {
+            if found {
                 return Ok(started.elapsed());
             }
             if started.elapsed() > WAIT {
-                bail!("{who} does not list {name} online after {WAIT:?}: {peers}");
+                bail!("{who} does not list {name} with online={online} after {WAIT:?}: {peers}");
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(every);
         }
     }
 }

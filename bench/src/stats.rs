@@ -21,6 +21,16 @@ pub fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
     (rank(0.50), rank(0.99))
 }
 
+/// The nearest-rank `p` quantile (`0 < p <= 1`) of `samples`, in milliseconds; NaN for no
+/// samples. Sorts `samples`.
+pub fn quantile_ms(samples: &mut [Duration], p: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    samples.sort_unstable();
+    samples[nearest_rank(p, samples.len())].as_secs_f64() * 1e3
+}
+
 /// Percentiles of a set of durations, in microseconds (nearest rank; NaN for no samples).
 #[derive(Debug, Clone, Copy)]
 pub struct Summary {

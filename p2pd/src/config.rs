@@ -47,6 +47,15 @@ pub struct Args {
     /// Check the configuration, print it, and exit.
     #[arg(long)]
     pub check_config: bool,
+    /// Find peers and announce this one on the local network by mDNS (the default).
+    #[arg(long, overrides_with = "no_lan")]
+    pub lan: bool,
+    /// Neither announce this peer nor look for peers on the local network.
+    #[arg(long, overrides_with = "lan")]
+    pub no_lan: bool,
+    /// Use only this network interface for LAN discovery (repeatable; default: all).
+    #[arg(long = "lan-interface", value_name = "NAME")]
+    pub lan_interfaces: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,6 +71,8 @@ struct RawConfig {
     download_dir: Option<PathBuf>,
     #[serde(default)]
     limits: RawLimits,
+    lan: Option<bool>,
+    lan_interfaces: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -278,6 +289,54 @@ pub struct Config {
     pub limits: Limits,
     /// Limits on what peers can make the transfer service hold.
     pub transfer_limits: TransferLimits,
+    /// LAN discovery (mDNS).
+    pub lan: LanConfig,
+}
+
+/// LAN discovery: `--lan`/`--no-lan` (`lan = true` by default) and `--lan-interface`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LanConfig {
+    /// Announce this peer and browse for others by mDNS.
+    pub enabled: bool,
+    /// The network interfaces to use; empty means every one.
+    pub interfaces: Vec<String>,
+}
+
+impl LanConfig {
+    /// The flags over the file's `lan` and `lan-interfaces`; flags win, and interface names
+    /// are checked (1 to 15 bytes, no `/`, whitespace or control character).
+    fn resolve(
+        args: &Args,
+        lan: Option<bool>,
+        interfaces: Option<Vec<String>>,
+    ) -> Result<LanConfig, ConfigError> {
+        let enabled = if args.no_lan {
+            false
+        } else {
+            args.lan || lan.unwrap_or(true)
+        };
+        let interfaces = if args.lan_interfaces.is_empty() {
+            interfaces.unwrap_or_default()
+        } else {
+            args.lan_interfaces.clone()
+        };
+        for name in &interfaces {
+            let ok = (1..=15).contains(&name.len())
+                && !name
+                    .chars()
+                    .any(|c| c == '/' || c.is_whitespace() || c.is_control());
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    what: "lan-interface",
+                    detail: format!("{name:?} is not a network interface name"),
+                });
+            }
+        }
+        Ok(LanConfig {
+            enabled,
+            interfaces,
+        })
+    }
 }
 
 /// One configured tracker.
@@ -489,7 +548,9 @@ impl RawConfig {
                 None => home()?.join("Downloads"),
             },
         };
+        let lan = LanConfig::resolve(args, self.lan, self.lan_interfaces)?;
         Ok(Config {
+            lan,
             name,
             trackers,
             listen,
@@ -517,6 +578,9 @@ mod tests {
             download_dir: None,
             config: None,
             check_config: false,
+            lan: false,
+            no_lan: false,
+            lan_interfaces: Vec::new(),
         }
     }
 
@@ -690,6 +754,49 @@ mod tests {
             let raw: RawConfig = toml::from_str(&format!("[limits]\n{bad}")).unwrap();
             let e = raw.validate(&a, &env()).unwrap_err().to_string();
             assert!(e.contains(bad.split(' ').next().unwrap()), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn lan_is_on_by_default_and_follows_the_flags_over_the_file() {
+        let a = args(Some("a"));
+        let c = RawConfig::default().validate(&a, &env()).unwrap();
+        assert_eq!(
+            c.lan,
+            LanConfig {
+                enabled: true,
+                interfaces: Vec::new()
+            }
+        );
+        let raw =
+            || -> RawConfig { toml::from_str("lan = false\nlan-interfaces = [\"eth0\"]").unwrap() };
+        let c = raw().validate(&a, &env()).unwrap();
+        assert_eq!(
+            (c.lan.enabled, c.lan.interfaces),
+            (false, vec!["eth0".into()])
+        );
+        let mut on = args(Some("a"));
+        on.lan = true;
+        on.lan_interfaces = vec!["wlan0".into(), "eth1".into()];
+        let c = raw().validate(&on, &env()).unwrap();
+        assert_eq!(
+            (c.lan.enabled, c.lan.interfaces),
+            (true, vec!["wlan0".into(), "eth1".into()])
+        );
+        let mut off = args(Some("a"));
+        off.no_lan = true;
+        assert!(
+            !RawConfig::default()
+                .validate(&off, &env())
+                .unwrap()
+                .lan
+                .enabled
+        );
+        for bad in ["", "a/b", "eth 0", "averyveryverylongname"] {
+            let mut a = args(Some("a"));
+            a.lan_interfaces = vec![bad.into()];
+            let e = RawConfig::default().validate(&a, &env()).unwrap_err();
+            assert!(e.to_string().contains("lan-interface"), "{bad:?}: {e}");
         }
     }
 }

@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use crate::chat::Chat;
 use crate::chat::store::ChatStore;
 use crate::config::Config;
+use crate::lan::Lan;
 use crate::node::{Identity, Node};
 use crate::peers::TrackerIdx;
 use crate::rekey::{self, RekeyError, Rekeyer};
@@ -174,6 +175,7 @@ impl Daemon {
         .await;
         shares.carry_pulls_with(transfers.clone());
         let restart = CancellationToken::new();
+        let lan = Lan::start(node.clone(), &config.lan, &tasks, cancel.child_token());
         let services = Arc::new(Services {
             node: node.clone(),
             chat: chat.clone(),
@@ -182,6 +184,7 @@ impl Daemon {
             sampler: Sampler::new(),
             rekey: Rekeyer::new(config.state_dir.clone(), key.clone(), restart.clone()),
             activity: crate::activity::ActivityLog::new(config.state_dir.clone()),
+            lan,
         });
         tasks.spawn(server::serve(
             control,
@@ -262,7 +265,7 @@ impl Daemon {
     }
 
     /// Stops in a fixed order: cancel every task (control clients, the peer listener, the
-    /// tracker link), wait for them within a grace period, remove the socket file, and only
+    /// tracker link, the LAN source, which says goodbye on the LAN), wait for them within a grace period, remove the socket file, and only
     /// then release the state directory.
     pub async fn shutdown(self) {
         drop(self.stop().await);

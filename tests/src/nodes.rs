@@ -142,6 +142,9 @@ pub struct P2pdSpec {
     /// Command words put before the binary, such as `ip netns exec NAME` to run it in a
     /// network namespace; empty unless set.
     pub prefix: Vec<OsString>,
+    /// False (the default) passes `--no-lan`: a test never multicasts outside a network
+    /// namespace it made. [`P2pdSpec::lan`] turns LAN discovery on, inside one.
+    pub lan: bool,
 }
 
 impl P2pdSpec {
@@ -158,6 +161,7 @@ impl P2pdSpec {
             pass_name: true,
             listen: "127.0.0.1:0".into(),
             prefix: Vec::new(),
+            lan: false,
         }
     }
 
@@ -190,6 +194,13 @@ impl P2pdSpec {
     /// which must exec the daemon rather than fork it.
     pub fn prefix<S: Into<OsString>>(mut self, words: impl IntoIterator<Item = S>) -> Self {
         self.prefix = words.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Leaves `--no-lan` off, so the daemon announces itself and finds peers by mDNS: only
+    /// for a daemon run in a network namespace the test made ([`P2pdSpec::prefix`]).
+    pub fn lan(mut self) -> Self {
+        self.lan = true;
         self
     }
 
@@ -230,6 +241,9 @@ impl P2pdSpec {
             "--download-dir".into(),
             self.download_dir.clone().into(),
         ]);
+        if !self.lan {
+            argv.push("--no-lan".into());
+        }
         argv.extend(self.extra.iter().cloned());
         argv
     }

@@ -218,11 +218,10 @@ impl PeerTable {
             trusted: row.trusted,
             auto_accept: row.auto_accept,
             blocked: row.blocked,
-            key_conflict: row
-                .key_conflict
-                .as_ref()
-                .map(|e| e.signed.record.key)
-                .or(row.claim_conflict),
+            // A claim of the name by another key (the LAN, the DHT) is reported, never held
+            // against the peer: anyone on a LAN could claim any name, and a conflict here
+            // stops every message and offer to the peer.
+            key_conflict: row.key_conflict.as_ref().map(|e| e.signed.record.key),
             same_name: Vec::new(),
             trackers: Vec::new(),
             sources: row.api_sources(),

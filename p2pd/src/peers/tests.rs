@@ -434,7 +434,16 @@ fn a_claim_of_a_bound_name_by_another_key_is_a_conflict_never_adopted() {
         "reported once"
     );
     assert_eq!(t.get(imposter.record.key), None, "not adopted");
-    assert_eq!(t.get(b).unwrap().key_conflict, Some(imposter.record.key));
+    assert_eq!(
+        t.rows[&b].claim_conflict,
+        Some(imposter.record.key),
+        "the claim is recorded"
+    );
+    assert_eq!(
+        t.get(b).unwrap().key_conflict,
+        None,
+        "but holds nothing sent to bob"
+    );
     assert!(!t.get(b).unwrap().online);
     assert_eq!(t.resolve("bob", &name("alice")), Ok(b));
     // A name bound by a tracker (not pinned) is kept just the same.

@@ -48,6 +48,8 @@ pub struct Services {
     pub rekey: Rekeyer,
     /// The activity log.
     pub activity: ActivityLog,
+    /// The LAN source's state.
+    pub lan: crate::lan::LanStatus,
 }
 
 /// Runs one call.
@@ -377,7 +379,11 @@ fn status(svc: &Services) -> Status {
         listen: id.listen,
         socket: id.socket.display().to_string(),
         tracker: node.tracker(),
-        sources: node.sources(),
+        sources: {
+            let mut sources = node.sources();
+            sources.push(svc.lan.status(node.seen_by(crate::peers::Source::Lan)));
+            sources
+        },
         peers_online,
         peers_known,
         resources: svc.sampler.sample(node.started.elapsed().as_secs()),
