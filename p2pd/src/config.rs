@@ -45,6 +45,15 @@ pub struct Args {
     /// Check the configuration, print it, and exit.
     #[arg(long)]
     pub check_config: bool,
+    /// Publish this daemon's signed address record in the BitTorrent Mainline DHT and look
+    /// peers up there when no other source reaches them (off by default: it publishes the
+    /// key beside the addresses).
+    #[arg(long)]
+    pub dht: bool,
+    /// A DHT node to bootstrap from, HOST:PORT (repeatable). Without any, `--dht` uses the
+    /// public Mainline bootstrap nodes.
+    #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
+    pub dht_bootstrap: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -57,6 +66,8 @@ struct RawConfig {
     state_dir: Option<PathBuf>,
     socket: Option<PathBuf>,
     download_dir: Option<PathBuf>,
+    dht: Option<bool>,
+    dht_bootstrap: Option<Vec<String>>,
     #[serde(default)]
     limits: RawLimits,
 }
@@ -276,6 +287,16 @@ pub struct Config {
     pub limits: Limits,
     /// Limits on what peers can make the transfer service hold.
     pub transfer_limits: TransferLimits,
+    /// The Mainline DHT source; `None` when it is off (the default).
+    pub dht: Option<DhtConfig>,
+}
+
+/// The DHT source's settings (`--dht`, `--dht-bootstrap`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhtConfig {
+    /// The nodes to bootstrap from, HOST:PORT as given (resolved when the DHT starts); empty
+    /// means the Mainline DHT's public bootstrap nodes.
+    pub bootstrap: Vec<String>,
 }
 
 /// A configuration problem; `main` exits 78 on it.
@@ -406,6 +427,20 @@ impl RawConfig {
                 None => home()?.join("Downloads"),
             },
         };
+        let dht_bootstrap = if args.dht_bootstrap.is_empty() {
+            self.dht_bootstrap.unwrap_or_default()
+        } else {
+            args.dht_bootstrap.clone()
+        };
+        if let Some(bad) = dht_bootstrap.iter().find(|b| !b.contains(':')) {
+            return Err(ConfigError::Invalid {
+                what: "dht-bootstrap",
+                detail: format!("{bad:?} is not HOST:PORT"),
+            });
+        }
+        let dht = (args.dht || self.dht.unwrap_or(false)).then_some(DhtConfig {
+            bootstrap: dht_bootstrap,
+        });
         Ok(Config {
             name,
             tracker,
@@ -416,6 +451,7 @@ impl RawConfig {
             download_dir,
             transfer_limits: self.limits.transfers()?,
             limits: self.limits.validate()?,
+            dht,
         })
     }
 }
@@ -435,6 +471,8 @@ mod tests {
             download_dir: None,
             config: None,
             check_config: false,
+            dht: false,
+            dht_bootstrap: Vec::new(),
         }
     }
 
@@ -496,6 +534,30 @@ mod tests {
         a.tracker_key = None;
         a.tracker = Some("noport".into());
         assert!(RawConfig::default().validate(&a, &env()).is_err());
+    }
+
+    #[test]
+    fn the_dht_is_off_unless_asked_for() {
+        let a = args(Some("a"));
+        assert_eq!(RawConfig::default().validate(&a, &env()).unwrap().dht, None);
+        let raw: RawConfig =
+            toml::from_str("dht = true\ndht-bootstrap = [\"127.0.0.1:6881\"]").unwrap();
+        let c = raw.validate(&a, &env()).unwrap();
+        assert_eq!(c.dht.unwrap().bootstrap, ["127.0.0.1:6881"]);
+        // Flags: given bootstrap nodes replace the file's; `--dht` alone keeps mainline's.
+        let raw: RawConfig = toml::from_str("dht-bootstrap = [\"h:1\"]").unwrap();
+        let mut f = args(Some("a"));
+        f.dht = true;
+        f.dht_bootstrap = vec!["x:2".into(), "y:3".into()];
+        assert_eq!(
+            raw.validate(&f, &env()).unwrap().dht.unwrap().bootstrap,
+            ["x:2", "y:3"]
+        );
+        f.dht_bootstrap.clear();
+        let c = RawConfig::default().validate(&f, &env()).unwrap();
+        assert!(c.dht.unwrap().bootstrap.is_empty());
+        f.dht_bootstrap = vec!["noport".into()];
+        assert!(RawConfig::default().validate(&f, &env()).is_err());
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub struct Services {
     pub rekey: Rekeyer,
     /// The activity log.
     pub activity: ActivityLog,
+    /// The DHT source, when on.
+    pub dht: Option<Arc<crate::dht::DhtSource>>,
 }
 
 /// Runs one call.
@@ -368,7 +370,15 @@ fn status(svc: &Services) -> Status {
         listen: id.listen,
         socket: id.socket.display().to_string(),
         tracker: node.tracker(),
-        sources: node.sources(),
+        sources: {
+            let mut sources = node.sources();
+            sources.push(
+                svc.dht
+                    .as_ref()
+                    .map_or_else(crate::dht::DhtSource::off_status, |d| d.status()),
+            );
+            sources
+        },
         peers_online,
         peers_known,
         resources: svc.sampler.sample(node.started.elapsed().as_secs()),
