@@ -223,8 +223,9 @@ impl DhtSource {
             }
             self.state().nodes = dht.to_bootstrap().await.len();
             if self.state().phase != Phase::Ready {
-                info!("DHT: bootstrapped");
+                // The state first: a reader of the log line finds it in `status`.
                 self.set_phase(Phase::Ready);
+                info!("DHT: bootstrapped");
             }
             backoff.reset();
             self.publish(&dht).await;
@@ -240,7 +241,17 @@ impl DhtSource {
         let Some((value, seq)) = record::own(&self.node, &self.key) else {
             return;
         };
-        let cas = self.state().published.map(|(_, seq)| seq as i64);
+        // An update names the seq it replaces: the last one published by this process, or
+        // at start the one the DHT holds under our key, if any.
+        let last = self.state().published.map(|(_, seq)| seq as i64);
+        let cas = match last {
+            Some(seq) => Some(seq),
+            None => dht
+                .get_mutable_most_recent(self.key.peer_id().as_bytes(), Some(item::SALT))
+                .await
+                .map(|found| found.seq())
+                .filter(|found| *found < seq as i64),
+        };
         let outcome = match item::make(&self.key, &value, seq) {
             Ok(item) => dht.put_mutable(item, cas).await.map_err(DhtError::from),
             Err(e) => Err(e.into()),
@@ -248,7 +259,7 @@ impl DhtSource {
         let mut s = self.state();
         match outcome {
             Ok(_) => {
-                debug!(seq, "DHT: record published");
+                info!(seq, "DHT: record published");
                 s.published = Some((svc::unix_now(), seq));
                 s.error = None;
             }

@@ -1,0 +1,73 @@
+//! The Mainline DHT as a discovery source, against a local `dht-testnet` (never the public
+//! DHT): a peer that moved while the tracker is down is found there and reached; a forged or
+//! expired record is ignored; a DHT that answers nothing leaves p2pd running and says so.
+
+use std::net::UdpSocket;
+
+use p2p_tests::dht::DhtTestnet;
+use p2p_tests::{DEADLINE, TestNet};
+use serde_json::Value;
+
+/// The `dht` entry of `status`'s sources.
+fn dht_source(status: &Value) -> Value {
+    status["sources"]
+        .as_array()
+        .and_then(|s| s.iter().find(|x| x["kind"] == "dht"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no dht source in the status: {status:#}"))
+}
+
+#[test]
+fn the_dht_is_off_by_default_and_says_so() {
+    let net = TestNet::new();
+    let tracker = net.spawn_tracker(None);
+    let alice = net.spawn_p2pd("alice", &tracker.addr_string(), &[]);
+    assert_eq!(dht_source(&alice.status())["state"], "off");
+}
+
+#[test]
+fn a_dht_with_no_bootstrap_node_reachable_leaves_p2pd_running_and_status_says_so() {
+    let net = TestNet::new();
+    let tracker = net.spawn_tracker(None);
+    // A port nothing listens on: bound, read, then closed.
+    let closed = {
+        let s = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP socket");
+        s.local_addr().expect("its address").to_string()
+    };
+    let mut alice = net.spawn_p2pd(
+        "alice",
+        &tracker.addr_string(),
+        &["--dht", "--dht-bootstrap", &closed],
+    );
+    alice
+        .proc
+        .wait_stderr_line("DHT: no bootstrap node answered", DEADLINE + DEADLINE);
+    let status = alice.status();
+    let dht = dht_source(&status);
+    assert_eq!(dht["state"], "down", "{dht:#}");
+    assert_eq!(dht["addr"], closed.as_str(), "{dht:#}");
+    let detail = dht["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("no bootstrap node reachable"), "{dht:#}");
+    // Everything else runs on: the tracker registers it, the control socket answers.
+    alice.wait_tracker_state("registered", DEADLINE);
+    let out = net.ctl(&alice, &["status"]);
+    out.assert_success();
+    assert!(out.stdout.contains("dht"), "{}", out.stdout);
+}
+
+#[test]
+fn with_a_reachable_dht_the_source_is_ready() {
+    let net = TestNet::new();
+    let dht = DhtTestnet::start(&net, 8);
+    let tracker = net.spawn_tracker(None);
+    let args = dht.p2pd_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut alice = net.spawn_p2pd("alice", &tracker.addr_string(), &args);
+    alice
+        .proc
+        .wait_stderr_line("DHT: bootstrapped", DEADLINE + DEADLINE);
+    let dht_entry = dht_source(&alice.status());
+    assert_eq!(dht_entry["state"], "up", "{dht_entry:#}");
+    let detail = dht_entry["detail"].as_str().unwrap_or_default();
+    assert!(detail.starts_with("ready, "), "{dht_entry:#}");
+}
