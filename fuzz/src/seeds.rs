@@ -33,6 +33,29 @@ pub fn all() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("peer_key", peer_keys()),
         ("chunk_cvs", chunk_cvs()),
         ("share_frame", crate::share_seeds::share_frames()),
+        ("addr_record", addr_records()),
+    ]
+}
+
+/// A signed address record of each address family, the largest allowed, and one forged.
+fn addr_records() -> Vec<Vec<u8>> {
+    use proto::addr_record::{AddrRecord, MAX_ADDRS};
+    let record = |addrs: Vec<SocketAddr>| AddrRecord {
+        key: id(1),
+        seq: 1_765_000_000_000,
+        addrs,
+        expiry: 1_765_007_200,
+    };
+    let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 7071);
+    let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 7071);
+    let unspecified = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 7071);
+    let mut forged = record(vec![v4]).sign(&key(2));
+    forged.record.seq += 1;
+    vec![
+        record(vec![v4, v6, unspecified]).sign(&key(1)).encode(),
+        record(vec![v6; MAX_ADDRS]).sign(&key(1)).encode(),
+        record(vec![]).sign(&key(1)).encode(),
+        forged.encode(),
     ]
 }
 

@@ -136,7 +136,7 @@ impl Daemon {
             socket: config.socket.clone(),
             tracker_addr: config.tracker.clone(),
         };
-        let node = Node::new(identity, PeerStore::new(db.clone())).await?;
+        let node = Node::new(identity, &key, PeerStore::new(db.clone())).await?;
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
         let dht = config.dht.as_ref().map(|dht| {
@@ -209,6 +209,10 @@ impl Daemon {
             pending,
         };
         tasks.spawn(link.run(cancel.child_token()));
+        tasks.spawn(crate::own_record::keep_fresh(
+            node.clone(),
+            cancel.child_token(),
+        ));
         info!(name = %config.name, id = %node.identity.id, %listen, socket = %config.socket.display(), "p2pd started");
         Ok(Daemon {
             node,

@@ -19,6 +19,7 @@ pub mod dht;
 pub mod files;
 pub mod link;
 pub mod node;
+pub mod own_record;
 pub mod peers;
 pub mod rekey;
 pub mod resources;

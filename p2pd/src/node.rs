@@ -3,19 +3,21 @@
 //! database ([`PeerStore`]: pins, flags, the address book), which only `Node` writes.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use proto::addr_record::SignedAddrRecord;
 use proto::api::{Event, PeerInfo, PeerSource, SourceStatus, TrackerLinkState, TrackerStatus};
 use proto::tracker::{PeerEntry, SignedHandover};
-use proto::{PeerId, PeerName};
+use proto::{PeerId, PeerName, SecretKey};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
-use crate::peers::{PeerTable, ResolveError, Source};
+use crate::own_record::OwnRecord;
+use crate::peers::{PeerTable, ResolveError, Source, TrackerIdx};
 use crate::rekey::chain;
 use crate::store::{PeerStore, Pin, StoreError};
 
@@ -26,6 +28,9 @@ const LINK_ERROR_EVERY: Duration = Duration::from_secs(60);
 /// Keys remembered for that. When that many were named within the last minute, further
 /// keys are not reported until some age out: a flood of keys cannot flood the log.
 const LINK_ERROR_KEYS: usize = 4096;
+
+/// The one tracker link.
+const TRACKER: Source = Source::Tracker(TrackerIdx(0));
 
 /// Facts fixed at start-up.
 #[derive(Debug, Clone)]
@@ -68,6 +73,8 @@ pub struct Node {
     events: broadcast::Sender<Event>,
     /// The highest seq our key signed (records and handover statements).
     last_seq: AtomicU64,
+    /// Our own signed address record.
+    own: OwnRecord,
 }
 
 /// A failed change to a peer's settings.
@@ -96,9 +103,16 @@ pub enum PeerOpError {
 }
 
 impl Node {
-    /// New state: the pinned peers (offline) and the tracker link connecting.
-    pub async fn new(identity: Identity, store: PeerStore) -> Result<Arc<Node>, StoreError> {
+    /// New state: the pinned peers (offline), the tracker link connecting, and our address
+    /// record signed with `key` (identity's key).
+    pub async fn new(
+        identity: Identity,
+        key: &SecretKey,
+        store: PeerStore,
+    ) -> Result<Arc<Node>, StoreError> {
         let now = svc::unix_now();
+        let first_seq = svc::unix_millis();
+        let own = OwnRecord::new(key.clone(), vec![identity.listen], first_seq, now);
         let peers = PeerTable::new(identity.id, store.known_peers().await?, now)
             .with_book(store.address_book().await?);
         let tracker = TrackerStatus {
@@ -122,7 +136,8 @@ impl Node {
             identity,
             started: Instant::now(),
             events,
-            last_seq: AtomicU64::new(0),
+            last_seq: AtomicU64::new(first_seq),
+            own,
         }))
     }
 
@@ -170,7 +185,7 @@ impl Node {
         let pin = self.store.check_pin(&rec.name, rec.key).await;
         match pin {
             Ok(Pin::New | Pin::Same) => {
-                self.change(|t, now| t.upsert(entry, now));
+                self.change(|t, now| t.upsert(TRACKER, entry, now));
                 self.book(rec.key).await;
             }
             Ok(Pin::Conflict { pinned }) => {
@@ -239,7 +254,7 @@ impl Node {
         };
         {
             let mut g = self.lock();
-            let ev = g.peers.rekeyed(pinned, entry, svc::unix_now());
+            let ev = g.peers.rekeyed(TRACKER, pinned, entry, svc::unix_now());
             self.publish(ev);
         }
         drop(writes);
@@ -270,6 +285,30 @@ impl Node {
         self.last_seq.fetch_max(seq, Ordering::SeqCst).max(seq)
     }
 
+    /// A seq for a new statement of our key: above every one signed so far, and at least the
+    /// time in ms (so above those of earlier runs).
+    pub fn next_seq(&self) -> u64 {
+        let mut next = 0;
+        let _ = self
+            .last_seq
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+                next = (last + 1).max(svc::unix_millis());
+                Some(next)
+            });
+        next
+    }
+
+    /// Our signed address record now, valid for at least an hour (renewed with a new seq
+    /// when due): what every source publishes for us.
+    pub fn addr_record(&self) -> SignedAddrRecord {
+        self.own.get(|| self.next_seq(), svc::unix_now())
+    }
+
+    /// A receiver that sees each renewal of our address record.
+    pub fn watch_addr_record(&self) -> tokio::sync::watch::Receiver<SignedAddrRecord> {
+        self.own.subscribe()
+    }
+
     /// The highest seq our key has signed in this process.
     pub fn last_seq(&self) -> u64 {
         self.last_seq.load(Ordering::SeqCst)
@@ -278,9 +317,9 @@ impl Node {
     /// The full list from the tracker: the tracker no longer sees peers absent from it.
     pub async fn tracker_snapshot(&self, entries: &[PeerEntry]) {
         self.change(|t, now| {
-            let gone = t.missing_from(entries);
+            let gone = t.missing_from(TRACKER, entries);
             gone.into_iter()
-                .filter_map(|id| t.lost(id, Source::Tracker, now))
+                .filter_map(|id| t.lost(id, TRACKER, now))
                 .collect::<Vec<_>>()
         });
         for e in entries {
@@ -290,7 +329,7 @@ impl Node {
 
     /// A peer left the tracker.
     pub fn tracker_left(&self, id: PeerId) {
-        self.change(|t, now| t.lost(id, Source::Tracker, now));
+        self.change(|t, now| t.lost(id, TRACKER, now));
     }
 
     /// The tracker link is gone: it sees nobody until it is back (peers another source sees
@@ -301,7 +340,36 @@ impl Node {
             g.chain_asked.clear();
             g.chain_asks.clear();
         }
-        self.change(|t, now| t.source_gone(Source::Tracker, now));
+        self.change(|t, now| t.source_gone(TRACKER, now));
+    }
+
+    /// `source` hands over a peer's signed address record, from IP `from`, with the name the
+    /// sender claims: checked and applied by [`PeerTable::heard`] (a forged, expired or
+    /// replayed record changes nothing); the events go out.
+    pub fn heard(
+        &self,
+        source: Source,
+        record: &SignedAddrRecord,
+        from: Option<IpAddr>,
+        claimed_name: Option<&PeerName>,
+    ) {
+        self.change(|t, now| t.heard(source, record, from, claimed_name, now));
+    }
+
+    /// `source` no longer sees `id` (its announcement went, its record expired).
+    pub fn lost(&self, id: PeerId, source: Source) {
+        self.change(|t, now| t.lost(id, source, now));
+    }
+
+    /// `source` sees nobody now (it stopped or failed); peers another source sees stay
+    /// online.
+    pub fn source_gone(&self, source: Source) {
+        self.change(|t, now| t.source_gone(source, now));
+    }
+
+    /// How many peers `source` sees now.
+    pub fn seen_by(&self, source: Source) -> usize {
+        self.lock().peers.seen_by(source)
     }
 
     /// A peer link to `id` is open: the peer is online while it stays open.
@@ -368,7 +436,7 @@ impl Node {
     pub fn sources(&self) -> Vec<SourceStatus> {
         let g = self.lock();
         vec![
-            SourceStatus::tracker(&g.tracker, g.peers.seen_by(Source::Tracker)),
+            SourceStatus::tracker(&g.tracker, g.peers.seen_by(TRACKER)),
             SourceStatus::up(PeerSource::Link, g.peers.seen_by(Source::Link)),
             SourceStatus::up(PeerSource::Book, g.peers.booked()),
         ]

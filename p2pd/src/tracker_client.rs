@@ -129,8 +129,7 @@ impl TrackerLink {
         let (mut conn, tracker_key, lease) = timeout(CONNECT_TIMEOUT, self.connect())
             .await
             .map_err(|_| SessionError::Timeout(CONNECT_TIMEOUT))??;
-        *seq = (*seq + 1).max(svc::unix_millis());
-        self.node.note_seq(*seq);
+        *seq = self.node.next_seq();
         let me = &self.node.identity;
         let record = Record {
             name: me.name.clone(),

@@ -4,6 +4,7 @@
 //! Everything here is pure: no sockets, no files, no runtime. Decoders cap sizes before they
 //! allocate and return errors (never panic) on any input.
 
+pub mod addr_record;
 pub mod api;
 pub mod content;
 pub mod frame;

@@ -17,7 +17,7 @@ mod names;
 mod request;
 mod response;
 pub mod rules;
-mod wire;
+pub(crate) mod wire;
 
 pub use names::{ContentId, EntryName, NameError, ShareName};
 pub use request::{Cursor, HaveQuery, Incoming, KNOWN_REQUESTS, Request, RequestFrame};

@@ -1,5 +1,6 @@
-//! Serde helpers of the share frames: lists and byte strings whose announced length is
-//! checked against a cap before anything is reserved or copied.
+//! Serde helpers of the share frames (the list cap also serves the address record): lists and
+//! byte strings whose announced length is checked against a cap before anything is reserved
+//! or copied.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -10,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serializer};
 /// A list of at most `MAX` items. An announced count over `MAX` (postcard's length prefix)
 /// is refused before a single item is read; formats that announce no count (JSON) are
 /// refused at item `MAX + 1`.
-pub(super) fn seq<'de, D, T, const MAX: usize>(d: D) -> Result<Vec<T>, D::Error>
+pub(crate) fn seq<'de, D, T, const MAX: usize>(d: D) -> Result<Vec<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,

@@ -2,10 +2,12 @@
 //! shows, with online state and the user's flags. Pure: each change returns the events it
 //! causes, and the caller publishes them.
 //!
-//! Presence is by source: each row holds the [`Source`]s that see the peer now, and a peer
-//! is online while any of them does. A source that goes away (the tracker link drops)
-//! removes only its own reports, so a peer with an open link stays online; `peer_joined` and
-//! `peer_left` fire only when the whole set turns non-empty or empty.
+//! Presence is by source: each row holds the [`Source`]s that see the peer now (each
+//! tracker, the LAN, the DHT, an open link), and a peer is online while any of them does. A
+//! source that goes away (a tracker link drops) removes only its own reports, so a peer
+//! another source sees stays online; `peer_joined` and `peer_left` fire only when the whole
+//! set turns non-empty or empty. Sources that carry signed address records hand them to
+//! [`PeerTable::heard`] (in `heard.rs`), which keeps the highest seq per key.
 //!
 //! A peer the user has not dealt with (no message, transfer, trust or block) is held in
 //! memory only: it is never written to the database, and of those offline only the
@@ -22,20 +24,33 @@ use proto::{PeerId, PeerName};
 
 use crate::store::KnownPeer;
 
+mod heard;
+pub use heard::UNVERIFIED_MAX;
+
+/// Which of the configured trackers: its place in the configuration's list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TrackerIdx(pub u16);
+
 /// Something that sees a peer now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Source {
-    /// The tracker lists it.
-    Tracker,
+    /// That tracker lists it.
+    Tracker(TrackerIdx),
+    /// It announces itself on the local network.
+    Lan,
+    /// Its address record was found in the DHT.
+    Dht,
     /// An open peer link to it.
     Link,
 }
 
 impl Source {
-    /// The same source as the API names it.
+    /// The same source as the API names it (every tracker is `tracker`).
     pub fn api(self) -> PeerSource {
         match self {
-            Source::Tracker => PeerSource::Tracker,
+            Source::Tracker(_) => PeerSource::Tracker,
+            Source::Lan => PeerSource::Lan,
+            Source::Dht => PeerSource::Dht,
             Source::Link => PeerSource::Link,
         }
     }
@@ -59,6 +74,12 @@ struct Row {
     record: Option<PeerEntry>,
     /// `record` is the one in the address book.
     booked: bool,
+    /// The highest seq of an address record (or tracker registration) seen for this key; a
+    /// record below it is a replay. 0 before any.
+    seq: u64,
+    /// Another key whose record claims this row's name (bound by a pin or a tracker); never
+    /// adopted.
+    claim_conflict: Option<PeerId>,
 }
 
 impl Row {
@@ -69,6 +90,7 @@ impl Row {
     /// The sources as `peers` shows them: the address book after those that see the peer.
     fn api_sources(&self) -> Vec<PeerSource> {
         let mut v: Vec<PeerSource> = self.sources.iter().map(|s| s.api()).collect();
+        v.dedup();
         if self.pinned && self.record.is_some() {
             v.push(PeerSource::Book);
         }
@@ -88,7 +110,14 @@ impl Row {
             pinned: false,
             record: None,
             booked: false,
+            seq: 0,
+            claim_conflict: None,
         }
+    }
+
+    /// Its name is bound: pinned, or a tracker's verified record gave it.
+    fn bound(&self) -> bool {
+        self.pinned || self.record.is_some()
     }
 
     fn set_record(&mut self, entry: &PeerEntry) {
@@ -147,6 +176,7 @@ impl PeerTable {
                 && row.name == entry.signed.record.name
             {
                 row.addrs = entry.addrs();
+                row.seq = entry.signed.record.seq;
                 row.record = Some(entry);
                 row.booked = true;
             }
@@ -182,9 +212,13 @@ impl PeerTable {
             trusted: row.trusted,
             auto_accept: row.auto_accept,
             blocked: row.blocked,
-            key_conflict: row.key_conflict.as_ref().map(|e| e.signed.record.key),
+            key_conflict: row
+                .key_conflict
+                .as_ref()
+                .map(|e| e.signed.record.key)
+                .or(row.claim_conflict),
             sources: row.api_sources(),
-            verified: row.pinned || row.record.is_some(),
+            verified: row.bound(),
         }
     }
 
@@ -193,21 +227,27 @@ impl PeerTable {
         self.rows.get(&id).map(|r| Self::info(id, r))
     }
 
-    /// A verified tracker entry whose name pin matched (or was just made): the tracker sees
-    /// the peer. Returns the event.
-    pub fn upsert(&mut self, entry: &PeerEntry, now: u64) -> Option<Event> {
+    /// A verified tracker entry whose name pin matched (or was just made): `source` (that
+    /// tracker) sees the peer and binds its name. Its addresses replace the row's unless a
+    /// record of a higher seq was seen (from any source). Returns the event.
+    pub fn upsert(&mut self, source: Source, entry: &PeerEntry, now: u64) -> Option<Event> {
         let id = entry.signed.record.key;
         if id == self.me {
             return None;
         }
         let name = entry.signed.record.name.clone();
-        let addrs = entry.addrs();
         let row = self
             .rows
             .entry(id)
             .or_insert_with(|| Row::offline(name.clone(), now));
+        let addrs = if entry.signed.record.seq >= row.seq {
+            row.seq = entry.signed.record.seq;
+            entry.addrs()
+        } else {
+            row.addrs.clone()
+        };
         let was_online = row.online();
-        row.sources.insert(Source::Tracker);
+        row.sources.insert(source);
         row.set_record(entry);
         if was_online {
             if row.name == name && row.addrs == addrs {
@@ -284,7 +324,13 @@ impl PeerTable {
     /// The peer pinned as `old` rotated its key to `entry`'s (a verified handover): its row
     /// moves to the new key with its flags, pinned, online, without a conflict. Returns the
     /// `PeerUpdated` event.
-    pub fn rekeyed(&mut self, old: PeerId, entry: &PeerEntry, now: u64) -> Option<Event> {
+    pub fn rekeyed(
+        &mut self,
+        source: Source,
+        old: PeerId,
+        entry: &PeerEntry,
+        now: u64,
+    ) -> Option<Event> {
         let new = entry.signed.record.key;
         if new == self.me {
             return None;
@@ -293,7 +339,9 @@ impl PeerTable {
         let row = Row {
             name: entry.signed.record.name.clone(),
             addrs: entry.addrs(),
-            sources: BTreeSet::from([Source::Tracker]),
+            seq: entry.signed.record.seq,
+            claim_conflict: None,
+            sources: BTreeSet::from([source]),
             since: now,
             key_conflict: None,
             pinned: true,
@@ -334,13 +382,14 @@ impl PeerTable {
         Some(event)
     }
 
-    /// Ids of peers the tracker sees that are absent from `present` (its fresh full list).
-    pub fn missing_from(&self, present: &[PeerEntry]) -> Vec<PeerId> {
+    /// Ids of peers `source` (a tracker) sees that are absent from `present` (its fresh full
+    /// list).
+    pub fn missing_from(&self, source: Source, present: &[PeerEntry]) -> Vec<PeerId> {
         let keys: std::collections::HashSet<PeerId> =
             present.iter().map(|e| e.signed.record.key).collect();
         self.rows
             .iter()
-            .filter(|(id, r)| r.sources.contains(&Source::Tracker) && !keys.contains(id))
+            .filter(|(id, r)| r.sources.contains(&source) && !keys.contains(id))
             .map(|(id, _)| *id)
             .collect()
     }
@@ -379,6 +428,7 @@ impl PeerTable {
         (row.trusted, row.auto_accept, row.blocked) = (false, false, false);
         row.pinned = false;
         row.booked = false;
+        row.claim_conflict = None;
         let conflict = row.key_conflict.take();
         if !row.online() {
             self.rows.remove(&id);
@@ -438,268 +488,4 @@ impl PeerTable {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proto::SecretKey;
-    use proto::tracker::Record;
-
-    fn entry(n: u8, name: &str, port: u16) -> PeerEntry {
-        let k = SecretKey::from_seed([n; 32]);
-        let rec = Record {
-            name: PeerName::new(name).unwrap(),
-            key: k.peer_id(),
-            addrs: vec![format!("0.0.0.0:{port}").parse().unwrap()],
-            seq: 1,
-        };
-        PeerEntry {
-            signed: rec.sign(&k),
-            observed: "127.0.0.1".parse().unwrap(),
-        }
-    }
-    fn me() -> PeerId {
-        SecretKey::from_seed([9; 32]).peer_id()
-    }
-
-    #[test]
-    fn join_update_leave() {
-        let mut t = PeerTable::new(me(), vec![], 0);
-        let e = entry(1, "bob", 1);
-        assert!(matches!(t.upsert(&e, 10), Some(Event::PeerJoined { .. })));
-        assert_eq!(t.upsert(&e, 11), None);
-        assert!(matches!(
-            t.upsert(&entry(1, "bob", 2), 12),
-            Some(Event::PeerUpdated { .. })
-        ));
-        let Some(Event::PeerLeft { peer }) = t.lost(e.signed.record.key, Source::Tracker, 13)
-        else {
-            panic!()
-        };
-        assert!(!peer.online);
-        assert_eq!(peer.since, 13);
-        assert_eq!(t.lost(e.signed.record.key, Source::Tracker, 14), None);
-        assert_eq!(t.counts(), (0, 1));
-        assert_eq!(t.upsert(&entry(9, "me", 1), 15), None);
-    }
-
-    #[test]
-    fn offline_peers_never_dealt_with_are_capped_pinned_ones_stay() {
-        let mut t = PeerTable::new(me(), vec![], 0).with_offline_unpinned(2);
-        let pinned = entry(1, "bob", 1);
-        t.upsert(&pinned, 1);
-        t.set_pinned(pinned.signed.record.key);
-        assert!(t.is_pinned(pinned.signed.record.key));
-        t.lost(pinned.signed.record.key, Source::Tracker, 2);
-        for n in 2..6u8 {
-            let e = entry(n, &format!("stranger{n}"), 1);
-            t.upsert(&e, u64::from(n) * 10);
-            t.lost(e.signed.record.key, Source::Tracker, u64::from(n) * 10 + 1);
-        }
-        // bob, and the two strangers seen last.
-        assert_eq!(t.counts(), (0, 3));
-        assert!(t.get(pinned.signed.record.key).is_some());
-        assert!(t.get(entry(5, "stranger5", 1).signed.record.key).is_some());
-        assert!(t.get(entry(2, "stranger2", 1).signed.record.key).is_none());
-    }
-
-    #[test]
-    fn known_peers_start_offline_and_resolve() {
-        let bob = entry(1, "bob", 1).signed.record.key;
-        let known = vec![KnownPeer {
-            id: bob,
-            name: PeerName::new("bob").unwrap(),
-            trusted: true,
-            auto_accept: false,
-            blocked: false,
-        }];
-        let t = PeerTable::new(me(), known, 5);
-        assert_eq!(t.counts(), (0, 1));
-        assert!(t.get(bob).unwrap().trusted);
-        let my_name = PeerName::new("alice").unwrap();
-        assert_eq!(t.resolve("BOB", &my_name), Ok(bob));
-        assert_eq!(t.resolve(&bob.to_string()[..8], &my_name), Ok(bob));
-        let short = t.resolve(&bob.to_string()[..7], &my_name).unwrap_err();
-        assert!(
-            short.to_string().contains("too short for a key prefix"),
-            "{short}"
-        );
-        assert!(matches!(
-            t.resolve("carol", &my_name),
-            Err(ResolveError::Unknown(_))
-        ));
-        assert_eq!(
-            t.resolve("bobby", &my_name).unwrap_err().to_string(),
-            "unknown peer 'bobby': did you mean 'bob'?"
-        );
-        assert_eq!(
-            t.resolve("Alice", &my_name).unwrap_err().to_string(),
-            "'Alice' is you: name another peer"
-        );
-    }
-
-    #[test]
-    fn conflicts_are_reported_once_and_released_by_forget() {
-        let mut t = PeerTable::new(me(), vec![], 0);
-        let real = entry(1, "bob", 1);
-        let imposter = entry(2, "bob", 1);
-        t.upsert(&real, 1);
-        t.set_pinned(real.signed.record.key);
-        assert!(matches!(
-            t.conflict(&imposter, real.signed.record.key, 2),
-            Some(Event::LinkError { .. })
-        ));
-        assert_eq!(t.conflict(&imposter, real.signed.record.key, 3), None);
-        assert_eq!(
-            t.get(real.signed.record.key).unwrap().key_conflict,
-            Some(imposter.signed.record.key)
-        );
-        t.lost(real.signed.record.key, Source::Tracker, 4);
-        assert_eq!(t.forget(real.signed.record.key), Some(imposter));
-        assert_eq!(t.counts(), (0, 0));
-    }
-
-    #[test]
-    fn a_rotated_key_takes_the_row_and_its_flags() {
-        let mut t = PeerTable::new(me(), vec![], 0);
-        let (old, new) = (entry(1, "bob", 1), entry(2, "bob", 2));
-        let old_id = old.signed.record.key;
-        t.upsert(&old, 1);
-        t.set_pinned(old_id);
-        t.set_flags(old_id, true, true, false);
-        t.lost(old_id, Source::Tracker, 2);
-        t.conflict(&new, old_id, 3);
-        let Some(Event::PeerUpdated { peer }) = t.rekeyed(old_id, &new, 4) else {
-            panic!("expected PeerUpdated")
-        };
-        assert_eq!(peer.id, new.signed.record.key);
-        assert!(peer.online && peer.trusted && peer.auto_accept && !peer.blocked);
-        assert_eq!(peer.key_conflict, None);
-        assert!(t.is_pinned(peer.id));
-        assert_eq!(t.get(old_id), None);
-        assert_eq!(t.counts(), (1, 1));
-        assert_eq!(t.rekeyed(old_id, &new, 5), None);
-    }
-
-    #[test]
-    fn a_linked_peer_stays_online_when_the_tracker_goes() {
-        let mut t = PeerTable::new(me(), vec![], 0);
-        let (bob, carol) = (entry(1, "bob", 1), entry(2, "carol", 2));
-        let (b, c) = (bob.signed.record.key, carol.signed.record.key);
-        t.upsert(&bob, 1);
-        t.upsert(&carol, 1);
-        // Already online: the link adds a source, not an event.
-        assert_eq!(t.link_up(b, 2), None);
-        assert_eq!(
-            t.get(b).unwrap().sources,
-            vec![PeerSource::Tracker, PeerSource::Link]
-        );
-        assert_eq!(
-            (t.seen_by(Source::Tracker), t.seen_by(Source::Link)),
-            (2, 1)
-        );
-        let events = t.source_gone(Source::Tracker, 3);
-        assert!(matches!(events.as_slice(), [Event::PeerLeft { peer }] if peer.id == c));
-        let bob_now = t.get(b).unwrap();
-        assert!(bob_now.online);
-        assert_eq!(bob_now.sources, vec![PeerSource::Link]);
-        assert!(!bob_now.addrs.is_empty(), "addresses outlive the tracker");
-        assert_eq!(t.counts(), (1, 2));
-        // The tracker back: bob is already online, carol joins again.
-        assert_eq!(t.upsert(&bob, 4), None);
-        assert!(matches!(
-            t.upsert(&carol, 4),
-            Some(Event::PeerJoined { .. })
-        ));
-        // The link closing leaves bob online through the tracker.
-        assert_eq!(t.lost(b, Source::Link, 5), None);
-        assert!(t.get(b).unwrap().online);
-        assert!(matches!(
-            t.lost(b, Source::Tracker, 6),
-            Some(Event::PeerLeft { .. })
-        ));
-        // A second report of the same loss changes nothing.
-        assert_eq!(t.lost(b, Source::Tracker, 7), None);
-    }
-
-    #[test]
-    fn a_link_alone_brings_a_known_peer_online_and_its_close_takes_it_offline() {
-        let mut t = PeerTable::new(me(), vec![], 0);
-        let bob = entry(1, "bob", 1);
-        let b = bob.signed.record.key;
-        // Unknown to the table: a link proves a key, not a name.
-        assert_eq!(t.link_up(b, 1), None);
-        assert_eq!(t.get(b), None);
-        t.upsert(&bob, 2);
-        t.source_gone(Source::Tracker, 3);
-        let Some(Event::PeerJoined { peer }) = t.link_up(b, 4) else {
-            panic!("expected PeerJoined")
-        };
-        assert!(peer.online);
-        assert_eq!(peer.since, 4);
-        assert_eq!(t.link_up(b, 5), None);
-        // A snapshot without bob removes only the tracker's report, which it no longer has.
-        assert!(t.missing_from(&[]).is_empty());
-        let Some(Event::PeerLeft { peer }) = t.lost(b, Source::Link, 6) else {
-            panic!("expected PeerLeft")
-        };
-        assert!(!peer.online);
-        assert_eq!(t.counts(), (0, 1));
-    }
-
-    #[test]
-    fn a_snapshot_names_only_peers_the_tracker_sees() {
-        let mut t = PeerTable::new(me(), vec![], 0);
-        let (bob, carol) = (entry(1, "bob", 1), entry(2, "carol", 2));
-        t.upsert(&bob, 1);
-        t.upsert(&carol, 1);
-        t.link_up(carol.signed.record.key, 2);
-        let mut gone = t.missing_from(std::slice::from_ref(&bob));
-        gone.sort();
-        assert_eq!(gone, vec![carol.signed.record.key]);
-        assert_eq!(
-            t.lost(carol.signed.record.key, Source::Tracker, 3),
-            None,
-            "the link still sees carol"
-        );
-        assert!(t.get(carol.signed.record.key).unwrap().online);
-    }
-
-    #[test]
-    fn the_book_gives_addresses_for_pinned_peers_not_presence() {
-        let bob = entry(1, "bob", 7);
-        let b = bob.signed.record.key;
-        let stranger = entry(2, "carol", 8);
-        let known = vec![KnownPeer {
-            id: b,
-            name: PeerName::new("bob").unwrap(),
-            trusted: false,
-            auto_accept: false,
-            blocked: false,
-        }];
-        let mut t = PeerTable::new(me(), known, 0).with_book(vec![bob.clone(), stranger.clone()]);
-        assert_eq!(
-            t.counts(),
-            (0, 1),
-            "the book adds neither rows nor presence"
-        );
-        assert_eq!(t.booked(), 1, "only the pinned peer's record counts");
-        let info = t.dialable(b).expect("bob is dialable from the book");
-        assert!(!info.online);
-        assert_eq!(info.sources, vec![PeerSource::Book]);
-        assert!(info.verified);
-        assert_eq!(info.addrs, bob.addrs());
-        assert_eq!(t.to_book(b), None, "already in the book");
-        // A newer record from the tracker goes to the book once.
-        let moved = entry(1, "bob", 9);
-        t.upsert(&moved, 1);
-        assert_eq!(t.to_book(b), Some(moved.clone()));
-        assert_eq!(t.to_book(b), None);
-        t.source_gone(Source::Tracker, 2);
-        assert_eq!(t.dialable(b).unwrap().addrs, moved.addrs());
-        // A peer not pinned is dialable only while online.
-        t.upsert(&stranger, 3);
-        assert_eq!(t.to_book(stranger.signed.record.key), None);
-        assert!(t.dialable(stranger.signed.record.key).is_some());
-        t.source_gone(Source::Tracker, 4);
-        assert!(t.dialable(stranger.signed.record.key).is_none());
-    }
-}
+mod tests;
