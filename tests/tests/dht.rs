@@ -4,9 +4,10 @@
 
 use std::net::UdpSocket;
 
+use p2p_tests::chat::{self, texts, wait_delivered, wait_history};
 use p2p_tests::dht::DhtTestnet;
 use p2p_tests::{DEADLINE, TestNet};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The `dht` entry of `status`'s sources.
 fn dht_source(status: &Value) -> Value {
@@ -70,4 +71,48 @@ fn with_a_reachable_dht_the_source_is_ready() {
     assert_eq!(dht_entry["state"], "up", "{dht_entry:#}");
     let detail = dht_entry["detail"].as_str().unwrap_or_default();
     assert!(detail.starts_with("ready, "), "{dht_entry:#}");
+}
+
+#[test]
+fn a_peer_that_moved_while_the_tracker_is_down_is_found_in_the_dht_and_gets_its_message() {
+    let net = TestNet::new();
+    let dht = DhtTestnet::start(&net, 12);
+    let mut tracker = net.spawn_tracker(None);
+    let args = dht.p2pd_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let alice = net.spawn_p2pd("alice", &tracker.addr_string(), &args);
+    let mut bob = net.spawn_p2pd("bob", &tracker.addr_string(), &args);
+    alice.wait_peer("bob", true, DEADLINE);
+    // Sending pins bob at alice: his record goes to her address book.
+    chat::send(&alice, "bob", "hello");
+    wait_delivered(&alice, "bob", 1, DEADLINE);
+
+    // The tracker goes; bob comes back on another port, and publishes where he is now.
+    tracker.stop();
+    let old_addr = bob.listen;
+    bob.restart();
+    assert_ne!(bob.listen, old_addr);
+    bob.proc
+        .wait_stderr_line("DHT: record published", DEADLINE + DEADLINE);
+    let gone = alice.wait_peer("bob", false, DEADLINE);
+    assert_eq!(gone["sources"], json!(["book"]), "{gone:#}");
+
+    // Alice's message is queued: the book's address fails, the DHT gives the new one.
+    let m = chat::send(&alice, "bob", "found you");
+    assert_eq!(m["state"], "queued");
+    wait_delivered(&alice, "bob", 2, DEADLINE + DEADLINE);
+    wait_history(&bob, "alice", "the message received", DEADLINE, |h| {
+        texts(h, "in")
+            .iter()
+            .any(|t| t == "found you")
+            .then_some(())
+    });
+    let entry = alice.wait_peer("bob", true, DEADLINE);
+    let sources = entry["sources"].as_array().expect("sources");
+    assert!(sources.contains(&json!("dht")), "{entry:#}");
+    let addrs = entry["addrs"].as_array().expect("addrs");
+    assert!(
+        addrs.contains(&json!(bob.listen.to_string())),
+        "alice dials bob where he is now: {entry:#}"
+    );
 }

@@ -18,13 +18,13 @@ use mainline::Dht;
 use mainline::async_dht::AsyncDht;
 use proto::api::{PeerSource, SourceState, SourceStatus};
 use proto::{PeerId, SecretKey};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
 use crate::config::DhtConfig;
 use crate::node::Node;
+use crate::peers::Source;
 
 pub mod item;
 mod record;
@@ -76,8 +76,6 @@ struct State {
     published: Option<(u64, u64)>,
     /// The last publish error, cleared by a success.
     error: Option<String>,
-    /// Peers whose record the DHT gave and which were taken.
-    found: usize,
 }
 
 /// The DHT discovery source: one mainline client, its publisher task, and lookups.
@@ -89,8 +87,6 @@ pub struct DhtSource {
     /// Set once the client is bound (the first thing the task does).
     client: OnceLock<AsyncDht>,
     state: Mutex<State>,
-    /// Woken when our record changes and should be published again.
-    republish: Notify,
     /// When each peer was last looked up, and the addresses it gave.
     lookups: Mutex<HashMap<PeerId, Lookup>>,
 }
@@ -118,9 +114,7 @@ impl DhtSource {
                 nodes: 0,
                 published: None,
                 error: None,
-                found: 0,
             }),
-            republish: Notify::new(),
             lookups: Mutex::new(HashMap::new()),
         });
         let run = source.clone();
@@ -138,11 +132,6 @@ impl DhtSource {
             s.phase = phase;
             s.since = svc::unix_now();
         }
-    }
-
-    /// Asks for the record to be published again now (our addresses changed).
-    pub fn record_changed(&self) {
-        self.republish.notify_one();
     }
 
     /// The `dht` entry of `status`: bootstrapping, ready (with the routing table's size and
@@ -179,7 +168,7 @@ impl DhtSource {
             state,
             detail: Some(detail),
             since: Some(s.since),
-            peers: s.found,
+            peers: self.node.seen_by(Source::Dht),
         }
     }
 
@@ -213,6 +202,7 @@ impl DhtSource {
         };
         let dht = self.client.get_or_init(|| dht).clone();
         let mut backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(300));
+        let mut changes = self.node.watch_addr_record();
         loop {
             if !dht.bootstrapped().await {
                 self.set_phase(Phase::Unreachable);
@@ -228,19 +218,18 @@ impl DhtSource {
                 info!("DHT: bootstrapped");
             }
             backoff.reset();
+            changes.borrow_and_update();
             self.publish(&dht).await;
             tokio::select! {
                 () = tokio::time::sleep(REPUBLISH_EVERY) => {}
-                () = self.republish.notified() => {}
+                Ok(()) = changes.changed() => debug!("DHT: our address record changed"),
             }
         }
     }
 
     /// Publishes our current record once, noting the outcome for `status`.
     async fn publish(&self, dht: &AsyncDht) {
-        let Some((value, seq)) = record::own(&self.node, &self.key) else {
-            return;
-        };
+        let (value, seq) = record::own(&self.node);
         // An update names the seq it replaces: the last one published by this process, or
         // at start the one the DHT holds under our key, if any.
         let last = self.state().published.map(|(_, seq)| seq as i64);
@@ -286,11 +275,15 @@ impl DhtSource {
             lookups.retain(|_, (at, _)| now.duration_since(*at) < LOOKUP_EVERY);
             lookups.insert(peer, (now, None));
         }
-        let found = lookup(&dht, peer, |value, seq| record::check(peer, value, seq)).await;
-        let addrs = found.and_then(|rec| record::take(&self.node, rec));
-        if addrs.is_some() {
-            self.state().found += 1;
-        }
+        // The caller could not reach the peer where the sources said: whatever the DHT said
+        // before is stale until the lookup says it again.
+        self.node.lost(peer, Source::Dht);
+        let now = svc::unix_now();
+        let found = lookup(&dht, peer, |value, seq| {
+            record::check(peer, value, seq, now)
+        })
+        .await;
+        let addrs = found.and_then(|rec| record::take(&self.node, &rec));
         let mut lookups = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
         lookups.insert(peer, (Instant::now(), addrs.clone()));
         addrs
