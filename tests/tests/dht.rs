@@ -2,12 +2,41 @@
 //! DHT): a peer that moved while the tracker is down is found there and reached; a forged or
 //! expired record is ignored; a DHT that answers nothing leaves p2pd running and says so.
 
-use std::net::UdpSocket;
+use std::net::{TcpListener, UdpSocket};
 
 use p2p_tests::chat::{self, texts, wait_delivered, wait_history};
-use p2p_tests::dht::DhtTestnet;
-use p2p_tests::{DEADLINE, TestNet};
+use p2p_tests::dht::{DhtTestnet, identity_key};
+use p2p_tests::{DEADLINE, P2pd, TestNet, Tracker};
+use proto::SecretKey;
+use proto::addr_record::AddrRecord;
 use serde_json::{Value, json};
+
+/// A testnet, a tracker, and alice and bob on both, bob pinned at alice (her message to him
+/// delivered: his record is in her address book).
+struct World {
+    dht: DhtTestnet,
+    tracker: Tracker,
+    alice: P2pd,
+    bob: P2pd,
+}
+
+fn pinned_pair_on_a_dht(net: &TestNet) -> World {
+    let dht = DhtTestnet::start(net, 12);
+    let tracker = net.spawn_tracker(None);
+    let args = dht.p2pd_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let alice = net.spawn_p2pd("alice", &tracker.addr_string(), &args);
+    let bob = net.spawn_p2pd("bob", &tracker.addr_string(), &args);
+    alice.wait_peer("bob", true, DEADLINE);
+    chat::send(&alice, "bob", "hello");
+    wait_delivered(&alice, "bob", 1, DEADLINE);
+    World {
+        dht,
+        tracker,
+        alice,
+        bob,
+    }
+}
 
 /// The `dht` entry of `status`'s sources.
 fn dht_source(status: &Value) -> Value {
@@ -76,16 +105,12 @@ fn with_a_reachable_dht_the_source_is_ready() {
 #[test]
 fn a_peer_that_moved_while_the_tracker_is_down_is_found_in_the_dht_and_gets_its_message() {
     let net = TestNet::new();
-    let dht = DhtTestnet::start(&net, 12);
-    let mut tracker = net.spawn_tracker(None);
-    let args = dht.p2pd_args();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let alice = net.spawn_p2pd("alice", &tracker.addr_string(), &args);
-    let mut bob = net.spawn_p2pd("bob", &tracker.addr_string(), &args);
-    alice.wait_peer("bob", true, DEADLINE);
-    // Sending pins bob at alice: his record goes to her address book.
-    chat::send(&alice, "bob", "hello");
-    wait_delivered(&alice, "bob", 1, DEADLINE);
+    let World {
+        dht: _dht,
+        mut tracker,
+        alice,
+        mut bob,
+    } = pinned_pair_on_a_dht(&net);
 
     // The tracker goes; bob comes back on another port, and publishes where he is now.
     tracker.stop();
@@ -115,4 +140,82 @@ fn a_peer_that_moved_while_the_tracker_is_down_is_found_in_the_dht_and_gets_its_
         addrs.contains(&json!(bob.listen.to_string())),
         "alice dials bob where he is now: {entry:#}"
     );
+}
+
+#[test]
+fn forged_and_expired_records_under_a_peers_key_are_ignored_and_nothing_is_dialled() {
+    let net = TestNet::new();
+    let World {
+        dht,
+        mut tracker,
+        mut alice,
+        mut bob,
+    } = pinned_pair_on_a_dht(&net);
+    bob.proc
+        .wait_stderr_line("DHT: record published", DEADLINE + DEADLINE);
+    tracker.stop();
+    bob.stop();
+    alice.wait_peer("bob", false, DEADLINE);
+
+    // Where the forged records point: a listener that must never see a connection.
+    let trap = TcpListener::bind("127.0.0.1:0").expect("bind the trap");
+    trap.set_nonblocking(true).expect("nonblocking");
+    let trap_addr = trap.local_addr().expect("trap address");
+    let bob_key = identity_key(&bob.state_dir);
+    let carol = SecretKey::from_seed([0xca; 32]);
+    let later = i64::try_from(svc::unix_millis()).expect("ms fit") + 1_000_000;
+    let expiry = svc::unix_now() + 3600;
+    let record = |key: &SecretKey, expiry: u64, seq: i64| {
+        AddrRecord {
+            key: key.peer_id(),
+            seq: u64::try_from(seq).expect("positive"),
+            addrs: vec![trap_addr],
+            expiry,
+        }
+        .sign(key)
+    };
+
+    // 1. Carol's valid record, stored under bob's key (the item signed with bob's key).
+    dht.put_raw(&bob_key, &record(&carol, expiry, later), later);
+    let m = chat::send(&alice, "bob", "are you there");
+    assert_eq!(m["state"], "queued");
+    alice
+        .proc
+        .wait_stderr_line("DHT: an item was ignored", 3 * DEADLINE);
+    alice.proc.wait_stderr_line("found=false", DEADLINE);
+    assert_no_connection(&trap);
+
+    // 2. Bob's own record, signed by him, but expired. Alice starts again (her dials of bob
+    // start over rather than wait out their backoff) and looks bob up for her queued message.
+    dht.put_raw(
+        &bob_key,
+        &record(&bob_key, svc::unix_now() - 1, later + 1),
+        later + 1,
+    );
+    alice.restart();
+    let line = alice.proc.wait_stderr_line("expired", 3 * DEADLINE);
+    assert!(line.contains("DHT: an item was ignored"), "{line}");
+    alice.proc.wait_stderr_line("found=false", DEADLINE);
+    assert_no_connection(&trap);
+
+    // Bob was never taken as online, through the DHT or otherwise.
+    let entry = alice
+        .peers()
+        .into_iter()
+        .find(|p| p["name"] == "bob")
+        .expect("bob is listed");
+    assert_eq!(entry["online"], false, "{entry:#}");
+    assert_eq!(entry["sources"], json!(["book"]), "{entry:#}");
+    let h = chat::history(&alice, "bob");
+    assert_eq!(h.last().expect("a message")["state"], "queued", "{h:#?}");
+}
+
+/// Nothing has connected to `trap` (it is non-blocking: nothing waits).
+#[track_caller]
+fn assert_no_connection(trap: &TcpListener) {
+    match trap.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Ok((_, from)) => panic!("a forged record was dialled: a connection from {from}"),
+        Err(e) => panic!("accept on the trap failed: {e}"),
+    }
 }
