@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use mainline::Dht;
 use mainline::async_dht::AsyncDht;
+use proto::addr_record::SignedAddrRecord;
 use proto::api::{PeerSource, SourceState, SourceStatus};
 use proto::{PeerId, SecretKey};
 use tokio_util::sync::CancellationToken;
@@ -89,6 +90,9 @@ pub struct DhtSource {
     state: Mutex<State>,
     /// When each peer was last looked up, and the addresses it gave.
     lookups: Mutex<HashMap<PeerId, Lookup>>,
+    /// Our record with our public address in place of an unspecified one, and the seq of
+    /// the record it copies (see `record::own`).
+    made: Mutex<Option<(u64, std::net::Ipv4Addr, SignedAddrRecord)>>,
 }
 
 /// When a peer was last looked up, and the addresses that gave.
@@ -116,6 +120,7 @@ impl DhtSource {
                 error: None,
             }),
             lookups: Mutex::new(HashMap::new()),
+            made: Mutex::new(None),
         });
         let run = source.clone();
         tasks.spawn(async move { cancel.run_until_cancelled(run.run()).await });
@@ -229,7 +234,12 @@ impl DhtSource {
 
     /// Publishes our current record once, noting the outcome for `status`.
     async fn publish(&self, dht: &AsyncDht) {
-        let (value, seq) = record::own(&self.node);
+        let public_ip = dht.info().await.public_address().map(|a| *a.ip());
+        let ours = {
+            let mut made = self.made.lock().unwrap_or_else(PoisonError::into_inner);
+            record::own(&self.node, &self.key, public_ip, &mut made)
+        };
+        let (value, seq) = (ours.encode(), ours.record.seq);
         // An update names the seq it replaces: the last one published by this process, or
         // at start the one the DHT holds under our key, if any.
         let last = self.state().published.map(|(_, seq)| seq as i64);

@@ -1,20 +1,57 @@
 //! Our signed address record as the DHT value, and a value found there as a peer's checked
 //! record, handed to the peer table.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use proto::PeerId;
-use proto::addr_record::SignedAddrRecord;
+use proto::addr_record::{AddrRecord, SignedAddrRecord};
 use proto::api::PeerSource;
+use proto::{PeerId, SecretKey};
 
 use super::item::ItemError;
 use crate::node::Node;
 use crate::peers::Source;
 
-/// Our current record (renewed by the node when due): its encoding and seq.
-pub(super) fn own(node: &Node) -> (Vec<u8>, u64) {
-    let record = node.addr_record();
-    (record.encode(), record.record.seq)
+/// The record published for us: our current record (renewed by the node when due), or,
+/// when it holds an unspecified IP (p2pd listening on every interface) and the DHT told us
+/// our public IPv4 address, a copy with that address in its place. A DHT lookup has no
+/// source IP to fill the unspecified one in, so without it the record would give nothing to
+/// dial. The copy is signed once per record and address, with a seq of its own above the
+/// record's; `made` keeps it.
+pub(super) fn own(
+    node: &Node,
+    key: &SecretKey,
+    public_ip: Option<Ipv4Addr>,
+    made: &mut Option<(u64, Ipv4Addr, SignedAddrRecord)>,
+) -> SignedAddrRecord {
+    let current = node.addr_record();
+    let Some(ip) = public_ip.filter(|_| has_unspecified(&current)) else {
+        return current;
+    };
+    if let Some((base, at, copy)) = made.as_ref()
+        && *base == current.record.seq
+        && *at == ip
+    {
+        return copy.clone();
+    }
+    let copy = with_ip(&current, ip, node.next_seq()).sign(key);
+    *made = Some((current.record.seq, ip, copy.clone()));
+    copy
+}
+
+fn has_unspecified(record: &SignedAddrRecord) -> bool {
+    record.record.addrs.iter().any(|a| a.ip().is_unspecified())
+}
+
+/// `record`'s fields at `seq`, with an unspecified IPv4 address replaced by `ip`.
+fn with_ip(record: &SignedAddrRecord, ip: Ipv4Addr, seq: u64) -> AddrRecord {
+    let mut copy = record.record.clone();
+    copy.seq = seq;
+    for a in &mut copy.addrs {
+        if a.ip() == IpAddr::V4(Ipv4Addr::UNSPECIFIED) {
+            a.set_ip(IpAddr::V4(ip));
+        }
+    }
+    copy
 }
 
 /// The record in `value`, the value of an item of `peer`'s at `seq`, if it is a valid
@@ -53,9 +90,6 @@ pub(super) fn take(node: &Node, record: &SignedAddrRecord) -> Option<Vec<SocketA
 
 #[cfg(test)]
 mod tests {
-    use proto::SecretKey;
-    use proto::addr_record::AddrRecord;
-
     use super::*;
 
     const NOW: u64 = 1_000_000;
@@ -107,5 +141,27 @@ mod tests {
         ));
         assert!(check(bob.peer_id(), b"\xff\xff\xff", 5, NOW).is_err());
         assert!(check(bob.peer_id(), &[], 5, NOW).is_err());
+    }
+
+    #[test]
+    fn an_unspecified_address_takes_the_public_one_at_a_higher_seq() {
+        let bob = SecretKey::from_seed([2; 32]);
+        let mut signed = record(&bob, 5, NOW + 3600);
+        signed.record.addrs = vec![
+            "0.0.0.0:4000".parse().unwrap(),
+            "[::1]:4001".parse().unwrap(),
+        ];
+        assert!(has_unspecified(&signed));
+        let copy = with_ip(&signed, Ipv4Addr::new(203, 0, 113, 7), 6).sign(&bob);
+        assert_eq!(
+            copy.record.addrs,
+            [
+                "203.0.113.7:4000".parse::<SocketAddr>().unwrap(),
+                "[::1]:4001".parse().unwrap()
+            ]
+        );
+        assert_eq!((copy.record.seq, copy.record.expiry), (6, NOW + 3600));
+        assert_eq!(copy.check(&bob.peer_id(), NOW), Ok(()));
+        assert!(!has_unspecified(&copy));
     }
 }
