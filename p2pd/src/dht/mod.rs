@@ -37,6 +37,8 @@ pub const REPUBLISH_EVERY: Duration = Duration::from_secs(60 * 60);
 pub const LOOKUP_DEADLINE: Duration = Duration::from_secs(5);
 /// How long a lookup waits, once it holds a valid record, for a more recent one.
 const LOOKUP_GRACE: Duration = Duration::from_millis(300);
+/// How often sightings of expired records are ended.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// The least time between two lookups of one peer (a peer that cannot be reached is not
 /// looked up on every dial).
 const LOOKUP_EVERY: Duration = Duration::from_secs(5);
@@ -90,6 +92,9 @@ pub struct DhtSource {
     state: Mutex<State>,
     /// When each peer was last looked up, and the addresses it gave.
     lookups: Mutex<HashMap<PeerId, Lookup>>,
+    /// The peers a record found here shows, with the record's expiry (unix seconds): the
+    /// sighting ends then, or sooner when a dial to its addresses fails.
+    seen: Mutex<HashMap<PeerId, u64>>,
     /// Our record with our public address in place of an unspecified one, and the seq of
     /// the record it copies (see `record::own`).
     made: Mutex<Option<(u64, std::net::Ipv4Addr, SignedAddrRecord)>>,
@@ -120,10 +125,14 @@ impl DhtSource {
                 error: None,
             }),
             lookups: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
             made: Mutex::new(None),
         });
         let run = source.clone();
+        let sweep = source.clone();
+        let stop = cancel.clone();
         tasks.spawn(async move { cancel.run_until_cancelled(run.run()).await });
+        tasks.spawn(async move { stop.run_until_cancelled(sweep.sweep()).await });
         source
     }
 
@@ -269,6 +278,29 @@ impl DhtSource {
         }
     }
 
+    /// Ends the sightings whose record expired, once a minute.
+    async fn sweep(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            tick.tick().await;
+            let now = svc::unix_now();
+            let expired: Vec<PeerId> = {
+                let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+                let gone = seen
+                    .iter()
+                    .filter(|(_, expiry)| **expiry <= now)
+                    .map(|(id, _)| *id)
+                    .collect();
+                seen.retain(|_, expiry| *expiry > now);
+                gone
+            };
+            for id in expired {
+                debug!(peer = %id.short(), "DHT: the record found expired");
+                self.node.lost(id, Source::Dht);
+            }
+        }
+    }
+
     /// Looks `peer` up (at most once per few seconds): the most recent valid record under
     /// its key, fed to the peer table, and its addresses; `None` when the DHT is not ready
     /// or holds no valid record.
@@ -293,7 +325,12 @@ impl DhtSource {
             record::check(peer, value, seq, now)
         })
         .await;
-        let addrs = found.and_then(|rec| record::take(&self.node, &rec));
+        let addrs = found.and_then(|rec| {
+            let addrs = record::take(&self.node, &rec)?;
+            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+            seen.insert(peer, rec.record.expiry);
+            Some(addrs)
+        });
         let mut lookups = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
         lookups.insert(peer, (Instant::now(), addrs.clone()));
         addrs
