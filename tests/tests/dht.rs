@@ -71,7 +71,7 @@ fn a_dht_with_no_bootstrap_node_reachable_leaves_p2pd_running_and_status_says_so
     );
     alice
         .proc
-        .wait_stderr_line("DHT: no bootstrap node answered", DEADLINE + DEADLINE);
+        .wait_stderr_line("DHT: no bootstrap node answered", 3 * DEADLINE);
     let status = alice.status();
     let dht = dht_source(&status);
     assert_eq!(dht["state"], "down", "{dht:#}");
@@ -95,7 +95,7 @@ fn with_a_reachable_dht_the_source_is_ready() {
     let mut alice = net.spawn_p2pd("alice", &tracker.addr_string(), &args);
     alice
         .proc
-        .wait_stderr_line("DHT: bootstrapped", DEADLINE + DEADLINE);
+        .wait_stderr_line("DHT: bootstrapped", 3 * DEADLINE);
     let dht_entry = dht_source(&alice.status());
     assert_eq!(dht_entry["state"], "up", "{dht_entry:#}");
     let detail = dht_entry["detail"].as_str().unwrap_or_default();
@@ -118,14 +118,14 @@ fn a_peer_that_moved_while_the_tracker_is_down_is_found_in_the_dht_and_gets_its_
     bob.restart();
     assert_ne!(bob.listen, old_addr);
     bob.proc
-        .wait_stderr_line("DHT: record published", DEADLINE + DEADLINE);
+        .wait_stderr_line("DHT: record published", 3 * DEADLINE);
     let gone = alice.wait_peer("bob", false, DEADLINE);
     assert_eq!(gone["sources"], json!(["book"]), "{gone:#}");
 
     // Alice's message is queued: the book's address fails, the DHT gives the new one.
     let m = chat::send(&alice, "bob", "found you");
     assert_eq!(m["state"], "queued");
-    wait_delivered(&alice, "bob", 2, DEADLINE + DEADLINE);
+    wait_delivered(&alice, "bob", 2, 3 * DEADLINE);
     wait_history(&bob, "alice", "the message received", DEADLINE, |h| {
         texts(h, "in")
             .iter()
@@ -152,7 +152,7 @@ fn forged_and_expired_records_under_a_peers_key_are_ignored_and_nothing_is_diall
         mut bob,
     } = pinned_pair_on_a_dht(&net);
     bob.proc
-        .wait_stderr_line("DHT: record published", DEADLINE + DEADLINE);
+        .wait_stderr_line("DHT: record published", 3 * DEADLINE);
     tracker.stop();
     bob.stop();
     alice.wait_peer("bob", false, DEADLINE);
