@@ -17,8 +17,14 @@ use proto::tracker::{MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, PeerEntry, PeerMsg, 
 fuzz_target!(|data: &[u8]| {
     for msg in check_stream::<PeerMsg>(data, MAX_REQUEST_FRAME) {
         check_json_round_trip(&msg);
-        if let PeerMsg::Register(signed) = &msg {
-            let _ = signed.verify();
+        match &msg {
+            PeerMsg::Register(signed) => {
+                let _ = signed.verify();
+            }
+            PeerMsg::AddrRecord(record) => {
+                let _ = record.check(&record.record.key, 0);
+            }
+            _ => {}
         }
     }
     for msg in check_stream::<TrackerMsg>(data, MAX_RESPONSE_FRAME) {
@@ -37,6 +43,13 @@ fuzz_target!(|data: &[u8]| {
                 chain.iter().for_each(|h| {
                     let _ = h.verify();
                 });
+            }
+            TrackerMsg::AddrRecord { record, .. } => {
+                let _ = record.check(&record.record.key, 0);
+                assert_eq!(
+                    proto::addr_record::SignedAddrRecord::decode(&record.encode()).as_ref(),
+                    Ok(record)
+                );
             }
             TrackerMsg::Hello { .. }
             | TrackerMsg::Left { .. }

@@ -113,6 +113,17 @@ fn handover(from: u8, to: u8) -> tracker::SignedHandover {
     .sign(&key(from))
 }
 
+/// Peer `n`'s address record, as a tracker carries it.
+fn own_record(n: u8) -> proto::addr_record::SignedAddrRecord {
+    proto::addr_record::AddrRecord {
+        key: id(n),
+        seq: 1_765_000_000_000,
+        addrs: vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 7071)],
+        expiry: 1_765_007_200,
+    }
+    .sign(&key(n))
+}
+
 fn tracker_frames() -> Vec<Vec<u8>> {
     let peer = [
         PeerMsg::Hello {
@@ -136,6 +147,7 @@ fn tracker_frames() -> Vec<Vec<u8>> {
         PeerMsg::GetHandovers {
             name: entry(1).signed.record.name,
         },
+        PeerMsg::AddrRecord(own_record(1)),
     ];
     let tracker = [
         TrackerMsg::Hello {
@@ -159,6 +171,10 @@ fn tracker_frames() -> Vec<Vec<u8>> {
         TrackerMsg::Handovers {
             name: entry(1).signed.record.name,
             chain: vec![handover(1, 2), handover(2, 3)],
+        },
+        TrackerMsg::AddrRecord {
+            record: own_record(2),
+            observed: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)),
         },
     ];
     let mut seeds = frames(&peer, tracker::MAX_REQUEST_FRAME);
@@ -403,6 +419,8 @@ fn peer_info() -> PeerInfo {
         auto_accept: false,
         blocked: false,
         key_conflict: Some(id(3)),
+        same_name: Vec::new(),
+        trackers: Vec::new(),
         sources: Vec::new(),
         verified: true,
     }
@@ -458,7 +476,7 @@ fn status() -> Status {
         version: "0.1.0".into(),
         listen: SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 4000),
         socket: "/run/user/1000/p2pd.sock".into(),
-        tracker: tracker_status(),
+        tracker: Some(tracker_status()),
         sources: vec![
             SourceStatus::tracker(&tracker_status(), 1),
             SourceStatus::up(PeerSource::Link, 1),

@@ -21,10 +21,12 @@ pub struct Args {
     /// This peer's name (1-32 of a-z 0-9 - _).
     #[arg(long)]
     pub name: Option<String>,
-    /// Tracker address, HOST:PORT.
-    #[arg(long, value_name = "HOST:PORT")]
-    pub tracker: Option<String>,
-    /// The tracker's key (PeerId); without it the first key seen is pinned.
+    /// A tracker, HOST:PORT, optionally with its key (HOST:PORT=ID); repeatable: p2pd
+    /// registers with each. Given here, these replace the config file's trackers.
+    #[arg(long, value_name = "HOST:PORT[=ID]")]
+    pub tracker: Vec<String>,
+    /// The key (PeerId) of the one tracker given; without it the first key seen is pinned.
+    /// With several trackers, give each key as HOST:PORT=ID.
     #[arg(long, value_name = "ID")]
     pub tracker_key: Option<String>,
     /// Address for peer links (port 0 picks a free port).
@@ -61,6 +63,7 @@ pub struct Args {
 struct RawConfig {
     name: Option<String>,
     tracker: Option<String>,
+    trackers: Option<Vec<String>>,
     tracker_key: Option<String>,
     listen: Option<SocketAddr>,
     state_dir: Option<PathBuf>,
@@ -271,10 +274,9 @@ impl RawLimits {
 pub struct Config {
     /// This peer's name.
     pub name: PeerName,
-    /// Tracker address as given (resolved at each connection).
-    pub tracker: String,
-    /// The tracker key to insist on, if given.
-    pub tracker_key: Option<PeerId>,
+    /// The trackers to register with, in order, none repeated (none at all is a valid
+    /// setup: other sources find the peers).
+    pub trackers: Vec<TrackerConf>,
     /// Peer-link listen address.
     pub listen: SocketAddr,
     /// State directory.
@@ -297,6 +299,101 @@ pub struct DhtConfig {
     /// The nodes to bootstrap from, HOST:PORT as given (resolved when the DHT starts); empty
     /// means the Mainline DHT's public bootstrap nodes.
     pub bootstrap: Vec<String>,
+}
+
+/// One configured tracker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackerConf {
+    /// Its address as given, HOST:PORT (resolved at each connection).
+    pub addr: String,
+    /// The key to insist on, if given; else the first key seen is pinned for this address.
+    pub key: Option<PeerId>,
+}
+
+impl TrackerConf {
+    /// Parses `HOST:PORT` or `HOST:PORT=ID`.
+    pub fn parse(text: &str) -> Result<TrackerConf, ConfigError> {
+        let (addr, key) = match text.split_once('=') {
+            Some((addr, key)) => (addr.trim(), Some(parse_key(key.trim())?)),
+            None => (text.trim(), None),
+        };
+        match addr.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                Ok(TrackerConf {
+                    addr: addr.to_owned(),
+                    key,
+                })
+            }
+            _ => Err(ConfigError::Invalid {
+                what: "tracker",
+                detail: format!("{addr:?} is not HOST:PORT"),
+            }),
+        }
+    }
+}
+
+fn parse_key(text: &str) -> Result<PeerId, ConfigError> {
+    text.parse()
+        .map_err(|e: proto::identity::IdentityError| ConfigError::Invalid {
+            what: "tracker-key",
+            detail: e.to_string(),
+        })
+}
+
+/// The trackers: the flags' if any, else the file's `tracker` then its `trackers` (merged,
+/// duplicates dropped). `tracker_key` (flag over file) is the key of the one tracker and is
+/// refused with several.
+fn trackers(
+    flags: &[String],
+    file_one: Option<String>,
+    file_many: Option<Vec<String>>,
+    tracker_key: Option<String>,
+) -> Result<Vec<TrackerConf>, ConfigError> {
+    let texts: Vec<String> = if flags.is_empty() {
+        file_one
+            .into_iter()
+            .chain(file_many.unwrap_or_default())
+            .collect()
+    } else {
+        flags.to_vec()
+    };
+    let mut out: Vec<TrackerConf> = Vec::with_capacity(texts.len());
+    for t in &texts {
+        let conf = TrackerConf::parse(t)?;
+        match out.iter().find(|c| c.addr == conf.addr) {
+            Some(c) if c.key.is_some() && conf.key.is_some() && c.key != conf.key => {
+                return Err(ConfigError::Invalid {
+                    what: "tracker",
+                    detail: format!("{} is given twice with different keys", conf.addr),
+                });
+            }
+            Some(_) => {}
+            None => out.push(conf),
+        }
+    }
+    if let Some(key) = tracker_key {
+        let key = parse_key(&key)?;
+        match out.as_mut_slice() {
+            [one] if one.key.is_none_or(|k| k == key) => one.key = Some(key),
+            [_] => {
+                return Err(ConfigError::Invalid {
+                    what: "tracker-key",
+                    detail: "it differs from the key given as HOST:PORT=ID".into(),
+                });
+            }
+            _ => {
+                return Err(ConfigError::Invalid {
+                    what: "tracker-key",
+                    detail: format!(
+                        "it names the key of a single tracker, and {} are given: write each \
+                         tracker's key as HOST:PORT=ID",
+                        out.len()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A configuration problem; `main` exits 78 on it.
@@ -384,26 +481,12 @@ impl RawConfig {
             what: "name",
             detail: e.to_string(),
         })?;
-        let tracker = args
-            .tracker
-            .clone()
-            .or(self.tracker)
-            .ok_or(ConfigError::Missing("tracker"))?;
-        if !tracker.contains(':') {
-            return Err(ConfigError::Invalid {
-                what: "tracker",
-                detail: format!("{tracker:?} is not HOST:PORT"),
-            });
-        }
-        let tracker_key = match args.tracker_key.clone().or(self.tracker_key) {
-            Some(k) => Some(k.parse().map_err(|e: proto::identity::IdentityError| {
-                ConfigError::Invalid {
-                    what: "tracker-key",
-                    detail: e.to_string(),
-                }
-            })?),
-            None => None,
-        };
+        let trackers = trackers(
+            &args.tracker,
+            self.tracker,
+            self.trackers,
+            args.tracker_key.clone().or(self.tracker_key),
+        )?;
         let listen = args
             .listen
             .or(self.listen)
@@ -443,8 +526,7 @@ impl RawConfig {
         });
         Ok(Config {
             name,
-            tracker,
-            tracker_key,
+            trackers,
             listen,
             state_dir,
             socket,
@@ -463,7 +545,7 @@ mod tests {
     fn args(name: Option<&str>) -> Args {
         Args {
             name: name.map(str::to_owned),
-            tracker: Some("127.0.0.1:7070".into()),
+            tracker: vec!["127.0.0.1:7070".into()],
             tracker_key: None,
             listen: None,
             state_dir: None,
@@ -508,12 +590,54 @@ mod tests {
         let raw: RawConfig =
             toml::from_str("name = \"bob\"\ntracker = \"t:1\"\nlisten = \"127.0.0.1:5\"").unwrap();
         let mut a = args(None);
-        a.tracker = None;
+        a.tracker = vec![];
         let c = raw.validate(&a, &env()).unwrap();
         assert_eq!(
-            (c.name.as_str(), c.tracker.as_str(), c.listen.port()),
+            (
+                c.name.as_str(),
+                c.trackers[0].addr.as_str(),
+                c.listen.port()
+            ),
             ("bob", "t:1", 5)
         );
+    }
+
+    #[test]
+    fn several_trackers_none_and_their_keys() {
+        let key = proto::SecretKey::from_seed([1; 32]).peer_id();
+        let raw: RawConfig = toml::from_str(&format!(
+            "name = \"bob\"\ntracker = \"a:1\"\ntrackers = [\"b:2={key}\", \"a:1\"]"
+        ))
+        .unwrap();
+        let mut a = args(None);
+        a.tracker = vec![];
+        let c = raw.validate(&a, &env()).unwrap();
+        let got: Vec<(&str, Option<PeerId>)> = c
+            .trackers
+            .iter()
+            .map(|t| (t.addr.as_str(), t.key))
+            .collect();
+        assert_eq!(got, vec![("a:1", None), ("b:2", Some(key))]);
+        // Flags replace the file's list.
+        a.tracker = vec!["c:3".into(), "d:4".into()];
+        let raw: RawConfig = toml::from_str("name = \"bob\"\ntracker = \"a:1\"").unwrap();
+        let c = raw.validate(&a, &env()).unwrap();
+        assert_eq!(c.trackers.len(), 2);
+        assert_eq!(c.trackers[1].addr, "d:4");
+        // --tracker-key names one tracker's key only.
+        a.name = Some("bob".into());
+        a.tracker_key = Some(key.to_string());
+        assert!(RawConfig::default().validate(&a, &env()).is_err());
+        a.tracker = vec!["c:3".into()];
+        let c = RawConfig::default().validate(&a, &env()).unwrap();
+        assert_eq!(c.trackers[0].key, Some(key));
+        // No tracker at all is a valid setup.
+        a.tracker = vec![];
+        a.tracker_key = None;
+        let c = RawConfig::default().validate(&a, &env()).unwrap();
+        assert!(c.trackers.is_empty());
+        assert!(TrackerConf::parse("h:99999").is_err());
+        assert!(TrackerConf::parse("h:1=nope").is_err());
     }
 
     #[test]
@@ -532,7 +656,7 @@ mod tests {
         a.tracker_key = Some("nope".into());
         assert!(RawConfig::default().validate(&a, &env()).is_err());
         a.tracker_key = None;
-        a.tracker = Some("noport".into());
+        a.tracker = vec!["noport".into()];
         assert!(RawConfig::default().validate(&a, &env()).is_err());
     }
 

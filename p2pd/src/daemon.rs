@@ -17,6 +17,7 @@ use crate::chat::store::ChatStore;
 use crate::config::Config;
 use crate::dht::DhtSource;
 use crate::node::{Identity, Node};
+use crate::peers::TrackerIdx;
 use crate::rekey::{self, RekeyError, Rekeyer};
 use crate::resources::Sampler;
 use crate::router::{Dialer, Router};
@@ -27,6 +28,7 @@ use crate::share::store::ShareStore;
 use crate::state_lock::{LockError, StateLock};
 use crate::store::{Db, PeerStore, StoreError};
 use crate::tracker_client::TrackerLink;
+use crate::tracker_pin::TrackerPins;
 use crate::transfer::records::TransferStore;
 use crate::transfer::{BulkV1, Transfers};
 
@@ -75,6 +77,10 @@ pub enum StartError {
     /// The share service (its version store).
     #[error(transparent)]
     Shares(#[from] crate::share::SharesError),
+    /// The pinned tracker keys could not be read (or the single pin of an older daemon
+    /// moved).
+    #[error("cannot read the tracker pins: {0}")]
+    TrackerPins(#[source] std::io::Error),
 }
 
 /// A running daemon.
@@ -134,7 +140,7 @@ impl Daemon {
             id: key.peer_id(),
             listen,
             socket: config.socket.clone(),
-            tracker_addr: config.tracker.clone(),
+            tracker_addrs: config.trackers.iter().map(|t| t.addr.clone()).collect(),
         };
         let node = Node::new(identity, &key, PeerStore::new(db.clone())).await?;
         let cancel = CancellationToken::new();
@@ -200,15 +206,29 @@ impl Daemon {
                 &tasks,
                 cancel.child_token(),
             )?;
-        let link = TrackerLink {
-            node: node.clone(),
-            key,
-            addr: config.tracker.clone(),
-            configured_key: config.tracker_key,
-            state_dir: config.state_dir.clone(),
-            pending,
-        };
-        tasks.spawn(link.run(cancel.child_token()));
+        let pins = Arc::new(
+            TrackerPins::open(
+                &config.state_dir,
+                config.trackers.first().map(|t| t.addr.as_str()),
+            )
+            .map_err(StartError::TrackerPins)?,
+        );
+        for (tracker, i) in config.trackers.iter().zip(0u16..) {
+            let link = TrackerLink {
+                node: node.clone(),
+                idx: TrackerIdx(i),
+                pins: pins.clone(),
+                key: key.clone(),
+                addr: tracker.addr.clone(),
+                configured_key: tracker.key,
+                state_dir: config.state_dir.clone(),
+                pending: pending.clone(),
+            };
+            tasks.spawn(link.run(cancel.child_token()));
+        }
+        if config.trackers.is_empty() {
+            info!("no tracker configured: peers are found by the other sources only");
+        }
         tasks.spawn(crate::own_record::keep_fresh(
             node.clone(),
             cancel.child_token(),

@@ -18,6 +18,9 @@ fn main() -> ExitCode {
     };
     if args.check_config {
         println!("{config:#?}");
+        if config.trackers.is_empty() {
+            println!("no tracker configured: peers are found by the other sources only");
+        }
         return ExitCode::SUCCESS;
     }
     match run(config) {

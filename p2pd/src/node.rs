@@ -29,9 +29,6 @@ const LINK_ERROR_EVERY: Duration = Duration::from_secs(60);
 /// keys are not reported until some age out: a flood of keys cannot flood the log.
 const LINK_ERROR_KEYS: usize = 4096;
 
-/// The one tracker link.
-const TRACKER: Source = Source::Tracker(TrackerIdx(0));
-
 /// Facts fixed at start-up.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -43,13 +40,14 @@ pub struct Identity {
     pub listen: SocketAddr,
     /// Control socket path.
     pub socket: PathBuf,
-    /// Configured tracker address.
-    pub tracker_addr: String,
+    /// Configured tracker addresses, in order ([`TrackerIdx`] is a place in this list).
+    pub tracker_addrs: Vec<String>,
 }
 
 struct Mutable {
     peers: PeerTable,
-    tracker: TrackerStatus,
+    /// Each tracker link, in configuration order.
+    trackers: Vec<TrackerStatus>,
     /// When a `link_error` last named each key.
     link_errors: HashMap<PeerId, Instant>,
     /// Keys shown in conflict with a pin whose handover chain was asked for on this tracker
@@ -114,19 +112,24 @@ impl Node {
         let first_seq = svc::unix_millis();
         let own = OwnRecord::new(key.clone(), vec![identity.listen], first_seq, now);
         let peers = PeerTable::new(identity.id, store.known_peers().await?, now)
-            .with_book(store.address_book().await?);
-        let tracker = TrackerStatus {
-            addr: identity.tracker_addr.clone(),
-            key: None,
-            state: TrackerLinkState::Connecting,
-            detail: None,
-            since: now,
-        };
+            .with_book(store.address_book().await?)
+            .with_trackers(identity.tracker_addrs.clone());
+        let trackers = identity
+            .tracker_addrs
+            .iter()
+            .map(|addr| TrackerStatus {
+                addr: addr.clone(),
+                key: None,
+                state: TrackerLinkState::Connecting,
+                detail: None,
+                since: now,
+            })
+            .collect();
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         Ok(Arc::new(Node {
             state: Mutex::new(Mutable {
                 peers,
-                tracker,
+                trackers,
                 link_errors: HashMap::new(),
                 chain_asked: HashSet::new(),
                 chain_asks: Vec::new(),
@@ -163,16 +166,27 @@ impl Node {
     /// so anyone who reads the table and then subscribes sees each change exactly once.
     fn change<I: IntoIterator<Item = Event>>(&self, f: impl FnOnce(&mut PeerTable, u64) -> I) {
         let mut g = self.lock();
-        let events = f(&mut g.peers, svc::unix_now());
-        self.publish(events);
+        let events: Vec<Event> = f(&mut g.peers, svc::unix_now()).into_iter().collect();
+        // Each peer as `peers` shows it (with the other keys of its name and its trackers).
+        let events = events.into_iter().map(|mut ev| {
+            if let Event::PeerJoined { peer }
+            | Event::PeerLeft { peer }
+            | Event::PeerUpdated { peer } = &mut ev
+                && let Some(full) = g.peers.get(peer.id)
+            {
+                *peer = full;
+            }
+            ev
+        });
+        self.publish(events.collect::<Vec<_>>());
     }
 
-    /// A peer registered or changed at the tracker: verify, check the name pin, update.
-    pub async fn tracker_entry(&self, entry: &PeerEntry) {
-        self.apply_entry(entry).await;
+    /// A peer registered or changed at tracker `idx`: verify, check the name pin, update.
+    pub async fn tracker_entry(&self, idx: TrackerIdx, entry: &PeerEntry) {
+        self.apply_entry(Source::Tracker(idx), entry).await;
     }
 
-    async fn apply_entry(&self, entry: &PeerEntry) {
+    async fn apply_entry(&self, source: Source, entry: &PeerEntry) {
         let rec = &entry.signed.record;
         if rec.key == self.identity.id {
             return;
@@ -185,7 +199,7 @@ impl Node {
         let pin = self.store.check_pin(&rec.name, rec.key).await;
         match pin {
             Ok(Pin::New | Pin::Same) => {
-                self.change(|t, now| t.upsert(TRACKER, entry, now));
+                self.change(|t, now| t.upsert(source, entry, now));
                 self.book(rec.key).await;
             }
             Ok(Pin::Conflict { pinned }) => {
@@ -193,7 +207,7 @@ impl Node {
                 if g.chain_asked.insert(rec.key) {
                     g.chain_asks.push(rec.name.clone());
                 }
-                let ev = g.peers.conflict(entry, pinned, svc::unix_now());
+                let ev = g.peers.conflict(source, entry, pinned, svc::unix_now());
                 self.publish(ev);
             }
             Err(e) => warn!("cannot pin {}: {e}", rec.name),
@@ -244,6 +258,11 @@ impl Node {
         {
             return;
         }
+        let source = self
+            .lock()
+            .peers
+            .key_conflict_source(pinned)
+            .unwrap_or(Source::Tracker(TrackerIdx(0)));
         let moved = match self
             .store
             .rekey_peer(pinned, new, name, svc::unix_now())
@@ -254,7 +273,7 @@ impl Node {
         };
         {
             let mut g = self.lock();
-            let ev = g.peers.rekeyed(TRACKER, pinned, entry, svc::unix_now());
+            let ev = g.peers.rekeyed(source, pinned, entry, svc::unix_now());
             self.publish(ev);
         }
         drop(writes);
@@ -304,6 +323,11 @@ impl Node {
         self.own.get(|| self.next_seq(), svc::unix_now())
     }
 
+    /// Our address record signed again now with a new seq (see [`Node::next_seq`]).
+    pub fn fresh_addr_record(&self) -> SignedAddrRecord {
+        self.own.renew(self.next_seq(), svc::unix_now())
+    }
+
     /// A receiver that sees each renewal of our address record.
     pub fn watch_addr_record(&self) -> tokio::sync::watch::Receiver<SignedAddrRecord> {
         self.own.subscribe()
@@ -314,33 +338,34 @@ impl Node {
         self.last_seq.load(Ordering::SeqCst)
     }
 
-    /// The full list from the tracker: the tracker no longer sees peers absent from it.
-    pub async fn tracker_snapshot(&self, entries: &[PeerEntry]) {
+    /// The full list from tracker `idx`: it no longer sees peers absent from it.
+    pub async fn tracker_snapshot(&self, idx: TrackerIdx, entries: &[PeerEntry]) {
+        let source = Source::Tracker(idx);
         self.change(|t, now| {
-            let gone = t.missing_from(TRACKER, entries);
+            let gone = t.missing_from(source, entries);
             gone.into_iter()
-                .filter_map(|id| t.lost(id, TRACKER, now))
+                .filter_map(|id| t.lost(id, source, now))
                 .collect::<Vec<_>>()
         });
         for e in entries {
-            self.apply_entry(e).await;
+            self.apply_entry(source, e).await;
         }
     }
 
-    /// A peer left the tracker.
-    pub fn tracker_left(&self, id: PeerId) {
-        self.change(|t, now| t.lost(id, TRACKER, now));
+    /// A peer left tracker `idx`.
+    pub fn tracker_left(&self, idx: TrackerIdx, id: PeerId) {
+        self.change(|t, now| t.lost(id, Source::Tracker(idx), now));
     }
 
     /// The tracker link is gone: it sees nobody until it is back (peers another source sees
     /// stay online), and conflicting keys may be asked about once more on the next session.
-    pub fn tracker_lost(&self) {
+    pub fn tracker_lost(&self, idx: TrackerIdx) {
         {
             let mut g = self.lock();
             g.chain_asked.clear();
             g.chain_asks.clear();
         }
-        self.change(|t, now| t.source_gone(TRACKER, now));
+        self.change(|t, now| t.source_gone(Source::Tracker(idx), now));
     }
 
     /// `source` hands over a peer's signed address record, from IP `from`, with the name the
@@ -382,15 +407,18 @@ impl Node {
         self.change(|t, now| t.lost(id, Source::Link, now));
     }
 
-    /// Sets the tracker link state, publishing an event when it changed.
+    /// Sets tracker `idx`'s link state, publishing an event when it changed.
     pub fn set_tracker(
         &self,
+        idx: TrackerIdx,
         state: TrackerLinkState,
         key: Option<PeerId>,
         detail: Option<String>,
     ) {
         let mut g = self.lock();
-        let t = &mut g.tracker;
+        let Some(t) = g.trackers.get_mut(usize::from(idx.0)) else {
+            return;
+        };
         if t.state == state && t.detail == detail && (key.is_none() || t.key == key) {
             return;
         }
@@ -405,9 +433,9 @@ impl Node {
         self.publish([ev]);
     }
 
-    /// The tracker link now.
-    pub fn tracker(&self) -> TrackerStatus {
-        self.lock().tracker.clone()
+    /// The first tracker link now, if any tracker is configured (`status`'s `tracker`).
+    pub fn tracker(&self) -> Option<TrackerStatus> {
+        self.lock().trackers.first().cloned()
     }
 
     /// Known peers.
@@ -432,14 +460,21 @@ impl Node {
         self.lock().peers.counts()
     }
 
-    /// Each discovery source as `status` shows it: the tracker, the open links, the book.
+    /// Each discovery source as `status` shows it: each tracker, the open links, the book.
     pub fn sources(&self) -> Vec<SourceStatus> {
         let g = self.lock();
-        vec![
-            SourceStatus::tracker(&g.tracker, g.peers.seen_by(TRACKER)),
-            SourceStatus::up(PeerSource::Link, g.peers.seen_by(Source::Link)),
-            SourceStatus::up(PeerSource::Book, g.peers.booked()),
-        ]
+        let mut v: Vec<SourceStatus> = g
+            .trackers
+            .iter()
+            .zip(0u16..)
+            .map(|(t, i)| SourceStatus::tracker(t, g.peers.seen_by(Source::Tracker(TrackerIdx(i)))))
+            .collect();
+        v.push(SourceStatus::up(
+            PeerSource::Link,
+            g.peers.seen_by(Source::Link),
+        ));
+        v.push(SourceStatus::up(PeerSource::Book, g.peers.booked()));
+        v
     }
 
     /// The peer `id` as the table holds it now; unknown if it is gone.
@@ -564,8 +599,13 @@ impl Node {
                 svc::unix_now(),
             )
             .await?;
+        let source = self
+            .lock()
+            .peers
+            .key_conflict_source(info.id)
+            .unwrap_or(Source::Tracker(TrackerIdx(0)));
         self.forget_row(info.clone()).await;
-        self.tracker_entry(&entry).await;
+        self.apply_entry(source, &entry).await;
         let updated = {
             let mut g = self.lock();
             g.peers.set_pinned(new);
@@ -593,6 +633,8 @@ impl Node {
             auto_accept: false,
             blocked: false,
             key_conflict: None,
+            same_name: Vec::new(),
+            trackers: Vec::new(),
             ..info
         };
         self.publish([Event::PeerUpdated {

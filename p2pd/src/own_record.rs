@@ -55,6 +55,15 @@ impl OwnRecord {
         cur.clone()
     }
 
+    /// Signs the record again now with `seq`, sends it to the watchers and returns it (a
+    /// tracker registration takes a fresh seq and carries the record of that seq).
+    pub fn renew(&self, seq: u64, now: u64) -> SignedAddrRecord {
+        let mut cur = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        *cur = sign(&self.key, &self.addrs, seq, now);
+        self.tx.send_replace(cur.clone());
+        cur.clone()
+    }
+
     /// A receiver that sees each new record (marked changed when one is signed).
     pub fn subscribe(&self) -> watch::Receiver<SignedAddrRecord> {
         self.tx.subscribe()

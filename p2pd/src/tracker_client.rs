@@ -1,5 +1,6 @@
-//! The link to the tracker: connect, register, subscribe, keep the lease, and reconnect with
-//! jittered backoff whenever the link is lost.
+//! The link to one tracker: connect, register, subscribe, keep the lease, and reconnect with
+//! jittered backoff whenever the link is lost. Each configured tracker has its own link
+//! (its own task, backoff and pin), reporting as its own source ([`TrackerIdx`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,8 +8,8 @@ use std::time::Duration;
 
 use proto::api::TrackerLinkState;
 use proto::tracker::{
-    MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, PROTOCOL_VERSION, PeerMsg, Record, Refusal,
-    SignedHandover, TrackerMsg,
+    ADDR_RECORD_VERSION, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, MIN_PROTOCOL_VERSION,
+    PROTOCOL_VERSION, PeerMsg, Record, Refusal, SignedHandover, TrackerMsg,
 };
 use proto::{PeerId, SecretKey};
 use tokio::net::TcpStream;
@@ -20,7 +21,8 @@ use transport::{ConnError, FramedConn, peer_id_of};
 
 use crate::backoff::{Backoff, random_unit};
 use crate::node::Node;
-use crate::tracker_pin;
+use crate::peers::{Source, TrackerIdx};
+use crate::tracker_pin::TrackerPins;
 
 /// Time allowed to connect, handshake and get the tracker's `Hello`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,11 +36,15 @@ const REFUSED_RETRY: Duration = Duration::from_secs(30);
 pub struct TrackerLink {
     /// Shared state.
     pub node: Arc<Node>,
+    /// Which tracker this is: its place in the configured list.
+    pub idx: TrackerIdx,
+    /// The pinned tracker keys, by address.
+    pub pins: Arc<TrackerPins>,
     /// Our key, for TLS and signing.
     pub key: SecretKey,
     /// Tracker address, HOST:PORT.
     pub addr: String,
-    /// Key given with `--tracker-key`, if any.
+    /// Key given in the configuration (`HOST:PORT=ID`, `--tracker-key`), if any.
     pub configured_key: Option<PeerId>,
     /// Where the pin (and a pending handover statement) lives.
     pub state_dir: PathBuf,
@@ -59,7 +65,7 @@ enum SessionError {
     #[error("TLS handshake failed: {0}")]
     Tls(String),
     #[error(
-        "tracker key {got} does not match the expected key {want}; if the tracker key changed on purpose, delete the pin {pin} or pass the new key with --tracker-key"
+        "tracker key {got} does not match the expected key {want}; if the tracker key changed on purpose, delete this tracker's line in {pin} or give the new key as HOST:PORT=KEY"
     )]
     KeyChanged {
         got: PeerId,
@@ -86,19 +92,30 @@ impl TrackerLink {
         let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
         let mut seq: u64 = 0;
         let mut pending = self.pending.take();
+        // Our highest version first; a tracker that refuses it (one from before address
+        // records) is spoken to in version 1 from then on.
+        let mut version = PROTOCOL_VERSION;
         loop {
             let mut registered = false;
             let result = tokio::select! {
                 () = cancel.cancelled() => return,
-                r = self.session(&mut seq, &mut registered, &mut pending, &cancel) => r,
+                r = self.session(version, &mut seq, &mut registered, &mut pending, &cancel) => r,
             };
-            self.node.tracker_lost();
+            self.node.tracker_lost(self.idx);
             let delay = match result {
                 Ok(()) => return,
+                Err(SessionError::Refused {
+                    reason: Refusal::BadVersion,
+                    ..
+                }) if !registered && version > MIN_PROTOCOL_VERSION => {
+                    info!(tracker = %self.addr, "the tracker speaks version {MIN_PROTOCOL_VERSION} only: no address records through it");
+                    version = MIN_PROTOCOL_VERSION;
+                    BACKOFF_MIN
+                }
                 Err(SessionError::Refused { reason, detail }) => {
                     warn!(target: svc::logging::ACTIVITY, op = "register", tracker = %self.addr, outcome = "refused", reason = ?reason, "{detail}");
                     self.node
-                        .set_tracker(TrackerLinkState::Refused, None, Some(detail));
+                        .set_tracker(self.idx, TrackerLinkState::Refused, None, Some(detail));
                     REFUSED_RETRY
                 }
                 Err(e) => {
@@ -106,8 +123,12 @@ impl TrackerLink {
                         backoff.reset();
                     }
                     warn!(tracker = %self.addr, "tracker link: {e}");
-                    self.node
-                        .set_tracker(TrackerLinkState::Connecting, None, Some(e.to_string()));
+                    self.node.set_tracker(
+                        self.idx,
+                        TrackerLinkState::Connecting,
+                        None,
+                        Some(e.to_string()),
+                    );
                     backoff.next_delay(random_unit())
                 }
             };
@@ -120,16 +141,24 @@ impl TrackerLink {
 
     async fn session(
         &self,
+        version: u16,
         seq: &mut u64,
         registered: &mut bool,
         pending: &mut Option<SignedHandover>,
         cancel: &CancellationToken,
     ) -> Result<(), SessionError> {
         let deadline = Instant::now() + CONNECT_TIMEOUT;
-        let (mut conn, tracker_key, lease) = timeout(CONNECT_TIMEOUT, self.connect())
-            .await
-            .map_err(|_| SessionError::Timeout(CONNECT_TIMEOUT))??;
-        *seq = self.node.next_seq();
+        let (mut conn, tracker_key, lease, version) =
+            timeout(CONNECT_TIMEOUT, self.connect(version))
+                .await
+                .map_err(|_| SessionError::Timeout(CONNECT_TIMEOUT))??;
+        // Version 2 carries our address record: the registration takes its seq.
+        let carries_record = version >= ADDR_RECORD_VERSION;
+        let own = carries_record.then(|| self.node.fresh_addr_record());
+        *seq = match &own {
+            Some(r) => r.record.seq,
+            None => self.node.next_seq(),
+        };
         let me = &self.node.identity;
         let record = Record {
             name: me.name.clone(),
@@ -164,8 +193,17 @@ impl TrackerLink {
             None => return Err(SessionError::Closed),
         }
         *registered = true;
-        self.node
-            .set_tracker(TrackerLinkState::Registered, Some(tracker_key), None);
+        self.node.set_tracker(
+            self.idx,
+            TrackerLinkState::Registered,
+            Some(tracker_key),
+            None,
+        );
+        let mut renewed = self.node.watch_addr_record();
+        renewed.mark_unchanged();
+        if let Some(own) = own {
+            conn.send(&PeerMsg::AddrRecord(own)).await?;
+        }
         conn.send(&PeerMsg::Subscribe { req: 1 }).await?;
 
         let ping_every = lease / 3;
@@ -181,6 +219,10 @@ impl TrackerLink {
                     next_ping = Instant::now() + ping_every;
                 }
                 () = sleep_until(silent_until) => return Err(SessionError::Silent(lease)),
+                Ok(()) = renewed.changed(), if carries_record => {
+                    let own = renewed.borrow_and_update().clone();
+                    conn.send(&PeerMsg::AddrRecord(own)).await?;
+                }
                 msg = conn.read::<TrackerMsg>() => {
                     let Some(msg) = msg? else { return Err(SessionError::Closed) };
                     silent_until = Instant::now() + lease;
@@ -202,14 +244,18 @@ impl TrackerLink {
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
         match msg {
-            TrackerMsg::Peers { peers, .. } => self.node.tracker_snapshot(&peers).await,
+            TrackerMsg::Peers { peers, .. } => self.node.tracker_snapshot(self.idx, &peers).await,
             TrackerMsg::Joined(entry) | TrackerMsg::Updated(entry) => {
-                self.node.tracker_entry(&entry).await
+                self.node.tracker_entry(self.idx, &entry).await
             }
-            TrackerMsg::Left { key } => self.node.tracker_left(key),
+            TrackerMsg::Left { key } => self.node.tracker_left(self.idx, key),
             TrackerMsg::Handovers { name, chain } => self.node.handovers(&name, &chain).await,
             TrackerMsg::Ping { nonce } => conn.send(&PeerMsg::Pong { nonce }).await?,
             TrackerMsg::Pong { .. } => {}
+            TrackerMsg::AddrRecord { record, observed } => {
+                self.node
+                    .heard(Source::Tracker(self.idx), &record, Some(observed), None)
+            }
             TrackerMsg::Refused { reason, detail } => {
                 warn!(?reason, "tracker refused a request: {detail}")
             }
@@ -231,14 +277,17 @@ impl TrackerLink {
         }
     }
 
-    /// TCP, TLS with the pinned (or configured) key, and the `Hello` exchange.
+    /// TCP, TLS with the pinned (or configured) key, and the `Hello` exchange offering
+    /// `version`; returns the version the tracker chose.
     async fn connect(
         &self,
+        version: u16,
     ) -> Result<
         (
             FramedConn<tokio_rustls::client::TlsStream<TcpStream>>,
             PeerId,
             Duration,
+            u16,
         ),
         SessionError,
     > {
@@ -251,7 +300,7 @@ impl TrackerLink {
             .await
             .map_err(|e| SessionError::Connect(self.addr.clone(), e.to_string()))?;
         let _ = tcp.set_nodelay(true);
-        let pinned = tracker_pin::load(&self.state_dir).map_err(SessionError::Pin)?;
+        let pinned = self.pins.load(&self.addr).map_err(SessionError::Pin)?;
         let expected = self.configured_key.or(pinned);
         // The handshake checks the tracker's signature with whatever key it shows; the key is
         // then compared with the pin before a single frame is sent, so the error can name both.
@@ -269,26 +318,26 @@ impl TrackerLink {
             return Err(SessionError::KeyChanged {
                 got: tracker_key,
                 want,
-                pin: tracker_pin::path(&self.state_dir).display().to_string(),
+                pin: self.pins.path().display().to_string(),
             });
         }
         if pinned.is_none() {
-            tracker_pin::save(&self.state_dir, tracker_key).map_err(SessionError::Pin)?;
+            self.pins
+                .save(&self.addr, tracker_key)
+                .map_err(SessionError::Pin)?;
             info!(target: svc::logging::ACTIVITY, op = "pin-tracker", tracker = %self.addr, key = %tracker_key, "pinned the tracker key on first use");
         }
         let mut conn = FramedConn::new(tls, MAX_RESPONSE_FRAME, MAX_REQUEST_FRAME);
-        conn.send(&PeerMsg::Hello {
-            version: PROTOCOL_VERSION,
-        })
-        .await?;
+        conn.send(&PeerMsg::Hello { version }).await?;
         match conn.read::<TrackerMsg>().await? {
             Some(TrackerMsg::Hello {
-                version: PROTOCOL_VERSION,
+                version: chosen,
                 lease_secs,
-            }) => Ok((
+            }) if (MIN_PROTOCOL_VERSION..=version).contains(&chosen) => Ok((
                 conn,
                 tracker_key,
                 Duration::from_secs(u64::from(lease_secs.max(2))),
+                chosen,
             )),
             Some(TrackerMsg::Refused { reason, detail }) => {
                 Err(SessionError::Refused { reason, detail })

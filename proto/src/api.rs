@@ -375,6 +375,13 @@ pub struct PeerInfo {
     /// The tracker now shows another key for the pinned name (see `forget_key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_conflict: Option<PeerId>,
+    /// Other keys that trackers bind this peer's name to: the name is ambiguous, and p2pd
+    /// acts on none of them by name until the user names one by key prefix or pins one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub same_name: Vec<PeerId>,
+    /// The trackers (their configured addresses) that list it now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trackers: Vec<String>,
     /// What sees it or knows its address now; `book` alone is not presence.
     #[serde(default)]
     pub sources: Vec<PeerSource>,

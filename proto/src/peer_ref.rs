@@ -39,6 +39,9 @@ pub enum ResolveError {
     /// It is an id prefix of several peers.
     #[error("{0}")]
     Ambiguous(Ambiguous),
+    /// Several known peers hold the name (trackers bind it to different keys).
+    #[error("{0}")]
+    NameClash(NameClash),
 }
 
 impl ResolveError {
@@ -46,7 +49,7 @@ impl ResolveError {
     pub fn code(&self) -> i32 {
         match self {
             ResolveError::Unknown(_) => code::UNKNOWN_PEER,
-            ResolveError::Ambiguous(_) => code::AMBIGUOUS_PEER,
+            ResolveError::Ambiguous(_) | ResolveError::NameClash(_) => code::AMBIGUOUS_PEER,
         }
     }
 
@@ -142,7 +145,52 @@ impl fmt::Display for Ambiguous {
     }
 }
 
-/// The peer among `known` that `text` names. `me` is this daemon's own name and id (left
+/// A name several known peers hold: each key with the trackers that bind the name to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameClash {
+    /// The name.
+    pub name: PeerName,
+    /// Each key holding it, with the trackers (addresses) that say so, when known.
+    pub holders: Vec<(PeerId, Vec<String>)>,
+}
+
+impl NameClash {
+    /// Fills in, for each key, the trackers that bind the name to it.
+    pub fn with_trackers(mut self, trackers: impl Fn(PeerId) -> Vec<String>) -> NameClash {
+        for (id, by) in &mut self.holders {
+            *by = trackers(*id);
+        }
+        self
+    }
+}
+
+impl fmt::Display for NameClash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.name.as_str();
+        write!(
+            f,
+            "'{name}' is ambiguous: it is bound to {} keys: ",
+            self.holders.len()
+        )?;
+        for (i, (id, by)) in self.holders.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{id}")?;
+            if !by.is_empty() {
+                write!(f, " (by tracker {})", by.join(", "))?;
+            }
+        }
+        write!(
+            f,
+            ". Name one by its key prefix (at least {MIN_PREFIX_CHARS} characters), or pin one \
+             with 'p2pctl trust KEYPREFIX'"
+        )
+    }
+}
+
+/// The peer among `known` that `text` names. A name several of them hold is refused
+/// ([`ResolveError::NameClash`]): none is picked. `me` is this daemon's own name and id (left
 /// out of `known`), so that naming oneself can be told apart from a typo.
 pub fn resolve(
     text: &str,
@@ -150,8 +198,17 @@ pub fn resolve(
     me: Option<Known<'_>>,
 ) -> Result<PeerId, ResolveError> {
     let folded = text.to_ascii_lowercase();
-    if let Some(k) = known.iter().find(|k| k.name.as_str() == folded) {
-        return Ok(k.id);
+    let mut named: Vec<&Known<'_>> = known.iter().filter(|k| k.name.as_str() == folded).collect();
+    match named.as_mut_slice() {
+        [] => {}
+        [one] => return Ok(one.id),
+        several => {
+            several.sort_by_key(|k| k.id);
+            return Err(ResolveError::NameClash(NameClash {
+                name: several[0].name.clone(),
+                holders: several.iter().map(|k| (k.id, Vec::new())).collect(),
+            }));
+        }
     }
     let myself = || {
         Err(ResolveError::Unknown(Unknown {

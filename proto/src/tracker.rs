@@ -1,19 +1,30 @@
 //! The tracker protocol: signed registration records and the messages on a tracker link.
 //!
-//! Each side's first frame is a `Hello` carrying [`PROTOCOL_VERSION`]. A peer then registers
-//! with a [`SignedRecord`], may subscribe to join/leave/update events, asks for the list, and
-//! pings to keep its lease. The enum variant index is the frame tag: append new variants at
-//! the end and never reorder.
+//! Each side's first frame is a `Hello` carrying a version: the peer's highest, answered by
+//! the tracker's choice (the lower of the two; a tracker refuses a version below
+//! [`MIN_PROTOCOL_VERSION`]). A peer then registers with a [`SignedRecord`], may subscribe to
+//! join/leave/update events, asks for the list, and pings to keep its lease. From version 2
+//! the peer also hands over its signed address record ([`PeerMsg::AddrRecord`]), which the
+//! tracker checks and serves unchanged to version-2 subscribers
+//! ([`TrackerMsg::AddrRecord`]); version-1 links never see those frames. The enum variant
+//! index is the frame tag: append new variants at the end and never reorder.
 
 use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::addr_record::SignedAddrRecord;
 use crate::identity::{PeerId, SecretKey, Signature};
 use crate::name::PeerName;
 
-/// Version carried in both `Hello` frames.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The highest version this code speaks, carried in the peer's `Hello`.
+pub const PROTOCOL_VERSION: u16 = 2;
+/// The same as [`PROTOCOL_VERSION`]: the highest version a tracker answers with.
+pub const MAX_PROTOCOL: u16 = PROTOCOL_VERSION;
+/// The lowest version this code speaks (version 1: no address records).
+pub const MIN_PROTOCOL_VERSION: u16 = 1;
+/// The first version whose links carry signed address records.
+pub const ADDR_RECORD_VERSION: u16 = 2;
 /// Cap on a frame sent to the tracker (peer to tracker): registrations are small.
 pub const MAX_REQUEST_FRAME: usize = 16 * 1024;
 /// Cap on a frame sent by the tracker: a full peer list can be large.
@@ -238,6 +249,11 @@ pub enum PeerMsg {
         /// The name asked about.
         name: PeerName,
     },
+    /// Tag 8 (version 2): this peer's signed address record, after `Register` and whenever
+    /// it is renewed. The tracker checks it (the registered key's, validly signed, not
+    /// expired, a seq above the last one it took from that key) and serves it unchanged;
+    /// refused (`Refused`, the link kept) otherwise.
+    AddrRecord(SignedAddrRecord),
 }
 
 /// Frames the tracker sends. Variant index = tag byte.
@@ -297,6 +313,16 @@ pub enum TrackerMsg {
         /// Each statement hands the name from its old key to its new key.
         #[serde(deserialize_with = "capped_chain")]
         chain: Vec<SignedHandover>,
+    },
+    /// Tag 10 (version 2): a live peer's signed address record, as it handed it over, with
+    /// the IP its tracker connection comes from (for an unspecified address in the record).
+    /// Sent after `Peers` for each listed peer holding one, and when a peer hands over a new
+    /// one.
+    AddrRecord {
+        /// The record, unchanged.
+        record: SignedAddrRecord,
+        /// The source IP of the peer's tracker connection.
+        observed: IpAddr,
     },
 }
 

@@ -1,7 +1,10 @@
 //! Tracker frames: pinned wire bytes for every frame kind, round trips, and garbage.
 
+mod common;
+
 use bytes::BytesMut;
 use proptest::prelude::*;
+use proto::addr_record::AddrRecord;
 use proto::frame::{self, FrameError};
 use proto::tracker::{
     HANDOVER_DOMAIN, Handover, MAX_HANDOVER_CHAIN, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME,
@@ -276,6 +279,29 @@ fn any_record() -> impl Strategy<Value = SignedRecord> {
         })
 }
 
+#[test]
+fn address_record_frames_carry_the_record_bytes_unchanged() {
+    let rec = AddrRecord {
+        key: key().peer_id(),
+        seq: 9,
+        addrs: vec!["0.0.0.0:258".parse().unwrap()],
+        expiry: 300,
+    }
+    .sign(&key());
+    let bytes = enc(&PeerMsg::AddrRecord(rec.clone()));
+    let mut want = vec![8u8];
+    want.extend_from_slice(&rec.encode());
+    assert_eq!(hex(&bytes[4..]), hex(&want));
+    let bytes = enc(&TrackerMsg::AddrRecord {
+        record: rec.clone(),
+        observed: "1.2.3.4".parse().unwrap(),
+    });
+    let mut want = vec![10u8];
+    want.extend_from_slice(&rec.encode());
+    want.extend_from_slice(&[0, 1, 2, 3, 4]);
+    assert_eq!(hex(&bytes[4..]), hex(&want));
+}
+
 fn any_peer_msg() -> impl Strategy<Value = PeerMsg> {
     prop_oneof![
         any::<u16>().prop_map(|version| PeerMsg::Hello { version }),
@@ -298,6 +324,7 @@ fn any_peer_msg() -> impl Strategy<Value = PeerMsg> {
         "[a-z0-9][a-z0-9_-]{0,31}".prop_map(|n| PeerMsg::GetHandovers {
             name: PeerName::new(&n).unwrap()
         }),
+        common::any_addr_record(4).prop_map(PeerMsg::AddrRecord),
     ]
 }
 
@@ -364,6 +391,8 @@ fn any_tracker_msg() -> impl Strategy<Value = TrackerMsg> {
                 name: PeerName::new(&n).unwrap(),
                 chain
             }),
+        (common::any_addr_record(4), any::<std::net::IpAddr>())
+            .prop_map(|(record, observed)| TrackerMsg::AddrRecord { record, observed }),
     ]
 }
 

@@ -173,6 +173,12 @@ impl P2pdSpec {
         self
     }
 
+    /// Leaves `--tracker` off the command line: the daemon runs with no tracker.
+    pub fn no_tracker(mut self) -> Self {
+        self.tracker.clear();
+        self
+    }
+
     /// Sets `--listen`.
     pub fn listen(mut self, addr: &str) -> Self {
         addr.clone_into(&mut self.listen);
@@ -211,9 +217,10 @@ impl P2pdSpec {
         if self.pass_name {
             argv.extend(["--name".into(), self.name.clone().into()]);
         }
-        argv.extend::<[OsString; 10]>([
-            "--tracker".into(),
-            self.tracker.clone().into(),
+        if !self.tracker.is_empty() {
+            argv.extend(["--tracker".into(), self.tracker.clone().into()]);
+        }
+        argv.extend::<[OsString; 8]>([
             "--listen".into(),
             self.listen.clone().into(),
             "--state-dir".into(),

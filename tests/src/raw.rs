@@ -7,8 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use proto::tracker::{
-    MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, PROTOCOL_VERSION, PeerMsg, Record, SignedRecord,
-    TrackerMsg,
+    MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, PeerMsg, Record,
+    SignedRecord, TrackerMsg,
 };
 use proto::{PeerName, SecretKey};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -159,9 +159,15 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to the tracker at `addr` as `key`: TCP, TLS, `Hello` both ways.
+    /// Connects to the tracker at `addr` as `key`: TCP, TLS, `Hello` both ways, in protocol
+    /// version 1 (a client from before address records: it is sent none).
     pub async fn connect(addr: SocketAddr, key: &SecretKey) -> io::Result<Client> {
-        Self::over(TcpStream::connect(addr).await?, key).await
+        Self::over(TcpStream::connect(addr).await?, key, MIN_PROTOCOL_VERSION).await
+    }
+
+    /// [`Client::connect`] in the current protocol version (address records both ways).
+    pub async fn connect_current(addr: SocketAddr, key: &SecretKey) -> io::Result<Client> {
+        Self::over(TcpStream::connect(addr).await?, key, PROTOCOL_VERSION).await
     }
 
     /// Like [`Client::connect`], from the local IP `from`.
@@ -170,24 +176,22 @@ impl Client {
         addr: SocketAddr,
         key: &SecretKey,
     ) -> io::Result<Client> {
-        Self::over(tcp_from(from, addr).await, key).await
+        Self::over(tcp_from(from, addr).await, key, MIN_PROTOCOL_VERSION).await
     }
 
-    async fn over(tcp: TcpStream, key: &SecretKey) -> io::Result<Client> {
+    async fn over(tcp: TcpStream, key: &SecretKey, version: u16) -> io::Result<Client> {
         let tls = tokio::time::timeout(DEADLINE, tls(tcp, key))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
         let mut conn = FramedConn::new(tls, MAX_RESPONSE_FRAME, MAX_REQUEST_FRAME);
-        conn.send(&PeerMsg::Hello {
-            version: PROTOCOL_VERSION,
-        })
-        .await
-        .map_err(io::Error::other)?;
+        conn.send(&PeerMsg::Hello { version })
+            .await
+            .map_err(io::Error::other)?;
         match Self::read(&mut conn).await? {
             TrackerMsg::Hello {
-                version: PROTOCOL_VERSION,
+                version: chosen,
                 lease_secs,
-            } => Ok(Client { conn, lease_secs }),
+            } if chosen == version => Ok(Client { conn, lease_secs }),
             other => Err(io::Error::other(format!("expected Hello, got {other:?}"))),
         }
     }

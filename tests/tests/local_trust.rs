@@ -213,7 +213,7 @@ fn files_p2pd_makes_in_an_existing_state_directory_are_private_whatever_the_umas
     for expected in [
         "identity.key",
         "p2pd.lock",
-        "tracker.pin",
+        "tracker-pins",
         "activity.log.2000-01-01",
     ] {
         assert!(

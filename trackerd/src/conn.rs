@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use proto::PeerId;
 use proto::tracker::{
-    MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, PROTOCOL_VERSION, PeerMsg, Refusal, SignedHandover,
-    SignedRecord, TrackerMsg,
+    MAX_PROTOCOL, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, MIN_PROTOCOL_VERSION, PeerMsg, Refusal,
+    SignedHandover, SignedRecord, TrackerMsg,
 };
 use svc::logging::ACTIVITY;
 use tokio::net::TcpStream;
@@ -106,10 +106,16 @@ async fn run(
     let hello = tokio::time::timeout_at(deadline, conn.read::<PeerMsg>())
         .await
         .map_err(|_| EndReason::HandshakeTimeout(ctx.handshake_timeout))??;
-    match hello {
-        Some(PeerMsg::Hello { version }) if version == PROTOCOL_VERSION => {}
+    // The peer's highest version, answered with the lower of its and ours.
+    let version = match hello {
+        Some(PeerMsg::Hello { version }) if version >= MIN_PROTOCOL_VERSION => {
+            version.min(MAX_PROTOCOL)
+        }
         Some(PeerMsg::Hello { version }) => {
-            let detail = format!("this tracker speaks version {PROTOCOL_VERSION}, not {version}");
+            let detail = format!(
+                "this tracker speaks versions {MIN_PROTOCOL_VERSION} to {MAX_PROTOCOL}, not \
+                 {version}"
+            );
             conn.send(&TrackerMsg::Refused {
                 reason: Refusal::BadVersion,
                 detail,
@@ -118,12 +124,12 @@ async fn run(
             return Err(EndReason::Version(version));
         }
         _ => return Err(EndReason::NoHello),
-    }
+    };
     // Attached before our Hello goes out: once a peer has it, the connection can be evicted.
     ctx.hub.attach(conn_id, cancel.clone());
     let lease_secs = u32::try_from(ctx.lease.as_secs()).unwrap_or(u32::MAX);
     conn.send(&TrackerMsg::Hello {
-        version: PROTOCOL_VERSION,
+        version,
         lease_secs,
     })
     .await?;
@@ -142,7 +148,7 @@ async fn run(
                 let Some(msg) = msg? else { return Err(EndReason::Closed) };
                 lease_end = Instant::now() + ctx.lease;
                 // Boxed: the handler's state exists only while a message is handled.
-                Box::pin(handle(ctx, conn_id, key, addr, msg, &mut conn, &mut events, registered)).await?;
+                Box::pin(handle(ctx, (conn_id, version), key, addr, msg, &mut conn, &mut events, registered)).await?;
             }
         }
     }
@@ -159,7 +165,7 @@ async fn next_event(events: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes>
 #[allow(clippy::too_many_arguments)]
 async fn handle<S>(
     ctx: &ConnCtx,
-    conn_id: ConnId,
+    (conn_id, version): (ConnId, u16),
     key: PeerId,
     addr: SocketAddr,
     msg: PeerMsg,
@@ -199,7 +205,7 @@ where
                 })
                 .await?;
             } else if events.is_none() {
-                *events = Some(ctx.hub.subscribe(conn_id, req));
+                *events = Some(ctx.hub.subscribe(conn_id, req, version));
             }
         }
         PeerMsg::List { req } => {
@@ -231,6 +237,22 @@ where
         }
         PeerMsg::Ping { nonce } => conn.send(&TrackerMsg::Pong { nonce }).await?,
         PeerMsg::Pong { .. } => {}
+        PeerMsg::AddrRecord(record) => {
+            let refused = match registered {
+                Some(k) => {
+                    ctx.hub.note_activity(conn_id, *k);
+                    ctx.hub.addr_record(conn_id, *k, addr.ip(), record).err()
+                }
+                None => Some((
+                    Refusal::NotRegistered,
+                    "hand over an address record after registering".into(),
+                )),
+            };
+            if let Some((reason, detail)) = refused {
+                info!(target: ACTIVITY, op = "addr-record", key = %key, peer = %addr, outcome = "refused", reason = ?reason, "{detail}");
+                conn.send(&TrackerMsg::Refused { reason, detail }).await?;
+            }
+        }
     }
     Ok(())
 }

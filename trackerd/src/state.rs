@@ -7,8 +7,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use proto::addr_record::{AddrRecordError, SignedAddrRecord};
 use proto::tracker::{
-    MAX_RESPONSE_FRAME, PeerEntry, Refusal, SignedHandover, SignedRecord, TrackerMsg,
+    ADDR_RECORD_VERSION, MAX_RESPONSE_FRAME, MIN_PROTOCOL_VERSION, PeerEntry, Refusal,
+    SignedHandover, SignedRecord, TrackerMsg,
 };
 use proto::{PeerId, PeerName};
 use svc::logging::ACTIVITY;
@@ -26,7 +28,10 @@ struct Inner {
     registry: Registry,
     store: Store,
     rate: RateLimiter,
-    subscribers: HashMap<ConnId, mpsc::Sender<Bytes>>,
+    /// Each subscriber's queue and the protocol version of its link.
+    subscribers: HashMap<ConnId, (mpsc::Sender<Bytes>, u16)>,
+    /// The signed address record each live key handed over last, with its connection's IP.
+    addr_records: HashMap<PeerId, (SignedAddrRecord, IpAddr)>,
     /// Displaced connections are told to close through this map.
     closers: HashMap<ConnId, tokio_util::sync::CancellationToken>,
     /// Connections past `Hello` that have not registered, with when they said `Hello`.
@@ -55,6 +60,7 @@ impl Hub {
             store,
             rate,
             subscribers: HashMap::new(),
+            addr_records: HashMap::new(),
             closers: HashMap::new(),
             unregistered: HashMap::new(),
         }))))
@@ -141,20 +147,74 @@ impl Hub {
         RegisterResult::Accepted(entry)
     }
 
-    /// Adds `conn` as a subscriber; the current list is queued first, answering `req`.
-    pub fn subscribe(&self, conn: ConnId, req: u32) -> mpsc::Receiver<Bytes> {
+    /// Adds `conn`, whose link speaks `version`, as a subscriber; the current list is queued
+    /// first, answering `req`, then (from version 2) the address record of each listed peer
+    /// that handed one over.
+    pub fn subscribe(&self, conn: ConnId, req: u32, version: u16) -> mpsc::Receiver<Bytes> {
         let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
         let mut g = self.lock();
-        let list = TrackerMsg::Peers {
-            req,
-            peers: g.registry.entries(),
-        };
-        if let Some(frame) = encode(&list) {
-            // The queue is new and empty: this cannot be full.
+        let peers = g.registry.entries();
+        let mut frames: Vec<TrackerMsg> = Vec::new();
+        if version >= ADDR_RECORD_VERSION {
+            frames.extend(peers.iter().filter_map(|e| {
+                let (record, observed) = g.addr_records.get(&e.signed.record.key)?;
+                Some(TrackerMsg::AddrRecord {
+                    record: record.clone(),
+                    observed: *observed,
+                })
+            }));
+        }
+        frames.insert(0, TrackerMsg::Peers { req, peers });
+        // The queue is new: a list larger than it is cut, and the subscriber catches up by
+        // events.
+        for frame in frames.iter().filter_map(encode) {
             let _ = tx.try_send(frame);
         }
-        g.subscribers.insert(conn, tx);
+        g.subscribers.insert(conn, (tx, version));
         rx
+    }
+
+    /// Live key `key` (registered on `conn`, from `ip`) hands over its signed address
+    /// record: checked (its own, validly signed, not expired, seq above the last one taken),
+    /// kept while it is live, and served unchanged to version-2 subscribers.
+    pub fn addr_record(
+        &self,
+        conn: ConnId,
+        key: PeerId,
+        ip: IpAddr,
+        record: SignedAddrRecord,
+    ) -> Result<(), Refused> {
+        let refusal = |e: AddrRecordError| {
+            let reason = match e {
+                AddrRecordError::WrongKey { .. } => Refusal::KeyMismatch,
+                AddrRecordError::BadSignature => Refusal::BadSignature,
+                _ => Refusal::BadRecord,
+            };
+            (reason, e.to_string())
+        };
+        record.check(&key, svc::unix_now()).map_err(refusal)?;
+        let mut g = self.lock();
+        if let Some((last, _)) = g.addr_records.get(&key)
+            && last.record.seq >= record.record.seq
+        {
+            return Err((
+                Refusal::StaleSeq,
+                format!(
+                    "address record seq {} is not above {} already taken",
+                    record.record.seq, last.record.seq
+                ),
+            ));
+        }
+        g.addr_records.insert(key, (record.clone(), ip));
+        g.publish_from(
+            &TrackerMsg::AddrRecord {
+                record,
+                observed: ip,
+            },
+            conn,
+            ADDR_RECORD_VERSION,
+        );
+        Ok(())
     }
 
     /// The current list, answering `req`.
@@ -266,10 +326,20 @@ impl Hub {
 
 impl Inner {
     /// Queues `msg` for every subscriber but `from`; drops subscribers whose queue is full.
+    /// A peer that leaves takes its address record with it.
     fn publish(&mut self, msg: &TrackerMsg, from: ConnId) {
+        if let TrackerMsg::Left { key } = msg {
+            self.addr_records.remove(key);
+        }
+        self.publish_from(msg, from, MIN_PROTOCOL_VERSION);
+    }
+
+    /// Queues `msg` for every subscriber but `from` whose link speaks `min_version` or more;
+    /// drops subscribers whose queue is full.
+    fn publish_from(&mut self, msg: &TrackerMsg, from: ConnId, min_version: u16) {
         let Some(frame) = encode(msg) else { return };
-        self.subscribers.retain(|&conn, tx| {
-            if conn == from {
+        self.subscribers.retain(|&conn, (tx, version)| {
+            if conn == from || *version < min_version {
                 return true;
             }
             match tx.try_send(frame.clone()) {

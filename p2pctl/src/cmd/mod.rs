@@ -449,8 +449,16 @@ pub(crate) async fn resolve<'a, S: AsyncRead + AsyncWrite>(
     peers: &'a [PeerInfo],
     arg: &str,
 ) -> Result<&'a PeerInfo, Error> {
+    // A name a pin or a tracker binds is not the name of an unverified peer claiming it, and
+    // a pinned peer (verified, sharing its name with no one) outranks the others of its name.
+    let wins = |q: &PeerInfo| q.verified && q.same_name.is_empty();
     let known: Vec<Known<'_>> = peers
         .iter()
+        .filter(|p| {
+            let other = |q: &&PeerInfo| q.id != p.id && q.name == p.name;
+            (p.verified || !peers.iter().filter(other).any(|q| q.verified))
+                && (wins(p) || !peers.iter().filter(other).any(wins))
+        })
         .map(|p| Known {
             name: &p.name,
             id: p.id,
@@ -458,6 +466,16 @@ pub(crate) async fn resolve<'a, S: AsyncRead + AsyncWrite>(
         .collect();
     let id = match peer_ref::resolve(arg, &known, None) {
         Ok(id) => id,
+        Err(ResolveError::NameClash(c)) => {
+            let by = |id| {
+                peers
+                    .iter()
+                    .find(|p| p.id == id)
+                    .map(|p| p.trackers.clone())
+                    .unwrap_or_default()
+            };
+            return Err(ResolveError::NameClash(c.with_trackers(by)).into());
+        }
         Err(ResolveError::Unknown(_)) => {
             let me = client.call::<Status>(Call::Status {}).await?.value;
             let me = Known {
@@ -563,13 +581,13 @@ pub(crate) mod fake {
             version: "0.1.0".into(),
             listen: "127.0.0.1:4000".parse().expect("addr"),
             socket: "/run/p2pd.sock".into(),
-            tracker: TrackerStatus {
+            tracker: Some(TrackerStatus {
                 addr: "127.0.0.1:7000".into(),
                 key: None,
                 state: TrackerLinkState::Registered,
                 detail: None,
                 since: 1,
-            },
+            }),
             sources: Vec::new(),
             peers_online: 0,
             peers_known: 0,
@@ -632,6 +650,8 @@ mod tests {
             auto_accept: false,
             blocked: false,
             key_conflict: None,
+            same_name: Vec::new(),
+            trackers: Vec::new(),
             sources: Vec::new(),
             verified: true,
         }

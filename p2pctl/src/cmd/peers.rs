@@ -63,6 +63,28 @@ fn render(mut peers: Vec<PeerInfo>, now: u64) -> String {
             p.id.short()
         ));
     }
+    let mut told: Vec<&str> = Vec::new();
+    for p in peers.iter().filter(|p| !p.same_name.is_empty()) {
+        if told.contains(&p.name.as_str()) {
+            continue;
+        }
+        told.push(p.name.as_str());
+        let name = clean(p.name.as_str());
+        let holders: Vec<String> = peers
+            .iter()
+            .filter(|q| q.name == p.name && (q.id == p.id || p.same_name.contains(&q.id)))
+            .map(|q| match q.trackers.as_slice() {
+                [] => q.id.short(),
+                by => format!("{} (by {})", q.id.short(), clean(&by.join(", "))),
+            })
+            .collect();
+        text.push_str(&format!(
+            "\nAMBIGUOUS: trackers bind {name} to different keys: {}. Nothing is sent to \
+             {name} by name: name one by its key prefix, or pin one with 'p2pctl trust \
+             KEYPREFIX'.\n",
+            holders.join(", ")
+        ));
+    }
     text
 }
 
@@ -92,6 +114,9 @@ pub(crate) fn flags(p: &PeerInfo) -> String {
     if p.key_conflict.is_some() {
         flags.push("KEY CHANGED");
     }
+    if !p.same_name.is_empty() {
+        flags.push("AMBIGUOUS");
+    }
     if flags.is_empty() {
         "-".into()
     } else {
@@ -117,6 +142,8 @@ mod tests {
             auto_accept: false,
             blocked: false,
             key_conflict: None,
+            same_name: Vec::new(),
+            trackers: Vec::new(),
             sources: Vec::new(),
             verified: true,
         }

@@ -45,18 +45,23 @@ fn render(s: &Status, now: u64) -> String {
         ("listen", s.listen.to_string()),
         ("control socket", clean(&s.socket)),
     ];
-    if s.sources.is_empty() {
-        let mut tracker = format!("{} {}", clean(&s.tracker.addr), state_word(s.tracker.state));
-        if s.tracker.since != 0 {
-            tracker.push_str(&format!(" ({})", relative_time(s.tracker.since, now)));
+    if s.sources.is_empty()
+        && let Some(t) = &s.tracker
+    {
+        let mut tracker = format!("{} {}", clean(&t.addr), state_word(t.state));
+        if t.since != 0 {
+            tracker.push_str(&format!(" ({})", relative_time(t.since, now)));
         }
         rows.push(("tracker", tracker));
-        if let Some(key) = &s.tracker.key {
+        if let Some(key) = &t.key {
             rows.push(("tracker key", key.to_string()));
         }
-        if let Some(detail) = s.tracker.detail.as_deref().filter(|d| !d.is_empty()) {
+        if let Some(detail) = t.detail.as_deref().filter(|d| !d.is_empty()) {
             rows.push(("tracker detail", clean(detail)));
         }
+    }
+    if s.tracker.is_none() && !s.sources.iter().any(|x| x.kind == PeerSource::Tracker) {
+        rows.push(("tracker", "none configured".to_owned()));
     }
     for source in &s.sources {
         source_rows(&mut rows, source, now);
@@ -138,13 +143,13 @@ mod tests {
             version: "0.1.0".into(),
             listen: "127.0.0.1:4000".parse().expect("addr"),
             socket: "/run/user/1000/p2pd/p2pd.sock".into(),
-            tracker: TrackerStatus {
+            tracker: Some(TrackerStatus {
                 addr: "127.0.0.1:7000".into(),
                 key: None,
                 state: TrackerLinkState::Refused,
                 detail: Some("name is taken by another key\u{1b}[2J".into()),
                 since: 1_000_000 - 180,
-            },
+            }),
             sources: Vec::new(),
             peers_online: 2,
             peers_known: 5,
@@ -181,10 +186,10 @@ mod tests {
     #[test]
     fn one_line_per_source() {
         let mut s = sample();
-        s.tracker.state = TrackerLinkState::Connecting;
-        s.tracker.detail = Some("tracker closed the connection".into());
+        s.tracker.as_mut().unwrap().state = TrackerLinkState::Connecting;
+        s.tracker.as_mut().unwrap().detail = Some("tracker closed the connection".into());
         s.sources = vec![
-            SourceStatus::tracker(&s.tracker, 0),
+            SourceStatus::tracker(s.tracker.as_ref().unwrap(), 0),
             SourceStatus::up(PeerSource::Link, 1),
             SourceStatus::up(PeerSource::Book, 3),
         ];
@@ -203,7 +208,7 @@ mod tests {
             &TrackerStatus {
                 state: TrackerLinkState::Registered,
                 detail: None,
-                ..s.tracker.clone()
+                ..s.tracker.clone().unwrap()
             },
             1,
         );
@@ -221,9 +226,9 @@ mod tests {
     fn tracker_key_is_shown_once_known() {
         let mut s = sample();
         let key = SecretKey::from_seed([2; 32]).peer_id();
-        s.tracker.key = Some(key);
-        s.tracker.detail = None;
-        s.tracker.state = TrackerLinkState::Registered;
+        s.tracker.as_mut().unwrap().key = Some(key);
+        s.tracker.as_mut().unwrap().detail = None;
+        s.tracker.as_mut().unwrap().state = TrackerLinkState::Registered;
         let text = render(&s, 1_000_000);
         assert!(
             text.contains(&format!("\ntracker key     {key}\n")),

@@ -269,6 +269,8 @@ mod tests {
             auto_accept: false,
             blocked: false,
             key_conflict: None,
+            same_name: Vec::new(),
+            trackers: Vec::new(),
             sources: Vec::new(),
             verified: true,
         }

@@ -10,9 +10,9 @@ use proto::api::Event;
 
 use super::{PeerTable, Row, Source};
 
-/// Peers held that no pin or tracker vouches for (met through the LAN or the DHT only):
+/// Peers online that no pin or tracker vouches for (met through the LAN or the DHT only):
 /// past this many, records of keys never met are ignored, so a flood of fresh keys on the
-/// LAN cannot grow the table.
+/// LAN cannot grow the table (offline ones are capped with the other unpinned peers).
 pub const UNVERIFIED_MAX: usize = 256;
 
 impl PeerTable {
@@ -99,15 +99,18 @@ impl PeerTable {
     }
 
     /// Whether a pin or a tracker binds `name` to a key other than `id`.
-    fn bound_elsewhere(&self, name: &PeerName, id: proto::PeerId) -> bool {
+    pub(super) fn bound_elsewhere(&self, name: &PeerName, id: proto::PeerId) -> bool {
         self.rows
             .iter()
             .any(|(k, r)| *k != id && r.bound() && r.name == *name)
     }
 
-    /// Peers held that neither a pin nor a tracker vouches for.
+    /// Peers online that neither a pin nor a tracker vouches for.
     fn unverified(&self) -> usize {
-        self.rows.values().filter(|r| !r.bound()).count()
+        self.rows
+            .values()
+            .filter(|r| !r.bound() && r.online())
+            .count()
     }
 
     /// Key `claimer` claims `name`, which a pin or a tracker binds to another key: recorded

@@ -66,8 +66,10 @@ struct Row {
     trusted: bool,
     auto_accept: bool,
     blocked: bool,
-    /// A key the tracker shows for this row's name, other than the pinned one.
+    /// A key a tracker shows for this row's name, other than the pinned one.
     key_conflict: Option<PeerEntry>,
+    /// The tracker that shows `key_conflict`.
+    conflict_source: Option<Source>,
     /// Pinned in the store (the user dealt with it); else held in memory only.
     pinned: bool,
     /// The last verified address record seen for it (from the tracker, or the address book).
@@ -107,6 +109,7 @@ impl Row {
             auto_accept: false,
             blocked: false,
             key_conflict: None,
+            conflict_source: None,
             pinned: false,
             record: None,
             booked: false,
@@ -139,6 +142,8 @@ pub struct PeerTable {
     me: PeerId,
     rows: HashMap<PeerId, Row>,
     offline_unpinned: usize,
+    /// The configured trackers' addresses, by [`TrackerIdx`].
+    tracker_addrs: Vec<String>,
 }
 
 impl PeerTable {
@@ -158,6 +163,7 @@ impl PeerTable {
             me,
             rows,
             offline_unpinned: OFFLINE_UNPINNED,
+            tracker_addrs: Vec::new(),
         }
     }
 
@@ -217,14 +223,63 @@ impl PeerTable {
                 .as_ref()
                 .map(|e| e.signed.record.key)
                 .or(row.claim_conflict),
+            same_name: Vec::new(),
+            trackers: Vec::new(),
             sources: row.api_sources(),
             verified: row.bound(),
         }
     }
 
-    /// One peer.
+    /// One peer, with the other keys trackers bind its name to and the trackers that list
+    /// it.
     pub fn get(&self, id: PeerId) -> Option<PeerInfo> {
-        self.rows.get(&id).map(|r| Self::info(id, r))
+        self.rows.get(&id).map(|r| self.full_info(id, r))
+    }
+
+    /// [`Self::info`] with what needs the whole table: the other keys a pin or a tracker
+    /// binds the same name to (none for a pinned peer: the pin wins), and the trackers that
+    /// list it.
+    fn full_info(&self, id: PeerId, row: &Row) -> PeerInfo {
+        let mut info = Self::info(id, row);
+        if !row.pinned && row.record.is_some() {
+            info.same_name = self
+                .rows
+                .iter()
+                .filter(|(k, r)| **k != id && r.bound())
+                .filter(|(_, r)| r.name == row.name)
+                .map(|(k, _)| *k)
+                .collect();
+            info.same_name.sort();
+        }
+        info.trackers = self.trackers_of(row);
+        info
+    }
+
+    /// Whether another row holds `row`'s name with a better claim to it: a pin over a
+    /// tracker's binding, either over a peer's own claim. Such a row is not named by its name.
+    fn outranked(&self, id: PeerId, row: &Row) -> bool {
+        let rank = |r: &Row| u8::from(r.bound()) + u8::from(r.pinned);
+        let mine = rank(row);
+        self.rows
+            .iter()
+            .any(|(k, r)| *k != id && r.name == row.name && rank(r) > mine)
+    }
+
+    /// The configured addresses of the trackers that list `row` now.
+    fn trackers_of(&self, row: &Row) -> Vec<String> {
+        row.sources
+            .iter()
+            .filter_map(|s| match s {
+                Source::Tracker(TrackerIdx(i)) => self.tracker_addrs.get(usize::from(*i)).cloned(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The same table naming its trackers (their configured addresses, by [`TrackerIdx`]).
+    pub fn with_trackers(mut self, addrs: Vec<String>) -> Self {
+        self.tracker_addrs = addrs;
+        self
     }
 
     /// A verified tracker entry whose name pin matched (or was just made): `source` (that
@@ -298,8 +353,19 @@ impl PeerTable {
         self.rows.get(&id)?.key_conflict.as_ref()
     }
 
-    /// The tracker shows `entry` for a name pinned to `pinned`: remember it, refuse it.
-    pub fn conflict(&mut self, entry: &PeerEntry, pinned: PeerId, now: u64) -> Option<Event> {
+    /// The tracker that shows the conflicting entry of `id`, if any.
+    pub fn key_conflict_source(&self, id: PeerId) -> Option<Source> {
+        self.rows.get(&id)?.conflict_source
+    }
+
+    /// Tracker `source` shows `entry` for a name pinned to `pinned`: remember it, refuse it.
+    pub fn conflict(
+        &mut self,
+        source: Source,
+        entry: &PeerEntry,
+        pinned: PeerId,
+        now: u64,
+    ) -> Option<Event> {
         let row = self.rows.entry(pinned).or_insert_with(|| {
             let mut row = Row::offline(entry.signed.record.name.clone(), now);
             row.pinned = true;
@@ -308,6 +374,7 @@ impl PeerTable {
         let fresh =
             row.key_conflict.as_ref().map(|e| e.signed.record.key) != Some(entry.signed.record.key);
         row.key_conflict = Some(entry.clone());
+        row.conflict_source = Some(source);
         fresh.then(|| Event::LinkError {
             peer: Some(pinned),
             detail: format!(
@@ -344,6 +411,7 @@ impl PeerTable {
             sources: BTreeSet::from([source]),
             since: now,
             key_conflict: None,
+            conflict_source: None,
             pinned: true,
             record: Some(entry.clone()),
             booked: false,
@@ -429,6 +497,7 @@ impl PeerTable {
         row.pinned = false;
         row.booked = false;
         row.claim_conflict = None;
+        row.conflict_source = None;
         let conflict = row.key_conflict.take();
         if !row.online() {
             self.rows.remove(&id);
@@ -438,11 +507,14 @@ impl PeerTable {
 
     /// Finds the peer `text` names ([`proto::peer_ref::resolve`]): its name, else an id
     /// prefix of at least 8 characters. `my_name` (with our key) is there to tell the user
-    /// that they named themselves.
+    /// that they named themselves. A name bound by a pin or a tracker is not the name of an
+    /// unverified peer claiming it; a name trackers bind to several keys names none of them
+    /// (the error says which tracker binds which key).
     pub fn resolve(&self, text: &str, my_name: &PeerName) -> Result<PeerId, ResolveError> {
         let known: Vec<Known<'_>> = self
             .rows
             .iter()
+            .filter(|(id, r)| !self.outranked(**id, r))
             .map(|(id, r)| Known {
                 name: &r.name,
                 id: *id,
@@ -452,12 +524,24 @@ impl PeerTable {
             name: my_name,
             id: self.me,
         };
-        proto::peer_ref::resolve(text, &known, Some(me))
+        proto::peer_ref::resolve(text, &known, Some(me)).map_err(|e| match e {
+            ResolveError::NameClash(c) => ResolveError::NameClash(c.with_trackers(|id| {
+                self.rows
+                    .get(&id)
+                    .map(|r| self.trackers_of(r))
+                    .unwrap_or_default()
+            })),
+            other => other,
+        })
     }
 
     /// Every known peer, online first, then by name.
     pub fn list(&self) -> Vec<PeerInfo> {
-        let mut v: Vec<PeerInfo> = self.rows.iter().map(|(id, r)| Self::info(*id, r)).collect();
+        let mut v: Vec<PeerInfo> = self
+            .rows
+            .iter()
+            .map(|(id, r)| self.full_info(*id, r))
+            .collect();
         v.sort_by(|a, b| b.online.cmp(&a.online).then_with(|| a.name.cmp(&b.name)));
         v
     }

@@ -110,10 +110,10 @@ fn conflicts_are_reported_once_and_released_by_forget() {
     t.upsert(T0, &real, 1);
     t.set_pinned(real.signed.record.key);
     assert!(matches!(
-        t.conflict(&imposter, real.signed.record.key, 2),
+        t.conflict(T0, &imposter, real.signed.record.key, 2),
         Some(Event::LinkError { .. })
     ));
-    assert_eq!(t.conflict(&imposter, real.signed.record.key, 3), None);
+    assert_eq!(t.conflict(T0, &imposter, real.signed.record.key, 3), None);
     assert_eq!(
         t.get(real.signed.record.key).unwrap().key_conflict,
         Some(imposter.signed.record.key)
@@ -132,7 +132,7 @@ fn a_rotated_key_takes_the_row_and_its_flags() {
     t.set_pinned(old_id);
     t.set_flags(old_id, true, true, false);
     t.lost(old_id, T0, 2);
-    t.conflict(&new, old_id, 3);
+    t.conflict(T0, &new, old_id, 3);
     let Some(Event::PeerUpdated { peer }) = t.rekeyed(T0, old_id, &new, 4) else {
         panic!("expected PeerUpdated")
     };
@@ -468,4 +468,62 @@ fn keys_never_met_are_capped() {
     assert_eq!(t.counts(), (UNVERIFIED_MAX, UNVERIFIED_MAX));
     // A peer a tracker vouches for still comes in.
     assert!(t.upsert(T0, &entry(1, "bob", 1), NOW).is_some());
+    // Once the LAN no longer sees them, new keys come in again.
+    t.source_gone(Source::Lan, NOW);
+    let fresh = addr_record(3, 1, "10.0.0.3:1", NOW + 60);
+    assert!(
+        t.heard(Source::Lan, &fresh, None, Some(&name("fresh")), NOW)
+            .is_some()
+    );
+}
+
+#[test]
+fn a_name_two_trackers_bind_to_different_keys_names_neither_until_pinned() {
+    let mut t =
+        PeerTable::new(me(), vec![], 0).with_trackers(vec!["t1:7070".into(), "t2:7070".into()]);
+    let t1 = Source::Tracker(TrackerIdx(1));
+    let (bob, bob2) = (entry(1, "bob", 1), entry(2, "bob", 2));
+    let (b, b2) = (bob.signed.record.key, bob2.signed.record.key);
+    t.upsert(T0, &bob, 1);
+    t.upsert(t1, &bob2, 1);
+    assert_eq!(t.get(b).unwrap().same_name, vec![b2]);
+    assert_eq!(t.get(b).unwrap().trackers, vec!["t1:7070".to_owned()]);
+    assert_eq!(t.get(b2).unwrap().same_name, vec![b]);
+    let me_name = name("alice");
+    let Err(ResolveError::NameClash(clash)) = t.resolve("bob", &me_name) else {
+        panic!("expected a name clash")
+    };
+    let text = clash.to_string();
+    for want in [
+        b.to_string(),
+        b2.to_string(),
+        "t1:7070".into(),
+        "t2:7070".into(),
+    ] {
+        assert!(text.contains(&want), "{want} in {text}");
+    }
+    assert_eq!(t.resolve(&b2.to_string()[..10], &me_name), Ok(b2));
+    // A pin wins over any tracker.
+    t.set_pinned(b2);
+    assert_eq!(t.resolve("bob", &me_name), Ok(b2));
+    assert!(t.get(b2).unwrap().same_name.is_empty());
+}
+
+#[test]
+fn each_tracker_is_its_own_source() {
+    let mut t = PeerTable::new(me(), vec![], 0);
+    let t1 = Source::Tracker(TrackerIdx(1));
+    let bob = entry(1, "bob", 1);
+    let b = bob.signed.record.key;
+    assert!(t.upsert(T0, &bob, 1).is_some());
+    assert_eq!(t.upsert(t1, &bob, 1), None);
+    assert_eq!(t.get(b).unwrap().sources, vec![PeerSource::Tracker]);
+    assert_eq!(t.source_gone(T0, 2), vec![]);
+    assert!(t.get(b).unwrap().online, "the other tracker still sees bob");
+    assert_eq!((t.seen_by(T0), t.seen_by(t1)), (0, 1));
+    assert!(t.missing_from(t1, &[]).contains(&b));
+    assert!(matches!(
+        t.source_gone(t1, 3).as_slice(),
+        [Event::PeerLeft { .. }]
+    ));
 }

@@ -348,12 +348,7 @@ impl From<SharesError> for AppError {
 impl From<AppError> for RpcError {
     fn from(e: AppError) -> Self {
         match e {
-            AppError::Resolve(r @ ResolveError::Unknown(_)) => {
-                RpcError::new(code::UNKNOWN_PEER, r.to_string())
-            }
-            AppError::Resolve(r @ ResolveError::Ambiguous(_)) => {
-                RpcError::new(code::AMBIGUOUS_PEER, r.to_string())
-            }
+            AppError::Resolve(r) => RpcError::new(r.code(), r.to_string()),
             AppError::Failed(msg) => RpcError::new(code::OPERATION_FAILED, msg),
         }
     }

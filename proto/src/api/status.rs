@@ -154,8 +154,10 @@ pub struct Status {
     pub listen: SocketAddr,
     /// The control socket path.
     pub socket: String,
-    /// The tracker link (also the `tracker` entry of `sources`; kept for older clients).
-    pub tracker: TrackerStatus,
+    /// The first configured tracker's link (also the first `tracker` entry of `sources`;
+    /// kept for older clients); absent when p2pd runs with no tracker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracker: Option<TrackerStatus>,
     /// Each discovery source and its state: each tracker, the open peer links, the address
     /// book (later the LAN and the DHT). Absent from older daemons.
     #[serde(default)]

@@ -21,6 +21,8 @@ fn peer(name: &str, seed: u8, online: bool) -> PeerInfo {
         auto_accept: false,
         blocked: false,
         key_conflict: None,
+        same_name: Vec::new(),
+        trackers: Vec::new(),
         sources: Vec::new(),
         verified: true,
     }

@@ -42,6 +42,8 @@ fn bob(online: bool) -> PeerInfo {
         auto_accept: false,
         blocked: false,
         key_conflict: None,
+        same_name: Vec::new(),
+        trackers: Vec::new(),
         sources: Vec::new(),
         verified: true,
     }
