@@ -56,6 +56,15 @@ pub struct Args {
     /// Use only this network interface for LAN discovery (repeatable; default: all).
     #[arg(long = "lan-interface", value_name = "NAME")]
     pub lan_interfaces: Vec<String>,
+    /// Publish this daemon's signed address record in the BitTorrent Mainline DHT and look
+    /// peers up there when no other source reaches them (off by default: it publishes the
+    /// key beside the addresses).
+    #[arg(long)]
+    pub dht: bool,
+    /// A DHT node to bootstrap from, HOST:PORT (repeatable). Without any, `--dht` uses the
+    /// public Mainline bootstrap nodes.
+    #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
+    pub dht_bootstrap: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -69,6 +78,8 @@ struct RawConfig {
     state_dir: Option<PathBuf>,
     socket: Option<PathBuf>,
     download_dir: Option<PathBuf>,
+    dht: Option<bool>,
+    dht_bootstrap: Option<Vec<String>>,
     #[serde(default)]
     limits: RawLimits,
     lan: Option<bool>,
@@ -291,6 +302,16 @@ pub struct Config {
     pub transfer_limits: TransferLimits,
     /// LAN discovery (mDNS).
     pub lan: LanConfig,
+    /// The Mainline DHT source; `None` when it is off (the default).
+    pub dht: Option<DhtConfig>,
+}
+
+/// The DHT source's settings (`--dht`, `--dht-bootstrap`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhtConfig {
+    /// The nodes to bootstrap from, HOST:PORT as given (resolved when the DHT starts); empty
+    /// means the Mainline DHT's public bootstrap nodes.
+    pub bootstrap: Vec<String>,
 }
 
 /// LAN discovery: `--lan`/`--no-lan` (`lan = true` by default) and `--lan-interface`.
@@ -549,6 +570,20 @@ impl RawConfig {
             },
         };
         let lan = LanConfig::resolve(args, self.lan, self.lan_interfaces)?;
+        let dht_bootstrap = if args.dht_bootstrap.is_empty() {
+            self.dht_bootstrap.unwrap_or_default()
+        } else {
+            args.dht_bootstrap.clone()
+        };
+        if let Some(bad) = dht_bootstrap.iter().find(|b| !b.contains(':')) {
+            return Err(ConfigError::Invalid {
+                what: "dht-bootstrap",
+                detail: format!("{bad:?} is not HOST:PORT"),
+            });
+        }
+        let dht = (args.dht || self.dht.unwrap_or(false)).then_some(DhtConfig {
+            bootstrap: dht_bootstrap,
+        });
         Ok(Config {
             lan,
             name,
@@ -559,6 +594,7 @@ impl RawConfig {
             download_dir,
             transfer_limits: self.limits.transfers()?,
             limits: self.limits.validate()?,
+            dht,
         })
     }
 }
@@ -581,6 +617,8 @@ mod tests {
             lan: false,
             no_lan: false,
             lan_interfaces: Vec::new(),
+            dht: false,
+            dht_bootstrap: Vec::new(),
         }
     }
 
@@ -684,6 +722,30 @@ mod tests {
         a.tracker_key = None;
         a.tracker = vec!["noport".into()];
         assert!(RawConfig::default().validate(&a, &env()).is_err());
+    }
+
+    #[test]
+    fn the_dht_is_off_unless_asked_for() {
+        let a = args(Some("a"));
+        assert_eq!(RawConfig::default().validate(&a, &env()).unwrap().dht, None);
+        let raw: RawConfig =
+            toml::from_str("dht = true\ndht-bootstrap = [\"127.0.0.1:6881\"]").unwrap();
+        let c = raw.validate(&a, &env()).unwrap();
+        assert_eq!(c.dht.unwrap().bootstrap, ["127.0.0.1:6881"]);
+        // Flags: given bootstrap nodes replace the file's; `--dht` alone keeps mainline's.
+        let raw: RawConfig = toml::from_str("dht-bootstrap = [\"h:1\"]").unwrap();
+        let mut f = args(Some("a"));
+        f.dht = true;
+        f.dht_bootstrap = vec!["x:2".into(), "y:3".into()];
+        assert_eq!(
+            raw.validate(&f, &env()).unwrap().dht.unwrap().bootstrap,
+            ["x:2", "y:3"]
+        );
+        f.dht_bootstrap.clear();
+        let c = RawConfig::default().validate(&f, &env()).unwrap();
+        assert!(c.dht.unwrap().bootstrap.is_empty());
+        f.dht_bootstrap = vec!["noport".into()];
+        assert!(RawConfig::default().validate(&f, &env()).is_err());
     }
 
     #[test]

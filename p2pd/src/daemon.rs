@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use crate::chat::Chat;
 use crate::chat::store::ChatStore;
 use crate::config::Config;
+use crate::dht::DhtSource;
 use crate::lan::Lan;
 use crate::node::{Identity, Node};
 use crate::peers::TrackerIdx;
@@ -145,7 +146,10 @@ impl Daemon {
         let node = Node::new(identity, &key, PeerStore::new(db.clone())).await?;
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let dialer = Dialer::new(&key, config.name.clone())?;
+        let dht = config.dht.as_ref().map(|dht| {
+            DhtSource::start(dht, key.clone(), node.clone(), &tasks, cancel.child_token())
+        });
+        let dialer = Dialer::new(&key, config.name.clone(), dht.clone())?;
         let chat = Chat::start(
             node.clone(),
             ChatStore::new(db.clone()),
@@ -185,6 +189,7 @@ impl Daemon {
             rekey: Rekeyer::new(config.state_dir.clone(), key.clone(), restart.clone()),
             activity: crate::activity::ActivityLog::new(config.state_dir.clone()),
             lan,
+            dht,
         });
         tasks.spawn(server::serve(
             control,

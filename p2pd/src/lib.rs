@@ -3,7 +3,7 @@
 //!
 //! Layering, top to bottom: [`daemon`] (start, shutdown) → [`rpc`] (control socket) and
 //! [`router`] (peer links by protocol) → services ([`chat`], [`transfer`], [`share`],
-//! [`tracker_client`], [`lan`], [`rekey`]) → [`node`] (shared state and events) → leaves ([`link`],
+//! [`tracker_client`], [`lan`], [`dht`], [`rekey`]) → [`node`] (shared state and events) → leaves ([`link`],
 //! [`store`], [`files`], [`peers`], [`backoff`], [`background`], [`tracker_pin`],
 //! [`resources`], [`config`]). Nothing below imports anything above, except pure parts of a
 //! service: `config` reads the transfer limits' keys and `node` checks handover chains with
@@ -15,6 +15,7 @@ pub mod backoff;
 pub mod chat;
 pub mod config;
 pub mod daemon;
+pub mod dht;
 pub mod files;
 pub mod lan;
 pub mod link;

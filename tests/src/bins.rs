@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// The packages whose binaries the tests run.
-const PACKAGES: [&str; 3] = ["p2pd", "trackerd", "p2pctl"];
+const PACKAGES: [&str; 4] = ["p2pd", "trackerd", "p2pctl", "dht-testnet"];
 
 /// Has cargo build the binaries of [`PACKAGES`] into `bins` (`<target>/<profile>`, or
 /// `<target>/<triple>/<profile>`), with the profile and target that directory stands for.

@@ -25,6 +25,7 @@
 mod bins;
 pub mod chat;
 pub mod crash;
+pub mod dht;
 pub mod events;
 pub mod flood;
 pub mod netns;

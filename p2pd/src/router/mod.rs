@@ -25,6 +25,7 @@ mod registry;
 pub use registry::Registry;
 
 use crate::config::Limits;
+use crate::dht::DhtSource;
 use crate::link::{self, LinkConn, LinkError};
 use crate::node::Node;
 
@@ -172,24 +173,59 @@ impl Inner {
 pub struct Dialer {
     me: PeerName,
     tls: Arc<ClientConfig>,
+    /// The last resort when the addresses the other sources give fail.
+    dht: Option<Arc<DhtSource>>,
 }
 
 impl Dialer {
-    /// A dialer presenting `key` and giving `me` in `Hello`.
-    pub fn new(key: &SecretKey, me: PeerName) -> Result<Arc<Dialer>, transport::TlsError> {
+    /// A dialer presenting `key` and giving `me` in `Hello`, looking peers up in `dht` (when
+    /// on) once their known addresses fail.
+    pub fn new(
+        key: &SecretKey,
+        me: PeerName,
+        dht: Option<Arc<DhtSource>>,
+    ) -> Result<Arc<Dialer>, transport::TlsError> {
         Ok(Arc::new(Dialer {
             me,
             tls: transport::client_config(key, None)?,
+            dht,
         }))
     }
 
     /// Links to `peer` for protocol `alpn`: TCP to each of its addresses in turn, TLS that
     /// accepts only its key, and `Hello`, whose name must be the one the peer table holds
-    /// (`peer.name`), so a dialled peer never speaks under a name it chose.
+    /// (`peer.name`), so a dialled peer never speaks under a name it chose. When no address
+    /// answers (or none is known) and the DHT is on, the peer's record is looked up there
+    /// and its new addresses dialled.
     pub async fn dial(&self, alpn: &'static [u8], peer: &PeerInfo) -> Result<LinkConn, LinkError> {
         let mut cfg = (*self.tls).clone();
         cfg.alpn_protocols = vec![alpn.to_vec()];
         let connector = TlsConnector::from(Arc::new(cfg));
-        link::dial(&connector, &self.me, peer.id, &peer.name, &peer.addrs).await
+        let failed = match link::dial(&connector, &self.me, peer.id, &peer.name, &peer.addrs).await
+        {
+            Ok(conn) => return Ok(conn),
+            // The peer answered and refused, or is someone else: no other address helps.
+            Err(
+                e @ (LinkError::WrongKey { .. }
+                | LinkError::NameMismatch { .. }
+                | LinkError::Refused { .. }),
+            ) => return Err(e),
+            Err(e) => e,
+        };
+        let Some(dht) = &self.dht else {
+            return Err(failed);
+        };
+        let Some(found) = dht.find(peer.id).await else {
+            return Err(failed);
+        };
+        let fresh: Vec<_> = found
+            .into_iter()
+            .filter(|a| !peer.addrs.contains(a))
+            .collect();
+        if fresh.is_empty() {
+            return Err(failed);
+        }
+        debug!(peer = %peer.name, addrs = ?fresh, "dialling addresses found in the DHT");
+        link::dial(&connector, &self.me, peer.id, &peer.name, &fresh).await
     }
 }

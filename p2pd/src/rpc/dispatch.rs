@@ -50,6 +50,8 @@ pub struct Services {
     pub activity: ActivityLog,
     /// The LAN source's state.
     pub lan: crate::lan::LanStatus,
+    /// The DHT source, when on.
+    pub dht: Option<Arc<crate::dht::DhtSource>>,
 }
 
 /// Runs one call.
@@ -382,6 +384,11 @@ fn status(svc: &Services) -> Status {
         sources: {
             let mut sources = node.sources();
             sources.push(svc.lan.status(node.seen_by(crate::peers::Source::Lan)));
+            sources.push(
+                svc.dht
+                    .as_ref()
+                    .map_or_else(crate::dht::DhtSource::off_status, |d| d.status()),
+            );
             sources
         },
         peers_online,
