@@ -306,6 +306,14 @@ pub(crate) enum Command {
         #[arg(value_name = "SHARE/TO")]
         to: String,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell to complete for
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) of p2pctl and all its commands
+    Manpage,
 }
 
 /// `share` subcommands.

@@ -1,6 +1,6 @@
 //! The one error type of p2pctl, and how each error maps to an exit code (design §3).
 
-use std::io;
+use std::io::{self, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,6 +12,22 @@ use proto::rpc::{RpcError, code};
 pub(crate) const EXIT_FAILED: u8 = 1;
 /// Exit code: the daemon is not reachable.
 pub(crate) const EXIT_UNREACHABLE: u8 = 3;
+
+/// The codes of `--json` errors that p2pctl finds itself (the daemon's errors keep their
+/// JSON-RPC or application code, `proto::rpc::code`).
+pub(crate) mod local_code {
+    /// The command line is wrong (exit code 2).
+    pub(crate) const USAGE: i32 = 2001;
+    /// p2pd is not reachable, or its socket is not safe to use (exit code 3).
+    pub(crate) const UNREACHABLE: i32 = 2002;
+    /// The connection to p2pd broke, timed out or carried something unexpected.
+    pub(crate) const CONNECTION: i32 = 2003;
+    /// A local operation failed: a path, standard input or output, a refused request.
+    pub(crate) const FAILED: i32 = 2004;
+}
+
+/// Exit code: usage error.
+pub(crate) const EXIT_USAGE: u8 = 2;
 
 /// Everything that can make a p2pctl command fail.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +127,23 @@ impl Error {
         }
     }
 
+    /// The `code` of this error in a `--json` error document.
+    pub(crate) fn code(&self) -> i32 {
+        match self {
+            Error::Rpc(e) => e.code,
+            Error::Peer(e) => e.code(),
+            Error::Unreachable { .. } | Error::SocketDir(_) | Error::ForeignServer { .. } => {
+                local_code::UNREACHABLE
+            }
+            Error::Closed | Error::Timeout(_) | Error::Io(_) | Error::Protocol(_) => {
+                local_code::CONNECTION
+            }
+            Error::Output(_) | Error::Input(_) | Error::Failed(_) | Error::Reported => {
+                local_code::FAILED
+            }
+        }
+    }
+
     /// True when nothing should be printed: the reader of our output went away, or the
     /// command already reported the failure.
     pub(crate) fn is_silent(&self) -> bool {
@@ -150,6 +183,67 @@ impl Error {
     }
 }
 
+/// Reports a failed command and gives the exit code: `p2pctl: MESSAGE` and `hint: HINT` on
+/// stderr, or with `--json` one error document on stdout and nothing on stderr.
+pub(crate) fn report(err: &Error, json: bool) -> ExitCode {
+    // A reader gone away is told nothing, in either form; a failure already reported in text
+    // still gets its document in JSON.
+    let broken_pipe = matches!(err, Error::Output(e) if e.kind() == io::ErrorKind::BrokenPipe);
+    if json && !broken_pipe {
+        print_json(err.code(), &err.to_string(), err.hint());
+    } else if !err.is_silent() {
+        eprintln!("p2pctl: {err}");
+        if let Some(hint) = err.hint() {
+            eprintln!("hint: {hint}");
+        }
+    }
+    err.exit_code()
+}
+
+/// Reports a command line clap refused, and gives the exit code: as clap prints it, or with
+/// `--json` as one error document (`--help` and `--version` print as usual).
+pub(crate) fn report_usage(err: &clap::Error, json: bool) -> ExitCode {
+    if !json || err.exit_code() == 0 {
+        // Best effort, as clap's own `exit` does.
+        let _ = err.print();
+        return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(EXIT_USAGE));
+    }
+    let (message, hint) = usage_text(err);
+    print_json(local_code::USAGE, &message, hint.as_deref());
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// The message and hint of a usage error: clap's first paragraph, on one line, and the
+/// paragraphs after it (the usage line, what to try).
+fn usage_text(err: &clap::Error) -> (String, Option<String>) {
+    if err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        return (
+            "a command is required".to_owned(),
+            Some("'p2pctl --help' lists the commands".to_owned()),
+        );
+    }
+    let text = err.render().to_string();
+    let mut paragraphs = text.split("\n\n").map(str::trim).filter(|p| !p.is_empty());
+    let first = paragraphs.next().unwrap_or("invalid command line");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let message = first.split_whitespace().collect::<Vec<_>>().join(" ");
+    let rest: Vec<&str> = paragraphs.collect();
+    (message, (!rest.is_empty()).then(|| rest.join("\n")))
+}
+
+/// Prints `{"error": {"code": C, "message": M, "hint": H}}` on stdout, `hint` left out when
+/// there is none.
+fn print_json(code: i32, message: &str, hint: Option<&str>) {
+    let mut error = serde_json::json!({ "code": code, "message": message });
+    if let Some(hint) = hint {
+        error["hint"] = serde_json::Value::from(hint);
+    }
+    let doc = serde_json::json!({ "error": error });
+    // Best effort: with stdout closed there is nowhere left to say it.
+    let mut stdout = io::stdout().lock();
+    let _ = writeln!(stdout, "{doc}").and_then(|()| stdout.flush());
+}
+
 /// The hint after a PEER argument that names no single peer.
 const PEERS_HINT: &str = "'p2pctl peers' lists the peers you know, by name and id";
 
@@ -186,6 +280,33 @@ mod tests {
             "unknown method \"x\"",
         ));
         assert!(old.to_string().ends_with("(is p2pd older than p2pctl?)"));
+    }
+
+    #[test]
+    fn json_codes_keep_the_daemons_and_name_local_failures() {
+        let rpc = Error::Rpc(RpcError::new(code::OPERATION_FAILED, "no"));
+        assert_eq!(rpc.code(), code::OPERATION_FAILED);
+        let unreachable = Error::Unreachable {
+            path: PathBuf::from("/x.sock"),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        };
+        assert_eq!(unreachable.code(), local_code::UNREACHABLE);
+        assert_eq!(Error::Closed.code(), local_code::CONNECTION);
+        assert_eq!(Error::Failed("no".into()).code(), local_code::FAILED);
+    }
+
+    #[test]
+    fn usage_errors_are_one_line_and_a_hint() {
+        use clap::Parser as _;
+        let err = crate::cli::Cli::try_parse_from(["p2pctl", "msg"]).expect_err("usage");
+        let (message, hint) = usage_text(&err);
+        assert_eq!(
+            message,
+            "the following required arguments were not provided: <PEER> <TEXT>..."
+        );
+        assert!(hint.is_some_and(|h| h.starts_with("Usage: p2pctl msg")));
+        let err = crate::cli::Cli::try_parse_from(["p2pctl"]).expect_err("usage");
+        assert_eq!(usage_text(&err).0, "a command is required");
     }
 
     #[test]

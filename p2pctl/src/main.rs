@@ -17,15 +17,19 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return error::report_usage(&err, json_asked()),
+    };
+    let json = cli.json;
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("p2pctl: cannot start the async runtime: {e}");
-            return ExitCode::from(error::EXIT_FAILED);
+            let err = error::Error::Failed(format!("cannot start the async runtime: {e}"));
+            return error::report(&err, json);
         }
     };
     let result = runtime.block_on(cmd::run(cli));
@@ -33,14 +37,14 @@ fn main() -> ExitCode {
     runtime.shutdown_background();
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            if !err.is_silent() {
-                eprintln!("p2pctl: {err}");
-                if let Some(hint) = err.hint() {
-                    eprintln!("hint: {hint}");
-                }
-            }
-            err.exit_code()
-        }
+        Err(err) => error::report(&err, json),
     }
+}
+
+/// Whether `--json` is on a command line clap refused: any argument before a `--`.
+fn json_asked() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
 }

@@ -34,7 +34,12 @@ fn p2pctl_without_a_daemon_exits_3_and_says_how_to_start_one() {
     );
     let out = net.ctl_at(&stale, &["--json", "peers"]);
     out.assert_code(3);
-    assert!(out.stderr.contains("p2pd --name"), "hint:\n{out}");
+    // With --json the hint is in the error document on stdout.
+    let hint = out.json()["error"]["hint"].clone();
+    assert!(
+        hint.as_str().is_some_and(|h| h.contains("p2pd --name")),
+        "hint:\n{out}"
+    );
     // `watch` too.
     net.ctl_at(&stale, &["watch"]).assert_code(3);
 }

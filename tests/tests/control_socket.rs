@@ -221,12 +221,17 @@ fn another_local_user_is_refused_by_the_uid_check() {
     cmd.args(["--socket", socket_arg, "--json", "status"]);
     let out = run_with_timeout(cmd, DEADLINE);
     assert_eq!(out.code(), Some(3), "{out}");
-    assert!(out.stdout.trim().is_empty(), "{out}");
+    // With --json the error is the one document on stdout.
+    assert!(out.stderr.is_empty(), "{out}");
+    let error = out.json()["error"].clone();
     assert!(
-        out.stderr.contains(&format!(
-            "control socket directory {} is owned by uid 0, not you (uid {NOBODY})",
-            run.display()
-        )),
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!(
+                "control socket directory {} is owned by uid 0, not you (uid {NOBODY})",
+                run.display()
+            )),
         "{out}"
     );
 

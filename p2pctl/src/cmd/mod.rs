@@ -3,6 +3,7 @@
 
 mod accept;
 mod chat;
+mod docs;
 mod history;
 mod log;
 mod ls;
@@ -81,6 +82,11 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
         } => Some(share::absolute_dir(dir)?),
         _ => None,
     };
+    match cli.command {
+        Command::Completions { shell } => return docs::completions(shell, &mut std::io::stdout()),
+        Command::Manpage => return docs::manpage(&mut std::io::stdout()),
+        _ => {}
+    }
     let path = socket::resolve(cli.socket)?;
     let mut client = client::connect(&path).await?;
     let mut out = Out::new(std::io::stdout());
@@ -366,6 +372,8 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
             })
             .await
         }
+        // Answered above, without p2pd.
+        Command::Completions { .. } | Command::Manpage => Ok(()),
         Command::Mv { from, to } => {
             let call = versions::mv_call(&from, &to)?;
             show(&mut client, &mut out, cli.json, call, |c: ShareChanged| {

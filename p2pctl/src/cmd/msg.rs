@@ -99,11 +99,12 @@ where
     let name = clean(sent.value.peer_name.as_str());
     match outcome {
         Outcome::Settled(message, raw) => {
-            if json {
-                out.line(&raw)?;
-            }
+            // A refusal is the error document alone (one JSON document per command).
             if message.state == MessageState::Refused {
                 return Err(refused(&name, message.detail.as_deref()));
+            }
+            if json {
+                out.line(&raw)?;
             }
             if !json {
                 if message.state == MessageState::Deferred {
@@ -351,10 +352,10 @@ mod tests {
         );
         assert_eq!(err.exit_code(), std::process::ExitCode::from(1));
         assert_eq!(text, "");
-        // With --json the refused message is still printed.
+        // With --json too the command prints nothing: the error document says it all.
         let (_, res, text) = msg(script(true, vec![updated(&refused)]), true).await;
         assert!(res.is_err());
-        assert!(text.contains(r#""state":"refused""#), "{text}");
+        assert_eq!(text, "");
     }
 
     #[tokio::test]
