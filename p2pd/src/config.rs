@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use clap::Parser;
 use proto::{PeerId, PeerName};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::transfer::limits::TransferLimits;
+
+mod resolved;
 
 /// Command-line flags. Name and tracker come from here or from the config file.
 #[derive(Debug, Parser)]
@@ -67,7 +69,7 @@ pub struct Args {
     pub dht_bootstrap: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct RawConfig {
     name: Option<String>,
@@ -80,13 +82,14 @@ struct RawConfig {
     download_dir: Option<PathBuf>,
     dht: Option<bool>,
     dht_bootstrap: Option<Vec<String>>,
-    #[serde(default)]
-    limits: RawLimits,
     lan: Option<bool>,
     lan_interfaces: Option<Vec<String>>,
+    // Last: in TOML a table follows the plain keys.
+    #[serde(default)]
+    limits: RawLimits,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct RawLimits {
     handshake_timeout_ms: Option<u64>,
@@ -484,14 +487,20 @@ impl Config {
     /// Reads the config file (the one named, or the default one if it exists), then applies
     /// the flags over it.
     pub fn load(args: &Args) -> Result<Config, ConfigError> {
-        let raw = match &args.config {
-            Some(path) => parse_file(path)?,
-            None => match default_config_file() {
-                Some(path) if path.exists() => parse_file(&path)?,
-                _ => RawConfig::default(),
-            },
+        Config::load_naming_file(args).map(|(config, _)| config)
+    }
+
+    /// [`Config::load`], also naming the file read (`None` when none was).
+    pub fn load_naming_file(args: &Args) -> Result<(Config, Option<PathBuf>), ConfigError> {
+        let file = match &args.config {
+            Some(path) => Some(path.clone()),
+            None => default_config_file().filter(|path| path.exists()),
         };
-        raw.validate(args, &Env::from_process())
+        let raw = match &file {
+            Some(path) => parse_file(path)?,
+            None => RawConfig::default(),
+        };
+        Ok((raw.validate(args, &Env::from_process())?, file))
     }
 }
 

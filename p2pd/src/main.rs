@@ -9,7 +9,7 @@ use p2pd::{Args, Config, Daemon, StateLock};
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let config = match Config::load(&args) {
+    let (config, file) = match Config::load_naming_file(&args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("p2pd: {e}");
@@ -17,11 +17,7 @@ fn main() -> ExitCode {
         }
     };
     if args.check_config {
-        println!("{config:#?}");
-        if config.trackers.is_empty() {
-            println!("no tracker configured: peers are found by the other sources only");
-        }
-        return ExitCode::SUCCESS;
+        return check_config(&config, file.as_deref());
     }
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
@@ -66,6 +62,27 @@ async fn run(config: Config) -> anyhow::Result<()> {
     svc::notify::stopping();
     daemon.shutdown().await;
     Ok(())
+}
+
+/// `--check-config`: the resolved configuration as TOML, after comments saying which file
+/// was read.
+fn check_config(config: &Config, file: Option<&std::path::Path>) -> ExitCode {
+    let text = match config.to_toml() {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("p2pd: {e}");
+            return ExitCode::from(svc::EXIT_CONFIG);
+        }
+    };
+    match file {
+        Some(path) => println!("# read {}, flags applied over it", path.display()),
+        None => println!("# no config file read: defaults and flags"),
+    }
+    if config.trackers.is_empty() {
+        println!("# no tracker configured: peers are found by the other sources only");
+    }
+    print!("{text}");
+    ExitCode::SUCCESS
 }
 
 /// Prints where the daemon listens, once it does.

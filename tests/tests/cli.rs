@@ -104,6 +104,53 @@ fn p2pd_without_a_name_exits_78() {
 }
 
 #[test]
+fn p2pd_check_config_prints_toml_and_the_file_it_read() {
+    let net = TestNet::new();
+    let out = net.run("p2pd", &["--name", "alice", "--check-config"]);
+    out.assert_success();
+    assert!(out.stdout.starts_with("# no config file read"), "{out}");
+    let file = net.write_file(
+        "p2pd.toml",
+        "name = \"alice\"\ntracker = \"127.0.0.1:9\"\n[limits]\nmessage-rate = 7\n",
+    );
+    let path = file.to_str().expect("utf-8 path");
+    let args = [
+        "--config",
+        path,
+        "--listen",
+        "127.0.0.1:7000",
+        "--check-config",
+    ];
+    let out = net.run("p2pd", &args);
+    out.assert_success();
+    assert!(
+        out.stdout
+            .starts_with(&format!("# read {path}, flags applied over it\n")),
+        "{out}"
+    );
+    let resolved: toml::Table = toml::from_str(&out.stdout).expect("TOML");
+    assert_eq!(resolved["name"].as_str(), Some("alice"), "{out}");
+    assert_eq!(resolved["listen"].as_str(), Some("127.0.0.1:7000"), "{out}");
+    let trackers = resolved["trackers"].as_array().expect("trackers");
+    assert_eq!(trackers[0].as_str(), Some("127.0.0.1:9"), "{out}");
+    let limits = resolved["limits"].as_table().expect("[limits]");
+    assert_eq!(limits["message-rate"].as_integer(), Some(7), "{out}");
+    assert_eq!(limits["message-burst"].as_integer(), Some(1000), "{out}");
+    // The output is a config file that resolves to the same.
+    let again = net.write_file("again.toml", &out.stdout);
+    let out2 = net.run(
+        "p2pd",
+        &["--config", again.to_str().expect("utf-8"), "--check-config"],
+    );
+    out2.assert_success();
+    let body = |o: &p2p_tests::CmdOutput| {
+        let lines: Vec<&str> = o.stdout.lines().filter(|l| !l.starts_with('#')).collect();
+        lines.join("\n")
+    };
+    assert_eq!(body(&out2), body(&out), "{out2}");
+}
+
+#[test]
 fn p2pd_reads_its_default_config_strictly() {
     let net = TestNet::new();
     let dir = net.home().join(".config").join("p2pd");
