@@ -95,3 +95,53 @@ pub fn render_lookup(out: &mut String, run: &Run) {
     }
     table(out, &rows);
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn reach_rows_put_one_tracker_down_beside_both_up() {
+        let run = Run {
+            program: "reach-bench",
+            args: vec![],
+            json: json!({
+                "rounds": 3, "dht_nodes": 20, "loadavg": "1 1 1",
+                "two_trackers": {
+                    "both_up": {"registered": {"p50_ms": 100.0}, "online_at_peer": {"p50_ms": 200.0, "max_ms": 300.0}},
+                    "one_down": {"registered": {"p50_ms": 150.0}, "online_at_peer": {"p50_ms": 250.0, "max_ms": 400.0}},
+                },
+                "dht_moved": {"p50_ms": 5000.0, "max_ms": 9000.0},
+            }),
+        };
+        let mut out = String::new();
+        render_reach(&mut out, &run);
+        assert!(
+            out.contains("one of two trackers down, p50 ms | 150 | both up 100 | 1.50×"),
+            "{out}"
+        );
+        assert!(out.contains("| the same, max ms | 9000 |"), "{out}");
+    }
+
+    #[test]
+    fn lookup_rows_check_the_goals() {
+        let run = Run {
+            program: "dht-lookup",
+            args: vec![],
+            json: json!({"rows": [{"nodes": 20, "request_timeout_ms": 250,
+                "first_us": {"p90_us": 50_000.0}, "complete_us": {"p90_us": 600_000.0}}]}),
+        };
+        let mut out = String::new();
+        render_lookup(&mut out, &run);
+        assert!(
+            out.contains("first valid record, p90 ms | 50.0 | – | – | < 100 ms | met |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("complete lookup, p90 ms | 600 | – | – | < 500 ms | MISSED |"),
+            "{out}"
+        );
+    }
+}
