@@ -294,9 +294,10 @@ impl Node {
         }
     }
 
-    /// A peer link to `id` may be dialled now (see [`PeerTable::dialable`]): its info.
-    pub fn dialable(&self, id: PeerId) -> Option<PeerInfo> {
-        self.lock().peers.dialable(id)
+    /// A peer link to `id` may be dialled now, or looked up first when `look_up` (see
+    /// [`PeerTable::dial_target`]): its info.
+    pub fn dial_target(&self, id: PeerId, look_up: bool) -> Option<PeerInfo> {
+        self.lock().peers.dial_target(id, look_up)
     }
 
     /// Records `seq` as signed by our key; returns the highest seq signed so far.

@@ -1,6 +1,7 @@
 //! A local Mainline DHT for the tests: the `dht-testnet` binary, started and read the way a
 //! user would (its `bootstrap HOST:PORT` lines), so no test ever reaches the public DHT.
 
+use std::ffi::OsString;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
@@ -25,11 +26,36 @@ pub struct DhtTestnet {
 impl DhtTestnet {
     /// Starts `dht-testnet --nodes nodes` on 127.0.0.1 and waits for its `nodes` lines.
     pub fn start(net: &TestNet, nodes: usize) -> DhtTestnet {
-        let mut proc = net.spawn(
+        let proc = net.spawn(
             "dht-testnet",
             "dht-testnet",
             &["--nodes", &nodes.to_string()],
         );
+        Self::read_bootstrap(proc, nodes)
+    }
+
+    /// Starts `dht-testnet --nodes nodes --bind bind` in a network namespace host (run as
+    /// `PREFIX... dht-testnet`, see [`crate::netns::Host::prefix`]) and waits for its lines.
+    pub fn start_via(
+        net: &TestNet,
+        nodes: usize,
+        prefix: &[OsString],
+        bind: Ipv4Addr,
+    ) -> DhtTestnet {
+        let (program, words) = prefix.split_first().expect("a prefix names a program");
+        let mut cmd = net.isolated_command(program);
+        cmd.args(words).arg(net.bin("dht-testnet")).args([
+            "--nodes",
+            &nodes.to_string(),
+            "--bind",
+            &bind.to_string(),
+        ]);
+        let logs = net.unique_dir("logs");
+        let proc = Proc::spawn("dht-testnet", cmd, &logs.join("dht-testnet.stderr"));
+        Self::read_bootstrap(proc, nodes)
+    }
+
+    fn read_bootstrap(mut proc: Proc, nodes: usize) -> DhtTestnet {
         let bootstrap = (0..nodes)
             .map(|_| proc.wait_line("bootstrap ", DEADLINE))
             .collect();

@@ -307,6 +307,25 @@ impl TestNet {
         )
     }
 
+    /// Like [`TestNet::spawn_tracker_via`], with a config file whose text is `config`.
+    pub fn spawn_tracker_configured_via<S: Into<OsString>>(
+        &self,
+        prefix: impl IntoIterator<Item = S>,
+        listen: SocketAddr,
+        config: &str,
+    ) -> Tracker {
+        let state_dir = self.unique_dir("tracker");
+        let path = state_dir.join("trackerd.toml");
+        std::fs::write(&path, config).expect("write the tracker config");
+        Tracker::start(
+            self.shared.clone(),
+            state_dir,
+            Some(path),
+            listen,
+            prefix.into_iter().map(Into::into).collect(),
+        )
+    }
+
     /// Starts p2pd named `name`, registering at `tracker` (`HOST:PORT`), with its own state,
     /// socket and download directories, listening on `127.0.0.1:0`; `extra` is appended to
     /// the command line. Returns once it printed its address and socket.

@@ -143,6 +143,59 @@ fn a_peer_that_moved_while_the_tracker_is_down_is_found_in_the_dht_and_gets_its_
 }
 
 #[test]
+fn a_pinned_peer_with_no_address_anywhere_is_looked_up_in_the_dht_for_a_queued_message() {
+    let net = TestNet::new();
+    let World {
+        dht: _dht,
+        mut tracker,
+        mut alice,
+        mut bob,
+    } = pinned_pair_on_a_dht(&net);
+
+    // Alice stops; her pin of bob stays, but her address book is empty, as in a database
+    // from before the book, and the tracker is gone when she comes back.
+    alice.stop();
+    tracker.stop();
+    let db = rusqlite::Connection::open(alice.state_dir.join("p2pd.db")).expect("open the db");
+    let dropped = db
+        .execute("DELETE FROM address_book", [])
+        .expect("empty the address book");
+    assert_eq!(dropped, 1, "bob's record was in the book");
+    drop(db);
+    let old_addr = bob.listen;
+    bob.restart();
+    assert_ne!(bob.listen, old_addr);
+    bob.proc
+        .wait_stderr_line("DHT: record published", 3 * DEADLINE);
+    alice.restart();
+    let entry = alice
+        .peers()
+        .into_iter()
+        .find(|p| p["name"] == "bob")
+        .expect("bob is listed: he is pinned");
+    assert_eq!(entry["online"], false, "{entry:#}");
+    assert_eq!(
+        entry["addrs"],
+        json!([]),
+        "no source gives an address: {entry:#}"
+    );
+
+    // The message is queued with nowhere to dial; the DHT lookup finds bob.
+    let m = chat::send(&alice, "bob", "where are you");
+    assert_eq!(m["state"], "queued");
+    wait_delivered(&alice, "bob", 2, 3 * DEADLINE);
+    wait_history(&bob, "alice", "the message received", DEADLINE, |h| {
+        texts(h, "in")
+            .iter()
+            .any(|t| t == "where are you")
+            .then_some(())
+    });
+    let entry = alice.wait_peer("bob", true, DEADLINE);
+    let sources = entry["sources"].as_array().expect("sources");
+    assert!(sources.contains(&json!("dht")), "{entry:#}");
+}
+
+#[test]
 fn forged_and_expired_records_under_a_peers_key_are_ignored_and_nothing_is_dialled() {
     let net = TestNet::new();
     let World {

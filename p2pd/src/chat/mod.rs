@@ -248,11 +248,15 @@ impl Chat {
     }
 
     fn maybe_dial(self: &Arc<Self>, peer: PeerId) {
-        // Online, or pinned with an address from the book.
-        let Some(info) = self.node.dialable(peer) else {
+        // Online, or pinned with an address from the book, or pinned with none when the DHT
+        // can look it up (its lookups are rate-limited per peer, and so are these dials).
+        let Some(info) = self.node.dial_target(peer, self.dialer.looks_up()) else {
             return;
         };
-        if !proto::reach::Reach::of(&info).deliverable() {
+        if matches!(
+            proto::reach::Reach::of(&info),
+            proto::reach::Reach::Blocked | proto::reach::Reach::KeyChanged
+        ) {
             return;
         }
         {

@@ -208,6 +208,18 @@ impl PeerTable {
         self.get(id).filter(proto::reach::dialable)
     }
 
+    /// `id` if a link to it may be dialled now, or, when `look_up` (the DHT is on), if it is
+    /// pinned, neither blocked nor shadowed by another key, but has no address from any
+    /// source: the dial then finds it through the DHT's lookup.
+    pub fn dial_target(&self, id: PeerId, look_up: bool) -> Option<PeerInfo> {
+        let info = self.get(id)?;
+        if proto::reach::dialable(&info) {
+            return Some(info);
+        }
+        let pinned = self.rows.get(&id).is_some_and(|r| r.pinned);
+        (look_up && pinned && !info.blocked && info.key_conflict.is_none()).then_some(info)
+    }
+
     fn info(id: PeerId, row: &Row) -> PeerInfo {
         PeerInfo {
             name: row.name.clone(),

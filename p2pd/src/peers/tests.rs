@@ -536,3 +536,34 @@ fn each_tracker_is_its_own_source() {
         [Event::PeerLeft { .. }]
     ));
 }
+
+#[test]
+fn a_pinned_peer_with_no_address_is_dialled_only_to_look_it_up() {
+    let bob = entry(1, "bob", 7);
+    let b = bob.signed.record.key;
+    let pin = |blocked| KnownPeer {
+        id: b,
+        name: PeerName::new("bob").unwrap(),
+        trusted: false,
+        auto_accept: false,
+        blocked,
+    };
+    // Pinned, with no record in the book and no source seeing it: nowhere to dial.
+    let t = PeerTable::new(me(), vec![pin(false)], 0);
+    assert!(t.dialable(b).is_none());
+    assert!(t.dial_target(b, false).is_none(), "no DHT, no dial");
+    let info = t.dial_target(b, true).expect("the DHT may find it");
+    assert!(info.addrs.is_empty() && !info.online);
+    // Blocked: never, DHT or not.
+    let t = PeerTable::new(me(), vec![pin(true)], 0);
+    assert!(t.dial_target(b, true).is_none());
+    // A stranger that went offline is not looked up: only pinned peers are.
+    let mut t = PeerTable::new(me(), vec![], 0);
+    t.upsert(T0, &bob, 1);
+    assert!(
+        t.dial_target(b, true).is_some(),
+        "online: dialled as before"
+    );
+    t.source_gone(T0, 2);
+    assert!(t.dial_target(b, true).is_none());
+}

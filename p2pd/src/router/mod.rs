@@ -192,6 +192,12 @@ impl Dialer {
         }))
     }
 
+    /// Whether a dial looks the peer up in the DHT when its known addresses fail (or there
+    /// are none): a pinned peer with no address is then still worth dialling.
+    pub fn looks_up(&self) -> bool {
+        self.dht.is_some()
+    }
+
     /// Links to `peer` for protocol `alpn`: TCP to each of its addresses in turn, TLS that
     /// accepts only its key, and `Hello`, whose name must be the one the peer table holds
     /// (`peer.name`), so a dialled peer never speaks under a name it chose. When no address

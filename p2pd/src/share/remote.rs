@@ -76,7 +76,7 @@ impl Shares {
 impl Shares {
     /// A new share link to `peer`.
     pub(super) async fn connect(&self, peer: PeerId) -> Result<Remote, SharesError> {
-        let Some(info) = self.node.dialable(peer) else {
+        let Some(info) = self.node.dial_target(peer, self.dialer.looks_up()) else {
             let name = self.peer_name(peer);
             return Err(SharesError::Offline(name));
         };

@@ -44,8 +44,9 @@ pub(super) async fn run(t: Arc<Transfers>, live: Arc<Live>) {
             return;
         }
         let rec = live.record();
-        // Online, or pinned with an address from the book.
-        let Some(peer) = t.node.dialable(rec.peer) else {
+        // Online, or pinned with an address from the book, or pinned with none when the DHT
+        // can look it up (the backoff below paces those dials).
+        let Some(peer) = t.node.dial_target(rec.peer, t.dialer.looks_up()) else {
             // Wait for the peer to come online.
             tokio::select! {
                 () = live.cancel.cancelled() => return,

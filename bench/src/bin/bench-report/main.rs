@@ -1,13 +1,13 @@
 //! bench-report: runs every benchmark program in one go and writes `docs/benchmarks.md`.
 //!
-//! It runs `transfer-throughput`, `chat-latency` (unpinned and pinned), `tracker-load` and
-//! `share-bench` one after the other, each with `--json` (their progress goes to this program's stderr),
+//! It runs `transfer-throughput`, `chat-latency` (unpinned and pinned), `tracker-load`,
+//! `share-bench`, `reach-bench` and `dht-lookup` one after the other, each with `--json` (their progress goes to this program's stderr),
 //! and renders one table per benchmark: each figure beside the baseline measured in the same
 //! run, the ratio, the goal and the verdict, with the machine the run was on. The programs'
 //! raw JSON is kept beside the report when `--raw-dir` is given.
 //!
 //! ```text
-//! cargo build --release -p bench -p p2pd -p trackerd
+//! cargo build --release -p bench -p p2pd -p trackerd -p dht-testnet
 //! target/release/bench-report                     # writes docs/benchmarks.md
 //! target/release/bench-report --quick --out -     # a smaller run, to stdout
 //! ```
@@ -23,6 +23,7 @@ use bench::exe_dir;
 use clap::Parser;
 use serde_json::Value;
 
+mod reach;
 mod render;
 mod shares;
 
@@ -66,7 +67,7 @@ fn run(bin_dir: &Path, program: &'static str, args: Vec<String>) -> anyhow::Resu
     let path = bin_dir.join(program);
     if !path.is_file() {
         bail!(
-            "no {} (build: cargo build --release -p bench -p p2pd -p trackerd, or pass --bin-dir DIR)",
+            "no {} (build: cargo build --release -p bench -p p2pd -p trackerd -p dht-testnet, or pass --bin-dir DIR)",
             path.display()
         );
     }
@@ -132,6 +133,12 @@ fn main() -> anyhow::Result<()> {
         chat.extend(strings(&["--messages", "500"]));
         tracker.extend(strings(&["--peers", "1000"]));
     }
+    let mut reach = vec!["--bin-dir".to_string(), bin_dir.display().to_string()];
+    let mut lookup = Vec::new();
+    if args.quick {
+        reach.extend(strings(&["--rounds", "3"]));
+        lookup.extend(strings(&["--records", "5"]));
+    }
     let mut chat_pinned = chat.clone();
     chat_pinned.push("--pin".to_string());
 
@@ -143,6 +150,8 @@ fn main() -> anyhow::Result<()> {
         run(&bin_dir, "chat-latency", chat_pinned)?,
         run(&bin_dir, "tracker-load", tracker)?,
         run(&bin_dir, "share-bench", shares)?,
+        run(&bin_dir, "reach-bench", reach)?,
+        run(&bin_dir, "dht-lookup", lookup)?,
     ];
     if let Some(dir) = &args.raw_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -351,6 +351,8 @@ pub fn report(m: &Machine, runs: &[Run]) -> String {
             "chat-latency" => chat(&mut out, run),
             "tracker-load" => tracker(&mut out, run),
             "share-bench" => crate::shares::render(&mut out, run),
+            "reach-bench" => crate::reach::render_reach(&mut out, run),
+            "dht-lookup" => crate::reach::render_lookup(&mut out, run),
             _ => {}
         }
     }
