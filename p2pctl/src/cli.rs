@@ -117,6 +117,9 @@ pub(crate) enum Command {
         /// The peer: its name, or at least 8 characters of its id
         #[arg(value_name = "PEER")]
         peer: String,
+        /// On a terminal, first show the last N messages with PEER (0: none)
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        last: u32,
     },
     /// Offer a file or a directory to a peer, and wait until it has it
     ///

@@ -165,8 +165,34 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
         Command::History { peer, limit } => {
             history::run(&mut client, &mut out, cli.json, peer, limit).await
         }
-        Command::Chat { peer } => {
+        Command::Chat { peer, last } => {
             let interactive = std::io::stdin().is_terminal();
+            let options = chat::Options {
+                json: cli.json,
+                interactive,
+                drain: chat::DRAIN,
+                last,
+            };
+            // The line editor when both ends are a terminal; stdin as it is otherwise, or
+            // when the terminal cannot host an editor (TERM=dumb).
+            if interactive
+                && !cli.json
+                && std::io::stdout().is_terminal()
+                && let Ok((mut input, out, notes)) = chat::editor::Editor::start()
+            {
+                let (mut out, mut notes) = (Out::new(out), Out::new(notes));
+                let stop = watch::interrupted();
+                return chat::run(
+                    &mut client,
+                    &mut out,
+                    &mut notes,
+                    &mut input,
+                    &peer,
+                    options,
+                    stop,
+                )
+                .await;
+            }
             // One byte over the message limit, so a CRLF line of exactly the limit still fits.
             let mut input = LineReader::new(
                 tokio::io::BufReader::new(tokio::io::stdin()),
@@ -174,11 +200,6 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
                 Tail::Keep,
             );
             let mut notes = Out::new(std::io::stderr());
-            let options = chat::Options {
-                json: cli.json,
-                interactive,
-                drain: chat::DRAIN,
-            };
             chat::run(
                 &mut client,
                 &mut out,
