@@ -1,8 +1,8 @@
 //! `p2pctl chat` on a terminal (a pseudo-terminal): the line editor keeps a half-typed line
-//! intact while the conversation prints above it, edits with arrows and ctrl-a/ctrl-e, opens
-//! with the recent conversation, shows the peer's offers, leaves on ctrl-d and ctrl-c with
-//! the terminal restored, and says that p2pd stopped (not that the peer left) when the local
-//! daemon goes away.
+//! intact while the conversation prints above it, edits with arrows and ctrl-a/ctrl-e and
+//! recalls the session's lines with the up arrow; chat opens with the recent conversation,
+//! shows the peer's offers, leaves on ctrl-d and ctrl-c with the terminal restored, and says
+//! that p2pd stopped (not that the peer left) when the local daemon goes away.
 
 use p2p_tests::chat::{self, texts};
 use p2p_tests::pty::PtyProc;
@@ -66,6 +66,9 @@ fn a_half_typed_line_survives_incoming_messages_and_offers_show_in_the_conversat
     tty.type_keys(b"bc\x01a\x05d\x1b[DX\r");
     bob_received(&p, &["from before", "half typed", "abcXd"]);
     assert!(!tty.text_from(mark).contains("^["), "{}", tty.dump());
+    // The up arrow brings back the line sent last.
+    tty.type_keys(b"\x1b[A\r");
+    bob_received(&p, &["from before", "half typed", "abcXd", "abcXd"]);
 
     // An offer from bob, with the command that takes it.
     let file = net.write_file("report.txt", "twelve bytes");
