@@ -128,12 +128,14 @@ impl Drop for Editor {
             return;
         }
         // The editor thread is still waiting for a key: give the shell back its terminal,
-        // without the prompt and the unfinished line.
+        // without the prompt and the unfinished line, and with bracketed paste off again.
         if let Some(saved) = &self.saved {
             let _ = tcsetattr(io::stdin(), OptionalActions::Now, saved);
         }
         let mut stdout = io::stdout();
-        let _ = stdout.write_all(b"\r\x1b[K").and_then(|()| stdout.flush());
+        let _ = stdout
+            .write_all(b"\x1b[?2004l\r\x1b[K")
+            .and_then(|()| stdout.flush());
     }
 }
 
