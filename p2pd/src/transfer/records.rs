@@ -467,6 +467,33 @@ mod tests {
     use proto::content::ChunkCv;
     use proto::transfer::RelPath;
 
+    /// A transfer with bob of id `[n; 16]`, its files of 1 byte at `paths`.
+    fn record(n: u8, direction: Direction, state: TransferState, paths: &[&str]) -> Record {
+        Record {
+            peer: SecretKey::from_seed([1; 32]).peer_id(),
+            peer_name: PeerName::new("bob").unwrap(),
+            direction,
+            state,
+            manifest: Manifest {
+                id: TransferId([n; 16]),
+                files: paths
+                    .iter()
+                    .map(|path| FileEntry {
+                        path: RelPath::new(path).unwrap(),
+                        size: 1,
+                        hash: [0; 32],
+                    })
+                    .collect(),
+            },
+            local_path: None,
+            error: None,
+            created_ms: 1,
+            pull: false,
+            ended_ms: None,
+            landed: Vec::new(),
+        }
+    }
+
     #[tokio::test]
     async fn an_expected_pull_is_kept_until_its_offer_comes() {
         let dir = tempfile::tempdir().unwrap();
@@ -485,26 +512,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(dir.path()).await.unwrap();
         let store = TransferStore::new(db.clone());
-        let rec = |n: u8, path: &str| Record {
-            peer: SecretKey::from_seed([1; 32]).peer_id(),
-            peer_name: PeerName::new("bob").unwrap(),
-            direction: Direction::In,
-            state: TransferState::Offered,
-            manifest: Manifest {
-                id: TransferId([n; 16]),
-                files: vec![FileEntry {
-                    path: RelPath::new(path).unwrap(),
-                    size: 1,
-                    hash: [0; 32],
-                }],
-            },
-            local_path: None,
-            error: None,
-            created_ms: 1,
-            pull: false,
-            ended_ms: None,
-            landed: Vec::new(),
-        };
+        let rec = |n: u8, path: &str| record(n, Direction::In, TransferState::Offered, &[path]);
         store.insert(&rec(1, "fine.txt")).await.unwrap();
         store.insert(&rec(2, "old.txt")).await.unwrap();
         // As an earlier version could have stored it: a zero-width space in the name.
@@ -526,20 +534,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = TransferStore::new(Db::open(dir.path()).await.unwrap());
         let rec = |n: u8| Record {
-            peer: SecretKey::from_seed([1; 32]).peer_id(),
-            peer_name: PeerName::new("bob").unwrap(),
-            direction: Direction::Out,
-            state: TransferState::Scanning,
-            manifest: Manifest {
-                id: TransferId([n; 16]),
-                files: Vec::new(),
-            },
             local_path: Some("/data".into()),
-            error: None,
-            created_ms: 1,
-            pull: false,
-            ended_ms: None,
-            landed: Vec::new(),
+            ..record(n, Direction::Out, TransferState::Scanning, &[])
         };
         let scanned = |n: u8| Manifest {
             id: TransferId([n; 16]),
@@ -596,46 +592,19 @@ mod tests {
         assert_eq!(all[1].state, TransferState::Cancelled);
         assert!(all[1].manifest.files.is_empty());
     }
-}
-
-#[cfg(test)]
-mod ends {
-    use super::*;
-    use proto::SecretKey;
-    use proto::transfer::RelPath;
-
-    fn rec(n: u8, state: TransferState) -> Record {
-        Record {
-            peer: SecretKey::from_seed([1; 32]).peer_id(),
-            peer_name: PeerName::new("bob").unwrap(),
-            direction: Direction::In,
-            state,
-            manifest: Manifest {
-                id: TransferId([n; 16]),
-                files: (0..7)
-                    .map(|i| FileEntry {
-                        path: RelPath::new(&format!("f{i}.bin")).unwrap(),
-                        size: 1,
-                        hash: [0; 32],
-                    })
-                    .collect(),
-            },
-            local_path: None,
-            error: None,
-            created_ms: 1,
-            pull: false,
-            ended_ms: None,
-            landed: Vec::new(),
-        }
-    }
 
     #[tokio::test]
     async fn landed_names_and_end_times_are_kept_and_ended_transfers_forgotten() {
         let dir = tempfile::tempdir().unwrap();
         let store = TransferStore::new(Db::open(dir.path()).await.unwrap());
         let (a, b) = (TransferId([1; 16]), TransferId([2; 16]));
-        store.insert(&rec(1, TransferState::Running)).await.unwrap();
-        store.insert(&rec(2, TransferState::Running)).await.unwrap();
+        let seven = |n| {
+            let paths: Vec<String> = (0..7).map(|i| format!("f{i}.bin")).collect();
+            let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+            record(n, Direction::In, TransferState::Running, &paths)
+        };
+        store.insert(&seven(1)).await.unwrap();
+        store.insert(&seven(2)).await.unwrap();
         for file in 0..7 {
             let name = format!("f{file} (1).bin");
             store.set_verified_blocking(a, file, 1, Some(name)).unwrap();
