@@ -3,15 +3,18 @@
 //! waiting offers come first and the newest first within each group; `transfers clear`
 //! forgets the finished transfers (records and chunk records) and leaves a waiting offer,
 //! which still goes through; a transfer that ended more than a week ago is listed only with
-//! `--all`.
+//! `--all`; a running transfer whose receiver went away shows no rate and no ETA.
 
 use std::path::Path;
+use std::time::Duration;
 
 use p2p_tests::chat::{self, Pair};
+use p2p_tests::sys::NetNs;
 use p2p_tests::transfer::{
-    TRANSFER_DEADLINE, accept, id_of, list, send_files, wait_state, write_pattern,
+    TRANSFER_DEADLINE, accept, get, id_of, list, send_files, send_until_progress, wait_state,
+    wait_transfer, write_pattern,
 };
-use p2p_tests::{DEADLINE, P2pd, TestNet};
+use p2p_tests::{DEADLINE, P2pd, TestNet, poll};
 use proto::timefmt::parse_ms;
 use serde_json::Value;
 
@@ -189,4 +192,43 @@ fn hex_id(id: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&id[i..i + 2], 16).expect("hex id"))
         .collect()
+}
+
+#[test]
+fn a_running_transfer_whose_receiver_went_away_shows_no_rate_nor_eta() {
+    const MIB: u64 = 1 << 20;
+    const SIZE: u64 = 48 * MIB;
+    // 64 Mbit/s: the transfer takes several seconds, so it is under way when bob stops.
+    let ns = NetNs::rate_limited(64);
+    let net = TestNet::in_netns(&ns);
+    let mut p = chat::pair(&net);
+    let file = net.unique_dir("src").join("disk.img");
+    write_pattern(&file, SIZE as usize, 5);
+    let (id, _) = send_until_progress(&p.alice, &p.bob, &file, SIZE / 8);
+    let moving = wait_transfer(&p.alice, &id, "measured", TRANSFER_DEADLINE, |t| {
+        t["rate"].as_u64().is_some_and(|r| r > 0)
+    });
+    assert_eq!(moving["state"], "running", "{moving:#}");
+    assert!(moving["eta_secs"].is_u64(), "{moving:#}");
+
+    let status = p.bob.stop();
+    assert!(status.success(), "bob did not stop cleanly: {status}");
+    // Nothing moves any more: the rate and the ETA go, not frozen at their last figures.
+    let idle = poll(DEADLINE, Duration::from_millis(100), || {
+        let t = get(&p.alice, &id).ok_or_else(|| format!("alice no longer lists {id}"))?;
+        if t["rate"] == 0 && t["eta_secs"].is_null() {
+            Ok(t)
+        } else {
+            Err(format!("alice still shows a rate: {t:#}"))
+        }
+    });
+    assert_eq!(idle["state"], "running", "{idle:#}");
+    let out = net.ctl(&p.alice, &["transfers"]);
+    out.assert_success();
+    let (_, shown) = row(&out.stdout, &id);
+    assert!(!shown.contains("/s"), "{out}");
+
+    // Back, it goes on to the end.
+    p.bob.restart();
+    wait_state(&p.alice, &id, "done", TRANSFER_DEADLINE * 2);
 }
