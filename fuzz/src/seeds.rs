@@ -352,7 +352,8 @@ fn calls() -> Vec<Call> {
             peer: p(),
             path: "/tmp/x".into(),
         },
-        Call::Transfers {},
+        Call::Transfers { all: false },
+        Call::TransfersClear {},
         Call::Accept {
             id: "0707070707".into(),
             to: Some("/tmp/in".into()),
@@ -456,6 +457,9 @@ fn transfer_info() -> TransferInfo {
         local_path: Some("/tmp/x".into()),
         error: None,
         kind: TransferKind::Send,
+        created_at: Some("2026-12-05T22:10:03.000Z".into()),
+        ended_at: None,
+        landed: Vec::new(),
     }
 }
 

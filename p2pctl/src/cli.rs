@@ -138,8 +138,16 @@ pub(crate) enum Command {
         #[arg(long)]
         no_wait: bool,
     },
-    /// Incoming offers, and running and finished transfers, with rate and ETA
-    Transfers,
+    /// Incoming offers, and running and finished transfers, with rate, ETA, first file and time
+    #[command(args_conflicts_with_subcommands = true)]
+    Transfers {
+        /// Also the finished transfers that ended more than 7 days ago
+        #[arg(long)]
+        all: bool,
+        /// `clear`: forget the finished transfers
+        #[command(subcommand)]
+        action: Option<TransfersAction>,
+    },
     /// Accept an incoming offer
     Accept {
         /// The transfer: its id, or at least 6 characters of it
@@ -319,6 +327,14 @@ pub(crate) enum Command {
     Manpage,
 }
 
+/// `transfers` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TransfersAction {
+    /// Forget every finished transfer (done, declined, cancelled, failed, expired); those
+    /// under way and offers waiting stay
+    Clear,
+}
+
 /// `share` subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ShareAction {
@@ -456,7 +472,33 @@ mod tests {
         let cli = Cli::try_parse_from(["p2pctl", "accept", "abcd12"]).expect("parse");
         assert!(matches!(cli.command, Command::Accept { to: None, .. }));
         let cli = Cli::try_parse_from(["p2pctl", "--json", "transfers"]).expect("parse");
-        assert!(cli.json && matches!(cli.command, Command::Transfers));
+        assert!(
+            cli.json
+                && matches!(
+                    cli.command,
+                    Command::Transfers {
+                        all: false,
+                        action: None
+                    }
+                )
+        );
+        let cli = Cli::try_parse_from(["p2pctl", "transfers", "--all"]).expect("parse");
+        assert!(matches!(
+            cli.command,
+            Command::Transfers {
+                all: true,
+                action: None
+            }
+        ));
+        let cli = Cli::try_parse_from(["p2pctl", "transfers", "clear"]).expect("parse");
+        assert!(matches!(
+            cli.command,
+            Command::Transfers {
+                action: Some(TransfersAction::Clear),
+                ..
+            }
+        ));
+        assert!(Cli::try_parse_from(["p2pctl", "transfers", "--all", "clear"]).is_err());
         let cli = Cli::try_parse_from(["p2pctl", "decline", "abcd12"]).expect("parse");
         assert!(matches!(cli.command, Command::Decline { id } if id == "abcd12"));
         let cli = Cli::try_parse_from(["p2pctl", "cancel", "abcd12"]).expect("parse");

@@ -69,7 +69,7 @@ pub(crate) enum Error {
     #[error("p2pd stopped; chat ended")]
     DaemonStopped,
     /// The daemon did not answer in time.
-    #[error("p2pd did not answer within {} s", .0.as_secs())]
+    #[error("p2pd did not answer within {}", crate::output::human_duration_ms(u64::try_from(.0.as_millis()).unwrap_or(u64::MAX)))]
     Timeout(Duration),
     /// Reading from or writing to the control socket failed.
     #[error("connection to p2pd failed: {0}")]

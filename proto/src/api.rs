@@ -20,7 +20,10 @@ pub use share::{
     ShareChanged, VersionEntry, VersionList,
 };
 pub use status::{Resources, SourceState, SourceStatus, Status, TrackerLinkState, TrackerStatus};
-pub use transfers::{TransferInfo, TransferKind, TransferState};
+pub use transfers::{
+    FINISHED_KEPT_MS, TransferInfo, TransferKind, TransferState, TransfersCleared, listed_at,
+    sort_for_listing,
+};
 
 /// A method and its params. Serialised as `"method"` / `"params"` (see [`crate::rpc`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,9 +98,16 @@ pub enum Call {
         /// Absolute path of a file or directory.
         path: String,
     },
-    /// Transfers both ways: offers waiting for a decision, running, finished.
-    /// Result: `Vec<`[`TransferInfo`]`>`.
-    Transfers {},
+    /// Transfers both ways: offers waiting for a decision, running, finished (those that
+    /// ended over a week ago only with `all`). Result: `Vec<`[`TransferInfo`]`>`.
+    Transfers {
+        /// Also the finished transfers that ended more than a week ago.
+        #[serde(default)]
+        all: bool,
+    },
+    /// Forget every finished transfer (its record and chunk records); unfinished ones stay.
+    /// Result: [`TransfersCleared`].
+    TransfersClear {},
     /// Accept an incoming offer. Result: [`TransferInfo`].
     Accept {
         /// Transfer id (32 hex characters, or a unique prefix of at least 6).
@@ -307,6 +317,7 @@ impl Call {
         "forget_key",
         "send_files",
         "transfers",
+        "transfers_clear",
         "accept",
         "decline",
         "cancel",
@@ -341,7 +352,8 @@ impl Call {
             Call::Unblock { .. } => "unblock",
             Call::ForgetKey { .. } => "forget_key",
             Call::SendFiles { .. } => "send_files",
-            Call::Transfers {} => "transfers",
+            Call::Transfers { .. } => "transfers",
+            Call::TransfersClear {} => "transfers_clear",
             Call::Accept { .. } => "accept",
             Call::Decline { .. } => "decline",
             Call::Cancel { .. } => "cancel",
@@ -628,7 +640,8 @@ mod tests {
                 peer: p(),
                 path: p(),
             },
-            Call::Transfers {},
+            Call::Transfers { all: false },
+            Call::TransfersClear {},
             Call::Accept { id: p(), to: None },
             Call::Decline { id: p() },
             Call::Cancel { id: p() },

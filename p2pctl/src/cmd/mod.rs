@@ -31,7 +31,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::cli::{Cli, Command, ShareAction};
+use crate::cli::{Cli, Command, ShareAction, TransfersAction};
 use crate::client::{self, Client, Notice};
 use crate::error::Error;
 use crate::lines::{LineReader, Tail};
@@ -255,7 +255,10 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
             )
             .await
         }
-        Command::Transfers => transfers::run(&mut client, &mut out, cli.json).await,
+        Command::Transfers { all, action } => match action {
+            None => transfers::run(&mut client, &mut out, cli.json, all).await,
+            Some(TransfersAction::Clear) => transfers::clear(&mut client, &mut out, cli.json).await,
+        },
         Command::Accept { id, .. } => {
             let answer = Answer::Accept { to: local };
             accept::run(&mut client, &mut out, cli.json, answer, id).await
@@ -678,6 +681,9 @@ pub(crate) mod fake {
                 Direction::Out => TransferKind::Send,
                 Direction::In => TransferKind::Receive,
             },
+            created_at: None,
+            ended_at: None,
+            landed: Vec::new(),
         }
     }
 }

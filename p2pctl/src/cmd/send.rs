@@ -203,7 +203,9 @@ async fn input<S: AsyncRead + AsyncWrite>(
         }
         Event::Lagged { .. } => {
             // The end of the transfer may be among the lost events: read it back.
-            let list = client.call::<Vec<TransferInfo>>(Call::Transfers {}).await?;
+            let list = client
+                .call::<Vec<TransferInfo>>(Call::Transfers { all: true })
+                .await?;
             let Some(info) = list.value.into_iter().find(|t| t.id == ours.id) else {
                 return Ok(None);
             };

@@ -486,7 +486,7 @@ mod tests {
         assert_eq!(describe_notice(&notice(&progress), &mut names), None);
         assert_eq!(
             describe(&progress, &names),
-            "transfer abcd1234 with bob: 24%, 1.0 MiB/s  ETA 9s"
+            "transfer abcd1234 with bob: 24%, 1.0 MiB/s  ETA 9 s"
         );
         let done = transfer(Direction::Out, TransferState::Done);
         assert_eq!(

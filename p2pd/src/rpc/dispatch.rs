@@ -103,7 +103,13 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
             let id = resolve(svc, &peer)?;
             value(svc.transfers.send(id, &path).await)
         }
-        Call::Transfers {} => to_value(svc.transfers.list()).map(Reply::Value),
+        Call::Transfers { all } => to_value(svc.transfers.list(all)).map(Reply::Value),
+        Call::TransfersClear {} => value(
+            svc.transfers
+                .clear_ended()
+                .await
+                .map(|cleared| proto::api::TransfersCleared { cleared }),
+        ),
         Call::Accept { id, to } => value(svc.transfers.accept(&id, to.as_deref()).await),
         Call::Decline { id } => value(svc.transfers.decline(&id).await),
         Call::Cancel { id } => value(svc.transfers.cancel(&id).await),

@@ -167,7 +167,7 @@ impl Transfers {
                     rec.manifest.id,
                     rec.peer,
                     live.manifest_bytes(),
-                    rec.created_at.saturating_mul(1000),
+                    rec.created_ms,
                 );
             }
             if rec.state == TransferState::Scanning {
@@ -355,8 +355,10 @@ impl Transfers {
             },
             local_path: Some(path.display().to_string()),
             error: None,
-            created_at: svc::unix_now(),
+            created_ms: svc::unix_millis(),
             pull,
+            ended_ms: None,
+            landed: Vec::new(),
         };
         self.records.insert(&rec).await?;
         let live = self.live_for(&rec);
@@ -368,16 +370,37 @@ impl Transfers {
         Ok(ti)
     }
 
-    /// Every transfer.
-    pub fn list(&self) -> Vec<TransferInfo> {
-        let mut v: Vec<TransferInfo> = self.lock().values().map(|l| l.info()).collect();
-        v.sort_by_key(|t| {
-            (
-                t.state.is_final(),
-                !(t.direction == Direction::In && t.state == TransferState::Offered),
-            )
-        });
+    /// The transfers in listing order ([`proto::api::sort_for_listing`]): every one with
+    /// `all`, else those [`proto::api::listed_at`] keeps now.
+    pub fn list(&self, all: bool) -> Vec<TransferInfo> {
+        let now = svc::unix_millis();
+        let mut v: Vec<TransferInfo> = self
+            .lock()
+            .values()
+            .map(|l| l.info())
+            .filter(|t| all || proto::api::listed_at(t, now))
+            .collect();
+        proto::api::sort_for_listing(&mut v);
         v
+    }
+
+    /// Forgets every transfer that has ended: its record, its chunk records and its place
+    /// in memory. Unfinished ones stay. Returns how many were forgotten.
+    pub async fn clear_ended(&self) -> Result<u64, TransferError> {
+        let ended: Vec<TransferId> = self
+            .lock()
+            .iter()
+            .filter(|(_, l)| l.state().is_final())
+            .map(|(id, _)| *id)
+            .collect();
+        let forgotten = self.records.forget_ended(ended.clone()).await?;
+        let mut live = self.lock();
+        for id in &ended {
+            live.remove(id);
+        }
+        drop(live);
+        info!(target: svc::logging::ACTIVITY, op = "transfers-cleared", count = forgotten, "finished transfers forgotten");
+        Ok(forgotten)
     }
 
     /// Accepts an incoming offer into `to` (default: the download directory).
@@ -461,7 +484,12 @@ impl Transfers {
         }
         let stored = self
             .records
-            .set_state(live.id(), state, local_path.as_deref(), error.as_deref())
+            .set_state(
+                live.id(),
+                state,
+                (local_path.as_deref(), error.as_deref()),
+                live.ended_ms(),
+            )
             .await;
         self.announce_state(live, stored);
     }
@@ -551,6 +579,7 @@ impl<'a> SessionLog<'a> {
 
 impl Drop for SessionLog<'_> {
     fn drop(&mut self) {
+        self.live.link_down();
         let t = self.live.info();
         let bytes = t.done_bytes.saturating_sub(self.from);
         info!(target: svc::logging::ACTIVITY, op = "session-end", id = %t.id, peer = %t.peer_name, direction = ?t.direction, from = self.from, bytes, total = t.total_bytes, "transfer session ended after {bytes} bytes");

@@ -206,6 +206,9 @@ impl Transfers {
             local_path: Some(dest.display().to_string()),
             error: None,
             kind: TransferKind::Pull,
+            created_at: Some(proto::timefmt::format_ms(svc::unix_millis())),
+            ended_at: None,
+            landed: Vec::new(),
         };
         self.records
             .expect_pull(id, peer, dest.display().to_string())

@@ -206,8 +206,10 @@ async fn take_offer(
                 manifest,
                 local_path: None,
                 error: None,
-                created_at: svc::unix_now(),
+                created_ms: svc::unix_millis(),
                 pull: false,
+                ended_ms: None,
+                landed: Vec::new(),
             };
             if let Err(e) = t.records.insert(&rec).await {
                 warn!("cannot store an offer: {e}");
@@ -455,7 +457,8 @@ fn resume_file(
     if !finished {
         if let Some(name) = dir.finished_part(tag, &comps, f.size, &f.hash)? {
             let count = chunk_count(f.size);
-            if let Err(e) = t.records.set_verified_blocking(id, file, count, true) {
+            let landed = Some(name.to_string());
+            if let Err(e) = t.records.set_verified_blocking(id, file, count, landed) {
                 // Keep the part: the next resume finds the link again.
                 warn!(%id, "cannot record {name} as received: {e}");
                 return Ok((count, true));

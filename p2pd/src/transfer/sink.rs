@@ -446,7 +446,7 @@ impl Durability {
                             let _ = self
                                 .t
                                 .records
-                                .set_verified_blocking(self.id, file, verified, false);
+                                .set_verified_blocking(self.id, file, verified, None);
                         }
                         if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
                             self.t.progress(&self.live);
@@ -463,12 +463,13 @@ impl Durability {
                         let name = part.link_final()?;
                         self.t
                             .records
-                            .set_verified_blocking(self.id, file, chunks, true)
+                            .set_verified_blocking(self.id, file, chunks, Some(name.to_string()))
                             .map_err(|source| EngineError::Record {
                                 name: name.to_string(),
                                 source: Box::new(source),
                             })?;
                         part.remove()?;
+                        self.live.landed(file, name.to_string());
                         info!(target: svc::logging::ACTIVITY, op = "file-received", id = %self.id, file = %name, bytes = f.size, content_id = %f.content_id(), "file verified and in place");
                     }
                 }

@@ -85,7 +85,7 @@ impl Rates {
 fn wait_done(bob: &mut Rpc, id: &str, patience: Duration) -> anyhow::Result<Instant> {
     let started = Instant::now();
     loop {
-        let list = bob.call(Call::Transfers {})?;
+        let list = bob.call(Call::Transfers { all: false })?;
         let t = list
             .as_array()
             .and_then(|a| a.iter().find(|t| t["id"] == id));

@@ -157,7 +157,7 @@ async fn waits_for_done_and_says_so() {
         "offered 3 files (12.3 MiB) to bob (id abcd1234); waiting for bob to accept \
          (ctrl-c stops waiting; the offer stays)\n\
          bob accepted; sending 3 files (12.3 MiB)\n\
-         6.1 MiB / 12.3 MiB  4.1 MiB/s  ETA 21s\n"
+         6.1 MiB / 12.3 MiB  4.1 MiB/s  ETA 21 s\n"
     );
 }
 
@@ -372,7 +372,7 @@ async fn lost_events_are_recovered_from_the_list() {
     ran.res.expect("done");
     assert_eq!(
         ran.requests[3],
-        r#"{"jsonrpc":"2.0","id":4,"method":"transfers","params":{}}"#
+        r#"{"jsonrpc":"2.0","id":4,"method":"transfers","params":{"all":true}}"#
     );
     assert_eq!(ran.stdout, "bob has all 3 files (12.3 MiB) verified\n");
 }
@@ -482,7 +482,7 @@ fn bar_messages() {
     );
     assert_eq!(
         bar_message(&running(0), Reach::Online),
-        "4.1 MiB/s  ETA 21s"
+        "4.1 MiB/s  ETA 21 s"
     );
     assert_eq!(
         bar_message(&running(0), Reach::Offline),
