@@ -89,6 +89,16 @@ pub(crate) fn human_duration(secs: u64) -> String {
     }
 }
 
+/// A measured duration in the style of [`human_duration`], with tenths of a second below
+/// ten seconds: `0.4s`, `1.3s`, `12s`, `3m 12s`.
+pub(crate) fn human_elapsed(d: std::time::Duration) -> String {
+    if d.as_secs() < 10 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        human_duration(d.as_secs())
+    }
+}
+
 /// How long ago the unix time `since` was, seen at `now`: `just now`, `42s ago`, `3m ago`,
 /// `5h ago`, `2d ago`; `-` for 0 (never).
 pub(crate) fn relative_time(since: u64, now: u64) -> String {
@@ -222,6 +232,11 @@ pub(crate) fn percent(t: &TransferInfo) -> String {
 /// Rate and time left of a transfer: `4.1 MiB/s  ETA 21s`; each part left out when the
 /// daemon has no figure for it yet (a rate of 0), so possibly empty.
 pub(crate) fn rate_and_eta(t: &TransferInfo) -> String {
+    rate_and_eta_parts(t).join(GAP)
+}
+
+/// The parts of [`rate_and_eta`]: `["4.1 MiB/s", "ETA 21s"]`, either left out when unknown.
+pub(crate) fn rate_and_eta_parts(t: &TransferInfo) -> Vec<String> {
     let mut parts = Vec::new();
     if t.rate > 0 {
         parts.push(human_rate(t.rate));
@@ -229,7 +244,7 @@ pub(crate) fn rate_and_eta(t: &TransferInfo) -> String {
     if let Some(eta) = t.eta_secs {
         parts.push(format!("ETA {}", human_duration(eta)));
     }
-    parts.join(GAP)
+    parts
 }
 
 /// One plain progress line: `12.3 MiB / 100.0 MiB  4.1 MiB/s  ETA 21s`.
@@ -355,6 +370,10 @@ mod tests {
         assert_eq!(human_duration(2 * 3600 + 5 * 60 + 7), "2h 5m");
         assert_eq!(human_duration(3 * 86_400 + 4 * 3600 + 59), "3d 4h");
         assert_eq!(human_duration(86_400), "1d");
+        assert_eq!(human_elapsed(Duration::from_millis(40)), "0.0s");
+        assert_eq!(human_elapsed(Duration::from_millis(1349)), "1.3s");
+        assert_eq!(human_elapsed(Duration::from_millis(12_900)), "12s");
+        assert_eq!(human_elapsed(Duration::from_secs(192)), "3m 12s");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! [`TransferInfo`], one per line). Notes and progress go to stderr: an indicatif bar when
 //! stderr is a terminal, else a plain progress line at most every second.
 
+mod bar;
 mod wait;
 
 use std::io::{self, Write};
@@ -31,7 +32,10 @@ use tokio::time::Instant;
 use super::{subscribe, transfer_raw};
 use crate::client::{Client, Notice};
 use crate::error::Error;
-use crate::output::{Out, clean, files, human_bytes, progress_line, rate_and_eta, short_transfer};
+use crate::output::{
+    Out, clean, files, human_bytes, progress_line, rate_and_eta_parts, short_transfer,
+};
+use bar::Layout;
 use proto::reach::Reach;
 use wait::{Note, Step, Wait, away};
 
@@ -124,6 +128,7 @@ where
     }
 
     let mut view = View::new(show, &sent.value);
+    let mut clock = Clock::new(Instant::now());
     let mut current = sent.value;
     let mut step = first;
     let mut stop = std::pin::pin!(stop);
@@ -135,9 +140,13 @@ where
             }
             Step::Finished { code, text } => {
                 view.clear();
+                if code == 0 && !json {
+                    say(notes, &clock.summary(&current, Instant::now()));
+                }
                 return finish(out, json, code, text);
             }
         }
+        clock.saw(&current, Instant::now());
         let notice = tokio::select! {
             biased;
             () = &mut stop => {
@@ -167,6 +176,38 @@ where
                 step
             }
         };
+    }
+}
+
+/// When data started to move, for the closing summary's elapsed time and average rate.
+struct Clock {
+    /// When the wait began: the start if no data was ever seen moving.
+    began: Instant,
+    /// When the transfer was first seen `running`, and the bytes verified then (a resumed
+    /// transfer starts above 0).
+    moving: Option<(Instant, u64)>,
+}
+
+impl Clock {
+    fn new(now: Instant) -> Self {
+        Self {
+            began: now,
+            moving: None,
+        }
+    }
+
+    /// Takes in the state shown at `now`.
+    fn saw(&mut self, t: &TransferInfo, now: Instant) {
+        if self.moving.is_none() && t.state == TransferState::Running {
+            self.moving = Some((now, t.done_bytes));
+        }
+    }
+
+    /// The summary of the transfer `t`, done at `now`.
+    fn summary(&self, t: &TransferInfo, now: Instant) -> String {
+        let (from, before) = self.moving.unwrap_or((self.began, 0));
+        let moved = t.total_bytes.saturating_sub(before);
+        bar::summary(t, moved, now.saturating_duration_since(from))
     }
 }
 
@@ -274,7 +315,27 @@ enum View {
         last: Option<Instant>,
     },
     /// Notes above an indicatif bar.
-    Bar(ProgressBar),
+    Bar {
+        /// The bar.
+        bar: ProgressBar,
+        /// Its shape, for the terminal's width when last drawn.
+        layout: Layout,
+    },
+}
+
+/// The width of the terminal on stderr, or [`bar::DEFAULT_COLS`].
+fn stderr_cols() -> u16 {
+    console::Term::stderr()
+        .size_checked()
+        .map_or(bar::DEFAULT_COLS, |(_, cols)| cols)
+}
+
+/// The indicatif style of `layout`.
+fn style(layout: Layout) -> ProgressStyle {
+    ProgressStyle::with_template(&layout.template()).map_or_else(
+        |_| ProgressStyle::default_bar(),
+        |s| s.progress_chars("=> "),
+    )
 }
 
 impl View {
@@ -283,14 +344,12 @@ impl View {
             Show::Json => View::Json,
             Show::Plain => View::Plain { last: None },
             Show::Bar(target) => {
-                let style = ProgressStyle::with_template("[{bar:30}] {bytes}/{total_bytes}  {msg}")
-                    .map_or_else(
-                        |_| ProgressStyle::default_bar(),
-                        |s| s.progress_chars("=> "),
-                    );
-                View::Bar(
-                    ProgressBar::with_draw_target(Some(t.total_bytes), target).with_style(style),
-                )
+                let layout = Layout::for_width(stderr_cols());
+                View::Bar {
+                    bar: ProgressBar::with_draw_target(Some(t.total_bytes), target)
+                        .with_style(style(layout)),
+                    layout,
+                }
             }
         }
     }
@@ -324,11 +383,19 @@ impl View {
                     say(notes, &format!("hashed {}", progress_line(t)));
                 }
             }
-            View::Bar(bar) => {
+            View::Bar { bar, layout } => {
+                // The terminal may have been resized since the last state.
+                let cols = stderr_cols();
+                if Layout::for_width(cols) != *layout {
+                    *layout = Layout::for_width(cols);
+                    bar.set_style(style(*layout));
+                }
+                let done = t.done_bytes.min(t.total_bytes);
+                let room = layout.room(cols, done, t.total_bytes);
                 // The bar first, so that it is redrawn in its new state under the note.
                 bar.set_length(t.total_bytes);
-                bar.set_position(t.done_bytes.min(t.total_bytes));
-                bar.set_message(bar_message(t, reach));
+                bar.set_position(done);
+                bar.set_message(bar_message(t, reach, room));
                 if let Some(note) = note {
                     bar.suspend(|| say(notes, &note.text(t)));
                 }
@@ -338,15 +405,16 @@ impl View {
 
     /// The transfer ended: the bar goes away (the outcome is printed next).
     fn clear(&self) {
-        if let View::Bar(bar) = self {
+        if let View::Bar { bar, .. } = self {
             bar.finish_and_clear();
         }
     }
 
-    /// The user stopped waiting: the bar stays as it was.
+    /// The user stopped waiting: the bar is wiped once, not drawn again (the terminal has
+    /// echoed `^C` over it), and the line saying so takes its place.
     fn abandon(&self) {
-        if let View::Bar(bar) = self {
-            bar.abandon();
+        if let View::Bar { bar, .. } = self {
+            bar.finish_and_clear();
         }
     }
 }
@@ -360,11 +428,16 @@ fn due(last: &mut Option<Instant>, now: Instant) -> bool {
     true
 }
 
-/// The text right of the bar.
-fn bar_message(t: &TransferInfo, reach: Reach) -> String {
+/// The text right of the bar, in `room` columns: the rate and ETA lose their parts from the
+/// end rather than wrap (a waiting text is cut by indicatif).
+fn bar_message(t: &TransferInfo, reach: Reach, room: usize) -> String {
     let name = clean(t.peer_name.as_str());
     match (t.state, reach) {
-        (TransferState::Scanning, _) => format!("hashing  {}", rate_and_eta(t)),
+        (TransferState::Scanning, _) => {
+            let mut parts = vec!["hashing".to_owned()];
+            parts.extend(rate_and_eta_parts(t));
+            bar::fit(&parts, room)
+        }
         (TransferState::Queued | TransferState::Offered, _) if t.direction == Direction::In => {
             format!("waiting for {name}")
         }
@@ -373,7 +446,7 @@ fn bar_message(t: &TransferInfo, reach: Reach) -> String {
         (TransferState::Queued, _) => format!("offering to {name}"),
         (TransferState::Offered, _) => format!("waiting for {name} to accept"),
         (_, r) if away(r) => format!("paused: {name} is offline"),
-        _ => rate_and_eta(t),
+        _ => bar::fit(&rate_and_eta_parts(t), room),
     }
 }
 

@@ -151,14 +151,18 @@ async fn waits_for_done_and_says_so() {
     ran.res.expect("done");
     assert_eq!(ran.requests, [SUBSCRIBE, PEERS, SEND]);
     assert_eq!(ran.stdout, "bob has all 3 files (12.3 MiB) verified\n");
-    // Events come faster than one a second here: one progress line only.
+    // Events come faster than one a second here: one progress line only; then the time it
+    // took and the average rate (measured here, so only their shape is known).
+    let (lines, last) = ran.stderr.rsplit_once("sent ").expect("a summary");
     assert_eq!(
-        ran.stderr,
+        lines,
         "offered 3 files (12.3 MiB) to bob (id abcd1234); waiting for bob to accept \
          (ctrl-c stops waiting; the offer stays)\n\
          bob accepted; sending 3 files (12.3 MiB)\n\
          6.1 MiB / 12.3 MiB  4.1 MiB/s  ETA 21s\n"
     );
+    assert!(last.starts_with("3 files to bob: 12.3 MiB in "), "{last}");
+    assert!(last.ends_with("/s)\n"), "{last}");
 }
 
 #[tokio::test]
@@ -449,8 +453,13 @@ async fn the_bar_keeps_stdout_for_the_outcome() {
     .await;
     ran.res.expect("done");
     assert_eq!(ran.stdout, "bob has all 3 files (12.3 MiB) verified\n");
-    // Notes are printed above the bar.
-    assert_eq!(ran.stderr.lines().count(), 2, "{}", ran.stderr);
+    // Notes are printed above the bar, and the summary after it.
+    assert_eq!(ran.stderr.lines().count(), 3, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("\nsent 3 files to bob: 12.3 MiB in "),
+        "{}",
+        ran.stderr
+    );
 }
 
 #[test]
@@ -468,24 +477,24 @@ fn plain_lines_at_most_every_second() {
 fn bar_messages() {
     let queued = at(TransferState::Queued);
     assert_eq!(
-        bar_message(&queued, Reach::Offline),
+        bar_message(&queued, Reach::Offline, 80),
         "waiting for bob to come online"
     );
-    assert_eq!(bar_message(&queued, Reach::Online), "offering to bob");
+    assert_eq!(bar_message(&queued, Reach::Online, 80), "offering to bob");
     assert_eq!(
-        bar_message(&queued, Reach::KeyChanged),
+        bar_message(&queued, Reach::KeyChanged, 80),
         "not sent: bob's key changed"
     );
     assert_eq!(
-        bar_message(&at(TransferState::Offered), Reach::Online),
+        bar_message(&at(TransferState::Offered), Reach::Online, 80),
         "waiting for bob to accept"
     );
     assert_eq!(
-        bar_message(&running(0), Reach::Online),
+        bar_message(&running(0), Reach::Online, 80),
         "4.1 MiB/s  ETA 21s"
     );
     assert_eq!(
-        bar_message(&running(0), Reach::Offline),
+        bar_message(&running(0), Reach::Offline, 80),
         "paused: bob is offline"
     );
     assert_eq!(
@@ -494,9 +503,21 @@ fn bar_messages() {
                 eta_secs: None,
                 ..running(0)
             },
-            Reach::Online
+            Reach::Online,
+            80
         ),
         "4.1 MiB/s"
+    );
+    // Too narrow for both: the ETA goes, then the rate; never cut in the middle.
+    assert_eq!(bar_message(&running(0), Reach::Online, 12), "4.1 MiB/s");
+    assert_eq!(bar_message(&running(0), Reach::Online, 5), "");
+    let hashing = TransferInfo {
+        state: TransferState::Scanning,
+        ..running(0)
+    };
+    assert_eq!(
+        bar_message(&hashing, Reach::Online, 80),
+        "hashing  4.1 MiB/s  ETA 21s"
     );
 }
 
@@ -593,7 +614,7 @@ fn a_pull_waits_for_the_owner_then_says_what_arrived_where() {
         note.text(&pull)
     );
     assert_eq!(
-        bar_message(&pull, Reach::Online),
+        bar_message(&pull, Reach::Online, 80),
         "waiting for bob",
         "the owner's hashing shows as waiting"
     );
