@@ -1,13 +1,19 @@
-//! `p2pctl send` as a user runs it, between two real daemons: the progress bar in a
-//! pseudo-terminal 60 columns wide never draws a frame wider than the terminal and ends with
-//! a summary of the time taken and the average rate.
+//! `p2pctl send` and `accept --to` as a user runs them, between two real daemons: several
+//! paths go as one transfer, and a symlink in a directory stays home, named on stderr; two
+//! paths of one name are refused before anything is sent; `accept --to` a directory that
+//! does not exist is refused (exit 1, with the hint) and makes nothing, and `--mkdir` makes
+//! it; the progress bar in a pseudo-terminal 60 columns wide never draws a frame wider than
+//! the terminal and ends with a summary of the time taken and the average rate.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use p2p_tests::chat::{self, Pair};
-use p2p_tests::transfer::{TRANSFER_DEADLINE, write_pattern};
-use p2p_tests::{CmdOutput, P2pd, TestNet, run_with_timeout};
+use p2p_tests::transfer::{
+    TRANSFER_DEADLINE, assert_content, entries, id_of, list, wait_offer, wait_state, write_pattern,
+};
+use p2p_tests::{CmdOutput, DEADLINE, P2pd, TestNet, run_with_timeout};
 
 const MIB: usize = 1 << 20;
 
@@ -118,4 +124,109 @@ fn the_bar_fits_60_columns_and_ends_with_time_and_average_rate() {
             .any(|r| r == "bob has the file (48.0 MiB) verified"),
         "{out}"
     );
+}
+
+/// `p2pctl send PATHS... bob` on `from`.
+fn send(net: &TestNet, from: &P2pd, paths: &[&Path]) -> CmdOutput {
+    let mut args = vec!["send"];
+    args.extend(
+        paths
+            .iter()
+            .map(|p| p.to_str().expect("test paths are UTF-8")),
+    );
+    args.push("bob");
+    net.ctl(from, &args)
+}
+
+#[test]
+fn several_paths_go_as_one_transfer_and_a_skipped_symlink_is_named() {
+    let net = TestNet::new();
+    let p = chat::pair(&net);
+    net.ctl(&p.bob, &["trust", "alice", "--auto-accept"])
+        .assert_success();
+    let src = net.unique_dir("src");
+    let report = write_pattern(&src.join("docs/report.pdf"), 300_000, 1);
+    let a = write_pattern(&src.join("photos/a.jpg"), 2 * MIB, 2);
+    let b = write_pattern(&src.join("photos/sub/b.raw"), 1000, 3);
+    std::os::unix::fs::symlink(src.join("docs/report.pdf"), src.join("photos/sub/link"))
+        .expect("symlink");
+    let report_path = src.join("docs/report.pdf");
+    let photos = src.join("photos");
+    let out = send(&net, &p.alice, &[&report_path, &photos]);
+    out.assert_success();
+    assert_eq!(
+        out.stdout, "bob has all 3 files (2.3 MiB) verified\n",
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l == "skipped symlink: photos/sub/link (not followed)"),
+        "{out}"
+    );
+    let dl = p.bob.download_dir();
+    assert_eq!(
+        entries(dl),
+        [
+            "photos/",
+            "photos/a.jpg",
+            "photos/sub/",
+            "photos/sub/b.raw",
+            "report.pdf"
+        ]
+    );
+    assert_content(&dl.join("report.pdf"), &report);
+    assert_content(&dl.join("photos/a.jpg"), &a);
+    assert_content(&dl.join("photos/sub/b.raw"), &b);
+    // One transfer carried them all.
+    assert_eq!(list(&p.bob).len(), 1, "{:#?}", list(&p.bob));
+
+    // Two paths that would arrive under one name are refused before p2pd is asked.
+    write_pattern(&src.join("other/report.pdf"), 10, 4);
+    let out = send(
+        &net,
+        &p.alice,
+        &[&report_path, &src.join("other/report.pdf")],
+    );
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert!(
+        out.stderr.contains("both would arrive as report.pdf"),
+        "{out}"
+    );
+    assert_eq!(list(&p.alice).len(), 1, "nothing more was offered");
+}
+
+#[test]
+fn accept_into_a_missing_directory_needs_mkdir() {
+    let net = TestNet::new();
+    let p = chat::pair(&net);
+    let src = net.unique_dir("src");
+    let data = write_pattern(&src.join("f.bin"), 5000, 5);
+    net.ctl(
+        &p.alice,
+        &[
+            "send",
+            src.join("f.bin").to_str().unwrap(),
+            "bob",
+            "--no-wait",
+        ],
+    )
+    .assert_success();
+    let id = id_of(&wait_offer(&p.bob, DEADLINE));
+    let dest = net.unique_dir("dest").join("typo/deeper");
+    let dest_text = dest.to_str().unwrap();
+    let out = net.ctl(&p.bob, &["accept", &id, "--to", dest_text]);
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert!(
+        out.stderr
+            .contains("does not exist (create it, or accept with --mkdir)"),
+        "{out}"
+    );
+    assert!(!dest.parent().unwrap().exists(), "nothing was made");
+    // Still offered: the refusal decided nothing.
+    wait_state(&p.bob, &id, "offered", DEADLINE);
+    net.ctl(&p.bob, &["accept", &id, "--to", dest_text, "--mkdir"])
+        .assert_success();
+    wait_state(&p.bob, &id, "done", TRANSFER_DEADLINE);
+    assert_content(&dest.join("f.bin"), &data);
 }

@@ -19,7 +19,7 @@ mod bar;
 mod wait;
 
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -77,6 +77,80 @@ pub(crate) fn absolute_path(arg: &Path) -> Result<String, Error> {
         _ => Error::Failed(format!("cannot send {shown}: {e}")),
     })?;
     utf8(&path)
+}
+
+/// The canonical absolute forms of several PATH arguments ([`absolute_path`]). Two that
+/// would arrive under the same name are refused here: the peer could not tell them apart.
+pub(crate) fn absolute_paths(args: &[PathBuf]) -> Result<Vec<String>, Error> {
+    let mut out: Vec<String> = Vec::with_capacity(args.len());
+    for arg in args {
+        let path = absolute_path(arg)?;
+        let name = |p: &str| Path::new(p).file_name().map(|n| n.to_owned());
+        if let Some(same) = out.iter().find(|o| name(o) == name(&path)) {
+            return Err(Error::Failed(format!(
+                "cannot send {} and {} together: both would arrive as {}",
+                clean(same),
+                clean(&path),
+                clean(&name(&path).unwrap_or_default().to_string_lossy())
+            )));
+        }
+        out.push(path);
+    }
+    Ok(out)
+}
+
+/// The `send_files` request for `paths` (absolute): one path as `path`, which every p2pd
+/// takes; several as `paths`.
+pub(crate) fn call(peer: String, mut paths: Vec<String>) -> Call {
+    if paths.len() == 1 {
+        let path = paths.pop().unwrap_or_default();
+        Call::SendFiles { peer, path, paths }
+    } else {
+        Call::SendFiles {
+            peer,
+            path: String::new(),
+            paths,
+        }
+    }
+}
+
+/// The lines naming what p2pd will leave out of `paths` (absolute): symlinks (not followed)
+/// and special files (sockets, pipes, devices) inside a directory, by the name they would
+/// have had at the peer: `skipped symlink: photos/link (not followed)`.
+pub(crate) fn skipped_lines(paths: &[String]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for p in paths {
+        let path = Path::new(p);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if path.is_dir() {
+            skipped_in(path, &name, &mut lines);
+        }
+    }
+    lines
+}
+
+/// Adds the skipped entries below `dir` (shown as `rel`) to `lines`, in name order, as
+/// p2pd's scan walks it.
+fn skipped_in(dir: &Path, rel: &str, lines: &mut Vec<String>) {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<std::fs::DirEntry> = read.filter_map(Result::ok).collect();
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for e in entries {
+        let Ok(ft) = e.file_type() else { continue };
+        let child = format!("{rel}/{}", e.file_name().to_string_lossy());
+        if ft.is_symlink() {
+            lines.push(format!("skipped symlink: {} (not followed)", clean(&child)));
+        } else if ft.is_dir() {
+            skipped_in(&e.path(), &child, lines);
+        } else if !ft.is_file() {
+            lines.push(format!("skipped special file: {}", clean(&child)));
+        }
+    }
 }
 
 /// `path` as a string; p2pd's API carries paths as UTF-8 text.

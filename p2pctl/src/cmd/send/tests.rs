@@ -15,6 +15,7 @@ fn photos() -> Call {
     Call::SendFiles {
         peer: "bob".into(),
         path: "/home/alice/photos".into(),
+        paths: Vec::new(),
     }
 }
 
@@ -630,4 +631,54 @@ fn a_pull_waits_for_the_owner_then_says_what_arrived_where() {
             text: "got 3 files (12.3 MiB) from bob, verified, in /home/alice/in".into()
         }
     );
+}
+
+#[test]
+fn several_paths_go_as_paths_and_one_as_path() {
+    assert_eq!(
+        call("bob".into(), vec!["/a".into()]),
+        Call::SendFiles {
+            peer: "bob".into(),
+            path: "/a".into(),
+            paths: Vec::new(),
+        }
+    );
+    assert_eq!(
+        call("bob".into(), vec!["/a".into(), "/b".into()]),
+        Call::SendFiles {
+            peer: "bob".into(),
+            path: String::new(),
+            paths: vec!["/a".into(), "/b".into()],
+        }
+    );
+}
+
+#[test]
+fn two_paths_of_one_name_are_refused_and_skipped_entries_are_named() {
+    let tmp = tempfile_dir();
+    let (a, b) = (tmp.join("a"), tmp.join("b"));
+    std::fs::create_dir_all(a.join("x/sub")).expect("mkdir");
+    std::fs::create_dir_all(b.join("x")).expect("mkdir");
+    std::fs::write(a.join("x/sub/f"), b"f").expect("write");
+    std::os::unix::fs::symlink("/etc/passwd", a.join("x/sub/link")).expect("symlink");
+    std::os::unix::fs::symlink("nowhere", a.join("x/dangling")).expect("symlink");
+    let err = absolute_paths(&[a.join("x"), b.join("x")]).expect_err("same name");
+    assert!(err.to_string().contains("both would arrive as x"), "{err}");
+    let paths = absolute_paths(&[a.join("x"), a.join("x/sub/f")]).expect("paths");
+    assert_eq!(
+        skipped_lines(&paths),
+        [
+            "skipped symlink: x/dangling (not followed)",
+            "skipped symlink: x/sub/link (not followed)"
+        ]
+    );
+    std::fs::remove_dir_all(&tmp).expect("clean up");
+}
+
+/// A fresh directory of this test process.
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("p2pctl-send-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    dir
 }
