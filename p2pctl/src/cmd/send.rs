@@ -404,6 +404,12 @@ fn stderr_cols() -> u16 {
         .map_or(bar::DEFAULT_COLS, |(_, cols)| cols)
 }
 
+/// The bar's length: none while the size is not known yet (indicatif would show a bar of
+/// length 0 as full, `100%`).
+fn length(t: &TransferInfo) -> Option<u64> {
+    Some(t.total_bytes).filter(|&n| n > 0)
+}
+
 /// The indicatif style of `layout`.
 fn style(layout: Layout) -> ProgressStyle {
     ProgressStyle::with_template(&layout.template()).map_or_else(
@@ -420,8 +426,7 @@ impl View {
             Show::Bar(target) => {
                 let layout = Layout::for_width(stderr_cols());
                 View::Bar {
-                    bar: ProgressBar::with_draw_target(Some(t.total_bytes), target)
-                        .with_style(style(layout)),
+                    bar: ProgressBar::with_draw_target(length(t), target).with_style(style(layout)),
                     layout,
                 }
             }
@@ -467,7 +472,9 @@ impl View {
                 let done = t.done_bytes.min(t.total_bytes);
                 let room = layout.room(cols, done, t.total_bytes);
                 // The bar first, so that it is redrawn in its new state under the note.
-                bar.set_length(t.total_bytes);
+                if let Some(len) = length(t) {
+                    bar.set_length(len);
+                }
                 bar.set_position(done);
                 bar.set_message(bar_message(t, reach, room));
                 if let Some(note) = note {
