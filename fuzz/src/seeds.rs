@@ -351,12 +351,14 @@ fn calls() -> Vec<Call> {
         Call::SendFiles {
             peer: p(),
             path: "/tmp/x".into(),
+            paths: vec!["/tmp/y".into()],
         },
         Call::Transfers { all: false },
         Call::TransfersClear {},
         Call::Accept {
             id: "0707070707".into(),
             to: Some("/tmp/in".into()),
+            mkdir: true,
         },
         Call::Decline {
             id: "070707".into(),

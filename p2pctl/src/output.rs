@@ -112,6 +112,12 @@ pub(crate) fn human_duration_ms(ms: u64) -> String {
     }
 }
 
+/// A measured duration in the one style of [`human_duration_ms`]: `850 ms`, `1.3 s`,
+/// `12 s`, `3 min 12 s`.
+pub(crate) fn human_elapsed(d: std::time::Duration) -> String {
+    human_duration_ms(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// How long ago the unix time `since` was, seen at `now`, in the largest unit of
 /// [`human_duration`]'s style: `just now`, `42 s ago`, `3 min ago`, `5 h ago`, `2 d ago`;
 /// `-` for 0 (never).
@@ -261,6 +267,11 @@ pub(crate) fn percent(t: &TransferInfo) -> String {
 /// Rate and time left of a transfer: `4.1 MiB/s  ETA 21 s`; each part left out when the
 /// daemon has no figure for it yet (a rate of 0), so possibly empty.
 pub(crate) fn rate_and_eta(t: &TransferInfo) -> String {
+    rate_and_eta_parts(t).join(GAP)
+}
+
+/// The parts of [`rate_and_eta`]: `["4.1 MiB/s", "ETA 21 s"]`, either left out when unknown.
+pub(crate) fn rate_and_eta_parts(t: &TransferInfo) -> Vec<String> {
     let mut parts = Vec::new();
     if t.rate > 0 {
         parts.push(human_rate(t.rate));
@@ -268,7 +279,7 @@ pub(crate) fn rate_and_eta(t: &TransferInfo) -> String {
     if let Some(eta) = t.eta_secs {
         parts.push(format!("ETA {}", human_duration(eta)));
     }
-    parts.join(GAP)
+    parts
 }
 
 /// One plain progress line: `12.3 MiB / 100.0 MiB  4.1 MiB/s  ETA 21 s`.
@@ -421,6 +432,14 @@ mod tests {
         let east = jiff::tz::TimeZone::fixed(jiff::tz::offset(2));
         assert_eq!(short_time(now, now, &east), "00:13");
         assert_eq!(short_time(now - 3_600_000, now, &east), "Nov 14 23:13");
+    }
+
+    #[test]
+    fn elapsed_times_share_the_style() {
+        assert_eq!(human_elapsed(Duration::from_millis(40)), "40 ms");
+        assert_eq!(human_elapsed(Duration::from_millis(1349)), "1.3 s");
+        assert_eq!(human_elapsed(Duration::from_millis(12_900)), "12 s");
+        assert_eq!(human_elapsed(Duration::from_secs(192)), "3 min 12 s");
     }
 
     #[test]

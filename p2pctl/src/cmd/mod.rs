@@ -70,8 +70,11 @@ pub(crate) fn check_since(text: &str) -> Result<(), String> {
 pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
     // Local paths are checked first: a missing PATH is the user's error (exit 1) whether or
     // not p2pd runs.
+    let sending = match &cli.command {
+        Command::Send { paths, .. } => send::absolute_paths(paths)?,
+        _ => Vec::new(),
+    };
     let local = match &cli.command {
-        Command::Send { path, .. } => Some(send::absolute_path(path)?),
         Command::Put { path, .. } => Some(put::absolute_src(path)?),
         Command::Accept { to: Some(dir), .. } => Some(accept::absolute_dir(dir)?),
         Command::Get {
@@ -241,26 +244,40 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
         Command::Send { peer, no_wait, .. } => {
             let show = send::Show::for_stderr(cli.json);
             let mut notes = Out::new(std::io::stderr());
-            send::run(
+            for line in send::skipped_lines(&sending) {
+                notes.line(&line)?;
+            }
+            let several = sending.len() > 1;
+            let sent = send::run(
                 &mut client,
                 &mut out,
                 &mut notes,
                 show,
-                Call::SendFiles {
-                    peer,
-                    path: local.unwrap_or_default(),
-                },
+                send::call(peer, sending),
                 no_wait,
                 watch::interrupted(),
             )
-            .await
+            .await;
+            match sent {
+                // A p2pd older than `paths` refuses the field.
+                Err(Error::Rpc(e))
+                    if several && e.code == -32602 && e.message.contains("paths") =>
+                {
+                    Err(Error::Failed(
+                        "this p2pd takes one path at a time; upgrade it, or send each path \
+                         on its own"
+                            .into(),
+                    ))
+                }
+                other => other,
+            }
         }
         Command::Transfers { all, action } => match action {
             None => transfers::run(&mut client, &mut out, cli.json, all).await,
             Some(TransfersAction::Clear) => transfers::clear(&mut client, &mut out, cli.json).await,
         },
-        Command::Accept { id, .. } => {
-            let answer = Answer::Accept { to: local };
+        Command::Accept { id, mkdir, .. } => {
+            let answer = Answer::Accept { to: local, mkdir };
             accept::run(&mut client, &mut out, cli.json, answer, id).await
         }
         Command::Decline { id } => {

@@ -310,24 +310,28 @@ impl Transfers {
         }
     }
 
-    /// Offers `path` to `peer`. Answers at once with the transfer `scanning`: the files are
-    /// listed and hashed by a job ([`hashing`]), after which the transfer is `queued` and goes
-    /// on; a path that cannot be hashed ends it `failed`.
+    /// Offers `paths` (absolute; one or more files or directories, as one transfer) to
+    /// `peer`. Answers at once with the transfer `scanning`: the files are listed and hashed
+    /// by a job ([`hashing`]), after which the transfer is `queued` and goes on; a path that
+    /// cannot be hashed ends it `failed`.
     pub async fn send(
         self: &Arc<Self>,
         peer: PeerId,
-        path: &str,
+        paths: &[String],
     ) -> Result<TransferInfo, TransferError> {
-        self.send_kind(peer, path, false).await
+        self.send_kind(peer, paths, false).await
     }
 
     /// As [`send`](Self::send); `pull` marks the entry of a share that `peer` asked for.
     async fn send_kind(
         self: &Arc<Self>,
         peer: PeerId,
-        path: &str,
+        paths: &[String],
         pull: bool,
     ) -> Result<TransferInfo, TransferError> {
+        if paths.is_empty() {
+            return Err(TransferError::Destination("no path to send".into()));
+        }
         let info = self
             .node
             .peer(peer)
@@ -335,9 +339,9 @@ impl Transfers {
         if info.blocked {
             return Err(TransferError::Blocked(info.name));
         }
-        let path = PathBuf::from(path);
-        if !path.is_absolute() {
-            return Err(scan::ScanError::NotAbsolute(path).into());
+        let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+        if let Some(p) = paths.iter().find(|p| !p.is_absolute()) {
+            return Err(scan::ScanError::NotAbsolute(p.clone()).into());
         }
         self.node.deal_with(info.id).await?;
         let mut id = [0u8; 16];
@@ -353,7 +357,15 @@ impl Transfers {
                 id,
                 files: Vec::new(),
             },
-            local_path: Some(path.display().to_string()),
+            // The paths offered, for display (each file's directory is kept with its chunk
+            // values once scanned).
+            local_path: Some(
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
             error: None,
             created_ms: svc::unix_millis(),
             pull,
@@ -366,7 +378,7 @@ impl Transfers {
         self.node.publish([Event::TransferOffered {
             transfer: ti.clone(),
         }]);
-        hashing::start(self, live, path).await;
+        hashing::start(self, live, paths).await;
         Ok(ti)
     }
 
@@ -403,8 +415,15 @@ impl Transfers {
         Ok(forgotten)
     }
 
-    /// Accepts an incoming offer into `to` (default: the download directory).
-    pub async fn accept(&self, id: &str, to: Option<&str>) -> Result<TransferInfo, TransferError> {
+    /// Accepts an incoming offer into `to` (default: the download directory, made if
+    /// missing). A `to` that does not exist is refused, so that a mistyped one is not made
+    /// silently, unless `mkdir` says to make it.
+    pub async fn accept(
+        &self,
+        id: &str,
+        to: Option<&str>,
+        mkdir: bool,
+    ) -> Result<TransferInfo, TransferError> {
         let live = self.find(id)?;
         let dest = to.map_or_else(|| self.download_dir.clone(), PathBuf::from);
         if !dest.is_absolute() {
@@ -412,6 +431,9 @@ impl Transfers {
                 "{} is not an absolute path",
                 dest.display()
             )));
+        }
+        if to.is_some() {
+            destination(&dest, mkdir)?;
         }
         // Accepting is dealing with the sender: its name is pinned to its key.
         self.node.deal_with(live.info().peer).await?;
@@ -600,3 +622,25 @@ impl Drop for BulkSlot {
 
 /// A watch of the decision on an offer.
 type DecisionRx = watch::Receiver<Decision>;
+
+/// Checks that `dest`, a destination the user named, is a directory; makes it (and its
+/// missing parents) first when `mkdir` says so.
+fn destination(dest: &std::path::Path, mkdir: bool) -> Result<(), TransferError> {
+    let shown = dest.display();
+    match std::fs::metadata(dest) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(TransferError::Destination(format!(
+            "{shown} is not a directory"
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && mkdir => {
+            std::fs::create_dir_all(dest)
+                .map_err(|e| TransferError::Destination(format!("cannot create {shown}: {e}")))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(TransferError::Destination(
+            format!("{shown} does not exist (create it, or accept with --mkdir)"),
+        )),
+        Err(e) => Err(TransferError::Destination(format!(
+            "cannot use {shown}: {e}"
+        ))),
+    }
+}

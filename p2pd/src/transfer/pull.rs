@@ -138,7 +138,7 @@ impl Transfers {
         let text = path
             .to_str()
             .ok_or_else(|| TransferError::Destination("the path is not UTF-8".into()))?;
-        self.send_kind(peer, text, true).await
+        self.send_kind(peer, &[text.to_owned()], true).await
     }
 
     /// Ends every outgoing pull not ended yet whose asker and entry `ends` picks (the asker

@@ -563,6 +563,7 @@ mod tests {
         let kept = vec![Scanned {
             mtime: (1_700_000_000, 5),
             cvs: vec![ChunkCv([7; 32])],
+            base: Some("/data".into()),
         }];
         assert!(
             !store

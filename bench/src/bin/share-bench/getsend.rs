@@ -136,6 +136,7 @@ fn once(ctx: &mut Ctx<'_>, way: Way, round: usize) -> anyhow::Result<f64> {
             let timed = ctx.alice.timed_call(Call::SendFiles {
                 peer: "bob".into(),
                 path: path.into(),
+                paths: Vec::new(),
             })?;
             let id = id_of(&timed.result.context("no result")?)?;
             let done = wait_done(ctx.bob, &id, patience)?;

@@ -129,6 +129,9 @@ mod tests {
             local_path: None,
             error: None,
             kind: TransferKind::Receive,
+            created_at: None,
+            ended_at: None,
+            landed: Vec::new(),
         }
     }
 

@@ -523,6 +523,9 @@ fn offer(state: proto::api::TransferState) -> proto::api::TransferInfo {
         local_path: None,
         error: None,
         kind: proto::api::TransferKind::Receive,
+        created_at: None,
+        ended_at: None,
+        landed: Vec::new(),
     }
 }
 
