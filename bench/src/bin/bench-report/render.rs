@@ -130,6 +130,16 @@ fn transfer(out: &mut String, run: &Run) {
         )
         .beside("TCP pipe + fsync", pipe),
     ];
+    if let Some(socat) = num(v, "/socat/cpu_s") {
+        rows.push(
+            Row::new(
+                "CPU of both daemons for the send (scan + data), s",
+                num(v, "/single/cpu_both_daemons_s"),
+            )
+            .beside("socat -b 1 MiB", Some(socat))
+            .goal("≤ 1.5× socat", |m| m <= 1.5 * socat),
+        );
+    }
     if let Some(scp) = num(v, "/scp/mb_per_s_with_sync") {
         rows.push(
             Row::new("same transfer, MB/s", num(v, "/single/end_to_end_mb_per_s"))
@@ -193,6 +203,9 @@ fn transfer(out: &mut String, run: &Run) {
     );
     if let Some(note) = v.pointer("/size_note").and_then(Value::as_str) {
         let _ = writeln!(out, "Note: {note}\n");
+    }
+    if let Some(why) = v.pointer("/socat/skipped").and_then(Value::as_str) {
+        let _ = writeln!(out, "socat baseline skipped: {why}.\n");
     }
     if let Some(why) = v.pointer("/scp/skipped").and_then(Value::as_str) {
         let _ = writeln!(out, "scp baseline skipped: {why}.\n");
