@@ -456,6 +456,7 @@ fn transfer_info() -> TransferInfo {
         local_path: Some("/tmp/x".into()),
         error: None,
         kind: TransferKind::Send,
+        sources: Vec::new(),
     }
 }
 

@@ -20,7 +20,7 @@ pub use share::{
     ShareChanged, VersionEntry, VersionList,
 };
 pub use status::{Resources, SourceState, SourceStatus, Status, TrackerLinkState, TrackerStatus};
-pub use transfers::{TransferInfo, TransferKind, TransferState};
+pub use transfers::{PullSource, TransferInfo, TransferKind, TransferState};
 
 /// A method and its params. Serialised as `"method"` / `"params"` (see [`crate::rpc`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,6 +214,10 @@ pub enum Call {
         /// Where to put it (absolute).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         dest: Option<String>,
+        /// More peers (names or id prefixes) holding the same content: the file is fetched
+        /// from all of them and the named peer at once.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        from: Vec<String>,
     },
     /// Write a local file or directory (absolute path, read by the daemon) into a peer's
     /// share (needs `write`), as `cp -r` places it: an existing directory at `path`
@@ -670,6 +674,7 @@ mod tests {
                 share: p(),
                 path: None,
                 dest: None,
+                from: Vec::new(),
             },
             Call::Put {
                 peer: p(),

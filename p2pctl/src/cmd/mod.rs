@@ -301,7 +301,10 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
             .await
         }
         Command::Get {
-            target, no_wait, ..
+            target,
+            no_wait,
+            from,
+            ..
         } => {
             let show = send::Show::for_stderr(cli.json);
             let mut notes = Out::new(std::io::stderr());
@@ -312,6 +315,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
                 share,
                 path,
                 dest: local,
+                from,
             };
             let (c, o, n) = (&mut client, &mut out, &mut notes);
             send::run(c, o, n, show, call, no_wait, stop).await
@@ -657,6 +661,7 @@ pub(crate) mod fake {
                 Direction::Out => TransferKind::Send,
                 Direction::In => TransferKind::Receive,
             },
+            sources: Vec::new(),
         }
     }
 }

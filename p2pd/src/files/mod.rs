@@ -69,6 +69,8 @@ pub enum Op {
     OpenPart,
     /// Writing data.
     Write,
+    /// Reading back what a part file holds.
+    Read,
     /// Changing a part file's length.
     SetLen,
     /// Flushing to disk.
@@ -90,6 +92,7 @@ impl fmt::Display for Op {
             Op::OpenDir => "open directory",
             Op::OpenPart => "open part file",
             Op::Write => "write",
+            Op::Read => "read",
             Op::SetLen => "set length of",
             Op::Sync => "sync",
             Op::ReadDir => "list directory",
@@ -432,6 +435,12 @@ impl PartFile {
             .map_err(|e| FilesError::io(Op::Write, self.part_path(), e))
     }
 
+    /// Reads exactly `buf.len()` bytes at `offset`: what an earlier run wrote, to check it.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), FilesError> {
+        read_exact_at(&self.file, buf, offset)
+            .map_err(|e| FilesError::io(Op::Read, self.part_path(), e))
+    }
+
     /// Bytes currently in the part file (after a resume: what an earlier run wrote).
     pub fn len(&self) -> Result<u64, FilesError> {
         self.file
@@ -697,6 +706,27 @@ pub(crate) fn same_file(_a: &Metadata, _b: &Metadata) -> bool {
 #[cfg(unix)]
 fn write_all_at(file: &File, data: &[u8], offset: u64) -> io::Result<()> {
     cap_std::fs::FileExt::write_all_at(file, data, offset)
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    cap_std::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match cap_std::fs::FileExt::seek_read(file, buf, offset) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(windows)]

@@ -314,6 +314,7 @@ impl Live {
                 (Direction::In, false) => TransferKind::Receive,
                 (Direction::In, true) => TransferKind::Pull,
             },
+            sources: Vec::new(),
         }
     }
 }

@@ -10,7 +10,7 @@ mod error;
 mod hashing;
 pub mod limits;
 mod live;
-mod pull;
+pub(crate) mod pull;
 pub mod records;
 mod recv;
 pub use recv::BulkV1;

@@ -25,7 +25,7 @@ pub enum Found {
 }
 
 /// What is at `path` now.
-fn look(path: &Path) -> Found {
+pub(crate) fn look(path: &Path) -> Found {
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => Found::Dir,
         Ok(_) => Found::Other,
@@ -206,6 +206,7 @@ impl Transfers {
             local_path: Some(dest.display().to_string()),
             error: None,
             kind: TransferKind::Pull,
+            sources: Vec::new(),
         };
         self.records
             .expect_pull(id, peer, dest.display().to_string())

@@ -89,6 +89,23 @@ pub struct TransferInfo {
     /// for with `get`). Absent from an older p2pd's answer: read as `send`.
     #[serde(default)]
     pub kind: TransferKind,
+    /// A multi-source pull (`get --from`): each peer it drew from, in the order named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<PullSource>,
+}
+
+/// One peer a multi-source pull drew chunks from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullSource {
+    /// Its name.
+    pub peer: PeerName,
+    /// Verified bytes it served.
+    pub bytes: u64,
+    /// Its recent rate, bytes per second.
+    pub rate: u64,
+    /// Why it was dropped from the download, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<String>,
 }
 
 /// What a transfer is, as [`TransferInfo::kind`] says.

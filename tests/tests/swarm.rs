@@ -1,0 +1,212 @@
+//! Multi-source `get --from` between real daemons: alice, carol and dave each share `rel`
+//! holding the same file, and grant bob read. bob's `get alice:rel/os.iso --from
+//! carol,dave` lands the right bytes and every source contributes; a source killed in the
+//! middle leaves the rest to the others; bob killed in the middle keeps the chunks already
+//! written, and the same `get` after his restart fetches only what is missing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use p2p_tests::transfer::{TRANSFER_DEADLINE, assert_content, sigkill, write_pattern};
+use p2p_tests::{CmdOutput, DEADLINE, P2pd, TestNet, Tracker, poll};
+use serde_json::Value;
+
+/// A tracker, bob and three seeders of one file.
+struct Swarm {
+    bob: P2pd,
+    seeders: Vec<P2pd>,
+    data: Vec<u8>,
+    _tracker: Tracker,
+}
+
+#[track_caller]
+fn ok(net: &TestNet, who: &P2pd, args: &[&str]) -> CmdOutput {
+    let out = net.ctl(who, args);
+    out.assert_success();
+    out
+}
+
+/// Starts the daemons; each seeder shares a copy of `len` bytes as `rel/os.iso` and grants
+/// bob read; returns once bob sees each copy hashed.
+fn swarm(net: &TestNet, len: usize) -> Swarm {
+    let tracker = net.spawn_tracker(None);
+    let t = tracker.addr_string();
+    let bob = net.spawn_p2pd("bob", &t, &[]);
+    let seeders: Vec<P2pd> = ["alice", "carol", "dave"]
+        .iter()
+        .map(|n| net.spawn_p2pd(n, &t, &[]))
+        .collect();
+    let mut data = Vec::new();
+    for s in &seeders {
+        s.wait_peer("bob", true, DEADLINE);
+        bob.wait_peer(&s.name, true, DEADLINE);
+        let dir = net.unique_dir(&format!("rel-{}", s.name));
+        data = write_pattern(&dir.join("os.iso"), len, 7);
+        ok(net, s, &["share", "add", "rel", dir.to_str().unwrap()]);
+        ok(net, s, &["grant", "rel", "bob", "read"]);
+    }
+    for s in &seeders {
+        let target = format!("{}:rel", s.name);
+        poll(TRANSFER_DEADLINE, Duration::from_millis(50), || {
+            let l = ok(net, &bob, &["--json", "ls", &target, "-l"]).json();
+            match l["entries"][0]["id"].as_str() {
+                Some(_) => Ok(()),
+                None => Err(format!("{target} not hashed yet: {l}")),
+            }
+        });
+    }
+    Swarm {
+        bob,
+        seeders,
+        data,
+        _tracker: tracker,
+    }
+}
+
+/// `p2pctl --json get alice:rel/os.iso DEST --from carol,dave` at bob, running.
+fn start_get(net: &TestNet, bob: &P2pd, dest: &Path) -> Child {
+    net.command("p2pctl")
+        .arg("--socket")
+        .arg(&bob.socket)
+        .args(["--json", "get", "alice:rel/os.iso"])
+        .arg(dest)
+        .args(["--from", "carol,dave"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn p2pctl get")
+}
+
+/// Waits for `child` to end (at most [`TRANSFER_DEADLINE`]); its status and output.
+fn finish(child: Child) -> (bool, String, String) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = rx
+        .recv_timeout(TRANSFER_DEADLINE)
+        .expect("get ended in time")
+        .expect("wait for p2pctl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The transfer of the last JSON line `get` printed.
+fn answer(stdout: &str) -> Value {
+    let line = stdout.lines().last().expect("get printed its transfer");
+    serde_json::from_str(line).expect("JSON")
+}
+
+/// Each source's (name, bytes, dropped) from a transfer.
+fn sources(t: &Value) -> Vec<(String, u64, Option<String>)> {
+    t["sources"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no sources: {t}"))
+        .iter()
+        .map(|s| {
+            (
+                s["peer"].as_str().unwrap().to_owned(),
+                s["bytes"].as_u64().unwrap(),
+                s["dropped"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+/// Waits until `dest` holds a part file with data in it.
+fn wait_part(dest: &Path) -> PathBuf {
+    poll(TRANSFER_DEADLINE, Duration::from_millis(5), || {
+        for e in std::fs::read_dir(dest).map_err(|e| e.to_string())? {
+            let e = e.map_err(|e| e.to_string())?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let len = e.metadata().map_err(|e| e.to_string())?.len();
+            if name.contains(".part") && len > 0 {
+                return Ok(e.path());
+            }
+        }
+        Err(format!("no part file with data in {}", dest.display()))
+    })
+}
+
+#[test]
+fn one_file_comes_from_every_source() {
+    let net = TestNet::new();
+    let s = swarm(&net, 24 << 20);
+    let dest = net.unique_dir("dest");
+    let (ok, out, err) = finish(start_get(&net, &s.bob, &dest));
+    assert!(ok, "get failed:\n{out}\n{err}");
+    assert_content(&dest.join("os.iso"), &s.data);
+    let t = answer(&out);
+    assert_eq!(t["state"], "done", "{t}");
+    assert_eq!(t["kind"], "pull", "{t}");
+    let got = sources(&t);
+    let names: Vec<&str> = got.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(names, ["alice", "carol", "dave"], "{t}");
+    for (name, bytes, dropped) in &got {
+        assert!(*bytes > 0, "{name} served nothing: {t}");
+        assert_eq!(*dropped, None, "{t}");
+    }
+    let total: u64 = got.iter().map(|(_, b, _)| b).sum();
+    assert_eq!(total, s.data.len() as u64, "{t}");
+    // Nothing is left behind but the file.
+    let left: Vec<_> = std::fs::read_dir(&dest).unwrap().collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+}
+
+#[test]
+fn a_source_killed_mid_download_leaves_the_rest_to_the_others() {
+    let net = TestNet::new();
+    let mut s = swarm(&net, 96 << 20);
+    let dest = net.unique_dir("dest");
+    let child = start_get(&net, &s.bob, &dest);
+    wait_part(&dest);
+    sigkill(&mut s.seeders[1]);
+    let (ok, out, err) = finish(child);
+    assert!(ok, "get failed:\n{out}\n{err}");
+    assert_content(&dest.join("os.iso"), &s.data);
+    let t = answer(&out);
+    let got = sources(&t);
+    let carol = &got[1];
+    assert_eq!(carol.0, "carol");
+    assert!(carol.2.is_some(), "carol was killed after the end: {t}");
+    assert!(carol.1 < s.data.len() as u64 / 2, "{t}");
+}
+
+#[test]
+fn bob_killed_mid_download_fetches_only_what_is_missing_after_a_restart() {
+    let net = TestNet::new();
+    let mut s = swarm(&net, 96 << 20);
+    let dest = net.unique_dir("dest");
+    let child = start_get(&net, &s.bob, &dest);
+    // Several chunks written, not all.
+    let part = wait_part(&dest);
+    poll(TRANSFER_DEADLINE, Duration::from_millis(5), || {
+        let len = std::fs::metadata(&part).map_err(|e| e.to_string())?.len();
+        if len >= 8 << 20 {
+            Ok(())
+        } else {
+            Err(format!("part holds {len} bytes"))
+        }
+    });
+    sigkill(&mut s.bob);
+    let (ok, out, err) = finish(child);
+    assert!(!ok, "get succeeded although bob was killed:\n{out}\n{err}");
+    assert!(!dest.join("os.iso").exists());
+    s.bob.restart();
+    for seeder in &s.seeders {
+        s.bob.wait_peer(&seeder.name, true, DEADLINE);
+    }
+    let (ok, out, err) = finish(start_get(&net, &s.bob, &dest));
+    assert!(ok, "get after the restart failed:\n{out}\n{err}");
+    assert_content(&dest.join("os.iso"), &s.data);
+    let t = answer(&out);
+    let fetched: u64 = sources(&t).iter().map(|(_, b, _)| b).sum();
+    assert!(
+        fetched < s.data.len() as u64,
+        "all {fetched} bytes fetched again: {t}"
+    );
+}
