@@ -2,14 +2,24 @@
 //! holding the same file, and grant bob read. bob's `get alice:rel/os.iso --from
 //! carol,dave` lands the right bytes and every source contributes; a source killed in the
 //! middle leaves the rest to the others; bob killed in the middle keeps the chunks already
-//! written, and the same `get` after his restart fetches only what is missing.
+//! written, and the same `get` after his restart fetches only what is missing. mallory, a
+//! hostile source built here, claims every chunk and sends wrong bytes: bob drops it after
+//! its first chunk, names it in his activity log, and the file is right; as a staller
+//! (claims every chunk, sends none) what it was asked comes from alice instead.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use p2p_tests::transfer::{TRANSFER_DEADLINE, assert_content, sigkill, write_pattern};
+use p2p_tests::raw::random_key;
+use p2p_tests::share_raw::ShareServer;
+use p2p_tests::transfer::{
+    TRANSFER_DEADLINE, assert_content, register_raw_at, sigkill, write_pattern,
+};
 use p2p_tests::{CmdOutput, DEADLINE, P2pd, TestNet, Tracker, poll};
+use proto::share::{Bitfield, CHUNK, HaveQuery, Request, Response};
 use serde_json::Value;
 
 /// A tracker, bob and three seeders of one file.
@@ -17,7 +27,7 @@ struct Swarm {
     bob: P2pd,
     seeders: Vec<P2pd>,
     data: Vec<u8>,
-    _tracker: Tracker,
+    tracker: Tracker,
 }
 
 #[track_caller]
@@ -60,18 +70,23 @@ fn swarm(net: &TestNet, len: usize) -> Swarm {
         bob,
         seeders,
         data,
-        _tracker: tracker,
+        tracker,
     }
 }
 
 /// `p2pctl --json get alice:rel/os.iso DEST --from carol,dave` at bob, running.
 fn start_get(net: &TestNet, bob: &P2pd, dest: &Path) -> Child {
+    start_get_from(net, bob, dest, "carol,dave")
+}
+
+/// `p2pctl --json get alice:rel/os.iso DEST --from FROM` at bob, running.
+fn start_get_from(net: &TestNet, bob: &P2pd, dest: &Path, from: &str) -> Child {
     net.command("p2pctl")
         .arg("--socket")
         .arg(&bob.socket)
         .args(["--json", "get", "alice:rel/os.iso"])
         .arg(dest)
-        .args(["--from", "carol,dave"])
+        .args(["--from", from])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -209,4 +224,115 @@ fn bob_killed_mid_download_fetches_only_what_is_missing_after_a_restart() {
         fetched < s.data.len() as u64,
         "all {fetched} bytes fetched again: {t}"
     );
+}
+
+/// Serves every share link bob opens to mallory: `Have` answered with every chunk, each
+/// `GetChunk` with bytes of the right length that are not the chunk (or, if `stall`, never
+/// answered); counts the chunks asked for.
+async fn hostile_source(
+    listener: tokio::net::TcpListener,
+    key: proto::SecretKey,
+    len: u64,
+    stall: bool,
+    sent: Arc<AtomicU64>,
+) {
+    while let Ok(mut link) = ShareServer::accept(&listener, &key, "mallory").await {
+        let sent = sent.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(f)) = link.next_request().await {
+                let answer = match f.request {
+                    Request::Have(HaveQuery::Chunks { count, .. }) => {
+                        Response::Have(Bitfield::from_bools(&vec![true; count as usize]).unwrap())
+                    }
+                    Request::GetChunk { .. } if stall => {
+                        sent.fetch_add(1, Ordering::SeqCst);
+                        continue;
+                    }
+                    Request::GetChunk { id, index } => {
+                        sent.fetch_add(1, Ordering::SeqCst);
+                        let n = len.saturating_sub(index * CHUNK).min(CHUNK) as usize;
+                        let data = vec![0x5a; n].into();
+                        Response::Chunk { id, index, data }
+                    }
+                    Request::Cancel { .. } => Response::Done,
+                    _ => Response::error(proto::share::ErrorKind::Invalid, "no"),
+                };
+                if link.answer(f.id, answer).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// The swarm of [`swarm`] with `len` bytes, plus mallory registered and served by
+/// [`hostile_source`]; then bob's `get ... --from FROM`: the swarm, the destination, how many
+/// chunks mallory was asked for, and how `get` ended.
+async fn with_mallory(
+    net: &TestNet,
+    len: u64,
+    stall: bool,
+    from: &str,
+) -> (Swarm, PathBuf, Arc<AtomicU64>, (bool, String, String)) {
+    let s = tokio::task::block_in_place(|| swarm(net, len as usize));
+    let key = random_key();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let at = listener.local_addr().unwrap();
+    let registration = register_raw_at(&s.tracker, &key, "mallory", at).await;
+    let asked = Arc::new(AtomicU64::new(0));
+    let server = tokio::spawn(hostile_source(listener, key, len, stall, asked.clone()));
+    let dest = net.unique_dir("dest");
+    let ended = tokio::task::block_in_place(|| {
+        s.bob.wait_peer("mallory", true, DEADLINE);
+        finish(start_get_from(net, &s.bob, &dest, from))
+    });
+    server.abort();
+    drop(registration);
+    (s, dest, asked, ended)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_source_is_dropped_and_named_and_the_file_is_right() {
+    let net = TestNet::new();
+    let len = 24u64 << 20;
+    let (s, dest, sent, (ok, out, err)) =
+        with_mallory(&net, len, false, "carol,dave,mallory").await;
+    assert!(ok, "get failed:\n{out}\n{err}");
+    assert_content(&dest.join("os.iso"), &s.data);
+    let t = answer(&out);
+    let got = sources(&t);
+    let mallory = got
+        .iter()
+        .find(|g| g.0 == "mallory")
+        .expect("mallory listed");
+    assert_eq!(mallory.1, 0, "{t}");
+    let why = mallory.2.as_deref().unwrap_or_default();
+    assert!(why.contains("failed verification"), "{t}");
+    assert!(sent.load(Ordering::SeqCst) >= 1);
+    poll(DEADLINE, Duration::from_millis(50), || {
+        let log = s.bob.activity_log();
+        match log
+            .iter()
+            .any(|l| l.contains("swarm-drop") && l.contains("mallory"))
+        {
+            true => Ok(()),
+            false => Err(format!("mallory not named in bob's activity log: {log:#?}")),
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalling_sources_requests_move_to_the_others() {
+    let net = TestNet::new();
+    let len = 24u64 << 20;
+    let (s, dest, asked, (ok, out, err)) = with_mallory(&net, len, true, "mallory").await;
+    assert!(ok, "get failed:\n{out}\n{err}");
+    assert_content(&dest.join("os.iso"), &s.data);
+    let t = answer(&out);
+    let got = sources(&t);
+    assert_eq!(got[1].0, "mallory", "{t}");
+    assert_eq!(got[1].1, 0, "{t}");
+    assert_eq!(got[0].1, len, "{t}");
+    // mallory was asked, and what it held on to came from alice.
+    assert!(asked.load(Ordering::SeqCst) >= 1);
 }
