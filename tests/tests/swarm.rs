@@ -1,6 +1,7 @@
 //! Multi-source `get --from` between real daemons: alice, carol and dave each share `rel`
 //! holding the same file, and grant bob read. bob's `get alice:rel/os.iso --from
-//! carol,dave` lands the right bytes and every source contributes; a source killed in the
+//! carol,dave` lands the right bytes and every source contributes (`transfers` lists it as
+//! a pull with each source's bytes); a source killed in the
 //! middle leaves the rest to the others; bob killed in the middle keeps the chunks already
 //! written, and the same `get` after his restart fetches only what is missing. mallory, a
 //! hostile source built here, claims every chunk and sends wrong bytes: bob drops it after
@@ -152,8 +153,8 @@ fn one_file_comes_from_every_source() {
     let net = TestNet::new();
     let s = swarm(&net, 24 << 20);
     let dest = net.unique_dir("dest");
-    let (ok, out, err) = finish(start_get(&net, &s.bob, &dest));
-    assert!(ok, "get failed:\n{out}\n{err}");
+    let (fine, out, err) = finish(start_get(&net, &s.bob, &dest));
+    assert!(fine, "get failed:\n{out}\n{err}");
     assert_content(&dest.join("os.iso"), &s.data);
     let t = answer(&out);
     assert_eq!(t["state"], "done", "{t}");
@@ -170,6 +171,18 @@ fn one_file_comes_from_every_source() {
     // Nothing is left behind but the file.
     let left: Vec<_> = std::fs::read_dir(&dest).unwrap().collect();
     assert_eq!(left.len(), 1, "{left:?}");
+    // `transfers` lists it as a pull with its sources.
+    let list = ok(&net, &s.bob, &["--json", "transfers"]).json();
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["id"] == t["id"])
+        .unwrap_or_else(|| panic!("not in transfers: {list}"));
+    assert_eq!(listed["kind"], "pull", "{listed}");
+    assert_eq!(listed["direction"], "in", "{listed}");
+    assert_eq!(listed["state"], "done", "{listed}");
+    assert_eq!(sources(listed), got, "{listed}");
 }
 
 #[test]

@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use proto::api::{Direction, TransferInfo, TransferKind, TransferState};
 use proto::content::{ChunkCv, ChunkList};
@@ -25,6 +26,9 @@ use crate::files::Dest;
 use crate::swarm::fetch::{self, SourceLink, SwarmError};
 use crate::swarm::scheduler::Holds;
 use crate::transfer::pull::{Found, Placement, look, placement};
+
+/// Progress shown at most this often.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 impl Shares {
     /// Pulls the file at `rel` of `share` from `peer` and the `from` peers at once into
@@ -109,47 +113,93 @@ impl Shares {
         };
         let (part, have) = opened.map_err(SwarmError::from)?;
         let part = Arc::new(part);
-        let report = fetch::run(
+        let who = self.peer_name(peer);
+        let mut tid = [0u8; 16];
+        tid.copy_from_slice(&id.as_bytes()[..16]);
+        let mut shown_info = TransferInfo {
+            id: TransferId(tid),
+            peer,
+            peer_name: PeerName::new(&who).unwrap_or_else(|_| sources[0].name.clone()),
+            direction: Direction::In,
+            state: TransferState::Running,
+            files: 1,
+            sample: vec![name.clone()],
+            total_bytes: total,
+            done_bytes: 0,
+            rate: 0,
+            eta_secs: None,
+            local_path: Some(dir.display().to_string()),
+            error: None,
+            kind: TransferKind::Pull,
+            sources: Vec::new(),
+        };
+        let transfers = self.transfers.get().cloned();
+        let show = |info: &TransferInfo| {
+            if let Some(t) = &transfers {
+                t.show_swarm(info.clone());
+            }
+        };
+        show(&shown_info);
+        let started = Instant::now();
+        let mut last = started;
+        let fetched = fetch::run(
             list.clone(),
             part.clone(),
             have,
             sources,
             self.cancel.child_token(),
-            |_, _| {},
+            |done, sources| {
+                let now = Instant::now();
+                if now.duration_since(last) < PROGRESS_EVERY {
+                    return;
+                }
+                last = now;
+                let mut info = shown_info.clone();
+                let secs = now.duration_since(started).as_secs_f64().max(0.001);
+                info.done_bytes = done;
+                info.rate = (done as f64 / secs) as u64;
+                info.eta_secs = (info.rate > 0).then(|| (total - done) / info.rate);
+                info.sources = sources.to_vec();
+                show(&info);
+            },
         )
-        .await?;
-        let part = Arc::into_inner(part).expect("the fetch let go of the part file");
-        let final_name = tokio::task::spawn_blocking(move || part.finish())
-            .await
-            .expect("finish task")
-            .map_err(SwarmError::from)?;
+        .await;
+        let finished = match fetched {
+            Ok(report) => {
+                let part = Arc::into_inner(part).expect("the fetch let go of the part file");
+                tokio::task::spawn_blocking(move || part.finish())
+                    .await
+                    .expect("finish task")
+                    .map_err(SwarmError::from)
+                    .map(|name| (name, report))
+            }
+            Err(e) => Err(e),
+        };
+        let (final_name, report) = match finished {
+            Ok(f) => f,
+            Err(e) => {
+                shown_info.state = TransferState::Failed;
+                shown_info.error = Some(e.to_string());
+                show(&shown_info);
+                return Err(e.into());
+            }
+        };
         let at = dir.join(final_name.to_path_buf());
-        let who = self.peer_name(peer);
         let drew: Vec<String> = report
             .sources
             .iter()
             .map(|s| format!("{}={}", s.peer, s.bytes))
             .collect();
         info!(target: svc::logging::ACTIVITY, op = "get", peer = %who, share = %share, path = %shown, sources = %drew.join(","), wasted = report.wasted, "multi-source get done");
-        let mut tid = [0u8; 16];
-        tid.copy_from_slice(&id.as_bytes()[..16]);
-        Ok(TransferInfo {
-            id: TransferId(tid),
-            peer,
-            peer_name: PeerName::new(&who).unwrap_or_else(|_| report.sources[0].peer.clone()),
-            direction: Direction::In,
-            state: TransferState::Done,
-            files: 1,
-            sample: vec![final_name.to_string()],
-            total_bytes: total,
-            done_bytes: total,
-            rate: 0,
-            eta_secs: None,
-            local_path: Some(at.display().to_string()),
-            error: None,
-            kind: TransferKind::Pull,
-            sources: report.sources,
-        })
+        shown_info.state = TransferState::Done;
+        shown_info.done_bytes = total;
+        shown_info.rate = 0;
+        shown_info.eta_secs = None;
+        shown_info.sample = vec![final_name.to_string()];
+        shown_info.local_path = Some(at.display().to_string());
+        shown_info.sources = report.sources;
+        show(&shown_info);
+        Ok(shown_info)
     }
 }
 
