@@ -462,6 +462,7 @@ fn transfer_info() -> TransferInfo {
         created_at: Some("2026-12-05T22:10:03.000Z".into()),
         ended_at: None,
         landed: Vec::new(),
+        sources: Vec::new(),
     }
 }
 

@@ -264,6 +264,9 @@ pub(crate) enum Command {
         /// path (in an existing directory) names it [default: p2pd's download directory]
         #[arg(value_name = "DEST")]
         dest: Option<PathBuf>,
+        /// More peers holding the same file: it is fetched from all of them at once
+        #[arg(long, value_name = "PEER,...", value_delimiter = ',')]
+        from: Vec<String>,
         /// Print the transfer id and return at once
         #[arg(long)]
         no_wait: bool,

@@ -21,8 +21,8 @@ pub use share::{
 };
 pub use status::{Resources, SourceState, SourceStatus, Status, TrackerLinkState, TrackerStatus};
 pub use transfers::{
-    FINISHED_KEPT_MS, TransferInfo, TransferKind, TransferState, TransfersCleared, listed_at,
-    sort_for_listing,
+    FINISHED_KEPT_MS, PullSource, TransferInfo, TransferKind, TransferState, TransfersCleared,
+    listed_at, sort_for_listing,
 };
 
 /// A method and its params. Serialised as `"method"` / `"params"` (see [`crate::rpc`]).
@@ -236,6 +236,10 @@ pub enum Call {
         /// Where to put it (absolute).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         dest: Option<String>,
+        /// More peers (names or id prefixes) holding the same content: the file is fetched
+        /// from all of them and the named peer at once.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        from: Vec<String>,
     },
     /// Write a local file or directory (absolute path, read by the daemon) into a peer's
     /// share (needs `write`), as `cp -r` places it: an existing directory at `path`
@@ -700,6 +704,7 @@ mod tests {
                 share: p(),
                 path: None,
                 dest: None,
+                from: Vec::new(),
             },
             Call::Put {
                 peer: p(),

@@ -342,7 +342,10 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
             .await
         }
         Command::Get {
-            target, no_wait, ..
+            target,
+            no_wait,
+            from,
+            ..
         } => {
             let show = send::Show::for_stderr(cli.json);
             let mut notes = Out::new(std::io::stderr());
@@ -353,6 +356,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
                 share,
                 path,
                 dest: local,
+                from,
             };
             let (c, o, n) = (&mut client, &mut out, &mut notes);
             send::run(c, o, n, show, call, no_wait, stop).await
@@ -701,6 +705,7 @@ pub(crate) mod fake {
             created_at: None,
             ended_at: None,
             landed: Vec::new(),
+            sources: Vec::new(),
         }
     }
 }

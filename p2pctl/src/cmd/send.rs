@@ -39,6 +39,9 @@ use bar::Layout;
 use proto::reach::Reach;
 use wait::{Note, Step, Wait, away};
 
+/// How long `get --from` may run before p2pctl gives up waiting for its answer.
+const SWARM_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 /// Least time between two plain progress lines.
 const PLAIN_EVERY: Duration = Duration::from_secs(1);
 
@@ -186,7 +189,14 @@ where
         subscribe(client).await?;
     }
     let peers = client.call::<Vec<PeerInfo>>(Call::Peers {}).await?.value;
-    let sent = client.call::<TransferInfo>(call).await?;
+    // A multi-source get answers once the file is in place: it may take as long as that.
+    let whole = matches!(&call, Call::Get { from, .. } if !from.is_empty());
+    let wait = if whole {
+        SWARM_TIMEOUT
+    } else {
+        crate::client::REPLY_TIMEOUT
+    };
+    let sent = client.call_within::<TransferInfo>(call, wait).await?;
     if json {
         out.line(&sent.raw)?;
     }

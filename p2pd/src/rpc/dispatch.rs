@@ -177,11 +177,16 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
             share,
             path,
             dest,
+            from,
         } => {
             let id = resolve(svc, &peer)?;
+            let from = from
+                .iter()
+                .map(|p| resolve(svc, p))
+                .collect::<Result<Vec<_>, _>>()?;
             value(
                 svc.shares
-                    .get(id, &share, path.as_deref(), dest.as_deref())
+                    .get(id, &share, path.as_deref(), dest.as_deref(), &from)
                     .await,
             )
         }

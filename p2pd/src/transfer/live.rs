@@ -352,6 +352,7 @@ impl Live {
             created_at: Some(proto::timefmt::format_ms(g.rec.created_ms)),
             ended_at: g.rec.ended_ms.map(proto::timefmt::format_ms),
             landed: g.rec.landed.clone(),
+            sources: Vec::new(),
         }
     }
 }

@@ -10,7 +10,7 @@ mod error;
 mod hashing;
 pub mod limits;
 mod live;
-mod pull;
+pub(crate) mod pull;
 pub mod records;
 mod recv;
 pub use recv::BulkV1;
@@ -117,6 +117,8 @@ pub struct Transfers {
     buffers: Arc<Buffers>,
     /// Pulls asked for whose offer has not come yet: the owner and the destination.
     expected: Mutex<HashMap<TransferId, (PeerId, PathBuf)>>,
+    /// Multi-source pulls (`get --from`) as they stand, in memory only.
+    swarms: Mutex<HashMap<TransferId, TransferInfo>>,
     tasks: TaskTracker,
     cancel: CancellationToken,
 }
@@ -146,6 +148,7 @@ impl Transfers {
             }),
             buffers: Arc::default(),
             expected: Mutex::default(),
+            swarms: Mutex::default(),
             tasks,
             cancel,
         });
@@ -392,6 +395,12 @@ impl Transfers {
             .map(|l| l.info())
             .filter(|t| all || proto::api::listed_at(t, now))
             .collect();
+        v.extend(
+            self.lock_swarms()
+                .values()
+                .filter(|t| all || proto::api::listed_at(t, now))
+                .cloned(),
+        );
         proto::api::sort_for_listing(&mut v);
         v
     }
@@ -541,6 +550,26 @@ impl Transfers {
         let t = live.info();
         info!(target: svc::logging::ACTIVITY, op = "transfer", id = %t.id, peer = %t.peer_name, direction = ?t.direction, state = ?t.state, bytes = t.done_bytes, error = t.error.as_deref().unwrap_or(""), "transfer state");
         self.node.publish([Event::TransferUpdated { transfer: t }]);
+    }
+
+    /// Shows a multi-source pull in `transfers` as `info` says now and announces it: a
+    /// progress event while it runs, an update (and an activity-log line) once it ended.
+    pub fn show_swarm(&self, info: TransferInfo) {
+        let ended = info.state.is_final();
+        self.lock_swarms().insert(info.id, info.clone());
+        if ended {
+            let t = &info;
+            info!(target: svc::logging::ACTIVITY, op = "transfer", id = %t.id, peer = %t.peer_name, direction = ?t.direction, state = ?t.state, bytes = t.done_bytes, error = t.error.as_deref().unwrap_or(""), "transfer state");
+            self.node
+                .publish([Event::TransferUpdated { transfer: info }]);
+        } else {
+            self.node
+                .publish([Event::TransferProgress { transfer: info }]);
+        }
+    }
+
+    fn lock_swarms(&self) -> MutexGuard<'_, HashMap<TransferId, TransferInfo>> {
+        self.swarms.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn progress(&self, live: &Live) {

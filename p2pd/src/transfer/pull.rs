@@ -25,7 +25,7 @@ pub enum Found {
 }
 
 /// What is at `path` now.
-fn look(path: &Path) -> Found {
+pub(crate) fn look(path: &Path) -> Found {
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => Found::Dir,
         Ok(_) => Found::Other,
@@ -209,6 +209,7 @@ impl Transfers {
             created_at: Some(proto::timefmt::format_ms(svc::unix_millis())),
             ended_at: None,
             landed: Vec::new(),
+            sources: Vec::new(),
         };
         self.records
             .expect_pull(id, peer, dest.display().to_string())

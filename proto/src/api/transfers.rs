@@ -101,6 +101,9 @@ pub struct TransferInfo {
     /// Files land in order, so entry `i` is file `i`'s. Empty for the sender.
     #[serde(default)]
     pub landed: Vec<String>,
+    /// A multi-source pull (`get --from`): each peer it drew from, in the order named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<PullSource>,
 }
 
 impl TransferInfo {
@@ -169,6 +172,20 @@ pub struct TransfersCleared {
     pub cleared: u64,
 }
 
+/// One peer a multi-source pull drew chunks from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullSource {
+    /// Its name.
+    pub peer: PeerName,
+    /// Verified bytes it served.
+    pub bytes: u64,
+    /// Its recent rate, bytes per second.
+    pub rate: u64,
+    /// Why it was dropped from the download, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<String>,
+}
+
 /// What a transfer is, as [`TransferInfo::kind`] says.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -210,6 +227,7 @@ mod tests {
             created_at: Some(format_ms(created)),
             ended_at: state.is_final().then(|| format_ms(created + 1000)),
             landed: Vec::new(),
+            sources: Vec::new(),
         }
     }
 

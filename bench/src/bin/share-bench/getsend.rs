@@ -150,6 +150,7 @@ fn once(ctx: &mut Ctx<'_>, way: Way, round: usize) -> anyhow::Result<f64> {
                 share: ctx.share.into(),
                 path: Some(name.to_str().context("file name not UTF-8")?.into()),
                 dest: Some(dest.to_str().context("scratch path not UTF-8")?.into()),
+                from: Vec::new(),
             })?;
             let id = id_of(&timed.result.context("no result")?)?;
             let done = wait_done(ctx.bob, &id, patience)?;

@@ -132,6 +132,7 @@ mod tests {
             created_at: None,
             ended_at: None,
             landed: Vec::new(),
+            sources: Vec::new(),
         }
     }
 

@@ -526,6 +526,7 @@ fn offer(state: proto::api::TransferState) -> proto::api::TransferInfo {
         created_at: None,
         ended_at: None,
         landed: Vec::new(),
+        sources: Vec::new(),
     }
 }
 
