@@ -40,7 +40,8 @@ pub struct Prepared {
 }
 
 /// Makes `n` clients with fresh random keys, named `{prefix}{i}`; client `i` watches the
-/// keys of the next `watch` clients (wrapping), as a peer watches the peers it pins.
+/// keys of `watch` other clients spread over the whole ramp (so that about half of a key's
+/// watchers are registered when it joins), as a peer watches the peers it pins.
 pub fn prepare(
     n: usize,
     prefix: &str,
@@ -58,11 +59,17 @@ pub fn prepare(
     let watch = watch.min(n.saturating_sub(1));
     for (i, c) in clients.iter_mut().enumerate() {
         if watch > 0 {
-            let keys = (1..=watch).map(|d| keys[(i + d) % n]).collect();
+            let keys = (1..=watch).map(|d| keys[spread(i, d, n)]).collect();
             c.watch = Some(PeerMsg::Watch { req: 0, keys });
         }
     }
     Ok(clients)
+}
+
+/// The `d`th client that client `i` of `n` watches: never `i` itself, spread over `0..n`.
+fn spread(i: usize, d: usize, n: usize) -> usize {
+    let offset = 1 + (d.wrapping_mul(2_654_435_761) ^ i.wrapping_mul(40_503)) % (n - 1);
+    (i + offset) % n
 }
 
 fn prepare_keys(n: usize, prefix: &str, tracker: PeerId) -> anyhow::Result<Vec<Prepared>> {
@@ -287,6 +294,18 @@ pub fn ramp(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_never_watches_itself() {
+        for n in [2, 3, 1000] {
+            for i in 0..n {
+                for d in 1..=4 {
+                    let j = spread(i, d, n);
+                    assert!(j < n && j != i, "n={n} i={i} d={d} -> {j}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn names_fit_the_rules() {

@@ -59,8 +59,8 @@ struct Args {
         default_value = "1000,10000,15000"
     )]
     peers: Vec<usize>,
-    /// Keys each registering peer watches (the next ones in order), as a peer watches the
-    /// peers it pins; 0 for none.
+    /// Keys each registering peer watches (other peers spread over the ramp), as a peer
+    /// watches the peers it pins; 0 for none.
     #[arg(long, value_name = "K", default_value_t = 4)]
     watch: usize,
     /// Entries per `ListPage` request in the page measurement.
