@@ -76,6 +76,10 @@ fn release(args: &Args, name: &str) -> ExitCode {
             eprintln!("trackerd: the tracker refused: {e}");
             ExitCode::FAILURE
         }
+        Ok(Answer::Stats(_)) => {
+            eprintln!("trackerd: the tracker answered a release with its counters");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!(
                 "trackerd: cannot reach the running tracker: {e:#}\n\

@@ -308,6 +308,32 @@ fn tracker(out: &mut String, run: &Run) {
             .beside("Ping on the same connection", num(r, "/list/ping_p99_ms"))
             .goal(format!("≤ {list_goal} ms"), |m| m <= list_goal),
         );
+        rows.push(
+            Row::new(
+                format!("N={n:.0}: lookup by name, p99 ms"),
+                num(r, "/list/lookup_p99_ms"),
+            )
+            .beside("Ping on the same connection", num(r, "/list/ping_p99_ms"))
+            .goal(format!("≤ {list_goal} ms"), |m| m <= list_goal),
+        );
+        rows.push(
+            Row::new(
+                format!("N={n:.0}: one page of the list, p99 ms"),
+                num(r, "/list/page_p99_ms"),
+            )
+            .beside("the whole List", num(r, "/list/p99_ms"))
+            .goal(format!("≤ {list_goal} ms"), |m| m <= list_goal),
+        );
+        rows.push(
+            Row::new(
+                format!("N={n:.0}: event frames per registration, the peers watching"),
+                num(r, "/new_names/events_per_registration"),
+            )
+            .beside("keys each peer watches", num(v, "/watch"))
+            .goal("~ the watchers, not N".to_string(), |m| {
+                m <= num(v, "/watch").unwrap_or(0.0) + 1.0
+            }),
+        );
         let rss = Row::new(
             format!("N={n:.0}: RSS with every peer idle, MiB"),
             num(r, "/rss_after_bytes").map(|b| b / MIB),
@@ -321,6 +347,13 @@ fn tracker(out: &mut String, run: &Run) {
         } else {
             rss
         });
+        rows.push(
+            Row::new(
+                format!("N={n:.0}: RSS extrapolated to {goal_peers:.0} peers, MiB"),
+                num(r, "/rss_at_goal_peers_bytes").map(|b| b / MIB),
+            )
+            .goal(format!("≤ {rss_goal:.0} MiB"), |m| m <= rss_goal),
+        );
         rows.push(
             Row::new(
                 format!("N={n:.0}: KiB per idle registered peer"),
