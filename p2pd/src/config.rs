@@ -71,6 +71,9 @@ pub struct Args {
     /// public Mainline bootstrap nodes.
     #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
     pub dht_bootstrap: Vec<String>,
+    /// `--generate-completions SHELL`, `--generate-manpage`.
+    #[command(flatten)]
+    pub docs: svc::docs::DocFlags,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -484,6 +487,7 @@ mod tests {
             lan_interfaces: Vec::new(),
             dht: false,
             dht_bootstrap: Vec::new(),
+            docs: Default::default(),
         }
     }
 

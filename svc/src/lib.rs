@@ -1,10 +1,12 @@
 //! Plumbing shared by trackerd and p2pd: identity key files, logging (stderr or journald,
 //! plus the rotated activity log), systemd readiness notification, the stop signals,
-//! file-descriptor limits, connection caps and TCP listeners.
+//! file-descriptor limits, connection caps, TCP listeners, and the daemons' generated
+//! completions and man pages.
 
 pub mod config_file;
 pub mod conn_limit;
 pub mod daily_file;
+pub mod docs;
 pub mod keyfile;
 pub mod listen;
 pub mod logging;
