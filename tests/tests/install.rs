@@ -1,7 +1,8 @@
 //! `scripts/install`: with `--no-build --bin-dir` it installs the built binaries, the units
 //! with their `ExecStart=` pointing into the prefix, completions for three shells and man
 //! pages in the standard places; a second run changes nothing and says so; `--dry-run`
-//! writes nothing; `--user` puts the p2pd user unit under `$XDG_CONFIG_HOME`.
+//! writes nothing; `--user` puts the p2pd user unit under `$XDG_CONFIG_HOME`; `--destdir`
+//! stages the tree while the units keep the prefix.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -176,4 +177,32 @@ fn a_user_install_puts_the_user_unit_in_the_config_home() {
     let out = install(&net, &[Path::new("--frobnicate")]);
     out.assert_code(2);
     assert!(out.stderr.contains("--frobnicate"), "{out}");
+}
+
+#[test]
+fn a_staged_install_keeps_the_prefix_in_the_units() {
+    let net = TestNet::new();
+    let stage = net.path().join("stage");
+    let out = install(
+        &net,
+        &[
+            Path::new("--prefix"),
+            Path::new("/usr"),
+            Path::new("--destdir"),
+            &stage,
+        ],
+    );
+    out.assert_success();
+    for (path, needle) in expected(Path::new("/usr")) {
+        let staged = stage.join(path.strip_prefix("/").expect("absolute"));
+        assert!(staged.is_file(), "{} not staged:\n{out}", staged.display());
+        if let Some(text) = needle {
+            let body = read(&staged);
+            assert!(body.contains(&text), "{} lacks {text:?}", staged.display());
+        }
+    }
+    assert!(
+        read(&stage.join("usr/lib/systemd/system/trackerd.service"))
+            .contains("ExecStart=/usr/bin/trackerd ")
+    );
 }
