@@ -44,7 +44,9 @@ pub(crate) enum Error {
     /// The socket's directory is not ours, or others can write it: nothing was sent.
     #[error(transparent)]
     SocketDir(#[from] proto::paths::SocketDirError),
-    /// The process listening on the socket runs as another user: nothing was sent.
+    /// The process listening on the socket runs as another user: nothing was sent. (Unix
+    /// only: Windows has no such check.)
+    #[cfg_attr(not(unix), allow(dead_code))]
     #[error("the control socket {} is served by {}, not you (uid {me}); nothing was sent", path.display(), served_by(*.uid))]
     ForeignServer {
         /// The socket path.

@@ -13,6 +13,9 @@ const EXIT_UNREACHABLE: u8 = 3;
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(code) = args.docs.run::<Args>() {
+        return code;
+    }
     if let Some(Command::Release { name }) = &args.command {
         return release(&args, name);
     }

@@ -13,7 +13,6 @@ use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rustix::termios::{OptionalActions, Termios, tcgetattr, tcsetattr};
 use rustyline::error::ReadlineError;
 use rustyline::{Config, DefaultEditor, ExternalPrinter};
 use tokio::sync::mpsc;
@@ -37,7 +36,7 @@ pub(crate) struct Editor {
     /// and the prompt on screen.
     reading: Arc<AtomicBool>,
     /// stdin's terminal mode before the editor touched it.
-    saved: Option<Termios>,
+    saved: Option<mode::Saved>,
 }
 
 /// Prints whole lines above the prompt (or plainly when no line is being edited); each line
@@ -61,7 +60,7 @@ impl Editor {
         let mut editor = DefaultEditor::with_config(config)?;
         let out = Printer::new(Box::new(editor.create_external_printer()?));
         let notes = Printer::new(Box::new(editor.create_external_printer()?));
-        let saved = tcgetattr(io::stdin()).ok();
+        let saved = mode::save();
         let editor = Editor {
             idle: Some(editor),
             lines: None,
@@ -130,7 +129,7 @@ impl Drop for Editor {
         // The editor thread is still waiting for a key: give the shell back its terminal,
         // without the prompt and the unfinished line, and with bracketed paste off again.
         if let Some(saved) = &self.saved {
-            let _ = tcsetattr(io::stdin(), OptionalActions::Now, saved);
+            mode::restore(saved);
         }
         let mut stdout = io::stdout();
         let _ = stdout
@@ -165,4 +164,40 @@ impl Write for Printer {
         }
         Ok(())
     }
+}
+
+/// stdin's terminal mode, saved at the start to be given back (a Unix terminal's termios;
+/// nothing to give back elsewhere).
+#[cfg(unix)]
+mod mode {
+    use rustix::termios::{OptionalActions, Termios, tcgetattr, tcsetattr};
+
+    /// The mode as it was.
+    pub(super) struct Saved(Termios);
+
+    /// stdin's mode now, if stdin is a terminal.
+    pub(super) fn save() -> Option<Saved> {
+        tcgetattr(std::io::stdin()).ok().map(Saved)
+    }
+
+    /// Gives stdin its saved mode back.
+    pub(super) fn restore(saved: &Saved) {
+        let _ = tcsetattr(std::io::stdin(), OptionalActions::Now, &saved.0);
+    }
+}
+
+/// stdin's terminal mode, saved at the start to be given back (a Unix terminal's termios;
+/// nothing to give back elsewhere).
+#[cfg(not(unix))]
+mod mode {
+    /// Nothing to keep.
+    pub(super) struct Saved;
+
+    /// Nothing to save.
+    pub(super) fn save() -> Option<Saved> {
+        None
+    }
+
+    /// Nothing to give back.
+    pub(super) fn restore(_: &Saved) {}
 }
