@@ -174,7 +174,17 @@ impl TestNet {
         Self::with_prefix(netns.prefix())
     }
 
+    /// A new world whose binaries are taken from `bins` (for programs outside `target/`'s
+    /// test layout, such as a benchmark).
+    pub fn with_bin_dir(bins: PathBuf) -> TestNet {
+        Self::with(bins, Vec::new())
+    }
+
     fn with_prefix(prefix: Vec<OsString>) -> TestNet {
+        Self::with(bin_dir(), prefix)
+    }
+
+    fn with(bins: PathBuf, prefix: Vec<OsString>) -> TestNet {
         let dir = tempfile::Builder::new()
             .prefix("p2p-test-")
             .tempdir()
@@ -187,7 +197,7 @@ impl TestNet {
         TestNet {
             dir: Some(dir),
             shared: Arc::new(Shared {
-                bins: bin_dir(),
+                bins,
                 root,
                 home,
                 prefix,

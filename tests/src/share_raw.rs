@@ -4,10 +4,15 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use proto::SecretKey;
 use proto::peer::ALPN_SHARE;
-use proto::share::{MAX_FRAME, Request, RequestFrame, RequestId, Response, ResponseFrame};
+use proto::share::{
+    Bitfield, CHUNK, ErrorKind, HaveQuery, MAX_FRAME, Request, RequestFrame, RequestId, Response,
+    ResponseFrame,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::DEADLINE;
@@ -130,4 +135,45 @@ async fn read_frame<T: serde::de::DeserializeOwned>(peer: &mut RawPeer) -> io::R
     proto::frame::decode_payload(&payload)
         .map(Some)
         .map_err(io::Error::other)
+}
+
+/// A hostile source of a `len`-byte file: serves, as `name`, every share link a p2pd opens
+/// to `listener`: `Have` answered with every chunk, each `GetChunk` with bytes of the right
+/// length that are not the chunk (or, if `stall`, never answered); counts in `sent` the
+/// chunks asked for.
+pub async fn hostile_source(
+    listener: tokio::net::TcpListener,
+    key: proto::SecretKey,
+    name: &str,
+    len: u64,
+    stall: bool,
+    sent: Arc<AtomicU64>,
+) {
+    while let Ok(mut link) = ShareServer::accept(&listener, &key, name).await {
+        let sent = sent.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(f)) = link.next_request().await {
+                let answer = match f.request {
+                    Request::Have(HaveQuery::Chunks { count, .. }) => {
+                        Response::Have(Bitfield::from_bools(&vec![true; count as usize]).unwrap())
+                    }
+                    Request::GetChunk { .. } if stall => {
+                        sent.fetch_add(1, Ordering::SeqCst);
+                        continue;
+                    }
+                    Request::GetChunk { id, index } => {
+                        sent.fetch_add(1, Ordering::SeqCst);
+                        let n = len.saturating_sub(index * CHUNK).min(CHUNK) as usize;
+                        let data = vec![0x5a; n].into();
+                        Response::Chunk { id, index, data }
+                    }
+                    Request::Cancel { .. } => Response::Done,
+                    _ => Response::error(ErrorKind::Invalid, "no"),
+                };
+                if link.answer(f.id, answer).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
 }

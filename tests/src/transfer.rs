@@ -384,7 +384,17 @@ pub async fn register_raw_at(
     name: &str,
     addr: SocketAddr,
 ) -> Client {
-    let mut c = Client::connect(tracker.addr, key)
+    register_raw_via(tracker.addr, key, name, addr).await
+}
+
+/// [`register_raw_at`] with the tracker at `tracker`.
+pub async fn register_raw_via(
+    tracker: SocketAddr,
+    key: &SecretKey,
+    name: &str,
+    addr: SocketAddr,
+) -> Client {
+    let mut c = Client::connect(tracker, key)
         .await
         .expect("connect to the tracker");
     let rec = Record {

@@ -15,12 +15,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use p2p_tests::raw::random_key;
-use p2p_tests::share_raw::ShareServer;
+use p2p_tests::share_raw::hostile_source;
 use p2p_tests::transfer::{
     TRANSFER_DEADLINE, assert_content, register_raw_at, sigkill, write_pattern,
 };
 use p2p_tests::{CmdOutput, DEADLINE, P2pd, TestNet, Tracker, poll};
-use proto::share::{Bitfield, CHUNK, HaveQuery, Request, Response};
 use serde_json::Value;
 
 /// A tracker, bob and three seeders of one file.
@@ -239,45 +238,6 @@ fn bob_killed_mid_download_fetches_only_what_is_missing_after_a_restart() {
     );
 }
 
-/// Serves every share link bob opens to mallory: `Have` answered with every chunk, each
-/// `GetChunk` with bytes of the right length that are not the chunk (or, if `stall`, never
-/// answered); counts the chunks asked for.
-async fn hostile_source(
-    listener: tokio::net::TcpListener,
-    key: proto::SecretKey,
-    len: u64,
-    stall: bool,
-    sent: Arc<AtomicU64>,
-) {
-    while let Ok(mut link) = ShareServer::accept(&listener, &key, "mallory").await {
-        let sent = sent.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(f)) = link.next_request().await {
-                let answer = match f.request {
-                    Request::Have(HaveQuery::Chunks { count, .. }) => {
-                        Response::Have(Bitfield::from_bools(&vec![true; count as usize]).unwrap())
-                    }
-                    Request::GetChunk { .. } if stall => {
-                        sent.fetch_add(1, Ordering::SeqCst);
-                        continue;
-                    }
-                    Request::GetChunk { id, index } => {
-                        sent.fetch_add(1, Ordering::SeqCst);
-                        let n = len.saturating_sub(index * CHUNK).min(CHUNK) as usize;
-                        let data = vec![0x5a; n].into();
-                        Response::Chunk { id, index, data }
-                    }
-                    Request::Cancel { .. } => Response::Done,
-                    _ => Response::error(proto::share::ErrorKind::Invalid, "no"),
-                };
-                if link.answer(f.id, answer).await.is_err() {
-                    return;
-                }
-            }
-        });
-    }
-}
-
 /// The swarm of [`swarm`] with `len` bytes, plus mallory registered and served by
 /// [`hostile_source`]; then bob's `get ... --from FROM`: the swarm, the destination, how many
 /// chunks mallory was asked for, and how `get` ended.
@@ -293,7 +253,14 @@ async fn with_mallory(
     let at = listener.local_addr().unwrap();
     let registration = register_raw_at(&s.tracker, &key, "mallory", at).await;
     let asked = Arc::new(AtomicU64::new(0));
-    let server = tokio::spawn(hostile_source(listener, key, len, stall, asked.clone()));
+    let server = tokio::spawn(hostile_source(
+        listener,
+        key,
+        "mallory",
+        len,
+        stall,
+        asked.clone(),
+    ));
     let dest = net.unique_dir("dest");
     let ended = tokio::task::block_in_place(|| {
         s.bob.wait_peer("mallory", true, DEADLINE);

@@ -194,7 +194,7 @@ impl Shares {
             .iter()
             .map(|s| format!("{}={}", s.peer, s.bytes))
             .collect();
-        info!(target: svc::logging::ACTIVITY, op = "get", peer = %who, share = %share, path = %shown, sources = %drew.join(","), wasted = report.wasted, "multi-source get done");
+        info!(target: svc::logging::ACTIVITY, op = "get", peer = %who, share = %share, path = %shown, sources = %drew.join(","), wasted = report.wasted, took_ms = report.took.as_millis() as u64, endgame_ms = report.endgame.as_millis() as u64, "multi-source get done");
         shown_info.state = TransferState::Done;
         shown_info.done_bytes = total;
         shown_info.rate = 0;

@@ -56,6 +56,10 @@ pub struct Report {
     pub sources: Vec<PullSource>,
     /// Bytes received that were not used (copies that lost, chunks that failed).
     pub wasted: u64,
+    /// How long the fetch ran.
+    pub took: Duration,
+    /// How much of that was endgame (every missing chunk in flight); zero if it never was.
+    pub endgame: Duration,
 }
 
 /// The chunks of `list` that `part` already holds, checked against their values.
@@ -125,10 +129,14 @@ pub async fn run(
     drop(tx);
     let mut checks: JoinSet<(SourceId, u64, Result<bool, FilesError>)> = JoinSet::new();
     let mut wasted = 0u64;
+    let mut endgame_at: Option<Instant> = None;
     loop {
         let now = Instant::now();
         for a in sch.poll(now) {
             act(a, &mut to, &mut report);
+        }
+        if endgame_at.is_none() && sch.in_endgame() {
+            endgame_at = Some(now);
         }
         match sch.progress() {
             Progress::Done => break,
@@ -209,6 +217,8 @@ pub async fn run(
     Ok(Report {
         sources: report,
         wasted,
+        took: start.elapsed(),
+        endgame: endgame_at.map_or(Duration::ZERO, |at| at.elapsed()),
     })
 }
 

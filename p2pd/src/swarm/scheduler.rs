@@ -420,6 +420,12 @@ impl Scheduler {
         }
     }
 
+    /// Whether the download is in its endgame: chunks are missing and every one of them is
+    /// in flight (what is left to do is wait, or ask for copies).
+    pub fn in_endgame(&self) -> bool {
+        !self.missing.is_empty() && self.missing.iter().all(|c| self.asked.contains_key(c))
+    }
+
     /// Per-source figures, in source order.
     pub fn stats(&self) -> Vec<SourceStats> {
         self.sources

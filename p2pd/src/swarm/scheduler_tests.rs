@@ -450,3 +450,49 @@ fn an_endgame_copy_is_cancelled_when_the_first_arrives() {
     );
     assert_eq!(sch.progress(), Progress::Done);
 }
+
+#[test]
+fn the_endgame_starts_once_every_missing_chunk_is_in_flight() {
+    let now = Instant::now();
+    let cfg = Config::default();
+    // Four chunks, one source with a window of two.
+    let mut sch = Scheduler::new(cfg.clone(), 4 * cfg.chunk_len, []);
+    assert!(!sch.in_endgame(), "nothing asked yet");
+    sch.add_source(SourceId(0), Holds::All, now);
+    let asked = |actions: Vec<Action>| -> Vec<u64> {
+        actions
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Request { chunk, .. } => Some(chunk),
+                _ => None,
+            })
+            .collect()
+    };
+    let first = asked(sch.poll(now));
+    assert_eq!(first.len(), cfg.min_window, "{first:?}");
+    assert!(!sch.in_endgame(), "two of four chunks are not asked");
+    let mut in_flight = first;
+    let mut entered = None;
+    for step in 0..4u64 {
+        let c = in_flight.remove(0);
+        in_flight.extend(asked(sch.on_chunk(SourceId(0), c, true, now)));
+        in_flight.extend(asked(sch.poll(now)));
+        let missing = 3 - step;
+        let all_asked = missing > 0 && in_flight.len() as u64 == missing;
+        assert_eq!(
+            sch.in_endgame(),
+            all_asked,
+            "after chunk {c}: {in_flight:?}"
+        );
+        if all_asked && entered.is_none() {
+            entered = Some(step);
+        }
+    }
+    assert_eq!(
+        entered,
+        Some(1),
+        "the last two chunks were in flight together"
+    );
+    assert_eq!(sch.progress(), Progress::Done);
+    assert!(!sch.in_endgame(), "nothing is missing");
+}
