@@ -148,6 +148,16 @@ CREATE TABLE version_numbers (
 );
 ",
     },
+    Migration {
+        what: "the outbox index leads with the columns of messages_seq, so the planner takes it",
+        // As (peer, seq), the partial index lost to messages_seq (peer, direction, seq), which
+        // binds one more column: every outbox read then walked all our messages to the peer.
+        // With the same leading columns the smaller, partial index wins.
+        sql: "
+DROP INDEX outbox;
+CREATE INDEX outbox ON messages (peer, direction, seq) WHERE direction = 0 AND state IN (0, 4);
+",
+    },
 ];
 
 /// The schema version this binary writes.
