@@ -24,6 +24,9 @@ fuzz_target!(|data: &[u8]| {
             PeerMsg::AddrRecord(record) => {
                 let _ = record.check(&record.record.key, 0);
             }
+            PeerMsg::Watch { keys, .. } | PeerMsg::Unwatch { keys } => {
+                assert!(keys.len() <= proto::tracker::MAX_WATCH_KEYS);
+            }
             _ => {}
         }
     }
@@ -34,6 +37,11 @@ fuzz_target!(|data: &[u8]| {
             | TrackerMsg::Joined(entry)
             | TrackerMsg::Updated(entry) => check_entry(entry),
             TrackerMsg::Peers { peers, .. } => peers.iter().for_each(check_entry),
+            TrackerMsg::Found { entry, .. } => entry.iter().for_each(check_entry),
+            TrackerMsg::Page { peers, .. } => {
+                assert!(peers.len() <= usize::from(u16::MAX));
+                peers.iter().for_each(check_entry);
+            }
             TrackerMsg::Refused { reason, detail } => {
                 assert!(!reason.describe().is_empty());
                 check_neutralize(detail);

@@ -148,6 +148,24 @@ fn tracker_frames() -> Vec<Vec<u8>> {
             name: entry(1).signed.record.name,
         },
         PeerMsg::AddrRecord(own_record(1)),
+        PeerMsg::Watch {
+            req: 4,
+            keys: vec![id(2), id(3)],
+        },
+        PeerMsg::Unwatch { keys: vec![id(3)] },
+        PeerMsg::Lookup {
+            req: 5,
+            by: tracker::LookupBy::Name(name("peer-2")),
+        },
+        PeerMsg::Lookup {
+            req: 6,
+            by: tracker::LookupBy::Key(id(2)),
+        },
+        PeerMsg::ListPage {
+            req: 7,
+            after: Some(id(2)),
+            limit: 100,
+        },
     ];
     let tracker = [
         TrackerMsg::Hello {
@@ -175,6 +193,19 @@ fn tracker_frames() -> Vec<Vec<u8>> {
         TrackerMsg::AddrRecord {
             record: own_record(2),
             observed: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)),
+        },
+        TrackerMsg::Found {
+            req: 5,
+            entry: Some(entry(2)),
+        },
+        TrackerMsg::Found {
+            req: 6,
+            entry: None,
+        },
+        TrackerMsg::Page {
+            req: 7,
+            peers: vec![entry(2), entry(3)],
+            next: Some(id(3)),
         },
     ];
     let mut seeds = frames(&peer, tracker::MAX_REQUEST_FRAME);
@@ -351,11 +382,14 @@ fn calls() -> Vec<Call> {
         Call::SendFiles {
             peer: p(),
             path: "/tmp/x".into(),
+            paths: vec!["/tmp/y".into()],
         },
-        Call::Transfers {},
+        Call::Transfers { all: false },
+        Call::TransfersClear {},
         Call::Accept {
             id: "0707070707".into(),
             to: Some("/tmp/in".into()),
+            mkdir: true,
         },
         Call::Decline {
             id: "070707".into(),
@@ -456,6 +490,10 @@ fn transfer_info() -> TransferInfo {
         local_path: Some("/tmp/x".into()),
         error: None,
         kind: TransferKind::Send,
+        created_at: Some("2026-12-05T22:10:03.000Z".into()),
+        ended_at: None,
+        landed: Vec::new(),
+        sources: Vec::new(),
     }
 }
 

@@ -117,17 +117,21 @@ pub(crate) enum Command {
         /// The peer: its name, or at least 8 characters of its id
         #[arg(value_name = "PEER")]
         peer: String,
+        /// On a terminal, first show the last N messages with PEER (0: none)
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        last: u32,
     },
-    /// Offer a file or a directory to a peer, and wait until it has it
+    /// Offer files or directories to a peer, as one transfer, and wait until it has them
     ///
     /// Shows progress on stderr (a bar on a terminal). Exits 0 when the peer has every file,
     /// verified; 1 when it declined, or the transfer was cancelled or failed. An offer to an
     /// offline peer waits in p2pd until the peer is back; ctrl-c stops waiting (exit 0), the
-    /// transfer goes on.
+    /// transfer goes on. Symlinks and special files inside a directory are not sent; each is
+    /// named on stderr.
     Send {
-        /// The file or directory to send
-        #[arg(value_name = "PATH")]
-        path: PathBuf,
+        /// The files or directories to send
+        #[arg(value_name = "PATH", required = true, num_args = 1..)]
+        paths: Vec<PathBuf>,
         /// The peer: its name, or at least 8 characters of its id
         #[arg(value_name = "PEER")]
         peer: String,
@@ -135,16 +139,27 @@ pub(crate) enum Command {
         #[arg(long)]
         no_wait: bool,
     },
-    /// Incoming offers, and running and finished transfers, with rate and ETA
-    Transfers,
+    /// Incoming offers, and running and finished transfers, with rate, ETA, first file and time
+    #[command(args_conflicts_with_subcommands = true)]
+    Transfers {
+        /// Also the finished transfers that ended more than 7 days ago
+        #[arg(long)]
+        all: bool,
+        /// `clear`: forget the finished transfers
+        #[command(subcommand)]
+        action: Option<TransfersAction>,
+    },
     /// Accept an incoming offer
     Accept {
         /// The transfer: its id, or at least 6 characters of it
         #[arg(value_name = "ID")]
         id: String,
-        /// Save the files in DIR [default: p2pd's download directory]
+        /// Save the files in DIR, which must exist [default: p2pd's download directory]
         #[arg(long, value_name = "DIR")]
         to: Option<PathBuf>,
+        /// Create DIR (and its missing parents) if it does not exist
+        #[arg(long, requires = "to")]
+        mkdir: bool,
     },
     /// Decline an incoming offer
     Decline {
@@ -249,6 +264,9 @@ pub(crate) enum Command {
         /// path (in an existing directory) names it [default: p2pd's download directory]
         #[arg(value_name = "DEST")]
         dest: Option<PathBuf>,
+        /// More peers holding the same file: it is fetched from all of them at once
+        #[arg(long, value_name = "PEER,...", value_delimiter = ',')]
+        from: Vec<String>,
         /// Print the transfer id and return at once
         #[arg(long)]
         no_wait: bool,
@@ -314,6 +332,14 @@ pub(crate) enum Command {
     },
     /// Print the man page (roff) of p2pctl and all its commands
     Manpage,
+}
+
+/// `transfers` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TransfersAction {
+    /// Forget every finished transfer (done, declined, cancelled, failed, expired); those
+    /// under way and offers waiting stay
+    Clear,
 }
 
 /// `share` subcommands.
@@ -434,26 +460,63 @@ mod tests {
             Cli::try_parse_from(["p2pctl", "send", "photos", "bob", "--no-wait"]).expect("parse");
         match cli.command {
             Command::Send {
-                path,
+                paths,
                 peer,
                 no_wait,
             } => {
-                assert_eq!(path, PathBuf::from("photos"));
+                assert_eq!(paths, [PathBuf::from("photos")]);
                 assert_eq!(peer, "bob");
                 assert!(no_wait);
             }
             other => panic!("{other:?}"),
         }
+        let cli = Cli::try_parse_from(["p2pctl", "send", "a", "b/c", "bob"]).expect("parse");
+        assert!(matches!(
+            cli.command,
+            Command::Send { paths, peer, .. } if paths == [PathBuf::from("a"), PathBuf::from("b/c")] && peer == "bob"
+        ));
+        assert!(Cli::try_parse_from(["p2pctl", "send", "bob"]).is_err());
         let cli =
             Cli::try_parse_from(["p2pctl", "accept", "abcd12", "--to", "/tmp/in"]).expect("parse");
         assert!(matches!(
             cli.command,
-            Command::Accept { id, to: Some(to) } if id == "abcd12" && to == std::path::Path::new("/tmp/in")
+            Command::Accept { id, to: Some(to), mkdir: false } if id == "abcd12" && to == std::path::Path::new("/tmp/in")
         ));
+        let cli = Cli::try_parse_from(["p2pctl", "accept", "abcd12", "--to", "/x", "--mkdir"])
+            .expect("parse");
+        assert!(matches!(cli.command, Command::Accept { mkdir: true, .. }));
+        // --mkdir names no directory of its own.
+        assert!(Cli::try_parse_from(["p2pctl", "accept", "abcd12", "--mkdir"]).is_err());
         let cli = Cli::try_parse_from(["p2pctl", "accept", "abcd12"]).expect("parse");
         assert!(matches!(cli.command, Command::Accept { to: None, .. }));
         let cli = Cli::try_parse_from(["p2pctl", "--json", "transfers"]).expect("parse");
-        assert!(cli.json && matches!(cli.command, Command::Transfers));
+        assert!(
+            cli.json
+                && matches!(
+                    cli.command,
+                    Command::Transfers {
+                        all: false,
+                        action: None
+                    }
+                )
+        );
+        let cli = Cli::try_parse_from(["p2pctl", "transfers", "--all"]).expect("parse");
+        assert!(matches!(
+            cli.command,
+            Command::Transfers {
+                all: true,
+                action: None
+            }
+        ));
+        let cli = Cli::try_parse_from(["p2pctl", "transfers", "clear"]).expect("parse");
+        assert!(matches!(
+            cli.command,
+            Command::Transfers {
+                action: Some(TransfersAction::Clear),
+                ..
+            }
+        ));
+        assert!(Cli::try_parse_from(["p2pctl", "transfers", "--all", "clear"]).is_err());
         let cli = Cli::try_parse_from(["p2pctl", "decline", "abcd12"]).expect("parse");
         assert!(matches!(cli.command, Command::Decline { id } if id == "abcd12"));
         let cli = Cli::try_parse_from(["p2pctl", "cancel", "abcd12"]).expect("parse");
@@ -559,7 +622,7 @@ mod tests {
             &["p2pctl", "chat", "bob", "carol"],
             &["p2pctl", "untrust", "bob", "--auto-accept"],
             &["p2pctl", "send", "file"],
-            &["p2pctl", "send", "file", "bob", "carol"],
+            &["p2pctl", "send", "--no-wait"],
             &["p2pctl", "transfers", "x"],
             &["p2pctl", "accept"],
             &["p2pctl", "accept", "abcd12", "--to"],

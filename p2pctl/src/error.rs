@@ -44,7 +44,9 @@ pub(crate) enum Error {
     /// The socket's directory is not ours, or others can write it: nothing was sent.
     #[error(transparent)]
     SocketDir(#[from] proto::paths::SocketDirError),
-    /// The process listening on the socket runs as another user: nothing was sent.
+    /// The process listening on the socket runs as another user: nothing was sent. (Unix
+    /// only: Windows has no such check.)
+    #[cfg_attr(not(unix), allow(dead_code))]
     #[error("the control socket {} is served by {}, not you (uid {me}); nothing was sent", path.display(), served_by(*.uid))]
     ForeignServer {
         /// The socket path.
@@ -64,8 +66,12 @@ pub(crate) enum Error {
     /// The daemon closed the connection while p2pctl still expected data.
     #[error("p2pd closed the connection")]
     Closed,
+    /// p2pd closed the connection during an interactive `chat`: it stopped (or restarted),
+    /// and nothing is known about the peer from that.
+    #[error("p2pd stopped; chat ended")]
+    DaemonStopped,
     /// The daemon did not answer in time.
-    #[error("p2pd did not answer within {} s", .0.as_secs())]
+    #[error("p2pd did not answer within {}", crate::output::human_duration_ms(u64::try_from(.0.as_millis()).unwrap_or(u64::MAX)))]
     Timeout(Duration),
     /// Reading from or writing to the control socket failed.
     #[error("connection to p2pd failed: {0}")]
@@ -111,9 +117,10 @@ impl Error {
             Error::Output(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
             // p2pctl could not talk to its daemon, as when none listens: the refusals keep it
             // from talking to someone else instead.
-            Error::Unreachable { .. } | Error::SocketDir(_) | Error::ForeignServer { .. } => {
-                ExitCode::from(EXIT_UNREACHABLE)
-            }
+            Error::Unreachable { .. }
+            | Error::SocketDir(_)
+            | Error::ForeignServer { .. }
+            | Error::DaemonStopped => ExitCode::from(EXIT_UNREACHABLE),
             Error::Rpc(_)
             | Error::Peer(_)
             | Error::Closed
@@ -132,9 +139,10 @@ impl Error {
         match self {
             Error::Rpc(e) => e.code,
             Error::Peer(e) => e.code(),
-            Error::Unreachable { .. } | Error::SocketDir(_) | Error::ForeignServer { .. } => {
-                local_code::UNREACHABLE
-            }
+            Error::Unreachable { .. }
+            | Error::SocketDir(_)
+            | Error::ForeignServer { .. }
+            | Error::DaemonStopped => local_code::UNREACHABLE,
             Error::Closed | Error::Timeout(_) | Error::Io(_) | Error::Protocol(_) => {
                 local_code::CONNECTION
             }
@@ -173,6 +181,10 @@ impl Error {
             Error::ForeignServer { .. } => Some(
                 "another user's program listens where your p2pd should; start your own p2pd \
                  with --socket in a directory of your own and pass the same --socket here",
+            ),
+            Error::DaemonStopped => Some(
+                "start p2pd again ('p2pd --name NAME --tracker HOST:PORT', or 'systemctl --user \
+                 start p2pd'), then 'p2pctl chat' again; queued messages are kept",
             ),
             Error::Peer(_) => Some(PEERS_HINT),
             Error::Rpc(e) if e.code == code::UNKNOWN_PEER || e.code == code::AMBIGUOUS_PEER => {

@@ -69,39 +69,84 @@ pub(crate) fn human_bytes(n: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
-/// A duration in its two largest units: `45s`, `3m 12s`, `2h 5m`, `3d 4h`.
+/// A whole number of seconds in the one duration style of p2pctl's output
+/// ([`human_duration_ms`]): `45 s`, `3 min 12 s`, `2 h 5 min`, `3 d 4 h`.
 pub(crate) fn human_duration(secs: u64) -> String {
-    const MIN: u64 = 60;
+    if secs == 0 {
+        return "0 s".into();
+    }
+    human_duration_ms(secs.saturating_mul(1000))
+}
+
+/// A duration in the one style of p2pctl's output: milliseconds under a second (`850 ms`),
+/// seconds with one decimal under ten (`1.3 s`, `2 s`), whole seconds under a minute
+/// (`45 s`), then the two largest units (`2 min 5 s`, `1 h 2 min`, `3 d 4 h`), a zero second
+/// unit left out (`2 min`).
+pub(crate) fn human_duration_ms(ms: u64) -> String {
+    const SEC: u64 = 1000;
+    const MIN: u64 = 60 * SEC;
     const HOUR: u64 = 60 * MIN;
     const DAY: u64 = 24 * HOUR;
     let two = |big: u64, big_unit: &str, small: u64, small_unit: &str| {
         if small == 0 {
-            format!("{big}{big_unit}")
+            format!("{big} {big_unit}")
         } else {
-            format!("{big}{big_unit} {small}{small_unit}")
+            format!("{big} {big_unit} {small} {small_unit}")
         }
     };
-    match secs {
-        s if s < MIN => format!("{s}s"),
-        s if s < HOUR => two(s / MIN, "m", s % MIN, "s"),
-        s if s < DAY => two(s / HOUR, "h", s % HOUR / MIN, "m"),
-        s => two(s / DAY, "d", s % DAY / HOUR, "h"),
+    match ms {
+        ms if ms < SEC => format!("{ms} ms"),
+        ms if ms < 10 * SEC => {
+            // Tenths, rounded down so that 9.99 s never reads `10.0 s`.
+            let tenths = ms / 100;
+            if tenths % 10 == 0 {
+                format!("{} s", tenths / 10)
+            } else {
+                format!("{}.{} s", tenths / 10, tenths % 10)
+            }
+        }
+        ms if ms < MIN => format!("{} s", ms / SEC),
+        ms if ms < HOUR => two(ms / MIN, "min", ms % MIN / SEC, "s"),
+        ms if ms < DAY => two(ms / HOUR, "h", ms % HOUR / MIN, "min"),
+        ms => two(ms / DAY, "d", ms % DAY / HOUR, "h"),
     }
 }
 
-/// How long ago the unix time `since` was, seen at `now`: `just now`, `42s ago`, `3m ago`,
-/// `5h ago`, `2d ago`; `-` for 0 (never).
+/// A measured duration in the one style of [`human_duration_ms`]: `850 ms`, `1.3 s`,
+/// `12 s`, `3 min 12 s`.
+pub(crate) fn human_elapsed(d: std::time::Duration) -> String {
+    human_duration_ms(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// How long ago the unix time `since` was, seen at `now`, in the largest unit of
+/// [`human_duration`]'s style: `just now`, `42 s ago`, `3 min ago`, `5 h ago`, `2 d ago`;
+/// `-` for 0 (never).
 pub(crate) fn relative_time(since: u64, now: u64) -> String {
     if since == 0 {
         return "-".into();
     }
     match now.saturating_sub(since) {
         0 => "just now".into(),
-        d if d < 60 => format!("{d}s ago"),
-        d if d < 3600 => format!("{}m ago", d / 60),
-        d if d < 86_400 => format!("{}h ago", d / 3600),
-        d => format!("{}d ago", d / 86_400),
+        d if d < 60 => format!("{d} s ago"),
+        d if d < 3600 => format!("{} min ago", d / 60),
+        d if d < 86_400 => format!("{} h ago", d / 3600),
+        d => format!("{} d ago", d / 86_400),
     }
+}
+
+/// A time (unix ms) in a short local style, seen at `now_ms` in `tz`: `14:03` on the same
+/// day, `Dec 05 14:03` in the same year, `2025-12-05` before.
+pub(crate) fn short_time(at_ms: u64, now_ms: u64, tz: &jiff::tz::TimeZone) -> String {
+    let (at, now) = (from_unix_ms(at_ms), from_unix_ms(now_ms));
+    let day = |t| date_in(t, tz);
+    let format = if day(at) == day(now) {
+        "%H:%M"
+    } else if day(at).get(..4) == day(now).get(..4) {
+        "%b %d %H:%M"
+    } else {
+        "%Y-%m-%d"
+    };
+    strftime_in(at, tz, format).unwrap_or_else(|| "-".into())
 }
 
 /// The first address, with `+N` when there are more; `-` when there are none.
@@ -219,9 +264,14 @@ pub(crate) fn percent(t: &TransferInfo) -> String {
     format!("{p}%")
 }
 
-/// Rate and time left of a transfer: `4.1 MiB/s  ETA 21s`; each part left out when the
+/// Rate and time left of a transfer: `4.1 MiB/s  ETA 21 s`; each part left out when the
 /// daemon has no figure for it yet (a rate of 0), so possibly empty.
 pub(crate) fn rate_and_eta(t: &TransferInfo) -> String {
+    rate_and_eta_parts(t).join(GAP)
+}
+
+/// The parts of [`rate_and_eta`]: `["4.1 MiB/s", "ETA 21 s"]`, either left out when unknown.
+pub(crate) fn rate_and_eta_parts(t: &TransferInfo) -> Vec<String> {
     let mut parts = Vec::new();
     if t.rate > 0 {
         parts.push(human_rate(t.rate));
@@ -229,10 +279,10 @@ pub(crate) fn rate_and_eta(t: &TransferInfo) -> String {
     if let Some(eta) = t.eta_secs {
         parts.push(format!("ETA {}", human_duration(eta)));
     }
-    parts.join(GAP)
+    parts
 }
 
-/// One plain progress line: `12.3 MiB / 100.0 MiB  4.1 MiB/s  ETA 21s`.
+/// One plain progress line: `12.3 MiB / 100.0 MiB  4.1 MiB/s  ETA 21 s`.
 pub(crate) fn progress_line(t: &TransferInfo) -> String {
     let line = format!(
         "{} / {}{GAP}{}",
@@ -346,15 +396,50 @@ mod tests {
     }
 
     #[test]
-    fn durations_use_two_units() {
-        assert_eq!(human_duration(0), "0s");
-        assert_eq!(human_duration(59), "59s");
-        assert_eq!(human_duration(60), "1m");
-        assert_eq!(human_duration(192), "3m 12s");
-        assert_eq!(human_duration(3600), "1h");
-        assert_eq!(human_duration(2 * 3600 + 5 * 60 + 7), "2h 5m");
-        assert_eq!(human_duration(3 * 86_400 + 4 * 3600 + 59), "3d 4h");
-        assert_eq!(human_duration(86_400), "1d");
+    fn durations_have_one_style() {
+        assert_eq!(human_duration_ms(0), "0 ms");
+        assert_eq!(human_duration_ms(850), "850 ms");
+        assert_eq!(human_duration_ms(999), "999 ms");
+        assert_eq!(human_duration_ms(1000), "1 s");
+        assert_eq!(human_duration_ms(1_349), "1.3 s");
+        assert_eq!(human_duration_ms(9_999), "9.9 s");
+        assert_eq!(human_duration_ms(10_000), "10 s");
+        assert_eq!(human_duration_ms(59_999), "59 s");
+        assert_eq!(human_duration_ms(125_000), "2 min 5 s");
+        assert_eq!(human_duration_ms(3_720_000), "1 h 2 min");
+        assert_eq!(human_duration_ms(u64::MAX), "213503982334 d 14 h");
+        assert_eq!(human_duration(0), "0 s");
+        assert_eq!(human_duration(2), "2 s");
+        assert_eq!(human_duration(59), "59 s");
+        assert_eq!(human_duration(60), "1 min");
+        assert_eq!(human_duration(192), "3 min 12 s");
+        assert_eq!(human_duration(3600), "1 h");
+        assert_eq!(human_duration(2 * 3600 + 5 * 60 + 7), "2 h 5 min");
+        assert_eq!(human_duration(3 * 86_400 + 4 * 3600 + 59), "3 d 4 h");
+        assert_eq!(human_duration(86_400), "1 d");
+        assert_eq!(human_duration(u64::MAX), human_duration_ms(u64::MAX));
+    }
+
+    #[test]
+    fn short_times_drop_what_today_makes_plain() {
+        let utc = jiff::tz::TimeZone::UTC;
+        // 2023-11-14 22:13:20 UTC.
+        let now = 1_700_000_000_000;
+        assert_eq!(short_time(now - 3_600_000, now, &utc), "21:13");
+        assert_eq!(short_time(now - 86_400_000, now, &utc), "Nov 13 22:13");
+        assert_eq!(short_time(now - 365 * 86_400_000, now, &utc), "2022-11-14");
+        // The day is the local one: 00:13 on the 15th, two hours east.
+        let east = jiff::tz::TimeZone::fixed(jiff::tz::offset(2));
+        assert_eq!(short_time(now, now, &east), "00:13");
+        assert_eq!(short_time(now - 3_600_000, now, &east), "Nov 14 23:13");
+    }
+
+    #[test]
+    fn elapsed_times_share_the_style() {
+        assert_eq!(human_elapsed(Duration::from_millis(40)), "40 ms");
+        assert_eq!(human_elapsed(Duration::from_millis(1349)), "1.3 s");
+        assert_eq!(human_elapsed(Duration::from_millis(12_900)), "12 s");
+        assert_eq!(human_elapsed(Duration::from_secs(192)), "3 min 12 s");
     }
 
     #[test]
@@ -363,11 +448,11 @@ mod tests {
         assert_eq!(relative_time(0, now), "-");
         assert_eq!(relative_time(now, now), "just now");
         assert_eq!(relative_time(now + 5, now), "just now");
-        assert_eq!(relative_time(now - 42, now), "42s ago");
-        assert_eq!(relative_time(now - 180, now), "3m ago");
-        assert_eq!(relative_time(now - 3599, now), "59m ago");
-        assert_eq!(relative_time(now - 5 * 3600, now), "5h ago");
-        assert_eq!(relative_time(now - 2 * 86_400 - 1, now), "2d ago");
+        assert_eq!(relative_time(now - 42, now), "42 s ago");
+        assert_eq!(relative_time(now - 180, now), "3 min ago");
+        assert_eq!(relative_time(now - 3599, now), "59 min ago");
+        assert_eq!(relative_time(now - 5 * 3600, now), "5 h ago");
+        assert_eq!(relative_time(now - 2 * 86_400 - 1, now), "2 d ago");
     }
 
     #[test]
@@ -420,10 +505,10 @@ mod tests {
         assert_eq!(rate_and_eta(&t), "4.1 MiB/s");
         t.eta_secs = Some(192);
         t.done_bytes = 12_897_485 / 10;
-        assert_eq!(rate_and_eta(&t), "4.1 MiB/s  ETA 3m 12s");
+        assert_eq!(rate_and_eta(&t), "4.1 MiB/s  ETA 3 min 12 s");
         assert_eq!(
             progress_line(&t),
-            "1.2 MiB / 12.3 MiB  4.1 MiB/s  ETA 3m 12s"
+            "1.2 MiB / 12.3 MiB  4.1 MiB/s  ETA 3 min 12 s"
         );
         t.state = TransferState::Done;
         assert_eq!(percent(&t), "100%");

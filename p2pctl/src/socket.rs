@@ -1,10 +1,16 @@
 //! Which control socket to use: `--socket`, else `P2PD_SOCKET` (both handled by clap), else
-//! the default from [`proto::paths::default_socket`]; and, on Unix, whether it can be trusted:
-//! its directory must be ours and closed to others ([`check_dir`], before connecting), and
-//! the process listening must run as us ([`check_server`], before sending anything).
+//! the default from [`proto::paths::default_socket`] (on Windows the named pipe of
+//! [`proto::paths::default_pipe`]); and, on Unix, whether it can be trusted: its directory
+//! must be ours and closed to others ([`check_dir`], before connecting), and the process
+//! listening must run as us ([`check_server`], before sending anything). On Windows a named
+//! pipe's default ACL lets only its creator's account (and administrators) write to it, so
+//! there is nothing to check.
 
+#[cfg(unix)]
 use std::os::unix::fs::MetadataExt as _;
-use std::path::{Path, PathBuf};
+#[cfg(unix)]
+use std::path::Path;
+use std::path::PathBuf;
 
 use crate::error::Error;
 
@@ -13,9 +19,21 @@ pub(crate) fn resolve(given: Option<PathBuf>) -> Result<PathBuf, Error> {
     if let Some(path) = given.filter(|p| !p.as_os_str().is_empty()) {
         return Ok(path);
     }
+    Ok(default_socket())
+}
+
+/// Where p2pd listens unless told otherwise: under `$XDG_RUNTIME_DIR`, else `/tmp/p2pd-UID`.
+#[cfg(unix)]
+fn default_socket() -> PathBuf {
     let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
-    let runtime = runtime.as_deref();
-    Ok(proto::paths::default_socket(runtime, current_uid()))
+    proto::paths::default_socket(runtime.as_deref(), current_uid())
+}
+
+/// Where p2pd listens unless told otherwise: the named pipe of this user (`%USERNAME%`).
+#[cfg(windows)]
+fn default_socket() -> PathBuf {
+    let user = std::env::var("USERNAME").unwrap_or_default();
+    proto::paths::default_pipe(&user)
 }
 
 /// Refuses a socket whose directory another user owns or can write to: anyone who can put
@@ -63,6 +81,7 @@ pub(crate) fn check_server(
 
 /// This process's effective uid (`geteuid`): the one `SO_PEERCRED` reports for the daemon
 /// and the owner of the directories it makes, so both checks compare like with like.
+#[cfg(unix)]
 fn current_uid() -> u32 {
     rustix::process::geteuid().as_raw()
 }

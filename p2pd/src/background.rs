@@ -7,16 +7,26 @@ use std::io;
 use std::thread::JoinHandle;
 
 /// Niceness of background threads (the runtime's threads keep 0).
+#[cfg(unix)]
 const NICE: i32 = 10;
+
+/// Lowers the calling thread's priority. Linux applies a thread id's priority to that thread
+/// only. Failing to lower it changes nothing else.
+#[cfg(unix)]
+fn lower_priority() {
+    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), NICE);
+}
+
+/// Background threads keep the normal priority off Unix.
+#[cfg(not(unix))]
+fn lower_priority() {}
 
 /// Starts a named thread at the background priority.
 pub fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
-            // Linux applies a thread id's priority to that thread only. Failing to lower it
-            // changes nothing else.
-            let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), NICE);
+            lower_priority();
             f();
         })
 }

@@ -71,6 +71,9 @@ pub struct Args {
     /// public Mainline bootstrap nodes.
     #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
     pub dht_bootstrap: Vec<String>,
+    /// `--generate-completions SHELL`, `--generate-manpage`.
+    #[command(flatten)]
+    pub docs: svc::docs::DocFlags,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -388,8 +391,27 @@ impl Env {
             download_dir: directories::UserDirs::new()
                 .and_then(|u| u.download_dir().map(Path::to_owned)),
             home: base.as_ref().map(|b| b.home_dir().to_owned()),
+            #[cfg(unix)]
             uid: svc::current_uid(),
+            #[cfg(not(unix))]
+            uid: 0,
         }
+    }
+}
+
+impl Env {
+    /// The control socket when none is configured: under the runtime directory on Unix, the
+    /// user's named pipe on Windows.
+    #[cfg(unix)]
+    fn default_socket(&self) -> PathBuf {
+        proto::paths::default_socket(self.runtime_dir.as_deref(), self.uid)
+    }
+
+    /// The control socket when none is configured: under the runtime directory on Unix, the
+    /// user's named pipe on Windows.
+    #[cfg(windows)]
+    fn default_socket(&self) -> PathBuf {
+        proto::paths::default_pipe(&std::env::var("USERNAME").unwrap_or_default())
     }
 }
 
@@ -422,10 +444,11 @@ impl RawConfig {
                 None => home()?.join(".local/state/p2pd"),
             },
         };
-        let socket =
-            args.socket.clone().or(self.socket).unwrap_or_else(|| {
-                proto::paths::default_socket(env.runtime_dir.as_deref(), env.uid)
-            });
+        let socket = args
+            .socket
+            .clone()
+            .or(self.socket)
+            .unwrap_or_else(|| env.default_socket());
         let download_dir = match args.download_dir.clone().or(self.download_dir) {
             Some(d) => d,
             None => match &env.download_dir {
@@ -484,6 +507,7 @@ mod tests {
             lan_interfaces: Vec::new(),
             dht: false,
             dht_bootstrap: Vec::new(),
+            docs: Default::default(),
         }
     }
 

@@ -29,6 +29,7 @@ pub mod rpc;
 pub mod share;
 pub mod state_lock;
 pub mod store;
+pub mod swarm;
 pub mod tracker_client;
 pub mod tracker_pin;
 pub mod transfer;

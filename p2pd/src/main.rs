@@ -9,6 +9,9 @@ use p2pd::{Args, Config, Daemon, StateLock};
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(code) = args.docs.run::<Args>() {
+        return code;
+    }
     let (config, file) = match Config::load_naming_file(&args) {
         Ok(c) => c,
         Err(e) => {

@@ -4,9 +4,10 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use svc::private::OwnerOnly as _;
 
 /// File name of the lock inside the state directory.
 pub const LOCK_FILE: &str = "p2pd.lock";
@@ -69,7 +70,7 @@ impl StateLock {
             .write(true)
             .create(true)
             .truncate(false)
-            .mode(0o600)
+            .owner_only()
             .open(&path)
             .map_err(io_err)?;
         match file.try_lock() {
@@ -82,8 +83,7 @@ impl StateLock {
             }
             Err(TryLockError::Error(e)) => return Err(io_err(e)),
         }
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(io_err)?;
+        svc::private::restrict_file(&file).map_err(io_err)?;
         file.set_len(0).map_err(io_err)?;
         file.rewind().map_err(io_err)?;
         writeln!(file, "{}", std::process::id()).map_err(io_err)?;
@@ -112,6 +112,7 @@ fn holder_pid(file: &mut File) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     #[test]
     fn a_second_lock_names_the_first_holder_and_a_dropped_lock_is_free() {

@@ -249,6 +249,17 @@ impl TrackerLink {
                 self.node.tracker_entry(self.idx, &entry).await
             }
             TrackerMsg::Left { key } => self.node.tracker_left(self.idx, key),
+            // Answers to lookups and pages: what they list is live now.
+            TrackerMsg::Found { entry, .. } => {
+                if let Some(entry) = entry {
+                    self.node.tracker_entry(self.idx, &entry).await
+                }
+            }
+            TrackerMsg::Page { peers, .. } => {
+                for entry in &peers {
+                    self.node.tracker_entry(self.idx, entry).await
+                }
+            }
             TrackerMsg::Handovers { name, chain } => self.node.handovers(&name, &chain).await,
             TrackerMsg::Ping { nonce } => conn.send(&PeerMsg::Pong { nonce }).await?,
             TrackerMsg::Pong { .. } => {}

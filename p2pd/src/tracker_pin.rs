@@ -109,15 +109,15 @@ fn load_legacy(state_dir: &Path) -> io::Result<Option<PeerId>> {
 /// its state directory), synced, then renamed into place.
 fn write_whole(dir: &Path, name: &str, text: &str) -> io::Result<()> {
     use std::io::Write as _;
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    use svc::private::OwnerOnly as _;
     let tmp = dir.join(format!("{name}.tmp"));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o600)
+        .owner_only()
         .open(&tmp)?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    svc::private::restrict_file(&file)?;
     file.write_all(text.as_bytes())?;
     file.sync_all()?;
     drop(file);

@@ -20,7 +20,10 @@ pub use share::{
     ShareChanged, VersionEntry, VersionList,
 };
 pub use status::{Resources, SourceState, SourceStatus, Status, TrackerLinkState, TrackerStatus};
-pub use transfers::{TransferInfo, TransferKind, TransferState};
+pub use transfers::{
+    FINISHED_KEPT_MS, PullSource, TransferInfo, TransferKind, TransferState, TransfersCleared,
+    listed_at, sort_for_listing,
+};
 
 /// A method and its params. Serialised as `"method"` / `"params"` (see [`crate::rpc`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,24 +90,43 @@ pub enum Call {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         force: bool,
     },
-    /// Offer a file or a directory (absolute path, read by the daemon) to a peer. The offer
-    /// waits in the daemon while the peer is offline. Result: [`TransferInfo`].
+    /// Offer files or directories (absolute paths, read by the daemon) to a peer, as one
+    /// transfer. The offer waits in the daemon while the peer is offline.
+    /// Result: [`TransferInfo`].
     SendFiles {
         /// Name or id prefix.
         peer: String,
-        /// Absolute path of a file or directory.
+        /// Absolute path of a file or directory: the one path offered. Empty (left out)
+        /// when `paths` names them.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         path: String,
+        /// Absolute paths of files or directories offered together (after `path`, if
+        /// given). A daemon older than this field refuses it (invalid params), so clients
+        /// send one path as `path`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        paths: Vec<String>,
     },
-    /// Transfers both ways: offers waiting for a decision, running, finished.
-    /// Result: `Vec<`[`TransferInfo`]`>`.
-    Transfers {},
+    /// Transfers both ways: offers waiting for a decision, running, finished (those that
+    /// ended over a week ago only with `all`). Result: `Vec<`[`TransferInfo`]`>`.
+    Transfers {
+        /// Also the finished transfers that ended more than a week ago.
+        #[serde(default)]
+        all: bool,
+    },
+    /// Forget every finished transfer (its record and chunk records); unfinished ones stay.
+    /// Result: [`TransfersCleared`].
+    TransfersClear {},
     /// Accept an incoming offer. Result: [`TransferInfo`].
     Accept {
         /// Transfer id (32 hex characters, or a unique prefix of at least 6).
         id: String,
-        /// Absolute destination directory (default: the download directory).
+        /// Absolute destination directory (default: the download directory). It must exist
+        /// unless `mkdir` is set.
         #[serde(default)]
         to: Option<String>,
+        /// Create `to` (and its missing parents) if it does not exist.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        mkdir: bool,
     },
     /// Decline an incoming offer. Result: [`TransferInfo`].
     Decline {
@@ -214,6 +236,10 @@ pub enum Call {
         /// Where to put it (absolute).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         dest: Option<String>,
+        /// More peers (names or id prefixes) holding the same content: the file is fetched
+        /// from all of them and the named peer at once.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        from: Vec<String>,
     },
     /// Write a local file or directory (absolute path, read by the daemon) into a peer's
     /// share (needs `write`), as `cp -r` places it: an existing directory at `path`
@@ -307,6 +333,7 @@ impl Call {
         "forget_key",
         "send_files",
         "transfers",
+        "transfers_clear",
         "accept",
         "decline",
         "cancel",
@@ -341,7 +368,8 @@ impl Call {
             Call::Unblock { .. } => "unblock",
             Call::ForgetKey { .. } => "forget_key",
             Call::SendFiles { .. } => "send_files",
-            Call::Transfers {} => "transfers",
+            Call::Transfers { .. } => "transfers",
+            Call::TransfersClear {} => "transfers_clear",
             Call::Accept { .. } => "accept",
             Call::Decline { .. } => "decline",
             Call::Cancel { .. } => "cancel",
@@ -627,9 +655,15 @@ mod tests {
             Call::SendFiles {
                 peer: p(),
                 path: p(),
+                paths: Vec::new(),
             },
-            Call::Transfers {},
-            Call::Accept { id: p(), to: None },
+            Call::Transfers { all: false },
+            Call::TransfersClear {},
+            Call::Accept {
+                id: p(),
+                to: None,
+                mkdir: true,
+            },
             Call::Decline { id: p() },
             Call::Cancel { id: p() },
             Call::Rekey {},
@@ -670,6 +704,7 @@ mod tests {
                 share: p(),
                 path: None,
                 dest: None,
+                from: Vec::new(),
             },
             Call::Put {
                 peer: p(),
@@ -710,5 +745,34 @@ mod tests {
             assert!(Call::METHODS.contains(&call.method()));
         }
         assert_eq!(Call::METHODS.len(), calls.len());
+    }
+
+    #[test]
+    fn send_files_takes_one_path_as_before_or_several() {
+        let one = r#"{"method":"send_files","params":{"peer":"bob","path":"/a"}}"#;
+        let call: Call = serde_json::from_str(one).expect("one path");
+        assert_eq!(
+            call,
+            Call::SendFiles {
+                peer: "bob".into(),
+                path: "/a".into(),
+                paths: Vec::new(),
+            }
+        );
+        assert_eq!(serde_json::to_string(&call).expect("json"), one);
+        let several = Call::SendFiles {
+            peer: "bob".into(),
+            path: String::new(),
+            paths: vec!["/a".into(), "/b".into()],
+        };
+        let text = r#"{"method":"send_files","params":{"peer":"bob","paths":["/a","/b"]}}"#;
+        assert_eq!(serde_json::to_string(&several).expect("json"), text);
+        assert_eq!(
+            serde_json::from_str::<Call>(text).expect("several"),
+            several
+        );
+        // Another field is still refused.
+        let odd = r#"{"method":"send_files","params":{"peer":"bob","path":"/a","pathz":[]}}"#;
+        assert!(serde_json::from_str::<Call>(odd).is_err());
     }
 }

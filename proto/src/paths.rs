@@ -19,6 +19,23 @@ pub fn default_socket(runtime_dir: Option<&Path>, uid: u32) -> PathBuf {
     }
 }
 
+/// Prefix of the default control socket on Windows, a named pipe per user.
+pub const PIPE_PREFIX: &str = r"\\.\pipe\p2pd-";
+
+/// The default control socket on Windows: the named pipe `\\.\pipe\p2pd-USER`, `user`
+/// being the account name (`%USERNAME%`). Characters a pipe name may not hold (`\`, `/`)
+/// become `_`; an empty name becomes `user`. A pipe's default ACL lets only its creator's
+/// account (and administrators and LocalSystem) write to it, so there is no directory to
+/// check as on Unix.
+pub fn default_pipe(user: &str) -> PathBuf {
+    let user: String = user
+        .chars()
+        .map(|c| if matches!(c, '\\' | '/') { '_' } else { c })
+        .collect();
+    let user = if user.is_empty() { "user" } else { &user };
+    PathBuf::from(format!("{PIPE_PREFIX}{user}"))
+}
+
 /// What p2pd and p2pctl read about the directory holding the control socket (its
 /// metadata, following symlinks), so the verdict stays pure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,5 +193,15 @@ mod tests {
             default_socket(Some(Path::new("rel")), 7),
             PathBuf::from("/tmp/p2pd-7/p2pd.sock")
         );
+    }
+
+    #[test]
+    fn the_default_pipe_is_per_user() {
+        assert_eq!(default_pipe("alice"), PathBuf::from(r"\\.\pipe\p2pd-alice"));
+        assert_eq!(
+            default_pipe(r"DOM\bob/x"),
+            PathBuf::from(r"\\.\pipe\p2pd-DOM_bob_x")
+        );
+        assert_eq!(default_pipe(""), PathBuf::from(r"\\.\pipe\p2pd-user"));
     }
 }

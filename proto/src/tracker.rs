@@ -6,8 +6,12 @@
 //! join/leave/update events, asks for the list, and pings to keep its lease. From version 2
 //! the peer also hands over its signed address record ([`PeerMsg::AddrRecord`]), which the
 //! tracker checks and serves unchanged to version-2 subscribers
-//! ([`TrackerMsg::AddrRecord`]); version-1 links never see those frames. The enum variant
-//! index is the frame tag: append new variants at the end and never reorder.
+//! ([`TrackerMsg::AddrRecord`]); version-1 links never see those frames. From version 3 a
+//! peer need not take every change: it looks peers up by name or key ([`PeerMsg::Lookup`]),
+//! lists them a page at a time ([`PeerMsg::ListPage`]), and watches the keys it cares about
+//! ([`PeerMsg::Watch`]), so that it hears of those keys only; `Subscribe` keeps its
+//! every-change meaning for older peers. The enum variant index is the frame tag: append new
+//! variants at the end and never reorder.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -18,13 +22,21 @@ use crate::identity::{PeerId, SecretKey, Signature};
 use crate::name::PeerName;
 
 /// The highest version this code speaks, carried in the peer's `Hello`.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 /// The same as [`PROTOCOL_VERSION`]: the highest version a tracker answers with.
 pub const MAX_PROTOCOL: u16 = PROTOCOL_VERSION;
 /// The lowest version this code speaks (version 1: no address records).
 pub const MIN_PROTOCOL_VERSION: u16 = 1;
 /// The first version whose links carry signed address records.
 pub const ADDR_RECORD_VERSION: u16 = 2;
+/// The first version with lookups, paged lists and watches.
+pub const WATCH_VERSION: u16 = 3;
+/// Most keys one `Watch` or `Unwatch` frame may carry.
+pub const MAX_WATCH_KEYS: usize = 256;
+/// Most keys one link may watch at once; a `Watch` beyond it is refused.
+pub const MAX_WATCHED: usize = 4096;
+/// Most entries one `Page` carries; a larger `limit` is lowered to it.
+pub const MAX_PAGE: u16 = 1000;
 /// Cap on a frame sent to the tracker (peer to tracker): registrations are small.
 pub const MAX_REQUEST_FRAME: usize = 16 * 1024;
 /// Cap on a frame sent by the tracker: a full peer list can be large.
@@ -188,6 +200,8 @@ pub enum Refusal {
     NotRegistered,
     /// The record is malformed (for example too many addresses).
     BadRecord,
+    /// Version 3: the link would watch more than [`MAX_WATCHED`] keys.
+    TooManyWatches,
 }
 
 impl Refusal {
@@ -202,6 +216,7 @@ impl Refusal {
             Refusal::RateLimited => "too many registrations from this address",
             Refusal::NotRegistered => "register first",
             Refusal::BadRecord => "record is malformed",
+            Refusal::TooManyWatches => "too many watched keys on one link",
         }
     }
 }
@@ -254,6 +269,49 @@ pub enum PeerMsg {
     /// expired, a seq above the last one it took from that key) and serves it unchanged;
     /// refused (`Refused`, the link kept) otherwise.
     AddrRecord(SignedAddrRecord),
+    /// Tag 9 (version 3): tell me about these keys. Answered by `Peers` with those of them
+    /// that are live (then their address records); from then on the link gets `Joined`,
+    /// `Updated`, `Left` and `AddrRecord` for watched keys only (unless it also subscribed).
+    Watch {
+        /// Echoed in the `Peers` answer.
+        req: u32,
+        /// The keys to add to this link's watch set; at most [`MAX_WATCH_KEYS`].
+        #[serde(deserialize_with = "capped_keys")]
+        keys: Vec<PeerId>,
+    },
+    /// Tag 10 (version 3): stop telling me about these keys. Not answered.
+    Unwatch {
+        /// The keys to drop from this link's watch set; at most [`MAX_WATCH_KEYS`].
+        #[serde(deserialize_with = "capped_keys")]
+        keys: Vec<PeerId>,
+    },
+    /// Tag 11 (version 3): one live peer, by name or key. Answered by `Found` (then its
+    /// address record, if it handed one over).
+    Lookup {
+        /// Echoed in the `Found` answer.
+        req: u32,
+        /// What to look up.
+        by: LookupBy,
+    },
+    /// Tag 12 (version 3): live peers in key order, after `after`, at most `limit` (lowered
+    /// to [`MAX_PAGE`]). Answered by `Page`.
+    ListPage {
+        /// Echoed in the `Page` answer.
+        req: u32,
+        /// The cursor: the `next` of the previous page, or `None` for the first.
+        after: Option<PeerId>,
+        /// Most entries wanted.
+        limit: u16,
+    },
+}
+
+/// What a [`PeerMsg::Lookup`] asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LookupBy {
+    /// The live peer holding this name.
+    Name(PeerName),
+    /// The live peer with this key.
+    Key(PeerId),
 }
 
 /// Frames the tracker sends. Variant index = tag byte.
@@ -324,34 +382,59 @@ pub enum TrackerMsg {
         /// The source IP of the peer's tracker connection.
         observed: IpAddr,
     },
+    /// Tag 11 (version 3): the answer to `Lookup`: the live peer, or `None`.
+    Found {
+        /// The request this answers.
+        req: u32,
+        /// The peer, if one is live under that name or key.
+        entry: Option<PeerEntry>,
+    },
+    /// Tag 12 (version 3): one page of live peers in key order, answering `ListPage`.
+    Page {
+        /// The request this answers.
+        req: u32,
+        /// At most the asked limit (and [`MAX_PAGE`]) entries, keys ascending.
+        peers: Vec<PeerEntry>,
+        /// The cursor for the next page (the last key here), or `None` when this page ends
+        /// the list.
+        next: Option<PeerId>,
+    },
+}
+
+/// Decodes a key list, refusing more than [`MAX_WATCH_KEYS`] keys before anything is
+/// allocated for them.
+fn capped_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PeerId>, D::Error> {
+    d.deserialize_seq(Capped::<PeerId, MAX_WATCH_KEYS>(std::marker::PhantomData))
 }
 
 /// Decodes a handover chain, refusing more than [`MAX_HANDOVER_CHAIN`] statements before
 /// anything is allocated for them.
 fn capped_chain<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SignedHandover>, D::Error> {
-    struct Capped;
-    impl<'de> serde::de::Visitor<'de> for Capped {
-        type Value = Vec<SignedHandover>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "at most {MAX_HANDOVER_CHAIN} handover statements")
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> Result<Self::Value, A::Error> {
-            let hint = seq.size_hint().unwrap_or(0);
-            if hint > MAX_HANDOVER_CHAIN {
-                return Err(serde::de::Error::invalid_length(hint, &self));
-            }
-            let mut out = Vec::with_capacity(hint);
-            while let Some(st) = seq.next_element()? {
-                if out.len() == MAX_HANDOVER_CHAIN {
-                    return Err(serde::de::Error::invalid_length(out.len() + 1, &self));
-                }
-                out.push(st);
-            }
-            Ok(out)
-        }
+    d.deserialize_seq(Capped::<SignedHandover, MAX_HANDOVER_CHAIN>(
+        std::marker::PhantomData,
+    ))
+}
+
+/// A sequence visitor that refuses more than `N` elements.
+struct Capped<T, const N: usize>(std::marker::PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>, const N: usize> serde::de::Visitor<'de> for Capped<T, N> {
+    type Value = Vec<T>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "at most {N} elements")
     }
-    d.deserialize_seq(Capped)
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let hint = seq.size_hint().unwrap_or(0);
+        if hint > N {
+            return Err(serde::de::Error::invalid_length(hint, &self));
+        }
+        let mut out = Vec::with_capacity(hint);
+        while let Some(x) = seq.next_element()? {
+            if out.len() == N {
+                return Err(serde::de::Error::invalid_length(out.len() + 1, &self));
+            }
+            out.push(x);
+        }
+        Ok(out)
+    }
 }

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use proto::addr_record::AddrRecord;
 use proto::frame::{self, FrameError};
 use proto::tracker::{
-    HANDOVER_DOMAIN, Handover, MAX_HANDOVER_CHAIN, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME,
+    HANDOVER_DOMAIN, Handover, LookupBy, MAX_HANDOVER_CHAIN, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME,
     PeerEntry, PeerMsg, RECORD_DOMAIN, Record, Refusal, SignedHandover, SignedRecord, TrackerMsg,
 };
 use proto::{PeerName, SecretKey};
@@ -325,7 +325,24 @@ fn any_peer_msg() -> impl Strategy<Value = PeerMsg> {
             name: PeerName::new(&n).unwrap()
         }),
         common::any_addr_record(4).prop_map(PeerMsg::AddrRecord),
+        (any::<u32>(), proptest::collection::vec(any_key(), 0..8))
+            .prop_map(|(req, keys)| PeerMsg::Watch { req, keys }),
+        proptest::collection::vec(any_key(), 0..8).prop_map(|keys| PeerMsg::Unwatch { keys }),
+        (any::<u32>(), any_key()).prop_map(|(req, k)| PeerMsg::Lookup {
+            req,
+            by: LookupBy::Key(k)
+        }),
+        (any::<u32>(), "[a-z0-9][a-z0-9_-]{0,31}").prop_map(|(req, n)| PeerMsg::Lookup {
+            req,
+            by: LookupBy::Name(PeerName::new(&n).unwrap())
+        }),
+        (any::<u32>(), proptest::option::of(any_key()), any::<u16>())
+            .prop_map(|(req, after, limit)| PeerMsg::ListPage { req, after, limit }),
     ]
+}
+
+fn any_key() -> impl Strategy<Value = proto::PeerId> {
+    any::<[u8; 32]>().prop_map(|s| SecretKey::from_seed(s).peer_id())
 }
 
 fn any_handover() -> impl Strategy<Value = SignedHandover> {
@@ -357,6 +374,7 @@ fn any_refusal() -> impl Strategy<Value = Refusal> {
         Just(Refusal::RateLimited),
         Just(Refusal::NotRegistered),
         Just(Refusal::BadRecord),
+        Just(Refusal::TooManyWatches),
     ]
 }
 
@@ -393,6 +411,14 @@ fn any_tracker_msg() -> impl Strategy<Value = TrackerMsg> {
             }),
         (common::any_addr_record(4), any::<std::net::IpAddr>())
             .prop_map(|(record, observed)| TrackerMsg::AddrRecord { record, observed }),
+        (any::<u32>(), proptest::option::of(any_entry()))
+            .prop_map(|(req, entry)| TrackerMsg::Found { req, entry }),
+        (
+            any::<u32>(),
+            proptest::collection::vec(any_entry(), 0..4),
+            proptest::option::of(any_key())
+        )
+            .prop_map(|(req, peers, next)| TrackerMsg::Page { req, peers, next }),
     ]
 }
 

@@ -4,12 +4,10 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// Mode of every file this writes: readable and writable by its owner only.
-const MODE: u32 = 0o600;
+use crate::private::{self, OwnerOnly as _};
 
 /// A daily-rotated append-only file; `Write` goes to today's file.
 #[derive(Debug)]
@@ -60,9 +58,9 @@ impl DailyFile {
         let file = OpenOptions::new()
             .append(true)
             .create(true)
-            .mode(MODE)
+            .owner_only()
             .open(&today)?;
-        file.set_permissions(fs::Permissions::from_mode(MODE))?;
+        private::restrict_file(&file)?;
         if let Some((_, mut previous)) = self.current.replace((day, file)) {
             previous.flush()?;
         }
@@ -114,9 +112,9 @@ impl Write for DailyFile {
 
 /// Narrows `path` to mode 0600 if group or others have any access.
 fn narrow(path: &Path) -> io::Result<()> {
-    let mode = fs::symlink_metadata(path)?.permissions().mode();
+    let mode = private::mode_bits(&fs::symlink_metadata(path)?);
     if mode & 0o077 != 0 {
-        fs::set_permissions(path, fs::Permissions::from_mode(MODE))?;
+        private::restrict(path)?;
     }
     Ok(())
 }
@@ -147,6 +145,7 @@ pub use proto::timefmt::civil_from_days;
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
+    use std::os::unix::fs::PermissionsExt as _;
 
     use super::*;
 

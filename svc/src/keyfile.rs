@@ -2,10 +2,11 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use proto::SecretKey;
+
+use crate::private::{self, OwnerOnly as _};
 
 /// Errors loading or creating a key file.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +50,7 @@ pub fn load_or_create(path: &Path) -> Result<(SecretKey, bool), KeyFileError> {
     };
     match fs::read(path) {
         Ok(bytes) => {
-            let mode = fs::metadata(path).map_err(io_err)?.permissions().mode() & 0o777;
+            let mode = private::mode_bits(&fs::metadata(path).map_err(io_err)?);
             if mode & 0o077 != 0 {
                 return Err(KeyFileError::Permissions {
                     path: path.to_owned(),
@@ -69,7 +70,7 @@ pub fn load_or_create(path: &Path) -> Result<(SecretKey, bool), KeyFileError> {
             let mut file = OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .mode(0o600)
+                .owner_only()
                 .open(path)
                 .map_err(io_err)?;
             file.write_all(&key.seed()).map_err(io_err)?;
@@ -88,6 +89,7 @@ pub fn load_or_create(path: &Path) -> Result<(SecretKey, bool), KeyFileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     #[test]
     fn creates_once_then_loads_the_same_key() {

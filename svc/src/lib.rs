@@ -1,14 +1,17 @@
 //! Plumbing shared by trackerd and p2pd: identity key files, logging (stderr or journald,
 //! plus the rotated activity log), systemd readiness notification, the stop signals,
-//! file-descriptor limits, connection caps and TCP listeners.
+//! file-descriptor limits, connection caps, TCP listeners, and the daemons' generated
+//! completions and man pages.
 
 pub mod config_file;
 pub mod conn_limit;
 pub mod daily_file;
+pub mod docs;
 pub mod keyfile;
 pub mod listen;
 pub mod logging;
 pub mod notify;
+pub mod private;
 pub mod schema;
 pub mod signals;
 
@@ -38,18 +41,20 @@ pub fn unix_millis() -> u64 {
 /// The effective user id of this process (`geteuid`): the uid that owns the files and
 /// sockets it creates, that `SO_PEERCRED` reports to the other end of a local socket, and
 /// whose privileges it acts with. Every ownership and peer check compares against this one.
+/// Unix only: Windows has no uids (and no such checks).
+#[cfg(unix)]
 pub fn current_uid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
 /// Creates `dir` (and its parents) if needed; a directory this creates gets mode 0700.
 pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
+    use private::OwnerOnly as _;
     if dir.is_dir() {
         return Ok(());
     }
     std::fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o700)
+        .owner_only()
         .create(dir)
 }

@@ -62,12 +62,7 @@ pub fn init(state_dir: &Path, file_prefix: &str) -> Result<LogGuard, LogError> {
     let activity = ActivityLayer { writer }
         .with_filter(Targets::new().with_target(ACTIVITY, tracing::Level::INFO));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    let journald = if under_journald {
-        tracing_journald::layer().ok()
-    } else {
-        None
-    };
+    let journald = journald();
     let stderr = if journald.is_none() {
         Some(
             tracing_subscriber::fmt::layer()
@@ -86,6 +81,23 @@ pub fn init(state_dir: &Path, file_prefix: &str) -> Result<LogGuard, LogError> {
         .with(journald)
         .try_init();
     Ok(LogGuard(guard))
+}
+
+/// The journal, when stderr goes to it (systemd sets `JOURNAL_STREAM`).
+#[cfg(unix)]
+fn journald() -> Option<tracing_journald::Layer> {
+    let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    if under_journald {
+        tracing_journald::layer().ok()
+    } else {
+        None
+    }
+}
+
+/// No journal off Unix.
+#[cfg(not(unix))]
+fn journald() -> Option<tracing_subscriber::layer::Identity> {
+    None
 }
 
 /// Records kept for a follower that falls behind before it misses some.

@@ -1,16 +1,46 @@
-//! The signals that stop a daemon: SIGTERM (systemd, `kill`) and SIGINT (ctrl-c).
+//! The signals that stop a daemon: SIGTERM (systemd, `kill`) and SIGINT (ctrl-c); on
+//! Windows, ctrl-c and ctrl-break.
 
+#[cfg(unix)]
 use tokio::signal::unix::{Signal, SignalKind, signal};
+#[cfg(windows)]
+use tokio::signal::windows::{CtrlBreak as Signal, CtrlC};
 
 /// Waits for SIGTERM or SIGINT. Install it before the daemon starts: a signal that comes
 /// during start-up is then kept for the next [`Stop::wait`] instead of killing the process
 /// half-way.
 #[derive(Debug)]
 pub struct Stop {
+    #[cfg(unix)]
     term: Signal,
+    #[cfg(unix)]
     int: Signal,
+    #[cfg(windows)]
+    term: Signal,
+    #[cfg(windows)]
+    int: CtrlC,
 }
 
+#[cfg(windows)]
+impl Stop {
+    /// Installs the handlers for ctrl-c and ctrl-break.
+    pub fn install() -> std::io::Result<Stop> {
+        Ok(Stop {
+            term: tokio::signal::windows::ctrl_break()?,
+            int: tokio::signal::windows::ctrl_c()?,
+        })
+    }
+
+    /// Returns at the next ctrl-c or ctrl-break (or one received since the last wait).
+    pub async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
+}
+
+#[cfg(unix)]
 impl Stop {
     /// Installs the handlers for both signals.
     pub fn install() -> std::io::Result<Stop> {

@@ -32,6 +32,7 @@ pub mod netns;
 pub mod nobody;
 mod nodes;
 mod proc;
+pub mod pty;
 pub mod raw;
 pub mod raw_peer;
 mod rpc;

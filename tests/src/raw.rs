@@ -170,6 +170,15 @@ impl Client {
         Self::over(TcpStream::connect(addr).await?, key, PROTOCOL_VERSION).await
     }
 
+    /// [`Client::connect`] offering protocol `version` (which the tracker must choose).
+    pub async fn connect_version(
+        addr: SocketAddr,
+        key: &SecretKey,
+        version: u16,
+    ) -> io::Result<Client> {
+        Self::over(TcpStream::connect(addr).await?, key, version).await
+    }
+
     /// Like [`Client::connect`], from the local IP `from`.
     pub async fn connect_from(
         from: IpAddr,

@@ -50,21 +50,7 @@ impl ShareLink {
 
     /// The next answer; `Ok(None)` once the daemon closed the link.
     pub async fn next_answer(&mut self) -> io::Result<Option<ResponseFrame>> {
-        let read = async {
-            let mut header = [0u8; 4];
-            match self.peer.tls.read_exact(&mut header).await {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-                Err(e) => return Err(e),
-            }
-            let len = u32::from_be_bytes(header) as usize;
-            assert!(len <= MAX_FRAME, "a {len}-byte frame from the daemon");
-            let mut payload = vec![0u8; len];
-            self.peer.tls.read_exact(&mut payload).await?;
-            let frame = proto::frame::decode_payload(&payload).map_err(io::Error::other)?;
-            Ok(Some(frame))
-        };
-        tokio::time::timeout(DEADLINE * 3, read)
+        tokio::time::timeout(DEADLINE * 3, read_frame(&mut self.peer))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer in time"))?
     }
@@ -86,4 +72,62 @@ impl ShareLink {
         let (id, payload) = self.encode(request);
         self.ask_payload(id, &payload).await
     }
+}
+
+/// The serving side of a share link made by hand: a hostile source that p2pd dials (at the
+/// address registered for its key), answering requests as the test likes.
+pub struct ShareServer {
+    /// The link after `Hello`.
+    pub peer: RawPeer,
+}
+
+impl ShareServer {
+    /// Accepts the next share link p2pd dials to `listener`, presenting `key` and the name
+    /// `name` (the one the tracker binds to `key`).
+    pub async fn accept(
+        listener: &tokio::net::TcpListener,
+        key: &SecretKey,
+        name: &str,
+    ) -> io::Result<ShareServer> {
+        let mut peer = RawPeer::accept(listener, key).await?;
+        peer.send(&crate::raw_peer::hello(name)).await?;
+        match peer.recv().await? {
+            Some(proto::peer::PeerFrame::Hello { .. }) => Ok(ShareServer { peer }),
+            other => Err(io::Error::other(format!("expected Hello, got {other:?}"))),
+        }
+    }
+
+    /// The next request, whatever it takes; `Ok(None)` once p2pd closed the link.
+    pub async fn next_request(&mut self) -> io::Result<Option<RequestFrame>> {
+        read_frame(&mut self.peer).await
+    }
+
+    /// Answers request `id` with `response`.
+    pub async fn answer(&mut self, id: RequestId, response: Response) -> io::Result<()> {
+        let frame = ResponseFrame { id, response };
+        let payload = postcard::to_stdvec(&frame).map_err(io::Error::other)?;
+        let len = u32::try_from(payload.len()).map_err(io::Error::other)?;
+        self.peer.tls.write_all(&len.to_be_bytes()).await?;
+        self.peer.tls.write_all(&payload).await?;
+        self.peer.tls.flush().await
+    }
+}
+
+/// One length-prefixed frame of a share link, decoded; `Ok(None)` at a clean end of stream.
+async fn read_frame<T: serde::de::DeserializeOwned>(peer: &mut RawPeer) -> io::Result<Option<T>> {
+    let mut header = [0u8; 4];
+    match peer.tls.read_exact(&mut header).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_be_bytes(header) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::other(format!("a {len}-byte frame")));
+    }
+    let mut payload = vec![0u8; len];
+    peer.tls.read_exact(&mut payload).await?;
+    proto::frame::decode_payload(&payload)
+        .map(Some)
+        .map_err(io::Error::other)
 }

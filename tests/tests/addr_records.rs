@@ -169,7 +169,8 @@ async fn a_tracker_serving_an_older_seq_leaves_the_newer_addresses() {
     assert_eq!(entry["addrs"], json!([new]), "the higher seq wins: {entry}");
 }
 
-/// A tracker from before address records: version 1 only. Refuses `Hello{2}`, then serves
+/// A tracker from before address records: version 1 only. Refuses p2pd's highest version
+/// (which a version-1 tracker cannot decode the later frames of), then serves
 /// one version-1 session and returns the first frame p2pd sends after `Subscribe`.
 async fn old_tracker(listener: tokio::net::TcpListener, key: SecretKey) -> PeerMsg {
     use proto::tracker::{MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, PeerEntry};
@@ -185,10 +186,15 @@ async fn old_tracker(listener: tokio::net::TcpListener, key: SecretKey) -> PeerM
     let read =
         |m: Result<Option<PeerMsg>, transport::ConnError>| m.expect("read").expect("a frame");
     let mut conn = accept().await;
-    assert_eq!(read(conn.read().await), PeerMsg::Hello { version: 2 });
+    assert_eq!(
+        read(conn.read().await),
+        PeerMsg::Hello {
+            version: proto::tracker::PROTOCOL_VERSION
+        }
+    );
     conn.send(&TrackerMsg::Refused {
         reason: Refusal::BadVersion,
-        detail: "this tracker speaks version 1, not 2".into(),
+        detail: "this tracker speaks version 1 only".into(),
     })
     .await
     .expect("send");

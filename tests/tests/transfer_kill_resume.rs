@@ -6,8 +6,9 @@
 //! daemon that stayed up shows in its activity log, per link session, where the session
 //! started and how many bytes it moved: the bytes moved twice (sent again, or received
 //! again) are what the sessions moved beyond the file's size, and must stay under a quarter
-//! of it. The receiver records verified data every 16 MiB, so up to 16 MiB plus what was in
-//! flight is expected.
+//! of it. A killed receiver resumes from what its part file holds (the page cache survives a
+//! SIGKILL; the part is hashed against the chunk values before it is trusted), so only what
+//! was in flight comes again: the third test holds it under a tenth of the file.
 
 use std::time::Instant;
 
@@ -67,7 +68,8 @@ fn sessions(node: &P2pd, id: &str) -> Vec<Session> {
     log.iter().filter_map(|l| parse(l)).collect()
 }
 
-fn kill_at_half_and_resume(victim: Victim) {
+/// Kills `victim` at half, and checks the bytes moved again stay at most `most_again`.
+fn kill_at_half_and_resume(victim: Victim, most_again: u64) {
     let ns = NetNs::rate_limited(256);
     let net = TestNet::in_netns(&ns);
     let mut p = chat::pair(&net);
@@ -117,17 +119,22 @@ fn kill_at_half_and_resume(victim: Victim) {
         "the last session started from scratch: {sessions:?}"
     );
     assert!(
-        again <= SIZE / 4,
-        "{again} bytes moved again, over a quarter of {SIZE}: {sessions:?}"
+        again <= most_again,
+        "{again} bytes moved again, over {most_again} of {SIZE}: {sessions:?}"
     );
 }
 
 #[test]
 fn a_receiver_killed_at_half_resumes_and_little_is_sent_again() {
-    kill_at_half_and_resume(Victim::Receiver);
+    kill_at_half_and_resume(Victim::Receiver, SIZE / 4);
 }
 
 #[test]
 fn a_sender_killed_at_half_resumes_and_little_is_received_again() {
-    kill_at_half_and_resume(Victim::Sender);
+    kill_at_half_and_resume(Victim::Sender, SIZE / 4);
+}
+
+#[test]
+fn a_killed_receiver_keeps_what_it_wrote_without_syncing_it() {
+    kill_at_half_and_resume(Victim::Receiver, SIZE / 10);
 }

@@ -71,6 +71,21 @@ pub enum AdminError {
 pub enum Request {
     /// Free a name; drop its holder's registration if connected.
     Release(PeerName),
+    /// Counters, for benchmarks and operators.
+    Stats,
+}
+
+/// The tracker's counters, answering [`Request::Stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Live registered peers.
+    pub live: u64,
+    /// Event frames queued to links since start (one frame to one link counts once).
+    pub events: u64,
+    /// Links with an event queue (subscribing or watching).
+    pub links: u64,
+    /// Keys watched by at least one link.
+    pub watched: u64,
 }
 
 /// The tracker's answer.
@@ -90,6 +105,8 @@ pub enum Answer {
     },
     /// The request failed.
     Error(String),
+    /// The counters.
+    Stats(Stats),
 }
 
 impl Request {
@@ -99,13 +116,15 @@ impl Request {
             Some(("release", name)) => PeerName::new(name)
                 .map(Request::Release)
                 .map_err(|e| format!("invalid name: {e}")),
-            _ => Err("unknown command; expected: release NAME".into()),
+            None if line == "stats" => Ok(Request::Stats),
+            _ => Err("unknown command; expected: release NAME, or stats".into()),
         }
     }
 
     fn line(&self) -> String {
         match self {
             Request::Release(name) => format!("release {}\n", name.as_str()),
+            Request::Stats => "stats\n".into(),
         }
     }
 }
@@ -116,6 +135,10 @@ impl Answer {
             Answer::Released { name, key } => format!("released {name} {key}"),
             Answer::NotBound { name } => format!("not-bound {name}"),
             Answer::Error(e) => format!("error {}", e.replace('\n', " ")),
+            Answer::Stats(s) => format!(
+                "stats live={} events={} links={} watched={}",
+                s.live, s.events, s.links, s.watched
+            ),
         };
         text + "\n"
     }
@@ -133,6 +156,21 @@ impl Answer {
             }
             "not-bound" => Answer::NotBound { name: rest.into() },
             "error" => Answer::Error(rest.into()),
+            "stats" => {
+                let mut s = Stats::default();
+                for field in rest.split(' ') {
+                    let (k, v) = field.split_once('=')?;
+                    let v: u64 = v.parse().ok()?;
+                    match k {
+                        "live" => s.live = v,
+                        "events" => s.events = v,
+                        "links" => s.links = v,
+                        "watched" => s.watched = v,
+                        _ => {}
+                    }
+                }
+                Answer::Stats(s)
+            }
             _ => return None,
         })
     }
@@ -241,6 +279,15 @@ async fn handle(mut stream: UnixStream, hub: &Hub, own_uid: u32) -> io::Result<(
         None => Answer::Error(format!("a request is one line of at most {MAX_LINE} bytes")),
         Some(Err(e)) => Answer::Error(e),
         Some(Ok(Request::Release(name))) => release(hub, &name, uid),
+        Some(Ok(Request::Stats)) => {
+            let (events, links, watched) = hub.event_counts();
+            Answer::Stats(Stats {
+                live: hub.live_count() as u64,
+                events,
+                links: links as u64,
+                watched: watched as u64,
+            })
+        }
     };
     write.write_all(answer.line().as_bytes()).await
 }
@@ -296,6 +343,8 @@ mod tests {
         let req = Request::Release(name.clone());
         assert_eq!(req.line(), "release alice\n");
         assert_eq!(Request::parse("release alice"), Ok(req));
+        assert_eq!(Request::parse("stats"), Ok(Request::Stats));
+        assert_eq!(Request::Stats.line(), "stats\n");
         for bad in [
             "",
             "release",
@@ -315,6 +364,12 @@ mod tests {
                 name: "alice".into(),
             },
             Answer::Error("no such thing".into()),
+            Answer::Stats(Stats {
+                live: 1,
+                events: 2,
+                links: 3,
+                watched: 4,
+            }),
         ] {
             let line = a.line();
             assert_eq!(Answer::parse(line.strip_suffix('\n').unwrap()), Some(a));

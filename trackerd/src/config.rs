@@ -31,6 +31,9 @@ pub struct Args {
     /// else <state-dir>/run/admin.sock).
     #[arg(long, value_name = "PATH", global = true)]
     pub admin_socket: Option<PathBuf>,
+    /// `--generate-completions SHELL`, `--generate-manpage`.
+    #[command(flatten)]
+    pub docs: svc::docs::DocFlags,
     /// An operator command for the running tracker, instead of running one.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -290,6 +293,7 @@ mod tests {
             config: None,
             check_config: false,
             admin_socket: None,
+            docs: Default::default(),
             command: None,
         }
     }

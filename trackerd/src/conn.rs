@@ -9,17 +9,17 @@ use bytes::Bytes;
 use proto::PeerId;
 use proto::tracker::{
     MAX_PROTOCOL, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, MIN_PROTOCOL_VERSION, PeerMsg, Refusal,
-    SignedHandover, SignedRecord, TrackerMsg,
+    SignedHandover, SignedRecord, TrackerMsg, WATCH_VERSION,
 };
 use svc::logging::ACTIVITY;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 use transport::{ConnError, FramedConn, peer_id_of};
 
+use crate::events::LinkQueue;
 use crate::registry::ConnId;
 use crate::state::{Hub, RegisterResult};
 
@@ -134,7 +134,7 @@ async fn run(
     })
     .await?;
 
-    let mut events: Option<mpsc::Receiver<Bytes>> = None;
+    let mut events: Option<Arc<LinkQueue>> = None;
     let mut lease_end = Instant::now() + ctx.lease;
     loop {
         tokio::select! {
@@ -155,9 +155,9 @@ async fn run(
 }
 
 /// The next queued event frame; pending forever when not subscribed.
-async fn next_event(events: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
+async fn next_event(events: &mut Option<Arc<LinkQueue>>) -> Option<Bytes> {
     match events {
-        Some(rx) => rx.recv().await,
+        Some(q) => q.recv().await,
         None => std::future::pending().await,
     }
 }
@@ -170,7 +170,7 @@ async fn handle<S>(
     addr: SocketAddr,
     msg: PeerMsg,
     conn: &mut FramedConn<S>,
-    events: &mut Option<mpsc::Receiver<Bytes>>,
+    events: &mut Option<Arc<LinkQueue>>,
     registered: &mut Option<PeerId>,
 ) -> Result<(), EndReason>
 where
@@ -204,9 +204,15 @@ where
                     detail: "subscribe after registering".into(),
                 })
                 .await?;
-            } else if events.is_none() {
-                *events = Some(ctx.hub.subscribe(conn_id, req, version));
+            } else if let Some(rx) = ctx.hub.subscribe(conn_id, req, version) {
+                *events = Some(rx);
             }
+        }
+        PeerMsg::Watch { .. }
+        | PeerMsg::Unwatch { .. }
+        | PeerMsg::Lookup { .. }
+        | PeerMsg::ListPage { .. } => {
+            Box::pin(v3(ctx, (conn_id, version), conn, msg, events, *registered)).await?;
         }
         PeerMsg::List { req } => {
             if let Some(k) = registered {
@@ -253,6 +259,55 @@ where
                 conn.send(&TrackerMsg::Refused { reason, detail }).await?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Handles the requests of version 3: watches, lookups and paged lists. They need a
+/// registration and a version-3 link.
+async fn v3<S>(
+    ctx: &ConnCtx,
+    (conn_id, version): (ConnId, u16),
+    conn: &mut FramedConn<S>,
+    msg: PeerMsg,
+    events: &mut Option<Arc<LinkQueue>>,
+    registered: Option<PeerId>,
+) -> Result<(), EndReason>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let refuse = |reason, detail: &str| TrackerMsg::Refused {
+        reason,
+        detail: detail.into(),
+    };
+    if version < WATCH_VERSION {
+        let detail = format!(
+            "this link speaks version {version}: lookups, pages and watches need {WATCH_VERSION}"
+        );
+        return Ok(conn.send(&refuse(Refusal::BadVersion, &detail)).await?);
+    }
+    let Some(key) = registered else {
+        return Ok(conn
+            .send(&refuse(Refusal::NotRegistered, "register first"))
+            .await?);
+    };
+    ctx.hub.note_activity(conn_id, key);
+    match msg {
+        PeerMsg::Watch { req, keys } => match ctx.hub.watch(conn_id, req, version, &keys) {
+            Ok(Some(rx)) => *events = Some(rx),
+            Ok(None) => {}
+            Err((reason, detail)) => conn.send(&refuse(reason, &detail)).await?,
+        },
+        PeerMsg::Unwatch { keys } => ctx.hub.unwatch(conn_id, &keys),
+        PeerMsg::Lookup { req, by } => {
+            for m in ctx.hub.lookup(req, &by) {
+                conn.send(&m).await?;
+            }
+        }
+        PeerMsg::ListPage { req, after, limit } => {
+            conn.send(&ctx.hub.page(req, after, limit)).await?;
+        }
+        _ => {}
     }
     Ok(())
 }

@@ -2,12 +2,13 @@
 //! each other; the tracker never carries files or messages.
 //!
 //! Layering, top to bottom: [`server`] (start, accept, shutdown) → [`conn`] (one peer's
-//! connection) → [`state`] (shared state behind one lock) → [`registry`] (the rules, pure),
+//! connection) → [`state`] (shared state behind one lock, with [`events`]: who hears of which change) → [`registry`] (the rules, pure),
 //! [`store`] (SQLite, schema in [`migrations`]), [`admin`] (the operator's socket), [`limits`] (caps and rates), [`config`].
 
 pub mod admin;
 pub mod config;
 pub mod conn;
+pub mod events;
 pub mod limits;
 pub mod migrations;
 pub mod registry;

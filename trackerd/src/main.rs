@@ -13,6 +13,9 @@ const EXIT_UNREACHABLE: u8 = 3;
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(code) = args.docs.run::<Args>() {
+        return code;
+    }
     if let Some(Command::Release { name }) = &args.command {
         return release(&args, name);
     }
@@ -74,6 +77,10 @@ fn release(args: &Args, name: &str) -> ExitCode {
         }
         Ok(Answer::Error(e)) => {
             eprintln!("trackerd: the tracker refused: {e}");
+            ExitCode::FAILURE
+        }
+        Ok(Answer::Stats(_)) => {
+            eprintln!("trackerd: the tracker answered a release with its counters");
             ExitCode::FAILURE
         }
         Err(e) => {

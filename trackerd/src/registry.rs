@@ -4,7 +4,7 @@
 //! must be persisted, then [`Registry::apply`]s it. Times are passed in: wall-clock seconds
 //! for bindings (they outlive the process), monotonic instants for connection activity.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -76,7 +76,8 @@ pub struct Registry {
     /// The inverse of `names`: at most one name per key.
     by_key: HashMap<PeerId, PeerName>,
     seqs: HashMap<PeerId, u64>,
-    live: HashMap<PeerId, Live>,
+    /// Ordered by key, so that a list can be served a page at a time from a cursor.
+    live: BTreeMap<PeerId, Live>,
     lapse: Duration,
 }
 
@@ -106,7 +107,7 @@ impl Registry {
             names,
             by_key,
             seqs,
-            live: HashMap::new(),
+            live: BTreeMap::new(),
             lapse,
         }
     }
@@ -366,6 +367,34 @@ impl Registry {
         self.live.values().map(|l| l.entry.clone()).collect()
     }
 
+    /// The live entry of `key`, if any.
+    pub fn lookup_key(&self, key: &PeerId) -> Option<&PeerEntry> {
+        self.live.get(key).map(|l| &l.entry)
+    }
+
+    /// The live entry of the key holding `name`, if any.
+    pub fn lookup_name(&self, name: &PeerName) -> Option<&PeerEntry> {
+        self.lookup_key(&self.names.get(name)?.key)
+    }
+
+    /// At most `limit` live entries with keys above `after` (all when `None`), keys
+    /// ascending, and the cursor for the next page: the last key returned, when more follow.
+    pub fn page(&self, after: Option<PeerId>, limit: usize) -> (Vec<PeerEntry>, Option<PeerId>) {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let from = after.map_or(Unbounded, Excluded);
+        let mut iter = self.live.range((from, Unbounded));
+        let peers: Vec<PeerEntry> = iter
+            .by_ref()
+            .take(limit)
+            .map(|(_, l)| l.entry.clone())
+            .collect();
+        let next = match (peers.last(), iter.next()) {
+            (Some(last), Some(_)) => Some(last.signed.record.key),
+            _ => None,
+        };
+        (peers, next)
+    }
+
     /// Number of live peers.
     pub fn live_count(&self) -> usize {
         self.live.len()
@@ -602,6 +631,45 @@ mod tests {
         assert_eq!(r.idlest(), Some((3, c.peer_id())));
         assert_eq!(r.disconnect(2, b.peer_id(), T0), None);
         assert_eq!(r.binding(&name("b")).unwrap().key, b.peer_id());
+    }
+
+    #[test]
+    fn lookups_and_pages_walk_the_live_peers_in_key_order() {
+        let mut r = registry();
+        let keys: Vec<SecretKey> = (1..=5).map(key).collect();
+        for (i, k) in keys.iter().enumerate() {
+            reg(&mut r, i as ConnId, k, &format!("p{i}"), 1, T0);
+        }
+        assert_eq!(
+            r.lookup_name(&name("p2")).map(|e| e.signed.record.key),
+            Some(keys[2].peer_id())
+        );
+        assert_eq!(
+            r.lookup_key(&keys[4].peer_id())
+                .map(|e| e.signed.record.name.clone()),
+            Some(name("p4"))
+        );
+        assert!(r.lookup_name(&name("nobody")).is_none());
+        // A bound name whose key is not connected is not found.
+        r.disconnect(3, keys[3].peer_id(), T0);
+        assert!(r.lookup_name(&name("p3")).is_none());
+        let mut sorted: Vec<PeerId> = keys.iter().map(SecretKey::peer_id).collect();
+        sorted.retain(|k| *k != keys[3].peer_id());
+        sorted.sort();
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let (page, next) = r.page(after, 3);
+            assert!(page.len() <= 3);
+            seen.extend(page.iter().map(|e| e.signed.record.key));
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(seen, sorted);
+        assert_eq!(r.page(None, 4), (r.page(None, 4).0, None));
+        assert_eq!(r.page(Some(sorted[3]), 10).0.len(), 0);
     }
 
     fn handover(old: &SecretKey, n: &str, new: &SecretKey, seq: u64) -> SignedHandover {

@@ -1,5 +1,5 @@
 //! The tracker's shared state behind one lock: the registry, its store, the rate limiter and
-//! the subscribers' event queues. Connections call in through [`Hub`].
+//! the links' event queues ([`Events`]). Connections call in through [`Hub`].
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -9,27 +9,24 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use proto::addr_record::{AddrRecordError, SignedAddrRecord};
 use proto::tracker::{
-    ADDR_RECORD_VERSION, MAX_RESPONSE_FRAME, MIN_PROTOCOL_VERSION, PeerEntry, Refusal,
-    SignedHandover, SignedRecord, TrackerMsg,
+    ADDR_RECORD_VERSION, LookupBy, MAX_PAGE, MAX_RESPONSE_FRAME, MAX_WATCHED, MIN_PROTOCOL_VERSION,
+    PeerEntry, Refusal, SignedHandover, SignedRecord, TrackerMsg,
 };
 use proto::{PeerId, PeerName};
 use svc::logging::ACTIVITY;
-use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use crate::events::{Events, LinkQueue};
 use crate::limits::RateLimiter;
 use crate::registry::{ConnId, Refused, Registry};
 use crate::store::{Store, StoreError};
-
-/// Frames queued per subscriber before it counts as too slow and is disconnected.
-pub const SUBSCRIBER_QUEUE: usize = 4096;
 
 struct Inner {
     registry: Registry,
     store: Store,
     rate: RateLimiter,
-    /// Each subscriber's queue and the protocol version of its link.
-    subscribers: HashMap<ConnId, (mpsc::Sender<Bytes>, u16)>,
+    /// The event queues of subscribing and watching links.
+    events: Events,
     /// The signed address record each live key handed over last, with its connection's IP.
     addr_records: HashMap<PeerId, (SignedAddrRecord, IpAddr)>,
     /// Displaced connections are told to close through this map.
@@ -59,7 +56,7 @@ impl Hub {
             registry: Registry::new(names, seqs, lapse),
             store,
             rate,
-            subscribers: HashMap::new(),
+            events: Events::default(),
             addr_records: HashMap::new(),
             closers: HashMap::new(),
             unregistered: HashMap::new(),
@@ -113,6 +110,7 @@ impl Hub {
             ));
         }
         let entry = plan.entry.clone();
+        let rec_key = rec.key;
         if let Some((name, key)) = &plan.new_binding {
             info!(target: ACTIVITY, op = "bind", name = %name, key = %key, "name bound");
         }
@@ -136,42 +134,90 @@ impl Hub {
             if let Some(closer) = g.closers.get(&old_conn) {
                 closer.cancel();
             }
-            g.publish(&TrackerMsg::Left { key: old_key }, old_conn);
+            g.publish(&TrackerMsg::Left { key: old_key }, &old_key, old_conn);
         }
         let event = if applied.joined {
             TrackerMsg::Joined(entry.clone())
         } else {
             TrackerMsg::Updated(entry.clone())
         };
-        g.publish(&event, conn);
+        g.publish(&event, &rec_key, conn);
         RegisterResult::Accepted(entry)
     }
 
     /// Adds `conn`, whose link speaks `version`, as a subscriber; the current list is queued
     /// first, answering `req`, then (from version 2) the address record of each listed peer
-    /// that handed one over.
-    pub fn subscribe(&self, conn: ConnId, req: u32, version: u16) -> mpsc::Receiver<Bytes> {
-        let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+    /// that handed one over. Returns the link's event queue if it had none yet.
+    pub fn subscribe(&self, conn: ConnId, req: u32, version: u16) -> Option<Arc<LinkQueue>> {
         let mut g = self.lock();
         let peers = g.registry.entries();
-        let mut frames: Vec<TrackerMsg> = Vec::new();
-        if version >= ADDR_RECORD_VERSION {
-            frames.extend(peers.iter().filter_map(|e| {
-                let (record, observed) = g.addr_records.get(&e.signed.record.key)?;
-                Some(TrackerMsg::AddrRecord {
-                    record: record.clone(),
-                    observed: *observed,
-                })
-            }));
+        let frames = g.list_frames(TrackerMsg::Peers { req, peers }, version);
+        g.events.subscribe(conn, version, frames)
+    }
+
+    /// `conn` (version 3) watches `keys`: the live ones among them are queued first, in a
+    /// `Peers` answering `req` (then their address records), and changes of those keys
+    /// follow. Refused past [`MAX_WATCHED`] keys. Returns the link's event queue if it had
+    /// none yet.
+    pub fn watch(
+        &self,
+        conn: ConnId,
+        req: u32,
+        version: u16,
+        keys: &[PeerId],
+    ) -> Result<Option<Arc<LinkQueue>>, Refused> {
+        let mut g = self.lock();
+        let peers: Vec<PeerEntry> = keys
+            .iter()
+            .filter_map(|k| g.registry.lookup_key(k).cloned())
+            .collect();
+        let frames = g.list_frames(TrackerMsg::Peers { req, peers }, version);
+        g.events
+            .watch(conn, version, keys, MAX_WATCHED, frames)
+            .map_err(|would| {
+                (
+                    Refusal::TooManyWatches,
+                    format!("{would} watched keys is more than {MAX_WATCHED} on one link"),
+                )
+            })
+    }
+
+    /// `conn` stops watching `keys`.
+    pub fn unwatch(&self, conn: ConnId, keys: &[PeerId]) {
+        self.lock().events.unwatch(conn, keys);
+    }
+
+    /// The live peer by name or key, answering `req`, then its address record if it handed
+    /// one over.
+    pub fn lookup(&self, req: u32, by: &LookupBy) -> Vec<TrackerMsg> {
+        let g = self.lock();
+        let entry = match by {
+            LookupBy::Name(name) => g.registry.lookup_name(name),
+            LookupBy::Key(key) => g.registry.lookup_key(key),
         }
-        frames.insert(0, TrackerMsg::Peers { req, peers });
-        // The queue is new: a list larger than it is cut, and the subscriber catches up by
-        // events.
-        for frame in frames.iter().filter_map(encode) {
-            let _ = tx.try_send(frame);
-        }
-        g.subscribers.insert(conn, (tx, version));
-        rx
+        .cloned();
+        let record = entry
+            .as_ref()
+            .and_then(|e| g.addr_record_msg(&e.signed.record.key));
+        std::iter::once(TrackerMsg::Found { req, entry })
+            .chain(record)
+            .collect()
+    }
+
+    /// One page of the live peers in key order after `after`, answering `req`.
+    pub fn page(&self, req: u32, after: Option<PeerId>, limit: u16) -> TrackerMsg {
+        let (peers, next) = self
+            .lock()
+            .registry
+            .page(after, usize::from(limit.min(MAX_PAGE)));
+        TrackerMsg::Page { req, peers, next }
+    }
+
+    /// Event frames queued since start, links with an event queue, and keys watched.
+    pub fn event_counts(&self) -> (u64, usize, usize) {
+        let g = self.lock();
+        let (queues, watched) = g.events.counts();
+        (g.events.sent(), queues, watched)
     }
 
     /// Live key `key` (registered on `conn`, from `ip`) hands over its signed address
@@ -211,6 +257,7 @@ impl Hub {
                 record,
                 observed: ip,
             },
+            &key,
             conn,
             ADDR_RECORD_VERSION,
         );
@@ -229,7 +276,7 @@ impl Hub {
     /// binding counts as used until now.
     pub fn disconnect(&self, conn: ConnId, key: Option<PeerId>) {
         let mut g = self.lock();
-        g.subscribers.remove(&conn);
+        g.events.remove(conn);
         g.closers.remove(&conn);
         g.unregistered.remove(&conn);
         let now = svc::unix_now();
@@ -239,7 +286,7 @@ impl Hub {
             if let Err(e) = g.store.touch(&[left], now) {
                 warn!("cannot record when a name was last used: {e}");
             }
-            g.publish(&TrackerMsg::Left { key: left }, conn);
+            g.publish(&TrackerMsg::Left { key: left }, &left, conn);
         }
     }
 
@@ -274,7 +321,7 @@ impl Hub {
         if let Some(closer) = g.closers.get(&conn) {
             closer.cancel();
         }
-        g.publish(&TrackerMsg::Left { key }, conn);
+        g.publish(&TrackerMsg::Left { key }, &key, conn);
         Some(conn)
     }
 
@@ -304,7 +351,7 @@ impl Hub {
             if let Some(closer) = g.closers.get(&conn) {
                 closer.cancel();
             }
-            g.publish(&TrackerMsg::Left { key }, conn);
+            g.publish(&TrackerMsg::Left { key }, &key, conn);
         }
         Ok(Some(key))
     }
@@ -325,32 +372,48 @@ impl Hub {
 }
 
 impl Inner {
-    /// Queues `msg` for every subscriber but `from`; drops subscribers whose queue is full.
-    /// A peer that leaves takes its address record with it.
-    fn publish(&mut self, msg: &TrackerMsg, from: ConnId) {
+    /// `list` encoded, then (from version 2) the address record of each peer it lists that
+    /// handed one over.
+    fn list_frames(&self, list: TrackerMsg, version: u16) -> Vec<Bytes> {
+        let mut records = Vec::new();
+        if version >= ADDR_RECORD_VERSION
+            && let TrackerMsg::Peers { peers, .. } = &list
+        {
+            records.extend(
+                peers
+                    .iter()
+                    .filter_map(|e| self.addr_record_msg(&e.signed.record.key)),
+            );
+        }
+        std::iter::once(list)
+            .chain(records)
+            .filter_map(|m| encode(&m))
+            .collect()
+    }
+
+    /// The `AddrRecord` frame of live key `key`, if it handed one over.
+    fn addr_record_msg(&self, key: &PeerId) -> Option<TrackerMsg> {
+        let (record, observed) = self.addr_records.get(key)?;
+        Some(TrackerMsg::AddrRecord {
+            record: record.clone(),
+            observed: *observed,
+        })
+    }
+
+    /// Queues `msg`, a change of `key`, for the links that hear of it but `from`. A peer
+    /// that leaves takes its address record with it.
+    fn publish(&mut self, msg: &TrackerMsg, key: &PeerId, from: ConnId) {
         if let TrackerMsg::Left { key } = msg {
             self.addr_records.remove(key);
         }
-        self.publish_from(msg, from, MIN_PROTOCOL_VERSION);
+        self.publish_from(msg, key, from, MIN_PROTOCOL_VERSION);
     }
 
-    /// Queues `msg` for every subscriber but `from` whose link speaks `min_version` or more;
-    /// drops subscribers whose queue is full.
-    fn publish_from(&mut self, msg: &TrackerMsg, from: ConnId, min_version: u16) {
+    /// Queues `msg`, a change of `key`, for the links that hear of it but `from`, whose
+    /// version is `min_version` or more.
+    fn publish_from(&mut self, msg: &TrackerMsg, key: &PeerId, from: ConnId, min_version: u16) {
         let Some(frame) = encode(msg) else { return };
-        self.subscribers.retain(|&conn, (tx, version)| {
-            if conn == from || *version < min_version {
-                return true;
-            }
-            match tx.try_send(frame.clone()) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    warn!(conn, "subscriber too slow; disconnecting it");
-                    false
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
-            }
-        });
+        self.events.publish(&frame, key, from, min_version);
     }
 }
 

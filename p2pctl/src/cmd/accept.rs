@@ -20,6 +20,8 @@ pub(crate) enum Answer {
     Accept {
         /// The destination directory, already absolute.
         to: Option<String>,
+        /// Make `to` if it does not exist.
+        mkdir: bool,
     },
     /// Decline an incoming offer.
     Decline,
@@ -31,7 +33,7 @@ impl Answer {
     /// The request for transfer `id`.
     fn call(self, id: String) -> Call {
         match self {
-            Answer::Accept { to } => Call::Accept { id, to },
+            Answer::Accept { to, mkdir } => Call::Accept { id, to, mkdir },
             Answer::Decline => Call::Decline { id },
             Answer::Cancel => Call::Cancel { id },
         }
@@ -102,7 +104,7 @@ fn confirmation(answer: &Answer, t: &TransferInfo) -> String {
     let id = short_transfer(&t.id);
     let name = clean(t.peer_name.as_str());
     match answer {
-        Answer::Accept { to } => {
+        Answer::Accept { to, .. } => {
             // p2pd answers before it applies the decision, so the directory asked for is the
             // best account of where the files go.
             let into = match to.as_deref().or(t.local_path.as_deref()) {
@@ -126,17 +128,29 @@ mod tests {
     fn confirmations() {
         let mut t = transfer(Direction::In, TransferState::Running);
         assert_eq!(
-            confirmation(&Answer::Accept { to: None }, &t),
+            confirmation(
+                &Answer::Accept {
+                    to: None,
+                    mkdir: false,
+                },
+                &t
+            ),
             "accepted abcd1234 from bob: 3 files into the download directory"
         );
         t.local_path = Some("/home/alice/Downloads\u{1b}[1m".into());
         assert_eq!(
-            confirmation(&Answer::Accept { to: None }, &t),
+            confirmation(
+                &Answer::Accept {
+                    to: None,
+                    mkdir: false,
+                },
+                &t
+            ),
             "accepted abcd1234 from bob: 3 files into /home/alice/Downloads\\e[1m"
         );
         let to = Some("/mnt/usb".to_owned());
         assert_eq!(
-            confirmation(&Answer::Accept { to }, &t),
+            confirmation(&Answer::Accept { to, mkdir: false }, &t),
             "accepted abcd1234 from bob: 3 files into /mnt/usb"
         );
         let t = transfer(Direction::In, TransferState::Declined);
@@ -164,11 +178,22 @@ mod tests {
             (
                 Answer::Accept {
                     to: Some("/tmp/in".into()),
+                    mkdir: false,
                 },
                 r#"{"jsonrpc":"2.0","id":1,"method":"accept","params":{"id":"abcd12","to":"/tmp/in"}}"#,
             ),
             (
-                Answer::Accept { to: None },
+                Answer::Accept {
+                    to: Some("/tmp/new".into()),
+                    mkdir: true,
+                },
+                r#"{"jsonrpc":"2.0","id":1,"method":"accept","params":{"id":"abcd12","to":"/tmp/new","mkdir":true}}"#,
+            ),
+            (
+                Answer::Accept {
+                    to: None,
+                    mkdir: false,
+                },
                 r#"{"jsonrpc":"2.0","id":1,"method":"accept","params":{"id":"abcd12","to":null}}"#,
             ),
             (
@@ -205,6 +230,7 @@ mod tests {
         let mut out = Out::new(Vec::new());
         let answer = Answer::Accept {
             to: Some("/tmp/in".into()),
+            mkdir: false,
         };
         let (_, res) = tokio::join!(
             daemon,
@@ -248,7 +274,10 @@ mod tests {
                 &mut client,
                 &mut out,
                 false,
-                Answer::Accept { to: None },
+                Answer::Accept {
+                    to: None,
+                    mkdir: false,
+                },
                 "abcd12".into()
             )
         );

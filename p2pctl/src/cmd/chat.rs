@@ -3,8 +3,13 @@
 //! Requests: `subscribe` first (so nothing about the conversation is missed), `peers` (who
 //! is PEER, is it online?), then one `send_message` per non-empty input line.
 //!
-//! - stdin a terminal: incoming messages and delivery changes are shown as they come; the
-//!   session ends at end of input (ctrl-d) or on ctrl-c.
+//! - stdin a terminal: the last [`Options::last`] messages of the conversation (one
+//!   `history` request, made after `subscribe` so that a message arriving meanwhile is
+//!   shown once), then incoming messages, delivery changes, the peer's file offers and the
+//!   ends of transfers with it as they come; the session ends at end of input (ctrl-d) or on
+//!   ctrl-c, or with [`Error::DaemonStopped`] when p2pd closes the connection. With stdout a
+//!   terminal too (and no `--json`), lines are typed in [`editor::Editor`] and the
+//!   conversation prints above its prompt.
 //! - stdin not a terminal: each line is sent in order; at end of input p2pctl waits until
 //!   every message is delivered or refused, or the peer is offline (then queued counts as
 //!   done), at most [`DRAIN`]; then it prints `N delivered, M queued` to stderr and exits 0,
@@ -15,14 +20,18 @@
 //! sent (as stored, `queued`), each state change of a message to PEER, each message from
 //! PEER. Everything else goes to stderr.
 
+pub(crate) mod editor;
 mod ledger;
+mod show;
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 use proto::api::{Call, Direction, EVENT_NOTIFICATION, Event, MessageInfo, MessageState, PeerInfo};
-use proto::peer::MAX_TEXT;
+use proto::peer::{MAX_TEXT, MessageId};
 use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite};
+use tokio::time::Instant;
 
 use super::{awaited, message_raw, resolve, subscribe};
 use crate::client::{Client, Notice};
@@ -37,6 +46,26 @@ pub(crate) const DRAIN: Duration = Duration::from_secs(30);
 /// Characters of a message recalled in a delivery line.
 const PREVIEW: usize = 40;
 
+/// How long an interactive chat holds "bob went offline" back: when p2pd stops, its links
+/// and tracker connection close just before the control socket does, and the peer must not
+/// be shown leaving for what was our own daemon stopping.
+const OFFLINE_HOLD: Duration = Duration::from_millis(500);
+
+/// Where `chat` reads the user's lines: stdin, or the terminal's line editor.
+pub(crate) trait Input {
+    /// The session is open: show `prompt` and start reading (stdin needs nothing).
+    fn begin(&mut self, _prompt: &str) {}
+
+    /// The next line, without its newline; `None` at end of input.
+    async fn next_line(&mut self) -> Result<Option<String>, LineError>;
+}
+
+impl<R: AsyncBufRead + Unpin> Input for LineReader<R> {
+    async fn next_line(&mut self) -> Result<Option<String>, LineError> {
+        LineReader::next_line(self).await
+    }
+}
+
 /// How `chat` behaves.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Options {
@@ -46,22 +75,24 @@ pub(crate) struct Options {
     pub(crate) interactive: bool,
     /// Longest wait for deliveries after the end of piped input.
     pub(crate) drain: Duration,
+    /// Messages of the conversation shown when an interactive session opens (0: none).
+    pub(crate) last: u32,
 }
 
 /// Runs the conversation with the peer named by `arg`, reading lines from `input`, until end
 /// of input (and, when piped, the wait for deliveries) or `stop`.
-pub(crate) async fn run<S, R, W, E>(
+pub(crate) async fn run<S, I, W, E>(
     client: &mut Client<S>,
     out: &mut Out<W>,
     notes: &mut Out<E>,
-    input: &mut LineReader<R>,
+    input: &mut I,
     arg: &str,
     options: Options,
     stop: impl Future<Output = ()>,
 ) -> Result<(), Error>
 where
     S: AsyncRead + AsyncWrite,
-    R: AsyncBufRead + Unpin,
+    I: Input,
     W: Write,
     E: Write,
 {
@@ -74,11 +105,23 @@ where
         online: peer.online,
         ledger: Ledger::new(awaited(peer)),
         link_error: None,
+        shown: HashSet::new(),
+        offline_since: None,
         options,
     };
     if options.interactive {
         session.greet(notes, peer);
+        if options.last > 0 {
+            let (lines, ids) = show::recent(client, &session.peer, options.last).await?;
+            if !options.json {
+                for line in &lines {
+                    out.line(line)?;
+                }
+            }
+            session.shown = ids;
+        }
     }
+    input.begin(&format!("{}> ", session.name));
 
     let mut stop = std::pin::pin!(stop);
     let mut drain = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
@@ -98,8 +141,13 @@ where
                 break;
             }
             () = &mut drain, if draining => break,
+            () = tokio::time::sleep_until(session.offline_since.unwrap_or_else(Instant::now)),
+                if session.offline_since.is_some() => session.show_offline(out)?,
             notice = client.next_notice() => match notice? {
                 Some(notice) => session.on_notice(client, out, notes, &notice).await?,
+                // An interactive session says what happened (and the line held back about
+                // the peer is dropped: it was our daemon stopping).
+                None if options.interactive => return Err(Error::DaemonStopped),
                 None => return Err(Error::Closed),
             },
             line = input.next_line(), if reading => match line {
@@ -143,6 +191,10 @@ struct Session {
     ledger: Ledger,
     /// The link error last shown, so p2pd's retries failing the same way are shown once.
     link_error: Option<String>,
+    /// Messages shown from history when the session opened.
+    shown: HashSet<MessageId>,
+    /// Interactive: when the held "went offline" line is due ([`OFFLINE_HOLD`]).
+    offline_since: Option<Instant>,
     options: Options,
 }
 
@@ -257,6 +309,9 @@ impl Session {
         let now = || local_clock(SystemTime::now());
         match event {
             Event::MessageReceived { message } if message.peer == self.peer => {
+                if self.shown.contains(&message.id) {
+                    return Ok(());
+                }
                 if json {
                     out.line(&message_raw(notice, &message))?;
                 } else {
@@ -277,14 +332,22 @@ impl Session {
             Event::PeerJoined { peer } if peer.id == self.peer => {
                 self.track(&peer);
                 self.link_error = None;
-                if !json {
+                if self.offline_since.is_some() {
+                    self.show_offline(out)?;
+                }
+                if json {
+                } else if self.options.interactive {
+                    out.line(&format!("{} {} is back", now(), self.name))?;
+                } else {
                     out.line(&format!("{} {} is online", now(), self.name))?;
                 }
             }
             Event::PeerUpdated { peer } if peer.id == self.peer => self.track(&peer),
             Event::PeerLeft { peer } if peer.id == self.peer => {
                 self.track(&peer);
-                if !json {
+                if self.options.interactive && !json {
+                    self.offline_since = Some(Instant::now() + OFFLINE_HOLD);
+                } else if !json {
                     out.line(&format!(
                         "{} {} went offline; messages wait until it is back",
                         now(),
@@ -308,6 +371,15 @@ impl Session {
                     out.line(&format!("{} {line}", now()))?;
                 }
             }
+            Event::TransferOffered { transfer } | Event::TransferUpdated { transfer }
+                if transfer.peer == self.peer && self.options.interactive && !json =>
+            {
+                let line = show::offer_line(&transfer, &self.name)
+                    .or_else(|| show::end_line(&transfer, &self.name));
+                if let Some(line) = line {
+                    out.line(&format!("{} {line}", now()))?;
+                }
+            }
             Event::Lagged { missed } => {
                 note(
                     notes,
@@ -322,6 +394,16 @@ impl Session {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Shows the held "went offline" line.
+    fn show_offline<W: Write>(&mut self, out: &mut Out<W>) -> Result<(), Error> {
+        self.offline_since = None;
+        let now = local_clock(SystemTime::now());
+        out.line(&format!(
+            "{now} {} went offline; messages wait until it is back",
+            self.name
+        ))
     }
 
     /// After lost events: reads our messages' states and the peer's state back.

@@ -31,7 +31,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::cli::{Cli, Command, ShareAction};
+use crate::cli::{Cli, Command, ShareAction, TransfersAction};
 use crate::client::{self, Client, Notice};
 use crate::error::Error;
 use crate::lines::{LineReader, Tail};
@@ -70,8 +70,11 @@ pub(crate) fn check_since(text: &str) -> Result<(), String> {
 pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
     // Local paths are checked first: a missing PATH is the user's error (exit 1) whether or
     // not p2pd runs.
+    let sending = match &cli.command {
+        Command::Send { paths, .. } => send::absolute_paths(paths)?,
+        _ => Vec::new(),
+    };
     let local = match &cli.command {
-        Command::Send { path, .. } => Some(send::absolute_path(path)?),
         Command::Put { path, .. } => Some(put::absolute_src(path)?),
         Command::Accept { to: Some(dir), .. } => Some(accept::absolute_dir(dir)?),
         Command::Get {
@@ -165,8 +168,34 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
         Command::History { peer, limit } => {
             history::run(&mut client, &mut out, cli.json, peer, limit).await
         }
-        Command::Chat { peer } => {
+        Command::Chat { peer, last } => {
             let interactive = std::io::stdin().is_terminal();
+            let options = chat::Options {
+                json: cli.json,
+                interactive,
+                drain: chat::DRAIN,
+                last,
+            };
+            // The line editor when both ends are a terminal; stdin as it is otherwise, or
+            // when the terminal cannot host an editor (TERM=dumb).
+            if interactive
+                && !cli.json
+                && std::io::stdout().is_terminal()
+                && let Ok((mut input, out, notes)) = chat::editor::Editor::start()
+            {
+                let (mut out, mut notes) = (Out::new(out), Out::new(notes));
+                let stop = watch::interrupted();
+                return chat::run(
+                    &mut client,
+                    &mut out,
+                    &mut notes,
+                    &mut input,
+                    &peer,
+                    options,
+                    stop,
+                )
+                .await;
+            }
             // One byte over the message limit, so a CRLF line of exactly the limit still fits.
             let mut input = LineReader::new(
                 tokio::io::BufReader::new(tokio::io::stdin()),
@@ -174,11 +203,6 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
                 Tail::Keep,
             );
             let mut notes = Out::new(std::io::stderr());
-            let options = chat::Options {
-                json: cli.json,
-                interactive,
-                drain: chat::DRAIN,
-            };
             chat::run(
                 &mut client,
                 &mut out,
@@ -220,23 +244,40 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
         Command::Send { peer, no_wait, .. } => {
             let show = send::Show::for_stderr(cli.json);
             let mut notes = Out::new(std::io::stderr());
-            send::run(
+            for line in send::skipped_lines(&sending) {
+                notes.line(&line)?;
+            }
+            let several = sending.len() > 1;
+            let sent = send::run(
                 &mut client,
                 &mut out,
                 &mut notes,
                 show,
-                Call::SendFiles {
-                    peer,
-                    path: local.unwrap_or_default(),
-                },
+                send::call(peer, sending),
                 no_wait,
                 watch::interrupted(),
             )
-            .await
+            .await;
+            match sent {
+                // A p2pd older than `paths` refuses the field.
+                Err(Error::Rpc(e))
+                    if several && e.code == -32602 && e.message.contains("paths") =>
+                {
+                    Err(Error::Failed(
+                        "this p2pd takes one path at a time; upgrade it, or send each path \
+                         on its own"
+                            .into(),
+                    ))
+                }
+                other => other,
+            }
         }
-        Command::Transfers => transfers::run(&mut client, &mut out, cli.json).await,
-        Command::Accept { id, .. } => {
-            let answer = Answer::Accept { to: local };
+        Command::Transfers { all, action } => match action {
+            None => transfers::run(&mut client, &mut out, cli.json, all).await,
+            Some(TransfersAction::Clear) => transfers::clear(&mut client, &mut out, cli.json).await,
+        },
+        Command::Accept { id, mkdir, .. } => {
+            let answer = Answer::Accept { to: local, mkdir };
             accept::run(&mut client, &mut out, cli.json, answer, id).await
         }
         Command::Decline { id } => {
@@ -301,7 +342,10 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
             .await
         }
         Command::Get {
-            target, no_wait, ..
+            target,
+            no_wait,
+            from,
+            ..
         } => {
             let show = send::Show::for_stderr(cli.json);
             let mut notes = Out::new(std::io::stderr());
@@ -312,6 +356,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
                 share,
                 path,
                 dest: local,
+                from,
             };
             let (c, o, n) = (&mut client, &mut out, &mut notes);
             send::run(c, o, n, show, call, no_wait, stop).await
@@ -657,6 +702,10 @@ pub(crate) mod fake {
                 Direction::Out => TransferKind::Send,
                 Direction::In => TransferKind::Receive,
             },
+            created_at: None,
+            ended_at: None,
+            landed: Vec::new(),
+            sources: Vec::new(),
         }
     }
 }

@@ -19,7 +19,7 @@ use proto::reach::Reach;
 use super::{message_raw, subscribe};
 use crate::client::Client;
 use crate::error::Error;
-use crate::output::{Out, clean};
+use crate::output::{self, Out, clean};
 
 /// How long to wait for delivery to an online peer before reporting the message as queued.
 pub(crate) const DELIVERY_WAIT: Duration = Duration::from_secs(10);
@@ -158,8 +158,8 @@ fn queued_line(name: &str, why: &Pending) -> String {
              (see 'p2pctl peers'; 'p2pctl forget-key {name}' if the new key is really theirs)"
         ),
         Pending::NoAnswer(wait) => format!(
-            "queued for {name} (not delivered within {} s); p2pd keeps trying",
-            wait.as_secs()
+            "queued for {name} (not delivered within {}); p2pd keeps trying",
+            output::human_duration(wait.as_secs())
         ),
         Pending::LinkError(detail) => format!(
             "queued for {name} (not delivered; link error: {}); p2pd keeps trying",

@@ -167,10 +167,10 @@ mod tests {
         assert_eq!(
             render(vec![carol, bob, al], 1_000_000),
             format!(
-                "NAME   ID            ADDRESS           STATE    SOURCES       SINCE   FLAGS\n\
-                 al     {a}  -                 offline  -             -       -\n\
-                 bob    {b}  127.0.0.1:4000    online   tracker,link  3m ago  -\n\
-                 carol  {c}  10.0.0.2:4000 +1  offline  book          2h ago  -\n"
+                "NAME   ID            ADDRESS           STATE    SOURCES       SINCE      FLAGS\n\
+                 al     {a}  -                 offline  -             -          -\n\
+                 bob    {b}  127.0.0.1:4000    online   tracker,link  3 min ago  -\n\
+                 carol  {c}  10.0.0.2:4000 +1  offline  book          2 h ago    -\n"
             )
         );
     }
@@ -192,9 +192,9 @@ mod tests {
         assert_eq!(
             render(vec![eve, bob], 1_000_000),
             format!(
-                "NAME  ID            ADDRESS         STATE    SOURCES  SINCE   FLAGS\n\
-                 bob   {b}  127.0.0.1:4000  online   -        5s ago  trusted,auto\n\
-                 eve   {e}  -               offline  -        5s ago  blocked,KEY CHANGED\n\
+                "NAME  ID            ADDRESS         STATE    SOURCES  SINCE    FLAGS\n\
+                 bob   {b}  127.0.0.1:4000  online   -        5 s ago  trusted,auto\n\
+                 eve   {e}  -               offline  -        5 s ago  blocked,KEY CHANGED\n\
                  \n\
                  KEY CHANGED: the tracker shows eve with key {o}, not the pinned {e}. \
                  Links to eve are refused. If eve really has a new key, run \

@@ -135,9 +135,13 @@ impl View {
         let bar = io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(0);
             if let Ok(style) = ProgressStyle::with_template(
-                "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+                "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {left}",
             ) {
-                bar.set_style(style);
+                // The time left in p2pctl's one duration style.
+                let left = |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = w.write_str(&crate::output::human_duration(s.eta().as_secs()));
+                };
+                bar.set_style(style.with_key("left", left));
             }
             bar
         });

@@ -15,10 +15,11 @@
 //! [`TransferInfo`], one per line). Notes and progress go to stderr: an indicatif bar when
 //! stderr is a terminal, else a plain progress line at most every second.
 
+mod bar;
 mod wait;
 
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -31,9 +32,15 @@ use tokio::time::Instant;
 use super::{subscribe, transfer_raw};
 use crate::client::{Client, Notice};
 use crate::error::Error;
-use crate::output::{Out, clean, files, human_bytes, progress_line, rate_and_eta, short_transfer};
+use crate::output::{
+    Out, clean, files, human_bytes, progress_line, rate_and_eta_parts, short_transfer,
+};
+use bar::Layout;
 use proto::reach::Reach;
 use wait::{Note, Step, Wait, away};
+
+/// How long `get --from` may run before p2pctl gives up waiting for its answer.
+const SWARM_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// Least time between two plain progress lines.
 const PLAIN_EVERY: Duration = Duration::from_secs(1);
@@ -75,6 +82,80 @@ pub(crate) fn absolute_path(arg: &Path) -> Result<String, Error> {
     utf8(&path)
 }
 
+/// The canonical absolute forms of several PATH arguments ([`absolute_path`]). Two that
+/// would arrive under the same name are refused here: the peer could not tell them apart.
+pub(crate) fn absolute_paths(args: &[PathBuf]) -> Result<Vec<String>, Error> {
+    let mut out: Vec<String> = Vec::with_capacity(args.len());
+    for arg in args {
+        let path = absolute_path(arg)?;
+        let name = |p: &str| Path::new(p).file_name().map(|n| n.to_owned());
+        if let Some(same) = out.iter().find(|o| name(o) == name(&path)) {
+            return Err(Error::Failed(format!(
+                "cannot send {} and {} together: both would arrive as {}",
+                clean(same),
+                clean(&path),
+                clean(&name(&path).unwrap_or_default().to_string_lossy())
+            )));
+        }
+        out.push(path);
+    }
+    Ok(out)
+}
+
+/// The `send_files` request for `paths` (absolute): one path as `path`, which every p2pd
+/// takes; several as `paths`.
+pub(crate) fn call(peer: String, mut paths: Vec<String>) -> Call {
+    if paths.len() == 1 {
+        let path = paths.pop().unwrap_or_default();
+        Call::SendFiles { peer, path, paths }
+    } else {
+        Call::SendFiles {
+            peer,
+            path: String::new(),
+            paths,
+        }
+    }
+}
+
+/// The lines naming what p2pd will leave out of `paths` (absolute): symlinks (not followed)
+/// and special files (sockets, pipes, devices) inside a directory, by the name they would
+/// have had at the peer: `skipped symlink: photos/link (not followed)`.
+pub(crate) fn skipped_lines(paths: &[String]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for p in paths {
+        let path = Path::new(p);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if path.is_dir() {
+            skipped_in(path, &name, &mut lines);
+        }
+    }
+    lines
+}
+
+/// Adds the skipped entries below `dir` (shown as `rel`) to `lines`, in name order, as
+/// p2pd's scan walks it.
+fn skipped_in(dir: &Path, rel: &str, lines: &mut Vec<String>) {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<std::fs::DirEntry> = read.filter_map(Result::ok).collect();
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for e in entries {
+        let Ok(ft) = e.file_type() else { continue };
+        let child = format!("{rel}/{}", e.file_name().to_string_lossy());
+        if ft.is_symlink() {
+            lines.push(format!("skipped symlink: {} (not followed)", clean(&child)));
+        } else if ft.is_dir() {
+            skipped_in(&e.path(), &child, lines);
+        } else if !ft.is_file() {
+            lines.push(format!("skipped special file: {}", clean(&child)));
+        }
+    }
+}
+
 /// `path` as a string; p2pd's API carries paths as UTF-8 text.
 pub(crate) fn utf8(path: &Path) -> Result<String, Error> {
     path.to_str().map(str::to_owned).ok_or_else(|| {
@@ -108,7 +189,14 @@ where
         subscribe(client).await?;
     }
     let peers = client.call::<Vec<PeerInfo>>(Call::Peers {}).await?.value;
-    let sent = client.call::<TransferInfo>(call).await?;
+    // A multi-source get answers once the file is in place: it may take as long as that.
+    let whole = matches!(&call, Call::Get { from, .. } if !from.is_empty());
+    let wait = if whole {
+        SWARM_TIMEOUT
+    } else {
+        crate::client::REPLY_TIMEOUT
+    };
+    let sent = client.call_within::<TransferInfo>(call, wait).await?;
     if json {
         out.line(&sent.raw)?;
     }
@@ -124,6 +212,7 @@ where
     }
 
     let mut view = View::new(show, &sent.value);
+    let mut clock = Clock::new(Instant::now());
     let mut current = sent.value;
     let mut step = first;
     let mut stop = std::pin::pin!(stop);
@@ -135,9 +224,13 @@ where
             }
             Step::Finished { code, text } => {
                 view.clear();
+                if code == 0 && !json {
+                    say(notes, &clock.summary(&current, Instant::now()));
+                }
                 return finish(out, json, code, text);
             }
         }
+        clock.saw(&current, Instant::now());
         let notice = tokio::select! {
             biased;
             () = &mut stop => {
@@ -167,6 +260,38 @@ where
                 step
             }
         };
+    }
+}
+
+/// When data started to move, for the closing summary's elapsed time and average rate.
+struct Clock {
+    /// When the wait began: the start if no data was ever seen moving.
+    began: Instant,
+    /// When the transfer was first seen `running`, and the bytes verified then (a resumed
+    /// transfer starts above 0).
+    moving: Option<(Instant, u64)>,
+}
+
+impl Clock {
+    fn new(now: Instant) -> Self {
+        Self {
+            began: now,
+            moving: None,
+        }
+    }
+
+    /// Takes in the state shown at `now`.
+    fn saw(&mut self, t: &TransferInfo, now: Instant) {
+        if self.moving.is_none() && t.state == TransferState::Running {
+            self.moving = Some((now, t.done_bytes));
+        }
+    }
+
+    /// The summary of the transfer `t`, done at `now`.
+    fn summary(&self, t: &TransferInfo, now: Instant) -> String {
+        let (from, before) = self.moving.unwrap_or((self.began, 0));
+        let moved = t.total_bytes.saturating_sub(before);
+        bar::summary(t, moved, now.saturating_duration_since(from))
     }
 }
 
@@ -203,7 +328,9 @@ async fn input<S: AsyncRead + AsyncWrite>(
         }
         Event::Lagged { .. } => {
             // The end of the transfer may be among the lost events: read it back.
-            let list = client.call::<Vec<TransferInfo>>(Call::Transfers {}).await?;
+            let list = client
+                .call::<Vec<TransferInfo>>(Call::Transfers { all: true })
+                .await?;
             let Some(info) = list.value.into_iter().find(|t| t.id == ours.id) else {
                 return Ok(None);
             };
@@ -274,7 +401,33 @@ enum View {
         last: Option<Instant>,
     },
     /// Notes above an indicatif bar.
-    Bar(ProgressBar),
+    Bar {
+        /// The bar.
+        bar: ProgressBar,
+        /// Its shape, for the terminal's width when last drawn.
+        layout: Layout,
+    },
+}
+
+/// The width of the terminal on stderr, or [`bar::DEFAULT_COLS`].
+fn stderr_cols() -> u16 {
+    console::Term::stderr()
+        .size_checked()
+        .map_or(bar::DEFAULT_COLS, |(_, cols)| cols)
+}
+
+/// The bar's length: none while the size is not known yet (indicatif would show a bar of
+/// length 0 as full, `100%`).
+fn length(t: &TransferInfo) -> Option<u64> {
+    Some(t.total_bytes).filter(|&n| n > 0)
+}
+
+/// The indicatif style of `layout`.
+fn style(layout: Layout) -> ProgressStyle {
+    ProgressStyle::with_template(&layout.template()).map_or_else(
+        |_| ProgressStyle::default_bar(),
+        |s| s.progress_chars("=> "),
+    )
 }
 
 impl View {
@@ -283,14 +436,11 @@ impl View {
             Show::Json => View::Json,
             Show::Plain => View::Plain { last: None },
             Show::Bar(target) => {
-                let style = ProgressStyle::with_template("[{bar:30}] {bytes}/{total_bytes}  {msg}")
-                    .map_or_else(
-                        |_| ProgressStyle::default_bar(),
-                        |s| s.progress_chars("=> "),
-                    );
-                View::Bar(
-                    ProgressBar::with_draw_target(Some(t.total_bytes), target).with_style(style),
-                )
+                let layout = Layout::for_width(stderr_cols());
+                View::Bar {
+                    bar: ProgressBar::with_draw_target(length(t), target).with_style(style(layout)),
+                    layout,
+                }
             }
         }
     }
@@ -324,11 +474,21 @@ impl View {
                     say(notes, &format!("hashed {}", progress_line(t)));
                 }
             }
-            View::Bar(bar) => {
+            View::Bar { bar, layout } => {
+                // The terminal may have been resized since the last state.
+                let cols = stderr_cols();
+                if Layout::for_width(cols) != *layout {
+                    *layout = Layout::for_width(cols);
+                    bar.set_style(style(*layout));
+                }
+                let done = t.done_bytes.min(t.total_bytes);
+                let room = layout.room(cols, done, t.total_bytes);
                 // The bar first, so that it is redrawn in its new state under the note.
-                bar.set_length(t.total_bytes);
-                bar.set_position(t.done_bytes.min(t.total_bytes));
-                bar.set_message(bar_message(t, reach));
+                if let Some(len) = length(t) {
+                    bar.set_length(len);
+                }
+                bar.set_position(done);
+                bar.set_message(bar_message(t, reach, room));
                 if let Some(note) = note {
                     bar.suspend(|| say(notes, &note.text(t)));
                 }
@@ -338,15 +498,16 @@ impl View {
 
     /// The transfer ended: the bar goes away (the outcome is printed next).
     fn clear(&self) {
-        if let View::Bar(bar) = self {
+        if let View::Bar { bar, .. } = self {
             bar.finish_and_clear();
         }
     }
 
-    /// The user stopped waiting: the bar stays as it was.
+    /// The user stopped waiting: the bar is wiped once, not drawn again (the terminal has
+    /// echoed `^C` over it), and the line saying so takes its place.
     fn abandon(&self) {
-        if let View::Bar(bar) = self {
-            bar.abandon();
+        if let View::Bar { bar, .. } = self {
+            bar.finish_and_clear();
         }
     }
 }
@@ -360,11 +521,16 @@ fn due(last: &mut Option<Instant>, now: Instant) -> bool {
     true
 }
 
-/// The text right of the bar.
-fn bar_message(t: &TransferInfo, reach: Reach) -> String {
+/// The text right of the bar, in `room` columns: the rate and ETA lose their parts from the
+/// end rather than wrap (a waiting text is cut by indicatif).
+fn bar_message(t: &TransferInfo, reach: Reach, room: usize) -> String {
     let name = clean(t.peer_name.as_str());
     match (t.state, reach) {
-        (TransferState::Scanning, _) => format!("hashing  {}", rate_and_eta(t)),
+        (TransferState::Scanning, _) => {
+            let mut parts = vec!["hashing".to_owned()];
+            parts.extend(rate_and_eta_parts(t));
+            bar::fit(&parts, room)
+        }
         (TransferState::Queued | TransferState::Offered, _) if t.direction == Direction::In => {
             format!("waiting for {name}")
         }
@@ -373,7 +539,7 @@ fn bar_message(t: &TransferInfo, reach: Reach) -> String {
         (TransferState::Queued, _) => format!("offering to {name}"),
         (TransferState::Offered, _) => format!("waiting for {name} to accept"),
         (_, r) if away(r) => format!("paused: {name} is offline"),
-        _ => rate_and_eta(t),
+        _ => bar::fit(&rate_and_eta_parts(t), room),
     }
 }
 

@@ -75,26 +75,16 @@ pub(crate) fn table(list: Vec<LocalShare>) -> String {
     t.render()
 }
 
-/// What a share keeps of replaced files: `5`, `5, 1.0 GiB, 30d`.
+/// What a share keeps of replaced files: `5`, `5, 1.0 GiB, 30 d`.
 fn retention(s: &LocalShare) -> String {
     let mut parts = vec![s.keep_versions.to_string()];
     if let Some(b) = s.max_version_bytes {
         parts.push(human_bytes(b));
     }
     if let Some(age) = s.max_version_age {
-        parts.push(age_text(age));
+        parts.push(crate::output::human_duration(age));
     }
     parts.join(", ")
-}
-
-/// Seconds in the largest unit that divides them: `30d`, `2h`, `10m`, `45s`.
-fn age_text(secs: u64) -> String {
-    for (unit, per) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if secs.is_multiple_of(per) {
-            return format!("{}{unit}", secs / per);
-        }
-    }
-    format!("{secs}s")
 }
 
 /// `grant`.

@@ -171,12 +171,12 @@ mod tests {
              version         0.1.0\n\
              listen          127.0.0.1:4000\n\
              control socket  /run/user/1000/p2pd/p2pd.sock\n\
-             tracker         127.0.0.1:7000 refused (3m ago)\n\
+             tracker         127.0.0.1:7000 refused (3 min ago)\n\
              tracker detail  name is taken by another key\\e[2J\n\
              peers           2 online, 5 known\n\
              memory          12.3 MiB\n\
              cpu             1.2%\n\
-             uptime          3h 12m\n\
+             uptime          3 h 12 min\n\
              pid             42\n",
             s.id
         );
@@ -196,7 +196,7 @@ mod tests {
         let text = render(&s, 1_000_000);
         assert!(
             text.contains(
-                "\ntracker         127.0.0.1:7000 down (3m ago), sees 0 peers\n\
+                "\ntracker         127.0.0.1:7000 down (3 min ago), sees 0 peers\n\
                  tracker detail  tracker closed the connection\n\
                  link            1 peer linked\n\
                  book            3 addresses kept\n\
@@ -216,7 +216,7 @@ mod tests {
         let text = render(&s, 1_000_000);
         assert!(
             text.contains(
-                "\ntracker         127.0.0.1:7000 registered (3m ago), sees 1 peer\npeers"
+                "\ntracker         127.0.0.1:7000 registered (3 min ago), sees 1 peer\npeers"
             ),
             "{text}"
         );
@@ -235,7 +235,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("127.0.0.1:7000 registered (3m ago)"),
+            text.contains("127.0.0.1:7000 registered (3 min ago)"),
             "{text}"
         );
         assert!(!text.contains("tracker detail"), "{text}");

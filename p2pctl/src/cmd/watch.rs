@@ -89,7 +89,7 @@ impl Names {
     }
 }
 
-/// Completes on ctrl-c or SIGTERM. If a handler cannot be installed, that signal keeps its
+/// Completes on ctrl-c or (on Unix) SIGTERM. If a handler cannot be installed, that signal keeps its
 /// default action (the process ends) and this waits on the other.
 pub(crate) async fn interrupted() {
     let ctrl_c = async {
@@ -97,6 +97,7 @@ pub(crate) async fn interrupted() {
             std::future::pending::<()>().await;
         }
     };
+    #[cfg(unix)]
     let term = async {
         use tokio::signal::unix::{SignalKind, signal};
         match signal(SignalKind::terminate()) {
@@ -106,6 +107,9 @@ pub(crate) async fn interrupted() {
             Err(_) => std::future::pending::<()>().await,
         }
     };
+    // No SIGTERM elsewhere: ctrl-c is the way to stop.
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
@@ -486,7 +490,7 @@ mod tests {
         assert_eq!(describe_notice(&notice(&progress), &mut names), None);
         assert_eq!(
             describe(&progress, &names),
-            "transfer abcd1234 with bob: 24%, 1.0 MiB/s  ETA 9s"
+            "transfer abcd1234 with bob: 24%, 1.0 MiB/s  ETA 9 s"
         );
         let done = transfer(Direction::Out, TransferState::Done);
         assert_eq!(

@@ -69,6 +69,8 @@ pub enum Op {
     OpenPart,
     /// Writing data.
     Write,
+    /// Reading back data written earlier.
+    Read,
     /// Changing a part file's length.
     SetLen,
     /// Flushing to disk.
@@ -90,6 +92,7 @@ impl fmt::Display for Op {
             Op::OpenDir => "open directory",
             Op::OpenPart => "open part file",
             Op::Write => "write",
+            Op::Read => "read",
             Op::SetLen => "set length of",
             Op::Sync => "sync",
             Op::ReadDir => "list directory",
@@ -432,6 +435,13 @@ impl PartFile {
             .map_err(|e| FilesError::io(Op::Write, self.part_path(), e))
     }
 
+    /// Reads into `buf` from `offset`, until `buf` is full or the file ends; returns the
+    /// bytes read (to check what an earlier run wrote).
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FilesError> {
+        read_full_at(&self.file, buf, offset)
+            .map_err(|e| FilesError::io(Op::Read, self.part_path(), e))
+    }
+
     /// Bytes currently in the part file (after a resume: what an earlier run wrote).
     pub fn len(&self) -> Result<u64, FilesError> {
         self.file
@@ -697,6 +707,24 @@ pub(crate) fn same_file(_a: &Metadata, _b: &Metadata) -> bool {
 #[cfg(unix)]
 fn write_all_at(file: &File, data: &[u8], offset: u64) -> io::Result<()> {
     cap_std::fs::FileExt::write_all_at(file, data, offset)
+}
+
+/// Reads until `buf` is full or the file ends at `offset + n`; returns `n`.
+fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        #[cfg(unix)]
+        let n = cap_std::fs::FileExt::read_at(file, &mut buf[done..], offset + done as u64);
+        #[cfg(windows)]
+        let n = cap_std::fs::FileExt::seek_read(file, &mut buf[done..], offset + done as u64);
+        match n {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 #[cfg(windows)]

@@ -12,7 +12,6 @@ pub mod chain;
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use std::sync::{Mutex, PoisonError};
@@ -20,6 +19,7 @@ use std::sync::{Mutex, PoisonError};
 use proto::api::Rekeyed;
 use proto::tracker::{Handover, SignedHandover};
 use proto::{PeerId, PeerName, SecretKey};
+use svc::private::OwnerOnly as _;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -225,7 +225,7 @@ fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), RekeyError>
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .owner_only()
         .open(&tmp)
         .map_err(io_err)?;
     file.write_all(bytes).map_err(io_err)?;

@@ -99,12 +99,25 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
             let id = resolve(svc, &peer)?;
             value(svc.node.forget_key(id, force).await)
         }
-        Call::SendFiles { peer, path } => {
+        Call::SendFiles { peer, path, paths } => {
             let id = resolve(svc, &peer)?;
-            value(svc.transfers.send(id, &path).await)
+            let all: Vec<String> = Some(path)
+                .filter(|p| !p.is_empty())
+                .into_iter()
+                .chain(paths)
+                .collect();
+            value(svc.transfers.send(id, &all).await)
         }
-        Call::Transfers {} => to_value(svc.transfers.list()).map(Reply::Value),
-        Call::Accept { id, to } => value(svc.transfers.accept(&id, to.as_deref()).await),
+        Call::Transfers { all } => to_value(svc.transfers.list(all)).map(Reply::Value),
+        Call::TransfersClear {} => value(
+            svc.transfers
+                .clear_ended()
+                .await
+                .map(|cleared| proto::api::TransfersCleared { cleared }),
+        ),
+        Call::Accept { id, to, mkdir } => {
+            value(svc.transfers.accept(&id, to.as_deref(), mkdir).await)
+        }
         Call::Decline { id } => value(svc.transfers.decline(&id).await),
         Call::Cancel { id } => value(svc.transfers.cancel(&id).await),
         Call::Rekey {} => match value(svc.rekey.rekey(&svc.node))? {
@@ -164,11 +177,16 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
             share,
             path,
             dest,
+            from,
         } => {
             let id = resolve(svc, &peer)?;
+            let from = from
+                .iter()
+                .map(|p| resolve(svc, p))
+                .collect::<Result<Vec<_>, _>>()?;
             value(
                 svc.shares
-                    .get(id, &share, path.as_deref(), dest.as_deref())
+                    .get(id, &share, path.as_deref(), dest.as_deref(), &from)
                     .await,
             )
         }

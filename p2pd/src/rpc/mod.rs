@@ -5,4 +5,6 @@
 
 pub mod dispatch;
 pub mod lines;
+#[cfg(windows)]
+mod pipe;
 pub mod server;

@@ -5,20 +5,29 @@
 //! carrying its request's id. `subscribe` alone is answered in place, so the client is
 //! subscribed from the moment its response is sent. After a `log` call with `follow`, the
 //! connection streams new activity records as `log` notifications (a later one replaces it).
+//! On Windows the socket is a named pipe (`pipe.rs`), with no directory or uid to check.
 
 use std::collections::HashMap;
 use std::io;
+#[cfg(unix)]
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use interprocess::local_socket::tokio::{Listener, Stream};
+#[cfg(unix)]
 use interprocess::local_socket::traits::StreamCommon as _;
-use interprocess::local_socket::traits::tokio::{Listener as _, Stream as _};
+use interprocess::local_socket::traits::tokio::Listener as _;
+#[cfg(unix)]
+use interprocess::local_socket::traits::tokio::Stream as _;
+#[cfg(unix)]
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
+#[cfg(unix)]
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
 use proto::api::{Call, EVENT_NOTIFICATION, Event, LOG_NOTIFICATION};
-use proto::paths::{DirFacts, SocketDirError, check_socket_dir};
+use proto::paths::SocketDirError;
+#[cfg(unix)]
+use proto::paths::{DirFacts, check_socket_dir};
 use proto::rpc::{
     MAX_LINE, Notification, Response, RpcError, Version2, code, line_too_long, parse_request,
 };
@@ -31,6 +40,8 @@ use tracing::{debug, warn};
 
 use super::dispatch::{Reply, Services, dispatch};
 use super::lines::{Line, LineReader};
+#[cfg(windows)]
+pub use super::pipe::{bind, prepare_dir};
 use crate::activity::Follower;
 
 /// Calls one connection may have running at once; at this many it reads no further line
@@ -69,6 +80,7 @@ pub enum SocketError {
 /// Makes the directory of the control socket at `path` (mode 0700) if it is missing, and
 /// checks that it is ours and writable by nobody else: another user who can put a socket
 /// there could stand in for us.
+#[cfg(unix)]
 pub fn prepare_dir(path: &Path) -> Result<(), SocketError> {
     let io_err = |source| SocketError::Io {
         path: path.to_owned(),
@@ -98,6 +110,7 @@ pub fn prepare_dir(path: &Path) -> Result<(), SocketError> {
 
 /// Binds the control socket at `path`, in a directory made or checked by [`prepare_dir`]; a
 /// stale socket left by a killed daemon is replaced; a live one is an error.
+#[cfg(unix)]
 pub async fn bind(path: &Path) -> Result<Listener, SocketError> {
     prepare_dir(path)?;
     let io_err = |source| SocketError::Io {
@@ -140,6 +153,7 @@ pub async fn serve(
     cancel: CancellationToken,
     tasks: TaskTracker,
 ) {
+    #[cfg(unix)]
     let my_uid = svc::current_uid();
     loop {
         let stream = tokio::select! {
@@ -155,6 +169,7 @@ pub async fn serve(
                 }
             },
         };
+        #[cfg(unix)]
         match stream.peer_creds().map(|c| c.euid()) {
             Ok(Some(uid)) if uid == my_uid => {}
             other => {

@@ -17,6 +17,7 @@ mod remote;
 mod serve;
 mod state;
 pub mod store;
+mod swarm_get;
 pub mod versions;
 mod write;
 
@@ -113,6 +114,9 @@ pub enum SharesError {
     /// The transfer service refused.
     #[error(transparent)]
     Transfer(#[from] TransferError),
+    /// A multi-source get failed.
+    #[error(transparent)]
+    Swarm(#[from] crate::swarm::fetch::SwarmError),
     /// The peer's p2pd does not serve pulls.
     #[error("{0}'s p2pd is too old for get")]
     TooOld(PeerName),

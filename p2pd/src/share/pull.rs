@@ -118,13 +118,15 @@ impl Shares {
         }
     }
 
-    /// Pulls `path` of `share` from `peer` into `dest` (default: the download directory).
+    /// Pulls `path` of `share` from `peer` into `dest` (default: the download directory);
+    /// with `from` peers, a file is fetched from all of them at once.
     pub async fn get(
         &self,
         peer: PeerId,
         share: &str,
         path: Option<&str>,
         dest: Option<&str>,
+        from: &[PeerId],
     ) -> Result<TransferInfo, SharesError> {
         let share = share_name(share)?;
         let rel = parse_path(path)?;
@@ -133,6 +135,9 @@ impl Shares {
             .get()
             .ok_or_else(|| TransferError::Destination("transfers are not running".into()))?;
         let dest = transfers.pull_destination(dest)?;
+        if !from.is_empty() {
+            return self.swarm_get(peer, &share, rel, dest, from).await;
+        }
         let mut link = self.connect(peer).await?;
         let request = Request::Pull {
             share: share.clone(),

@@ -111,6 +111,11 @@ impl Remote {
         id
     }
 
+    /// The link, the next request id not used on it, and the peer's name.
+    pub(super) fn into_parts(self) -> (LinkConn, u64, PeerName) {
+        (self.conn, self.next, self.peer)
+    }
+
     /// Sends `request` and waits for its answer.
     pub(super) async fn ask(&mut self, request: Request) -> Result<Response, SharesError> {
         let id = self.take_id();

@@ -149,6 +149,17 @@ CREATE TABLE version_numbers (
 ",
     },
     Migration {
+        what: "transfers keep when they ended, and each received file the name it landed under",
+        // Both times of a transfer in milliseconds, so that transfers made in the same second
+        // still list newest first. Transfers that ended before this version have no end
+        // time: they show and age by when they were stored.
+        sql: "
+UPDATE transfers SET created_at = created_at * 1000;
+ALTER TABLE transfers ADD COLUMN ended_at INTEGER;
+ALTER TABLE transfer_files ADD COLUMN landed TEXT;
+",
+    },
+    Migration {
         what: "the outbox index leads with the columns of messages_seq, so the planner takes it",
         // As (peer, seq), the partial index lost to messages_seq (peer, direction, seq), which
         // binds one more column: every outbox read then walked all our messages to the peer.
@@ -338,6 +349,29 @@ mod tests {
                 .unwrap()
         };
         assert_eq!((count("versions"), count("version_numbers")), (0, 0));
+    }
+
+    #[test]
+    fn transfers_of_a_database_without_end_times_stay_with_none() {
+        let mut db = Connection::open_in_memory().unwrap();
+        svc::schema::migrate(&mut db, "p2pd", &MIGRATIONS[..7]).unwrap();
+        db.execute_batch(
+            "INSERT INTO transfers (id, peer, peer_name, direction, state, manifest, created_at)
+                 VALUES (x'01', x'02', 'bob', 1, 'done', '{}', 5);
+             INSERT INTO transfer_files (id, file, verified_chunks, done) VALUES (x'01', 0, 1, 1);",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut db).unwrap(), 7);
+        assert_eq!(version(&db), LATEST);
+        let row: (String, i64, Option<i64>, Option<String>) = db
+            .query_row(
+                "SELECT state, created_at, ended_at, landed FROM transfers JOIN transfer_files USING (id)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        // Seconds become milliseconds.
+        assert_eq!(row, ("done".to_owned(), 5000, None, None));
     }
 
     #[test]

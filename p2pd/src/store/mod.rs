@@ -96,7 +96,7 @@ pub enum Pin {
 /// Creates the database file 0600 if it is missing and makes it and its WAL companions 0600
 /// if they exist. SQLite creates `-wal` and `-shm` with the database file's mode.
 pub(crate) fn private_files(db: &Path) -> Result<(), StoreError> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use svc::private::OwnerOnly as _;
     let mode = |path: &Path, source| StoreError::Mode {
         path: path.to_owned(),
         source,
@@ -104,14 +104,14 @@ pub(crate) fn private_files(db: &Path) -> Result<(), StoreError> {
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .mode(0o600)
+        .owner_only()
         .open(db)
         .map_err(|e| mode(db, e))?;
     for suffix in ["", "-wal", "-shm"] {
         let mut name = db.as_os_str().to_owned();
         name.push(suffix);
         let file = PathBuf::from(name);
-        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+        match svc::private::restrict(&file) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(mode(&file, e)),
             _ => {}
         }

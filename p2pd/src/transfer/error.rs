@@ -56,6 +56,15 @@ pub(crate) enum EngineError {
         /// How long it was waited for.
         after: Duration,
     },
+    /// A resumed part file no longer holds what an earlier session wrote (lost in a machine
+    /// crash): it was cut back to the first bad chunk, and the next link resumes there.
+    #[error("chunk {index} of {path} was lost since it was written: resuming from there")]
+    Recheck {
+        /// The file.
+        path: String,
+        /// The first chunk that did not match.
+        index: u64,
+    },
     /// A newer link of the same transfer took over.
     #[error("a newer link took over this transfer")]
     Superseded,
@@ -192,6 +201,7 @@ impl EngineError {
                 | EngineError::Dial(_)
                 | EngineError::Closed { .. }
                 | EngineError::Stalled { .. }
+                | EngineError::Recheck { .. }
                 | EngineError::Superseded
                 | EngineError::Stopping
                 | EngineError::Busy(_)

@@ -19,13 +19,13 @@ use super::threads;
 /// Why a transfer found `scanning` when the daemon starts has failed.
 pub(super) const INTERRUPTED: &str = "interrupted while hashing; send it again";
 
-/// Starts hashing `path` for `live` (stored `scanning`); returns at once.
-pub(super) async fn start(t: &Arc<Transfers>, live: Arc<Live>, path: PathBuf) {
+/// Starts hashing `paths` for `live` (stored `scanning`); returns at once.
+pub(super) async fn start(t: &Arc<Transfers>, live: Arc<Live>, paths: Vec<PathBuf>) {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (jt, jlive) = (t.clone(), live.clone());
     let id = live.id();
     let spawned = threads::spawn("p2pd-hash", move || {
-        let result = scan::scan_with(&path, id, &mut |report| {
+        let result = scan::scan_with(&paths, id, &mut |report| {
             if jlive.cancel.is_cancelled() {
                 return false;
             }

@@ -11,11 +11,15 @@ use proto::transfer::{Manifest, TransferId};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::records::Record;
+use super::records::{LANDED_KEPT, Record};
 use super::{Decision, DecisionRx, TransferError};
 
 /// Progress events at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// A rate measured longer ago than this is no longer shown: the data has stopped (the link
+/// stalled, or the peer is gone and the link not yet seen closed).
+const RATE_STALE: Duration = Duration::from_secs(3);
 
 /// What `transfers` shows of a manifest.
 struct Summary {
@@ -46,6 +50,8 @@ struct Inner {
     done_bytes: u64,
     rate: u64,
     window: (Instant, u64),
+    /// When `rate` was last measured.
+    measured: Option<Instant>,
     last_progress: Option<Instant>,
 }
 
@@ -82,6 +88,7 @@ impl Live {
                 done_bytes: 0,
                 rate: 0,
                 window: (Instant::now(), 0),
+                measured: None,
                 last_progress: None,
             }),
             decision,
@@ -152,6 +159,31 @@ impl Live {
         g.done_bytes = 0;
         g.rate = 0;
         g.window = (Instant::now(), 0);
+        g.measured = None;
+    }
+
+    /// Its link session ended: no data moves until the next one, so no rate is shown and
+    /// the next one measures afresh.
+    pub fn link_down(&self) {
+        let mut g = self.lock();
+        g.rate = 0;
+        g.measured = None;
+        g.window = (Instant::now(), g.done_bytes);
+    }
+
+    /// Receiver: file `file` is in place under `path` (relative to the destination). Kept
+    /// for the first [`LANDED_KEPT`] files, which land in order.
+    pub fn landed(&self, file: u32, path: String) {
+        let mut g = self.lock();
+        let landed = &mut g.rec.landed;
+        if usize::try_from(file).is_ok_and(|f| f == landed.len() && f < LANDED_KEPT) {
+            landed.push(path);
+        }
+    }
+
+    /// When it ended (ms since the Unix epoch), once it has.
+    pub fn ended_ms(&self) -> Option<u64> {
+        self.lock().rec.ended_ms
     }
 
     /// Starts a new link session for this transfer, ending the previous one: only one link
@@ -218,6 +250,7 @@ impl Live {
         }
         if state.is_final() {
             g.rate = 0;
+            g.rec.ended_ms.get_or_insert_with(svc::unix_millis);
         }
         true
     }
@@ -267,6 +300,7 @@ impl Live {
         if dt >= Duration::from_millis(500) {
             g.rate = (bytes.saturating_sub(b0) as f64 / dt.as_secs_f64()) as u64;
             g.window = (Instant::now(), bytes);
+            g.measured = Some(Instant::now());
         }
     }
 
@@ -290,6 +324,8 @@ impl Live {
             g.rec.state,
             TransferState::Running | TransferState::Scanning
         );
+        let fresh = g.measured.is_some_and(|t| t.elapsed() <= RATE_STALE);
+        let rate = if running && fresh { g.rate } else { 0 };
         TransferInfo {
             id: g.rec.manifest.id,
             peer: g.rec.peer,
@@ -304,9 +340,8 @@ impl Live {
             } else {
                 g.done_bytes
             },
-            rate: if running { g.rate } else { 0 },
-            eta_secs: (running && g.rate > 0)
-                .then(|| total.saturating_sub(g.done_bytes) / g.rate.max(1)),
+            rate,
+            eta_secs: (rate > 0).then(|| total.saturating_sub(g.done_bytes) / rate),
             local_path: g.rec.local_path.clone(),
             error: g.rec.error.clone(),
             kind: match (g.rec.direction, g.rec.pull) {
@@ -314,6 +349,10 @@ impl Live {
                 (Direction::In, false) => TransferKind::Receive,
                 (Direction::In, true) => TransferKind::Pull,
             },
+            created_at: Some(proto::timefmt::format_ms(g.rec.created_ms)),
+            ended_at: g.rec.ended_ms.map(proto::timefmt::format_ms),
+            landed: g.rec.landed.clone(),
+            sources: Vec::new(),
         }
     }
 }
@@ -342,8 +381,10 @@ mod tests {
             },
             local_path: None,
             error: None,
-            created_at: 0,
+            created_ms: 0,
             pull: false,
+            ended_ms: None,
+            landed: Vec::new(),
         }
     }
 
@@ -371,5 +412,53 @@ mod tests {
             assert!(!live.is_hollow());
             assert_eq!(live.record().manifest, rec.manifest);
         }
+    }
+
+    #[test]
+    fn landed_names_are_kept_in_order_for_the_first_files() {
+        let live = Live::new(
+            record(Direction::In, TransferState::Running),
+            CancellationToken::new(),
+        );
+        // Out of order (cannot happen): not kept, so entry i stays file i's.
+        live.landed(1, "f1".into());
+        assert!(live.info().landed.is_empty());
+        for i in 0..7 {
+            live.landed(i, format!("f{i} (1)"));
+        }
+        assert_eq!(
+            live.info().landed,
+            ["f0 (1)", "f1 (1)", "f2 (1)", "f3 (1)", "f4 (1)"]
+        );
+        assert_eq!(live.info().ended_at, None);
+        assert!(live.set_state(TransferState::Done, None, None));
+        let ended = live.ended_ms().expect("an end time");
+        assert!(live.info().ended_at.is_some());
+        // Nothing changes after an end, the end time neither.
+        assert!(!live.set_state(TransferState::Failed, None, None));
+        assert_eq!(live.ended_ms(), Some(ended));
+    }
+
+    #[test]
+    fn no_rate_is_shown_once_the_link_is_down() {
+        let live = Live::new(
+            record(Direction::Out, TransferState::Running),
+            CancellationToken::new(),
+        );
+        {
+            let mut g = live.lock();
+            g.rate = 1000;
+            g.measured = Some(Instant::now());
+        }
+        assert_eq!((live.info().rate, live.info().eta_secs), (1000, Some(0)));
+        live.link_down();
+        assert_eq!((live.info().rate, live.info().eta_secs), (0, None));
+        // A rate measured long ago is not shown either.
+        {
+            let mut g = live.lock();
+            g.rate = 1000;
+            g.measured = Instant::now().checked_sub(RATE_STALE * 2);
+        }
+        assert_eq!((live.info().rate, live.info().eta_secs), (0, None));
     }
 }

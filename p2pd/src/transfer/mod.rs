@@ -10,7 +10,7 @@ mod error;
 mod hashing;
 pub mod limits;
 mod live;
-mod pull;
+pub(crate) mod pull;
 pub mod records;
 mod recv;
 pub use recv::BulkV1;
@@ -117,6 +117,8 @@ pub struct Transfers {
     buffers: Arc<Buffers>,
     /// Pulls asked for whose offer has not come yet: the owner and the destination.
     expected: Mutex<HashMap<TransferId, (PeerId, PathBuf)>>,
+    /// Multi-source pulls (`get --from`) as they stand, in memory only.
+    swarms: Mutex<HashMap<TransferId, TransferInfo>>,
     tasks: TaskTracker,
     cancel: CancellationToken,
 }
@@ -146,6 +148,7 @@ impl Transfers {
             }),
             buffers: Arc::default(),
             expected: Mutex::default(),
+            swarms: Mutex::default(),
             tasks,
             cancel,
         });
@@ -167,7 +170,7 @@ impl Transfers {
                     rec.manifest.id,
                     rec.peer,
                     live.manifest_bytes(),
-                    rec.created_at.saturating_mul(1000),
+                    rec.created_ms,
                 );
             }
             if rec.state == TransferState::Scanning {
@@ -310,24 +313,28 @@ impl Transfers {
         }
     }
 
-    /// Offers `path` to `peer`. Answers at once with the transfer `scanning`: the files are
-    /// listed and hashed by a job ([`hashing`]), after which the transfer is `queued` and goes
-    /// on; a path that cannot be hashed ends it `failed`.
+    /// Offers `paths` (absolute; one or more files or directories, as one transfer) to
+    /// `peer`. Answers at once with the transfer `scanning`: the files are listed and hashed
+    /// by a job ([`hashing`]), after which the transfer is `queued` and goes on; a path that
+    /// cannot be hashed ends it `failed`.
     pub async fn send(
         self: &Arc<Self>,
         peer: PeerId,
-        path: &str,
+        paths: &[String],
     ) -> Result<TransferInfo, TransferError> {
-        self.send_kind(peer, path, false).await
+        self.send_kind(peer, paths, false).await
     }
 
     /// As [`send`](Self::send); `pull` marks the entry of a share that `peer` asked for.
     async fn send_kind(
         self: &Arc<Self>,
         peer: PeerId,
-        path: &str,
+        paths: &[String],
         pull: bool,
     ) -> Result<TransferInfo, TransferError> {
+        if paths.is_empty() {
+            return Err(TransferError::Destination("no path to send".into()));
+        }
         let info = self
             .node
             .peer(peer)
@@ -335,9 +342,9 @@ impl Transfers {
         if info.blocked {
             return Err(TransferError::Blocked(info.name));
         }
-        let path = PathBuf::from(path);
-        if !path.is_absolute() {
-            return Err(scan::ScanError::NotAbsolute(path).into());
+        let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+        if let Some(p) = paths.iter().find(|p| !p.is_absolute()) {
+            return Err(scan::ScanError::NotAbsolute(p.clone()).into());
         }
         self.node.deal_with(info.id).await?;
         let mut id = [0u8; 16];
@@ -353,10 +360,20 @@ impl Transfers {
                 id,
                 files: Vec::new(),
             },
-            local_path: Some(path.display().to_string()),
+            // The paths offered, for display (each file's directory is kept with its chunk
+            // values once scanned).
+            local_path: Some(
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
             error: None,
-            created_at: svc::unix_now(),
+            created_ms: svc::unix_millis(),
             pull,
+            ended_ms: None,
+            landed: Vec::new(),
         };
         self.records.insert(&rec).await?;
         let live = self.live_for(&rec);
@@ -364,24 +381,58 @@ impl Transfers {
         self.node.publish([Event::TransferOffered {
             transfer: ti.clone(),
         }]);
-        hashing::start(self, live, path).await;
+        hashing::start(self, live, paths).await;
         Ok(ti)
     }
 
-    /// Every transfer.
-    pub fn list(&self) -> Vec<TransferInfo> {
-        let mut v: Vec<TransferInfo> = self.lock().values().map(|l| l.info()).collect();
-        v.sort_by_key(|t| {
-            (
-                t.state.is_final(),
-                !(t.direction == Direction::In && t.state == TransferState::Offered),
-            )
-        });
+    /// The transfers in listing order ([`proto::api::sort_for_listing`]): every one with
+    /// `all`, else those [`proto::api::listed_at`] keeps now.
+    pub fn list(&self, all: bool) -> Vec<TransferInfo> {
+        let now = svc::unix_millis();
+        let mut v: Vec<TransferInfo> = self
+            .lock()
+            .values()
+            .map(|l| l.info())
+            .filter(|t| all || proto::api::listed_at(t, now))
+            .collect();
+        v.extend(
+            self.lock_swarms()
+                .values()
+                .filter(|t| all || proto::api::listed_at(t, now))
+                .cloned(),
+        );
+        proto::api::sort_for_listing(&mut v);
         v
     }
 
-    /// Accepts an incoming offer into `to` (default: the download directory).
-    pub async fn accept(&self, id: &str, to: Option<&str>) -> Result<TransferInfo, TransferError> {
+    /// Forgets every transfer that has ended: its record, its chunk records and its place
+    /// in memory. Unfinished ones stay. Returns how many were forgotten.
+    pub async fn clear_ended(&self) -> Result<u64, TransferError> {
+        let ended: Vec<TransferId> = self
+            .lock()
+            .iter()
+            .filter(|(_, l)| l.state().is_final())
+            .map(|(id, _)| *id)
+            .collect();
+        let forgotten = self.records.forget_ended(ended.clone()).await?;
+        let mut live = self.lock();
+        for id in &ended {
+            live.remove(id);
+        }
+        drop(live);
+        info!(target: svc::logging::ACTIVITY, op = "transfers-cleared", count = forgotten, "finished transfers forgotten");
+        Ok(forgotten)
+    }
+
+    /// Accepts an incoming offer into `to` (default: the download directory, made if
+    /// missing). A `to` that does not exist is refused, so that a mistyped one is not made
+    /// silently, unless `mkdir` says to make it.
+    pub async fn accept(
+        &self,
+        id: &str,
+        to: Option<&str>,
+        mkdir: bool,
+    ) -> Result<TransferInfo, TransferError> {
         let live = self.find(id)?;
         let dest = to.map_or_else(|| self.download_dir.clone(), PathBuf::from);
         if !dest.is_absolute() {
@@ -389,6 +440,9 @@ impl Transfers {
                 "{} is not an absolute path",
                 dest.display()
             )));
+        }
+        if to.is_some() {
+            destination(&dest, mkdir)?;
         }
         // Accepting is dealing with the sender: its name is pinned to its key.
         self.node.deal_with(live.info().peer).await?;
@@ -461,7 +515,12 @@ impl Transfers {
         }
         let stored = self
             .records
-            .set_state(live.id(), state, local_path.as_deref(), error.as_deref())
+            .set_state(
+                live.id(),
+                state,
+                (local_path.as_deref(), error.as_deref()),
+                live.ended_ms(),
+            )
             .await;
         self.announce_state(live, stored);
     }
@@ -491,6 +550,26 @@ impl Transfers {
         let t = live.info();
         info!(target: svc::logging::ACTIVITY, op = "transfer", id = %t.id, peer = %t.peer_name, direction = ?t.direction, state = ?t.state, bytes = t.done_bytes, error = t.error.as_deref().unwrap_or(""), "transfer state");
         self.node.publish([Event::TransferUpdated { transfer: t }]);
+    }
+
+    /// Shows a multi-source pull in `transfers` as `info` says now and announces it: a
+    /// progress event while it runs, an update (and an activity-log line) once it ended.
+    pub fn show_swarm(&self, info: TransferInfo) {
+        let ended = info.state.is_final();
+        self.lock_swarms().insert(info.id, info.clone());
+        if ended {
+            let t = &info;
+            info!(target: svc::logging::ACTIVITY, op = "transfer", id = %t.id, peer = %t.peer_name, direction = ?t.direction, state = ?t.state, bytes = t.done_bytes, error = t.error.as_deref().unwrap_or(""), "transfer state");
+            self.node
+                .publish([Event::TransferUpdated { transfer: info }]);
+        } else {
+            self.node
+                .publish([Event::TransferProgress { transfer: info }]);
+        }
+    }
+
+    fn lock_swarms(&self) -> MutexGuard<'_, HashMap<TransferId, TransferInfo>> {
+        self.swarms.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn progress(&self, live: &Live) {
@@ -551,6 +630,7 @@ impl<'a> SessionLog<'a> {
 
 impl Drop for SessionLog<'_> {
     fn drop(&mut self) {
+        self.live.link_down();
         let t = self.live.info();
         let bytes = t.done_bytes.saturating_sub(self.from);
         info!(target: svc::logging::ACTIVITY, op = "session-end", id = %t.id, peer = %t.peer_name, direction = ?t.direction, from = self.from, bytes, total = t.total_bytes, "transfer session ended after {bytes} bytes");
@@ -571,3 +651,25 @@ impl Drop for BulkSlot {
 
 /// A watch of the decision on an offer.
 type DecisionRx = watch::Receiver<Decision>;
+
+/// Checks that `dest`, a destination the user named, is a directory; makes it (and its
+/// missing parents) first when `mkdir` says so.
+fn destination(dest: &std::path::Path, mkdir: bool) -> Result<(), TransferError> {
+    let shown = dest.display();
+    match std::fs::metadata(dest) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(TransferError::Destination(format!(
+            "{shown} is not a directory"
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && mkdir => {
+            std::fs::create_dir_all(dest)
+                .map_err(|e| TransferError::Destination(format!("cannot create {shown}: {e}")))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(TransferError::Destination(
+            format!("{shown} does not exist (create it, or accept with --mkdir)"),
+        )),
+        Err(e) => Err(TransferError::Destination(format!(
+            "cannot use {shown}: {e}"
+        ))),
+    }
+}

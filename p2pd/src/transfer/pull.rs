@@ -25,7 +25,7 @@ pub enum Found {
 }
 
 /// What is at `path` now.
-fn look(path: &Path) -> Found {
+pub(crate) fn look(path: &Path) -> Found {
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => Found::Dir,
         Ok(_) => Found::Other,
@@ -138,7 +138,7 @@ impl Transfers {
         let text = path
             .to_str()
             .ok_or_else(|| TransferError::Destination("the path is not UTF-8".into()))?;
-        self.send_kind(peer, text, true).await
+        self.send_kind(peer, &[text.to_owned()], true).await
     }
 
     /// Ends every outgoing pull not ended yet whose asker and entry `ends` picks (the asker
@@ -206,6 +206,10 @@ impl Transfers {
             local_path: Some(dest.display().to_string()),
             error: None,
             kind: TransferKind::Pull,
+            created_at: Some(proto::timefmt::format_ms(svc::unix_millis())),
+            ended_at: None,
+            landed: Vec::new(),
+            sources: Vec::new(),
         };
         self.records
             .expect_pull(id, peer, dest.display().to_string())

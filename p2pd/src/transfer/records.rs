@@ -27,11 +27,20 @@ pub struct Record {
     pub local_path: Option<String>,
     /// Why it ended badly.
     pub error: Option<String>,
-    /// When it was stored, in seconds since the Unix epoch.
-    pub created_at: u64,
+    /// When it was stored, in milliseconds since the Unix epoch.
+    pub created_ms: u64,
     /// It carries a share entry the receiver asked for (`p2pctl get`).
     pub pull: bool,
+    /// When it ended, in milliseconds since the Unix epoch; `None` until then (and for one
+    /// that ended before end times were kept).
+    pub ended_ms: Option<u64>,
+    /// Receiver: the paths the first files (up to [`LANDED_KEPT`], in order) landed under,
+    /// as far as they have.
+    pub landed: Vec<String>,
 }
+
+/// How many landed names a [`Record`] carries (as many as `transfers` samples).
+pub const LANDED_KEPT: usize = 5;
 
 fn state_name(s: TransferState) -> &'static str {
     s.as_str()
@@ -62,7 +71,10 @@ pub struct TransferStore {
     db: Db,
 }
 
-const SELECT: &str = "SELECT peer, peer_name, direction, state, manifest, local_path, error, created_at, pull FROM transfers";
+const SELECT: &str = "SELECT peer, peer_name, direction, state, manifest, local_path, error, created_at, pull, ended_at,
+    (SELECT json_group_array(landed) FROM (SELECT landed FROM transfer_files
+        WHERE transfer_files.id = transfers.id AND landed IS NOT NULL ORDER BY file LIMIT 5))
+    FROM transfers";
 
 impl TransferStore {
     /// The transfer service's handle on `db`.
@@ -84,8 +96,8 @@ impl TransferStore {
         self.db
             .call(move |c| {
                 c.execute(
-                    "INSERT INTO transfers (id, peer, peer_name, direction, state, manifest, local_path, error, created_at, pull)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    "INSERT INTO transfers (id, peer, peer_name, direction, state, manifest, local_path, error, created_at, pull, ended_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                     params![
                         rec.manifest.id.0.as_slice(),
                         rec.peer.as_bytes().as_slice(),
@@ -95,8 +107,9 @@ impl TransferStore {
                         manifest,
                         rec.local_path,
                         rec.error,
-                        rec.created_at.cast_signed(),
+                        rec.created_ms.cast_signed(),
                         rec.pull,
+                        rec.ended_ms.map(u64::cast_signed),
                     ],
                 )?;
                 Ok(())
@@ -189,18 +202,45 @@ impl TransferStore {
             .await
     }
 
-    /// Sets a transfer's state (and local path or error when given).
+    /// Sets a transfer's state (and local path, error or end time in ms when given; an end
+    /// time already stored stays).
     pub async fn set_state(
         &self,
         id: TransferId,
         state: TransferState,
-        local_path: Option<&str>,
-        error: Option<&str>,
+        (local_path, error): (Option<&str>, Option<&str>),
+        ended_at: Option<u64>,
     ) -> Result<(), StoreError> {
         let local_path = local_path.map(str::to_owned);
         let error = error.map(str::to_owned);
         self.db
-            .call(move |c| set_state(c, id, state, local_path, error))
+            .call(move |c| set_state(c, id, state, (local_path, error), ended_at))
+            .await
+    }
+
+    /// Forgets the transfers of `ids` that have ended (their rows and chunk records), in one
+    /// transaction; an unfinished one is left. Returns how many were forgotten.
+    pub async fn forget_ended(&self, ids: Vec<TransferId>) -> Result<u64, StoreError> {
+        self.db
+            .call(move |c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let mut forgotten = 0;
+                {
+                    let mut rows = tx.prepare(
+                        "DELETE FROM transfers WHERE id = ?1
+                         AND state IN ('done', 'declined', 'cancelled', 'failed', 'expired')",
+                    )?;
+                    let mut files = tx.prepare("DELETE FROM transfer_files WHERE id = ?1")?;
+                    for id in &ids {
+                        if rows.execute([id.0.as_slice()])? == 1 {
+                            files.execute([id.0.as_slice()])?;
+                            forgotten += 1;
+                        }
+                    }
+                }
+                tx.commit()?;
+                Ok(forgotten)
+            })
             .await
     }
 
@@ -286,22 +326,29 @@ impl TransferStore {
             .await
     }
 
-    /// Records that the first `verified` chunks of `file` are verified and synced. Waits on
-    /// this thread: for the sink's durability thread and the receiver's resume check (in
-    /// `block_in_place`).
+    /// Records that the first `verified` chunks of `file` are verified and synced, and once
+    /// it is done, the path it `landed` under (kept once given). Waits on this thread: for
+    /// the sink's durability thread and the receiver's resume check (in `block_in_place`).
     pub fn set_verified_blocking(
         &self,
         id: TransferId,
         file: u32,
         verified: u64,
-        done: bool,
+        landed: Option<String>,
     ) -> Result<(), StoreError> {
         self.db.call_blocking(move |c| {
             c.prepare_cached(
-                "INSERT INTO transfer_files (id, file, verified_chunks, done) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(id, file) DO UPDATE SET verified_chunks = excluded.verified_chunks, done = excluded.done",
+                "INSERT INTO transfer_files (id, file, verified_chunks, done, landed) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(id, file) DO UPDATE SET verified_chunks = excluded.verified_chunks,
+                     done = excluded.done, landed = COALESCE(excluded.landed, landed)",
             )?
-            .execute(params![id.0.as_slice(), file, verified.cast_signed(), done])?;
+            .execute(params![
+                id.0.as_slice(),
+                file,
+                verified.cast_signed(),
+                landed.is_some(),
+                landed
+            ])?;
             Ok(())
         })
     }
@@ -330,13 +377,20 @@ fn set_state(
     c: &rusqlite::Connection,
     id: TransferId,
     state: TransferState,
-    local_path: Option<String>,
-    error: Option<String>,
+    (local_path, error): (Option<String>, Option<String>),
+    ended_at: Option<u64>,
 ) -> rusqlite::Result<()> {
     c.prepare_cached(
-        "UPDATE transfers SET state = ?2, local_path = COALESCE(?3, local_path), error = COALESCE(?4, error) WHERE id = ?1",
+        "UPDATE transfers SET state = ?2, local_path = COALESCE(?3, local_path), error = COALESCE(?4, error),
+             ended_at = COALESCE(ended_at, ?5) WHERE id = ?1",
     )?
-    .execute(params![id.0.as_slice(), state_name(state), local_path, error])?;
+    .execute(params![
+        id.0.as_slice(),
+        state_name(state),
+        local_path,
+        error,
+        ended_at.map(u64::cast_signed)
+    ])?;
     Ok(())
 }
 
@@ -399,8 +453,10 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
         manifest,
         local_path: r.get(5)?,
         error: r.get(6)?,
-        created_at: r.get::<_, i64>(7)?.cast_unsigned(),
+        created_ms: r.get::<_, i64>(7)?.cast_unsigned(),
         pull: r.get(8)?,
+        ended_ms: r.get::<_, Option<i64>>(9)?.map(i64::cast_unsigned),
+        landed: serde_json::from_str(&r.get::<_, String>(10)?).map_err(bad)?,
     })
 }
 
@@ -410,6 +466,33 @@ mod tests {
     use proto::SecretKey;
     use proto::content::ChunkCv;
     use proto::transfer::RelPath;
+
+    /// A transfer with bob of id `[n; 16]`, its files of 1 byte at `paths`.
+    fn record(n: u8, direction: Direction, state: TransferState, paths: &[&str]) -> Record {
+        Record {
+            peer: SecretKey::from_seed([1; 32]).peer_id(),
+            peer_name: PeerName::new("bob").unwrap(),
+            direction,
+            state,
+            manifest: Manifest {
+                id: TransferId([n; 16]),
+                files: paths
+                    .iter()
+                    .map(|path| FileEntry {
+                        path: RelPath::new(path).unwrap(),
+                        size: 1,
+                        hash: [0; 32],
+                    })
+                    .collect(),
+            },
+            local_path: None,
+            error: None,
+            created_ms: 1,
+            pull: false,
+            ended_ms: None,
+            landed: Vec::new(),
+        }
+    }
 
     #[tokio::test]
     async fn an_expected_pull_is_kept_until_its_offer_comes() {
@@ -429,24 +512,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(dir.path()).await.unwrap();
         let store = TransferStore::new(db.clone());
-        let rec = |n: u8, path: &str| Record {
-            peer: SecretKey::from_seed([1; 32]).peer_id(),
-            peer_name: PeerName::new("bob").unwrap(),
-            direction: Direction::In,
-            state: TransferState::Offered,
-            manifest: Manifest {
-                id: TransferId([n; 16]),
-                files: vec![FileEntry {
-                    path: RelPath::new(path).unwrap(),
-                    size: 1,
-                    hash: [0; 32],
-                }],
-            },
-            local_path: None,
-            error: None,
-            created_at: 1,
-            pull: false,
-        };
+        let rec = |n: u8, path: &str| record(n, Direction::In, TransferState::Offered, &[path]);
         store.insert(&rec(1, "fine.txt")).await.unwrap();
         store.insert(&rec(2, "old.txt")).await.unwrap();
         // As an earlier version could have stored it: a zero-width space in the name.
@@ -468,18 +534,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = TransferStore::new(Db::open(dir.path()).await.unwrap());
         let rec = |n: u8| Record {
-            peer: SecretKey::from_seed([1; 32]).peer_id(),
-            peer_name: PeerName::new("bob").unwrap(),
-            direction: Direction::Out,
-            state: TransferState::Scanning,
-            manifest: Manifest {
-                id: TransferId([n; 16]),
-                files: Vec::new(),
-            },
             local_path: Some("/data".into()),
-            error: None,
-            created_at: 1,
-            pull: false,
+            ..record(n, Direction::Out, TransferState::Scanning, &[])
         };
         let scanned = |n: u8| Manifest {
             id: TransferId([n; 16]),
@@ -496,12 +552,18 @@ mod tests {
         assert!(back.manifest.files.is_empty());
         // Cancelled while hashing: it stays so, and readable.
         store
-            .set_state(TransferId([2; 16]), TransferState::Cancelled, None, None)
+            .set_state(
+                TransferId([2; 16]),
+                TransferState::Cancelled,
+                (None, None),
+                Some(9),
+            )
             .await
             .unwrap();
         let kept = vec![Scanned {
             mtime: (1_700_000_000, 5),
             cvs: vec![ChunkCv([7; 32])],
+            base: Some("/data".into()),
         }];
         assert!(
             !store
@@ -530,5 +592,54 @@ mod tests {
         );
         assert_eq!(all[1].state, TransferState::Cancelled);
         assert!(all[1].manifest.files.is_empty());
+    }
+
+    #[tokio::test]
+    async fn landed_names_and_end_times_are_kept_and_ended_transfers_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TransferStore::new(Db::open(dir.path()).await.unwrap());
+        let (a, b) = (TransferId([1; 16]), TransferId([2; 16]));
+        let seven = |n| {
+            let paths: Vec<String> = (0..7).map(|i| format!("f{i}.bin")).collect();
+            let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+            record(n, Direction::In, TransferState::Running, &paths)
+        };
+        store.insert(&seven(1)).await.unwrap();
+        store.insert(&seven(2)).await.unwrap();
+        for file in 0..7 {
+            let name = format!("f{file} (1).bin");
+            store.set_verified_blocking(a, file, 1, Some(name)).unwrap();
+        }
+        // A later record without a name keeps the one given.
+        store.set_verified_blocking(a, 0, 1, None).unwrap();
+        store.set_verified_blocking(b, 0, 1, None).unwrap();
+        let got = store.get(a).await.unwrap().unwrap();
+        assert_eq!(
+            got.landed,
+            [
+                "f0 (1).bin",
+                "f1 (1).bin",
+                "f2 (1).bin",
+                "f3 (1).bin",
+                "f4 (1).bin"
+            ]
+        );
+        assert!(store.get(b).await.unwrap().unwrap().landed.is_empty());
+        store
+            .set_state(a, TransferState::Done, (None, None), Some(50))
+            .await
+            .unwrap();
+        // The first end time stays.
+        store
+            .set_state(a, TransferState::Done, (None, None), Some(60))
+            .await
+            .unwrap();
+        assert_eq!(store.get(a).await.unwrap().unwrap().ended_ms, Some(50));
+        // Only the ended one is forgotten, its chunk records with it.
+        assert_eq!(store.forget_ended(vec![a, b]).await.unwrap(), 1);
+        assert!(store.get(a).await.unwrap().is_none());
+        assert!(store.verified(a).await.unwrap().is_empty());
+        assert_eq!(store.verified(b).await.unwrap().len(), 1);
+        assert_eq!(store.load(|r| r.manifest.id).await.unwrap(), [b]);
     }
 }

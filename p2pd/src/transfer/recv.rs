@@ -206,8 +206,10 @@ async fn take_offer(
                 manifest,
                 local_path: None,
                 error: None,
-                created_at: svc::unix_now(),
+                created_ms: svc::unix_millis(),
                 pull: false,
+                ended_ms: None,
+                landed: Vec::new(),
             };
             if let Err(e) = t.records.insert(&rec).await {
                 warn!("cannot store an offer: {e}");
@@ -439,7 +441,8 @@ async fn receive(
 }
 
 /// Where file `file` of transfer `id` resumes, from its stored record (`verified` chunks,
-/// `finished`) and the disk: chunks are trusted only as far as the part file holds them; a
+/// `finished`) and the disk: a part recorded as started resumes after the whole chunks it
+/// holds (checked against the chunk values once they come); a
 /// part already linked to its final name (a crash before the done record) is a finished
 /// file, recorded now; a finished file's leftover part is removed.
 fn resume_file(
@@ -455,16 +458,21 @@ fn resume_file(
     if !finished {
         if let Some(name) = dir.finished_part(tag, &comps, f.size, &f.hash)? {
             let count = chunk_count(f.size);
-            if let Err(e) = t.records.set_verified_blocking(id, file, count, true) {
+            let landed = Some(name.to_string());
+            if let Err(e) = t.records.set_verified_blocking(id, file, count, landed) {
                 // Keep the part: the next resume finds the link again.
                 warn!(%id, "cannot record {name} as received: {e}");
                 return Ok((count, true));
             }
             info!(target: svc::logging::ACTIVITY, op = "file-received", id = %id, file = %name, bytes = f.size, "file found verified and in place on resume");
         } else if verified > 0 {
-            // Trust only what the part file still holds.
+            // The part was not synced as it grew: what it holds (more than the record says
+            // after a SIGKILL, perhaps less after a machine crash) is hashed against the
+            // chunk values before the next chunk is written (`Job::Recheck`). The last
+            // chunk always comes again, so its file's values always come.
             let part = dir.create_part(tag, &comps, f.size)?;
-            return Ok((verified.min(part.len()? / CHUNK), false));
+            let count = chunk_count(f.size);
+            return Ok(((part.len()? / CHUNK).min(count.saturating_sub(1)), false));
         } else {
             return Ok((0, false));
         }

@@ -127,6 +127,9 @@ struct FileState {
     next: u64,
     /// Every chunk arrived and `FileDone` was queued (or it was finished before).
     finished: bool,
+    /// Chunks `0 .. next` were held from an earlier session and are not checked yet: once the
+    /// file's list of values is whole, the part file's prefix is hashed against it.
+    recheck: bool,
 }
 
 /// The chunk values of the file being received.
@@ -164,9 +167,11 @@ impl<'m> Receiver<'m> {
             .map(|(i, f)| {
                 let count = f.chunk_count();
                 let (verified, finished) = held.get(i).copied().unwrap_or((0, false));
+                let next = if finished { count } else { verified.min(count) };
                 FileState {
-                    next: if finished { count } else { verified.min(count) },
+                    next,
                     finished,
+                    recheck: !finished && next > 0,
                 }
             })
             .collect();
@@ -210,8 +215,7 @@ impl<'m> Receiver<'m> {
         }
         match frame {
             TransferFrame::ChunkCvs { file, run, .. } => {
-                self.values(file, run)?;
-                Ok(Step::Ignore)
+                Ok(self.values(file, run)?.map_or(Step::Ignore, Step::Queue))
             }
             TransferFrame::Chunk {
                 file, index, data, ..
@@ -308,8 +312,9 @@ impl<'m> Receiver<'m> {
 impl Receiver<'_> {
     /// Takes a run of chunk values of `file`: runs start a file's list at chunk 0 and
     /// continue it in order; the list, once whole, must merge into the content id. A file's
-    /// list replaces the one of the file before.
-    fn values(&mut self, file: u32, run: ChunkCvs) -> Result<(), Violation> {
+    /// list replaces the one of the file before. When the list of a file resumed mid-way is
+    /// whole, returns the check of the part file's prefix against it.
+    fn values(&mut self, file: u32, run: ChunkCvs) -> Result<Option<Job>, Violation> {
         let f = self
             .files
             .get(file as usize)
@@ -344,9 +349,17 @@ impl Receiver<'_> {
                     id: f.content_id(),
                 }
             })?;
+            let s = &mut self.state[file as usize];
+            let recheck = s.recheck.then(|| Job::Recheck {
+                file,
+                chunks: s.next,
+                list: list.clone(),
+            });
+            s.recheck = false;
             v.list = Some(list);
+            return Ok(recheck);
         }
-        Ok(())
+        Ok(None)
     }
 }
 

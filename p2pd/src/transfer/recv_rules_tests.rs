@@ -148,8 +148,13 @@ fn resume_positions_come_from_what_is_held_and_are_capped_at_the_file() {
     assert_eq!(r.done_bytes(), CHUNK + 3000);
     assert!(!r.complete());
 
-    // The next chunk of a.bin is 1: chunk 0 again is refused.
+    // The next chunk of a.bin is 1: once its values are whole, the chunk held is checked
+    // against them (once), and chunk 0 again is refused.
     let mut r = r;
+    assert!(matches!(
+        r.step(all_cvs(0)),
+        Ok(Step::Queue(Job::Recheck { file: 0, chunks: 1, list: l })) if l.cvs() == list(0).as_slice()
+    ));
     assert!(matches!(r.step(all_cvs(0)), Ok(Step::Ignore)));
     assert_eq!(
         r.step(chunk(0, 0, CHUNK)).unwrap_err(),
@@ -162,7 +167,10 @@ fn resume_positions_come_from_what_is_held_and_are_capped_at_the_file() {
     // Resumed mid-file: the whole list still comes first, and the rest of the chunks are
     // each given their own value.
     let mut r = Receiver::new(ID, &files, &[(1, false), (9, false), (0, true)]);
-    assert!(matches!(r.step(all_cvs(0)), Ok(Step::Ignore)));
+    assert!(matches!(
+        r.step(all_cvs(0)),
+        Ok(Step::Queue(Job::Recheck { .. }))
+    ));
     for index in 1..3 {
         let len = files[0].chunk_range(index).expect("range").1;
         assert!(matches!(
@@ -303,7 +311,14 @@ fn an_extra_chunk_after_the_last_fails() {
     );
     // Before FileDone, the chunk past the end is refused as such.
     let mut r = Receiver::new(ID, &files, &[(0, false), (1, false)]);
-    assert!(matches!(r.step(all_cvs(1)), Ok(Step::Ignore)));
+    assert!(matches!(
+        r.step(all_cvs(1)),
+        Ok(Step::Queue(Job::Recheck {
+            file: 1,
+            chunks: 1,
+            ..
+        }))
+    ));
     assert_eq!(
         r.step(chunk(1, 1, 17)).unwrap_err(),
         Violation::PastEnd {
@@ -334,7 +349,14 @@ fn a_chunk_longer_or_shorter_than_its_place_fails() {
     }
     // A full chunk where the last, shorter one belongs.
     let mut r = Receiver::new(ID, &files, &[(2, false)]);
-    assert!(matches!(r.step(all_cvs(0)), Ok(Step::Ignore)));
+    assert!(matches!(
+        r.step(all_cvs(0)),
+        Ok(Step::Queue(Job::Recheck {
+            file: 0,
+            chunks: 2,
+            ..
+        }))
+    ));
     assert!(matches!(
         r.step(chunk(0, 2, CHUNK)),
         Err(Violation::WrongLength { announced, .. }) if announced == CHUNK / 2

@@ -71,14 +71,19 @@ pub struct Source {
 }
 
 /// What the sender keeps of a scanned file beyond its manifest entry (stored beside the
-/// manifest): the value of each chunk, merged into the entry's content id, and the file's
-/// modification time when the scan opened it.
+/// manifest): the value of each chunk, merged into the entry's content id, the file's
+/// modification time when the scan opened it, and the directory its manifest path is below.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Scanned {
     /// Modification time: seconds and nanoseconds since the Unix epoch.
     pub mtime: (i64, i64),
     /// One value per chunk ([`proto::content::chunk_cv`]).
     pub cvs: Vec<ChunkCv>,
+    /// The local directory the file's manifest path is below: the parent of the path it was
+    /// offered under, as several paths offered together may have different parents. `None`
+    /// in manifests stored before this was kept: the parent of the transfer's one path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<PathBuf>,
 }
 
 /// A file's modification time as [`Scanned::mtime`] holds it.
@@ -108,36 +113,64 @@ pub const SAMPLE: usize = 5;
 /// Walks `path` (a file, or a directory sent as the list of its regular files) and hashes
 /// every file. Manifest paths start with `path`'s own name.
 pub fn scan(path: &Path, id: TransferId) -> Result<(Manifest, Vec<Source>), ScanError> {
-    scan_with(path, id, &mut |_| true)
+    scan_with(&[path.to_owned()], id, &mut |_| true)
 }
 
-/// [`scan`], telling `report` what it has done after listing and after each chunk hashed;
-/// stops with [`ScanError::Stopped`] as soon as `report` returns false.
+/// A file found by the listing: manifest path, local path, size, and the directory the
+/// manifest path is below.
+type Found = (String, PathBuf, u64, PathBuf);
+
+/// Lists `paths`, each a file or a directory, in the order given.
+fn list(paths: &[PathBuf]) -> Result<Vec<Found>, ScanError> {
+    let mut found: Vec<Found> = Vec::new();
+    for path in paths {
+        if !path.is_absolute() {
+            return Err(ScanError::NotAbsolute(path.to_owned()));
+        }
+        let meta = fs::symlink_metadata(path).map_err(|source| ScanError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let before = found.len();
+        if meta.is_file() {
+            if found.len() >= MAX_FILES {
+                return Err(ScanError::TooMany);
+            }
+            found.push((name, path.to_owned(), meta.len(), base));
+        } else if meta.is_dir() {
+            let mut files = Vec::new();
+            walk(path, &name, &mut files, MAX_FILES - found.len())?;
+            found.extend(files.into_iter().map(|(r, l, n)| (r, l, n, base.clone())));
+        }
+        // Several paths: each must hold something, or the user would not know it was left.
+        if found.len() == before {
+            return Err(ScanError::Empty(path.to_owned()));
+        }
+    }
+    Ok(found)
+}
+
+/// Lists `paths` (offered together, as one transfer; manifest paths start with each path's
+/// own name) and hashes every file, telling `report` what it has done after listing and
+/// after each chunk hashed; stops with [`ScanError::Stopped`] as soon as `report` returns
+/// false.
 pub fn scan_with(
-    path: &Path,
+    paths: &[PathBuf],
     id: TransferId,
     report: &mut dyn FnMut(Report) -> bool,
 ) -> Result<(Manifest, Vec<Source>), ScanError> {
-    if !path.is_absolute() {
-        return Err(ScanError::NotAbsolute(path.to_owned()));
-    }
     let io_err = |p: &Path| {
         let p = p.to_owned();
         move |source| ScanError::Io { path: p, source }
     };
-    let meta = fs::symlink_metadata(path).map_err(io_err(path))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut found: Vec<(String, PathBuf, u64)> = Vec::new();
-    if meta.is_file() {
-        found.push((name, path.to_owned(), meta.len()));
-    } else if meta.is_dir() {
-        walk(path, &name, &mut found)?;
-    }
+    let found = list(paths)?;
     if found.is_empty() {
-        return Err(ScanError::Empty(path.to_owned()));
+        return Err(ScanError::Empty(paths.first().cloned().unwrap_or_default()));
     }
     let listed = Report::Listed {
         files: found.len(),
@@ -149,13 +182,13 @@ pub fn scan_with(
     }
     let mut sources = Vec::with_capacity(found.len());
     let mut hashed = 0u64;
-    for (rel, local, _) in found {
+    for (rel, local, _, base) in found {
         let path = RelPath::new(&rel).map_err(|source| ScanError::Name {
             path: local.clone(),
             source,
         })?;
         let mut stopped = false;
-        let (size, hash, scanned) = hash_file_with(&local, &mut |n| {
+        let (size, hash, mut scanned) = hash_file_with(&local, &mut |n| {
             hashed += n;
             stopped = !report(Report::Hashed(hashed));
             !stopped
@@ -164,6 +197,7 @@ pub fn scan_with(
         if stopped {
             return Err(ScanError::Stopped);
         }
+        scanned.base = Some(base);
         sources.push(Source {
             local,
             entry: FileEntry {
@@ -182,8 +216,13 @@ pub fn scan_with(
     Ok((manifest, sources))
 }
 
-/// Lists the regular files under `dir`: manifest path, local path, size.
-fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, PathBuf, u64)>) -> Result<(), ScanError> {
+/// Lists the regular files under `dir`, at most `max`: manifest path, local path, size.
+fn walk(
+    dir: &Path,
+    rel: &str,
+    out: &mut Vec<(String, PathBuf, u64)>,
+    max: usize,
+) -> Result<(), ScanError> {
     let mut entries: Vec<fs::DirEntry> = fs::read_dir(dir)
         .and_then(|rd| rd.collect::<Result<_, _>>())
         .map_err(|source| ScanError::Io {
@@ -200,9 +239,9 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, PathBuf, u64)>) -> Result<
         if ft.is_symlink() {
             tracing::info!(path = %e.path().display(), "not following a symlink in a shared tree");
         } else if ft.is_dir() {
-            walk(&e.path(), &child, out)?;
+            walk(&e.path(), &child, out, max)?;
         } else if ft.is_file() {
-            if out.len() >= MAX_FILES {
+            if out.len() >= max {
                 return Err(ScanError::TooMany);
             }
             let len = e.metadata().map_or(0, |m| m.len());
@@ -235,7 +274,8 @@ fn hash_file_with(
     while len > 0 {
         size += len as u64;
         if !hashed(len as u64) {
-            return Ok((size, ContentId::EMPTY, Scanned { mtime, cvs }));
+            let base = None;
+            return Ok((size, ContentId::EMPTY, Scanned { mtime, cvs, base }));
         }
         let after = if len == cur.len() {
             read_full(&mut file, &mut next)?
@@ -249,7 +289,15 @@ fn hash_file_with(
         index += 1;
     }
     let id = content_id(&cvs, size).map_err(io::Error::other)?;
-    Ok((size, id, Scanned { mtime, cvs }))
+    Ok((
+        size,
+        id,
+        Scanned {
+            mtime,
+            cvs,
+            base: None,
+        },
+    ))
 }
 
 /// Reads until `buf` is full or the file ends; returns the bytes read.
@@ -288,6 +336,53 @@ mod tests {
     }
 
     #[test]
+    fn several_paths_make_one_manifest_each_file_below_its_own_parent() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b/c"));
+        fs::create_dir_all(a.join("photos/sub")).unwrap();
+        fs::create_dir_all(&b).unwrap();
+        fs::write(a.join("photos/sub/1.jpg"), b"one").unwrap();
+        fs::write(b.join("notes.txt"), b"notes").unwrap();
+        let paths = [b.join("notes.txt"), a.join("photos")];
+        let (m, sources) = scan_with(&paths, TransferId([9; 16]), &mut |_| true).unwrap();
+        let got: Vec<(&str, Option<&Path>)> = m
+            .files
+            .iter()
+            .zip(&sources)
+            .map(|(f, s)| (f.path.as_str(), s.scanned.base.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("notes.txt", Some(b.as_path())),
+                ("photos/sub/1.jpg", Some(a.as_path())),
+            ]
+        );
+        // One of several that holds no file is named, not dropped without a word.
+        fs::create_dir(a.join("nothing")).unwrap();
+        let err = scan_with(
+            &[a.join("photos"), a.join("nothing")],
+            TransferId([9; 16]),
+            &mut |_| true,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, ScanError::Empty(p) if p.ends_with("nothing")),
+            "{err}"
+        );
+        // Two paths of one name cannot arrive together.
+        fs::write(a.join("notes.txt"), b"other").unwrap();
+        assert!(matches!(
+            scan_with(
+                &[b.join("notes.txt"), a.join("notes.txt")],
+                TransferId([9; 16]),
+                &mut |_| true
+            ),
+            Err(ScanError::Manifest(ManifestError::Duplicate { .. }))
+        ));
+    }
+
+    #[test]
     fn decomposed_names_are_offered_in_nfc_and_still_opened() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("Cafe\u{301}s");
@@ -313,7 +408,7 @@ mod tests {
         fs::write(root.join("a"), vec![1u8; 3 * CHUNK as usize / 2]).unwrap();
         fs::write(root.join("b"), b"xy").unwrap();
         let mut seen = Vec::new();
-        scan_with(&root, TransferId([7; 16]), &mut |r| {
+        scan_with(std::slice::from_ref(&root), TransferId([7; 16]), &mut |r| {
             seen.push(r);
             true
         })
@@ -333,10 +428,14 @@ mod tests {
             ]
         );
         let mut calls = 0;
-        let stopped = scan_with(&root, TransferId([8; 16]), &mut |_| {
-            calls += 1;
-            calls < 2
-        });
+        let stopped = scan_with(
+            std::slice::from_ref(&root),
+            TransferId([8; 16]),
+            &mut |_| {
+                calls += 1;
+                calls < 2
+            },
+        );
         assert!(matches!(stopped, Err(ScanError::Stopped)));
         assert_eq!(calls, 2);
     }

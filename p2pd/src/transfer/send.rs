@@ -211,6 +211,7 @@ async fn stream<W: AsyncWrite + Unpin>(
         plan.push(Plan {
             file: i,
             path: f.path.clone(),
+            base: s.base,
             size: f.size,
             start,
             mtime: s.mtime,

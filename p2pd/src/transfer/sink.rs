@@ -2,9 +2,16 @@
 //! verifier checks each chunk against its chunk value (one BLAKE3 pass over the data, and
 //! the only one: the values were checked against the file's content id before the first
 //! chunk, so a file whose chunks all verified is the file offered); a writer writes verified
-//! chunks to the `.part` file; a durability thread fsyncs the part file and only then records
-//! its verified chunks, and gives each whole file its final name. The link task only reads
-//! and checks frames, so reading the network, hashing, writing and syncing overlap.
+//! chunks to the `.part` file; a durability thread records how far each file got and gives
+//! each whole file its final name after one fsync of the file and one of its directory. The
+//! link task only reads and checks frames, so reading the network, hashing, writing and
+//! syncing overlap.
+//!
+//! The part file is not synced while it grows: a killed daemon loses nothing of the page
+//! cache, and after a machine crash whatever was lost is found on resume, when the part's
+//! prefix is hashed against the file's chunk values ([`Job::Recheck`]) before any new chunk
+//! is written. So a progress record only says a part is worth reopening; the part itself
+//! says how far it got.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,7 +19,7 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::{Bytes, BytesMut};
-use proto::content::{ChunkCv, chunk_cv};
+use proto::content::{ChunkCv, ChunkList, chunk_cv};
 use proto::transfer::{CHUNK, FileEntry, TransferId};
 use tokio::sync::mpsc;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
@@ -31,8 +38,8 @@ use crate::files::{Dest, PartFile};
 /// writer.
 const QUEUE: usize = 1;
 
-/// The part file is synced, and its verified chunks recorded, after this many bytes.
-const SYNC_BYTES: u64 = 16 * CHUNK;
+/// The verified chunks of the part file are recorded (not synced) after this many bytes.
+const RECORD_BYTES: u64 = 16 * CHUNK;
 
 /// Work for the verifier, in the order the frames arrived.
 #[derive(Debug)]
@@ -58,6 +65,17 @@ pub(super) enum Job {
         /// Index into the manifest.
         file: u32,
     },
+    /// Before the first new chunk of a file resumed mid-way: hash chunks `0 .. chunks` of
+    /// its part file against `list`. A mismatch (data lost in a machine crash) cuts the part
+    /// back to the first bad chunk and ends the link, so the next session resumes there.
+    Recheck {
+        /// Index into the manifest.
+        file: u32,
+        /// Chunks held from earlier sessions.
+        chunks: u64,
+        /// The file's chunk values, checked against its content id.
+        list: ChunkList,
+    },
 }
 
 /// A job and, for a chunk, its share of the chunks in flight ([`Buffers::chunk_permit`]).
@@ -78,16 +96,18 @@ enum Verified {
     },
     /// Every chunk of the file is verified (in this session or an earlier one).
     FileDone { file: u32 },
+    /// See [`Job::Recheck`].
+    Recheck {
+        file: u32,
+        chunks: u64,
+        list: ChunkList,
+    },
 }
 
 /// Work for the durability thread.
 enum Durable {
-    /// Sync the part file, then record its first `verified` chunks.
-    Sync {
-        file: u32,
-        part: Arc<PartFile>,
-        verified: u64,
-    },
+    /// Record that the part file holds its first `verified` chunks (written, not synced).
+    Record { file: u32, verified: u64 },
     /// The file is whole and verified: sync, name, record.
     Finish {
         file: u32,
@@ -189,7 +209,7 @@ impl Sink {
     pub(super) async fn push(&self, job: Job) -> bool {
         let permit = match job {
             Job::Chunk { .. } => self.buffers.chunk_permit().await,
-            Job::FileDone { .. } => None,
+            Job::FileDone { .. } | Job::Recheck { .. } => None,
         };
         self.tx.send(Queued { job, permit }).await.is_ok()
     }
@@ -316,6 +336,10 @@ impl Verifier<'_> {
                 entry(self.files, file)?;
                 Ok(Verified::FileDone { file })
             }
+            Job::Recheck { file, chunks, list } => {
+                entry(self.files, file)?;
+                Ok(Verified::Recheck { file, chunks, list })
+            }
         }
     }
 }
@@ -326,7 +350,8 @@ fn entry(files: &[FileEntry], file: u32) -> Result<&FileEntry, EngineError> {
         .ok_or(EngineError::Protocol(Violation::UnknownFile { file }))
 }
 
-/// The writer thread: writes verified chunks, asks for syncs, checks finished files.
+/// The writer thread: rechecks resumed parts, writes verified chunks, asks for records and
+/// for finished files to be named.
 fn write(
     target: Target,
     files: &[FileEntry],
@@ -352,7 +377,7 @@ fn write(
         })
     };
     let mut open: Option<(u32, Arc<PartFile>)> = None;
-    let mut unsynced = 0;
+    let mut unrecorded = 0;
     while let Ok(v) = rx.recv() {
         match v {
             Verified::Chunk {
@@ -365,7 +390,7 @@ fn write(
                 let part = match &open {
                     Some((n, p)) if *n == file => p,
                     _ => {
-                        unsynced = 0;
+                        unrecorded = 0;
                         let p = Arc::new(create_part(entry(files, file)?)?);
                         &open.insert((file, p)).1
                     }
@@ -374,13 +399,12 @@ fn write(
                 let len = data.len() as u64;
                 t.buffers.give_back_recv(data);
                 drop(permit);
-                unsynced += len;
-                if unsynced >= SYNC_BYTES {
-                    unsynced = 0;
+                unrecorded += len;
+                if unrecorded >= RECORD_BYTES {
+                    unrecorded = 0;
                     pending.fetch_add(1, Ordering::SeqCst);
-                    send(Durable::Sync {
+                    send(Durable::Record {
                         file,
-                        part: part.clone(),
                         verified: index + 1,
                     })?;
                 }
@@ -396,13 +420,48 @@ fn write(
                     Some((n, p)) if n == file => p,
                     _ => Arc::new(create_part(f)?),
                 };
-                unsynced = 0;
+                unrecorded = 0;
                 send(Durable::Finish {
                     file,
                     part,
                     chunks: f.chunk_count(),
                 })?;
             }
+            Verified::Recheck { file, chunks, list } => {
+                let f = entry(files, file)?;
+                unrecorded = 0;
+                let p = Arc::new(create_part(f)?);
+                let part = &open.insert((file, p)).1;
+                recheck(part, f, chunks, &list)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Hashes chunks `0 .. chunks` of `part` against `list`, one chunk buffer at a time. At the
+/// first one that does not match (or is missing), cuts the part there and fails with
+/// [`EngineError::Recheck`].
+fn recheck(
+    part: &PartFile,
+    f: &FileEntry,
+    chunks: u64,
+    list: &ChunkList,
+) -> Result<(), EngineError> {
+    let only = list.cvs().len() == 1;
+    let mut buf = Vec::new();
+    for (index, want) in (0..chunks).zip(list.cvs()) {
+        let Some((offset, len)) = f.chunk_range(index) else {
+            break;
+        };
+        buf.resize(len as usize, 0);
+        let read = part.read_at(offset, &mut buf)?;
+        if read != buf.len() || chunk_cv(index, &buf, only).ok() != Some(*want) {
+            part.set_len(offset)?;
+            return Err(EngineError::Recheck {
+                path: f.path.to_string(),
+                index,
+            });
         }
     }
     Ok(())
@@ -419,7 +478,7 @@ struct Durability {
 }
 
 impl Durability {
-    /// Syncs, records and names, in the order asked. A sync that a later request for the
+    /// Records, syncs and names, in the order asked. A record that a later request for the
     /// same file covers is skipped.
     fn run(&self, rx: &std_mpsc::Receiver<Durable>) -> Result<(), EngineError> {
         let mut queue = VecDeque::new();
@@ -428,25 +487,18 @@ impl Durability {
             queue.extend(rx.try_iter());
             while let Some(d) = queue.pop_front() {
                 match d {
-                    Durable::Sync {
-                        file,
-                        part,
-                        verified,
-                    } => {
+                    Durable::Record { file, verified } => {
                         let covered = queue.front().is_some_and(|next| match next {
-                            Durable::Sync { file: f, .. } | Durable::Finish { file: f, .. } => {
+                            Durable::Record { file: f, .. } | Durable::Finish { file: f, .. } => {
                                 *f == file
                             }
                         });
                         if !covered {
-                            part.sync_data()?;
-                            drop(part);
-                            // Only chunks that are on disk are recorded, so a resume trusts
-                            // them.
+                            // Not synced: a resume rechecks the part before trusting it.
                             let _ = self
                                 .t
                                 .records
-                                .set_verified_blocking(self.id, file, verified, false);
+                                .set_verified_blocking(self.id, file, verified, None);
                         }
                         if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
                             self.t.progress(&self.live);
@@ -463,12 +515,13 @@ impl Durability {
                         let name = part.link_final()?;
                         self.t
                             .records
-                            .set_verified_blocking(self.id, file, chunks, true)
+                            .set_verified_blocking(self.id, file, chunks, Some(name.to_string()))
                             .map_err(|source| EngineError::Record {
                                 name: name.to_string(),
                                 source: Box::new(source),
                             })?;
                         part.remove()?;
+                        self.live.landed(file, name.to_string());
                         info!(target: svc::logging::ACTIVITY, op = "file-received", id = %self.id, file = %name, bytes = f.size, content_id = %f.content_id(), "file verified and in place");
                     }
                 }
@@ -484,7 +537,8 @@ mod tests {
     use proto::content::{ChunkCv, ChunkList};
     use proto::transfer::{CHUNK, FileEntry, RelPath};
 
-    use super::{EngineError, Job, Verified, Verifier};
+    use super::{EngineError, Job, Verified, Verifier, recheck};
+    use crate::files::Dest;
 
     fn job(file: u32, index: u64, data: &[u8], want: ChunkCv, only: bool) -> Job {
         Job::Chunk {
@@ -590,5 +644,38 @@ mod tests {
             "big.bin",
             0
         ));
+    }
+
+    #[test]
+    fn a_resumed_part_is_trusted_only_up_to_its_first_bad_chunk() {
+        let data: Vec<u8> = (0..4 * CHUNK + 7).map(|i| (i % 253) as u8).collect();
+        let list = ChunkList::of(&data);
+        let f = FileEntry {
+            path: RelPath::new("big.bin").expect("path"),
+            size: data.len() as u64,
+            hash: list.id().0,
+        };
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = Dest::open(tmp.path()).expect("dest");
+        let part = dir.create_part("t1", &["big.bin"], f.size).expect("part");
+        let three = (3 * CHUNK) as usize;
+        part.write_at(0, &data[..three]).expect("write");
+        // What an earlier session wrote, all there.
+        recheck(&part, &f, 3, &list).expect("intact prefix");
+        assert_eq!(part.len().expect("len"), 3 * CHUNK);
+        // Chunk 1 lost (zeros, as after a machine crash): cut back to it, and refused.
+        part.write_at(CHUNK, &vec![0; CHUNK as usize])
+            .expect("write");
+        let e = recheck(&part, &f, 3, &list).expect_err("lost chunk");
+        assert!(
+            matches!(&e, EngineError::Recheck { path, index: 1 } if path == "big.bin"),
+            "{e:?}"
+        );
+        assert!(e.link_only(), "the transfer goes on from chunk 1");
+        assert_eq!(part.len().expect("len"), CHUNK);
+        // A part shorter than the chunks claimed: the first missing chunk is the cut.
+        let e = recheck(&part, &f, 2, &list).expect_err("short part");
+        assert!(matches!(e, EngineError::Recheck { index: 1, .. }), "{e:?}");
+        recheck(&part, &f, 1, &list).expect("one chunk left");
     }
 }

@@ -37,6 +37,9 @@ pub(super) struct Plan {
     pub file: u32,
     /// Its manifest path, below the directory the sender reads from.
     pub path: RelPath,
+    /// That directory, when it is not the one the [`Source`] was started with (several
+    /// paths offered together may have different parents).
+    pub base: Option<PathBuf>,
     /// Its size in the manifest.
     pub size: u64,
     /// The first chunk the receiver lacks.
@@ -132,18 +135,24 @@ fn read_plan(
         }
         free.recv().map_err(|_| Gone)
     };
-    let mut root = None;
+    // The directory handle of the files read last, and its path.
+    let mut root: Option<(&Path, Dir)> = None;
     for p in plan {
         let count = chunk_count(p.size);
         if p.start < count {
+            let base = p.base.as_deref().unwrap_or(base);
             let root = match &root {
-                Some(r) => r,
-                None => &*root.insert(Dir::open_ambient_dir(base, ambient_authority()).map_err(
-                    |source| EngineError::Source {
-                        path: base.to_owned(),
-                        source,
-                    },
-                )?),
+                Some((at, r)) if *at == base => r,
+                _ => {
+                    let dir =
+                        Dir::open_ambient_dir(base, ambient_authority()).map_err(|source| {
+                            EngineError::Source {
+                                path: base.to_owned(),
+                                source,
+                            }
+                        })?;
+                    &root.insert((base, dir)).1
+                }
             };
             let shown = base.join(p.path.as_str());
             let file = open_in(root, &p.path, &shown)?;

@@ -13,6 +13,7 @@ use crate::transfer::scan::hash_file;
 
 fn plan(file: u32, path: &str, size: u64) -> Plan {
     Plan {
+        base: None,
         file,
         path: RelPath::new(path).expect("path"),
         size,

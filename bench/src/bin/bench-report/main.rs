@@ -1,6 +1,7 @@
 //! bench-report: runs every benchmark program in one go and writes `docs/benchmarks.md`.
 //!
-//! It runs `transfer-throughput`, `chat-latency` (unpinned and pinned), `tracker-load`,
+//! It runs `transfer-throughput` (in a full run, again with 4 GiB and no chat), `chat-latency`
+//! (unpinned and pinned), `tracker-load`,
 //! `share-bench`, `reach-bench` and `dht-lookup` one after the other, each with `--json` (their progress goes to this program's stderr),
 //! and renders one table per benchmark: each figure beside the baseline measured in the same
 //! run, the ratio, the goal and the verdict, with the machine the run was on. The programs'
@@ -139,6 +140,18 @@ fn main() -> anyhow::Result<()> {
         reach.extend(strings(&["--rounds", "3"]));
         lookup.extend(strings(&["--records", "5"]));
     }
+    // In a full run, 4 GiB as well (without chat): does the rate hold, and the memory?
+    let transfer_4g = (!args.quick).then(|| {
+        let mut t = transfer.clone();
+        t.extend(strings(&[
+            "--size",
+            "4GiB",
+            "--no-chat",
+            "--chat-idle-ms",
+            "0",
+        ]));
+        t
+    });
     let mut chat_pinned = chat.clone();
     chat_pinned.push("--pin".to_string());
     let mut chat_history = chat.clone();
@@ -147,8 +160,11 @@ fn main() -> anyhow::Result<()> {
 
     let started = bench::utc_now();
     let load_before = bench::sys::loadavg();
-    let runs = vec![
-        run(&bin_dir, "transfer-throughput", transfer)?,
+    let mut runs = vec![run(&bin_dir, "transfer-throughput", transfer)?];
+    if let Some(t) = transfer_4g {
+        runs.push(run(&bin_dir, "transfer-throughput", t)?);
+    }
+    runs.extend([
         run(&bin_dir, "chat-latency", chat)?,
         run(&bin_dir, "chat-latency", chat_pinned)?,
         run(&bin_dir, "chat-latency", chat_history)?,
@@ -156,7 +172,7 @@ fn main() -> anyhow::Result<()> {
         run(&bin_dir, "share-bench", shares)?,
         run(&bin_dir, "reach-bench", reach)?,
         run(&bin_dir, "dht-lookup", lookup)?,
-    ];
+    ]);
     if let Some(dir) = &args.raw_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         for (i, r) in runs.iter().enumerate() {

@@ -130,6 +130,16 @@ fn transfer(out: &mut String, run: &Run) {
         )
         .beside("TCP pipe + fsync", pipe),
     ];
+    if let Some(socat) = num(v, "/socat/cpu_s") {
+        rows.push(
+            Row::new(
+                "CPU of both daemons for the send (scan + data), s",
+                num(v, "/single/cpu_both_daemons_s"),
+            )
+            .beside("socat -b 1 MiB", Some(socat))
+            .goal("≤ 1.5× socat", |m| m <= 1.5 * socat),
+        );
+    }
     if let Some(scp) = num(v, "/scp/mb_per_s_with_sync") {
         rows.push(
             Row::new("same transfer, MB/s", num(v, "/single/end_to_end_mb_per_s"))
@@ -193,6 +203,9 @@ fn transfer(out: &mut String, run: &Run) {
     );
     if let Some(note) = v.pointer("/size_note").and_then(Value::as_str) {
         let _ = writeln!(out, "Note: {note}\n");
+    }
+    if let Some(why) = v.pointer("/socat/skipped").and_then(Value::as_str) {
+        let _ = writeln!(out, "socat baseline skipped: {why}.\n");
     }
     if let Some(why) = v.pointer("/scp/skipped").and_then(Value::as_str) {
         let _ = writeln!(out, "scp baseline skipped: {why}.\n");
@@ -315,6 +328,32 @@ fn tracker(out: &mut String, run: &Run) {
             .beside("Ping on the same connection", num(r, "/list/ping_p99_ms"))
             .goal(format!("≤ {list_goal} ms"), |m| m <= list_goal),
         );
+        rows.push(
+            Row::new(
+                format!("N={n:.0}: lookup by name, p99 ms"),
+                num(r, "/list/lookup_p99_ms"),
+            )
+            .beside("Ping on the same connection", num(r, "/list/ping_p99_ms"))
+            .goal(format!("≤ {list_goal} ms"), |m| m <= list_goal),
+        );
+        rows.push(
+            Row::new(
+                format!("N={n:.0}: one page of the list, p99 ms"),
+                num(r, "/list/page_p99_ms"),
+            )
+            .beside("the whole List", num(r, "/list/p99_ms"))
+            .goal(format!("≤ {list_goal} ms"), |m| m <= list_goal),
+        );
+        rows.push(
+            Row::new(
+                format!("N={n:.0}: event frames per registration, the peers watching"),
+                num(r, "/new_names/events_per_registration"),
+            )
+            .beside("keys each peer watches", num(v, "/watch"))
+            .goal("~ the watchers, not N".to_string(), |m| {
+                m <= num(v, "/watch").unwrap_or(0.0) + 1.0
+            }),
+        );
         let rss = Row::new(
             format!("N={n:.0}: RSS with every peer idle, MiB"),
             num(r, "/rss_after_bytes").map(|b| b / MIB),
@@ -328,6 +367,13 @@ fn tracker(out: &mut String, run: &Run) {
         } else {
             rss
         });
+        rows.push(
+            Row::new(
+                format!("N={n:.0}: RSS extrapolated to {goal_peers:.0} peers, MiB"),
+                num(r, "/rss_at_goal_peers_bytes").map(|b| b / MIB),
+            )
+            .goal(format!("≤ {rss_goal:.0} MiB"), |m| m <= rss_goal),
+        );
         rows.push(
             Row::new(
                 format!("N={n:.0}: KiB per idle registered peer"),

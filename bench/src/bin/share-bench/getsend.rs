@@ -85,7 +85,7 @@ impl Rates {
 fn wait_done(bob: &mut Rpc, id: &str, patience: Duration) -> anyhow::Result<Instant> {
     let started = Instant::now();
     loop {
-        let list = bob.call(Call::Transfers {})?;
+        let list = bob.call(Call::Transfers { all: false })?;
         let t = list
             .as_array()
             .and_then(|a| a.iter().find(|t| t["id"] == id));
@@ -136,6 +136,7 @@ fn once(ctx: &mut Ctx<'_>, way: Way, round: usize) -> anyhow::Result<f64> {
             let timed = ctx.alice.timed_call(Call::SendFiles {
                 peer: "bob".into(),
                 path: path.into(),
+                paths: Vec::new(),
             })?;
             let id = id_of(&timed.result.context("no result")?)?;
             let done = wait_done(ctx.bob, &id, patience)?;
@@ -149,6 +150,7 @@ fn once(ctx: &mut Ctx<'_>, way: Way, round: usize) -> anyhow::Result<f64> {
                 share: ctx.share.into(),
                 path: Some(name.to_str().context("file name not UTF-8")?.into()),
                 dest: Some(dest.to_str().context("scratch path not UTF-8")?.into()),
+                from: Vec::new(),
             })?;
             let id = id_of(&timed.result.context("no result")?)?;
             let done = wait_done(ctx.bob, &id, patience)?;

@@ -35,10 +35,44 @@ pub struct Prepared {
     pub first: PeerMsg,
     /// `Register` with seq 2.
     pub again: PeerMsg,
+    /// `Watch` of the keys this client pins (sent after `Registered`), if any.
+    pub watch: Option<PeerMsg>,
 }
 
-/// Makes `n` clients with fresh random keys, named `{prefix}{i}`.
-pub fn prepare(n: usize, prefix: &str, tracker: PeerId) -> anyhow::Result<Vec<Prepared>> {
+/// Makes `n` clients with fresh random keys, named `{prefix}{i}`; client `i` watches the
+/// keys of `watch` other clients spread over the whole ramp (so that about half of a key's
+/// watchers are registered when it joins), as a peer watches the peers it pins.
+pub fn prepare(
+    n: usize,
+    prefix: &str,
+    tracker: PeerId,
+    watch: usize,
+) -> anyhow::Result<Vec<Prepared>> {
+    let mut clients = prepare_keys(n, prefix, tracker)?;
+    let keys: Vec<PeerId> = clients
+        .iter()
+        .map(|c| match &c.first {
+            PeerMsg::Register(s) => s.record.key,
+            _ => unreachable!("prepared as Register"),
+        })
+        .collect();
+    let watch = watch.min(n.saturating_sub(1));
+    for (i, c) in clients.iter_mut().enumerate() {
+        if watch > 0 {
+            let keys = (1..=watch).map(|d| keys[spread(i, d, n)]).collect();
+            c.watch = Some(PeerMsg::Watch { req: 0, keys });
+        }
+    }
+    Ok(clients)
+}
+
+/// The `d`th client that client `i` of `n` watches: never `i` itself, spread over `0..n`.
+fn spread(i: usize, d: usize, n: usize) -> usize {
+    let offset = 1 + (d.wrapping_mul(2_654_435_761) ^ i.wrapping_mul(40_503)) % (n - 1);
+    (i + offset) % n
+}
+
+fn prepare_keys(n: usize, prefix: &str, tracker: PeerId) -> anyhow::Result<Vec<Prepared>> {
     let mut seeds = vec![0u8; n * 32];
     getrandom::fill(&mut seeds).map_err(|e| anyhow::anyhow!("getrandom: {e}"))?;
     seeds
@@ -62,6 +96,7 @@ pub fn prepare(n: usize, prefix: &str, tracker: PeerId) -> anyhow::Result<Vec<Pr
                 connector: TlsConnector::from(transport::client_config(&key, Some(tracker))?),
                 first: PeerMsg::Register(record.sign(&key)),
                 again: PeerMsg::Register(again.sign(&key)),
+                watch: None,
             })
         })
         .collect()
@@ -77,8 +112,9 @@ pub async fn connect_tls(addr: SocketAddr, p: &Prepared) -> anyhow::Result<TlsSt
         .context("TLS handshake")
 }
 
-/// Connects, handshakes, exchanges `Hello` and sends `msg` (a `Register`). Returns the
-/// open connection once the tracker answers `Registered`.
+/// Connects, handshakes, exchanges `Hello` and sends `msg` (a `Register`), then the
+/// client's `Watch` if it has one. Returns the open connection once the tracker has answered
+/// `Registered` (and the watch's `Peers`).
 async fn register(addr: SocketAddr, p: &Prepared, msg: &PeerMsg) -> anyhow::Result<Conn> {
     let tls = connect_tls(addr, p).await?;
     let mut conn = FramedConn::new(tls, MAX_RESPONSE_FRAME, MAX_REQUEST_FRAME);
@@ -92,12 +128,21 @@ async fn register(addr: SocketAddr, p: &Prepared, msg: &PeerMsg) -> anyhow::Resu
     }
     conn.send(msg).await?;
     match conn.read::<TrackerMsg>().await? {
-        Some(TrackerMsg::Registered { .. }) => Ok(conn),
+        Some(TrackerMsg::Registered { .. }) => {}
         Some(TrackerMsg::Refused { reason, detail }) => {
             bail!("registration refused: {reason:?}: {detail}")
         }
         other => bail!("expected Registered, got {other:?}"),
     }
+    if let Some(watch) = &p.watch {
+        conn.send(watch).await?;
+        // Events for watched keys may only follow the answer, which comes first.
+        match conn.read::<TrackerMsg>().await? {
+            Some(TrackerMsg::Peers { .. }) => {}
+            other => bail!("expected Peers answering Watch, got {other:?}"),
+        }
+    }
+    Ok(conn)
 }
 
 /// Which record a ramp registers.
@@ -123,6 +168,8 @@ pub struct RampStats {
     pub latency_ms: (f64, f64),
     /// trackerd's CPU time (user + sys) over the ramp.
     pub tracker_cpu_secs: f64,
+    /// Event frames trackerd queued over the ramp (from its admin socket), if known.
+    pub events: Option<u64>,
 }
 
 impl RampStats {
@@ -134,6 +181,11 @@ impl RampStats {
     /// Registrations per second of trackerd CPU time.
     pub fn per_tracker_cpu_sec(&self) -> f64 {
         self.registered as f64 / self.tracker_cpu_secs
+    }
+
+    /// Event frames queued per registration over the ramp.
+    pub fn events_per_registration(&self) -> Option<f64> {
+        Some(self.events? as f64 / self.registered.max(1) as f64)
     }
 
     /// The figures as JSON.
@@ -148,6 +200,8 @@ impl RampStats {
             "reg_per_tracker_cpu_sec": self.per_tracker_cpu_sec(),
             "p50_ms": self.latency_ms.0,
             "p99_ms": self.latency_ms.1,
+            "events": self.events,
+            "events_per_registration": self.events_per_registration(),
         })
     }
 }
@@ -166,6 +220,7 @@ pub fn ramp(
     let addr = tracker.addr;
     let next = Arc::new(AtomicUsize::new(0));
     let failures = Arc::new(AtomicUsize::new(0));
+    let events_before = tracker.events_sent().ok();
     let cpu_before = cpu_time(tracker.pid(), ticks)?;
     let started = Instant::now();
     let (conns, mut latencies, first_error) = rt.block_on(async {
@@ -220,6 +275,10 @@ pub fn ramp(
     let tracker_cpu = cpu_time(tracker.pid(), ticks)
         .with_context(|| format!("trackerd is gone; stderr:\n{}", tracker.stderr_tail()))?
         .saturating_sub(cpu_before);
+    let events = match (events_before, tracker.events_sent()) {
+        (Some(before), Ok(after)) => Some(after.saturating_sub(before)),
+        _ => None,
+    };
     let stats = RampStats {
         registered: conns.len(),
         failures: n - conns.len(),
@@ -227,6 +286,7 @@ pub fn ramp(
         secs,
         latency_ms: percentiles(&mut latencies),
         tracker_cpu_secs: tracker_cpu.as_secs_f64(),
+        events,
     };
     Ok((conns, stats))
 }
@@ -234,6 +294,18 @@ pub fn ramp(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_never_watches_itself() {
+        for n in [2, 3, 1000] {
+            for i in 0..n {
+                for d in 1..=4 {
+                    let j = spread(i, d, n);
+                    assert!(j < n && j != i, "n={n} i={i} d={d} -> {j}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn names_fit_the_rules() {

@@ -1,13 +1,14 @@
-//! The list client: one extra registered client on a raw TLS stream, which times `List`
-//! and `Ping` round trips apart from decoding and counts the live peers.
+//! The list client: one extra registered client on a raw TLS stream, which times `List`,
+//! `Ping`, `Lookup` and `ListPage` round trips apart from decoding and counts the live peers.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use bench::stats::percentiles;
+use proto::PeerName;
 use proto::tracker::{
-    MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, PROTOCOL_VERSION, PeerMsg, TrackerMsg,
+    LookupBy, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, PROTOCOL_VERSION, PeerMsg, TrackerMsg,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -27,6 +28,12 @@ pub struct ListStats {
     pub peers_listed: usize,
     /// The `Peers` frame, header included.
     pub response_bytes: usize,
+    /// Send of `Lookup` by name to the last byte of `Found`, p50/p99 ms.
+    pub lookup_ms: (f64, f64),
+    /// Send of `ListPage` to the last byte of `Page`, p50/p99 ms.
+    pub page_ms: (f64, f64),
+    /// The largest `Page` frame, header included.
+    pub page_bytes: usize,
 }
 
 /// Writes one message as a frame and flushes.
@@ -86,8 +93,15 @@ pub async fn live_count(io: &mut RawConn) -> anyhow::Result<usize> {
     }
 }
 
-/// `m` sequential rounds of Ping→Pong then List→Peers on one connection.
-pub async fn measure_list(io: &mut RawConn, m: usize) -> anyhow::Result<ListStats> {
+/// `m` sequential rounds of Ping→Pong then List→Peers on one connection, then `m` lookups
+/// by name (of `names` in turn) and `m` pages of `page` entries (walking the list from the
+/// start again whenever it ends).
+pub async fn measure_list(
+    io: &mut RawConn,
+    m: usize,
+    names: &[String],
+    page: u16,
+) -> anyhow::Result<ListStats> {
     let mut list = Vec::with_capacity(m);
     let mut list_decoded = Vec::with_capacity(m);
     let mut ping = Vec::with_capacity(m);
@@ -118,7 +132,43 @@ pub async fn measure_list(io: &mut RawConn, m: usize) -> anyhow::Result<ListStat
         }
         response_bytes = proto::frame::HEADER_LEN + buf.len();
     }
+    let mut lookup = Vec::with_capacity(m);
+    for i in 0..m {
+        let name = &names[(i * 7919) % names.len().max(1)];
+        let req = u32::try_from(i)?;
+        let t = Instant::now();
+        let by = LookupBy::Name(PeerName::new(name)?);
+        send_frame(io, &PeerMsg::Lookup { req, by }).await?;
+        read_frame(io, &mut buf).await?;
+        lookup.push(t.elapsed());
+        match proto::frame::decode_payload::<TrackerMsg>(&buf)? {
+            TrackerMsg::Found {
+                req: r,
+                entry: Some(_),
+            } if r == req => {}
+            other => bail!("expected Found {req} for {name}, got {other:?}"),
+        }
+    }
+    let mut pages = Vec::with_capacity(m);
+    let mut page_bytes = 0;
+    let mut after = None;
+    for i in 0..m {
+        let req = u32::try_from(i)?;
+        let t = Instant::now();
+        let limit = page;
+        send_frame(io, &PeerMsg::ListPage { req, after, limit }).await?;
+        read_frame(io, &mut buf).await?;
+        pages.push(t.elapsed());
+        page_bytes = page_bytes.max(proto::frame::HEADER_LEN + buf.len());
+        match proto::frame::decode_payload::<TrackerMsg>(&buf)? {
+            TrackerMsg::Page { req: r, next, .. } if r == req => after = next,
+            other => bail!("expected Page {req}, got {other:?}"),
+        }
+    }
     Ok(ListStats {
+        lookup_ms: percentiles(&mut lookup),
+        page_ms: percentiles(&mut pages),
+        page_bytes,
         list_ms: percentiles(&mut list),
         list_decoded_ms: percentiles(&mut list_decoded),
         ping_ms: percentiles(&mut ping),

@@ -4,7 +4,10 @@
 //! real TLS 1.3 connections (each with its own Ed25519 key), sends `Hello` and `Register` with
 //! `--concurrency` handshakes in flight, and keeps every connection open and idle. It reads the
 //! tracker's resident memory before and after that ramp, then measures, from one extra
-//! registered client, `List` round trips beside `Ping` round trips on the same connection.
+//! registered client, `List` round trips beside `Ping` round trips on the same connection,
+//! then `Lookup` by name and `ListPage` round trips. Each registering peer watches the keys
+//! of the next `--watch` peers (protocol version 3), so each registration is heard by about
+//! that many watchers; the tracker's admin socket counts the event frames it queued.
 //! Last (unless `--no-reconnect`) it closes the N peers and registers the same names again,
 //! which the tracker handles without a new name binding, so without a disk sync.
 //!
@@ -53,13 +56,21 @@ struct Args {
         long,
         value_name = "N,...",
         value_delimiter = ',',
-        default_value = "1000,10000"
+        default_value = "1000,10000,15000"
     )]
     peers: Vec<usize>,
+    /// Keys each registering peer watches (other peers spread over the ramp), as a peer
+    /// watches the peers it pins; 0 for none.
+    #[arg(long, value_name = "K", default_value_t = 4)]
+    watch: usize,
+    /// Entries per `ListPage` request in the page measurement.
+    #[arg(long, value_name = "P", default_value_t = 500)]
+    page_size: u16,
     /// Handshakes (connect + TLS + Hello + Register) in flight at once.
     #[arg(long, value_name = "C", default_value_t = 64)]
     concurrency: usize,
-    /// Sequential `List` round trips (each beside a `Ping`) once all N are registered.
+    /// Sequential `List` round trips (each beside a `Ping`), then as many `Lookup`s and
+    /// `ListPage`s, once all N are registered.
     #[arg(long, value_name = "M", default_value_t = 200)]
     list_requests: usize,
     /// Skip the reconnect phase (close all N, then register the same names again).
@@ -84,6 +95,11 @@ struct RunResult {
 }
 
 impl RunResult {
+    /// RSS extrapolated to `n` peers: the baseline plus `n` times the bytes per peer.
+    fn rss_at(&self, n: usize) -> f64 {
+        self.rss_before as f64 + self.bytes_per_peer() * n as f64
+    }
+
     /// Tracker memory per registered peer: (RSS after - RSS before) / registered.
     fn bytes_per_peer(&self) -> f64 {
         if self.first.registered == 0 {
@@ -118,8 +134,9 @@ fn run_one(
         "N={n}: trackerd pid {pid} on {}; preparing {n} keys",
         tracker.addr
     );
-    let clients = Arc::new(prepare(n, "p", tracker.id)?);
-    let extra = prepare(1, "bench-list", tracker.id)?;
+    let clients = Arc::new(prepare(n, "p", tracker.id, args.watch)?);
+    let names: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
+    let extra = prepare(1, "bench-list", tracker.id, 0)?;
     let extra = extra.first().context("no extra client")?;
     // Let the tracker settle before the baseline.
     std::thread::sleep(Duration::from_millis(300));
@@ -153,7 +170,7 @@ fn run_one(
         or_note(
             n,
             "list measurement",
-            rt.block_on(measure_list(io, args.list_requests)),
+            rt.block_on(measure_list(io, args.list_requests, &names, args.page_size)),
         )
     });
     let rss_after_list = rss_bytes(pid).unwrap_or(0);

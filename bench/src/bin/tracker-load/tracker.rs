@@ -18,6 +18,8 @@ pub struct TrackerProc {
     pub addr: SocketAddr,
     /// Its key, which clients pin.
     pub id: PeerId,
+    /// Its admin socket, which answers `stats`.
+    admin: std::path::PathBuf,
     /// Removed on drop, after the child is gone.
     _dir: tempfile::TempDir,
 }
@@ -36,11 +38,15 @@ impl TrackerProc {
             .to_str()
             .context("temporary directory path is not UTF-8")?;
         // A JSON string is a valid TOML basic string.
+        // A directory trackerd makes itself (0700), as it requires.
+        let admin = dir.path().join("run").join("admin.sock");
+        let admin_str = admin.to_str().context("admin socket path is not UTF-8")?;
         let text = format!(
-            "state-dir = {}\nlease-secs = 600\n\n[limits]\nmax-connections = 100000\n\
+            "state-dir = {}\nadmin-socket = {}\nlease-secs = 600\n\n[limits]\nmax-connections = 100000\n\
              max-connections-per-ip = 100000\nregistrations-per-ip-per-sec = 1000000.0\n\
              registration-burst = 1000000\n",
-            serde_json::to_string(state_str)?
+            serde_json::to_string(state_str)?,
+            serde_json::to_string(admin_str)?
         );
         std::fs::write(&config, text).context("cannot write the tracker config")?;
         let mut cmd = Command::new(bin);
@@ -56,8 +62,24 @@ impl TrackerProc {
                 .parse()
                 .map_err(|e| anyhow::anyhow!("bad tracker key from trackerd: {e}"))?,
             daemon,
+            admin,
             _dir: dir,
         })
+    }
+
+    /// Event frames the tracker has queued to links since it started, from its admin
+    /// socket's `stats` answer.
+    pub fn events_sent(&self) -> anyhow::Result<u64> {
+        use std::io::{BufRead, BufReader, Write};
+        let mut sock = std::os::unix::net::UnixStream::connect(&self.admin)
+            .with_context(|| format!("cannot reach {}", self.admin.display()))?;
+        sock.write_all(b"stats\n")?;
+        let mut line = String::new();
+        BufReader::new(sock).read_line(&mut line)?;
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix("events="))
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("unexpected stats answer {line:?}"))
     }
 
     /// The tracker's process id.

@@ -143,3 +143,79 @@ fn run_scp(sshd: &Path, src: &Path, dst: &Path, dir: &Path) -> anyhow::Result<Sc
     let _ = child.wait();
     result
 }
+
+/// What became of the socat baseline.
+#[derive(Debug, Clone)]
+pub enum Socat {
+    /// Not run, and why.
+    Skipped(String),
+    /// Copied with `socat -b 1048576` at both ends of a loopback TCP connection.
+    Ran {
+        /// Bytes copied.
+        bytes: u64,
+        /// Wall-clock time of the copy.
+        wall: Duration,
+        /// CPU time (user + system) of both socat processes together.
+        cpu: Duration,
+    },
+}
+
+/// Copies `src` to `dst` through a loopback TCP connection between two `socat -b 1048576`
+/// and reports their CPU time together (from the shell's `times`). Skipped, with the reason,
+/// when socat is missing or fails.
+pub fn socat(src: &Path, dst: &Path) -> Socat {
+    match run_socat(src, dst) {
+        Ok(s) => s,
+        Err(e) => Socat::Skipped(format!("{e:#}")),
+    }
+}
+
+fn run_socat(src: &Path, dst: &Path) -> anyhow::Result<Socat> {
+    let found = Command::new("socat")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !found.is_ok_and(|s| s.success()) {
+        bail!("socat is not installed (apt-get install socat)");
+    }
+    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port();
+    // The receiving socat listens first; the sender retries its connect until it is up.
+    let script = format!(
+        "socat -u -b 1048576 TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr CREATE:\"$2\" & r=$!; \
+         socat -u -b 1048576 OPEN:\"$1\" TCP:127.0.0.1:{port},retry=200,interval=0.01 || exit 1; \
+         wait $r || exit 1; times"
+    );
+    let started = Instant::now();
+    let out = Command::new("bash")
+        .args(["-c", &script, "socat-baseline"])
+        .arg(src)
+        .arg(dst)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run bash")?;
+    let wall = started.elapsed();
+    if !out.status.success() {
+        bail!("socat failed: {}", out.status);
+    }
+    // `times`: the shell's user and system time, then its children's.
+    let text = String::from_utf8_lossy(&out.stdout);
+    let children = text.lines().nth(1).context("no output from times")?;
+    let cpu = children
+        .split_whitespace()
+        .map(parse_times)
+        .sum::<Option<Duration>>()
+        .with_context(|| format!("cannot read {children:?}"))?;
+    let bytes = File::open(dst)?.metadata()?.len();
+    Ok(Socat::Ran { bytes, wall, cpu })
+}
+
+/// `1m2.345s` (bash's `times`) as a duration.
+fn parse_times(s: &str) -> Option<Duration> {
+    let (m, rest) = s.split_once('m')?;
+    let secs: f64 = rest.strip_suffix('s')?.parse().ok()?;
+    let mins: f64 = m.parse().ok()?;
+    Some(Duration::from_secs_f64(mins * 60.0 + secs))
+}

@@ -3,7 +3,8 @@
 //!
 //! It writes a random payload (`--size`, default 1 GiB) in a temporary directory, copies it
 //! through a loopback TCP pipe that syncs the copy at the end (the baseline; again at the
-//! end of the run), and through scp when an sshd can be started. Then it starts a real
+//! end of the run), through two `socat -b 1048576` (whose CPU time is the baseline of the
+//! daemons'; skipped if socat is missing) and through scp when an sshd can be started. Then it starts a real
 //! `trackerd` and two real `p2pd` (alice and bob) there, waits until each lists the other
 //! online, subscribes to both daemons' events, and:
 //!
@@ -53,8 +54,8 @@ use events::Events;
 use report::{Report, print_table, to_json};
 use transfer::Ctx;
 
-/// How often the diagnostic pipe syncs: p2pd's receiver syncs every 16 MiB
-/// (`SYNC_BYTES` in `p2pd/src/transfer/sink.rs`).
+/// How often the diagnostic pipe syncs: as p2pd's receiver did before it synced once per
+/// file.
 const PERIODIC_SYNC: u64 = 16 << 20;
 
 /// Size used instead of the one asked for when the disk is short of space.
@@ -186,6 +187,13 @@ fn main() -> anyhow::Result<()> {
     let pipe_copy = d.join("pipe-copy.bin");
     let pipe_before = bench::pipe::tcp_pipe(&payload, &pipe_copy, None)?;
     check_and_remove(&[(pipe_copy.clone(), size, hash)])?;
+    eprintln!("baseline: socat -b 1048576 (CPU)");
+    let socat_copy = d.join("socat-copy.bin");
+    let socat = baseline::socat(&payload, &socat_copy);
+    match &socat {
+        baseline::Socat::Skipped(why) => eprintln!("socat skipped: {why}"),
+        baseline::Socat::Ran { .. } => check_and_remove(&[(socat_copy, size, hash)])?,
+    }
     eprintln!("baseline: scp");
     let scp_copy = d.join("scp-copy.bin");
     let scp = baseline::scp(&payload, &scp_copy, &d.join("ssh"));
@@ -286,6 +294,7 @@ fn main() -> anyhow::Result<()> {
             pipes: [pipe_before; 2],
             pipe_periodic: pipe_before,
             scp: scp.clone(),
+            socat: socat.clone(),
             online_after,
             rss_idle,
             single,

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use bench::stats::{Summary, verdict};
 use serde_json::{Value, json};
 
-use crate::baseline::Scp;
+use crate::baseline::{Scp, Socat};
 use crate::load::peak;
 use crate::transfer::{Batch, ProcCpu, Single};
 use bench::pipe::Pipe;
@@ -51,6 +51,8 @@ pub struct Report {
     pub pipe_periodic: Pipe,
     /// The scp baseline.
     pub scp: Scp,
+    /// The socat baseline (its CPU time beside the daemons').
+    pub socat: Socat,
     /// From starting alice to both peers listing each other online.
     pub online_after: Duration,
     /// alice's and bob's `VmRSS` before any transfer.
@@ -250,7 +252,7 @@ pub fn print_table(r: &Report) {
             "{:.0} MB/s",
             mbs(r.pipe_periodic.bytes, r.pipe_periodic.total)
         ),
-        "as p2pd's receiver (sink.rs SYNC_BYTES)",
+        "as p2pd's receiver did (it now syncs once per file)",
         "",
         "",
     );
@@ -266,6 +268,21 @@ pub fn print_table(r: &Report) {
             &format!("scp alone {:.0} MB/s", mbs(*bytes, *scp)),
             "",
             "",
+        ),
+    }
+    let daemons_cpu = daemons_cpu(&r.single);
+    match &r.socat {
+        Socat::Skipped(why) => row("socat -b 1048576, CPU", "skipped", why, "", ""),
+        Socat::Ran { bytes, wall, cpu } => row(
+            "CPU of both daemons (scan + data) vs socat -b 1 MiB",
+            &format!("{daemons_cpu:.2} s"),
+            &format!(
+                "socat {:.2} s ({:.0} MB/s)",
+                cpu.as_secs_f64(),
+                mbs(*bytes, *wall)
+            ),
+            &format!("{:.2}x, <= 1.5x", daemons_cpu / cpu.as_secs_f64().max(1e-9)),
+            bench::stats::verdict(daemons_cpu <= 1.5 * cpu.as_secs_f64()),
         ),
     }
     let ratio = |v: f64| v / f.pipe_best;
@@ -472,6 +489,15 @@ fn print_chat(chat: &[ChatPhase], interval: Duration) {
     println!("  message_received (end to end); C: the send_message call. Goal applied to B.");
 }
 
+/// CPU seconds of both daemons together over the single transfer (its scan and its data).
+fn daemons_cpu(s: &Single) -> f64 {
+    [&s.cpu_scan, &s.cpu_data]
+        .iter()
+        .flat_map(|c| c.iter())
+        .map(|c| c.total.as_secs_f64())
+        .sum()
+}
+
 fn cpu_json(c: &ProcCpu) -> Value {
     json!({"cpu_s": c.total.as_secs_f64(), "busiest_thread": c.busiest.0,
            "busiest_s": c.busiest.2.as_secs_f64(), "busy_threads": c.busy_threads})
@@ -510,7 +536,13 @@ pub fn to_json(r: &Report) -> Value {
             Scp::Ran { bytes, scp, with_sync } => json!({"bytes": bytes, "scp_ms": ms(*scp),
                 "with_sync_ms": ms(*with_sync), "mb_per_s_with_sync": mbs(*bytes, *with_sync)}),
         },
+        "socat": match &r.socat {
+            Socat::Skipped(why) => json!({"skipped": why}),
+            Socat::Ran { bytes, wall, cpu } => json!({"bytes": bytes, "wall_ms": ms(*wall),
+                "cpu_s": cpu.as_secs_f64(), "mb_per_s": mbs(*bytes, *wall)}),
+        },
         "single": {
+            "cpu_both_daemons_s": daemons_cpu(s),
             "end_to_end_mb_per_s": f.end_to_end,
             "data_phase_mb_per_s": f.data,
             "ratio_to_pipe": f.end_to_end / f.pipe_best,

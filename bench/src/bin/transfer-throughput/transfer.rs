@@ -176,6 +176,7 @@ pub fn single(
     let timed = alice.timed_call(Call::SendFiles {
         peer: "bob".into(),
         path: path.into(),
+        paths: Vec::new(),
     })?;
     let (t_send, t_send_ret) = (timed.sent, timed.read);
     let info = timed
@@ -190,6 +191,7 @@ pub fn single(
     bob.call(Call::Accept {
         id: id.clone(),
         to: Some(dest.to_str().context("destination not UTF-8")?.into()),
+        mkdir: true,
     })?;
     let t_accept_ret = Instant::now();
     events.wait_until("the transfer done at alice", patience(bytes), |s| {
@@ -299,6 +301,7 @@ pub fn batch(
                 let timed = rpc.timed_call(Call::SendFiles {
                     peer: "bob".into(),
                     path,
+                    paths: Vec::new(),
                 })?;
                 let info = timed
                     .result
@@ -325,6 +328,7 @@ pub fn batch(
                 bob.call(Call::Accept {
                     id: id.clone(),
                     to: Some(to.clone()),
+                    mkdir: true,
                 })?;
                 handled.insert(id);
             }

@@ -101,19 +101,30 @@ async fn chat(
     options: Options,
 ) -> Run {
     let (client, daemon) = fake::daemon_held_open(replies, after);
+    let mut input = LineReader::new(stdin, MAX_TEXT + 1, Tail::Keep);
+    drive(client, daemon, &mut input, options, std::future::pending()).await
+}
+
+/// Runs `chat bob` on `client` until it ends, beside its scripted `daemon`.
+async fn drive(
+    client: Client<tokio::io::DuplexStream>,
+    daemon: impl Future<Output = Vec<String>>,
+    input: &mut impl Input,
+    options: Options,
+    stop: impl Future<Output = ()>,
+) -> Run {
     let mut out = Out::new(Vec::new());
     let mut notes = Out::new(Vec::new());
-    let mut input = LineReader::new(stdin, MAX_TEXT + 1, Tail::Keep);
     let session = async {
         let mut client = client;
         run(
             &mut client,
             &mut out,
             &mut notes,
-            &mut input,
+            input,
             "bob",
             options,
-            std::future::pending(),
+            stop,
         )
         .await
     };
@@ -130,6 +141,7 @@ const PIPED: Options = Options {
     json: false,
     interactive: false,
     drain: DRAIN,
+    last: 0,
 };
 
 /// Stdout with each line's leading `HH:MM:SS ` checked and removed.
@@ -382,8 +394,6 @@ async fn interactive_ends_at_end_of_input_without_waiting() {
 #[tokio::test]
 async fn stop_ends_an_interactive_session() {
     let (client, daemon) = fake::daemon_held_open(opening(&[bob(true)]), vec![]);
-    let mut out = Out::new(Vec::new());
-    let mut notes = Out::new(Vec::new());
     // stdin that never ends: the read half of a pipe nobody writes to.
     let (_keep, never) = tokio::io::duplex(64);
     let mut input = LineReader::new(tokio::io::BufReader::new(never), 100, Tail::Keep);
@@ -392,28 +402,15 @@ async fn stop_ends_an_interactive_session() {
         interactive: true,
         ..PIPED
     };
-    let session = async {
-        let mut client = client;
-        let stop = async {
-            rx.await.ok();
-        };
-        run(
-            &mut client,
-            &mut out,
-            &mut notes,
-            &mut input,
-            "bob",
-            options,
-            stop,
-        )
-        .await
+    let stop = async {
+        rx.await.ok();
     };
     let trigger = async {
         tokio::task::yield_now().await;
         tx.send(()).ok();
     };
-    let (_, result, ()) = tokio::join!(daemon, session, trigger);
-    result.expect("stopped");
+    let (run, ()) = tokio::join!(drive(client, daemon, &mut input, options, stop), trigger);
+    run.result.expect("stopped");
 }
 
 #[tokio::test]
@@ -482,5 +479,124 @@ fn update_lines() {
     assert_eq!(
         update_text(&m, "bob"),
         "✗ refused by bob: x\\e (nope\\u{7})"
+    );
+}
+
+/// An interactive session on `replies` whose input never ends; it ends when the daemon
+/// closes or after `stop_after` (paused time).
+async fn interactive(
+    replies: Vec<Vec<String>>,
+    after: Vec<String>,
+    held_open: bool,
+    stop_after: Duration,
+) -> Run {
+    let (_keep, never) = tokio::io::duplex(64);
+    let mut input = LineReader::new(tokio::io::BufReader::new(never), 100, Tail::Keep);
+    let options = Options {
+        interactive: true,
+        last: 20,
+        ..PIPED
+    };
+    let stop = tokio::time::sleep(stop_after);
+    if held_open {
+        let (client, daemon) = fake::daemon_held_open(replies, after);
+        drive(client, daemon, &mut input, options, stop).await
+    } else {
+        let (client, daemon) = fake::daemon(replies, after);
+        drive(client, daemon, &mut input, options, stop).await
+    }
+}
+
+fn offer(state: proto::api::TransferState) -> proto::api::TransferInfo {
+    proto::api::TransferInfo {
+        id: proto::transfer::TransferId([0x1a; 16]),
+        peer: bob(true).id,
+        peer_name: PeerName::new("bob").expect("name"),
+        direction: Direction::In,
+        state,
+        files: 1,
+        sample: vec!["report.pdf".into()],
+        total_bytes: 2048,
+        done_bytes: 0,
+        rate: 0,
+        eta_secs: None,
+        local_path: None,
+        error: None,
+        kind: proto::api::TransferKind::Receive,
+        created_at: None,
+        ended_at: None,
+        landed: Vec::new(),
+        sources: Vec::new(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn opening_shows_history_once_then_offers_and_a_stopped_daemon_is_not_the_peer() {
+    let bob_ = bob(true);
+    let mut replies = opening(std::slice::from_ref(&bob_));
+    let old_ours = ours(1, "old", MessageState::Queued);
+    let old_theirs = theirs(&bob_, 1, "hi");
+    replies.push(vec![
+        fake::ok(3, &json(&[old_ours, old_theirs.clone()])),
+        // Arrived between `subscribe` and `history`: already shown.
+        received(&old_theirs),
+        received(&theirs(&bob_, 2, "new")),
+        event_line(&Event::TransferOffered {
+            transfer: offer(proto::api::TransferState::Offered),
+        }),
+        event_line(&Event::TransferUpdated {
+            transfer: offer(proto::api::TransferState::Done),
+        }),
+        // p2pd stopping drops its links before its socket.
+        event_line(&Event::PeerLeft { peer: bob(false) }),
+    ]);
+    let run = interactive(replies, vec![], false, Duration::from_secs(3600)).await;
+    assert!(
+        matches!(run.result, Err(Error::DaemonStopped)),
+        "{:?}",
+        run.result
+    );
+    assert_eq!(
+        run.requests[2],
+        format!(
+            r#"{{"jsonrpc":"2.0","id":3,"method":"history","params":{{"peer":"{}","limit":20}}}}"#,
+            bob_.id
+        )
+    );
+    assert_eq!(
+        untimed(&run.stdout),
+        [
+            "you: old  [queued]",
+            "bob: hi",
+            "bob: new",
+            "bob offers report.pdf (2.0 KiB): p2pctl accept 1a1a1a1a",
+            "report.pdf from bob: done",
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_peer_leaving_and_coming_back_is_shown() {
+    let mut replies = opening(&[bob(true)]);
+    replies.push(vec![
+        fake::ok(3, "[]"),
+        event_line(&Event::PeerLeft { peer: bob(false) }),
+    ]);
+    let run = interactive(replies.clone(), vec![], true, Duration::from_secs(5)).await;
+    run.result.expect("stopped");
+    assert_eq!(
+        untimed(&run.stdout),
+        ["bob went offline; messages wait until it is back"]
+    );
+
+    replies[2].push(event_line(&Event::PeerJoined { peer: bob(true) }));
+    let run = interactive(replies, vec![], true, Duration::from_secs(5)).await;
+    run.result.expect("stopped");
+    assert_eq!(
+        untimed(&run.stdout),
+        [
+            "bob went offline; messages wait until it is back",
+            "bob is back"
+        ]
     );
 }

@@ -15,6 +15,7 @@ fn photos() -> Call {
     Call::SendFiles {
         peer: "bob".into(),
         path: "/home/alice/photos".into(),
+        paths: Vec::new(),
     }
 }
 
@@ -151,14 +152,18 @@ async fn waits_for_done_and_says_so() {
     ran.res.expect("done");
     assert_eq!(ran.requests, [SUBSCRIBE, PEERS, SEND]);
     assert_eq!(ran.stdout, "bob has all 3 files (12.3 MiB) verified\n");
-    // Events come faster than one a second here: one progress line only.
+    // Events come faster than one a second here: one progress line only; then the time it
+    // took and the average rate (measured here, so only their shape is known).
+    let (lines, last) = ran.stderr.rsplit_once("sent ").expect("a summary");
     assert_eq!(
-        ran.stderr,
+        lines,
         "offered 3 files (12.3 MiB) to bob (id abcd1234); waiting for bob to accept \
          (ctrl-c stops waiting; the offer stays)\n\
          bob accepted; sending 3 files (12.3 MiB)\n\
-         6.1 MiB / 12.3 MiB  4.1 MiB/s  ETA 21s\n"
+         6.1 MiB / 12.3 MiB  4.1 MiB/s  ETA 21 s\n"
     );
+    assert!(last.starts_with("3 files to bob: 12.3 MiB in "), "{last}");
+    assert!(last.ends_with("/s)\n"), "{last}");
 }
 
 #[tokio::test]
@@ -372,7 +377,7 @@ async fn lost_events_are_recovered_from_the_list() {
     ran.res.expect("done");
     assert_eq!(
         ran.requests[3],
-        r#"{"jsonrpc":"2.0","id":4,"method":"transfers","params":{}}"#
+        r#"{"jsonrpc":"2.0","id":4,"method":"transfers","params":{"all":true}}"#
     );
     assert_eq!(ran.stdout, "bob has all 3 files (12.3 MiB) verified\n");
 }
@@ -449,8 +454,13 @@ async fn the_bar_keeps_stdout_for_the_outcome() {
     .await;
     ran.res.expect("done");
     assert_eq!(ran.stdout, "bob has all 3 files (12.3 MiB) verified\n");
-    // Notes are printed above the bar.
-    assert_eq!(ran.stderr.lines().count(), 2, "{}", ran.stderr);
+    // Notes are printed above the bar, and the summary after it.
+    assert_eq!(ran.stderr.lines().count(), 3, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("\nsent 3 files to bob: 12.3 MiB in "),
+        "{}",
+        ran.stderr
+    );
 }
 
 #[test]
@@ -468,24 +478,24 @@ fn plain_lines_at_most_every_second() {
 fn bar_messages() {
     let queued = at(TransferState::Queued);
     assert_eq!(
-        bar_message(&queued, Reach::Offline),
+        bar_message(&queued, Reach::Offline, 80),
         "waiting for bob to come online"
     );
-    assert_eq!(bar_message(&queued, Reach::Online), "offering to bob");
+    assert_eq!(bar_message(&queued, Reach::Online, 80), "offering to bob");
     assert_eq!(
-        bar_message(&queued, Reach::KeyChanged),
+        bar_message(&queued, Reach::KeyChanged, 80),
         "not sent: bob's key changed"
     );
     assert_eq!(
-        bar_message(&at(TransferState::Offered), Reach::Online),
+        bar_message(&at(TransferState::Offered), Reach::Online, 80),
         "waiting for bob to accept"
     );
     assert_eq!(
-        bar_message(&running(0), Reach::Online),
-        "4.1 MiB/s  ETA 21s"
+        bar_message(&running(0), Reach::Online, 80),
+        "4.1 MiB/s  ETA 21 s"
     );
     assert_eq!(
-        bar_message(&running(0), Reach::Offline),
+        bar_message(&running(0), Reach::Offline, 80),
         "paused: bob is offline"
     );
     assert_eq!(
@@ -494,9 +504,21 @@ fn bar_messages() {
                 eta_secs: None,
                 ..running(0)
             },
-            Reach::Online
+            Reach::Online,
+            80
         ),
         "4.1 MiB/s"
+    );
+    // Too narrow for both: the ETA goes, then the rate; never cut in the middle.
+    assert_eq!(bar_message(&running(0), Reach::Online, 12), "4.1 MiB/s");
+    assert_eq!(bar_message(&running(0), Reach::Online, 5), "");
+    let hashing = TransferInfo {
+        state: TransferState::Scanning,
+        ..running(0)
+    };
+    assert_eq!(
+        bar_message(&hashing, Reach::Online, 80),
+        "hashing  4.1 MiB/s  ETA 21 s"
     );
 }
 
@@ -593,7 +615,7 @@ fn a_pull_waits_for_the_owner_then_says_what_arrived_where() {
         note.text(&pull)
     );
     assert_eq!(
-        bar_message(&pull, Reach::Online),
+        bar_message(&pull, Reach::Online, 80),
         "waiting for bob",
         "the owner's hashing shows as waiting"
     );
@@ -609,4 +631,54 @@ fn a_pull_waits_for_the_owner_then_says_what_arrived_where() {
             text: "got 3 files (12.3 MiB) from bob, verified, in /home/alice/in".into()
         }
     );
+}
+
+#[test]
+fn several_paths_go_as_paths_and_one_as_path() {
+    assert_eq!(
+        call("bob".into(), vec!["/a".into()]),
+        Call::SendFiles {
+            peer: "bob".into(),
+            path: "/a".into(),
+            paths: Vec::new(),
+        }
+    );
+    assert_eq!(
+        call("bob".into(), vec!["/a".into(), "/b".into()]),
+        Call::SendFiles {
+            peer: "bob".into(),
+            path: String::new(),
+            paths: vec!["/a".into(), "/b".into()],
+        }
+    );
+}
+
+#[test]
+fn two_paths_of_one_name_are_refused_and_skipped_entries_are_named() {
+    let tmp = tempfile_dir();
+    let (a, b) = (tmp.join("a"), tmp.join("b"));
+    std::fs::create_dir_all(a.join("x/sub")).expect("mkdir");
+    std::fs::create_dir_all(b.join("x")).expect("mkdir");
+    std::fs::write(a.join("x/sub/f"), b"f").expect("write");
+    std::os::unix::fs::symlink("/etc/passwd", a.join("x/sub/link")).expect("symlink");
+    std::os::unix::fs::symlink("nowhere", a.join("x/dangling")).expect("symlink");
+    let err = absolute_paths(&[a.join("x"), b.join("x")]).expect_err("same name");
+    assert!(err.to_string().contains("both would arrive as x"), "{err}");
+    let paths = absolute_paths(&[a.join("x"), a.join("x/sub/f")]).expect("paths");
+    assert_eq!(
+        skipped_lines(&paths),
+        [
+            "skipped symlink: x/dangling (not followed)",
+            "skipped symlink: x/sub/link (not followed)"
+        ]
+    );
+    std::fs::remove_dir_all(&tmp).expect("clean up");
+}
+
+/// A fresh directory of this test process.
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("p2pctl-send-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    dir
 }
