@@ -28,7 +28,8 @@ use crate::files::{other_spelling, same_file};
 
 /// Chunks read and hashed ahead of the link.
 const READ_AHEAD: usize = 1;
-/// Buffers in use at once: those queued, the one being sent and the one being read.
+/// Most buffers one send uses at once: those queued, the one being sent and the one being
+/// read. Those beyond the first count against a daemon-wide cap ([`Buffers::extra_send`]).
 pub(super) const BUFFERS: usize = READ_AHEAD + 2;
 
 /// One file to send.
@@ -123,11 +124,18 @@ fn read_plan(
     pool: &Buffers,
 ) -> Result<(), EngineError> {
     let mut made = 0;
+    // Permits for the buffers made beyond the first, held until every chunk has been read.
+    let mut extras = Vec::new();
     let mut buffer = || -> Result<Vec<u8>, Gone> {
         if let Ok(buf) = free.try_recv() {
             return Ok(buf);
         }
-        if made < BUFFERS {
+        let room = match made {
+            0 => true,
+            n if n < BUFFERS => pool.extra_send().map(|p| extras.push(p)).is_some(),
+            _ => false,
+        };
+        if room {
             made += 1;
             return Ok(pool
                 .take_send()
