@@ -159,6 +159,14 @@ ALTER TABLE transfers ADD COLUMN ended_at INTEGER;
 ALTER TABLE transfer_files ADD COLUMN landed TEXT;
 ",
     },
+    Migration {
+        what: "incoming transfers keep the names their top-level directories land under",
+        // A JSON object from offered name to landed name (`dir` -> `dir (1)`), chosen on
+        // accept; NULL for transfers accepted before, which land as they did then.
+        sql: "
+ALTER TABLE transfers ADD COLUMN landing TEXT;
+",
+    },
 ];
 
 /// The schema version this binary writes.
