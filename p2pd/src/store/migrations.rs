@@ -169,6 +169,14 @@ DROP INDEX outbox;
 CREATE INDEX outbox ON messages (peer, direction, seq) WHERE direction = 0 AND state IN (0, 4);
 ",
     },
+    Migration {
+        what: "incoming transfers keep the names their top-level directories land under",
+        // A JSON object from offered name to landed name (`dir` -> `dir (1)`), chosen on
+        // accept; NULL for transfers accepted before, which land as they did then.
+        sql: "
+ALTER TABLE transfers ADD COLUMN landing TEXT;
+",
+    },
 ];
 
 /// The schema version this binary writes.
