@@ -6,8 +6,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use proto::PeerName;
 use proto::api::PeerInfo;
+use proto::{PeerId, PeerName};
 use tokio::sync::{Notify, broadcast};
 
 use crate::node::Node;
@@ -18,10 +18,19 @@ const LOOKUP_WAIT: Duration = Duration::from_secs(5);
 /// Lookups waiting to be sent, per tracker link.
 const ASKS_BUFFER: usize = 64;
 
+/// What a tracker link that watches its contacts only is asked to do.
+#[derive(Debug, Clone)]
+pub enum Ask {
+    /// Look this name up (the user named it).
+    Name(PeerName),
+    /// Watch this key (a peer link to it opened: it is a contact now).
+    Watch(PeerId),
+}
+
 /// The lookups in flight between the control API and the tracker links.
 pub struct Lookups {
-    /// Names to look up, for every tracker link.
-    asks: broadcast::Sender<PeerName>,
+    /// Names to look up and keys to watch, for every tracker link.
+    asks: broadcast::Sender<Ask>,
     /// Woken after each answer has been applied to the peer table.
     answered: Notify,
     /// Tracker links that watch their contacts only (and so answer lookups).
@@ -49,9 +58,16 @@ impl Drop for Watching<'_> {
 }
 
 impl Lookups {
-    /// The names to look up from now on, for one tracker link.
-    pub fn asks(&self) -> broadcast::Receiver<PeerName> {
+    /// The names to look up and keys to watch from now on, for one tracker link.
+    pub fn asks(&self) -> broadcast::Receiver<Ask> {
         self.asks.subscribe()
+    }
+
+    /// A new contact: the links that watch their contacts only watch `key` too.
+    pub fn contact(&self, key: PeerId) {
+        if self.watching.load(Ordering::Relaxed) > 0 {
+            let _ = self.asks.send(Ask::Watch(key));
+        }
     }
 
     /// A tracker link now watches its contacts only, until the guard drops.
@@ -81,7 +97,7 @@ impl Node {
         let deadline = tokio::time::Instant::now() + LOOKUP_WAIT;
         let mut answered = std::pin::pin!(lookups.answered.notified());
         answered.as_mut().enable();
-        if lookups.asks.send(name).is_err() {
+        if lookups.asks.send(Ask::Name(name)).is_err() {
             return first;
         }
         for _ in 0..links {

@@ -411,6 +411,7 @@ impl Node {
     /// A peer link to `id` is open: the peer is online while it stays open.
     pub fn link_up(&self, id: PeerId) {
         self.change(|t, now| t.link_up(id, now));
+        self.lookups.contact(id);
     }
 
     /// The peer link to `id` closed.

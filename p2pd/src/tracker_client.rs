@@ -21,6 +21,7 @@ use tracing::{info, warn};
 use transport::{ConnError, FramedConn, peer_id_of};
 
 use crate::backoff::{Backoff, random_unit};
+use crate::lookup::Ask;
 use crate::node::Node;
 use crate::peers::{Source, TrackerIdx};
 use crate::tracker_pin::TrackerPins;
@@ -263,12 +264,17 @@ impl TrackerLink {
                     let own = renewed.borrow_and_update().clone();
                     conn.send(&PeerMsg::AddrRecord(own)).await?;
                 }
-                ask = asks.recv(), if listen == Listen::Contacts => {
-                    if let Ok(name) = ask {
+                ask = asks.recv(), if listen == Listen::Contacts => match ask {
+                    Ok(Ask::Name(name)) => {
                         let by = LookupBy::Name(name);
                         conn.send(&PeerMsg::Lookup { req: LOOKUP_REQ, by }).await?;
                     }
-                }
+                    Ok(Ask::Watch(key)) => {
+                        let keys = vec![key];
+                        conn.send(&PeerMsg::Watch { req: WATCH_REQ, keys }).await?;
+                    }
+                    Err(_) => {}
+                },
                 msg = conn.read::<TrackerMsg>() => {
                     let Some(msg) = msg? else { return Err(SessionError::Closed) };
                     silent_until = Instant::now() + lease;
