@@ -19,6 +19,7 @@ pub mod dht;
 pub mod files;
 pub mod lan;
 pub mod link;
+pub mod lookup;
 pub mod node;
 pub mod own_record;
 pub mod peers;
