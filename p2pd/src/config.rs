@@ -382,9 +382,11 @@ fn default_config_file() -> Option<PathBuf> {
 #[derive(Debug, Clone, Default)]
 struct Env {
     state_home: Option<PathBuf>,
+    #[cfg_attr(not(unix), allow(dead_code))] // the socket's directory: Unix only
     runtime_dir: Option<PathBuf>,
     download_dir: Option<PathBuf>,
     home: Option<PathBuf>,
+    #[cfg_attr(not(unix), allow(dead_code))] // the socket's directory: Unix only
     uid: u32,
 }
 

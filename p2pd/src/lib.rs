@@ -17,6 +17,7 @@ pub mod config;
 pub mod daemon;
 pub mod dht;
 pub mod files;
+mod fsx;
 pub mod lan;
 pub mod link;
 pub mod lookup;

@@ -13,7 +13,6 @@
 
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use proto::content::{ChunkCv, ContentId, chunk_cv, content_id};
@@ -88,7 +87,7 @@ pub struct Scanned {
 
 /// A file's modification time as [`Scanned::mtime`] holds it.
 pub fn mtime(m: &fs::Metadata) -> (i64, i64) {
-    (m.mtime(), m.mtime_nsec())
+    crate::fsx::mtime(m)
 }
 
 /// What a scan reports as it goes.
