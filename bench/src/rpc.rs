@@ -117,6 +117,59 @@ impl Rpc {
         Ok(Timed { sent, read, result })
     }
 
+    /// Sends `calls` with up to `window` unanswered at a time and waits for every answer, in
+    /// any order (the daemon runs a connection's calls concurrently). Notifications are
+    /// skipped; an error answer fails the run. Returns the results, in the order answered.
+    pub fn pipelined(
+        &mut self,
+        calls: impl IntoIterator<Item = Call>,
+        window: usize,
+    ) -> anyhow::Result<Vec<Value>> {
+        let mut calls = calls.into_iter();
+        let (mut open, mut answered) = (0usize, Vec::new());
+        loop {
+            while open < window.max(1) {
+                let Some(call) = calls.next() else { break };
+                let (_, text) = self.request(call)?;
+                self.write(&text)?;
+                open += 1;
+            }
+            if open == 0 {
+                return Ok(answered);
+            }
+            self.read_line()?;
+            match parse_server_line(self.line.trim_end())
+                .with_context(|| format!("bad line from the daemon: {:?}", self.line))?
+            {
+                ServerLine::Notification(_) => {}
+                ServerLine::Response(r) => match r.outcome {
+                    Outcome::Result(v) => {
+                        open -= 1;
+                        answered.push(v);
+                    }
+                    Outcome::Error(e) => bail!("call {}: error {}: {}", r.id, e.code, e.message),
+                },
+            }
+        }
+    }
+
+    /// Reads this subscribed connection's events until `done` says yes to one; returns how
+    /// many events came before it.
+    pub fn wait_event(&mut self, mut done: impl FnMut(&Value) -> bool) -> anyhow::Result<usize> {
+        let mut before = 0;
+        loop {
+            self.read_line()?;
+            if let ServerLine::Notification(n) = parse_server_line(self.line.trim_end())
+                .with_context(|| format!("bad line from the daemon: {:?}", self.line))?
+            {
+                if done(&n.params) {
+                    return Ok(before);
+                }
+                before += 1;
+            }
+        }
+    }
+
     /// Polls `peers` until a peer named `name` is online, for up to [`WAIT`]; `who` names
     /// this connection's daemon in the error. Returns how long it took.
     pub fn wait_online(&mut self, who: &str, name: &str) -> anyhow::Result<Duration> {

@@ -102,6 +102,7 @@ struct RawLimits {
     handshake_timeout_ms: Option<u64>,
     max_pending_links: Option<usize>,
     max_pending_links_per_ip: Option<usize>,
+    tracker_subscribe_max: Option<u16>,
     message_rate: Option<u32>,
     message_burst: Option<u32>,
     message_bytes_rate: Option<u64>,
@@ -128,6 +129,9 @@ pub struct Limits {
     pub max_pending_links: usize,
     /// The same, from one IP address.
     pub max_pending_links_per_ip: usize,
+    /// Tracker protocol version 3: take every change while a tracker lists at most this many
+    /// peers; beyond it, watch the contacts only and look other peers up when named.
+    pub tracker_subscribe_max: u16,
     /// What peers may make this daemon store in messages.
     pub messages: MessageLimits,
 }
@@ -168,6 +172,7 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             max_pending_links: 1024,
             max_pending_links_per_ip: 16,
+            tracker_subscribe_max: proto::tracker::MAX_PAGE,
             messages: MessageLimits::default(),
         }
     }
@@ -246,6 +251,9 @@ impl RawLimits {
             max_pending_links_per_ip: self
                 .max_pending_links_per_ip
                 .unwrap_or(d.max_pending_links_per_ip),
+            tracker_subscribe_max: self
+                .tracker_subscribe_max
+                .unwrap_or(d.tracker_subscribe_max),
             messages: MessageLimits {
                 rate: self.message_rate.unwrap_or(d.messages.rate),
                 burst: self.message_burst.unwrap_or(d.messages.burst),
@@ -374,9 +382,11 @@ fn default_config_file() -> Option<PathBuf> {
 #[derive(Debug, Clone, Default)]
 struct Env {
     state_home: Option<PathBuf>,
+    #[cfg_attr(not(unix), allow(dead_code))] // the socket's directory: Unix only
     runtime_dir: Option<PathBuf>,
     download_dir: Option<PathBuf>,
     home: Option<PathBuf>,
+    #[cfg_attr(not(unix), allow(dead_code))] // the socket's directory: Unix only
     uid: u32,
 }
 

@@ -226,6 +226,7 @@ impl Daemon {
                 configured_key: tracker.key,
                 state_dir: config.state_dir.clone(),
                 pending: pending.clone(),
+                subscribe_max: config.limits.tracker_subscribe_max,
             };
             tasks.spawn(link.run(cancel.child_token()));
         }

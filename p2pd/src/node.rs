@@ -16,6 +16,7 @@ use proto::{PeerId, PeerName, SecretKey};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
+use crate::lookup::Lookups;
 use crate::own_record::OwnRecord;
 use crate::peers::{PeerTable, ResolveError, Source, TrackerIdx};
 use crate::rekey::chain;
@@ -73,6 +74,8 @@ pub struct Node {
     last_seq: AtomicU64,
     /// Our own signed address record.
     own: OwnRecord,
+    /// Names being looked up on the tracker links.
+    pub lookups: Lookups,
 }
 
 /// A failed change to a peer's settings.
@@ -141,6 +144,7 @@ impl Node {
             events,
             last_seq: AtomicU64::new(first_seq),
             own,
+            lookups: Lookups::default(),
         }))
     }
 
@@ -353,6 +357,12 @@ impl Node {
         }
     }
 
+    /// The keys a tracker link watches when it does not take every change: pinned peers and
+    /// those with an open peer link.
+    pub fn contacts(&self) -> Vec<PeerId> {
+        self.lock().peers.contacts()
+    }
+
     /// A peer left tracker `idx`.
     pub fn tracker_left(&self, idx: TrackerIdx, id: PeerId) {
         self.change(|t, now| t.lost(id, Source::Tracker(idx), now));
@@ -401,6 +411,7 @@ impl Node {
     /// A peer link to `id` is open: the peer is online while it stays open.
     pub fn link_up(&self, id: PeerId) {
         self.change(|t, now| t.link_up(id, now));
+        self.lookups.contact(id);
     }
 
     /// The peer link to `id` closed.

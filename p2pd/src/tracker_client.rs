@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use proto::api::TrackerLinkState;
 use proto::tracker::{
-    ADDR_RECORD_VERSION, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, MIN_PROTOCOL_VERSION,
-    PROTOCOL_VERSION, PeerMsg, Record, Refusal, SignedHandover, TrackerMsg,
+    ADDR_RECORD_VERSION, LookupBy, MAX_PAGE, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, MAX_WATCH_KEYS,
+    MAX_WATCHED, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, PeerMsg, Record, Refusal, SignedHandover,
+    TrackerMsg, WATCH_VERSION,
 };
 use proto::{PeerId, SecretKey};
 use tokio::net::TcpStream;
@@ -20,6 +21,7 @@ use tracing::{info, warn};
 use transport::{ConnError, FramedConn, peer_id_of};
 
 use crate::backoff::{Backoff, random_unit};
+use crate::lookup::Ask;
 use crate::node::Node;
 use crate::peers::{Source, TrackerIdx};
 use crate::tracker_pin::TrackerPins;
@@ -31,6 +33,12 @@ const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// Wait after a refusal, which a retry alone will not fix.
 const REFUSED_RETRY: Duration = Duration::from_secs(30);
+/// Request ids: the full list with every change, the first page (version 3), and the
+/// answers to watches and lookups (version 3).
+const SUBSCRIBE_REQ: u32 = 1;
+const SIZE_REQ: u32 = 2;
+const WATCH_REQ: u32 = 3;
+const LOOKUP_REQ: u32 = 4;
 
 /// What the link needs.
 pub struct TrackerLink {
@@ -51,6 +59,20 @@ pub struct TrackerLink {
     /// The old key's statement handing our name to `key`, until the tracker accepts it: sent
     /// with each registration, then removed from the state directory.
     pub pending: Option<SignedHandover>,
+    /// Version 3: take every change while the tracker lists at most this many peers (at most
+    /// [`MAX_PAGE`]); beyond it, watch the contacts only and look names up.
+    pub subscribe_max: u16,
+}
+
+/// How a session hears of other peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listen {
+    /// Every change (`Subscribe`): versions 1 and 2, and a small network in version 3.
+    Everything,
+    /// Version 3, before the first page has said how large the network is.
+    Sizing,
+    /// Version 3, a large network: watched keys only, names looked up when asked.
+    Contacts,
 }
 
 /// Why a session ended.
@@ -204,7 +226,26 @@ impl TrackerLink {
         if let Some(own) = own {
             conn.send(&PeerMsg::AddrRecord(own)).await?;
         }
-        conn.send(&PeerMsg::Subscribe { req: 1 }).await?;
+        // Version 3: one page says whether the network is small enough to take every change.
+        let mut listen = if version >= WATCH_VERSION && self.subscribe_max == 0 {
+            self.watch_contacts(&mut conn).await?;
+            Listen::Contacts
+        } else if version >= WATCH_VERSION {
+            let limit = self.subscribe_max.min(MAX_PAGE);
+            conn.send(&PeerMsg::ListPage {
+                req: SIZE_REQ,
+                after: None,
+                limit,
+            })
+            .await?;
+            Listen::Sizing
+        } else {
+            conn.send(&PeerMsg::Subscribe { req: SUBSCRIBE_REQ })
+                .await?;
+            Listen::Everything
+        };
+        let mut asks = self.node.lookups.asks();
+        let mut _watching = (listen == Listen::Contacts).then(|| self.node.lookups.watching());
 
         let ping_every = lease / 3;
         let mut next_ping = Instant::now() + ping_every;
@@ -223,10 +264,25 @@ impl TrackerLink {
                     let own = renewed.borrow_and_update().clone();
                     conn.send(&PeerMsg::AddrRecord(own)).await?;
                 }
+                ask = asks.recv(), if listen == Listen::Contacts => match ask {
+                    Ok(Ask::Name(name)) => {
+                        let by = LookupBy::Name(name);
+                        conn.send(&PeerMsg::Lookup { req: LOOKUP_REQ, by }).await?;
+                    }
+                    Ok(Ask::Watch(key)) => {
+                        let keys = vec![key];
+                        conn.send(&PeerMsg::Watch { req: WATCH_REQ, keys }).await?;
+                    }
+                    Err(_) => {}
+                },
                 msg = conn.read::<TrackerMsg>() => {
                     let Some(msg) = msg? else { return Err(SessionError::Closed) };
                     silent_until = Instant::now() + lease;
-                    self.on_message(msg, &mut conn).await?;
+                    let before = listen;
+                    self.on_message(msg, &mut conn, &mut listen).await?;
+                    if before != listen && listen == Listen::Contacts {
+                        _watching = Some(self.node.lookups.watching());
+                    }
                     for name in self.node.take_chain_asks() {
                         conn.send(&PeerMsg::GetHandovers { name }).await?;
                     }
@@ -239,21 +295,52 @@ impl TrackerLink {
         &self,
         msg: TrackerMsg,
         conn: &mut FramedConn<S>,
+        listen: &mut Listen,
     ) -> Result<(), SessionError>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
         match msg {
-            TrackerMsg::Peers { peers, .. } => self.node.tracker_snapshot(self.idx, &peers).await,
+            // The full list replaces what this tracker showed; a watch's answer adds to it.
+            TrackerMsg::Peers {
+                req: SUBSCRIBE_REQ,
+                peers,
+            } => self.node.tracker_snapshot(self.idx, &peers).await,
+            TrackerMsg::Peers { peers, .. } => {
+                for entry in &peers {
+                    self.node.tracker_entry(self.idx, entry).await
+                }
+            }
             TrackerMsg::Joined(entry) | TrackerMsg::Updated(entry) => {
                 self.node.tracker_entry(self.idx, &entry).await
             }
             TrackerMsg::Left { key } => self.node.tracker_left(self.idx, key),
-            // Answers to lookups and pages: what they list is live now.
+            // A looked-up peer is live now, and watched from then on.
             TrackerMsg::Found { entry, .. } => {
                 if let Some(entry) = entry {
-                    self.node.tracker_entry(self.idx, &entry).await
+                    self.node.tracker_entry(self.idx, &entry).await;
+                    let keys = vec![entry.signed.record.key];
+                    conn.send(&PeerMsg::Watch {
+                        req: WATCH_REQ,
+                        keys,
+                    })
+                    .await?;
                 }
+                self.node.lookups.answered();
+            }
+            TrackerMsg::Page {
+                req: SIZE_REQ,
+                next,
+                ..
+            } if *listen == Listen::Sizing => {
+                *listen = if next.is_none() {
+                    conn.send(&PeerMsg::Subscribe { req: SUBSCRIBE_REQ })
+                        .await?;
+                    Listen::Everything
+                } else {
+                    self.watch_contacts(conn).await?;
+                    Listen::Contacts
+                };
             }
             TrackerMsg::Page { peers, .. } => {
                 for entry in &peers {
@@ -275,6 +362,25 @@ impl TrackerLink {
                     "unexpected Hello or Registered".into(),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Watches the contacts (pinned peers, open links), at most [`MAX_WATCHED`] of them.
+    async fn watch_contacts<S>(&self, conn: &mut FramedConn<S>) -> Result<(), SessionError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let mut contacts = self.node.contacts();
+        contacts.truncate(MAX_WATCHED);
+        info!(tracker = %self.addr, contacts = contacts.len(), "the tracker lists more than {} peers: watching the contacts only", self.subscribe_max.min(MAX_PAGE));
+        for keys in contacts.chunks(MAX_WATCH_KEYS) {
+            let keys = keys.to_vec();
+            conn.send(&PeerMsg::Watch {
+                req: WATCH_REQ,
+                keys,
+            })
+            .await?;
         }
         Ok(())
     }

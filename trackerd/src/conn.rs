@@ -50,6 +50,8 @@ enum EndReason {
     Version(u16),
     #[error(transparent)]
     Conn(#[from] ConnError),
+    #[error("cannot sync the name bindings: {0}")]
+    Sync(std::io::Error),
     #[error("lease expired")]
     Lease,
     #[error("subscriber queue overflowed")]
@@ -329,9 +331,13 @@ where
 {
     let name = signed.record.name.clone();
     match ctx.hub.register(conn_id, key, addr.ip(), signed, statement) {
-        RegisterResult::Accepted(entry) => {
-            info!(target: ACTIVITY, op = "register", name = %name, key = %key, peer = %addr, seq = entry.signed.record.seq, outcome = "ok", "registered");
+        RegisterResult::Accepted(entry, ticket) => {
             *registered = Some(key);
+            // Acknowledged only once a new binding is on disk, synced with its batch.
+            if let Some(ticket) = ticket {
+                ctx.hub.durable(ticket).await.map_err(EndReason::Sync)?;
+            }
+            info!(target: ACTIVITY, op = "register", name = %name, key = %key, peer = %addr, seq = entry.signed.record.seq, outcome = "ok", "registered");
             conn.send(&TrackerMsg::Registered { entry }).await?;
         }
         RegisterResult::Refused((reason, detail)) => {

@@ -3,12 +3,13 @@
 //!
 //! Layering, top to bottom: [`server`] (start, accept, shutdown) → [`conn`] (one peer's
 //! connection) → [`state`] (shared state behind one lock, with [`events`]: who hears of which change) → [`registry`] (the rules, pure),
-//! [`store`] (SQLite, schema in [`migrations`]), [`admin`] (the operator's socket), [`limits`] (caps and rates), [`config`].
+//! [`store`] (SQLite, schema in [`migrations`]; new bindings synced in batches by [`group_sync`]), [`admin`] (the operator's socket), [`limits`] (caps and rates), [`config`].
 
 pub mod admin;
 pub mod config;
 pub mod conn;
 pub mod events;
+pub mod group_sync;
 pub mod limits;
 pub mod migrations;
 pub mod registry;

@@ -17,6 +17,7 @@ use svc::logging::ACTIVITY;
 use tracing::{info, warn};
 
 use crate::events::{Events, LinkQueue};
+use crate::group_sync::GroupSync;
 use crate::limits::RateLimiter;
 use crate::registry::{ConnId, Refused, Registry};
 use crate::store::{Store, StoreError};
@@ -37,12 +38,17 @@ struct Inner {
 
 /// A cloneable handle on the shared state.
 #[derive(Clone)]
-pub struct Hub(Arc<Mutex<Inner>>);
+pub struct Hub {
+    inner: Arc<Mutex<Inner>>,
+    /// Syncs new name bindings to disk, several at a time.
+    sync: Arc<GroupSync>,
+}
 
 /// Result of a registration.
 pub enum RegisterResult {
-    /// Accepted: the entry as served.
-    Accepted(PeerEntry),
+    /// Accepted: the entry as served, and the ticket to wait on ([`Hub::durable`]) before
+    /// acknowledging it when it made a new binding or took a handover.
+    Accepted(PeerEntry, Option<u64>),
     /// Refused with a reason.
     Refused(Refused),
 }
@@ -52,7 +58,8 @@ impl Hub {
     pub fn new(store: Store, rate: RateLimiter, lapse: Duration) -> Result<Hub, StoreError> {
         let (names, seqs) = store.load()?;
         info!(names = names.len(), "loaded name bindings");
-        Ok(Hub(Arc::new(Mutex::new(Inner {
+        let sync = Arc::new(GroupSync::new(store.wal_path()));
+        let inner = Arc::new(Mutex::new(Inner {
             registry: Registry::new(names, seqs, lapse),
             store,
             rate,
@@ -60,11 +67,18 @@ impl Hub {
             addr_records: HashMap::new(),
             closers: HashMap::new(),
             unregistered: HashMap::new(),
-        }))))
+        }));
+        Ok(Hub { inner, sync })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Returns once the registration that got `ticket` is on disk (one sync for every
+    /// registration committed before it starts).
+    pub async fn durable(&self, ticket: u64) -> std::io::Result<()> {
+        self.sync.durable(ticket).await
     }
 
     /// Remembers how to close connection `conn` (past `Hello`, not yet registered) if
@@ -109,6 +123,8 @@ impl Hub {
                 "the tracker could not store the registration".into(),
             ));
         }
+        let ticket =
+            (plan.new_binding.is_some() || handover.is_some()).then(|| self.sync.committed());
         let entry = plan.entry.clone();
         let rec_key = rec.key;
         if let Some((name, key)) = &plan.new_binding {
@@ -142,7 +158,7 @@ impl Hub {
             TrackerMsg::Updated(entry.clone())
         };
         g.publish(&event, &rec_key, conn);
-        RegisterResult::Accepted(entry)
+        RegisterResult::Accepted(entry, ticket)
     }
 
     /// Adds `conn`, whose link speaks `version`, as a subscriber; the current list is queued

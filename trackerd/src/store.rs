@@ -69,6 +69,13 @@ impl Store {
         Ok(Store { db, path })
     }
 
+    /// The write-ahead log, which a group sync makes durable.
+    pub fn wal_path(&self) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push("-wal");
+        p.into()
+    }
+
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         |source| StoreError::Sql {
             path: self.path.clone(),
@@ -121,9 +128,9 @@ impl Store {
 
     /// Records a registration in one transaction: the key's seq, its binding's `last_used`
     /// (`now`), and a new binding if given, which replaces the key's previous name and any
-    /// lapsed binding of the name. A new binding is synced to disk before this returns; the
-    /// rest is durable against a crash of the process (WAL), and reaches the disk at the next
-    /// sync.
+    /// lapsed binding of the name. Nothing is synced here: the commit is durable against a
+    /// crash of the process (WAL); a new binding must then be synced through
+    /// [`crate::group_sync::GroupSync`] (with others) before it is acknowledged.
     ///
     /// `handover` is the statement by which the old key handed the name over: its seq is
     /// stored as that key's last seq, and the statement joins the name's chain (the latest
@@ -137,7 +144,7 @@ impl Store {
         now: u64,
         handover: Option<&SignedHandover>,
     ) -> Result<(), StoreError> {
-        let (db, err) = self.sync(if binding.is_some() { "FULL" } else { "NORMAL" })?;
+        let (db, err) = self.sync("NORMAL")?;
         let tx = db.transaction().map_err(err)?;
         if let Some((name, owner)) = binding {
             tx.execute(

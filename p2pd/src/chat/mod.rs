@@ -156,8 +156,37 @@ impl Chat {
             .insert_outgoing(info.id, &info.name, text, unix_millis())
             .await?;
         info!(target: svc::logging::ACTIVITY, op = "message-queued", peer = %info.name, id = %msg.id, bytes = text.len(), "message stored");
-        let _ = self.kick.send(info.id);
+        if !self.write_next(&msg) {
+            let _ = self.kick.send(info.id);
+        }
         Ok(msg)
+    }
+
+    /// Writes a message just stored straight to its peer's link when it is the next one the
+    /// link is due (nothing queued before it is unwritten, no deferral pending): no trip to
+    /// the outbox worker nor to the database. False when the outbox must do it.
+    fn write_next(&self, msg: &MessageInfo) -> bool {
+        let mut g = self.links();
+        let Some(slot) = g.slots.get_mut(&msg.peer) else {
+            return false;
+        };
+        if slot.rewind.is_some()
+            || slot.hold_until.is_some_and(|t| t > Instant::now())
+            || slot.sent_upto + 1 != msg.seq
+        {
+            return false;
+        }
+        let frame = PeerFrame::Message(proto::peer::ChatMessage {
+            id: msg.id,
+            seq: msg.seq,
+            sent_at: msg.sent_at,
+            text: msg.text.clone(),
+        });
+        if slot.tx.try_send(frame).is_err() {
+            return false;
+        }
+        slot.sent_upto = msg.seq;
+        true
     }
 
     /// The last `limit` messages of a conversation, oldest first: those with `peer` and
@@ -217,11 +246,13 @@ impl Chat {
                 (s.serial, s.tx.clone(), s.sent_upto, s.hold_until)
             })
         };
-        let outbox = match self.store.outbox(peer).await {
+        // Only what this link has not had yet: the rest waits for its Ack.
+        let after = link.as_ref().map_or(0, |l| l.2);
+        let outbox = match self.store.outbox_after(peer, after).await {
             Ok(o) => o,
             Err(e) => return warn!("cannot read the outbox: {e}"),
         };
-        let Some((serial, tx, sent_upto, hold_until)) = link else {
+        let Some((serial, tx, _, hold_until)) = link else {
             // Links are made on demand: only when there is something to send.
             if !outbox.is_empty() {
                 self.maybe_dial(peer);
@@ -232,18 +263,20 @@ impl Chat {
             // The peer deferred a message; the retry tick comes back after the wait.
             return;
         }
-        let mut last = sent_upto;
-        for m in outbox.into_iter().filter(|m| m.seq > sent_upto) {
-            let seq = m.seq;
-            if tx.send(PeerFrame::Message(m)).await.is_err() {
+        for m in outbox {
+            let Ok(permit) = tx.reserve().await else {
                 break;
+            };
+            // Checked and written under the lock: `write_next` may have written it meanwhile.
+            let mut g = self.links();
+            let Some(slot) = g.slots.get_mut(&peer).filter(|s| s.serial == serial) else {
+                break;
+            };
+            if m.seq <= slot.sent_upto {
+                continue;
             }
-            last = seq;
-        }
-        if let Some(slot) = self.links().slots.get_mut(&peer)
-            && slot.serial == serial
-        {
-            slot.sent_upto = slot.sent_upto.max(last);
+            slot.sent_upto = m.seq;
+            permit.send(PeerFrame::Message(m));
         }
     }
 

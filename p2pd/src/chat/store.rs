@@ -6,9 +6,43 @@
 use proto::api::{Direction, MessageInfo, MessageState};
 use proto::peer::{ChatMessage, MessageId};
 use proto::{PeerId, PeerName};
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, params};
 
 use crate::store::{Db, StoreError, peer_id, peer_name};
+
+// The queries of every message sent or received. Each finds its rows through an index, so its
+// cost does not grow with the conversation; `tests::hot_queries_use_their_indexes` holds the
+// plans to that.
+
+/// The last seq we gave in a conversation (`messages_seq`).
+const LAST_SEQ: &str =
+    "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE peer = ?1 AND direction = 0";
+/// A new outgoing message, queued.
+const INSERT_OUTGOING: &str = "INSERT INTO messages (id, peer, peer_name, direction, seq, text, state, sent_at) VALUES (?1, ?2, ?3, 0, ?4, ?5, 0, ?6)";
+/// A received message, unless already stored (the unique `(peer, direction, id)`).
+const INSERT_INCOMING: &str = "INSERT OR IGNORE INTO messages (id, peer, peer_name, direction, seq, text, state, sent_at) VALUES (?1, ?2, ?3, 1, ?4, ?5, 3, ?6)";
+/// Counts a received message's bytes against its sender.
+const ADD_RECEIVED: &str = "INSERT INTO received_bytes (peer, bytes) VALUES (?1, ?2)
+     ON CONFLICT (peer) DO UPDATE SET bytes = bytes + excluded.bytes";
+/// One of our queued messages moves to its outcome.
+const SETTLE: &str = "UPDATE messages SET state = ?3, detail = ?4 WHERE peer = ?1 AND id = ?2 AND direction = 0 AND state IN (0, 4)";
+/// The message just settled.
+const SETTLED: &str = "SELECT * FROM messages WHERE peer = ?1 AND id = ?2 AND direction = 0";
+/// Our queued messages to a peer after a seq (the partial index `outbox`).
+const OUTBOX: &str = "SELECT id, seq, sent_at, text FROM messages WHERE peer = ?1 AND direction = 0 AND state IN (0, 4) AND seq > ?2 ORDER BY seq";
+/// Peers with queued messages (the partial index `outbox`).
+const PEERS_WITH_OUTBOX: &str =
+    "SELECT DISTINCT peer FROM messages WHERE direction = 0 AND state IN (0, 4)";
+/// The last messages by key or by name, each arm through its own index, so only `?3` rows
+/// per arm are read, not the whole conversation.
+const HISTORY: &str = "SELECT * FROM messages WHERE n IN (
+        SELECT n FROM (SELECT n FROM messages WHERE peer = ?1 ORDER BY n DESC LIMIT ?3)
+        UNION
+        SELECT n FROM (SELECT n FROM messages WHERE peer_name = ?2 ORDER BY n DESC LIMIT ?3))
+     ORDER BY n DESC LIMIT ?3";
+/// The bytes a peer holds here, and whether we ever wrote to it.
+const HELD: &str = "SELECT COALESCE((SELECT bytes FROM received_bytes WHERE peer = ?1), 0),
+        EXISTS (SELECT 1 FROM messages WHERE peer = ?1 AND direction = 0)";
 
 /// Chat's handle on the database: its queries and nothing else.
 #[derive(Clone, Debug)]
@@ -81,19 +115,19 @@ impl ChatStore {
         let (name, body) = (peer_name.clone(), text.to_owned());
         let seq = self
             .db
-            .call(move |c| {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let last: i64 = tx.query_row(
-                    "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE peer = ?1 AND direction = 0",
-                    [peer.as_bytes().as_slice()],
-                    |r| r.get(0),
-                )?;
+            .call_grouped(move |c| {
+                let last: i64 = c
+                    .prepare_cached(LAST_SEQ)?
+                    .query_row([peer.as_bytes().as_slice()], |r| r.get(0))?;
                 let seq = last + 1;
-                tx.execute(
-                    "INSERT INTO messages (id, peer, peer_name, direction, seq, text, state, sent_at) VALUES (?1, ?2, ?3, 0, ?4, ?5, 0, ?6)",
-                    params![id.as_slice(), peer.as_bytes().as_slice(), name.as_str(), seq, body, sent_at.cast_signed()],
-                )?;
-                tx.commit()?;
+                c.prepare_cached(INSERT_OUTGOING)?.execute(params![
+                    id.as_slice(),
+                    peer.as_bytes().as_slice(),
+                    name.as_str(),
+                    seq,
+                    body,
+                    sent_at.cast_signed()
+                ])?;
                 Ok(seq)
             })
             .await?;
@@ -130,7 +164,7 @@ impl ChatStore {
         let (name, msg) = (peer_name.clone(), m.clone());
         let new = self
             .db
-            .call(move |c| {
+            .call_grouped(move |c| {
                 let bytes = if held {
                     Some(received_bytes(c, peer)?)
                 } else {
@@ -139,19 +173,18 @@ impl ChatStore {
                 if let Err(refused) = admit(bytes) {
                     return Ok(Err(refused));
                 }
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let n = tx.execute(
-                    "INSERT OR IGNORE INTO messages (id, peer, peer_name, direction, seq, text, state, sent_at) VALUES (?1, ?2, ?3, 1, ?4, ?5, 3, ?6)",
-                    params![msg.id.0.as_slice(), peer.as_bytes().as_slice(), name.as_str(), msg.seq.cast_signed(), msg.text, msg.sent_at.cast_signed()],
-                )?;
+                let n = c.prepare_cached(INSERT_INCOMING)?.execute(params![
+                    msg.id.0.as_slice(),
+                    peer.as_bytes().as_slice(),
+                    name.as_str(),
+                    msg.seq.cast_signed(),
+                    msg.text,
+                    msg.sent_at.cast_signed()
+                ])?;
                 if n == 1 {
-                    tx.execute(
-                        "INSERT INTO received_bytes (peer, bytes) VALUES (?1, ?2)
-                         ON CONFLICT (peer) DO UPDATE SET bytes = bytes + excluded.bytes",
-                        params![peer.as_bytes().as_slice(), msg.text.len() as i64],
-                    )?;
+                    c.prepare_cached(ADD_RECEIVED)?
+                        .execute(params![peer.as_bytes().as_slice(), msg.text.len() as i64])?;
                 }
-                tx.commit()?;
                 Ok(Ok(n == 1))
             })
             .await?;
@@ -187,30 +220,42 @@ impl ChatStore {
     ) -> Result<Option<MessageInfo>, StoreError> {
         let detail = detail.map(str::to_owned);
         self.db
-            .call(move |c| {
-                let n = c.execute(
-                    "UPDATE messages SET state = ?3, detail = ?4 WHERE peer = ?1 AND id = ?2 AND direction = 0 AND state IN (0, 4)",
-                    params![peer.as_bytes().as_slice(), id.0.as_slice(), state_code(state), detail],
-                )?;
+            .call_grouped(move |c| {
+                let n = c.prepare_cached(SETTLE)?.execute(params![
+                    peer.as_bytes().as_slice(),
+                    id.0.as_slice(),
+                    state_code(state),
+                    detail
+                ])?;
                 if n == 0 {
                     return Ok(None);
                 }
-                c.query_row(
-                    "SELECT * FROM messages WHERE peer = ?1 AND id = ?2 AND direction = 0",
-                    params![peer.as_bytes().as_slice(), id.0.as_slice()],
-                    message_row,
-                )
-                .optional()
+                c.prepare_cached(SETTLED)?
+                    .query_row(
+                        params![peer.as_bytes().as_slice(), id.0.as_slice()],
+                        message_row,
+                    )
+                    .optional()
             })
             .await
     }
 
     /// Our queued messages to `peer`, in seq order.
     pub async fn outbox(&self, peer: PeerId) -> Result<Vec<ChatMessage>, StoreError> {
+        self.outbox_after(peer, 0).await
+    }
+
+    /// Our queued messages to `peer` with a seq above `after`, in seq order.
+    pub async fn outbox_after(
+        &self,
+        peer: PeerId,
+        after: u64,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
         self.db
             .call(move |c| {
-                let mut stmt = c.prepare_cached("SELECT id, seq, sent_at, text FROM messages WHERE peer = ?1 AND direction = 0 AND state IN (0, 4) ORDER BY seq")?;
-                let rows = stmt.query_map([peer.as_bytes().as_slice()], |r| {
+                let mut stmt = c.prepare_cached(OUTBOX)?;
+                let after = after.cast_signed();
+                let rows = stmt.query_map(params![peer.as_bytes().as_slice(), after], |r| {
                     let id: Vec<u8> = r.get(0)?;
                     Ok(ChatMessage {
                         id: MessageId(id.try_into().unwrap_or([0; 16])),
@@ -228,9 +273,7 @@ impl ChatStore {
     pub async fn peers_with_outbox(&self) -> Result<Vec<PeerId>, StoreError> {
         self.db
             .call(|c| {
-                let mut stmt = c.prepare_cached(
-                    "SELECT DISTINCT peer FROM messages WHERE direction = 0 AND state IN (0, 4)",
-                )?;
+                let mut stmt = c.prepare_cached(PEERS_WITH_OUTBOX)?;
                 let rows = stmt.query_map([], |r| peer_id(r.get(0)?))?;
                 rows.collect()
             })
@@ -248,13 +291,12 @@ impl ChatStore {
         let name = name.clone();
         self.db
             .call(move |c| {
-                let mut stmt = c.prepare_cached(
-                    "SELECT * FROM (SELECT * FROM messages WHERE peer = ?1 OR peer_name = ?2
-                     ORDER BY n DESC LIMIT ?3) ORDER BY n",
-                )?;
+                let mut stmt = c.prepare_cached(HISTORY)?;
                 let key = peer.map(|p| p.as_bytes().to_vec());
                 let rows = stmt.query_map(params![key, name.as_str(), limit], message_row)?;
-                rows.collect()
+                let mut rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+                rows.reverse();
+                Ok(rows)
             })
             .await
     }
@@ -263,10 +305,7 @@ impl ChatStore {
 fn received_bytes(c: &rusqlite::Connection, peer: PeerId) -> rusqlite::Result<(u64, Option<u64>)> {
     let key = peer.as_bytes().as_slice();
     let (one, wrote): (i64, bool) = c
-        .prepare_cached(
-            "SELECT COALESCE((SELECT bytes FROM received_bytes WHERE peer = ?1), 0),
-                    EXISTS (SELECT 1 FROM messages WHERE peer = ?1 AND direction = 0)",
-        )?
+        .prepare_cached(HELD)?
         .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))?;
     if wrote {
         return Ok((one.cast_unsigned(), None));
@@ -281,6 +320,9 @@ fn received_bytes(c: &rusqlite::Connection, peer: PeerId) -> rusqlite::Result<(u
         .query_row([], |r| r.get(0))?;
     Ok((one.cast_unsigned(), Some(strangers.cast_unsigned())))
 }
+
+#[cfg(test)]
+mod plans;
 
 #[cfg(test)]
 mod tests {

@@ -49,6 +49,7 @@ impl From<&Config> for RawConfig {
                 ),
                 max_pending_links: Some(c.limits.max_pending_links),
                 max_pending_links_per_ip: Some(c.limits.max_pending_links_per_ip),
+                tracker_subscribe_max: Some(c.limits.tracker_subscribe_max),
                 message_rate: Some(m.rate),
                 message_burst: Some(m.burst),
                 message_bytes_rate: Some(m.bytes_rate),

@@ -25,6 +25,7 @@ impl Dest {
         size: u64,
         hash: &[u8; 32],
     ) -> Result<Option<FinalName>, FilesError> {
+        let components = &self.landed(components)[..];
         let name = check_names(transfer, components)?;
         let (parents, _) = components.split_at(components.len() - 1);
         let Some((dir, parents)) = self.walk(parents, false)? else {

@@ -241,6 +241,8 @@ impl fmt::Display for FinalName {
 pub struct Dest {
     root: Dir,
     path: PathBuf,
+    /// Top-level directories that land under another name ([`Dest::claim_dir`]).
+    landing: Landing,
 }
 
 impl Dest {
@@ -252,6 +254,7 @@ impl Dest {
         Ok(Dest {
             root,
             path: path.to_owned(),
+            landing: Landing::new(),
         })
     }
 
@@ -273,6 +276,7 @@ impl Dest {
         components: &[&str],
         size: u64,
     ) -> Result<PartFile, FilesError> {
+        let components = &self.landed(components)[..];
         let name = check_names(transfer, components)?;
         let (parents, _) = components.split_at(components.len() - 1);
         let Some((dir, parents)) = self.walk(parents, true)? else {
@@ -322,6 +326,7 @@ impl Dest {
     /// cancel when no [`PartFile`] is open, e.g. after a restart). Creates nothing; returns
     /// whether a part was removed.
     pub fn remove_part(&self, transfer: &str, components: &[&str]) -> Result<bool, FilesError> {
+        let components = &self.landed(components)[..];
         let name = check_names(transfer, components)?;
         let (parents, _) = components.split_at(components.len() - 1);
         let Some((dir, parents)) = self.walk(parents, false)? else {
@@ -744,7 +749,9 @@ fn write_all_at(file: &File, mut data: &[u8], mut offset: u64) -> io::Result<()>
 }
 
 mod finished;
+mod landing;
 mod names;
+pub use landing::Landing;
 pub(crate) use names::other_spelling;
 use names::{check_names, copy_name, part_name, rel_path};
 

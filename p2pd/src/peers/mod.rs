@@ -557,6 +557,15 @@ impl PeerTable {
         v
     }
 
+    /// Pinned peers and those with an open peer link.
+    pub fn contacts(&self) -> Vec<PeerId> {
+        self.rows
+            .iter()
+            .filter(|(_, r)| r.pinned || r.sources.contains(&Source::Link))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// (online, known) counts.
     pub fn counts(&self) -> (usize, usize) {
         (

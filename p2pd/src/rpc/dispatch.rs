@@ -61,14 +61,14 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
         Call::Peers {} => to_value(svc.node.peers()).map(Reply::Value),
         Call::Subscribe {} => to_value(Subscribed { subscribed: true }).map(Reply::Subscribe),
         Call::SendMessage { peer, text } => {
-            let id = resolve(svc, &peer)?;
+            let id = resolve(svc, &peer).await?;
             value(svc.chat.send(id, &text).await)
         }
         Call::History { peer, limit } => {
             value(history(svc, &peer, limit.unwrap_or(DEFAULT_HISTORY)).await)
         }
         Call::Trust { peer, auto_accept } => {
-            let id = resolve(svc, &peer)?;
+            let id = resolve(svc, &peer).await?;
             let r = svc.node.set_flags(id, |p| {
                 p.trusted = true;
                 p.auto_accept = auto_accept;
@@ -76,7 +76,7 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
             value(r.await)
         }
         Call::Untrust { peer } => {
-            let id = resolve(svc, &peer)?;
+            let id = resolve(svc, &peer).await?;
             let r = svc.node.set_flags(id, |p| {
                 p.trusted = false;
                 p.auto_accept = false;
@@ -84,11 +84,11 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
             value(r.await)
         }
         Call::Block { peer } => {
-            let id = resolve(svc, &peer)?;
+            let id = resolve(svc, &peer).await?;
             value(svc.node.set_flags(id, |p| p.blocked = true).await)
         }
         Call::Unblock { peer } => {
-            let id = resolve(svc, &peer)?;
+            let id = resolve(svc, &peer).await?;
             let r = svc.node.set_flags(id, |p| p.blocked = false).await;
             if let Ok(p) = &r {
                 svc.chat.nudge(p.id);
@@ -96,11 +96,11 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
             value(r)
         }
         Call::ForgetKey { peer, force } => {
-            let id = resolve(svc, &peer)?;
+            let id = resolve(svc, &peer).await?;
             value(svc.node.forget_key(id, force).await)
         }
         Call::SendFiles { peer, path, paths } => {
-            let id = resolve(svc, &peer)?;
+            let id = resolve(svc, &peer).await?;
             let all: Vec<String> = Some(path)
                 .filter(|p| !p.is_empty())
                 .into_iter()
@@ -143,11 +143,11 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
         Call::ShareRm { name } => value(svc.shares.remove(&name).await),
         Call::ShareLs {} => to_value(svc.shares.list()).map(Reply::Value),
         Call::Grant { share, peer, right } => {
-            let id = resolve(svc, &peer)?;
+            let id = resolve(svc, &peer).await?;
             value(svc.shares.grant(&share, id, right).await)
         }
         Call::Revoke { share, peer } => {
-            let id = resolve(svc, &peer)?;
+            let id = resolve(svc, &peer).await?;
             value(svc.shares.revoke(&share, id).await)
         }
         Call::Ls {
@@ -157,7 +157,7 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
             long,
             recursive,
         } => {
-            let id = resolve(svc, &peer)?;
+            let id = resolve(svc, &peer).await?;
             let q = LsQuery {
                 share,
                 path,
@@ -179,11 +179,12 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
             dest,
             from,
         } => {
-            let id = resolve(svc, &peer)?;
-            let from = from
-                .iter()
-                .map(|p| resolve(svc, p))
-                .collect::<Result<Vec<_>, _>>()?;
+            let id = resolve(svc, &peer).await?;
+            let mut sources = Vec::with_capacity(from.len());
+            for p in &from {
+                sources.push(resolve(svc, p).await?);
+            }
+            let from = sources;
             value(
                 svc.shares
                     .get(id, &share, path.as_deref(), dest.as_deref(), &from)
@@ -197,7 +198,7 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
             src,
             force,
         } => {
-            let id = resolve(svc, &peer)?;
+            let id = resolve(svc, &peer).await?;
             value(
                 svc.shares
                     .put(id, &share, path.as_deref(), &src, force)
@@ -205,7 +206,10 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
             )
         }
         Call::Versions { peer, share, path } => {
-            let id = peer.map(|p| resolve(svc, &p)).transpose()?;
+            let id = match peer {
+                Some(p) => Some(resolve(svc, &p).await?),
+                None => None,
+            };
             value(svc.shares.versions(id, &share, &path).await)
         }
         Call::Restore {
@@ -214,15 +218,18 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
             path,
             version,
         } => {
-            let id = peer.map(|p| resolve(svc, &p)).transpose()?;
+            let id = match peer {
+                Some(p) => Some(resolve(svc, &p).await?),
+                None => None,
+            };
             value(svc.shares.restore(id, &share, &path, version).await)
         }
         Call::Rm { peer, share, path } => {
-            let id = resolve(svc, &peer)?;
+            let id = resolve(svc, &peer).await?;
             value(svc.shares.rm(id, &share, &path).await)
         }
         Call::Mkdir { peer, share, path } => {
-            let id = resolve(svc, &peer)?;
+            let id = resolve(svc, &peer).await?;
             value(svc.shares.mkdir(id, &share, &path).await)
         }
         Call::Mv {
@@ -231,7 +238,7 @@ pub async fn dispatch(svc: &Services, call: Call) -> Result<Reply, RpcError> {
             from,
             to,
         } => {
-            let id = resolve(svc, &peer)?;
+            let id = resolve(svc, &peer).await?;
             value(svc.shares.mv(id, &share, &from, &to).await)
         }
     }
@@ -286,8 +293,8 @@ async fn log(
 }
 
 /// The key of the peer the user named (a name or an id prefix).
-fn resolve(svc: &Services, peer: &str) -> Result<PeerId, RpcError> {
-    match svc.node.resolve(peer) {
+async fn resolve(svc: &Services, peer: &str) -> Result<PeerId, RpcError> {
+    match svc.node.resolve_or_look_up(peer).await {
         Ok(info) => Ok(info.id),
         Err(e) => Err(AppError::from(e).into()),
     }

@@ -351,7 +351,12 @@ async fn send_line<W: AsyncWrite + Unpin, T: serde::Serialize>(
     w.flush().await
 }
 
+/// A named pipe leaves no file behind: nothing to remove.
+#[cfg(windows)]
+pub fn remove(_path: &Path) {}
+
 /// Removes the socket file, if it is still ours.
+#[cfg(unix)]
 pub fn remove(path: &Path) {
     if let Ok(meta) = std::fs::symlink_metadata(path)
         && meta.file_type().is_socket()

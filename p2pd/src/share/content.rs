@@ -14,7 +14,6 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -28,6 +27,7 @@ use proto::share::{
 
 use super::Shares;
 use super::index::{Located, ShareIndex};
+use crate::fsx::{self, FileAt};
 
 /// Most files whose chunk values the cache keeps.
 const CACHE_FILES: usize = 64;
@@ -329,13 +329,10 @@ fn check_version(file: &std::fs::File, at: &Located, id: &ContentId) -> Result<(
 /// Opens the file at `at` below the share's root, following no symlink; a file gone or
 /// replaced (by a symlink, a directory, a special file) is a change.
 fn open(index: &ShareIndex, at: &Located, id: &ContentId) -> Result<std::fs::File, ContentError> {
-    use rustix::io::Errno;
     let file = index.open_file(&at.disk).map_err(|e| {
         let gone = e.kind() == io::ErrorKind::NotFound
             || e.kind() == io::ErrorKind::InvalidData
-            || [Errno::LOOP, Errno::NOTDIR, Errno::ISDIR]
-                .iter()
-                .any(|errno| e.raw_os_error() == Some(errno.raw_os_error()));
+            || fsx::is_other_kind(&e);
         if gone {
             ContentError::Changed(id.short())
         } else {

@@ -6,16 +6,14 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsFd;
 use std::path::Path;
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, Metadata};
 use proto::transfer::RelPath;
-use rustix::fs::{Mode, OFlags, RenameFlags};
-use rustix::io::Errno;
 
 use crate::files::other_spelling;
+use crate::fsx;
 
 /// The directory that holds an entry, and the entry's name in it (as spelled on disk when
 /// it exists under another Unicode spelling).
@@ -44,17 +42,16 @@ pub(super) fn open_root(root: &Path) -> io::Result<Dir> {
 
 /// Opens the directory `name` of `dir`, refusing a symlink.
 fn open_dir_nofollow(dir: &Dir, name: &str) -> io::Result<Dir> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fd = rustix::fs::openat(dir.as_fd(), name, flags, Mode::empty()).map_err(not_found)?;
-    Ok(Dir::from_std_file(File::from(fd)))
+    let fd = fsx::open_dir_at(dir, name).map_err(not_found)?;
+    Ok(fsx::into_cap_dir(fd))
 }
 
 /// ELOOP and ENOTDIR (a symlink or a file on the way) read as `NotFound`.
-fn not_found(e: Errno) -> io::Error {
-    if e == Errno::LOOP || e == Errno::NOTDIR {
+fn not_found(e: io::Error) -> io::Error {
+    if fsx::is_link_or_not_dir(&e) {
         io::ErrorKind::NotFound.into()
     } else {
-        e.into()
+        e
     }
 }
 
@@ -107,9 +104,7 @@ fn kind(m: &Metadata) -> Found {
 /// Opens the regular file `name` of `dir` for reading, refusing a symlink (`NotFound`) and
 /// anything but a regular file.
 pub(super) fn open_file(dir: &Dir, name: &str) -> io::Result<File> {
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    let fd = rustix::fs::openat(dir.as_fd(), name, flags, Mode::empty()).map_err(not_found)?;
-    let file = File::from(fd);
+    let file = fsx::open_read_nonblocking_at(dir, name).map_err(not_found)?;
     if !file.metadata()?.is_file() {
         return Err(io::Error::other("not a regular file"));
     }
@@ -125,33 +120,21 @@ pub(super) fn rename_noreplace(
     to_dir: &Dir,
     to: &str,
 ) -> io::Result<()> {
-    let r = rustix::fs::renameat_with(
-        from_dir.as_fd(),
-        from,
-        to_dir.as_fd(),
-        to,
-        RenameFlags::NOREPLACE,
-    );
-    match r {
-        Err(Errno::INVAL | Errno::NOSYS) => {
-            if found(to_dir, to)?.is_some() {
-                return Err(io::ErrorKind::AlreadyExists.into());
-            }
-            rename_over(from_dir, from, to_dir, to)
-        }
-        r => r.map_err(io::Error::from),
+    if fsx::rename_noreplace_at(from_dir, from, to_dir, to)? {
+        return Ok(());
     }
+    if found(to_dir, to)?.is_some() {
+        return Err(io::ErrorKind::AlreadyExists.into());
+    }
+    rename_over(from_dir, from, to_dir, to)
 }
 
 /// Moves `from` in `from_dir` over `to` in `to_dir` (replacing a file there).
 pub(super) fn rename_over(from_dir: &Dir, from: &str, to_dir: &Dir, to: &str) -> io::Result<()> {
-    rustix::fs::renameat(from_dir.as_fd(), from, to_dir.as_fd(), to).map_err(io::Error::from)
+    fsx::rename_at(from_dir, from, to_dir, to)
 }
 
 /// Makes what was done to `dir`'s entries durable.
 pub(super) fn sync_dir(dir: &Dir) -> io::Result<()> {
-    // A handle may be `O_PATH`, which cannot be synced: sync the directory opened again.
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let fd = rustix::fs::openat(dir.as_fd(), ".", flags, Mode::empty())?;
-    rustix::fs::fsync(&fd).map_err(io::Error::from)
+    fsx::sync_dir_reopened(dir)
 }

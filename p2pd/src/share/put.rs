@@ -335,7 +335,7 @@ impl Shares {
         }
         let file = p.staging.file.clone();
         blocking(move || {
-            use std::os::unix::fs::FileExt;
+            use crate::fsx::FileAt;
             file.write_all_at(&data, offset)
                 .map_err(|e| refuse(ErrorKind::Busy, &format!("cannot write chunk {index}: {e}")))
         })

@@ -20,7 +20,6 @@ use proto::share::{
 };
 use proto::transfer::{RelPath, chunk_count, chunk_range};
 use proto::{PeerId, PeerName};
-use rustix::fs::{Mode, OFlags};
 use tracing::info;
 
 use super::remote::{Remote, parse_path};
@@ -135,9 +134,7 @@ fn open_local(path: &Path) -> Result<(File, u64), SharesError> {
         path: path.to_owned(),
         source,
     };
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| err(e.into()))?;
-    let file = File::from(fd);
+    let file = crate::fsx::open_read_path(path).map_err(err)?;
     let meta = file.metadata().map_err(err)?;
     if !meta.is_file() {
         return Err(err(std::io::Error::other("not a regular file")));
@@ -515,7 +512,7 @@ fn link_error(peer: &PeerName, e: impl std::fmt::Display) -> SharesError {
 /// Reads `len` bytes at `offset` of `file`, off the runtime's workers.
 async fn read_chunk(file: Arc<File>, offset: u64, len: u64) -> std::io::Result<bytes::Bytes> {
     tokio::task::spawn_blocking(move || {
-        use std::os::unix::fs::FileExt;
+        use crate::fsx::FileAt;
         let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0)];
         file.read_exact_at(&mut buf, offset).map(|()| buf)
     })

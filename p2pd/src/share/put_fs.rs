@@ -6,13 +6,12 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use proto::share::{ContentId, ErrorKind, ShareError};
 use proto::transfer::RelPath;
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+
+use crate::fsx::{self, AsDir, DirHandle, FileAt, Kind};
 
 /// Names of staging files start with this (hidden; the share's index leaves them out).
 pub(super) use super::index::STAGING_PREFIX;
@@ -27,7 +26,7 @@ fn refuse(kind: ErrorKind, message: &str) -> ShareError {
 /// The directory a put lands in, opened without following symlinks, and the target's name.
 pub(super) struct Target {
     /// The directory holding the target.
-    pub dir: OwnedFd,
+    pub dir: DirHandle,
     /// The target's file name in it.
     pub name: String,
 }
@@ -45,8 +44,7 @@ pub(super) enum Current {
 /// directory (a symlink, a file or a missing one is refused), and the target, if present, a
 /// regular file.
 pub(super) fn open_target(root: &Path, path: &RelPath) -> Result<(Target, Current), ShareError> {
-    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let mut dir = rustix::fs::open(root, dir_flags, Mode::empty())
+    let mut dir = fsx::open_dir_path(root)
         .map_err(|e| refuse(ErrorKind::Busy, &format!("the share cannot be opened: {e}")))?;
     let text = path.as_str();
     let (parent, name) = match text.rsplit_once('/') {
@@ -56,11 +54,13 @@ pub(super) fn open_target(root: &Path, path: &RelPath) -> Result<(Target, Curren
     let mut upto = 0;
     for part in parent.into_iter().flat_map(|p| p.split('/')) {
         upto += part.len() + usize::from(upto > 0);
-        dir = rustix::fs::openat(&dir, part, dir_flags, Mode::empty()).map_err(|e| {
-            let why = match e {
-                rustix::io::Errno::NOENT => "does not exist",
-                rustix::io::Errno::NOTDIR | rustix::io::Errno::LOOP => "is not a directory",
-                _ => "cannot be opened",
+        dir = fsx::open_dir_at(&dir, part).map_err(|e| {
+            let why = if e.kind() == io::ErrorKind::NotFound {
+                "does not exist"
+            } else if fsx::is_link_or_not_dir(&e) {
+                "is not a directory"
+            } else {
+                "cannot be opened"
             };
             refuse(ErrorKind::NotFound, &format!("{} {why}", &text[..upto]))
         })?;
@@ -75,16 +75,14 @@ pub(super) fn open_target(root: &Path, path: &RelPath) -> Result<(Target, Curren
     ))
 }
 
-fn current_kind(dir: &OwnedFd, name: &str, shown: &str) -> Result<Current, ShareError> {
-    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
-            Ok(Current::File(u64::try_from(st.st_size).unwrap_or(0)))
-        }
+fn current_kind(dir: &DirHandle, name: &str, shown: &str) -> Result<Current, ShareError> {
+    match fsx::stat_at(dir, name) {
+        Ok(st) if st.kind == Kind::File => Ok(Current::File(st.len)),
         Ok(_) => Err(refuse(
             ErrorKind::Invalid,
             &format!("{shown} is not a regular file"),
         )),
-        Err(rustix::io::Errno::NOENT) => Ok(Current::Absent),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Current::Absent),
         Err(e) => Err(refuse(
             ErrorKind::Busy,
             &format!("cannot stat {shown}: {e}"),
@@ -129,21 +127,20 @@ pub(super) fn fits_on_disk(shown: &str, size: u64, free: u64) -> Result<(), Shar
 }
 
 /// Bytes free to an unprivileged writer on the filesystem of `dir`.
-pub(super) fn free_space(dir: &OwnedFd) -> Result<u64, ShareError> {
-    let st = rustix::fs::fstatvfs(dir).map_err(|e| {
+pub(super) fn free_space(dir: &DirHandle) -> Result<u64, ShareError> {
+    fsx::free_space(dir).map_err(|e| {
         refuse(
             ErrorKind::Busy,
             &format!("cannot read the share's free space: {e}"),
         )
-    })?;
-    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    })
 }
 
 /// A staging file beside the target: created new (never over anything), removed on drop
 /// unless it was put in place.
 pub(super) struct Staging {
     /// The directory holding it (and the target).
-    pub dir: std::sync::Arc<OwnedFd>,
+    pub dir: std::sync::Arc<DirHandle>,
     /// Its name in `dir`.
     pub name: String,
     /// The open file.
@@ -153,19 +150,17 @@ pub(super) struct Staging {
 
 impl Staging {
     /// Creates a new staging file in `dir`.
-    pub fn create(dir: std::sync::Arc<OwnedFd>) -> Result<Staging, ShareError> {
+    pub fn create(dir: std::sync::Arc<DirHandle>) -> Result<Staging, ShareError> {
         let mut raw = [0u8; 8];
         getrandom::fill(&mut raw)
             .map_err(|e| refuse(ErrorKind::Busy, &format!("no randomness: {e}")))?;
         let name = format!("{STAGING_PREFIX}{:016x}.part", u64::from_le_bytes(raw));
-        let flags =
-            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(&*dir, name.as_str(), flags, Mode::from_raw_mode(0o644))
+        let file = fsx::create_new_at(&*dir, name.as_str())
             .map_err(|e| refuse(ErrorKind::Busy, &format!("cannot create the file: {e}")))?;
         Ok(Staging {
             dir,
             name,
-            file: std::sync::Arc::new(File::from(fd)),
+            file: std::sync::Arc::new(file),
             placed: false,
         })
     }
@@ -173,9 +168,9 @@ impl Staging {
     /// Renames the staged file over `target` in the same directory, then syncs the
     /// directory; the file is no longer removed on drop.
     pub fn place(&mut self, target: &str) -> io::Result<()> {
-        rustix::fs::renameat(&*self.dir, self.name.as_str(), &*self.dir, target)?;
+        fsx::rename_at(&*self.dir, self.name.as_str(), &*self.dir, target)?;
         self.placed = true;
-        rustix::fs::fsync(&*self.dir)?;
+        fsx::fsync_dir(&*self.dir)?;
         Ok(())
     }
 }
@@ -183,7 +178,7 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         if !self.placed {
-            let _ = rustix::fs::unlinkat(&*self.dir, self.name.as_str(), AtFlags::empty());
+            let _ = fsx::unlink_at(&*self.dir, self.name.as_str());
         }
     }
 }
@@ -209,22 +204,19 @@ pub(super) fn content_of(file: &File, len: u64) -> io::Result<ContentId> {
 }
 
 /// The size of the regular file `name` in `dir` (0 if absent or not a regular file).
-pub(super) fn current_len(dir: &impl AsFd, name: &str) -> u64 {
-    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
-            u64::try_from(st.st_size).unwrap_or(0)
-        }
+pub(super) fn current_len(dir: &impl AsDir, name: &str) -> u64 {
+    match fsx::stat_at(dir, name) {
+        Ok(st) if st.kind == Kind::File => st.len,
         _ => 0,
     }
 }
 
 /// The content id of what `name` in `dir` holds now (`None`: absent), read from the disk
 /// through a handle that follows no symlink.
-pub(super) fn current_id(dir: &impl AsFd, name: &str) -> Result<Option<ContentId>, ShareError> {
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fd = match rustix::fs::openat(dir, name, flags, Mode::empty()) {
-        Ok(fd) => fd,
-        Err(rustix::io::Errno::NOENT) => return Ok(None),
+pub(super) fn current_id(dir: &impl AsDir, name: &str) -> Result<Option<ContentId>, ShareError> {
+    let file = match fsx::open_read_at(dir, name) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             return Err(refuse(
                 ErrorKind::Invalid,
@@ -232,17 +224,15 @@ pub(super) fn current_id(dir: &impl AsFd, name: &str) -> Result<Option<ContentId
             ));
         }
     };
-    let st = rustix::fs::fstat(&fd)
+    let st = fsx::stat_file(&file)
         .map_err(|e| refuse(ErrorKind::Busy, &format!("cannot stat {name}: {e}")))?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+    if st.kind != Kind::File {
         return Err(refuse(
             ErrorKind::Invalid,
             &format!("{name} is not a regular file"),
         ));
     }
-    let file = File::from(fd);
-    let len = u64::try_from(st.st_size).unwrap_or(0);
-    content_of(&file, len)
+    content_of(&file, st.len)
         .map(Some)
         .map_err(|e| refuse(ErrorKind::Busy, &format!("cannot read {name}: {e}")))
 }

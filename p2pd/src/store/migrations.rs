@@ -159,6 +159,24 @@ ALTER TABLE transfers ADD COLUMN ended_at INTEGER;
 ALTER TABLE transfer_files ADD COLUMN landed TEXT;
 ",
     },
+    Migration {
+        what: "the outbox index leads with the columns of messages_seq, so the planner takes it",
+        // As (peer, seq), the partial index lost to messages_seq (peer, direction, seq), which
+        // binds one more column: every outbox read then walked all our messages to the peer.
+        // With the same leading columns the smaller, partial index wins.
+        sql: "
+DROP INDEX outbox;
+CREATE INDEX outbox ON messages (peer, direction, seq) WHERE direction = 0 AND state IN (0, 4);
+",
+    },
+    Migration {
+        what: "incoming transfers keep the names their top-level directories land under",
+        // A JSON object from offered name to landed name (`dir` -> `dir (1)`), chosen on
+        // accept; NULL for transfers accepted before, which land as they did then.
+        sql: "
+ALTER TABLE transfers ADD COLUMN landing TEXT;
+",
+    },
 ];
 
 /// The schema version this binary writes.

@@ -1,6 +1,6 @@
 //! The memory a transfer engine moves data in, owned by the transfer service: the chunk
-//! buffers kept between sends and between receives, and the daemon-wide cap on received
-//! chunks in flight.
+//! buffers kept between sends and between receives, the daemon-wide cap on received chunks
+//! in flight, and the daemon-wide cap on the sender's read-ahead buffers.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -17,6 +17,10 @@ const IN_FLIGHT: usize = 8;
 const RECV_POOL_MAX: usize = 4;
 /// Most send buffers kept (what one send uses at once).
 const SEND_POOL_MAX: usize = BUFFERS;
+/// Send buffers beyond each send's first, across every send of the daemon. A send always
+/// has one buffer of its own, so a send whose receiver stalls never holds up another; the
+/// read-ahead beyond it is shared: one send alone gets all of it, several at once share it.
+const SEND_EXTRA: usize = 4;
 
 /// Buffer pools and the in-flight cap, shared by every transfer of one service.
 ///
@@ -29,6 +33,8 @@ pub(super) struct Buffers {
     recv: Mutex<Vec<BytesMut>>,
     /// Buffers of finished sends, for the next send's reading thread.
     send: Mutex<Vec<Vec<u8>>>,
+    /// Permits for send buffers beyond a send's first ([`SEND_EXTRA`]).
+    send_extra: Arc<Semaphore>,
 }
 
 impl Default for Buffers {
@@ -37,6 +43,7 @@ impl Default for Buffers {
             in_flight: Arc::new(Semaphore::new(IN_FLIGHT)),
             recv: Mutex::default(),
             send: Mutex::default(),
+            send_extra: Arc::new(Semaphore::new(SEND_EXTRA)),
         }
     }
 }
@@ -71,6 +78,13 @@ impl Buffers {
     /// A kept send buffer, if any.
     pub(super) fn take_send(&self) -> Option<Vec<u8>> {
         lock(&self.send).pop()
+    }
+
+    /// Room for one more read-ahead buffer of a send, if the daemon-wide cap allows it now;
+    /// the room is freed when the permit is dropped. Never waits: a send that gets none
+    /// goes on with the buffers it has.
+    pub(super) fn extra_send(&self) -> Option<OwnedSemaphorePermit> {
+        self.send_extra.clone().try_acquire_owned().ok()
     }
 
     /// Keeps a send buffer for the next send, if the pool has room.
@@ -108,5 +122,10 @@ mod tests {
         assert_eq!(b.in_flight.available_permits(), 0);
         drop(held.pop());
         let _again = b.chunk_permit().await;
+
+        let extras: Vec<_> = std::iter::from_fn(|| b.extra_send()).collect();
+        assert_eq!(extras.len(), SEND_EXTRA);
+        drop(extras);
+        assert!(b.extra_send().is_some());
     }
 }

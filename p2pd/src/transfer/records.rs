@@ -8,6 +8,7 @@ use proto::{PeerId, PeerName};
 use rusqlite::{OptionalExtension, params};
 
 use super::scan::Scanned;
+use crate::files::Landing;
 use crate::store::{Db, StoreError};
 
 /// A transfer as stored.
@@ -353,6 +354,42 @@ impl TransferStore {
         })
     }
 
+    /// Stores where the top-level directories of an incoming transfer land (chosen when it
+    /// was accepted), as a JSON object from offered name to landed name.
+    pub async fn set_landing(&self, id: TransferId, landing: &Landing) -> Result<(), StoreError> {
+        let landing = landing.clone();
+        self.db
+            .call(move |c| {
+                let json = serde_json::to_string(&landing).map_err(bad)?;
+                c.execute(
+                    "UPDATE transfers SET landing = ?2 WHERE id = ?1",
+                    params![id.0.as_slice(), json],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Where the top-level directories of an incoming transfer land; empty when none was
+    /// chosen (a transfer accepted before this was kept, a pull, files only).
+    pub async fn landing(&self, id: TransferId) -> Result<Landing, StoreError> {
+        self.db
+            .call(move |c| {
+                let json: Option<String> = c
+                    .query_row(
+                        "SELECT landing FROM transfers WHERE id = ?1",
+                        [id.0.as_slice()],
+                        |r| r.get(0),
+                    )
+                    .optional()?
+                    .flatten();
+                json.map_or(Ok(Landing::new()), |j| {
+                    serde_json::from_str(&j).map_err(bad)
+                })
+            })
+            .await
+    }
+
     /// Per file: (verified chunks, done).
     pub async fn verified(&self, id: TransferId) -> Result<Vec<(u32, u64, bool)>, StoreError> {
         self.db
@@ -641,5 +678,26 @@ mod tests {
         assert!(store.verified(a).await.unwrap().is_empty());
         assert_eq!(store.verified(b).await.unwrap().len(), 1);
         assert_eq!(store.load(|r| r.manifest.id).await.unwrap(), [b]);
+    }
+
+    #[tokio::test]
+    async fn where_directories_land_is_kept_per_transfer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TransferStore::new(Db::open(dir.path()).await.unwrap());
+        let (a, b) = (TransferId([1; 16]), TransferId([2; 16]));
+        store
+            .insert(&record(1, Direction::In, TransferState::Running, &["d/x"]))
+            .await
+            .unwrap();
+        store
+            .insert(&record(2, Direction::In, TransferState::Running, &["d/x"]))
+            .await
+            .unwrap();
+        let landing = Landing::from([("d".to_owned(), "d (1)".to_owned())]);
+        store.set_landing(a, &landing).await.unwrap();
+        assert_eq!(store.landing(a).await.unwrap(), landing);
+        assert!(store.landing(b).await.unwrap().is_empty());
+        // An unknown transfer lands nowhere special either.
+        assert!(store.landing(TransferId([3; 16])).await.unwrap().is_empty());
     }
 }

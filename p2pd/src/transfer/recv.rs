@@ -25,7 +25,7 @@ use super::records::Record;
 use super::recv_rules::{Receiver, Step};
 use super::sink::{Job, Sink, Target};
 use super::{Decision, SessionLog, Transfers};
-use crate::files::{Dest, FilesError, Op};
+use crate::files::{Dest, FilesError, Landing, Op};
 use crate::link::LinkConn;
 use crate::router::{PeerLink, Protocol};
 
@@ -158,7 +158,7 @@ pub(super) async fn run(t: Arc<Transfers>, mut conn: LinkConn, peer: PeerId, nam
                     reason: reason.clone(),
                 })
                 .await;
-            remove_parts(&live, &dest);
+            remove_parts(&t, &live, &dest).await;
             t.set_state(&live, TransferState::Failed, None, Some(reason))
                 .await;
         }
@@ -262,6 +262,10 @@ async fn wait_decision(
                     .await
                     .map_err(|e| EngineError::Offer(Box::new(e)))
                     .and_then(|()| check_space(&dest, need));
+                let ready = match ready {
+                    Ok(()) => land_dirs(t, live, &dest).await,
+                    Err(e) => Err(e),
+                };
                 if let Err(e) = ready {
                     let reason = e.to_string();
                     let _ = conn
@@ -353,6 +357,51 @@ fn check_space(dest: &Path, need: u64) -> Result<(), EngineError> {
     }
 }
 
+/// Chooses, on accept, where each top-level directory of the offer lands: a directory
+/// already in `dest` is not merged into, the offered one lands beside it as `dir (1)` (see
+/// [`Dest::claim_dir`]). Stored with the transfer so every session lands in the same place;
+/// a choice already stored (a link lost right after the accept) is kept. A pull keeps its
+/// own placement.
+async fn land_dirs(t: &Transfers, live: &Live, dest: &Path) -> Result<(), EngineError> {
+    let rec = live.record();
+    let id = rec.manifest.id;
+    if rec.pull || !landing(t, id).await?.is_empty() {
+        return Ok(());
+    }
+    let mut tops: Vec<&str> = Vec::new();
+    for f in &rec.manifest.files {
+        let mut comps = f.path.components();
+        if let (Some(top), Some(_)) = (comps.next(), comps.next())
+            && !tops.contains(&top)
+        {
+            tops.push(top);
+        }
+    }
+    if tops.is_empty() {
+        return Ok(());
+    }
+    let landing = tokio::task::block_in_place(|| -> Result<Landing, FilesError> {
+        std::fs::create_dir_all(dest)
+            .map_err(|e| FilesError::io(Op::CreateDir, dest.to_owned(), e))?;
+        let dir = Dest::open(dest)?;
+        tops.iter()
+            .map(|top| Ok(((*top).to_owned(), dir.claim_dir(top)?)))
+            .collect()
+    })?;
+    t.records
+        .set_landing(id, &landing)
+        .await
+        .map_err(|e| EngineError::Offer(Box::new(e.into())))
+}
+
+/// Where the top-level directories of transfer `id` land, as stored on accept.
+async fn landing(t: &Transfers, id: TransferId) -> Result<Landing, EngineError> {
+    t.records
+        .landing(id)
+        .await
+        .map_err(|e| EngineError::Offer(Box::new(e.into())))
+}
+
 /// How the read loop of [`receive`] ended, when it ended without an error.
 enum Stop {
     /// The sender said `Done`.
@@ -377,7 +426,7 @@ async fn receive(
     let id = rec.manifest.id;
     let tag = id.to_string();
     std::fs::create_dir_all(dest).map_err(|e| FilesError::io(Op::CreateDir, dest.to_owned(), e))?;
-    let dir = Dest::open(dest)?;
+    let dir = Dest::open(dest)?.with_landing(landing(t, id).await?);
     let stored: HashMap<u32, (u64, bool)> = t
         .records
         .verified(id)
@@ -422,11 +471,11 @@ async fn receive(
     let written = sink.close().await;
     match (stop, written) {
         (Ok(Stop::Cancelled), _) => {
-            remove_parts(live, dest);
+            remove_parts(t, live, dest).await;
             Ok(false)
         }
         (Ok(Stop::Ended(end, reason)), _) => {
-            remove_parts(live, dest);
+            remove_parts(t, live, dest).await;
             t.set_state(live, end, None, Some(reason)).await;
             Ok(false)
         }
@@ -547,10 +596,15 @@ async fn read_chunks(
 }
 
 /// Removes every part file of a transfer that ends without success.
-fn remove_parts(live: &Live, dest: &Path) {
+async fn remove_parts(t: &Transfers, live: &Live, dest: &Path) {
     let rec = live.record();
     let tag = rec.manifest.id.to_string();
+    let landing = match landing(t, rec.manifest.id).await {
+        Ok(l) => l,
+        Err(e) => return warn!("cannot remove the part files: {e}"),
+    };
     let Ok(dir) = Dest::open(dest) else { return };
+    let dir = dir.with_landing(landing);
     for f in &rec.manifest.files {
         let comps: Vec<&str> = f.path.components().collect();
         if let Err(e) = dir.remove_part(&tag, &comps) {

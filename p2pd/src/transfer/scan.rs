@@ -13,7 +13,6 @@
 
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use proto::content::{ChunkCv, ContentId, chunk_cv, content_id};
@@ -88,7 +87,7 @@ pub struct Scanned {
 
 /// A file's modification time as [`Scanned::mtime`] holds it.
 pub fn mtime(m: &fs::Metadata) -> (i64, i64) {
-    (m.mtime(), m.mtime_nsec())
+    crate::fsx::mtime(m)
 }
 
 /// What a scan reports as it goes.
@@ -264,29 +263,36 @@ fn hash_file_with(
 ) -> io::Result<(u64, ContentId, Scanned)> {
     let mut file = fs::File::open(path)?;
     let mtime = mtime(&file.metadata()?);
-    // A chunk's value depends on whether it is the file's only one, so each chunk is hashed
-    // once the next one has been read (or found missing).
-    let (mut cur, mut next) = (vec![0u8; CHUNK as usize], vec![0u8; CHUNK as usize]);
+    // One chunk buffer: a chunk's value depends on whether it is the file's only one, so after
+    // a whole first chunk one byte more is read, and it starts the second chunk.
+    let mut buf = vec![0u8; CHUNK as usize];
     let mut cvs = Vec::new();
     let mut size = 0u64;
-    let mut len = read_full(&mut file, &mut cur)?;
+    let mut len = read_full(&mut file, &mut buf)?;
     let mut index = 0u64;
+    // The byte read past the first chunk, if any.
+    let mut carried = None;
     while len > 0 {
         size += len as u64;
         if !hashed(len as u64) {
             let base = None;
             return Ok((size, ContentId::EMPTY, Scanned { mtime, cvs, base }));
         }
-        let after = if len == cur.len() {
-            read_full(&mut file, &mut next)?
-        } else {
-            0
-        };
-        let only = index == 0 && after == 0;
-        cvs.push(chunk_cv(index, &cur[..len], only).map_err(io::Error::other)?);
-        std::mem::swap(&mut cur, &mut next);
-        len = after;
+        if index == 0 && len == buf.len() {
+            let mut one = [0u8; 1];
+            carried = (read_full(&mut file, &mut one)? == 1).then_some(one[0]);
+        }
+        let only = index == 0 && carried.is_none();
+        cvs.push(chunk_cv(index, &buf[..len], only).map_err(io::Error::other)?);
         index += 1;
+        len = match carried.take() {
+            Some(byte) => {
+                buf[0] = byte;
+                1 + read_full(&mut file, &mut buf[1..])?
+            }
+            None if len == buf.len() => read_full(&mut file, &mut buf)?,
+            None => 0,
+        };
     }
     let id = content_id(&cvs, size).map_err(io::Error::other)?;
     Ok((

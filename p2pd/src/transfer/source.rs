@@ -9,26 +9,26 @@
 //! since the scan fails the transfer naming it, as does a file whose size changed.
 
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 
 use cap_std::ambient_authority;
-use cap_std::fs::{Dir, Metadata, OpenOptions, OpenOptionsExt};
+use cap_std::fs::{Dir, Metadata};
 use proto::content::{ChunkCv, chunk_cv};
 use proto::transfer::{CHUNK, RelPath, chunk_count, chunk_range};
-use rustix::fs::OFlags;
 use tokio::sync::mpsc;
 
 use super::buffers::Buffers;
 use super::error::EngineError;
 use super::threads::spawn;
 use crate::files::{other_spelling, same_file};
+use crate::fsx::{self, FileAt};
 
 /// Chunks read and hashed ahead of the link.
 const READ_AHEAD: usize = 1;
-/// Buffers in use at once: those queued, the one being sent and the one being read.
+/// Most buffers one send uses at once: those queued, the one being sent and the one being
+/// read. Those beyond the first count against a daemon-wide cap ([`Buffers::extra_send`]).
 pub(super) const BUFFERS: usize = READ_AHEAD + 2;
 
 /// One file to send.
@@ -123,11 +123,18 @@ fn read_plan(
     pool: &Buffers,
 ) -> Result<(), EngineError> {
     let mut made = 0;
+    // Permits for the buffers made beyond the first, held until every chunk has been read.
+    let mut extras = Vec::new();
     let mut buffer = || -> Result<Vec<u8>, Gone> {
         if let Ok(buf) = free.try_recv() {
             return Ok(buf);
         }
-        if made < BUFFERS {
+        let room = match made {
+            0 => true,
+            n if n < BUFFERS => pool.extra_send().map(|p| extras.push(p)).is_some(),
+            _ => false,
+        };
+        if room {
             made += 1;
             return Ok(pool
                 .take_send()
@@ -253,11 +260,10 @@ fn open_in(root: &Dir, path: &RelPath, shown: &Path) -> Result<std::fs::File, En
     }
     let name = spelling(&cur, last).map_err(io_err)?;
     let before = entry(&cur, &name, symlink, io_err)?;
-    let nofollow = (OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32;
-    let file = match cur.open_with(&name, OpenOptions::new().read(true).custom_flags(nofollow)) {
+    let file = match cur.open_with(&name, &fsx::read_nofollow_options()) {
         Ok(f) => f,
         // ELOOP: the last component became a symlink after the check.
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+        Err(e) if fsx::is_symlink_refused(&e) => {
             return Err(symlink());
         }
         Err(e) => return Err(io_err(e)),

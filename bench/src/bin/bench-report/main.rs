@@ -154,6 +154,9 @@ fn main() -> anyhow::Result<()> {
     });
     let mut chat_pinned = chat.clone();
     chat_pinned.push("--pin".to_string());
+    let mut chat_history = chat.clone();
+    let history = if args.quick { "10000" } else { "100000" };
+    chat_history.extend(strings(&["--history", history]));
 
     let started = bench::utc_now();
     let load_before = bench::sys::loadavg();
@@ -164,6 +167,7 @@ fn main() -> anyhow::Result<()> {
     runs.extend([
         run(&bin_dir, "chat-latency", chat)?,
         run(&bin_dir, "chat-latency", chat_pinned)?,
+        run(&bin_dir, "chat-latency", chat_history)?,
         run(&bin_dir, "tracker-load", tracker)?,
         run(&bin_dir, "share-bench", shares)?,
         run(&bin_dir, "reach-bench", reach)?,

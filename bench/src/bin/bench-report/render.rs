@@ -238,15 +238,22 @@ fn chat(out: &mut String, run: &Run) {
             "B: end to end (request written → event read), p50 µs",
             us("/b_end_to_end/p50_us"),
         )
-        .beside("Unix socket echo", us("/baseline_unix_echo/p50_us")),
+        .beside("Unix socket echo", us("/baseline_unix_echo/p50_us"))
+        .goal(format!("≤ {p50_goal} µs"), |m| m <= p50_goal),
         Row::new("B, p99 µs", us("/b_end_to_end/p99_us"))
-            .beside("Unix socket echo", us("/baseline_unix_echo/p99_us")),
+            .beside("Unix socket echo", us("/baseline_unix_echo/p99_us"))
+            .goal(format!("≤ {p99_goal} µs"), |m| m <= p99_goal),
     ];
+    let history = v.pointer("/history/messages").and_then(Value::as_u64);
     let placement = v
         .pointer("/placement")
         .and_then(Value::as_str)
         .unwrap_or("?");
     let (heading, cpus) = placement.split_once(';').unwrap_or((placement, ""));
+    let heading = match history {
+        Some(n) => format!("{heading}, with {n} messages already in the conversation"),
+        None => heading.to_string(),
+    };
     let _ = writeln!(
         out,
         "## Chat latency, {heading} (`chat-latency`)\n\n`{} {}`: {} messages after {} warm-up;{cpus}. \
@@ -257,6 +264,19 @@ fn chat(out: &mut String, run: &Run) {
         v.pointer("/messages").and_then(Value::as_u64).unwrap_or(0),
         v.pointer("/warmup").and_then(Value::as_u64).unwrap_or(0),
     );
+    if let (Some(n), Some(stored), Some(acked)) = (
+        history,
+        num(v, "/history/stored_s"),
+        num(v, "/history/delivered_s"),
+    ) {
+        let _ = writeln!(
+            out,
+            "The history was sent for real first, with 64 `send_message` calls in flight: all \
+             {n} stored at alice after {stored:.1} s, the last acknowledged by bob after \
+             {acked:.1} s ({:.0} messages/s).\n",
+            n as f64 / acked
+        );
+    }
     table(out, &rows);
 }
 

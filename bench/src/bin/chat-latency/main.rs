@@ -15,6 +15,10 @@
 //! JSON-RPC round trip (`peers`) to alice, before and after the messages, and a raw Unix
 //! socket echo between two threads of this process (the kernel's floor).
 //!
+//! With `--history N` it first sends N messages alice -> bob for real, 64 calls in flight, and
+//! waits until bob has them all and alice has every Ack, so that the timed messages go into a
+//! conversation that already holds N (the report gives how long the N took).
+//!
 //! Placement matters on a 2-vCPU VM (a cross-CPU wake-up costs ~40 µs more per round trip),
 //! so `--pin` runs this program and every daemon on CPU 0 (`taskset`), and the report says
 //! which placement was used; baselines and measurement always share it.
@@ -23,6 +27,7 @@
 //! cargo build --release -p bench -p p2pd -p trackerd
 //! target/release/chat-latency            # unpinned
 //! target/release/chat-latency --pin      # everything on CPU 0
+//! target/release/chat-latency --history 100000
 //! ```
 
 use std::path::PathBuf;
@@ -42,7 +47,7 @@ mod measure;
 mod report;
 
 use measure::{chat, kernel_echo, rpc_ping};
-use report::{Report, print_table, to_json};
+use report::{Preload, Report, print_table, to_json};
 
 /// Command-line flags.
 #[derive(Debug, Parser)]
@@ -63,6 +68,10 @@ struct Args {
     /// Round trips measured for each baseline (after the same warm-up count).
     #[arg(long, value_name = "N", default_value_t = 2000)]
     pings: usize,
+    /// Messages sent alice -> bob before the warm-up, for real and pipelined (64 calls in
+    /// flight), so that the conversation already holds them when the timing starts.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    history: usize,
     /// Run this program and every daemon on CPU 0 (`taskset -c 0`).
     #[arg(long)]
     pin: bool,
@@ -167,6 +176,13 @@ fn main() -> anyhow::Result<()> {
         bail!("subscribe answered {sub}");
     }
 
+    let preload = if args.history > 0 {
+        eprintln!("history: {} messages alice -> bob, pipelined", args.history);
+        Some(preload(&alice_sock, &mut a_rpc, &mut b_rpc, args.history)?)
+    } else {
+        None
+    };
+
     let warm = args.warmup;
     eprintln!("baseline: raw Unix socket echo, {} rounds", args.pings);
     let echo = kernel_echo(args.pings, warm)?;
@@ -203,6 +219,7 @@ fn main() -> anyhow::Result<()> {
         placement,
         args_messages: args.messages,
         args_warmup: warm,
+        preload,
         chat,
         ping_before,
         ping_after,
@@ -215,4 +232,61 @@ fn main() -> anyhow::Result<()> {
         print_table(&report);
     }
     Ok(())
+}
+
+/// Sends `n` messages alice -> bob with the calls pipelined on `alice`, then waits until bob's
+/// subscription (`bob`, subscribed) shows the last one received and alice's (a connection of
+/// its own) shows it delivered, so that no Ack is still in flight when the timing starts.
+fn preload(
+    alice_sock: &std::path::Path,
+    alice: &mut Rpc,
+    bob: &mut Rpc,
+    n: usize,
+) -> anyhow::Result<Preload> {
+    let mut acks = Rpc::connect(alice_sock)?;
+    let sub = acks.call(Call::Subscribe {})?;
+    if sub["subscribed"] != Value::Bool(true) {
+        bail!("subscribe answered {sub}");
+    }
+    let started = Instant::now();
+    let calls = (0..n).map(|i| Call::SendMessage {
+        peer: "bob".into(),
+        text: format!("h{i}"),
+    });
+    let answered = alice.pipelined(calls, 64)?;
+    let stored = started.elapsed();
+    if answered.len() != n {
+        bail!("{} of {n} send_message calls answered", answered.len());
+    }
+    // The calls ran concurrently, so seqs follow the order of the inserts, not of the texts;
+    // the link delivers in seq order, and acknowledges in that order.
+    let last = answered
+        .iter()
+        .max_by_key(|m| m["seq"].as_u64().unwrap_or(0))
+        .and_then(|m| m["text"].as_str())
+        .context("send_message answered without a seq or text")?
+        .to_owned();
+    bob.wait_event(|e| e["type"] == "message_received" && e["message"]["text"] == last.as_str())
+        .context("waiting for the last history message at bob")?;
+    let received = started.elapsed();
+    acks.wait_event(|e| {
+        e["type"] == "message_updated"
+            && e["message"]["text"] == last.as_str()
+            && e["message"]["state"] == "delivered"
+    })
+    .context("waiting for alice to see the last history message delivered")?;
+    let delivered = started.elapsed();
+    eprintln!(
+        "history: {n} stored at alice after {:.1} s, received by bob after {:.1} s, acknowledged \
+         after {:.1} s",
+        stored.as_secs_f64(),
+        received.as_secs_f64(),
+        delivered.as_secs_f64()
+    );
+    Ok(Preload {
+        messages: n,
+        stored,
+        received,
+        delivered,
+    })
 }

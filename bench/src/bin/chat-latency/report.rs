@@ -14,6 +14,18 @@ const GOAL_P99_US: f64 = 5_000.0;
 /// An A below this means bob's event was already waiting when alice's answer was read.
 const EARLY: Duration = Duration::from_micros(20);
 
+/// The history sent before the timing (`--history N`).
+pub struct Preload {
+    /// Messages sent.
+    pub messages: usize,
+    /// From the first call written to the last answered: all stored at alice.
+    pub stored: Duration,
+    /// From the first call written to bob's event for the last one.
+    pub received: Duration,
+    /// From the first call written to alice's event that the last one was delivered.
+    pub delivered: Duration,
+}
+
 /// Everything the report prints.
 pub struct Report {
     /// When the run ended, UTC.
@@ -30,6 +42,8 @@ pub struct Report {
     pub args_messages: usize,
     /// Messages (and round trips) sent first and not counted.
     pub args_warmup: usize,
+    /// The history sent first, if any.
+    pub preload: Option<Preload>,
     /// The chat timings.
     pub chat: ChatSamples,
     /// `peers` round trips to alice before the chat.
@@ -59,6 +73,18 @@ pub fn print_table(r: &Report) {
          client on one machine, loopback",
         r.args_messages, r.args_warmup
     );
+    if let Some(p) = &r.preload {
+        println!(
+            "history: {} messages alice -> bob sent first, pipelined: all stored at alice after \
+             {:.1} s, the last received by bob after {:.1} s, acknowledged after {:.1} s \
+             ({:.0} messages/s)",
+            p.messages,
+            p.stored.as_secs_f64(),
+            p.received.as_secs_f64(),
+            p.delivered.as_secs_f64(),
+            p.messages as f64 / p.delivered.as_secs_f64()
+        );
+    }
     println!();
     println!(
         "{:<58} {:>6} {:>7} {:>7} {:>7} {:>8}",
@@ -169,6 +195,12 @@ pub fn to_json(r: &Report) -> Value {
         "placement": r.placement,
         "messages": r.args_messages,
         "warmup": r.args_warmup,
+        "history": r.preload.as_ref().map(|p| json!({
+            "messages": p.messages,
+            "stored_s": p.stored.as_secs_f64(),
+            "received_s": p.received.as_secs_f64(),
+            "delivered_s": p.delivered.as_secs_f64(),
+        })),
         "a_returned_to_event": a.json(),
         "b_end_to_end": Summary::of(&r.chat.b).json(),
         "c_call": Summary::of(&r.chat.c).json(),

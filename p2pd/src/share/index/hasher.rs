@@ -17,16 +17,15 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::SystemTime;
 
 use proto::transfer::RelPath;
-use rustix::fs::{Mode, OFlags};
 use tokio::sync::oneshot;
+
+use crate::fsx::{self, DirHandle};
 
 use super::tree::{Body, Change};
 use super::worker::Msg;
@@ -409,8 +408,8 @@ impl Version {
         Ok(Version {
             size: m.len(),
             mtime: m.modified()?,
-            ctime: (m.ctime(), m.ctime_nsec()),
-            inode: (m.dev(), m.ino()),
+            ctime: fsx::ctime(&m),
+            inode: fsx::inode(&m),
         })
     }
 }
@@ -457,11 +456,8 @@ pub(super) fn hash_unchanged(
 /// Whether an open failed because the disk no longer holds what the index lists there (gone,
 /// or now a symlink, or a directory on the way is now something else).
 fn gone(e: &io::Error) -> bool {
-    use rustix::io::Errno;
     e.kind() == io::ErrorKind::NotFound
-        || [Errno::LOOP, Errno::NOTDIR, Errno::ISDIR]
-            .iter()
-            .any(|errno| e.raw_os_error() == Some(errno.raw_os_error()))
+        || fsx::is_other_kind(e)
         || e.kind() == io::ErrorKind::InvalidData
 }
 
@@ -486,19 +482,17 @@ pub(super) fn open_beneath(root: &Path, rel: &Path) -> io::Result<File> {
 }
 
 /// Opens the directory `names` below `root`, one component at a time, following no symlink.
-fn open_dirs(root: &Path, names: &[&OsStr]) -> io::Result<OwnedFd> {
-    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let mut dir = rustix::fs::open(root, dir_flags, Mode::empty())?;
+fn open_dirs(root: &Path, names: &[&OsStr]) -> io::Result<DirHandle> {
+    let mut dir = fsx::open_dir_path(root)?;
     for name in names {
-        dir = rustix::fs::openat(&dir, *name, dir_flags, Mode::empty())?;
+        dir = fsx::open_dir_at(&dir, name)?;
     }
     Ok(dir)
 }
 
 /// Opens the regular file `name` in `dir`, following no symlink, non-blocking.
-fn open_file(dir: &OwnedFd, name: &OsStr) -> io::Result<File> {
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    let file = File::from(rustix::fs::openat(dir, name, flags, Mode::empty())?);
+fn open_file(dir: &DirHandle, name: &OsStr) -> io::Result<File> {
+    let file = fsx::open_read_nonblocking_at(dir, name)?;
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -518,7 +512,7 @@ fn open_file(dir: &OwnedFd, name: &OsStr) -> io::Result<File> {
 #[derive(Default)]
 pub(super) struct DirCache {
     /// The directory's path below the root (on disk), and the open directory.
-    last: Option<(PathBuf, OwnedFd)>,
+    last: Option<(PathBuf, DirHandle)>,
 }
 
 impl DirCache {
