@@ -447,6 +447,15 @@ impl PartFile {
             .map_err(|e| FilesError::io(Op::Read, self.part_path(), e))
     }
 
+    /// A second handle on the part file, for reading (it stays valid after the file is
+    /// finished).
+    pub fn reader(&self) -> Result<std::fs::File, FilesError> {
+        self.file
+            .try_clone()
+            .map(File::into_std)
+            .map_err(|e| FilesError::io(Op::Read, self.part_path(), e))
+    }
+
     /// Bytes currently in the part file (after a resume: what an earlier run wrote).
     pub fn len(&self) -> Result<u64, FilesError> {
         self.file

@@ -11,9 +11,14 @@
 //! modification time. Every chunk served is read again and checked against its value before
 //! it is sent: a file that changed since it was hashed is answered `Busy` ("changed while
 //! served"), never with bytes of another version.
+//!
+//! Content not yet whole here may be a download in progress
+//! ([`crate::swarm::partial`]): it is served, its verified chunks only, when its destination
+//! lies in a share the asker may read, and answers like content not held otherwise.
 
 use std::collections::VecDeque;
 use std::io;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -28,6 +33,7 @@ use proto::share::{
 use super::Shares;
 use super::index::{Located, ShareIndex};
 use crate::fsx::{self, FileAt};
+use crate::swarm::partial::{Partial, Partials};
 
 /// Most files whose chunk values the cache keeps.
 const CACHE_FILES: usize = 64;
@@ -84,13 +90,16 @@ pub(super) fn by_content(request: &Request) -> bool {
 }
 
 /// The shares one asker may read now, with their indexes: what content by id is served
-/// from.
-struct Readable(Vec<(ShareName, Access, Arc<ShareIndex>)>);
+/// from; and the download in progress of the content asked for, if one lands in one of them.
+struct Readable {
+    shares: Vec<(ShareName, Access, Arc<ShareIndex>)>,
+    partial: Option<(ShareName, Arc<Partial>)>,
+}
 
 impl Readable {
     /// Where content `id` lies among these shares.
     fn locate(&self, id: &ContentId) -> Option<Found> {
-        self.0.iter().find_map(|(share, _, index)| {
+        self.shares.iter().find_map(|(share, _, index)| {
             let at = index.find(id.as_bytes())?;
             Some(Found {
                 share: share.clone(),
@@ -99,26 +108,50 @@ impl Readable {
             })
         })
     }
+
+    /// Looks for a download of `id` in progress whose destination lies in one of these
+    /// shares (roots and destinations are canonical paths).
+    fn find_partial(&mut self, partials: &Partials, id: &ContentId) {
+        self.partial = partials.of(id).into_iter().find_map(|p| {
+            let (share, _, _) = self
+                .shares
+                .iter()
+                .find(|(_, _, index)| p.dir().starts_with(index.root()))?;
+            Some((share.clone(), p))
+        });
+    }
+
+    /// The download in progress of the content asked for, readable by the asker.
+    fn partial(&self) -> Option<&Arc<Partial>> {
+        self.partial.as_ref().map(|(_, p)| p)
+    }
 }
 
 impl ShareState for Readable {
     fn shares(&self) -> Vec<ShareName> {
-        self.0.iter().map(|(s, _, _)| s.clone()).collect()
+        self.shares.iter().map(|(s, _, _)| s.clone()).collect()
     }
 
     fn access(&self, share: &ShareName, _peer: &PeerId) -> Option<Access> {
-        self.0
+        self.shares
             .iter()
             .find(|(s, _, _)| s == share)
             .map(|(_, a, _)| *a)
     }
 
     fn shares_holding(&self, id: &ContentId) -> Vec<ShareName> {
-        self.0
+        let mut out: Vec<ShareName> = self
+            .shares
             .iter()
             .filter(|(_, _, index)| index.find(id.as_bytes()).is_some())
             .map(|(s, _, _)| s.clone())
-            .collect()
+            .collect();
+        if let Some((share, p)) = &self.partial
+            && p.id() == *id
+        {
+            out.push(share.clone());
+        }
+        out
     }
 }
 
@@ -181,8 +214,9 @@ impl Shares {
     /// The shares `peer` may read now, with their indexes.
     fn readable(&self, peer: &PeerId) -> Readable {
         let live = self.lock();
-        Readable(
-            live.names()
+        Readable {
+            shares: live
+                .names()
                 .into_iter()
                 .filter_map(|name| {
                     let access = live.access(&name, peer)?;
@@ -190,13 +224,40 @@ impl Shares {
                     Some((name, access, index))
                 })
                 .collect(),
-        )
+            partial: None,
+        }
+    }
+
+    /// The files of every share here whose content is `id`, as (index, path below its root
+    /// on disk): where a download of `id` may take its chunks before asking any source.
+    pub(super) fn local_copies(&self, id: &ContentId) -> Vec<(Arc<ShareIndex>, PathBuf)> {
+        let live = self.lock();
+        live.names()
+            .into_iter()
+            .filter_map(|name| {
+                let index = live.get(&name)?.index.clone().ok()?;
+                let at = index.find(id.as_bytes())?;
+                Some((index, at.disk))
+            })
+            .collect()
+    }
+
+    /// The multi-source downloads in progress.
+    pub(super) fn partials(&self) -> &Arc<Partials> {
+        &self.partials
     }
 
     /// The answer to a request for content by id ([`by_content`]) from `peer`, with the
     /// rights as they are now.
     pub(super) async fn serve_content(&self, peer: PeerId, request: Request) -> Response {
-        let readable = self.readable(&peer);
+        let mut readable = self.readable(&peer);
+        if let Request::GetManifest { id, .. }
+        | Request::GetChunk { id, .. }
+        | Request::Have(HaveQuery::Chunks { id, .. }) = &request
+            && readable.locate(id).is_none()
+        {
+            readable.find_partial(&self.partials, id);
+        }
         if let Err(e) = rules::check(&readable, &peer, &request, None) {
             return Response::Error(e);
         }
@@ -205,14 +266,21 @@ impl Shares {
                 Response::Have(rules::have_ids(&readable, &peer, &ids, |_| true))
             }
             Request::Have(HaveQuery::Chunks { id, first, count }) => {
-                let Some(found) = readable.locate(&id) else {
-                    return Response::Error(rules::content_not_found(&id));
-                };
-                Response::Have(held_chunks(found.at.size, first, count))
+                if let Some(found) = readable.locate(&id) {
+                    return Response::Have(held_chunks(found.at.size, first, count));
+                }
+                match readable.partial() {
+                    Some(p) => Response::Have(p.have(first, count)),
+                    None => Response::Error(rules::content_not_found(&id)),
+                }
             }
             Request::GetManifest { id, first } => {
                 let Some(found) = readable.locate(&id) else {
-                    return Response::Error(rules::content_not_found(&id));
+                    return match readable.partial() {
+                        Some(p) => manifest_page(id, p.list().len(), p.list().cvs(), first)
+                            .map_or_else(|e| e.response(), Response::Manifest),
+                        None => Response::Error(rules::content_not_found(&id)),
+                    };
                 };
                 match self.chunk_values(&found, id).await {
                     Ok(cvs) => manifest_page(id, found.at.size, &cvs, first)
@@ -222,7 +290,10 @@ impl Shares {
             }
             Request::GetChunk { id, index } => {
                 let Some(found) = readable.locate(&id) else {
-                    return Response::Error(rules::content_not_found(&id));
+                    return match readable.partial() {
+                        Some(p) => partial_chunk(p.clone(), index).await,
+                        None => Response::Error(rules::content_not_found(&id)),
+                    };
                 };
                 match self.chunk(&found, id, index).await {
                     Ok(data) => Response::Chunk { id, index, data },
@@ -271,6 +342,29 @@ impl Shares {
             self.content.forget(found);
         }
         read
+    }
+}
+
+/// The answer to `GetChunk` of chunk `index` of a download in progress: the chunk if it is
+/// verified, read back and verified again.
+async fn partial_chunk(p: Arc<Partial>, index: u64) -> Response {
+    let id = p.id();
+    let chunks = p.list().cvs().len() as u64;
+    if index >= chunks {
+        return ContentError::PastEnd {
+            id: id.short(),
+            index,
+            chunks,
+        }
+        .response();
+    }
+    match tokio::task::spawn_blocking(move || p.read_chunk(index)).await {
+        Ok(Some(data)) => Response::Chunk { id, index, data },
+        Ok(None) => Response::error(
+            ErrorKind::NotFound,
+            &format!("chunk {index} of content {} is not here yet", id.short()),
+        ),
+        Err(_) => ContentError::Stopped(id.short()).response(),
     }
 }
 

@@ -225,6 +225,8 @@ pub struct Shares {
     transfers: OnceLock<Arc<Transfers>>,
     /// The chunk values of content served by id lately.
     content: content::CvCache,
+    /// The multi-source downloads in progress, whose verified chunks are served.
+    partials: Arc<crate::swarm::partial::Partials>,
     /// What the daemon replaced or removed in its shares.
     versions: Arc<VersionStore>,
     /// One lock per share, held by every change made in it.
@@ -275,6 +277,7 @@ impl Shares {
             options,
             transfers: OnceLock::new(),
             content: content::CvCache::default(),
+            partials: Arc::default(),
             versions: Arc::new(versions),
             write_locks: Mutex::new(HashMap::new()),
             tasks,

@@ -4,7 +4,10 @@
 //! chunks come through [`crate::swarm::fetch`] into a part file in the destination, which
 //! is finished (fsync, rename that never replaces) once every chunk is verified. The part
 //! file's name depends only on the content, so running the same `get` again after an
-//! interruption keeps the chunks already written.
+//! interruption keeps the chunks already written. Before any source is asked, the chunks
+//! found on this machine are taken ([`crate::swarm::local`]); while it runs, the download
+//! is listed in [`crate::swarm::partial`] so its verified chunks are served to peers that
+//! may read the share it lands in.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +27,8 @@ use super::remote::Remote;
 use super::{Shares, SharesError};
 use crate::files::Dest;
 use crate::swarm::fetch::{self, SourceLink, SwarmError};
+use crate::swarm::local;
+use crate::swarm::partial::Partial;
 use crate::swarm::scheduler::Holds;
 use crate::transfer::pull::{Found, Placement, look, placement};
 
@@ -63,7 +68,10 @@ impl Shares {
         if entry.kind != EntryKind::File {
             return Err(SharesError::Remote {
                 peer: link.peer.clone(),
-                message: format!("{shown} is a directory: get --from fetches one file"),
+                message: format!(
+                    "{shown} is a directory: get --from fetches one file (get the directory \
+                     without --from)"
+                ),
             });
         }
         let Some(id) = entry.id else {
@@ -100,18 +108,40 @@ impl Shares {
         }
         let tag = format!("swarm-{}", &id.to_string()[..16]);
         let total = list.len();
+        let copies = self.local_copies(&id);
         let opened = {
             let (dir, name, list) = (dir.clone(), name.clone(), list.clone());
             tokio::task::spawn_blocking(move || {
                 let d = Dest::open(&dir)?;
                 let part = d.create_part(&tag, &[&name], total)?;
-                let have = fetch::verified_on_disk(&part, &list)?;
-                Ok::<_, crate::files::FilesError>((part, have))
+                let mut have = fetch::verified_on_disk(&part, &list)?;
+                let mut reused = 0;
+                // The file of that name at the destination (an earlier download, an older
+                // version), then the shares' copies.
+                let mut files: Vec<std::fs::File> = crate::fsx::open_dir_path(&dir)
+                    .and_then(|d| crate::fsx::open_read_nonblocking_at(&d, &name))
+                    .into_iter()
+                    .collect();
+                files.extend(
+                    copies
+                        .iter()
+                        .filter_map(|(index, disk)| index.open_file(disk).ok()),
+                );
+                for f in &files {
+                    if have.len() == list.cvs().len() {
+                        break;
+                    }
+                    reused += local::take_from(&part, &list, &mut have, f)?;
+                }
+                let canonical = std::fs::canonicalize(&dir).unwrap_or(dir);
+                let partial = Partial::new(list, canonical, part.reader()?, &have);
+                Ok::<_, crate::files::FilesError>((part, have, reused, partial))
             })
             .await
             .expect("part file task")
         };
-        let (part, have) = opened.map_err(SwarmError::from)?;
+        let (part, have, reused, partial) = opened.map_err(SwarmError::from)?;
+        let serving = self.partials().register(Arc::new(partial));
         let part = Arc::new(part);
         let who = self.peer_name(peer);
         let mut tid = [0u8; 16];
@@ -151,6 +181,7 @@ impl Shares {
             have,
             sources,
             self.cancel.child_token(),
+            |index| serving.partial().mark(index),
             |done, sources| {
                 let now = Instant::now();
                 if now.duration_since(last) < PROGRESS_EVERY {
@@ -167,6 +198,7 @@ impl Shares {
             },
         )
         .await;
+        drop(serving);
         let finished = match fetched {
             Ok(report) => {
                 let part = Arc::into_inner(part).expect("the fetch let go of the part file");
@@ -194,7 +226,7 @@ impl Shares {
             .iter()
             .map(|s| format!("{}={}", s.peer, s.bytes))
             .collect();
-        info!(target: svc::logging::ACTIVITY, op = "get", peer = %who, share = %share, path = %shown, sources = %drew.join(","), wasted = report.wasted, took_ms = report.took.as_millis() as u64, endgame_ms = report.endgame.as_millis() as u64, "multi-source get done");
+        info!(target: svc::logging::ACTIVITY, op = "get", peer = %who, share = %share, path = %shown, sources = %drew.join(","), reused, wasted = report.wasted, took_ms = report.took.as_millis() as u64, endgame_ms = report.endgame.as_millis() as u64, "multi-source get done");
         shown_info.state = TransferState::Done;
         shown_info.done_bytes = total;
         shown_info.rate = 0;

@@ -23,6 +23,10 @@ use crate::link::LinkConn;
 /// How long a source may hold requests and send nothing before they move elsewhere.
 pub const STALL_AFTER: Duration = Duration::from_secs(15);
 
+/// Progress is reported at least this often while the fetch runs, even with no chunk
+/// arriving (so the last chunks before a pause show).
+const PROGRESS_TICK: Duration = Duration::from_secs(1);
+
 /// Why a multi-source download failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SwarmError {
@@ -85,13 +89,15 @@ pub fn verified_on_disk(part: &PartFile, list: &ChunkList) -> Result<Vec<u64>, F
 
 /// Fetches every chunk of `list` not in `verified` from `sources` into `part`, until all
 /// are written (the part is not finished here) or none of the sources left holds a missing
-/// one. `progress` is told the verified bytes so far after each chunk.
+/// one. `marked` is told each chunk once it is verified and written; `progress` the
+/// verified bytes so far after each chunk, and every [`PROGRESS_TICK`] without one.
 pub async fn run(
     list: Arc<ChunkList>,
     part: Arc<PartFile>,
     verified: Vec<u64>,
     sources: Vec<SourceLink>,
     cancel: CancellationToken,
+    mut marked: impl FnMut(u64),
     mut progress: impl FnMut(u64, &[PullSource]),
 ) -> Result<Report, SwarmError> {
     let cfg = Config {
@@ -147,11 +153,12 @@ pub async fn run(
         }
         let wake = sch
             .next_deadline()
-            .unwrap_or(now + Duration::from_secs(1))
+            .unwrap_or(now + PROGRESS_TICK)
+            .min(now + PROGRESS_TICK)
             .max(now + Duration::from_millis(10));
         tokio::select! {
             () = cancel.cancelled() => return Err(SwarmError::Stopped),
-            () = tokio::time::sleep_until(wake.into()) => {}
+            () = tokio::time::sleep_until(wake.into()) => progress(done, &report),
             Some(ev) = rx.recv() => match ev {
                 FromSource::Chunk { source, index, data } => {
                     if sch.is_verified(index) {
@@ -191,6 +198,7 @@ pub async fn run(
                         wasted += len;
                     } else {
                         done += len;
+                        marked(index);
                     }
                 } else {
                     wasted += sch.chunk_len(index);
