@@ -37,6 +37,7 @@ pub mod raw;
 pub mod raw_peer;
 mod rpc;
 pub mod share_raw;
+pub mod swarm;
 pub mod sys;
 pub mod transfer;
 

@@ -9,18 +9,18 @@
 //! (claims every chunk, sends none) what it was asked comes from alice instead.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use p2p_tests::raw::random_key;
 use p2p_tests::share_raw::hostile_source;
+use p2p_tests::swarm::{answer, finish, listed, sources};
 use p2p_tests::transfer::{
     TRANSFER_DEADLINE, assert_content, register_raw_at, sigkill, write_pattern,
 };
 use p2p_tests::{CmdOutput, DEADLINE, P2pd, TestNet, Tracker, poll};
-use serde_json::Value;
 
 /// A tracker, bob and three seeders of one file.
 struct Swarm {
@@ -81,55 +81,7 @@ fn start_get(net: &TestNet, bob: &P2pd, dest: &Path) -> Child {
 
 /// `p2pctl --json get alice:rel/os.iso DEST --from FROM` at bob, running.
 fn start_get_from(net: &TestNet, bob: &P2pd, dest: &Path, from: &str) -> Child {
-    net.command("p2pctl")
-        .arg("--socket")
-        .arg(&bob.socket)
-        .args(["--json", "get", "alice:rel/os.iso"])
-        .arg(dest)
-        .args(["--from", from])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn p2pctl get")
-}
-
-/// Waits for `child` to end (at most [`TRANSFER_DEADLINE`]); its status and output.
-fn finish(child: Child) -> (bool, String, String) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = rx
-        .recv_timeout(TRANSFER_DEADLINE)
-        .expect("get ended in time")
-        .expect("wait for p2pctl");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// The transfer of the last JSON line `get` printed.
-fn answer(stdout: &str) -> Value {
-    let line = stdout.lines().last().expect("get printed its transfer");
-    serde_json::from_str(line).expect("JSON")
-}
-
-/// Each source's (name, bytes, dropped) from a transfer.
-fn sources(t: &Value) -> Vec<(String, u64, Option<String>)> {
-    t["sources"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no sources: {t}"))
-        .iter()
-        .map(|s| {
-            (
-                s["peer"].as_str().unwrap().to_owned(),
-                s["bytes"].as_u64().unwrap(),
-                s["dropped"].as_str().map(str::to_owned),
-            )
-        })
-        .collect()
+    p2p_tests::swarm::start_get(net, bob, "alice:rel/os.iso", dest, from)
 }
 
 /// Waits until `dest` holds a part file with data in it.
@@ -171,17 +123,11 @@ fn one_file_comes_from_every_source() {
     let left: Vec<_> = std::fs::read_dir(&dest).unwrap().collect();
     assert_eq!(left.len(), 1, "{left:?}");
     // `transfers` lists it as a pull with its sources.
-    let list = ok(&net, &s.bob, &["--json", "transfers"]).json();
-    let listed = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["id"] == t["id"])
-        .unwrap_or_else(|| panic!("not in transfers: {list}"));
+    let listed = listed(&net, &s.bob, &t);
     assert_eq!(listed["kind"], "pull", "{listed}");
     assert_eq!(listed["direction"], "in", "{listed}");
     assert_eq!(listed["state"], "done", "{listed}");
-    assert_eq!(sources(listed), got, "{listed}");
+    assert_eq!(sources(&listed), got, "{listed}");
 }
 
 #[test]
