@@ -106,7 +106,7 @@ impl Shares {
                 Err(e) => info!(peer = %name, "not a source for {shown}: {e}"),
             }
         }
-        let tag = format!("swarm-{}", &id.to_string()[..16]);
+        let tag = crate::swarm::partial::part_tag(&id);
         let total = list.len();
         let copies = self.local_copies(&id);
         let opened = {

@@ -15,6 +15,13 @@ use proto::share::{Bitfield, ContentId};
 
 use crate::fsx::FileAt;
 
+/// The part-file tag of a download of `id` (the part is `.<name>.<tag>.part`): the same on
+/// every run, so a later run keeps what an earlier one wrote; the share index never lists
+/// such a file ([`crate::share::index::is_staging`]).
+pub fn part_tag(id: &ContentId) -> String {
+    format!("swarm-{}", &id.to_string()[..16])
+}
+
 /// One download in progress.
 #[derive(Debug)]
 pub struct Partial {
@@ -196,5 +203,30 @@ mod tests {
         assert!(p.read_chunk(99).is_none());
         drop(reg);
         assert!(partials.of(&list.id()).is_empty());
+    }
+
+    #[test]
+    fn part_files_are_never_indexed() {
+        use crate::share::index::is_staging;
+        use std::ffi::OsStr;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = Dest::open(dir.path()).unwrap();
+        let tag = part_tag(&ContentId([0xab; 32]));
+        let long = "n".repeat(250);
+        for name in ["os.iso", long.as_str()] {
+            let part = dest.create_part(&tag, &[name], 1).unwrap();
+            let file = part.part_path();
+            assert!(is_staging(file.as_os_str()), "{}", file.display());
+        }
+        for other in [
+            "os.iso",
+            ".os.iso.part",
+            ".os.swarm-abababababababab",
+            ".os.swarm-ABABABABABABABAB.part",
+            ".os.swarm-abababababababa.part",
+            "os.swarm-abababababababab.part",
+        ] {
+            assert!(!is_staging(OsStr::new(other)), "{other}");
+        }
     }
 }

@@ -57,11 +57,26 @@ pub const IGNORE_FILE: &str = ".p2pignore";
 /// their target): never served, never hashed.
 pub const STAGING_PREFIX: &str = ".p2p-put-";
 
-/// Whether a file named `name` is a put's staging file.
+/// Whether a file named `name` is a put's staging file, or the part file of a multi-source
+/// download (`.<name>.swarm-<16 hex digits>.part`, served by id while it runs, chunk by
+/// verified chunk, never as a file).
 pub fn is_staging(name: &std::ffi::OsStr) -> bool {
-    name.as_encoded_bytes()
-        .starts_with(STAGING_PREFIX.as_bytes())
-        && name.as_encoded_bytes().ends_with(b".part")
+    let b = name.as_encoded_bytes();
+    let Some(stem) = b.strip_suffix(b".part") else {
+        return false;
+    };
+    if b.starts_with(STAGING_PREFIX.as_bytes()) {
+        return true;
+    }
+    let Some(tag) = stem.len().checked_sub(16).map(|at| stem.split_at(at)) else {
+        return false;
+    };
+    b.starts_with(b".")
+        && tag.0.ends_with(b".swarm-")
+        && tag
+            .1
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
 }
 
 /// The most entries one page of a listing holds.
