@@ -18,7 +18,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -29,9 +29,10 @@ use proto::share::{
     Access, Bitfield, ContentId, ErrorKind, HaveQuery, MAX_CVS_PER_PAGE, ManifestPage, Request,
     Response, ShareName,
 };
+use proto::transfer::RelPath;
 
 use super::Shares;
-use super::index::{Located, ShareIndex};
+use super::index::{Kind, Located, ShareIndex};
 use crate::fsx::{self, FileAt};
 use crate::swarm::partial::{Partial, Partials};
 
@@ -109,14 +110,14 @@ impl Readable {
         })
     }
 
-    /// Looks for a download of `id` in progress whose destination lies in one of these
-    /// shares (roots and destinations are canonical paths).
+    /// Looks for a download of `id` in progress whose destination is a directory one of
+    /// these shares serves.
     fn find_partial(&mut self, partials: &Partials, id: &ContentId) {
         self.partial = partials.of(id).into_iter().find_map(|p| {
             let (share, _, _) = self
                 .shares
                 .iter()
-                .find(|(_, _, index)| p.dir().starts_with(index.root()))?;
+                .find(|(_, _, index)| serves_dir(index, p.dir()))?;
             Some((share.clone(), p))
         });
     }
@@ -343,6 +344,21 @@ impl Shares {
         }
         read
     }
+}
+
+/// Whether `index` serves the directory `dir` (a canonical path, as share roots are): its
+/// root, or a directory below it that the index lists (not left out by a `.p2pignore`).
+fn serves_dir(index: &ShareIndex, dir: &Path) -> bool {
+    let Ok(rel) = dir.strip_prefix(index.root()) else {
+        return false;
+    };
+    if rel.as_os_str().is_empty() {
+        return true;
+    }
+    let Some(rel) = rel.to_str().and_then(|r| RelPath::new(r).ok()) else {
+        return false;
+    };
+    matches!(index.stat(Some(&rel)), Ok(e) if e.kind == Kind::Dir)
 }
 
 /// The answer to `GetChunk` of chunk `index` of a download in progress: the chunk if it is
@@ -589,6 +605,23 @@ mod tests {
             read_chunk(&index, &at, &id, &cvs, 0),
             Err(ContentError::Changed(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_download_is_served_only_in_a_directory_the_share_serves() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("sub/deeper")).unwrap();
+        std::fs::create_dir(root.join("hidden")).unwrap();
+        std::fs::write(root.join(".p2pignore"), "hidden/\n").unwrap();
+        std::fs::write(root.join("f"), b"x").unwrap();
+        let (index, _, _) = located(&root, "f").await;
+        assert!(serves_dir(&index, &root));
+        assert!(serves_dir(&index, &root.join("sub/deeper")));
+        assert!(!serves_dir(&index, &root.join("hidden")), "left out");
+        assert!(!serves_dir(&index, &root.join("f")), "a file");
+        assert!(!serves_dir(&index, &root.join("missing")));
+        assert!(!serves_dir(&index, root.parent().unwrap()), "outside");
     }
 
     #[tokio::test]
