@@ -215,6 +215,12 @@ pub async fn run(
             }
         }
     }
+    // Copies still being checked (endgame twins) hold the part file, which the caller
+    // finishes next: wait for them; their bytes are waste.
+    while let Some(joined) = checks.join_next().await {
+        let (_, index, _) = joined.expect("chunk check task");
+        wasted += sch.chunk_len(index);
+    }
     for s in sch.stats() {
         let r = &mut report[s.source.0 as usize];
         r.bytes = s.bytes;
