@@ -115,26 +115,8 @@ impl Shares {
                 let d = Dest::open(&dir)?;
                 let part = d.create_part(&tag, &[&name], total)?;
                 let mut have = fetch::verified_on_disk(&part, &list)?;
-                let mut reused = 0;
-                // The file of that name at the destination (an earlier download, an older
-                // version), then the shares' copies.
-                let mut files: Vec<std::fs::File> = crate::fsx::open_dir_path(&dir)
-                    .and_then(|d| crate::fsx::open_read_nonblocking_at(&d, &name))
-                    .into_iter()
-                    .collect();
-                files.extend(
-                    copies
-                        .iter()
-                        .filter_map(|(index, disk)| index.open_file(disk).ok()),
-                );
-                for f in &files {
-                    if have.len() == list.cvs().len() {
-                        break;
-                    }
-                    reused += local::take_from(&part, &list, &mut have, f)?;
-                }
-                let canonical = std::fs::canonicalize(&dir).unwrap_or(dir);
-                let partial = Partial::new(list, canonical, part.reader()?, &have);
+                let reused = local::take_local(&part, &list, &mut have, &dir, &name, &copies)?;
+                let partial = Partial::of_part(list, &dir, &part, &have)?;
                 Ok::<_, crate::files::FilesError>((part, have, reused, partial))
             })
             .await

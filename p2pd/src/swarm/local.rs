@@ -6,11 +6,42 @@
 //! shares, and one that changes while read gives nothing wrong.
 
 use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use proto::content::{CHUNK, ChunkList, chunk_range};
 
 use crate::files::{FilesError, PartFile};
 use crate::fsx::FileAt;
+use crate::share::index::ShareIndex;
+
+/// Takes into `part` (the download of `list` as `name` in `dir`) the chunks not in `have`
+/// that this machine holds: first from the file `name` already in `dir` (an earlier
+/// download, an older version), then from `copies`, the share files of the same content id
+/// (each index with the file's path below its root). Returns the bytes taken.
+pub fn take_local(
+    part: &PartFile,
+    list: &ChunkList,
+    have: &mut Vec<u64>,
+    dir: &Path,
+    name: &str,
+    copies: &[(Arc<ShareIndex>, PathBuf)],
+) -> Result<u64, FilesError> {
+    let at_dest = crate::fsx::open_dir_path(dir)
+        .and_then(|d| crate::fsx::open_read_nonblocking_at(&d, name))
+        .ok();
+    let shared = copies
+        .iter()
+        .filter_map(|(index, disk)| index.open_file(disk).ok());
+    let mut taken = 0;
+    for f in at_dest.into_iter().chain(shared) {
+        if have.len() == list.cvs().len() {
+            break;
+        }
+        taken += take_from(part, list, have, &f)?;
+    }
+    Ok(taken)
+}
 
 /// Copies into `part` every chunk of `list` not in `have` that `copy` holds at the same
 /// offset with the right value, adding each to `have`; returns the bytes taken. A candidate

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use proto::content::{ChunkList, chunk_range};
 use proto::share::{Bitfield, ContentId};
 
+use crate::files::{FilesError, PartFile};
 use crate::fsx::FileAt;
 
 /// The part-file tag of a download of `id` (the part is `.<name>.<tag>.part`): the same on
@@ -47,6 +48,18 @@ impl Partial {
             file,
             verified: Mutex::new(bits),
         }
+    }
+
+    /// The download of `list` into `part` in the directory `dir`, chunks `verified` already
+    /// there (`dir` made canonical, as share roots are, to tell which share it lies in).
+    pub fn of_part(
+        list: Arc<ChunkList>,
+        dir: &Path,
+        part: &PartFile,
+        verified: &[u64],
+    ) -> Result<Partial, FilesError> {
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+        Ok(Partial::new(list, dir, part.reader()?, verified))
     }
 
     fn bits(&self) -> MutexGuard<'_, Vec<bool>> {
