@@ -383,6 +383,72 @@ mod tests {
     }
 
     #[test]
+    fn messages_of_a_database_with_the_older_outbox_index_stay_and_the_new_index_serves_the_outbox()
+    {
+        let mut db = Connection::open_in_memory().unwrap();
+        svc::schema::migrate(&mut db, "p2pd", &MIGRATIONS[..8]).unwrap();
+        db.execute_batch(
+            "INSERT INTO messages (id, peer, peer_name, direction, seq, text, state, sent_at)
+                 VALUES (x'aa', x'01', 'bob', 0, 1, 'queued', 0, 5),
+                        (x'bb', x'01', 'bob', 0, 2, 'delivered', 3, 6),
+                        (x'cc', x'01', 'bob', 1, 1, 'incoming', 3, 7);",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut db).unwrap(), 8);
+        assert_eq!(version(&db), LATEST);
+        let texts: Vec<String> = db
+            .prepare("SELECT text FROM messages ORDER BY sent_at")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(texts, ["queued", "delivered", "incoming"]);
+        let index: String = db
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'outbox'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(index.contains("(peer, direction, seq)"), "{index}");
+        let queued: Vec<String> = db
+            .prepare(
+                "SELECT text FROM messages INDEXED BY outbox
+                 WHERE peer = x'01' AND direction = 0 AND state IN (0, 4) ORDER BY seq",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(queued, ["queued"]);
+    }
+
+    #[test]
+    fn transfers_of_a_database_without_landing_names_stay_and_land_as_before() {
+        let mut db = Connection::open_in_memory().unwrap();
+        svc::schema::migrate(&mut db, "p2pd", &MIGRATIONS[..9]).unwrap();
+        db.execute_batch(
+            "INSERT INTO transfers (id, peer, peer_name, direction, state, manifest, created_at)
+                 VALUES (x'01', x'02', 'bob', 1, 'running', '{}', 5000);
+             INSERT INTO transfer_files (id, file, verified_chunks, done, landed)
+                 VALUES (x'01', 0, 3, 0, NULL);",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut db).unwrap(), 9);
+        assert_eq!(version(&db), LATEST);
+        let row: (String, i64, i64, Option<String>) = db
+            .query_row(
+                "SELECT state, created_at, verified_chunks, landing FROM transfers JOIN transfer_files USING (id)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(row, ("running".to_owned(), 5000, 3, None));
+    }
+
+    #[test]
     fn a_newer_database_is_refused_untouched() {
         let mut db = Connection::open_in_memory().unwrap();
         db.pragma_update(None, "user_version", LATEST + 1).unwrap();
