@@ -112,7 +112,8 @@ impl Shares {
     /// `get` without `--from` of a file that other peers hold too: asks the peers known
     /// online (up to [`MAX_ASKED`]) whether they hold its content and, if any does, pulls
     /// from all at once as [`swarm_get`](Self::swarm_get) does. `None` when the entry is
-    /// not a hashed file or no other peer holds it: an ordinary pull carries it.
+    /// not a hashed file or no other peer holds it: an ordinary pull carries it. So does a
+    /// `Stat` the owner refuses: its `Pull` says why, and the owner logs the refusal.
     pub(super) async fn discovered_get(
         self: &Arc<Self>,
         peer: PeerId,
@@ -120,8 +121,10 @@ impl Shares {
         rel: Option<RelPath>,
         dest: PathBuf,
     ) -> Result<Option<TransferInfo>, SharesError> {
-        let mut link = self.connect(peer).await?;
-        let Looked::File(name, id, size) = look_up(&mut link, share, rel.as_ref()).await? else {
+        let Ok(mut link) = self.connect(peer).await else {
+            return Ok(None);
+        };
+        let Ok(Looked::File(name, id, size)) = look_up(&mut link, share, rel.as_ref()).await else {
             let _ = link.conn.shutdown().await;
             return Ok(None);
         };
