@@ -5,7 +5,8 @@
 //! middle leaves the rest to the others; bob killed in the middle keeps the chunks already
 //! written, and p2pd resumes the download when it starts again (no `get`), fetching only
 //! what is missing. Without `--from`, bob draws from the peers that hold the content and
-//! let him read it (carol), not from one that holds it but does not (dave). mallory, a
+//! let him read it (carol), not from one that holds it but does not (dave). A cancelled
+//! download stays cancelled across a restart. mallory, a
 //! hostile source built here, claims every chunk and sends wrong bytes: bob drops it after
 //! its first chunk, names it in his activity log, and the file is right; as a staller
 //! (claims every chunk, sends none) what it was asked comes from alice instead.
@@ -270,6 +271,30 @@ fn bob_killed_mid_download_resumes_it_by_himself_after_a_restart() {
     let again = listed(&net, &s.bob, |t| t["id"] == id);
     assert_eq!(again["state"], "done", "{again}");
     assert_eq!(sources(&again), sources(&done), "{again}");
+}
+
+#[test]
+fn a_cancelled_download_ends_and_is_not_resumed_after_a_restart() {
+    let net = TestNet::new();
+    let mut s = swarm(&net, 96 << 20);
+    let dest = net.unique_dir("dest");
+    let child = start_get(&net, &s.bob, &dest);
+    wait_part(&dest);
+    let running = listed(&net, &s.bob, |t| t["kind"] == "pull");
+    let id = running["id"].as_str().unwrap().to_owned();
+    assert_eq!(running["state"], "running", "{running}");
+    ok(&net, &s.bob, &["cancel", &id]);
+    let (fine, out, err) = finish(child);
+    assert!(!fine, "get succeeded although cancelled:\n{out}\n{err}");
+    let said = answer(&out);
+    let why = said["error"]["message"].as_str().unwrap_or_default();
+    assert!(why.contains("cancelled by the receiver"), "{said}");
+    s.bob.restart();
+    let after = listed(&net, &s.bob, |t| t["id"] == id);
+    assert_eq!(after["state"], "cancelled", "{after}");
+    assert!(!dest.join("os.iso").exists());
+    let again = net.ctl(&s.bob, &["cancel", &id]);
+    assert!(!again.status.success(), "a second cancel: {}", again.stdout);
 }
 
 #[test]

@@ -26,6 +26,7 @@ use proto::share::{
 use proto::transfer::RelPath;
 use proto::{PeerId, PeerName};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::remote::Remote;
@@ -223,14 +224,14 @@ impl Shares {
             created_ms: svc::unix_millis(),
         };
         sources.extend(others.into_iter().map(|(_, s)| s));
-        let Some(info) = transfers.begin_swarm(&job, true).await? else {
+        let Some((info, stop)) = transfers.begin_swarm(&job, true).await? else {
             // The same content is being pulled: that pull is the answer.
             return Ok(transfers.swarm(job.id).unwrap_or_else(|| job.info()));
         };
         let this = self.clone();
         let ready = Ready { list, sources };
         self.tasks
-            .spawn(async move { this.run_swarm(transfers, job, Some(ready)).await });
+            .spawn(async move { this.run_swarm(transfers, job, stop, Some(ready)).await });
         Ok(info)
     }
 
@@ -240,9 +241,9 @@ impl Shares {
             let (this, transfers) = (self.clone(), transfers.clone());
             self.tasks.spawn(async move {
                 match transfers.begin_swarm(&job, false).await {
-                    Ok(Some(_)) => {
+                    Ok(Some((_, stop))) => {
                         info!(id = %job.id, "resuming the multi-source pull of {}", job.name);
-                        this.run_swarm(transfers, job, None).await;
+                        this.run_swarm(transfers, job, stop, None).await;
                     }
                     Ok(None) => {}
                     Err(e) => tracing::warn!("cannot resume pull {}: {e}", job.id),
@@ -258,19 +259,21 @@ impl Shares {
     }
 
     /// Fetches `job` (from `ready`, or from its sources reconnected) and ends it: done,
-    /// failed, or left to resume at the next start if the daemon stops first.
+    /// failed, or, once `stop` is cancelled (a cancel, or the daemon stopping), left as it
+    /// is stored.
     async fn run_swarm(
         self: Arc<Self>,
         transfers: Arc<Transfers>,
         job: SwarmJob,
+        stop: CancellationToken,
         ready: Option<Ready>,
     ) {
         let ready = match ready {
             Some(r) => Some(r),
-            None => self.reconnect(&job).await,
+            None => self.reconnect(&job, &stop).await,
         };
         let fetched = match ready {
-            Some(ready) => self.fetch(&transfers, &job, ready).await,
+            Some(ready) => self.fetch(&transfers, &job, ready, stop).await,
             None => Err(SwarmError::Stopped),
         };
         match fetched {
@@ -289,8 +292,8 @@ impl Shares {
     }
 
     /// `job`'s chunk values and sources, from the owner or any source that answers, tried
-    /// again with backoff until one does; `None` if the daemon stops first.
-    async fn reconnect(&self, job: &SwarmJob) -> Option<Ready> {
+    /// again with backoff until one does; `None` if `stop` is cancelled first.
+    async fn reconnect(&self, job: &SwarmJob, stop: &CancellationToken) -> Option<Ready> {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         loop {
             match self.try_reconnect(job).await {
@@ -299,7 +302,7 @@ impl Shares {
             }
             let wait = backoff.next_delay(random_unit());
             tokio::select! {
-                () = self.cancel.cancelled() => return None,
+                () = stop.cancelled() => return None,
                 () = tokio::time::sleep(wait) => {}
             }
         }
@@ -339,6 +342,7 @@ impl Shares {
         transfers: &Transfers,
         job: &SwarmJob,
         ready: Ready,
+        stop: CancellationToken,
     ) -> Result<TransferInfo, SwarmError> {
         let Ready { list, sources } = ready;
         let tag = format!("swarm-{}", &job.content.to_string()[..16]);
@@ -364,7 +368,7 @@ impl Shares {
             part.clone(),
             have,
             sources,
-            self.cancel.child_token(),
+            stop,
             |done, sources| {
                 let now = Instant::now();
                 if now.duration_since(last) < PROGRESS_EVERY {

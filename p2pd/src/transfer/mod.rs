@@ -480,7 +480,16 @@ impl Transfers {
 
     /// Cancels a transfer, either side.
     pub async fn cancel(&self, id: &str) -> Result<TransferInfo, TransferError> {
-        let live = self.find(id)?;
+        let live = match self.find(id) {
+            Ok(live) => live,
+            Err(TransferError::Unknown(text)) => {
+                return match self.cancel_swarm(&text).await {
+                    Some(done) => done,
+                    None => Err(TransferError::Unknown(text)),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         let state = live.state();
         if state.is_final() {
             return Err(TransferError::State {

@@ -5,7 +5,7 @@
 //! now and which are being fetched. The fetching itself is the share service's
 //! (`share/swarm_get.rs`); the chunks already fetched are in its part file.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use proto::api::{PullSource, TransferInfo, TransferState};
@@ -13,6 +13,7 @@ use proto::share::ContentId;
 use proto::transfer::TransferId;
 use proto::{PeerId, PeerName};
 use rusqlite::params;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::records::{TransferStore, bad};
@@ -77,8 +78,8 @@ impl SwarmJob {
 pub(super) struct SwarmBook {
     /// Each one as it stands now, for `transfers`.
     pub(super) shown: HashMap<TransferId, TransferInfo>,
-    /// Those being fetched now.
-    running: HashSet<TransferId>,
+    /// Those being fetched now, with what stops each (a cancel, or the daemon stopping).
+    running: HashMap<TransferId, CancellationToken>,
     /// Those a stop interrupted, found at start, until the share service takes them.
     interrupted: Vec<SwarmJob>,
 }
@@ -109,15 +110,21 @@ impl Transfers {
     }
 
     /// Claims `job` for fetching: stored (when `fresh`: a new pull, replacing an ended one of
-    /// the same content) and listed as running. `Ok(None)` when a pull of that content is
-    /// being fetched already: `job` is not taken, the caller shows that one instead.
+    /// the same content) and listed as running; with the token that stops it (`cancel`, or
+    /// the daemon stopping). `Ok(None)` when a pull of that content is being fetched already:
+    /// `job` is not taken, the caller shows that one instead.
     pub async fn begin_swarm(
         &self,
         job: &SwarmJob,
         fresh: bool,
-    ) -> Result<Option<TransferInfo>, TransferError> {
-        if !self.lock_swarms().running.insert(job.id) {
-            return Ok(None);
+    ) -> Result<Option<(TransferInfo, CancellationToken)>, TransferError> {
+        let stop = self.cancel.child_token();
+        {
+            let mut book = self.lock_swarms();
+            if book.running.contains_key(&job.id) {
+                return Ok(None);
+            }
+            book.running.insert(job.id, stop.clone());
         }
         if fresh && let Err(e) = self.records.put_swarm(job).await {
             self.lock_swarms().running.remove(&job.id);
@@ -125,7 +132,46 @@ impl Transfers {
         }
         let info = job.info();
         self.swarm_progress(info.clone());
-        Ok(Some(info))
+        Ok(Some((info, stop)))
+    }
+
+    /// Cancels the multi-source pull whose id starts with `text` (lower case, 6 characters or
+    /// more): stopped, and ended `cancelled` so that no start resumes it. `None` if no such
+    /// pull is listed.
+    pub(super) async fn cancel_swarm(
+        &self,
+        text: &str,
+    ) -> Option<Result<TransferInfo, TransferError>> {
+        let (mut info, stop) = {
+            let book = self.lock_swarms();
+            let mut found = book
+                .shown
+                .values()
+                .filter(|t| t.id.to_string().starts_with(text));
+            let one = found.next()?.clone();
+            if found.next().is_some() {
+                return Some(Err(TransferError::Ambiguous(text.to_owned())));
+            }
+            let stop = book.running.get(&one.id).cloned();
+            (one, stop)
+        };
+        if info.state.is_final() {
+            return Some(Err(TransferError::State {
+                id: info.id,
+                state: info.state,
+                what: "it has ended",
+            }));
+        }
+        if let Some(stop) = stop {
+            stop.cancel();
+        }
+        info.state = TransferState::Cancelled;
+        info.error = Some("cancelled by the receiver".into());
+        info.rate = 0;
+        info.eta_secs = None;
+        info.ended_at = Some(proto::timefmt::format_ms(svc::unix_millis()));
+        self.end_swarm(info.clone()).await;
+        Some(Ok(info))
     }
 
     /// How a multi-source pull stands now, if one of that id is listed.
@@ -157,8 +203,8 @@ impl Transfers {
             .publish([proto::api::Event::TransferUpdated { transfer: info }]);
     }
 
-    /// Lets go of a multi-source pull the daemon's stop interrupted: it stays stored as
-    /// running, and resumes at the next start.
+    /// Lets go of a multi-source pull stopped before its end: stored as it was (running, so
+    /// that the next start resumes it, unless a cancel ended it).
     pub fn swarm_stopped(&self, id: TransferId) {
         self.lock_swarms().running.remove(&id);
     }
