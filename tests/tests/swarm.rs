@@ -3,7 +3,10 @@
 //! carol,dave` lands the right bytes and every source contributes (`transfers` lists it as
 //! a pull with each source's bytes); a source killed in the
 //! middle leaves the rest to the others; bob killed in the middle keeps the chunks already
-//! written, and the same `get` after his restart fetches only what is missing. mallory, a
+//! written, and p2pd resumes the download when it starts again (no `get`), fetching only
+//! what is missing. Without `--from`, bob draws from the peers that hold the content and
+//! let him read it (carol), not from one that holds it but does not (dave). A cancelled
+//! download stays cancelled across a restart. mallory, a
 //! hostile source built here, claims every chunk and sends wrong bytes: bob drops it after
 //! its first chunk, names it in his activity log, and the file is right; as a staller
 //! (claims every chunk, sends none) what it was asked comes from alice instead.
@@ -203,8 +206,30 @@ fn a_source_killed_mid_download_leaves_the_rest_to_the_others() {
     assert!(carol.1 < s.data.len() as u64 / 2, "{t}");
 }
 
+/// Bytes of the chunks of `part` that hold what `data` holds there: those a resume keeps.
+fn kept_bytes(part: &Path, data: &[u8]) -> u64 {
+    let held = std::fs::read(part).expect("read the part file");
+    let chunk = proto::content::CHUNK as usize;
+    data.chunks(chunk)
+        .enumerate()
+        .filter(|(i, want)| held.get(i * chunk..i * chunk + want.len()) == Some(*want))
+        .map(|(_, want)| want.len() as u64)
+        .sum()
+}
+
+/// The first transfer `transfers --json` lists at bob that `pick` picks, once there is one.
+fn listed(net: &TestNet, bob: &P2pd, pick: impl Fn(&Value) -> bool) -> Value {
+    poll(TRANSFER_DEADLINE, Duration::from_millis(50), || {
+        let list = ok(net, bob, &["--json", "transfers"]).json();
+        list.as_array()
+            .and_then(|l| l.iter().find(|t| pick(t)))
+            .cloned()
+            .ok_or_else(|| format!("none picked of {list}"))
+    })
+}
+
 #[test]
-fn bob_killed_mid_download_fetches_only_what_is_missing_after_a_restart() {
+fn bob_killed_mid_download_resumes_it_by_himself_after_a_restart() {
     let net = TestNet::new();
     let mut s = swarm(&net, 96 << 20);
     let dest = net.unique_dir("dest");
@@ -219,23 +244,90 @@ fn bob_killed_mid_download_fetches_only_what_is_missing_after_a_restart() {
             Err(format!("part holds {len} bytes"))
         }
     });
+    let running = listed(&net, &s.bob, |t| t["kind"] == "pull");
+    assert_eq!(running["state"], "running", "{running}");
+    let id = running["id"].as_str().unwrap().to_owned();
     sigkill(&mut s.bob);
-    let (ok, out, err) = finish(child);
-    assert!(!ok, "get succeeded although bob was killed:\n{out}\n{err}");
+    let (fine, out, err) = finish(child);
+    assert!(
+        !fine,
+        "get succeeded although bob was killed:\n{out}\n{err}"
+    );
     assert!(!dest.join("os.iso").exists());
+    let missing = s.data.len() as u64 - kept_bytes(&part, &s.data);
+    assert!(missing > 0, "every chunk was written before the kill");
+    // No `get` again: p2pd resumes it when it starts.
     s.bob.restart();
-    for seeder in &s.seeders {
-        s.bob.wait_peer(&seeder.name, true, DEADLINE);
-    }
-    let (ok, out, err) = finish(start_get(&net, &s.bob, &dest));
-    assert!(ok, "get after the restart failed:\n{out}\n{err}");
+    let done = listed(&net, &s.bob, |t| t["id"] == id && t["state"] != "running");
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["kind"], "pull", "{done}");
+    assert_content(&dest.join("os.iso"), &s.data);
+    // Only the chunks missing were fetched again, each once.
+    let fetched: u64 = sources(&done).iter().map(|(_, b, _)| b).sum();
+    assert_eq!(fetched, missing, "{done}");
+    assert!(!part.exists(), "the part file is left behind");
+    // It stays listed as done across another restart.
+    s.bob.restart();
+    let again = listed(&net, &s.bob, |t| t["id"] == id);
+    assert_eq!(again["state"], "done", "{again}");
+    assert_eq!(sources(&again), sources(&done), "{again}");
+}
+
+#[test]
+fn a_cancelled_download_ends_and_is_not_resumed_after_a_restart() {
+    let net = TestNet::new();
+    let mut s = swarm(&net, 96 << 20);
+    let dest = net.unique_dir("dest");
+    let child = start_get(&net, &s.bob, &dest);
+    wait_part(&dest);
+    let running = listed(&net, &s.bob, |t| t["kind"] == "pull");
+    let id = running["id"].as_str().unwrap().to_owned();
+    assert_eq!(running["state"], "running", "{running}");
+    ok(&net, &s.bob, &["cancel", &id]);
+    let (fine, out, err) = finish(child);
+    assert!(!fine, "get succeeded although cancelled:\n{out}\n{err}");
+    let said = answer(&out);
+    let why = said["error"]["message"].as_str().unwrap_or_default();
+    assert!(why.contains("cancelled by the receiver"), "{said}");
+    s.bob.restart();
+    let after = listed(&net, &s.bob, |t| t["id"] == id);
+    assert_eq!(after["state"], "cancelled", "{after}");
+    assert!(!dest.join("os.iso").exists());
+    let again = net.ctl(&s.bob, &["cancel", &id]);
+    assert!(!again.status.success(), "a second cancel: {}", again.stdout);
+}
+
+#[test]
+fn without_from_the_peers_that_let_bob_read_the_content_are_sources() {
+    let net = TestNet::new();
+    let s = swarm(&net, 24 << 20);
+    // dave holds the same content but no longer lets bob read it.
+    ok(&net, &s.seeders[2], &["revoke", "rel", "bob"]);
+    let dest = net.unique_dir("dest");
+    let child = net
+        .command("p2pctl")
+        .arg("--socket")
+        .arg(&s.bob.socket)
+        .args(["--json", "get", "alice:rel/os.iso"])
+        .arg(&dest)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn p2pctl get");
+    let (fine, out, err) = finish(child);
+    assert!(fine, "get failed:\n{out}\n{err}");
     assert_content(&dest.join("os.iso"), &s.data);
     let t = answer(&out);
-    let fetched: u64 = sources(&t).iter().map(|(_, b, _)| b).sum();
-    assert!(
-        fetched < s.data.len() as u64,
-        "all {fetched} bytes fetched again: {t}"
-    );
+    assert_eq!(t["state"], "done", "{t}");
+    let got = sources(&t);
+    let names: Vec<&str> = got.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(names, ["alice", "carol"], "{t}");
+    for (name, bytes, dropped) in &got {
+        assert!(*bytes > 0, "{name} served nothing: {t}");
+        assert_eq!(*dropped, None, "{t}");
+    }
+    let total: u64 = got.iter().map(|(_, b, _)| b).sum();
+    assert_eq!(total, s.data.len() as u64, "{t}");
 }
 
 /// The swarm of [`swarm`] with `len` bytes, plus mallory registered and served by
