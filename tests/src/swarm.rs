@@ -1,24 +1,39 @@
-//! Multi-source `get --from` as the CLI runs it: start one, wait for its end, read the
-//! transfer it printed and each source's share of it.
+//! Multi-source `get` as the CLI runs it (with `--from`, or drawing from the peers that
+//! hold the content): start one, wait for its end, read the transfer it printed, how
+//! `transfers` lists it, and each source's share of it.
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::transfer::TRANSFER_DEADLINE;
-use crate::{P2pd, TestNet};
+use crate::{P2pd, TestNet, poll};
 
-/// `p2pctl --json get TARGET DEST --from FROM` at `who`, running.
-pub fn start_get(net: &TestNet, who: &P2pd, target: &str, dest: &Path, from: &str) -> Child {
-    net.command("p2pctl")
-        .arg("--socket")
+/// `p2pctl --json get TARGET DEST` at `who`, its output piped.
+fn get_command(net: &TestNet, who: &P2pd, target: &str, dest: &Path) -> Command {
+    let mut c = net.command("p2pctl");
+    c.arg("--socket")
         .arg(&who.socket)
         .args(["--json", "get", target])
         .arg(dest)
-        .args(["--from", from])
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// `p2pctl --json get TARGET DEST --from FROM` at `who`, running.
+pub fn start_get(net: &TestNet, who: &P2pd, target: &str, dest: &Path, from: &str) -> Child {
+    get_command(net, who, target, dest)
+        .args(["--from", from])
+        .spawn()
+        .expect("spawn p2pctl get")
+}
+
+/// `p2pctl --json get TARGET DEST` (no `--from`) at `who`, running.
+pub fn start_plain_get(net: &TestNet, who: &P2pd, target: &str, dest: &Path) -> Child {
+    get_command(net, who, target, dest)
         .spawn()
         .expect("spawn p2pctl get")
 }
@@ -54,18 +69,25 @@ pub fn finish_ok(child: Child) -> Value {
     answer(&out)
 }
 
+/// The first transfer `who`'s `transfers --json` lists that `pick` picks, once there is one
+/// (at most [`TRANSFER_DEADLINE`]).
+#[track_caller]
+pub fn wait_listed(net: &TestNet, who: &P2pd, pick: impl Fn(&Value) -> bool) -> Value {
+    poll(TRANSFER_DEADLINE, Duration::from_millis(50), || {
+        let out = net.ctl(who, &["--json", "transfers"]);
+        out.assert_success();
+        let list = out.json();
+        list.as_array()
+            .and_then(|l| l.iter().find(|t| pick(t)))
+            .cloned()
+            .ok_or_else(|| format!("none picked of {list}"))
+    })
+}
+
 /// Transfer `t` as `who`'s `transfers --json` lists it.
 #[track_caller]
 pub fn listed(net: &TestNet, who: &P2pd, t: &Value) -> Value {
-    let out = net.ctl(who, &["--json", "transfers"]);
-    out.assert_success();
-    let list = out.json();
-    list.as_array()
-        .expect("a list of transfers")
-        .iter()
-        .find(|l| l["id"] == t["id"])
-        .unwrap_or_else(|| panic!("not in transfers: {list}"))
-        .clone()
+    wait_listed(net, who, |l| l["id"] == t["id"])
 }
 
 /// Each source's (name, bytes, dropped) from a transfer.

@@ -1,12 +1,15 @@
 //! Multi-source `get --from` between real daemons: alice, carol and dave each share `rel`
 //! holding the same file, and grant bob read. bob's `get alice:rel/os.iso --from
 //! carol,dave` lands the right bytes and every source contributes (`transfers` lists it as
-//! a pull with each source's bytes); a source killed in the
-//! middle leaves the rest to the others; bob killed in the middle keeps the chunks already
-//! written, and the same `get` after his restart fetches only what is missing. mallory, a
-//! hostile source built here, claims every chunk and sends wrong bytes: bob drops it after
-//! its first chunk, names it in his activity log, and the file is right; as a staller
-//! (claims every chunk, sends none) what it was asked comes from alice instead.
+//! a pull with each source's bytes); a source killed in the middle leaves the rest to the
+//! others; bob killed in the middle keeps the chunks already written, and p2pd resumes the
+//! download when it starts again (no `get`), fetching only what is missing, or nothing when
+//! the file reached the destination meanwhile. Without `--from`, bob draws from the peers
+//! that hold the content and let him read it (carol), not from one that holds it but does
+//! not (dave). A cancelled download stays cancelled across a restart. mallory, a hostile
+//! source built here, claims every chunk and sends wrong bytes: bob drops it after its first
+//! chunk, names it in his activity log, and the file is right; as a staller (claims every
+//! chunk, sends none) what it was asked comes from alice instead.
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -16,7 +19,7 @@ use std::time::Duration;
 
 use p2p_tests::raw::random_key;
 use p2p_tests::share_raw::hostile_source;
-use p2p_tests::swarm::{answer, finish, listed, sources};
+use p2p_tests::swarm::{answer, finish, listed, sources, start_plain_get, wait_listed};
 use p2p_tests::transfer::{
     TRANSFER_DEADLINE, assert_content, register_raw_at, sigkill, write_pattern,
 };
@@ -149,14 +152,22 @@ fn a_source_killed_mid_download_leaves_the_rest_to_the_others() {
     assert!(carol.1 < s.data.len() as u64 / 2, "{t}");
 }
 
-#[test]
-fn bob_killed_mid_download_fetches_only_what_is_missing_after_a_restart() {
-    let net = TestNet::new();
-    let mut s = swarm(&net, 96 << 20);
-    let dest = net.unique_dir("dest");
-    let child = start_get(&net, &s.bob, &dest);
-    // Several chunks written, not all.
-    let part = wait_part(&dest);
+/// Bytes of the chunks of `part` that hold what `data` holds there: those a resume keeps.
+fn kept_bytes(part: &Path, data: &[u8]) -> u64 {
+    let held = std::fs::read(part).expect("read the part file");
+    let chunk = proto::content::CHUNK as usize;
+    data.chunks(chunk)
+        .enumerate()
+        .filter(|(i, want)| held.get(i * chunk..i * chunk + want.len()) == Some(*want))
+        .map(|(_, want)| want.len() as u64)
+        .sum()
+}
+
+/// Starts bob's `get` into `dest` and kills bob once several chunks are written, not all:
+/// the part file and the pull's id.
+fn kill_bob_mid_download(net: &TestNet, s: &mut Swarm, dest: &Path) -> (PathBuf, String) {
+    let child = start_get(net, &s.bob, dest);
+    let part = wait_part(dest);
     poll(TRANSFER_DEADLINE, Duration::from_millis(5), || {
         let len = std::fs::metadata(&part).map_err(|e| e.to_string())?.len();
         if len >= 8 << 20 {
@@ -165,23 +176,112 @@ fn bob_killed_mid_download_fetches_only_what_is_missing_after_a_restart() {
             Err(format!("part holds {len} bytes"))
         }
     });
+    let running = wait_listed(net, &s.bob, |t| t["kind"] == "pull");
+    assert_eq!(running["state"], "running", "{running}");
+    let id = running["id"].as_str().unwrap().to_owned();
     sigkill(&mut s.bob);
-    let (ok, out, err) = finish(child);
-    assert!(!ok, "get succeeded although bob was killed:\n{out}\n{err}");
+    let (fine, out, err) = finish(child);
+    assert!(
+        !fine,
+        "get succeeded although bob was killed:\n{out}\n{err}"
+    );
     assert!(!dest.join("os.iso").exists());
+    (part, id)
+}
+
+#[test]
+fn bob_killed_mid_download_resumes_it_by_himself_after_a_restart() {
+    let net = TestNet::new();
+    let mut s = swarm(&net, 96 << 20);
+    let dest = net.unique_dir("dest");
+    let (part, id) = kill_bob_mid_download(&net, &mut s, &dest);
+    let missing = s.data.len() as u64 - kept_bytes(&part, &s.data);
+    assert!(missing > 0, "every chunk was written before the kill");
+    // No `get` again: p2pd resumes it when it starts.
     s.bob.restart();
-    for seeder in &s.seeders {
-        s.bob.wait_peer(&seeder.name, true, DEADLINE);
-    }
-    let (ok, out, err) = finish(start_get(&net, &s.bob, &dest));
-    assert!(ok, "get after the restart failed:\n{out}\n{err}");
+    let done = wait_listed(&net, &s.bob, |t| t["id"] == id && t["state"] != "running");
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["kind"], "pull", "{done}");
+    assert_content(&dest.join("os.iso"), &s.data);
+    // Only the chunks missing were fetched again, each once.
+    let fetched: u64 = sources(&done).iter().map(|(_, b, _)| b).sum();
+    assert_eq!(fetched, missing, "{done}");
+    assert!(!part.exists(), "the part file is left behind");
+    // It stays listed as done across another restart.
+    s.bob.restart();
+    let again = wait_listed(&net, &s.bob, |t| t["id"] == id);
+    assert_eq!(again["state"], "done", "{again}");
+    assert_eq!(sources(&again), sources(&done), "{again}");
+}
+
+#[test]
+fn a_resumed_download_takes_the_chunks_already_on_this_machine() {
+    let net = TestNet::new();
+    let mut s = swarm(&net, 96 << 20);
+    let dest = net.unique_dir("dest");
+    let (part, id) = kill_bob_mid_download(&net, &mut s, &dest);
+    assert!(
+        kept_bytes(&part, &s.data) < s.data.len() as u64,
+        "every chunk was written"
+    );
+    // While bob is down, the whole file arrives at the destination by other means.
+    write_pattern(&dest.join("os.iso"), s.data.len(), 7);
+    s.bob.restart();
+    let done = wait_listed(&net, &s.bob, |t| t["id"] == id && t["state"] != "running");
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["landed"][0], "os (1).iso", "{done}");
+    assert_content(&dest.join("os (1).iso"), &s.data);
+    let fetched: u64 = sources(&done).iter().map(|(_, b, _)| b).sum();
+    assert_eq!(fetched, 0, "{done}");
+    assert!(!part.exists(), "the part file is left behind");
+}
+
+#[test]
+fn a_cancelled_download_ends_and_is_not_resumed_after_a_restart() {
+    let net = TestNet::new();
+    let mut s = swarm(&net, 96 << 20);
+    let dest = net.unique_dir("dest");
+    let child = start_get(&net, &s.bob, &dest);
+    wait_part(&dest);
+    let running = wait_listed(&net, &s.bob, |t| t["kind"] == "pull");
+    let id = running["id"].as_str().unwrap().to_owned();
+    assert_eq!(running["state"], "running", "{running}");
+    ok(&net, &s.bob, &["cancel", &id]);
+    let (fine, out, err) = finish(child);
+    assert!(!fine, "get succeeded although cancelled:\n{out}\n{err}");
+    let said = answer(&out);
+    let why = said["error"]["message"].as_str().unwrap_or_default();
+    assert!(why.contains("cancelled by the receiver"), "{said}");
+    s.bob.restart();
+    let after = wait_listed(&net, &s.bob, |t| t["id"] == id);
+    assert_eq!(after["state"], "cancelled", "{after}");
+    assert!(!dest.join("os.iso").exists());
+    let again = net.ctl(&s.bob, &["cancel", &id]);
+    assert!(!again.status.success(), "a second cancel: {}", again.stdout);
+}
+
+#[test]
+fn without_from_the_peers_that_let_bob_read_the_content_are_sources() {
+    let net = TestNet::new();
+    let s = swarm(&net, 24 << 20);
+    // dave holds the same content but no longer lets bob read it.
+    ok(&net, &s.seeders[2], &["revoke", "rel", "bob"]);
+    let dest = net.unique_dir("dest");
+    let child = start_plain_get(&net, &s.bob, "alice:rel/os.iso", &dest);
+    let (fine, out, err) = finish(child);
+    assert!(fine, "get failed:\n{out}\n{err}");
     assert_content(&dest.join("os.iso"), &s.data);
     let t = answer(&out);
-    let fetched: u64 = sources(&t).iter().map(|(_, b, _)| b).sum();
-    assert!(
-        fetched < s.data.len() as u64,
-        "all {fetched} bytes fetched again: {t}"
-    );
+    assert_eq!(t["state"], "done", "{t}");
+    let got = sources(&t);
+    let names: Vec<&str> = got.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(names, ["alice", "carol"], "{t}");
+    for (name, bytes, dropped) in &got {
+        assert!(*bytes > 0, "{name} served nothing: {t}");
+        assert_eq!(*dropped, None, "{t}");
+    }
+    let total: u64 = got.iter().map(|(_, b, _)| b).sum();
+    assert_eq!(total, s.data.len() as u64, "{t}");
 }
 
 /// The swarm of [`swarm`] with `len` bytes, plus mallory registered and served by

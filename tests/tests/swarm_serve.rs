@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use p2p_tests::raw::random_key;
 use p2p_tests::share_raw::{ShareLink, ShareServer};
-use p2p_tests::swarm::{finish_ok, listed, sources, start_get};
+use p2p_tests::swarm::{finish_ok, listed, sources, start_get, wait_listed};
 use p2p_tests::transfer::{TRANSFER_DEADLINE, assert_content, register_raw_at, write_pattern};
 use p2p_tests::{CmdOutput, DEADLINE, P2pd, TestNet, Tracker, poll};
 use proto::content::ChunkList;
@@ -254,18 +254,13 @@ async fn serve_gated(
 /// The running pull of `who` whose file is `name`, once it has verified at least `min`
 /// bytes: its `done_bytes`.
 fn wait_running(net: &TestNet, who: &P2pd, name: &str, min: u64) -> u64 {
-    poll(TRANSFER_DEADLINE, Duration::from_millis(50), || {
-        let list = ok(net, who, &["--json", "transfers"]).json();
-        let t = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["kind"] == "pull" && t["state"] == "running" && t["sample"][0] == name);
-        match t.and_then(|t| t["done_bytes"].as_u64()) {
-            Some(done) if done >= min => Ok(done),
-            _ => Err(format!("no running pull with {min} bytes verified: {list}")),
-        }
-    })
+    let t = wait_listed(net, who, |t| {
+        t["kind"] == "pull"
+            && t["state"] == "running"
+            && t["sample"][0] == name
+            && t["done_bytes"].as_u64().is_some_and(|d| d >= min)
+    });
+    t["done_bytes"].as_u64().unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

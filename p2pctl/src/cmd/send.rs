@@ -39,7 +39,8 @@ use bar::Layout;
 use proto::reach::Reach;
 use wait::{Note, Step, Wait, away};
 
-/// How long `get --from` may run before p2pctl gives up waiting for its answer.
+/// How long `get --from` may take to answer (once every source named was reached or given
+/// up on) before p2pctl gives up waiting.
 const SWARM_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// Least time between two plain progress lines.
@@ -189,7 +190,7 @@ where
         subscribe(client).await?;
     }
     let peers = client.call::<Vec<PeerInfo>>(Call::Peers {}).await?.value;
-    // A multi-source get answers once the file is in place: it may take as long as that.
+    // A multi-source get answers once it has tried every source named, one after another.
     let whole = matches!(&call, Call::Get { from, .. } if !from.is_empty());
     let wait = if whole {
         SWARM_TIMEOUT

@@ -35,8 +35,10 @@ fn resolve(root: &Path, path: Option<&RelPath>) -> Option<PathBuf> {
 }
 
 impl Shares {
-    /// Lets the share service start pulls on `transfers`.
-    pub fn carry_pulls_with(&self, transfers: Arc<Transfers>) {
+    /// Lets the share service start pulls on `transfers`, and resumes the multi-source pulls
+    /// a stop interrupted.
+    pub fn carry_pulls_with(self: &Arc<Self>, transfers: Arc<Transfers>) {
+        self.resume_swarms(&transfers);
         let _ = self.transfers.set(transfers);
     }
 
@@ -119,9 +121,10 @@ impl Shares {
     }
 
     /// Pulls `path` of `share` from `peer` into `dest` (default: the download directory);
-    /// with `from` peers, a file is fetched from all of them at once.
+    /// a file is fetched from the `from` peers at once, or without them from the other peers
+    /// that hold its content and let us read it, if any (see `swarm_get.rs`).
     pub async fn get(
-        &self,
+        self: &Arc<Self>,
         peer: PeerId,
         share: &str,
         path: Option<&str>,
@@ -137,6 +140,12 @@ impl Shares {
         let dest = transfers.pull_destination(dest)?;
         if !from.is_empty() {
             return self.swarm_get(peer, &share, rel, dest, from).await;
+        }
+        if let Some(t) = self
+            .discovered_get(peer, &share, rel.clone(), dest.clone())
+            .await?
+        {
+            return Ok(t);
         }
         let mut link = self.connect(peer).await?;
         let request = Request::Pull {

@@ -1,45 +1,82 @@
-//! `get --from`: one file of a share fetched from the named peer and every other source at
-//! once. The named peer names the content (`Stat`, then its chunk values by `GetManifest`,
-//! checked against the content id); each source says which chunks it holds (`Have`); the
-//! chunks come through [`crate::swarm::fetch`] into a part file in the destination, which
-//! is finished (fsync, rename that never replaces) once every chunk is verified. The part
-//! file's name depends only on the content, so running the same `get` again after an
-//! interruption keeps the chunks already written. Before any source is asked, the chunks
-//! found on this machine are taken ([`crate::swarm::local`]); while it runs, the download
-//! is listed in [`crate::swarm::partial`] so its verified chunks are served to peers that
-//! may read the share it lands in.
+//! Multi-source `get`: one file of a share fetched from the named peer and every other
+//! source at once. The named peer names the content (`Stat`, then its chunk values by
+//! `GetManifest`, checked against the content id); the other sources are the `--from` peers,
+//! or without `--from` those of the peers known online that answer `Have` for the content id
+//! (a peer answers only from shares the asker may read: a hash is never a capability). Each
+//! source says which chunks it holds (`Have`); the chunks come through
+//! [`crate::swarm::fetch`] into a part file in the destination, which is finished (fsync,
+//! rename that never replaces) once every chunk is verified.
+//!
+//! `get` answers once the pull is under way; the fetch runs as a daemon task. The pull is
+//! kept in the transfer records ([`crate::transfer::swarms`]): one a stop interrupted
+//! resumes at start, reconnecting to the sources it had. The part file's name depends only
+//! on the content, and the chunks in it are checked again and kept, so a resume fetches
+//! only what is missing.
+//!
+//! Before any source is asked, each run (the first or a resume) takes the chunks found on
+//! this machine ([`crate::swarm::local`]); while it runs, the pull is listed in
+//! [`crate::swarm::partial`] so its verified chunks are served to peers that may read the
+//! share it lands in.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use proto::api::{Direction, TransferInfo, TransferKind, TransferState};
+use proto::api::{TransferInfo, TransferState};
 use proto::content::{ChunkCv, ChunkList};
 use proto::share::{
     Bitfield, ContentId, EntryKind, ErrorKind, HaveQuery, ManifestPage, Request, Response,
     ShareName,
 };
-use proto::transfer::{RelPath, TransferId};
+use proto::transfer::RelPath;
 use proto::{PeerId, PeerName};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::remote::Remote;
 use super::{Shares, SharesError};
+use crate::backoff::{Backoff, random_unit};
 use crate::files::Dest;
 use crate::swarm::fetch::{self, SourceLink, SwarmError};
 use crate::swarm::local;
-use crate::swarm::partial::Partial;
+use crate::swarm::partial::{Partial, part_tag};
 use crate::swarm::scheduler::Holds;
+use crate::transfer::Transfers;
 use crate::transfer::pull::{Found, Placement, look, placement};
+use crate::transfer::swarms::SwarmJob;
 
 /// Progress shown at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
+/// Without `--from`, at most this many other peers are asked whether they hold the content.
+const MAX_ASKED: usize = 32;
+
+/// How long a peer asked whether it holds the content may take to connect and answer.
+const ASK_WAIT: Duration = Duration::from_secs(5);
+
+/// What the named peer says is at the path asked for.
+enum Looked {
+    /// A file, hashed: its name, content id and size.
+    File(String, ContentId, u64),
+    /// A directory.
+    Dir,
+    /// A file not hashed yet.
+    Unhashed,
+}
+
+/// A pull ready to fetch: the chunk values, and the sources with what each holds.
+struct Ready {
+    list: Arc<ChunkList>,
+    sources: Vec<SourceLink>,
+}
+
 impl Shares {
-    /// Pulls the file at `rel` of `share` from `peer` and the `from` peers at once into
-    /// `dest` (checked by the caller to be a valid destination).
+    /// `get --from`: pulls the file at `rel` of `share` from `peer` and the `from` peers at
+    /// once into `dest` (checked by the caller to be a valid destination). Answers once the
+    /// pull is under way (or with the pull of the same content under way already).
     pub(super) async fn swarm_get(
-        &self,
+        self: &Arc<Self>,
         peer: PeerId,
         share: &ShareName,
         rel: Option<RelPath>,
@@ -47,40 +84,130 @@ impl Shares {
         from: &[PeerId],
     ) -> Result<TransferInfo, SharesError> {
         let mut link = self.connect(peer).await?;
-        let shown = match &rel {
-            Some(p) => format!("{share}/{p}"),
-            None => share.to_string(),
-        };
-        let stat = Request::Stat {
-            share: share.clone(),
-            path: rel.clone(),
-        };
-        let entry = match link.ask(stat).await? {
-            Response::Stat(e) => e,
-            Response::Error(e) if e.kind == ErrorKind::NotFound => {
-                return Err(SharesError::NotFound {
-                    path: shown,
+        let shown = shown(share, rel.as_ref());
+        let (name, id, size) = match look_up(&mut link, share, rel.as_ref()).await? {
+            Looked::File(name, id, size) => (name, id, size),
+            Looked::Dir => {
+                return Err(SharesError::Remote {
                     peer: link.peer.clone(),
+                    message: format!(
+                        "{shown} is a directory: get --from fetches one file (get the \
+                         directory without --from)"
+                    ),
                 });
             }
-            other => return Err(link.refused(Some(share), other)),
+            Looked::Unhashed => {
+                return Err(SharesError::Remote {
+                    peer: link.peer.clone(),
+                    message: format!("{shown} is not hashed yet; try again shortly"),
+                });
+            }
         };
-        if entry.kind != EntryKind::File {
-            return Err(SharesError::Remote {
-                peer: link.peer.clone(),
-                message: format!(
-                    "{shown} is a directory: get --from fetches one file (get the directory \
-                     without --from)"
-                ),
+        let count = proto::transfer::chunk_count(size);
+        let mut others = Vec::new();
+        for p in from.iter().filter(|p| **p != peer) {
+            let holds = match self.connect(*p).await {
+                Ok(l) => source(l, id, count).await,
+                Err(e) => Err(e),
+            };
+            match holds {
+                Ok(s) => others.push((*p, s)),
+                Err(e) => info!(peer = %self.peer_name(*p), "not a source for {shown}: {e}"),
+            }
+        }
+        let file = (name, id, size);
+        self.begin(link, peer, (share, rel), dest, file, others)
+            .await
+    }
+
+    /// `get` without `--from` of a file that other peers hold too: asks the peers known
+    /// online (up to [`MAX_ASKED`]) whether they hold its content and, if any does, pulls
+    /// from all at once as [`swarm_get`](Self::swarm_get) does. `None` when the entry is
+    /// not a hashed file or no other peer holds it: an ordinary pull carries it. So does a
+    /// `Stat` the owner refuses: its `Pull` says why, and the owner logs the refusal.
+    pub(super) async fn discovered_get(
+        self: &Arc<Self>,
+        peer: PeerId,
+        share: &ShareName,
+        rel: Option<RelPath>,
+        dest: PathBuf,
+    ) -> Result<Option<TransferInfo>, SharesError> {
+        let Ok(mut link) = self.connect(peer).await else {
+            return Ok(None);
+        };
+        let Ok(Looked::File(name, id, size)) = look_up(&mut link, share, rel.as_ref()).await else {
+            let _ = link.conn.shutdown().await;
+            return Ok(None);
+        };
+        let others = self
+            .holders(peer, id, proto::transfer::chunk_count(size))
+            .await;
+        if others.is_empty() {
+            let _ = link.conn.shutdown().await;
+            return Ok(None);
+        }
+        let file = (name, id, size);
+        self.begin(link, peer, (share, rel), dest, file, others)
+            .await
+            .map(Some)
+    }
+
+    /// The peers known online but `owner` that hold some of `id` (`count` chunks) and let us
+    /// read it, each as a source, asked all at once.
+    async fn holders(
+        self: &Arc<Self>,
+        owner: PeerId,
+        id: ContentId,
+        count: u64,
+    ) -> Vec<(PeerId, SourceLink)> {
+        let me = self.node.identity.id;
+        let mut asked = JoinSet::new();
+        let candidates = self
+            .node
+            .peers()
+            .into_iter()
+            .filter(|p| p.online && !p.blocked && p.id != owner && p.id != me)
+            .take(MAX_ASKED);
+        for p in candidates {
+            let this = self.clone();
+            asked.spawn(async move {
+                let at = p.id;
+                let ask = async move {
+                    let link = this.connect(at).await?;
+                    source(link, id, count).await
+                };
+                (p, tokio::time::timeout(ASK_WAIT, ask).await)
             });
         }
-        let Some(id) = entry.id else {
-            return Err(SharesError::Remote {
-                peer: link.peer.clone(),
-                message: format!("{shown} is not hashed yet; try again shortly"),
-            });
-        };
-        let list = Arc::new(manifest(&mut link, id, entry.size).await?);
+        let mut found = Vec::new();
+        while let Some(joined) = asked.join_next().await {
+            let Ok((p, answer)) = joined else { continue };
+            match answer {
+                Ok(Ok(s)) if holds_any(&s.holds) => found.push((p.id, s)),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::debug!(peer = %p.name, "not a source of {id}: {e}"),
+                Err(_) => tracing::debug!(peer = %p.name, "not a source of {id}: no answer"),
+            }
+        }
+        // The order peers are listed in, whichever answered first.
+        let order: Vec<PeerId> = self.node.peers().iter().map(|p| p.id).collect();
+        found.sort_by_key(|(p, _)| order.iter().position(|o| o == p));
+        found
+    }
+
+    /// Gets the chunk values from `link` (to `owner`), places the file, and starts the pull
+    /// from `owner` and `others`, unless one of the same content is under way already.
+    async fn begin(
+        self: &Arc<Self>,
+        mut link: Remote,
+        owner: PeerId,
+        (share, rel): (&ShareName, Option<RelPath>),
+        dest: PathBuf,
+        (entry, id, size): (String, ContentId, u64),
+        others: Vec<(PeerId, SourceLink)>,
+    ) -> Result<TransferInfo, SharesError> {
+        let transfers = self.transfers()?;
+        let list = Arc::new(manifest(&mut link, id, size).await?);
         let (dir, name) = match placement(
             &dest,
             look(&dest),
@@ -88,29 +215,152 @@ impl Shares {
         )
         .map_err(crate::transfer::TransferError::Destination)?
         {
-            Placement::Into(dir) => (dir, entry.name.as_str().to_owned()),
+            Placement::Into(dir) => (dir, entry),
             Placement::Named { dir, name } => (dir, name),
         };
-        let mut sources = vec![source(link, id, &list).await?];
-        for p in from {
-            if *p == peer {
-                continue;
-            }
-            let name = self.peer_name(*p);
-            let holds = match self.connect(*p).await {
-                Ok(l) => source(l, id, &list).await,
-                Err(e) => Err(e),
-            };
-            match holds {
-                Ok(s) => sources.push(s),
-                Err(e) => info!(peer = %name, "not a source for {shown}: {e}"),
+        let owner_name = link.peer.clone();
+        let mut sources = vec![source(link, id, list.cvs().len() as u64).await?];
+        let job = SwarmJob {
+            id: SwarmJob::id_of(&id),
+            content: id,
+            size,
+            owner,
+            owner_name,
+            share: share.to_string(),
+            path: rel.map(|p| p.to_string()),
+            dir,
+            name,
+            sources: others.iter().map(|(p, _)| *p).collect(),
+            created_ms: svc::unix_millis(),
+        };
+        sources.extend(others.into_iter().map(|(_, s)| s));
+        let Some((info, stop)) = transfers.begin_swarm(&job, true).await? else {
+            // The same content is being pulled: that pull is the answer.
+            return Ok(transfers.swarm(job.id).unwrap_or_else(|| job.info()));
+        };
+        let this = self.clone();
+        let ready = Ready { list, sources };
+        self.tasks
+            .spawn(async move { this.run_swarm(transfers, job, stop, Some(ready)).await });
+        Ok(info)
+    }
+
+    /// Resumes the multi-source pulls a stop interrupted, each as a daemon task.
+    pub(super) fn resume_swarms(self: &Arc<Self>, transfers: &Arc<Transfers>) {
+        for job in transfers.interrupted_swarms() {
+            let (this, transfers) = (self.clone(), transfers.clone());
+            self.tasks.spawn(async move {
+                match transfers.begin_swarm(&job, false).await {
+                    Ok(Some((_, stop))) => {
+                        info!(id = %job.id, "resuming the multi-source pull of {}", job.name);
+                        this.run_swarm(transfers, job, stop, None).await;
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!("cannot resume pull {}: {e}", job.id),
+                }
+            });
+        }
+    }
+
+    fn transfers(&self) -> Result<Arc<Transfers>, SharesError> {
+        self.transfers.get().cloned().ok_or_else(|| {
+            crate::transfer::TransferError::Destination("transfers are not running".into()).into()
+        })
+    }
+
+    /// Fetches `job` (from `ready`, or from its sources reconnected) and ends it: done,
+    /// failed, or, once `stop` is cancelled (a cancel, or the daemon stopping), left as it
+    /// is stored.
+    async fn run_swarm(
+        self: Arc<Self>,
+        transfers: Arc<Transfers>,
+        job: SwarmJob,
+        stop: CancellationToken,
+        ready: Option<Ready>,
+    ) {
+        let ready = match ready {
+            Some(r) => Some(r),
+            None => self.reconnect(&job, &stop).await,
+        };
+        let fetched = match ready {
+            Some(ready) => self.fetch(&transfers, &job, ready, stop).await,
+            None => Err(SwarmError::Stopped),
+        };
+        match fetched {
+            Ok(info) => transfers.end_swarm(info).await,
+            Err(SwarmError::Stopped) => transfers.swarm_stopped(job.id),
+            Err(e) => {
+                let mut info = transfers.swarm(job.id).unwrap_or_else(|| job.info());
+                info.state = TransferState::Failed;
+                info.error = Some(e.to_string());
+                info.rate = 0;
+                info.eta_secs = None;
+                info.ended_at = Some(proto::timefmt::format_ms(svc::unix_millis()));
+                transfers.end_swarm(info).await;
             }
         }
-        let tag = crate::swarm::partial::part_tag(&id);
-        let total = list.len();
-        let copies = self.local_copies(&id);
+    }
+
+    /// `job`'s chunk values and sources, from the owner or any source that answers, tried
+    /// again with backoff until one does; `None` if `stop` is cancelled first.
+    async fn reconnect(&self, job: &SwarmJob, stop: &CancellationToken) -> Option<Ready> {
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        loop {
+            match self.try_reconnect(job).await {
+                Ok(ready) => return Some(ready),
+                Err(e) => info!(id = %job.id, "pull of {} waits for a source: {e}", job.name),
+            }
+            let wait = backoff.next_delay(random_unit());
+            tokio::select! {
+                () = stop.cancelled() => return None,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    async fn try_reconnect(&self, job: &SwarmJob) -> Result<Ready, SharesError> {
+        let peers: Vec<PeerId> = std::iter::once(job.owner)
+            .chain(job.sources.iter().copied())
+            .collect();
+        let mut list = None;
+        let mut sources = Vec::new();
+        let mut last = None;
+        for p in peers {
+            let attempt = async {
+                let mut link = self.connect(p).await?;
+                if list.is_none() {
+                    list = Some(Arc::new(manifest(&mut link, job.content, job.size).await?));
+                }
+                source(link, job.content, proto::transfer::chunk_count(job.size)).await
+            };
+            match attempt.await {
+                Ok(s) => sources.push(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        match (list, last) {
+            (Some(list), _) if !sources.is_empty() => Ok(Ready { list, sources }),
+            (_, Some(e)) => Err(e),
+            _ => Err(SharesError::Offline(job.owner_name.to_string())),
+        }
+    }
+
+    /// Fetches `job` from `ready` into its part file, after the chunks this machine holds
+    /// already, serving its verified chunks while it runs, and finishes the file: the pull
+    /// as it ended.
+    async fn fetch(
+        &self,
+        transfers: &Transfers,
+        job: &SwarmJob,
+        ready: Ready,
+        stop: CancellationToken,
+    ) -> Result<TransferInfo, SwarmError> {
+        let Ready { list, sources } = ready;
+        let tag = part_tag(&job.content);
+        let total = job.size;
+        let copies = self.local_copies(&job.content);
         let opened = {
-            let (dir, name, list) = (dir.clone(), name.clone(), list.clone());
+            let (dir, name, list) = (job.dir.clone(), job.name.clone(), list.clone());
             tokio::task::spawn_blocking(move || {
                 let d = Dest::open(&dir)?;
                 let part = d.create_part(&tag, &[&name], total)?;
@@ -122,47 +372,18 @@ impl Shares {
             .await
             .expect("part file task")
         };
-        let (part, have, reused, partial) = opened.map_err(SwarmError::from)?;
+        let (part, have, reused, partial) = opened?;
         let serving = self.partials().register(Arc::new(partial));
         let part = Arc::new(part);
-        let who = self.peer_name(peer);
-        let mut tid = [0u8; 16];
-        tid.copy_from_slice(&id.as_bytes()[..16]);
-        let mut shown_info = TransferInfo {
-            id: TransferId(tid),
-            peer,
-            peer_name: PeerName::new(&who).unwrap_or_else(|_| sources[0].name.clone()),
-            direction: Direction::In,
-            state: TransferState::Running,
-            files: 1,
-            sample: vec![name.clone()],
-            total_bytes: total,
-            done_bytes: 0,
-            rate: 0,
-            eta_secs: None,
-            local_path: Some(dir.display().to_string()),
-            error: None,
-            kind: TransferKind::Pull,
-            created_at: Some(proto::timefmt::format_ms(svc::unix_millis())),
-            ended_at: None,
-            landed: Vec::new(),
-            sources: Vec::new(),
-        };
-        let transfers = self.transfers.get().cloned();
-        let show = |info: &TransferInfo| {
-            if let Some(t) = &transfers {
-                t.show_swarm(info.clone());
-            }
-        };
-        show(&shown_info);
+        let mut shown = job.info();
         let started = Instant::now();
         let mut last = started;
-        let fetched = fetch::run(
+        let report = fetch::run(
             list.clone(),
             part.clone(),
             have,
             sources,
-            self.cancel.child_token(),
+            stop,
             |index| serving.partial().mark(index),
             |done, sources| {
                 let now = Instant::now();
@@ -170,57 +391,76 @@ impl Shares {
                     return;
                 }
                 last = now;
-                let mut info = shown_info.clone();
                 let secs = now.duration_since(started).as_secs_f64().max(0.001);
-                info.done_bytes = done;
-                info.rate = (done as f64 / secs) as u64;
-                info.eta_secs = (info.rate > 0).then(|| (total - done) / info.rate);
-                info.sources = sources.to_vec();
-                show(&info);
+                shown.done_bytes = done;
+                shown.rate = (done as f64 / secs) as u64;
+                shown.eta_secs = (shown.rate > 0).then(|| (total - done) / shown.rate);
+                shown.sources = sources.to_vec();
+                transfers.swarm_progress(shown.clone());
             },
         )
         .await;
         drop(serving);
-        let finished = match fetched {
-            Ok(report) => {
-                let part = Arc::into_inner(part).expect("the fetch let go of the part file");
-                tokio::task::spawn_blocking(move || part.finish())
-                    .await
-                    .expect("finish task")
-                    .map_err(SwarmError::from)
-                    .map(|name| (name, report))
-            }
-            Err(e) => Err(e),
-        };
-        let (final_name, report) = match finished {
-            Ok(f) => f,
-            Err(e) => {
-                shown_info.state = TransferState::Failed;
-                shown_info.error = Some(e.to_string());
-                shown_info.ended_at = Some(proto::timefmt::format_ms(svc::unix_millis()));
-                show(&shown_info);
-                return Err(e.into());
-            }
-        };
-        let at = dir.join(final_name.to_path_buf());
+        let report = report?;
+        let part = Arc::into_inner(part).expect("the fetch let go of the part file");
+        let landed = tokio::task::spawn_blocking(move || part.finish())
+            .await
+            .expect("finish task")?;
         let drew: Vec<String> = report
             .sources
             .iter()
             .map(|s| format!("{}={}", s.peer, s.bytes))
             .collect();
-        info!(target: svc::logging::ACTIVITY, op = "get", peer = %who, share = %share, path = %shown, sources = %drew.join(","), reused, wasted = report.wasted, took_ms = report.took.as_millis() as u64, endgame_ms = report.endgame.as_millis() as u64, "multi-source get done");
-        shown_info.state = TransferState::Done;
-        shown_info.done_bytes = total;
-        shown_info.rate = 0;
-        shown_info.eta_secs = None;
-        shown_info.sample = vec![name.clone()];
-        shown_info.landed = vec![final_name.to_string()];
-        shown_info.ended_at = Some(proto::timefmt::format_ms(svc::unix_millis()));
-        shown_info.local_path = Some(at.display().to_string());
-        shown_info.sources = report.sources;
-        show(&shown_info);
-        Ok(shown_info)
+        let path = shown_path(&job.share, job.path.as_deref());
+        info!(target: svc::logging::ACTIVITY, op = "get", peer = %job.owner_name, share = %job.share, path = %path, sources = %drew.join(","), reused, wasted = report.wasted, took_ms = report.took.as_millis() as u64, endgame_ms = report.endgame.as_millis() as u64, "multi-source get done");
+        let mut info = job.info();
+        info.state = TransferState::Done;
+        info.done_bytes = total;
+        info.landed = vec![landed.to_string()];
+        info.ended_at = Some(proto::timefmt::format_ms(svc::unix_millis()));
+        info.local_path = Some(job.dir.join(landed.to_path_buf()).display().to_string());
+        info.sources = report.sources;
+        Ok(info)
     }
+}
+
+/// `SHARE/PATH` for messages.
+fn shown(share: &ShareName, rel: Option<&RelPath>) -> String {
+    shown_path(share.as_str(), rel.map(RelPath::as_str))
+}
+
+fn shown_path(share: &str, rel: Option<&str>) -> String {
+    match rel {
+        Some(p) => format!("{share}/{p}"),
+        None => share.to_owned(),
+    }
+}
+
+/// What `link`'s peer has at `rel` of `share`.
+async fn look_up(
+    link: &mut Remote,
+    share: &ShareName,
+    rel: Option<&RelPath>,
+) -> Result<Looked, SharesError> {
+    let stat = Request::Stat {
+        share: share.clone(),
+        path: rel.cloned(),
+    };
+    let entry = match link.ask(stat).await? {
+        Response::Stat(e) => e,
+        Response::Error(e) if e.kind == ErrorKind::NotFound => {
+            return Err(SharesError::NotFound {
+                path: shown(share, rel),
+                peer: link.peer.clone(),
+            });
+        }
+        other => return Err(link.refused(Some(share), other)),
+    };
+    Ok(match (entry.kind, entry.id) {
+        (EntryKind::File, Some(id)) => Looked::File(entry.name.as_str().to_owned(), id, entry.size),
+        (EntryKind::File, None) => Looked::Unhashed,
+        _ => Looked::Dir,
+    })
 }
 
 /// The chunk values of `id` (`len` bytes) from `link`, page by page, checked against `id`.
@@ -250,13 +490,8 @@ async fn manifest(link: &mut Remote, id: ContentId, len: u64) -> Result<ChunkLis
     })
 }
 
-/// `link` as a source of `id`: what it holds, by `Have`.
-async fn source(
-    mut link: Remote,
-    id: ContentId,
-    list: &ChunkList,
-) -> Result<SourceLink, SharesError> {
-    let count = list.cvs().len() as u64;
+/// `link` as a source of `id` (`count` chunks): what it holds, by `Have`.
+async fn source(mut link: Remote, id: ContentId, count: u64) -> Result<SourceLink, SharesError> {
     let holds = if count == 0 {
         Holds::All
     } else {
@@ -270,7 +505,7 @@ async fn source(
             other => return Err(link.refused(None, other)),
         }
     };
-    let (conn, next_id, name) = link.into_parts();
+    let (conn, next_id, name): (_, _, PeerName) = link.into_parts();
     Ok(SourceLink {
         name,
         conn,
@@ -285,5 +520,12 @@ fn holds_of(bits: &Bitfield, count: u64) -> Holds {
         Holds::All
     } else {
         Holds::Some(v)
+    }
+}
+
+fn holds_any(h: &Holds) -> bool {
+    match h {
+        Holds::All => true,
+        Holds::Some(v) => v.iter().any(|b| *b),
     }
 }

@@ -177,6 +177,35 @@ CREATE INDEX outbox ON messages (peer, direction, seq) WHERE direction = 0 AND s
 ALTER TABLE transfers ADD COLUMN landing TEXT;
 ",
     },
+    Migration {
+        what: "multi-source pulls are kept, so that one a stop interrupted resumes at start",
+        // One row per pull: what it fetches (content id and size, named by `owner`'s
+        // `share`/`path`), where it lands (`dir`, `name`; `landed` once in place), the other
+        // peers it draws from (`sources`, a JSON array of peer ids) and how it stands. `drew`
+        // is each source's share once it ended (JSON). The chunks themselves are in the part
+        // file, checked again on resume.
+        sql: "
+CREATE TABLE swarm_pulls (
+    id BLOB PRIMARY KEY,
+    content BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    owner BLOB NOT NULL,
+    owner_name TEXT NOT NULL,
+    share TEXT NOT NULL,
+    path TEXT,
+    dir TEXT NOT NULL,
+    name TEXT NOT NULL,
+    sources TEXT NOT NULL,
+    state TEXT NOT NULL,
+    error TEXT,
+    done_bytes INTEGER NOT NULL DEFAULT 0,
+    drew TEXT,
+    landed TEXT,
+    created_at INTEGER NOT NULL,
+    ended_at INTEGER
+);
+",
+    },
 ];
 
 /// The schema version this binary writes.
@@ -380,6 +409,106 @@ mod tests {
             .unwrap();
         // Seconds become milliseconds.
         assert_eq!(row, ("done".to_owned(), 5000, None, None));
+    }
+
+    #[test]
+    fn messages_of_a_database_with_the_older_outbox_index_stay_and_the_new_index_serves_the_outbox()
+    {
+        let mut db = Connection::open_in_memory().unwrap();
+        svc::schema::migrate(&mut db, "p2pd", &MIGRATIONS[..8]).unwrap();
+        db.execute_batch(
+            "INSERT INTO messages (id, peer, peer_name, direction, seq, text, state, sent_at)
+                 VALUES (x'aa', x'01', 'bob', 0, 1, 'queued', 0, 5),
+                        (x'bb', x'01', 'bob', 0, 2, 'delivered', 3, 6),
+                        (x'cc', x'01', 'bob', 1, 1, 'incoming', 3, 7);",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut db).unwrap(), 8);
+        assert_eq!(version(&db), LATEST);
+        let texts: Vec<String> = db
+            .prepare("SELECT text FROM messages ORDER BY sent_at")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(texts, ["queued", "delivered", "incoming"]);
+        let index: String = db
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'outbox'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(index.contains("(peer, direction, seq)"), "{index}");
+        let queued: Vec<String> = db
+            .prepare(
+                "SELECT text FROM messages INDEXED BY outbox
+                 WHERE peer = x'01' AND direction = 0 AND state IN (0, 4) ORDER BY seq",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(queued, ["queued"]);
+    }
+
+    #[test]
+    fn transfers_of_a_database_without_landing_names_stay_and_land_as_before() {
+        let mut db = Connection::open_in_memory().unwrap();
+        svc::schema::migrate(&mut db, "p2pd", &MIGRATIONS[..9]).unwrap();
+        db.execute_batch(
+            "INSERT INTO transfers (id, peer, peer_name, direction, state, manifest, created_at)
+                 VALUES (x'01', x'02', 'bob', 1, 'running', '{}', 5000);
+             INSERT INTO transfer_files (id, file, verified_chunks, done, landed)
+                 VALUES (x'01', 0, 3, 0, NULL);",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut db).unwrap(), 9);
+        assert_eq!(version(&db), LATEST);
+        let row: (String, i64, i64, Option<String>) = db
+            .query_row(
+                "SELECT state, created_at, verified_chunks, landing FROM transfers JOIN transfer_files USING (id)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(row, ("running".to_owned(), 5000, 3, None));
+    }
+
+    #[test]
+    fn transfers_of_a_database_without_swarm_pulls_stay_and_none_is_a_swarm() {
+        let mut db = Connection::open_in_memory().unwrap();
+        svc::schema::migrate(&mut db, "p2pd", &MIGRATIONS[..10]).unwrap();
+        db.execute_batch(
+            r#"INSERT INTO transfers (id, peer, peer_name, direction, state, manifest, created_at, pull, landing)
+                 VALUES (x'01', x'02', 'bob', 1, 'running', '{}', 5000, 1, '{"d":"d (1)"}');
+             INSERT INTO transfer_files (id, file, verified_chunks, done) VALUES (x'01', 0, 3, 0);"#,
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut db).unwrap(), 10);
+        assert_eq!(version(&db), LATEST);
+        let row: (String, i64, Option<String>, i64) = db
+            .query_row(
+                "SELECT state, pull, landing, verified_chunks FROM transfers JOIN transfer_files USING (id)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            row,
+            (
+                "running".to_owned(),
+                1,
+                Some(r#"{"d":"d (1)"}"#.to_owned()),
+                3
+            )
+        );
+        let swarms: i64 = db
+            .query_row("SELECT COUNT(*) FROM swarm_pulls", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(swarms, 0);
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod send;
 mod send_rules;
 mod sink;
 mod source;
+pub mod swarms;
 mod threads;
 
 use std::collections::HashMap;
@@ -117,8 +118,8 @@ pub struct Transfers {
     buffers: Arc<Buffers>,
     /// Pulls asked for whose offer has not come yet: the owner and the destination.
     expected: Mutex<HashMap<TransferId, (PeerId, PathBuf)>>,
-    /// Multi-source pulls (`get --from`) as they stand, in memory only.
-    swarms: Mutex<HashMap<TransferId, TransferInfo>>,
+    /// Multi-source pulls as they stand ([`swarms`]).
+    swarms: Mutex<swarms::SwarmBook>,
     tasks: TaskTracker,
     cancel: CancellationToken,
 }
@@ -185,6 +186,7 @@ impl Transfers {
             }
         }
         t.load_expected_pulls().await;
+        t.load_swarms().await;
         let t2 = t.clone();
         t.tasks.spawn(async move { t2.expire_offers().await });
         t
@@ -397,6 +399,7 @@ impl Transfers {
             .collect();
         v.extend(
             self.lock_swarms()
+                .shown
                 .values()
                 .filter(|t| all || proto::api::listed_at(t, now))
                 .cloned(),
@@ -415,11 +418,13 @@ impl Transfers {
             .map(|(id, _)| *id)
             .collect();
         let forgotten = self.records.forget_ended(ended.clone()).await?;
-        let mut live = self.lock();
-        for id in &ended {
-            live.remove(id);
+        {
+            let mut live = self.lock();
+            for id in &ended {
+                live.remove(id);
+            }
         }
-        drop(live);
+        let forgotten = forgotten + self.clear_ended_swarms().await?;
         info!(target: svc::logging::ACTIVITY, op = "transfers-cleared", count = forgotten, "finished transfers forgotten");
         Ok(forgotten)
     }
@@ -475,7 +480,16 @@ impl Transfers {
 
     /// Cancels a transfer, either side.
     pub async fn cancel(&self, id: &str) -> Result<TransferInfo, TransferError> {
-        let live = self.find(id)?;
+        let live = match self.find(id) {
+            Ok(live) => live,
+            Err(TransferError::Unknown(text)) => {
+                return match self.cancel_swarm(&text).await {
+                    Some(done) => done,
+                    None => Err(TransferError::Unknown(text)),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         let state = live.state();
         if state.is_final() {
             return Err(TransferError::State {
@@ -552,23 +566,7 @@ impl Transfers {
         self.node.publish([Event::TransferUpdated { transfer: t }]);
     }
 
-    /// Shows a multi-source pull in `transfers` as `info` says now and announces it: a
-    /// progress event while it runs, an update (and an activity-log line) once it ended.
-    pub fn show_swarm(&self, info: TransferInfo) {
-        let ended = info.state.is_final();
-        self.lock_swarms().insert(info.id, info.clone());
-        if ended {
-            let t = &info;
-            info!(target: svc::logging::ACTIVITY, op = "transfer", id = %t.id, peer = %t.peer_name, direction = ?t.direction, state = ?t.state, bytes = t.done_bytes, error = t.error.as_deref().unwrap_or(""), "transfer state");
-            self.node
-                .publish([Event::TransferUpdated { transfer: info }]);
-        } else {
-            self.node
-                .publish([Event::TransferProgress { transfer: info }]);
-        }
-    }
-
-    fn lock_swarms(&self) -> MutexGuard<'_, HashMap<TransferId, TransferInfo>> {
+    fn lock_swarms(&self) -> MutexGuard<'_, swarms::SwarmBook> {
         self.swarms.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

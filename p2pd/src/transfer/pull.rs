@@ -5,13 +5,45 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use proto::PeerId;
 use proto::api::{Direction, TransferInfo, TransferKind, TransferState};
 use proto::transfer::{FileEntry, Manifest, RelPath, TransferId};
+use proto::{PeerId, PeerName};
 use tracing::warn;
 
 use super::live::Live;
 use super::{Decision, TransferError, Transfers};
+
+/// How a pull this side asked for is first listed: from `peer`, into `local_path`, in
+/// `state`, stored at `created_ms`; nothing known yet of what it carries.
+pub(crate) fn pull_info(
+    id: TransferId,
+    peer: PeerId,
+    peer_name: PeerName,
+    state: TransferState,
+    local_path: String,
+    created_ms: u64,
+) -> TransferInfo {
+    TransferInfo {
+        id,
+        peer,
+        peer_name,
+        direction: Direction::In,
+        state,
+        files: 0,
+        sample: Vec::new(),
+        total_bytes: 0,
+        done_bytes: 0,
+        rate: 0,
+        eta_secs: None,
+        local_path: Some(local_path),
+        error: None,
+        kind: TransferKind::Pull,
+        created_at: Some(proto::timefmt::format_ms(created_ms)),
+        ended_at: None,
+        landed: Vec::new(),
+        sources: Vec::new(),
+    }
+}
 
 /// What a path is on disk, as [`placement`] needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,25 +223,15 @@ impl Transfers {
         id: TransferId,
         dest: PathBuf,
     ) -> Result<TransferInfo, TransferError> {
-        let placeholder = |name| TransferInfo {
-            id,
-            peer,
-            peer_name: name,
-            direction: Direction::In,
-            state: TransferState::Queued,
-            files: 0,
-            sample: Vec::new(),
-            total_bytes: 0,
-            done_bytes: 0,
-            rate: 0,
-            eta_secs: None,
-            local_path: Some(dest.display().to_string()),
-            error: None,
-            kind: TransferKind::Pull,
-            created_at: Some(proto::timefmt::format_ms(svc::unix_millis())),
-            ended_at: None,
-            landed: Vec::new(),
-            sources: Vec::new(),
+        let placeholder = |name| {
+            pull_info(
+                id,
+                peer,
+                name,
+                TransferState::Queued,
+                dest.display().to_string(),
+                svc::unix_millis(),
+            )
         };
         self.records
             .expect_pull(id, peer, dest.display().to_string())

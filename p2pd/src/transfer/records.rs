@@ -47,7 +47,7 @@ fn state_name(s: TransferState) -> &'static str {
     s.as_str()
 }
 
-fn state_from(s: &str) -> TransferState {
+pub(super) fn state_from(s: &str) -> TransferState {
     match s {
         "scanning" => TransferState::Scanning,
         "queued" => TransferState::Queued,
@@ -61,15 +61,16 @@ fn state_from(s: &str) -> TransferState {
     }
 }
 
-fn bad(e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+pub(super) fn bad(e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
 }
 
 /// The transfer service's handle on the database: its tables (`transfers`,
-/// `transfer_files`) and their queries, nothing else.
+/// `transfer_files`, `expected_pulls`; `swarm_pulls` in `swarms.rs`) and their queries,
+/// nothing else.
 #[derive(Clone, Debug)]
 pub struct TransferStore {
-    db: Db,
+    pub(super) db: Db,
 }
 
 const SELECT: &str = "SELECT peer, peer_name, direction, state, manifest, local_path, error, created_at, pull, ended_at,

@@ -1,0 +1,425 @@
+//! Multi-source pulls (a `get` drawing one file from several peers) as the transfer service
+//! keeps them: one row each in `swarm_pulls` (what, from whom, where to, how it stands),
+//! loaded at start so that `transfers` lists them across a restart and those a stop
+//! interrupted go back to the share service, which resumes them; in memory, how each stands
+//! now and which are being fetched. The fetching itself is the share service's
+//! (`share/swarm_get.rs`); the chunks already fetched are in its part file.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use proto::api::{PullSource, TransferInfo, TransferState};
+use proto::share::ContentId;
+use proto::transfer::TransferId;
+use proto::{PeerId, PeerName};
+use rusqlite::params;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::records::{TransferStore, bad};
+use super::{TransferError, Transfers};
+use crate::store::StoreError;
+
+/// A multi-source pull: what it fetches, from whom, and where it lands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwarmJob {
+    /// Its transfer id ([`SwarmJob::id_of`] its content).
+    pub id: TransferId,
+    /// The content.
+    pub content: ContentId,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The peer whose share names the content; its chunk values are asked of it first.
+    pub owner: PeerId,
+    /// That peer's name when the pull began.
+    pub owner_name: PeerName,
+    /// The share, on `owner`.
+    pub share: String,
+    /// The path in the share.
+    pub path: Option<String>,
+    /// The existing directory the file lands in.
+    pub dir: PathBuf,
+    /// The name it lands under (`name (1)` if that is taken by then).
+    pub name: String,
+    /// The other peers it draws from, in order.
+    pub sources: Vec<PeerId>,
+    /// When it began, in ms since the Unix epoch.
+    pub created_ms: u64,
+}
+
+impl SwarmJob {
+    /// The transfer id of a pull of `content`: its first 16 bytes, so that the same content
+    /// asked for again is the same transfer (and its part file the same).
+    pub fn id_of(content: &ContentId) -> TransferId {
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&content.as_bytes()[..16]);
+        TransferId(id)
+    }
+
+    /// How it is listed when it begins or resumes: running, nothing verified yet.
+    pub fn info(&self) -> TransferInfo {
+        let mut t = super::pull::pull_info(
+            self.id,
+            self.owner,
+            self.owner_name.clone(),
+            TransferState::Running,
+            self.dir.display().to_string(),
+            self.created_ms,
+        );
+        t.files = 1;
+        t.sample = vec![self.name.clone()];
+        t.total_bytes = self.size;
+        t
+    }
+}
+
+/// What the transfer service holds of the multi-source pulls.
+#[derive(Debug, Default)]
+pub(super) struct SwarmBook {
+    /// Each one as it stands now, for `transfers`.
+    pub(super) shown: HashMap<TransferId, TransferInfo>,
+    /// Those being fetched now, with what stops each (a cancel, or the daemon stopping).
+    running: HashMap<TransferId, CancellationToken>,
+    /// Those a stop interrupted, found at start, until the share service takes them.
+    interrupted: Vec<SwarmJob>,
+}
+
+impl Transfers {
+    /// Loads the stored multi-source pulls: all are listed; the unfinished ones wait for
+    /// [`interrupted_swarms`](Self::interrupted_swarms).
+    pub(super) async fn load_swarms(&self) {
+        let rows = match self.records.swarms().await {
+            Ok(rows) => rows,
+            Err(e) => {
+                warn!("cannot load the multi-source pulls: {e}");
+                return;
+            }
+        };
+        let mut book = self.lock_swarms();
+        for (job, shown) in rows {
+            if !shown.state.is_final() {
+                book.interrupted.push(job);
+            }
+            book.shown.insert(shown.id, shown);
+        }
+    }
+
+    /// The multi-source pulls a stop interrupted, to resume; given once.
+    pub fn interrupted_swarms(&self) -> Vec<SwarmJob> {
+        std::mem::take(&mut self.lock_swarms().interrupted)
+    }
+
+    /// Claims `job` for fetching: stored (when `fresh`: a new pull, replacing an ended one of
+    /// the same content) and listed as running; with the token that stops it (`cancel`, or
+    /// the daemon stopping). `Ok(None)` when a pull of that content is being fetched already:
+    /// `job` is not taken, the caller shows that one instead.
+    pub async fn begin_swarm(
+        &self,
+        job: &SwarmJob,
+        fresh: bool,
+    ) -> Result<Option<(TransferInfo, CancellationToken)>, TransferError> {
+        let stop = self.cancel.child_token();
+        {
+            let mut book = self.lock_swarms();
+            if book.running.contains_key(&job.id) {
+                return Ok(None);
+            }
+            book.running.insert(job.id, stop.clone());
+        }
+        if fresh && let Err(e) = self.records.put_swarm(job).await {
+            self.lock_swarms().running.remove(&job.id);
+            return Err(e.into());
+        }
+        let info = job.info();
+        self.swarm_progress(info.clone());
+        Ok(Some((info, stop)))
+    }
+
+    /// Cancels the multi-source pull whose id starts with `text` (lower case, 6 characters or
+    /// more): stopped, and ended `cancelled` so that no start resumes it. `None` if no such
+    /// pull is listed.
+    pub(super) async fn cancel_swarm(
+        &self,
+        text: &str,
+    ) -> Option<Result<TransferInfo, TransferError>> {
+        let (mut info, stop) = {
+            let book = self.lock_swarms();
+            let mut found = book
+                .shown
+                .values()
+                .filter(|t| t.id.to_string().starts_with(text));
+            let one = found.next()?.clone();
+            if found.next().is_some() {
+                return Some(Err(TransferError::Ambiguous(text.to_owned())));
+            }
+            let stop = book.running.get(&one.id).cloned();
+            (one, stop)
+        };
+        if info.state.is_final() {
+            return Some(Err(TransferError::State {
+                id: info.id,
+                state: info.state,
+                what: "it has ended",
+            }));
+        }
+        if let Some(stop) = stop {
+            stop.cancel();
+        }
+        info.state = TransferState::Cancelled;
+        info.error = Some("cancelled by the receiver".into());
+        info.rate = 0;
+        info.eta_secs = None;
+        info.ended_at = Some(proto::timefmt::format_ms(svc::unix_millis()));
+        self.end_swarm(info.clone()).await;
+        Some(Ok(info))
+    }
+
+    /// How a multi-source pull stands now, if one of that id is listed.
+    pub fn swarm(&self, id: TransferId) -> Option<TransferInfo> {
+        self.lock_swarms().shown.get(&id).cloned()
+    }
+
+    /// Shows a running multi-source pull in `transfers` as `info` says now, and sends the
+    /// progress event.
+    pub fn swarm_progress(&self, info: TransferInfo) {
+        self.lock_swarms().shown.insert(info.id, info.clone());
+        self.node
+            .publish([proto::api::Event::TransferProgress { transfer: info }]);
+    }
+
+    /// Ends a multi-source pull as `info` says: stored, listed, logged and announced.
+    pub async fn end_swarm(&self, info: TransferInfo) {
+        if let Err(e) = self.records.end_swarm(&info).await {
+            warn!("cannot store transfer {}: {e}", info.id);
+        }
+        {
+            let mut book = self.lock_swarms();
+            book.running.remove(&info.id);
+            book.shown.insert(info.id, info.clone());
+        }
+        let t = &info;
+        info!(target: svc::logging::ACTIVITY, op = "transfer", id = %t.id, peer = %t.peer_name, direction = ?t.direction, state = ?t.state, bytes = t.done_bytes, error = t.error.as_deref().unwrap_or(""), "transfer state");
+        self.node
+            .publish([proto::api::Event::TransferUpdated { transfer: info }]);
+    }
+
+    /// Lets go of a multi-source pull stopped before its end: stored as it was (running, so
+    /// that the next start resumes it, unless a cancel ended it).
+    pub fn swarm_stopped(&self, id: TransferId) {
+        self.lock_swarms().running.remove(&id);
+    }
+
+    /// Forgets the multi-source pulls that ended; how many.
+    pub(super) async fn clear_ended_swarms(&self) -> Result<u64, TransferError> {
+        let ended: Vec<TransferId> = self
+            .lock_swarms()
+            .shown
+            .values()
+            .filter(|t| t.state.is_final())
+            .map(|t| t.id)
+            .collect();
+        let n = self.records.forget_ended_swarms(ended.clone()).await?;
+        let mut book = self.lock_swarms();
+        for id in &ended {
+            book.shown.remove(id);
+        }
+        Ok(n)
+    }
+}
+
+const FINAL: &str = "('done', 'declined', 'cancelled', 'failed', 'expired')";
+
+impl TransferStore {
+    /// Stores a new multi-source pull, running (replacing one of the same id).
+    pub async fn put_swarm(&self, job: &SwarmJob) -> Result<(), StoreError> {
+        let job = job.clone();
+        self.db
+            .call(move |c| {
+                let sources = serde_json::to_string(&job.sources).map_err(bad)?;
+                c.execute(
+                    "INSERT OR REPLACE INTO swarm_pulls (id, content, size, owner, owner_name, share, path,
+                         dir, name, sources, state, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'running', ?11)",
+                    params![
+                        job.id.0.as_slice(),
+                        job.content.as_bytes().as_slice(),
+                        job.size.cast_signed(),
+                        job.owner.as_bytes().as_slice(),
+                        job.owner_name.as_str(),
+                        job.share,
+                        job.path,
+                        job.dir.display().to_string(),
+                        job.name,
+                        sources,
+                        job.created_ms.cast_signed(),
+                    ],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Stores how a multi-source pull ended.
+    pub async fn end_swarm(&self, info: &TransferInfo) -> Result<(), StoreError> {
+        let info = info.clone();
+        self.db
+            .call(move |c| {
+                let drew = serde_json::to_string(&info.sources).map_err(bad)?;
+                let ended = info
+                    .ended_at
+                    .as_deref()
+                    .and_then(proto::timefmt::parse_ms)
+                    .unwrap_or_else(svc::unix_millis);
+                c.execute(
+                    "UPDATE swarm_pulls SET state = ?2, error = ?3, done_bytes = ?4, drew = ?5,
+                         landed = ?6, ended_at = ?7 WHERE id = ?1",
+                    params![
+                        info.id.0.as_slice(),
+                        info.state.as_str(),
+                        info.error,
+                        info.done_bytes.cast_signed(),
+                        drew,
+                        info.landed.first(),
+                        ended.cast_signed(),
+                    ],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Forgets the multi-source pulls of `ids` that ended; how many.
+    pub async fn forget_ended_swarms(&self, ids: Vec<TransferId>) -> Result<u64, StoreError> {
+        self.db
+            .call(move |c| {
+                let mut st = c.prepare(&format!(
+                    "DELETE FROM swarm_pulls WHERE id = ?1 AND state IN {FINAL}"
+                ))?;
+                let mut n = 0;
+                for id in &ids {
+                    n += st.execute([id.0.as_slice()])? as u64;
+                }
+                Ok(n)
+            })
+            .await
+    }
+
+    /// Every stored multi-source pull, with how it is listed. Unreadable rows are skipped
+    /// with a warning.
+    pub async fn swarms(&self) -> Result<Vec<(SwarmJob, TransferInfo)>, StoreError> {
+        self.db
+            .call(|c| {
+                let mut st = c.prepare(
+                    "SELECT id, content, size, owner, owner_name, share, path, dir, name, sources,
+                         state, error, done_bytes, drew, landed, created_at, ended_at
+                     FROM swarm_pulls",
+                )?;
+                let mut rows = st.query([])?;
+                let mut out = Vec::new();
+                while let Some(r) = rows.next()? {
+                    match swarm_row(r) {
+                        Ok(one) => out.push(one),
+                        Err(e) => warn!("skipping an unreadable multi-source pull: {e}"),
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+}
+
+fn swarm_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(SwarmJob, TransferInfo)> {
+    let id: [u8; 16] = r.get::<_, Vec<u8>>(0)?.try_into().map_err(|_| blob(0))?;
+    let content: [u8; 32] = r.get::<_, Vec<u8>>(1)?.try_into().map_err(|_| blob(1))?;
+    let owner = crate::store::peer_id(r.get(3)?)?;
+    let sources: Vec<PeerId> = serde_json::from_str(&r.get::<_, String>(9)?).map_err(bad)?;
+    let job = SwarmJob {
+        id: TransferId(id),
+        content: ContentId(content),
+        size: r.get::<_, i64>(2)?.cast_unsigned(),
+        owner,
+        owner_name: crate::store::peer_name(r.get(4)?)?,
+        share: r.get(5)?,
+        path: r.get(6)?,
+        dir: PathBuf::from(r.get::<_, String>(7)?),
+        name: r.get(8)?,
+        sources,
+        created_ms: r.get::<_, i64>(15)?.cast_unsigned(),
+    };
+    let mut t = job.info();
+    t.state = super::records::state_from(&r.get::<_, String>(10)?);
+    t.error = r.get(11)?;
+    t.done_bytes = r.get::<_, i64>(12)?.cast_unsigned();
+    if let Some(drew) = r.get::<_, Option<String>>(13)? {
+        t.sources = serde_json::from_str::<Vec<PullSource>>(&drew).map_err(bad)?;
+    }
+    if let Some(landed) = r.get::<_, Option<String>>(14)? {
+        t.local_path = Some(job.dir.join(&landed).display().to_string());
+        t.landed = vec![landed];
+    }
+    t.ended_at = r
+        .get::<_, Option<i64>>(16)?
+        .map(|ms| proto::timefmt::format_ms(ms.cast_unsigned()));
+    Ok((job, t))
+}
+
+fn blob(col: usize) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(col, "id".into(), rusqlite::types::Type::Blob)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Db;
+    use proto::SecretKey;
+
+    fn job(n: u8) -> SwarmJob {
+        let content = ContentId([n; 32]);
+        SwarmJob {
+            id: SwarmJob::id_of(&content),
+            content,
+            size: 5 << 20,
+            owner: SecretKey::from_seed([1; 32]).peer_id(),
+            owner_name: PeerName::new("alice").unwrap(),
+            share: "rel".into(),
+            path: Some("os.iso".into()),
+            dir: PathBuf::from("/in"),
+            name: "os.iso".into(),
+            sources: vec![SecretKey::from_seed([2; 32]).peer_id()],
+            created_ms: 7,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_swarm_pull_reads_back_as_stored_and_as_it_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TransferStore::new(Db::open(dir.path()).await.unwrap());
+        let (a, b) = (job(1), job(2));
+        store.put_swarm(&a).await.unwrap();
+        store.put_swarm(&b).await.unwrap();
+        let mut ended = b.info();
+        ended.state = TransferState::Done;
+        ended.done_bytes = b.size;
+        ended.landed = vec!["os (1).iso".into()];
+        ended.ended_at = Some(proto::timefmt::format_ms(9_000));
+        ended.sources = vec![PullSource {
+            peer: PeerName::new("carol").unwrap(),
+            bytes: b.size,
+            rate: 3,
+            dropped: None,
+        }];
+        store.end_swarm(&ended).await.unwrap();
+        let mut got = store.swarms().await.unwrap();
+        got.sort_by_key(|(j, _)| j.content);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], (a.clone(), a.info()));
+        assert_eq!(got[1].0, b);
+        let mut want = ended.clone();
+        want.local_path = Some("/in/os (1).iso".into());
+        assert_eq!(got[1].1, want);
+        // Only the ended one is forgotten.
+        let n = store.forget_ended_swarms(vec![a.id, b.id]).await.unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(store.swarms().await.unwrap().len(), 1);
+    }
+}
