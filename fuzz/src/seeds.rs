@@ -269,6 +269,7 @@ fn manifest() -> Manifest {
             file("notes.txt", 0, 3),
             file("d\u{e9}j\u{e0} vu/\u{65e5}\u{672c}.md", (1 << 20) + 1, 4),
         ],
+        dirs: Vec::new(),
     }
 }
 

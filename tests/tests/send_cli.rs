@@ -161,7 +161,7 @@ fn several_paths_go_as_one_transfer_and_a_skipped_symlink_is_named() {
     assert!(
         out.stderr
             .lines()
-            .any(|l| l == "skipped symlink: photos/sub/link (not followed)"),
+            .any(|l| l == "skipped photos/sub/link: symlink (not followed)"),
         "{out}"
     );
     let dl = p.bob.download_dir();

@@ -474,6 +474,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
         Manifest {
             id: unscanned.id,
             files: Vec::new(),
+            dirs: Vec::new(),
         }
     } else {
         serde_json::from_str(&manifest).map_err(bad)?
@@ -521,6 +522,7 @@ mod tests {
                         hash: [0; 32],
                     })
                     .collect(),
+                dirs: Vec::new(),
             },
             local_path: None,
             error: None,
@@ -581,6 +583,7 @@ mod tests {
                 size: 3,
                 hash: [7; 32],
             }],
+            dirs: Vec::new(),
         };
         store.insert(&rec(1)).await.unwrap();
         store.insert(&rec(2)).await.unwrap();
