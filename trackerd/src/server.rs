@@ -98,7 +98,7 @@ impl Tracker {
             source,
         })?;
         let ctx = Arc::new(ConnCtx {
-            tls: transport::server_config(&key)?,
+            tls: transport::lean_server_config(&key)?,
             hub: hub.clone(),
             handshake_timeout: limits.handshake_timeout,
             lease: config.lease,

@@ -10,4 +10,4 @@ pub mod tls;
 
 pub use conn::{ConnError, FramedConn};
 pub use lean::LeanServerStream;
-pub use tls::{TlsError, client_config, peer_id_of, server_config};
+pub use tls::{TlsError, client_config, lean_server_config, peer_id_of, server_config};

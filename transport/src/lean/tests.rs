@@ -7,7 +7,7 @@ use tokio_rustls::TlsConnector;
 
 use super::*;
 use crate::tls::server_name;
-use crate::{FramedConn, client_config, peer_id_of, server_config};
+use crate::{FramedConn, client_config, lean_server_config, peer_id_of, server_config};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -22,11 +22,22 @@ async fn pair(
     io::Result<LeanServerStream<TcpStream>>,
     io::Result<tokio_rustls::client::TlsStream<TcpStream>>,
 ) {
+    pair_with(server_config(&key(1)).unwrap(), pin).await
+}
+
+/// [`pair`] with the server's configuration `config`.
+async fn pair_with(
+    config: Arc<ServerConfig>,
+    pin: Option<proto::PeerId>,
+) -> (
+    io::Result<LeanServerStream<TcpStream>>,
+    io::Result<tokio_rustls::client::TlsStream<TcpStream>>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = async {
         let (tcp, _) = listener.accept().await.unwrap();
-        LeanServerStream::accept(server_config(&key(1)).unwrap(), tcp).await
+        LeanServerStream::accept(config, tcp).await
     };
     let client = async {
         let tcp = TcpStream::connect(addr).await.unwrap();
@@ -102,4 +113,19 @@ async fn garbage_instead_of_a_client_hello_is_an_error() {
     let mut rest = Vec::new();
     let _ = tcp.read_to_end(&mut rest).await;
     assert_eq!(rest.first(), Some(&21), "a TLS alert record");
+}
+
+#[tokio::test]
+async fn the_lean_configuration_settles_on_aes_128_with_sha_256_whatever_the_client_prefers() {
+    let (server, client) = pair_with(lean_server_config(&key(1)).unwrap(), None).await;
+    let want = Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    let suite = |s: &CommonState| s.negotiated_cipher_suite().map(|c| c.suite());
+    assert_eq!(suite(server.unwrap().state()), want);
+    assert_eq!(suite(client.unwrap().get_ref().1), want);
+    // The client's own order, which the default server follows, puts AES-256 first.
+    let (server, _) = pair(None).await;
+    assert_eq!(
+        suite(server.unwrap().state()),
+        Some(rustls::CipherSuite::TLS13_AES_256_GCM_SHA384)
+    );
 }
