@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::path::{Component, Path};
 
 use proto::transfer::{
-    MAX_COMPONENT_LEN, MAX_COMPONENTS, MAX_FILES, MAX_PATH_LEN, MAX_TOTAL_SIZE, Manifest,
+    MAX_COMPONENT_LEN, MAX_COMPONENTS, MAX_DIRS, MAX_FILES, MAX_PATH_LEN, MAX_TOTAL_SIZE, Manifest,
     PathError, RelPath, chunk_count, chunk_range,
 };
 use unicode_normalization::{UnicodeNormalization, is_nfc};
@@ -145,7 +145,19 @@ pub fn check_manifest(m: &Manifest) {
     }
     assert!(total <= MAX_TOTAL_SIZE);
     assert_eq!(m.total_size(), total);
-    for key in &folded {
+    assert!(m.dirs.len() <= MAX_DIRS);
+    let mut dirs = HashSet::new();
+    for d in &m.dirs {
+        check_rel_path(d);
+        let key: String = d.as_str().nfc().collect::<String>().to_lowercase();
+        let key = key.nfc().collect::<String>();
+        assert!(!folded.contains(&key), "{d} is also a file");
+        assert!(
+            dirs.insert(key),
+            "duplicate directory ignoring case and Unicode form"
+        );
+    }
+    for key in folded.iter().chain(&dirs) {
         for (slash, _) in key.match_indices('/') {
             assert!(!folded.contains(&key[..slash]), "{key:?} is under a file");
         }

@@ -269,6 +269,7 @@ fn manifest() -> Manifest {
             file("notes.txt", 0, 3),
             file("d\u{e9}j\u{e0} vu/\u{65e5}\u{672c}.md", (1 << 20) + 1, 4),
         ],
+        dirs: Vec::new(),
     }
 }
 
@@ -317,6 +318,7 @@ fn transfer_frames() -> Vec<Vec<u8>> {
     )
     .into_iter()
     .chain(raw_offers())
+    .chain(offers_with_dirs())
     .collect()
 }
 
@@ -619,6 +621,20 @@ fn raw_offers() -> Vec<Vec<u8>> {
     seeds
 }
 
+/// Offers of `p2p-bulk/3` as bare payloads: empty directories after the files, fine and
+/// hostile.
+fn offers_with_dirs() -> Vec<Vec<u8>> {
+    let offer = RawFrame::Offer(([7; 16], vec![("a.txt".to_owned(), 1, [9; 32])]));
+    [&["a/empty", "b"][..], &["../x"], &["a.txt"], &["A.TXT/x"]]
+        .iter()
+        .map(|dirs| {
+            let mut payload = postcard::to_stdvec(&offer).expect("a seed encodes");
+            payload.extend(postcard::to_stdvec(&dirs.to_vec()).expect("a seed encodes"));
+            payload
+        })
+        .collect()
+}
+
 /// Runs of chunk values as frames (a real file's list, an empty run, the last chunk a file
 /// can have), then the stream of them all, then one bare payload.
 fn chunk_cvs() -> Vec<Vec<u8>> {
@@ -644,6 +660,25 @@ mod tests {
     use super::*;
     use proto::frame::decode_payload;
     use proto::transfer::{IncomingOffer, OfferError};
+
+    #[test]
+    fn offers_with_dirs_read_as_a_receiver_of_bulk_3_would() {
+        let verdicts: Vec<_> = offers_with_dirs()
+            .iter()
+            .map(|p| {
+                IncomingOffer::from_payload(p)
+                    .expect("an offer decodes")
+                    .manifest
+            })
+            .collect();
+        assert!(verdicts[0].as_ref().is_ok_and(|m| m.dirs.len() == 2));
+        assert!(matches!(
+            verdicts[1],
+            Err(OfferError::DirPath { dir: 0, .. })
+        ));
+        assert!(matches!(verdicts[2], Err(OfferError::Manifest(_))));
+        assert!(matches!(verdicts[3], Err(OfferError::Manifest(_))));
+    }
 
     #[test]
     fn raw_offers_read_as_a_receiver_would() {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto::PeerId;
-use proto::peer::{ALPN_BULK, ALPN_BULK_V1, ALPN_CHAT, ALPN_SHARE};
+use proto::peer::{ALPN_BULK, ALPN_BULK_V1, ALPN_BULK_V2, ALPN_CHAT, ALPN_SHARE};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -199,7 +199,9 @@ impl Daemon {
         ));
         Router::new(node.clone())
             .accept(ALPN_CHAT, chat)
+            // The newer bulk version first: a sender offering both gets it.
             .accept(ALPN_BULK, transfers.clone())
+            .accept(ALPN_BULK_V2, transfers.clone())
             .accept(ALPN_BULK_V1, Arc::new(BulkV1(transfers)))
             .accept(ALPN_SHARE, shares.clone())
             .spawn(

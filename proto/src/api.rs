@@ -21,8 +21,8 @@ pub use share::{
 };
 pub use status::{Resources, SourceState, SourceStatus, Status, TrackerLinkState, TrackerStatus};
 pub use transfers::{
-    FINISHED_KEPT_MS, PullSource, TransferInfo, TransferKind, TransferState, TransfersCleared,
-    listed_at, sort_for_listing,
+    FINISHED_KEPT_MS, PullSource, Sent, Skipped, TransferInfo, TransferKind, TransferState,
+    TransfersCleared, listed_at, sort_for_listing,
 };
 
 /// A method and its params. Serialised as `"method"` / `"params"` (see [`crate::rpc`]).
@@ -91,8 +91,9 @@ pub enum Call {
         force: bool,
     },
     /// Offer files or directories (absolute paths, read by the daemon) to a peer, as one
-    /// transfer. The offer waits in the daemon while the peer is offline.
-    /// Result: [`TransferInfo`].
+    /// transfer. The offer waits in the daemon while the peer is offline. The paths are
+    /// listed before the answer (a metadata walk; hashing goes on after it).
+    /// Result: [`Sent`]: the [`TransferInfo`] and what is `skipped`.
     SendFiles {
         /// Name or id prefix.
         peer: String,

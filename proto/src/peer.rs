@@ -22,8 +22,13 @@ pub const MAX_TEXT: usize = 64 * 1024;
 pub const ALPN_CHAT: &[u8] = b"p2p-chat/1";
 /// TLS ALPN name of a bulk link, which carries one file transfer
 /// ([`TransferFrame`](crate::transfer::TransferFrame)s after the `Hello` exchange), its
-/// chunks verified by their chunk values ([`crate::content`]).
-pub const ALPN_BULK: &[u8] = b"p2p-bulk/2";
+/// chunks verified by their chunk values ([`crate::content`]), its offer carrying the empty
+/// directories ([`Manifest::dirs`](crate::transfer::Manifest::dirs)) when it has any.
+pub const ALPN_BULK: &[u8] = b"p2p-bulk/3";
+/// The bulk protocol before empty directories: the same frames, an offer never followed by
+/// directories. A daemon offers [`ALPN_BULK`] and this one, and a receiver that speaks only
+/// this one gets the offer without its empty directories.
+pub const ALPN_BULK_V2: &[u8] = b"p2p-bulk/2";
 /// The bulk protocol of earlier daemons, whose chunks came with plain hashes. This daemon
 /// answers its offers only with a `Failed` saying to upgrade.
 pub const ALPN_BULK_V1: &[u8] = b"p2p-bulk/1";

@@ -31,6 +31,7 @@ fn offer_bytes_are_stable() {
             size: 300,
             hash: [0xab; 32],
         }],
+        dirs: Vec::new(),
     });
     // len 58; tag 0; id; 1 file: path (len 5 "a.txt"), size varint 300, 32 hash bytes.
     let want = format!(
@@ -354,7 +355,11 @@ fn any_manifest() -> impl Strategy<Value = Manifest> {
                     })
                 })
                 .collect::<Option<Vec<_>>>()?;
-            let m = Manifest { id, files };
+            let m = Manifest {
+                id,
+                files,
+                dirs: Vec::new(),
+            };
             m.validate().is_ok().then_some(m)
         },
     )

@@ -39,6 +39,7 @@ fn a_valid_offer_decodes_to_the_manifest_an_offer_frame_holds() {
             size: 300,
             hash: [0xab; 32],
         }],
+        dirs: Vec::new(),
     };
     let got: IncomingOffer = frame::decode_payload(&payload).unwrap();
     assert_eq!(got.id, want.id);
@@ -102,6 +103,7 @@ fn manifest_rules_come_with_their_reason() {
             &TransferFrame::Offer(Manifest {
                 id: TransferId([3; 16]),
                 files,
+                dirs: Vec::new(),
             }),
             1 << 20,
         )

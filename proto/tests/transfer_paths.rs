@@ -240,6 +240,7 @@ fn manifest(files: Vec<FileEntry>) -> Manifest {
     Manifest {
         id: TransferId([9; 16]),
         files,
+        dirs: Vec::new(),
     }
 }
 

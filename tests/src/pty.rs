@@ -197,6 +197,12 @@ impl PtyProc {
         status
     }
 
+    /// Everything written so far as it was written (escapes, carriage returns), as text.
+    pub fn output(&self) -> String {
+        let s = self.screen.0.lock().unwrap_or_else(PoisonError::into_inner);
+        String::from_utf8_lossy(&s.bytes).into_owned()
+    }
+
     /// Whether the terminal is back in its usual mode (line editing and echo on).
     pub fn is_cooked(&self) -> bool {
         let t = tcgetattr(&self.master).expect("tcgetattr");

@@ -124,6 +124,35 @@ impl RawPeer {
         })
     }
 
+    /// Accepts one connection on `listener` as a peer serving only the protocols `alpns`
+    /// (an older daemon, say), then exchanges `Hello`s naming us `name`. Returns the link and
+    /// the protocol the dialling p2pd got.
+    pub async fn accept_hello_alpn(
+        listener: &TcpListener,
+        key: &SecretKey,
+        name: &str,
+        alpns: &[&[u8]],
+    ) -> io::Result<(RawPeer, Vec<u8>)> {
+        let handshake = async {
+            let (tcp, _) = listener.accept().await?;
+            let mut config = (*transport::server_config(key).map_err(io::Error::other)?).clone();
+            config.alpn_protocols = alpns.iter().map(|a| a.to_vec()).collect();
+            TlsAcceptor::from(Arc::new(config)).accept(tcp).await
+        };
+        let tls = tokio::time::timeout(DEADLINE, handshake)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no dial in time"))??;
+        let alpn = tls.get_ref().1.alpn_protocol().unwrap_or_default().to_vec();
+        let their_key =
+            peer_id_of(tls.get_ref().1).ok_or_else(|| io::Error::other("p2pd presented no key"))?;
+        let peer = RawPeer {
+            tls: tls.into(),
+            their_key,
+        };
+        let (peer, _) = peer.exchange_hello(name).await?;
+        Ok((peer, alpn))
+    }
+
     /// [`RawPeer::connect`], then our `Hello` naming us `name`, then the daemon's `Hello`
     /// (checked: our protocol version). Returns the name the daemon gave.
     pub async fn hello(

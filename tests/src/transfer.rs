@@ -387,6 +387,24 @@ pub async fn register_raw_at(
     register_raw_via(tracker.addr, key, name, addr).await
 }
 
+/// A hand-made peer `name` with a listening port, registered at `tracker` with that port as
+/// its address, once `p2pd` sees it online: its key, the listener (p2pd dials it there) and
+/// the tracker link that keeps it registered.
+pub async fn listening_raw_peer(
+    tracker: &Tracker,
+    p2pd: &P2pd,
+    name: &str,
+) -> (SecretKey, tokio::net::TcpListener, Client) {
+    let key = raw::random_key();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind {name}'s port: {e}"));
+    let addr = listener.local_addr().expect("a bound address");
+    let registration = register_raw_at(tracker, &key, name, addr).await;
+    p2pd.wait_peer(name, true, crate::DEADLINE);
+    (key, listener, registration)
+}
+
 /// [`register_raw_at`] with the tracker at `tracker`.
 pub async fn register_raw_via(
     tracker: SocketAddr,
@@ -455,6 +473,7 @@ pub fn offer(id: TransferId, path: &str, size: u64, hash: [u8; 32]) -> TransferF
             size,
             hash,
         }],
+        dirs: Vec::new(),
     })
 }
 

@@ -3,13 +3,16 @@
 //! paths of one name are refused before anything is sent; `accept --to` a directory that
 //! does not exist is refused (exit 1, with the hint) and makes nothing, and `--mkdir` makes
 //! it; the progress bar in a pseudo-terminal 60 columns wide never draws a frame wider than
-//! the terminal and ends with a summary of the time taken and the average rate.
+//! the terminal and ends with a summary of the time taken and the average rate; ctrl-c typed
+//! at the terminal while the bar waits clears its line, draws no frame again, says the
+//! transfer goes on, and exits 0.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use p2p_tests::chat::{self, Pair};
+use p2p_tests::pty::PtyProc;
 use p2p_tests::transfer::{
     TRANSFER_DEADLINE, assert_content, entries, id_of, list, wait_offer, wait_state, write_pattern,
 };
@@ -27,6 +30,13 @@ fn quote(word: &OsStr) -> String {
 /// (util-linux `script`); stdout and stderr both come back as the terminal's output, in
 /// `stdout`.
 fn ctl_in_pty(net: &TestNet, p2pd: &P2pd, args: &[&str], cols: u16) -> CmdOutput {
+    run_with_timeout(script(net, p2pd, args, cols), TRANSFER_DEADLINE)
+}
+
+/// util-linux `script` running `p2pctl --socket S ARGS` on `p2pd` in a new session whose
+/// controlling terminal is a pseudo-terminal `cols` columns wide: p2pctl is its foreground
+/// process, so a ctrl-c typed into `script` reaches it as SIGINT, as at a real terminal.
+fn script(net: &TestNet, p2pd: &P2pd, args: &[&str], cols: u16) -> std::process::Command {
     let ctl = net.command("p2pctl");
     let mut line = format!(
         "stty cols {cols} rows 24; exec {}",
@@ -45,7 +55,7 @@ fn ctl_in_pty(net: &TestNet, p2pd: &P2pd, args: &[&str], cols: u16) -> CmdOutput
     }
     let mut cmd = net.isolated_command("script");
     cmd.args(["--quiet", "--return", "--command", &line, "/dev/null"]);
-    run_with_timeout(cmd, TRANSFER_DEADLINE)
+    cmd
 }
 
 /// What a terminal shows of `out`: each row as drawn between carriage returns and line
@@ -81,6 +91,56 @@ fn rows(out: &str) -> Vec<String> {
         rows.push(cur);
     }
     rows
+}
+
+/// The rows a terminal shows in the end after drawing `out`: a line feed starts a row, a
+/// carriage return goes back to its first column, `ESC [ 2K` clears it and `ESC [ K` clears
+/// it from the cursor on, text overwrites; other escapes are dropped. Trailing blanks are
+/// trimmed.
+fn screen(out: &str) -> Vec<String> {
+    let mut rows: Vec<Vec<char>> = vec![Vec::new()];
+    let mut col = 0;
+    let mut chars = out.chars().peekable();
+    while let Some(c) = chars.next() {
+        let row = rows.last_mut().expect("one row at least");
+        match c {
+            '\u{1b}' if chars.peek() == Some(&'[') => {
+                chars.next();
+                let mut params = String::new();
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        match (c, params.as_str()) {
+                            ('K', "2") => row.clear(),
+                            ('K', "" | "0") => row.truncate(col),
+                            _ => {}
+                        }
+                        break;
+                    }
+                    params.push(c);
+                }
+            }
+            '\u{1b}' => {
+                chars.next();
+            }
+            '\r' => col = 0,
+            '\n' => {
+                rows.push(Vec::new());
+                col = 0;
+            }
+            c => {
+                if col < row.len() {
+                    row[col] = c;
+                } else {
+                    row.resize(col, ' ');
+                    row.push(c);
+                }
+                col += 1;
+            }
+        }
+    }
+    rows.into_iter()
+        .map(|r| r.into_iter().collect::<String>().trim_end().to_owned())
+        .collect()
 }
 
 /// Whether `row` is a frame of the bar: it starts with a percentage.
@@ -126,6 +186,50 @@ fn the_bar_fits_60_columns_and_ends_with_time_and_average_rate() {
     );
 }
 
+#[test]
+fn ctrl_c_on_the_bar_leaves_a_clean_line_and_the_transfer_going() {
+    let net = TestNet::new();
+    let p: Pair = chat::pair(&net);
+    let src = net.unique_dir("src").join("held.bin");
+    write_pattern(&src, 2 * MIB, 9);
+    // Bob does not accept: the bar waits at 0 %, drawn once per change, never on a timer.
+    let cmd = script(&net, &p.alice, &["send", src.to_str().unwrap(), "bob"], 80);
+    let mut tty = PtyProc::spawn("p2pctl send in script", cmd);
+    tty.wait_text(0, "waiting for bob to accept", TRANSFER_DEADLINE);
+    tty.type_keys(b"\x03");
+    let status = tty.wait_exit(DEADLINE);
+    assert_eq!(status.code(), Some(0), "{}", tty.dump());
+    // What the terminal shows in the end: the bar was drawn, and no frame of it is left (a
+    // frame drawn again after the `^C` would stay on its own row); the last row says what
+    // happened, from the first column.
+    let output = tty.output();
+    assert!(
+        rows(&output).iter().any(|r| is_frame(r)),
+        "no bar was drawn:\n{}",
+        tty.dump()
+    );
+    let screen = screen(&output);
+    assert!(
+        !screen.iter().any(|r| is_frame(r)),
+        "a frame of the bar is left on the terminal: {screen:#?}\n{}",
+        tty.dump()
+    );
+    let last = screen.iter().rev().find(|r| !r.is_empty());
+    let id = id_of(&list(&p.alice)[0]);
+    let short = &id[..8];
+    assert_eq!(
+        last.map(String::as_str).unwrap_or_default(),
+        format!(
+            "stopped waiting; transfer {short} goes on in p2pd ('p2pctl transfers' shows it, \
+             'p2pctl cancel {short}' stops it)"
+        ),
+        "{}",
+        tty.dump()
+    );
+    // The transfer goes on: bob still has the offer.
+    wait_offer(&p.bob, DEADLINE);
+}
+
 /// `p2pctl send PATHS... bob` on `from`.
 fn send(net: &TestNet, from: &P2pd, paths: &[&Path]) -> CmdOutput {
     let mut args = vec!["send"];
@@ -161,7 +265,7 @@ fn several_paths_go_as_one_transfer_and_a_skipped_symlink_is_named() {
     assert!(
         out.stderr
             .lines()
-            .any(|l| l == "skipped symlink: photos/sub/link (not followed)"),
+            .any(|l| l == "skipped photos/sub/link: symlink (not followed)"),
         "{out}"
     );
     let dl = p.bob.download_dir();

@@ -2,7 +2,8 @@
 //! `dir (1)`, never merged into it: the same directory sent twice arrives as `dir` and
 //! `dir (1)` with identical content, and a receiver SIGKILLed in the middle of the second
 //! one resumes into the same `dir (1)` (chosen when it accepted, kept with the transfer),
-//! not into a `dir (2)`.
+//! not into a `dir (2)`, and the empty directory it carries is made there when the resumed
+//! transfer finishes.
 
 use std::path::Path;
 
@@ -67,12 +68,13 @@ fn a_receiver_killed_mid_directory_resumes_into_the_same_dir_1() {
     send_and_accept(&p.alice, &p.bob, &src);
 
     let big = write_pattern(&src.join("disk.img"), 64 * MIB, 4);
+    std::fs::create_dir_all(src.join("empty/inner")).expect("mkdir");
     let (id, _) = send_until_progress(&p.alice, &p.bob, &src, 32 * MIB as u64);
     let dl = p.bob.download_dir().to_owned();
     sigkill(&mut p.bob);
     assert!(
-        !dl.join("backup (1)/disk.img").exists(),
-        "the file was complete before the kill: {:?}",
+        !dl.join("backup (1)/disk.img").exists() && !dl.join("backup (1)/empty").exists(),
+        "the transfer was complete before the kill: {:?}",
         entries(&dl)
     );
     p.bob.restart();
@@ -85,6 +87,8 @@ fn a_receiver_killed_mid_directory_resumes_into_the_same_dir_1() {
         [
             "backup (1)/",
             "backup (1)/disk.img",
+            "backup (1)/empty/",
+            "backup (1)/empty/inner/",
             "backup (1)/notes.txt",
             "backup/",
             "backup/notes.txt",

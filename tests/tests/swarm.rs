@@ -252,6 +252,17 @@ fn a_cancelled_download_ends_and_is_not_resumed_after_a_restart() {
     let said = answer(&out);
     let why = said["error"]["message"].as_str().unwrap_or_default();
     assert!(why.contains("cancelled by the receiver"), "{said}");
+    // The chunks fetched go with it.
+    poll(DEADLINE, Duration::from_millis(20), || {
+        let left: Vec<String> = std::fs::read_dir(&dest)
+            .map_err(|e| e.to_string())?
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        match left.is_empty() {
+            true => Ok(()),
+            false => Err(format!("left in the destination: {left:?}")),
+        }
+    });
     s.bob.restart();
     let after = wait_listed(&net, &s.bob, |t| t["id"] == id);
     assert_eq!(after["state"], "cancelled", "{after}");
@@ -361,4 +372,172 @@ async fn a_stalling_sources_requests_move_to_the_others() {
     assert_eq!(got[0].1, len, "{t}");
     // mallory was asked, and what it held on to came from alice.
     assert!(asked.load(Ordering::SeqCst) >= 1);
+}
+
+/// Stands in for a peer that is online but never answers: accepts TCP connections and reads
+/// them, sending nothing. Counts the share links opened to it (their TLS hello names the
+/// share protocol) and those the dialler gave up on and closed.
+async fn black_hole(
+    listener: tokio::net::TcpListener,
+    opened: Arc<AtomicU64>,
+    closed: Arc<AtomicU64>,
+) {
+    use tokio::io::AsyncReadExt;
+    let mut conns = tokio::task::JoinSet::new();
+    while let Ok((mut sock, _)) = listener.accept().await {
+        let (opened, closed) = (opened.clone(), closed.clone());
+        conns.spawn(async move {
+            let mut seen = Vec::new();
+            let mut share = false;
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = sock.read(&mut buf).await {
+                if !share {
+                    seen.extend_from_slice(&buf[..n]);
+                    share = seen.windows(11).any(|w| w == proto::peer::ALPN_SHARE);
+                    if share {
+                        opened.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+            if share {
+                closed.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_starts_at_once_without_waiting_for_a_peer_that_never_answers() {
+    let net = TestNet::new();
+    let s = tokio::task::block_in_place(|| swarm(&net, 4 << 20));
+    let key = random_key();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let at = listener.local_addr().unwrap();
+    let registration = register_raw_at(&s.tracker, &key, "ghost", at).await;
+    let (opened, closed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let hole = tokio::spawn(black_hole(listener, opened.clone(), closed.clone()));
+    let dest = net.unique_dir("dest");
+    let (fine, out, err) = tokio::task::block_in_place(|| {
+        s.bob.wait_peer("ghost", true, DEADLINE);
+        finish(start_plain_get(&net, &s.bob, "alice:rel/os.iso", &dest))
+    });
+    // Read before anything else: bob had not given up on ghost when the download ended.
+    let given_up = closed.load(Ordering::SeqCst);
+    assert!(fine, "get failed:\n{out}\n{err}");
+    assert_content(&dest.join("os.iso"), &s.data);
+    let t = answer(&out);
+    assert_eq!(t["state"], "done", "{t}");
+    assert_eq!(
+        given_up, 0,
+        "bob waited for ghost's answer before the download ended: {t}"
+    );
+    // ghost was asked all the same, and is no source.
+    poll(DEADLINE, Duration::from_millis(20), || {
+        match opened.load(Ordering::SeqCst) {
+            0 => Err("bob never asked ghost".to_owned()),
+            _ => Ok(()),
+        }
+    });
+    let names: Vec<String> = sources(&t).into_iter().map(|(n, _, _)| n).collect();
+    assert_eq!(names[0], "alice", "{t}");
+    assert!(!names.iter().any(|n| n == "ghost"), "{t}");
+    hole.abort();
+    drop(registration);
+}
+
+/// The verified bytes bob's database holds for the running pull, if any.
+fn stored_done(bob: &P2pd) -> Option<u64> {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let db = rusqlite::Connection::open_with_flags(bob.state_dir.join("p2pd.db"), flags).ok()?;
+    db.query_row(
+        "SELECT done_bytes FROM swarm_pulls WHERE state = 'running'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .ok()
+    .map(i64::cast_unsigned)
+}
+
+#[test]
+fn a_restart_lists_the_bytes_already_fetched_before_any_source_answers() {
+    let net = TestNet::new();
+    let mut s = swarm(&net, 96 << 20);
+    let dest = net.unique_dir("dest");
+    let child = start_get(&net, &s.bob, &dest);
+    // Stored while it runs, not only when it ends.
+    let stored = poll(
+        TRANSFER_DEADLINE,
+        Duration::from_millis(10),
+        || match stored_done(&s.bob) {
+            Some(n) if n > 0 => Ok(n),
+            other => Err(format!("stored: {other:?}")),
+        },
+    );
+    sigkill(&mut s.bob);
+    let (fine, out, err) = finish(child);
+    assert!(
+        !fine,
+        "get succeeded although bob was killed:\n{out}\n{err}"
+    );
+    // No source is left to answer, so what is listed comes from the database.
+    for seeder in &mut s.seeders {
+        sigkill(seeder);
+    }
+    s.bob.restart();
+    let t = wait_listed(&net, &s.bob, |t| t["kind"] == "pull");
+    assert_eq!(t["state"], "running", "{t}");
+    let listed_done = t["done_bytes"].as_u64().unwrap();
+    assert!(
+        listed_done >= stored,
+        "listed {listed_done}, stored {stored}: {t}"
+    );
+    assert!(listed_done < s.data.len() as u64, "{t}");
+}
+
+#[test]
+fn a_second_get_of_the_same_content_elsewhere_is_refused_naming_the_first() {
+    let net = TestNet::new();
+    let s = swarm(&net, 96 << 20);
+    let (here, there) = (net.unique_dir("here"), net.unique_dir("there"));
+    let first = start_get(&net, &s.bob, &here);
+    wait_part(&here);
+    let running = wait_listed(&net, &s.bob, |t| t["kind"] == "pull");
+    let id = running["id"].as_str().unwrap().to_owned();
+    let again = net.ctl(
+        &s.bob,
+        &[
+            "get",
+            "alice:rel/os.iso",
+            there.to_str().unwrap(),
+            "--from",
+            "carol",
+        ],
+    );
+    assert!(
+        !again.status.success(),
+        "a second get elsewhere: {}",
+        again.stdout
+    );
+    assert!(
+        again.stderr.contains(&id) && again.stderr.contains(here.to_str().unwrap()),
+        "the refusal does not name the first download: {}",
+        again.stderr
+    );
+    // The same get into the same place is the first download.
+    let same = ok(
+        &net,
+        &s.bob,
+        &[
+            "--json",
+            "get",
+            "alice:rel/os.iso",
+            here.to_str().unwrap(),
+            "--no-wait",
+        ],
+    );
+    assert_eq!(same.json()["id"], id.as_str(), "{}", same.stdout);
+    let (fine, out, err) = finish(first);
+    assert!(fine, "get failed:\n{out}\n{err}");
+    assert_content(&here.join("os.iso"), &s.data);
+    assert_eq!(std::fs::read_dir(&there).unwrap().count(), 0);
 }

@@ -8,16 +8,19 @@
 //!   built here that serves the first half of the file and holds the rest until the test
 //!   lets it go. Mid-download, frank (no read on `inbox`) gets from bob exactly the answer
 //!   for content bob does not hold; once granted read, bob's `Have` names his verified
-//!   chunks (every one mallory gave), and bob serves them. dave's `get alice:rel/os.iso --from carol,bob` draws chunks from bob
-//!   too, and is right; then mallory lets go and bob's own download ends right.
+//!   chunks (every one mallory gave), and bob serves them. dave's `get alice:rel/os.iso
+//!   --from carol,bob` draws chunks from bob too, and is right; then mallory lets go and
+//!   bob's own download ends right.
+//! - bob cancels such a download: its part file goes, and a peer that may read `inbox` gets
+//!   the answer for content bob does not hold.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use p2p_tests::raw::random_key;
 use p2p_tests::share_raw::{ShareLink, ShareServer};
-use p2p_tests::swarm::{finish_ok, listed, sources, start_get, wait_listed};
+use p2p_tests::swarm::{finish, finish_ok, listed, sources, start_get, wait_listed};
 use p2p_tests::transfer::{TRANSFER_DEADLINE, assert_content, register_raw_at, write_pattern};
 use p2p_tests::{CmdOutput, DEADLINE, P2pd, TestNet, Tracker, poll};
 use proto::content::ChunkList;
@@ -286,34 +289,12 @@ async fn a_download_in_progress_serves_its_verified_chunks_to_readers_only() {
     }));
     let id = ContentId::of(&data);
 
-    // mallory, the source bob downloads from, and frank, a peer with no grant at first.
-    let mallory = random_key();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let at = listener.local_addr().unwrap();
-    let _mallory_reg = register_raw_at(&tracker, &mallory, "mallory", at).await;
-    let (open, gate) = watch::channel(false);
-    let server = tokio::spawn(gated_source(listener, mallory, data.clone(), free, gate));
-    let frank = random_key();
-    let _frank_reg =
-        register_raw_at(&tracker, &frank, "frank", "127.0.0.1:9".parse().unwrap()).await;
-
-    // bob downloads into his share inbox, readable by dave, and has verified the free half.
-    let inbox = net.unique_dir("inbox");
-    let (bob_get, done) = tokio::task::block_in_place(|| {
-        bob.wait_peer("mallory", true, DEADLINE);
-        bob.wait_peer("frank", true, DEADLINE);
-        ok(
-            &net,
-            &bob,
-            &["share", "add", "inbox", inbox.to_str().unwrap()],
-        );
-        ok(&net, &bob, &["grant", "inbox", "dave", "read"]);
-        let child = start_get(&net, &bob, "mallory:rel/os.iso", &inbox, "mallory");
-        (child, wait_running(&net, &bob, "os.iso", free * CHUNK))
-    });
+    // bob downloads from mallory into his share inbox, readable by dave.
+    let inbox = downloading_into_inbox(&net, &tracker, &bob, data.clone(), free, &["dave"]).await;
+    let (frank, done) = (&inbox.frank, inbox.done);
 
     // frank, who may not read inbox, gets what he would for content bob does not hold.
-    let mut link = ShareLink::open(bob.listen, &frank, "frank").await;
+    let mut link = ShareLink::open(bob.listen, frank, "frank").await;
     let count = chunks as u32;
     for cid in [id, ContentId([7; 32])] {
         for req in [
@@ -390,9 +371,124 @@ async fn a_download_in_progress_serves_its_verified_chunks_to_readers_only() {
     assert_eq!(got.iter().map(|g| g.1).sum::<u64>(), len as u64, "{t}");
 
     // mallory lets go: bob's own download ends right.
-    open.send(true).unwrap();
-    let t = tokio::task::block_in_place(|| finish_ok(bob_get));
+    inbox.open.send(true).unwrap();
+    let t = tokio::task::block_in_place(|| finish_ok(inbox.get));
     assert_eq!(t["state"], "done", "{t}");
-    assert_content(&inbox.join("os.iso"), &data);
-    server.abort();
+    assert_content(&inbox.dir.join("os.iso"), &data);
+    inbox.server.abort();
+}
+
+/// bob's download from mallory into his share `inbox`, under way.
+struct Inbox {
+    /// bob's `get`, running.
+    get: std::process::Child,
+    /// The bytes bob had verified when it was seen running: at least the free chunks.
+    done: u64,
+    /// The share's directory.
+    dir: PathBuf,
+    /// Lets mallory send the chunks she holds back.
+    open: watch::Sender<bool>,
+    /// mallory's server.
+    server: tokio::task::JoinHandle<()>,
+    /// frank: a peer known to bob, with no grant.
+    frank: proto::SecretKey,
+    _registered: [p2p_tests::raw::Client; 2],
+}
+
+/// Registers mallory (serving `data`, the chunks from `free` on held until let go) and
+/// frank; bob shares `inbox`, readable by `readers`, and gets `mallory:rel/os.iso` into it
+/// `--from mallory`; returns once bob has verified the `free` chunks.
+async fn downloading_into_inbox(
+    net: &TestNet,
+    tracker: &Tracker,
+    bob: &P2pd,
+    data: Arc<Vec<u8>>,
+    free: u64,
+    readers: &[&str],
+) -> Inbox {
+    let mallory = random_key();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let at = listener.local_addr().unwrap();
+    let mallory_reg = register_raw_at(tracker, &mallory, "mallory", at).await;
+    let (open, gate) = watch::channel(false);
+    let server = tokio::spawn(gated_source(listener, mallory, data, free, gate));
+    let frank = random_key();
+    let frank_reg = register_raw_at(tracker, &frank, "frank", "127.0.0.1:9".parse().unwrap()).await;
+    let dir = net.unique_dir("inbox");
+    let (get, done) = tokio::task::block_in_place(|| {
+        bob.wait_peer("mallory", true, DEADLINE);
+        bob.wait_peer("frank", true, DEADLINE);
+        ok(net, bob, &["share", "add", "inbox", dir.to_str().unwrap()]);
+        for r in readers {
+            ok(net, bob, &["grant", "inbox", r, "read"]);
+        }
+        let child = start_get(net, bob, "mallory:rel/os.iso", &dir, "mallory");
+        (child, wait_running(net, bob, "os.iso", free * CHUNK))
+    });
+    Inbox {
+        get,
+        done,
+        dir,
+        open,
+        server,
+        frank,
+        _registered: [mallory_reg, frank_reg],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_download_in_progress_is_served_no_more_and_its_part_goes() {
+    let net = TestNet::new();
+    let (chunks, free) = (8u64, 4u64);
+    let (tracker, bob) = tokio::task::block_in_place(|| {
+        let tracker = net.spawn_tracker(None);
+        let bob = net.spawn_p2pd("bob", &tracker.addr_string(), &[]);
+        (tracker, bob)
+    });
+    let src = net.unique_dir("src").join("os.iso");
+    let data = Arc::new(write_pattern(&src, (chunks * CHUNK) as usize, 7));
+    let id = ContentId::of(&data);
+    let inbox = downloading_into_inbox(&net, &tracker, &bob, data, free, &["frank"]).await;
+
+    // frank may read inbox: bob serves the chunks he has verified.
+    let mut link = ShareLink::open(bob.listen, &inbox.frank, "frank").await;
+    let have = Request::Have(HaveQuery::Chunks {
+        id,
+        first: 0,
+        count: chunks as u32,
+    });
+    match link.ask(have.clone()).await {
+        Response::Have(bits) => assert!((0..free as u32).all(|i| bits.get(i)), "{bits:?}"),
+        other => panic!("have: {other:?}"),
+    }
+
+    // bob cancels: the part file goes, and nothing of it is served any more.
+    let id_shown = tokio::task::block_in_place(|| {
+        let t = wait_listed(&net, &bob, |t| t["kind"] == "pull");
+        let shown = t["id"].as_str().unwrap().to_owned();
+        ok(&net, &bob, &["cancel", &shown]);
+        let (fine, out, err) = finish(inbox.get);
+        assert!(!fine, "get succeeded although cancelled:\n{out}\n{err}");
+        poll(DEADLINE, Duration::from_millis(20), || {
+            let parts: Vec<String> = std::fs::read_dir(&inbox.dir)
+                .map_err(|e| e.to_string())?
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".part"))
+                .collect();
+            match parts.is_empty() {
+                true => Ok(()),
+                false => Err(format!("left in inbox: {parts:?}")),
+            }
+        });
+        shown
+    });
+    for req in [have, Request::GetChunk { id, index: 0 }] {
+        let got = link.ask(req.clone()).await;
+        assert_eq!(
+            got,
+            Response::Error(rules::content_not_found(&id)),
+            "{req:?} after cancelling {id_shown}"
+        );
+    }
+    inbox.server.abort();
 }

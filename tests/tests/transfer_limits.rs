@@ -67,7 +67,14 @@ fn big_offer(id: TransferId, files: usize) -> (TransferFrame, u64) {
             .iter()
             .map(|f| f.path.as_str().len() as u64 + 40)
             .sum::<u64>();
-    (TransferFrame::Offer(Manifest { id, files }), bytes)
+    (
+        TransferFrame::Offer(Manifest {
+            id,
+            files,
+            dirs: Vec::new(),
+        }),
+        bytes,
+    )
 }
 
 /// VmRSS and VmHWM of process `pid`, in KiB.

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use p2p_tests::transfer::{
-    BulkSender, TRANSFER_DEADLINE, id_of, list, offer, random_id, register_raw, register_raw_at,
+    BulkSender, TRANSFER_DEADLINE, id_of, list, listening_raw_peer, offer, random_id, register_raw,
     send_files, wait_state, write_pattern,
 };
 use p2p_tests::{DEADLINE, TestNet, chat, raw};
@@ -59,13 +59,7 @@ async fn a_transfer_to_an_older_receiver_fails_saying_to_upgrade_it() {
     let net = TestNet::new();
     let p = chat::pair(&net);
     // "olga" runs an older p2pd: her TLS offers the chat and the old bulk protocol only.
-    let olga = raw::random_key();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind olga's port");
-    let addr = listener.local_addr().expect("olga's address");
-    let _registration = register_raw_at(&p.tracker, &olga, "olga", addr).await;
-    p.alice.wait_peer("olga", true, DEADLINE);
+    let (olga, listener, _registration) = listening_raw_peer(&p.tracker, &p.alice, "olga").await;
     let mut config = (*transport::server_config(&olga).expect("olga's TLS")).clone();
     config.alpn_protocols = vec![ALPN_CHAT.to_vec(), ALPN_BULK_V1.to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(config));

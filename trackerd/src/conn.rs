@@ -13,20 +13,22 @@ use proto::tracker::{
 };
 use svc::logging::ACTIVITY;
 use tokio::net::TcpStream;
-use tokio::time::{Instant, sleep_until, timeout};
-use tokio_rustls::TlsAcceptor;
+use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
-use transport::{ConnError, FramedConn, peer_id_of};
+use transport::{ConnError, FramedConn, LeanServerStream, peer_id_of};
 
 use crate::events::LinkQueue;
 use crate::registry::ConnId;
 use crate::state::{Hub, RegisterResult};
 
+/// A peer's framed TLS link.
+type Link = FramedConn<LeanServerStream<TcpStream>>;
+
 /// What every connection needs.
 pub struct ConnCtx {
-    /// TLS acceptor with the tracker's key.
-    pub acceptor: TlsAcceptor,
+    /// TLS configuration with the tracker's key.
+    pub tls: Arc<rustls::ServerConfig>,
     /// Shared state.
     pub hub: Hub,
     /// Time allowed for TLS plus `Hello`.
@@ -89,25 +91,50 @@ async fn run(
     cancel: &CancellationToken,
     registered: &mut Option<PeerId>,
 ) -> Result<(), EndReason> {
+    // Boxed: the handshake's state is freed once it is over, and the TLS stream lives once
+    // in this task's state, in `conn`.
+    let (key, version, mut conn) = Box::pin(open(ctx, conn_id, tcp, cancel)).await?;
+    let mut events: Option<Arc<LinkQueue>> = None;
+    let mut lease_end = Instant::now() + ctx.lease;
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return Err(EndReason::Cancelled),
+            () = sleep_until(lease_end) => return Err(EndReason::Lease),
+            frame = next_event(&mut events) => match frame {
+                Some(bytes) => conn.send_raw(&bytes).await?,
+                None => return Err(EndReason::SlowSubscriber),
+            },
+            // The payload, decoded in the handler: no message has a slot in this state.
+            payload = conn.read_payload() => {
+                let Some(payload) = payload? else { return Err(EndReason::Closed) };
+                lease_end = Instant::now() + ctx.lease;
+                // Boxed: the handler's state exists only while a message is handled.
+                Box::pin(handle(ctx, (conn_id, version), key, addr, payload, &mut conn, &mut events, registered)).await?;
+            }
+        }
+    }
+}
+
+/// TLS and the `Hello` exchange, within the handshake deadline: the peer's key, the
+/// version both speak, and the framed link.
+async fn open(
+    ctx: &ConnCtx,
+    conn_id: ConnId,
+    tcp: TcpStream,
+    cancel: &CancellationToken,
+) -> Result<(PeerId, u16, Link), EndReason> {
     let deadline = Instant::now() + ctx.handshake_timeout;
-    // One boxed future for the handshake and its result: the TLS stream then lives once in
-    // this task's state instead of twice (the handshake's output slot and `conn`).
-    let (key, mut conn) = timeout(
-        ctx.handshake_timeout,
-        Box::pin(async {
-            let tls = ctx.acceptor.accept(tcp).await.map_err(EndReason::Tls)?;
-            let key = peer_id_of(tls.get_ref().1).ok_or(EndReason::NoKey)?;
-            Ok::<_, EndReason>((
-                key,
-                FramedConn::new(tls, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME),
-            ))
-        }),
-    )
-    .await
-    .map_err(|_| EndReason::HandshakeTimeout(ctx.handshake_timeout))??;
+    let late = |_| EndReason::HandshakeTimeout(ctx.handshake_timeout);
+    // Rustls' unbuffered API: an idle connection keeps no TLS buffer.
+    let tls = tokio::time::timeout_at(deadline, LeanServerStream::accept(ctx.tls.clone(), tcp))
+        .await
+        .map_err(late)?
+        .map_err(EndReason::Tls)?;
+    let key = peer_id_of(tls.state()).ok_or(EndReason::NoKey)?;
+    let mut conn = FramedConn::new(tls, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME);
     let hello = tokio::time::timeout_at(deadline, conn.read::<PeerMsg>())
         .await
-        .map_err(|_| EndReason::HandshakeTimeout(ctx.handshake_timeout))??;
+        .map_err(late)??;
     // The peer's highest version, answered with the lower of its and ours.
     let version = match hello {
         Some(PeerMsg::Hello { version }) if version >= MIN_PROTOCOL_VERSION => {
@@ -135,25 +162,7 @@ async fn run(
         lease_secs,
     })
     .await?;
-
-    let mut events: Option<Arc<LinkQueue>> = None;
-    let mut lease_end = Instant::now() + ctx.lease;
-    loop {
-        tokio::select! {
-            () = cancel.cancelled() => return Err(EndReason::Cancelled),
-            () = sleep_until(lease_end) => return Err(EndReason::Lease),
-            frame = next_event(&mut events) => match frame {
-                Some(bytes) => conn.send_raw(&bytes).await?,
-                None => return Err(EndReason::SlowSubscriber),
-            },
-            msg = conn.read::<PeerMsg>() => {
-                let Some(msg) = msg? else { return Err(EndReason::Closed) };
-                lease_end = Instant::now() + ctx.lease;
-                // Boxed: the handler's state exists only while a message is handled.
-                Box::pin(handle(ctx, (conn_id, version), key, addr, msg, &mut conn, &mut events, registered)).await?;
-            }
-        }
-    }
+    Ok((key, version, conn))
 }
 
 /// The next queued event frame; pending forever when not subscribed.
@@ -170,7 +179,7 @@ async fn handle<S>(
     (conn_id, version): (ConnId, u16),
     key: PeerId,
     addr: SocketAddr,
-    msg: PeerMsg,
+    payload: Bytes,
     conn: &mut FramedConn<S>,
     events: &mut Option<Arc<LinkQueue>>,
     registered: &mut Option<PeerId>,
@@ -178,6 +187,8 @@ async fn handle<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    let msg: PeerMsg = proto::frame::decode_payload(&payload).map_err(ConnError::from)?;
+    drop(payload);
     match msg {
         PeerMsg::Hello { .. } => return Err(EndReason::NoHello),
         PeerMsg::Register(signed) => {

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use proto::PeerId;
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
@@ -99,7 +98,7 @@ impl Tracker {
             source,
         })?;
         let ctx = Arc::new(ConnCtx {
-            acceptor: TlsAcceptor::from(transport::server_config(&key)?),
+            tls: transport::lean_server_config(&key)?,
             hub: hub.clone(),
             handshake_timeout: limits.handshake_timeout,
             lease: config.lease,

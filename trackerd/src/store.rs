@@ -41,6 +41,8 @@ pub enum StoreError {
 pub struct Store {
     db: Connection,
     path: PathBuf,
+    /// The `synchronous` level set on `db`, so that it is set again only when it changes.
+    synchronous: &'static str,
 }
 
 /// What the store remembers: name bindings and the last seq per key.
@@ -66,7 +68,11 @@ impl Store {
         })?;
         db.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
-        Ok(Store { db, path })
+        Ok(Store {
+            db,
+            path,
+            synchronous: "NORMAL",
+        })
     }
 
     /// The write-ahead log, which a group sync makes durable.
@@ -147,41 +153,42 @@ impl Store {
         let (db, err) = self.sync("NORMAL")?;
         let tx = db.transaction().map_err(err)?;
         if let Some((name, owner)) = binding {
-            tx.execute(
-                "DELETE FROM names WHERE key = ?1 OR name = ?2",
-                params![owner.as_bytes().as_slice(), name.as_str()],
-            )
-            .map_err(err)?;
-            tx.execute(
+            tx.prepare_cached("DELETE FROM names WHERE key = ?1 OR name = ?2")
+                .and_then(|mut st| st.execute(params![owner.as_bytes().as_slice(), name.as_str()]))
+                .map_err(err)?;
+            tx.prepare_cached(
                 "INSERT INTO names (name, key, bound_at, last_used) VALUES (?1, ?2, ?3, ?3)",
-                params![
+            )
+            .and_then(|mut st| {
+                st.execute(params![
                     name.as_str(),
                     owner.as_bytes().as_slice(),
                     now.cast_signed()
-                ],
-            )
+                ])
+            })
             .map_err(err)?;
         } else {
-            tx.execute(
-                "UPDATE names SET last_used = MAX(last_used, ?2) WHERE key = ?1",
-                params![key.as_bytes().as_slice(), now.cast_signed()],
-            )
-            .map_err(err)?;
+            tx.prepare_cached("UPDATE names SET last_used = MAX(last_used, ?2) WHERE key = ?1")
+                .and_then(|mut st| {
+                    st.execute(params![key.as_bytes().as_slice(), now.cast_signed()])
+                })
+                .map_err(err)?;
         }
         match (binding, handover) {
             (_, Some(st)) => append_handover(&tx, st, now).map_err(err)?,
             (Some((name, _)), None) => {
-                tx.execute("DELETE FROM handovers WHERE name = ?1", [name.as_str()])
+                tx.prepare_cached("DELETE FROM handovers WHERE name = ?1")
+                    .and_then(|mut st| st.execute([name.as_str()]))
                     .map_err(err)?;
             }
             (None, None) => {}
         }
         let handed_from = handover.map(|st| (st.handover.old_key, st.handover.seq));
         for (k, seq) in std::iter::once((*key, seq)).chain(handed_from) {
-            tx.execute(
-                "INSERT INTO seqs (key, seq) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET seq = excluded.seq",
+            tx.prepare_cached("INSERT INTO seqs (key, seq) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET seq = excluded.seq")
+                .and_then(|mut st| st.execute(
                 params![k.as_bytes().as_slice(), seq.cast_signed()],
-            )
+            ))
             .map_err(err)?;
         }
         tx.commit().map_err(err)
@@ -193,7 +200,7 @@ impl Store {
     /// connection with the error mapper for this file.
     fn sync(
         &mut self,
-        level: &str,
+        level: &'static str,
     ) -> Result<
         (
             &mut Connection,
@@ -206,9 +213,12 @@ impl Store {
             path: path.clone(),
             source,
         };
-        self.db
-            .pragma_update(None, "synchronous", level)
-            .map_err(err)?;
+        if self.synchronous != level {
+            self.db
+                .pragma_update(None, "synchronous", level)
+                .map_err(err)?;
+            self.synchronous = level;
+        }
         Ok((&mut self.db, err))
     }
 

@@ -5,7 +5,9 @@
 //! length-prefixed frames (see [`proto::frame`]).
 
 pub mod conn;
+pub mod lean;
 pub mod tls;
 
 pub use conn::{ConnError, FramedConn};
-pub use tls::{TlsError, client_config, peer_id_of, server_config};
+pub use lean::LeanServerStream;
+pub use tls::{TlsError, client_config, lean_server_config, peer_id_of, server_config};

@@ -244,9 +244,6 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Error> {
         Command::Send { peer, no_wait, .. } => {
             let show = send::Show::for_stderr(cli.json);
             let mut notes = Out::new(std::io::stderr());
-            for line in send::skipped_lines(&sending) {
-                notes.line(&line)?;
-            }
             let several = sending.len() > 1;
             let sent = send::run(
                 &mut client,

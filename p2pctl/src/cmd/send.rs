@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use proto::api::{
-    Call, Direction, EVENT_NOTIFICATION, Event, PeerInfo, TransferInfo, TransferState,
+    Call, Direction, EVENT_NOTIFICATION, Event, PeerInfo, Sent, Skipped, TransferInfo,
+    TransferState,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
@@ -118,43 +119,10 @@ pub(crate) fn call(peer: String, mut paths: Vec<String>) -> Call {
     }
 }
 
-/// The lines naming what p2pd will leave out of `paths` (absolute): symlinks (not followed)
-/// and special files (sockets, pipes, devices) inside a directory, by the name they would
-/// have had at the peer: `skipped symlink: photos/link (not followed)`.
-pub(crate) fn skipped_lines(paths: &[String]) -> Vec<String> {
-    let mut lines = Vec::new();
-    for p in paths {
-        let path = Path::new(p);
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if path.is_dir() {
-            skipped_in(path, &name, &mut lines);
-        }
-    }
-    lines
-}
-
-/// Adds the skipped entries below `dir` (shown as `rel`) to `lines`, in name order, as
-/// p2pd's scan walks it.
-fn skipped_in(dir: &Path, rel: &str, lines: &mut Vec<String>) {
-    let Ok(read) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<std::fs::DirEntry> = read.filter_map(Result::ok).collect();
-    entries.sort_by_key(std::fs::DirEntry::file_name);
-    for e in entries {
-        let Ok(ft) = e.file_type() else { continue };
-        let child = format!("{rel}/{}", e.file_name().to_string_lossy());
-        if ft.is_symlink() {
-            lines.push(format!("skipped symlink: {} (not followed)", clean(&child)));
-        } else if ft.is_dir() {
-            skipped_in(&e.path(), &child, lines);
-        } else if !ft.is_file() {
-            lines.push(format!("skipped special file: {}", clean(&child)));
-        }
-    }
+/// The line naming an entry p2pd left out of the offer: `skipped photos/link: symlink (not
+/// followed)`.
+pub(crate) fn skipped_line(s: &Skipped) -> String {
+    format!("skipped {}: {}", clean(&s.path), clean(&s.reason))
 }
 
 /// `path` as a string; p2pd's API carries paths as UTF-8 text.
@@ -197,10 +165,19 @@ where
     } else {
         crate::client::REPLY_TIMEOUT
     };
-    let sent = client.call_within::<TransferInfo>(call, wait).await?;
+    // `send_files` answers with the transfer and what it left out; `get` with the transfer.
+    let answer = client.call_within::<Sent>(call, wait).await?;
     if json {
-        out.line(&sent.raw)?;
+        out.line(&answer.raw)?;
+    } else {
+        for s in &answer.value.skipped {
+            say(notes, &skipped_line(s));
+        }
     }
+    let sent = crate::client::Reply {
+        value: answer.value.transfer,
+        raw: answer.raw,
+    };
     let reach = Reach::of_known(peers.iter().find(|p| p.id == sent.value.peer));
     let mut wait = Wait::new(&sent.value, reach);
     let first = wait.update(&sent.value);

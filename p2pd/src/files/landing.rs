@@ -48,6 +48,19 @@ impl Dest {
         out
     }
 
+    /// Creates the offered empty directory `components` and whatever of it is missing, one
+    /// component at a time, no symlink followed (an existing one anywhere on the way is
+    /// refused with [`FilesError::Symlink`]); its first component lands where
+    /// [`Dest::with_landing`] says. An existing directory is kept as it is.
+    pub fn make_dir(&self, components: &[&str]) -> Result<(), FilesError> {
+        let mut components = components.to_vec();
+        if let Some(to) = components.first().and_then(|top| self.landing.get(*top)) {
+            components[0] = to.as_str();
+        }
+        check_names("dir", &components)?;
+        self.walk(&components, true).map(|_| ())
+    }
+
     /// Creates a new directory for the offered top-level directory `name`: `name` itself if
     /// nothing in the destination has that name (in any case or Unicode spelling), else the
     /// first free `name (1)`, `name (2)`, ... Returns the name created.

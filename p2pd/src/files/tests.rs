@@ -492,3 +492,30 @@ fn files_part_linked_elsewhere_is_not_a_finished_file() {
     );
     assert_eq!(names(tmp.path()), [".g.bin.t1.part", "other.bin"]);
 }
+
+#[test]
+fn empty_dirs_are_made_where_their_top_landed_and_never_through_a_symlink() {
+    let (tmp, dest) = dest();
+    let dest = dest.with_landing(Landing::from([("top".to_owned(), "top (1)".to_owned())]));
+    dest.make_dir(&["top", "a", "b"]).unwrap();
+    dest.make_dir(&["top"]).unwrap();
+    dest.make_dir(&["plain"]).unwrap();
+    // Made again (a resumed transfer that finishes twice): kept as it is.
+    dest.make_dir(&["plain"]).unwrap();
+    assert_eq!(names(tmp.path()), ["plain", "top (1)"]);
+    assert_eq!(names(&tmp.path().join("top (1)/a")), ["b"]);
+    // A symlink on the way, or at the name itself, is refused, and nothing made beyond it.
+    let outside = tempfile::tempdir().unwrap();
+    symlink(outside.path(), tmp.path().join("link")).unwrap();
+    for comps in [&["link", "x"][..], &["link"][..]] {
+        assert!(
+            matches!(dest.make_dir(comps), Err(FilesError::Symlink { .. })),
+            "{comps:?}"
+        );
+    }
+    assert!(names(outside.path()).is_empty());
+    assert!(matches!(
+        dest.make_dir(&["..", "x"]),
+        Err(FilesError::BadName { .. })
+    ));
+}

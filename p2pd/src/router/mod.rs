@@ -204,8 +204,18 @@ impl Dialer {
     /// answers (or none is known) and the DHT is on, the peer's record is looked up there
     /// and its new addresses dialled.
     pub async fn dial(&self, alpn: &'static [u8], peer: &PeerInfo) -> Result<LinkConn, LinkError> {
+        self.dial_any(&[alpn], peer).await
+    }
+
+    /// As [`Dialer::dial`], offering each of `alpns` (the newest version of a protocol
+    /// first): the peer picks the first it serves, which [`link::alpn`] tells.
+    pub async fn dial_any(
+        &self,
+        alpns: &[&'static [u8]],
+        peer: &PeerInfo,
+    ) -> Result<LinkConn, LinkError> {
         let mut cfg = (*self.tls).clone();
-        cfg.alpn_protocols = vec![alpn.to_vec()];
+        cfg.alpn_protocols = alpns.iter().map(|a| a.to_vec()).collect();
         let connector = TlsConnector::from(Arc::new(cfg));
         let failed = match link::dial(&connector, &self.me, peer.id, &peer.name, &peer.addrs).await
         {

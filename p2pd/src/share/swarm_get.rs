@@ -30,6 +30,7 @@ use proto::share::{
 };
 use proto::transfer::RelPath;
 use proto::{PeerId, PeerName};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -44,7 +45,7 @@ use crate::swarm::partial::{Partial, part_tag};
 use crate::swarm::scheduler::Holds;
 use crate::transfer::Transfers;
 use crate::transfer::pull::{Found, Placement, look, placement};
-use crate::transfer::swarms::SwarmJob;
+use crate::transfer::swarms::{Begun, SwarmJob};
 
 /// Progress shown at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -65,10 +66,13 @@ enum Looked {
     Unhashed,
 }
 
-/// A pull ready to fetch: the chunk values, and the sources with what each holds.
+/// A pull ready to fetch: the chunk values, the sources with what each holds, those that
+/// join while it runs, and the order the sources are listed in at the end.
 struct Ready {
     list: Arc<ChunkList>,
     sources: Vec<SourceLink>,
+    joining: mpsc::UnboundedReceiver<SourceLink>,
+    order: Vec<String>,
 }
 
 impl Shares {
@@ -103,28 +107,18 @@ impl Shares {
                 });
             }
         };
-        let count = proto::transfer::chunk_count(size);
-        let mut others = Vec::new();
-        for p in from.iter().filter(|p| **p != peer) {
-            let holds = match self.connect(*p).await {
-                Ok(l) => source(l, id, count).await,
-                Err(e) => Err(e),
-            };
-            match holds {
-                Ok(s) => others.push((*p, s)),
-                Err(e) => info!(peer = %self.peer_name(*p), "not a source for {shown}: {e}"),
-            }
-        }
+        let asked: Vec<PeerId> = from.iter().copied().filter(|p| *p != peer).collect();
         let file = (name, id, size);
-        self.begin(link, peer, (share, rel), dest, file, others)
+        self.begin(link, peer, (share, rel), dest, file, (asked, true))
             .await
     }
 
-    /// `get` without `--from` of a file that other peers hold too: asks the peers known
-    /// online (up to [`MAX_ASKED`]) whether they hold its content and, if any does, pulls
-    /// from all at once as [`swarm_get`](Self::swarm_get) does. `None` when the entry is
-    /// not a hashed file or no other peer holds it: an ordinary pull carries it. So does a
-    /// `Stat` the owner refuses: its `Pull` says why, and the owner logs the refusal.
+    /// `get` without `--from` of a file while other peers are online: pulls it as
+    /// [`swarm_get`](Self::swarm_get) does, starting at once from the owner alone, and adds
+    /// each of the peers known online (up to [`MAX_ASKED`]) that answers it holds the content
+    /// and lets us read it as a source when its answer comes. `None` when the entry is not a
+    /// hashed file or no other peer is online: an ordinary pull carries it. So does a `Stat`
+    /// the owner refuses: its `Pull` says why, and the owner logs the refusal.
     pub(super) async fn discovered_get(
         self: &Arc<Self>,
         peer: PeerId,
@@ -132,6 +126,10 @@ impl Shares {
         rel: Option<RelPath>,
         dest: PathBuf,
     ) -> Result<Option<TransferInfo>, SharesError> {
+        let asked = self.online_others(peer);
+        if asked.is_empty() {
+            return Ok(None);
+        }
         let Ok(mut link) = self.connect(peer).await else {
             return Ok(None);
         };
@@ -139,64 +137,80 @@ impl Shares {
             let _ = link.conn.shutdown().await;
             return Ok(None);
         };
-        let others = self
-            .holders(peer, id, proto::transfer::chunk_count(size))
-            .await;
-        if others.is_empty() {
-            let _ = link.conn.shutdown().await;
-            return Ok(None);
-        }
         let file = (name, id, size);
-        self.begin(link, peer, (share, rel), dest, file, others)
+        self.begin(link, peer, (share, rel), dest, file, (asked, false))
             .await
             .map(Some)
     }
 
-    /// The peers known online but `owner` that hold some of `id` (`count` chunks) and let us
-    /// read it, each as a source, asked all at once.
-    async fn holders(
-        self: &Arc<Self>,
-        owner: PeerId,
-        id: ContentId,
-        count: u64,
-    ) -> Vec<(PeerId, SourceLink)> {
+    /// The peers known online but `owner` and us, not blocked, up to [`MAX_ASKED`], in the
+    /// order they are listed.
+    fn online_others(&self, owner: PeerId) -> Vec<PeerId> {
         let me = self.node.identity.id;
-        let mut asked = JoinSet::new();
-        let candidates = self
-            .node
+        self.node
             .peers()
             .into_iter()
             .filter(|p| p.online && !p.blocked && p.id != owner && p.id != me)
-            .take(MAX_ASKED);
-        for p in candidates {
-            let this = self.clone();
-            asked.spawn(async move {
-                let at = p.id;
-                let ask = async move {
-                    let link = this.connect(at).await?;
-                    source(link, id, count).await
-                };
-                (p, tokio::time::timeout(ASK_WAIT, ask).await)
-            });
-        }
-        let mut found = Vec::new();
-        while let Some(joined) = asked.join_next().await {
-            let Ok((p, answer)) = joined else { continue };
-            match answer {
-                Ok(Ok(s)) if holds_any(&s.holds) => found.push((p.id, s)),
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::debug!(peer = %p.name, "not a source of {id}: {e}"),
-                Err(_) => tracing::debug!(peer = %p.name, "not a source of {id}: no answer"),
+            .map(|p| p.id)
+            .take(MAX_ASKED)
+            .collect()
+    }
+
+    /// Asks each of `peers` at once, as a task, whether it holds some of `id` (`count`
+    /// chunks) and lets us read it; each that does is sent on `to` as soon as it answers.
+    /// `to` is dropped once every peer answered or took [`ASK_WAIT`], or `stop` is
+    /// cancelled. A peer `named` by the user that is no source is logged as such.
+    fn ask_sources(
+        self: &Arc<Self>,
+        peers: Vec<PeerId>,
+        (id, count): (ContentId, u64),
+        named: bool,
+        to: mpsc::UnboundedSender<SourceLink>,
+        stop: CancellationToken,
+    ) {
+        let this = self.clone();
+        self.tasks.spawn(async move {
+            let mut asked = JoinSet::new();
+            for p in peers {
+                let this2 = this.clone();
+                asked.spawn(async move {
+                    let ask = async {
+                        let link = this2.connect(p).await?;
+                        source(link, id, count).await
+                    };
+                    (p, tokio::time::timeout(ASK_WAIT, ask).await)
+                });
             }
-        }
-        // The order peers are listed in, whichever answered first.
-        let order: Vec<PeerId> = self.node.peers().iter().map(|p| p.id).collect();
-        found.sort_by_key(|(p, _)| order.iter().position(|o| o == p));
-        found
+            loop {
+                let joined = tokio::select! {
+                    () = stop.cancelled() => return,
+                    j = asked.join_next() => j,
+                };
+                let Some(joined) = joined else { return };
+                let Ok((p, answer)) = joined else { continue };
+                let name = this.peer_name(p);
+                let why = match answer {
+                    Ok(Ok(s)) if holds_any(&s.holds) => {
+                        let _ = to.send(s);
+                        continue;
+                    }
+                    Ok(Ok(_)) => "it holds none of it".to_owned(),
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => "no answer".to_owned(),
+                };
+                if named {
+                    info!(peer = %name, "not a source of {id}: {why}");
+                } else {
+                    tracing::debug!(peer = %name, "not a source of {id}: {why}");
+                }
+            }
+        });
     }
 
     /// Gets the chunk values from `link` (to `owner`), places the file, and starts the pull
-    /// from `owner` and `others`, unless one of the same content is under way already.
+    /// from `owner`, with each of `asked` that holds the content joining as it answers
+    /// (`named`: the `--from` peers, kept with the pull). A pull of the same content under
+    /// way into the same place is the answer; one into another place is refused, named.
     async fn begin(
         self: &Arc<Self>,
         mut link: Remote,
@@ -204,7 +218,7 @@ impl Shares {
         (share, rel): (&ShareName, Option<RelPath>),
         dest: PathBuf,
         (entry, id, size): (String, ContentId, u64),
-        others: Vec<(PeerId, SourceLink)>,
+        (asked, named): (Vec<PeerId>, bool),
     ) -> Result<TransferInfo, SharesError> {
         let transfers = self.transfers()?;
         let list = Arc::new(manifest(&mut link, id, size).await?);
@@ -219,27 +233,44 @@ impl Shares {
             Placement::Named { dir, name } => (dir, name),
         };
         let owner_name = link.peer.clone();
-        let mut sources = vec![source(link, id, list.cvs().len() as u64).await?];
+        let count = list.cvs().len() as u64;
+        let sources = vec![source(link, id, count).await?];
         let job = SwarmJob {
             id: SwarmJob::id_of(&id),
             content: id,
             size,
             owner,
-            owner_name,
+            owner_name: owner_name.clone(),
             share: share.to_string(),
             path: rel.map(|p| p.to_string()),
             dir,
             name,
-            sources: others.iter().map(|(p, _)| *p).collect(),
+            sources: if named { asked.clone() } else { Vec::new() },
             created_ms: svc::unix_millis(),
         };
-        sources.extend(others.into_iter().map(|(_, s)| s));
-        let Some((info, stop)) = transfers.begin_swarm(&job, true).await? else {
-            // The same content is being pulled: that pull is the answer.
-            return Ok(transfers.swarm(job.id).unwrap_or_else(|| job.info()));
+        let (info, stop) = match transfers.begin_swarm(&job, true).await? {
+            Begun::Started(info, stop) => (info, stop),
+            Begun::Same(info) => return Ok(info),
+            Begun::Elsewhere(info) => {
+                let at = info.local_path.clone().unwrap_or_default();
+                return Err(crate::transfer::TransferError::Destination(format!(
+                    "transfer {} is downloading the same content into {at}; wait for it to end or cancel it",
+                    info.id
+                ))
+                .into());
+            }
         };
+        let (to, joining) = mpsc::unbounded_channel();
+        let mut order = vec![owner_name.to_string()];
+        order.extend(asked.iter().map(|p| self.peer_name(*p)));
+        self.ask_sources(asked, (id, count), named, to, stop.clone());
         let this = self.clone();
-        let ready = Ready { list, sources };
+        let ready = Ready {
+            list,
+            sources,
+            joining,
+            order,
+        };
         self.tasks
             .spawn(async move { this.run_swarm(transfers, job, stop, Some(ready)).await });
         Ok(info)
@@ -251,11 +282,11 @@ impl Shares {
             let (this, transfers) = (self.clone(), transfers.clone());
             self.tasks.spawn(async move {
                 match transfers.begin_swarm(&job, false).await {
-                    Ok(Some((_, stop))) => {
+                    Ok(Begun::Started(_, stop)) => {
                         info!(id = %job.id, "resuming the multi-source pull of {}", job.name);
                         this.run_swarm(transfers, job, stop, None).await;
                     }
-                    Ok(None) => {}
+                    Ok(_) => {}
                     Err(e) => tracing::warn!("cannot resume pull {}: {e}", job.id),
                 }
             });
@@ -288,7 +319,15 @@ impl Shares {
         };
         match fetched {
             Ok(info) => transfers.end_swarm(info).await,
-            Err(SwarmError::Stopped) => transfers.swarm_stopped(job.id),
+            Err(SwarmError::Stopped) => {
+                let cancelled = transfers
+                    .swarm(job.id)
+                    .is_some_and(|t| t.state == TransferState::Cancelled);
+                if cancelled {
+                    remove_part(&job).await;
+                }
+                transfers.swarm_stopped(job.id);
+            }
             Err(e) => {
                 let mut info = transfers.swarm(job.id).unwrap_or_else(|| job.info());
                 info.state = TransferState::Failed;
@@ -303,10 +342,14 @@ impl Shares {
 
     /// `job`'s chunk values and sources, from the owner or any source that answers, tried
     /// again with backoff until one does; `None` if `stop` is cancelled first.
-    async fn reconnect(&self, job: &SwarmJob, stop: &CancellationToken) -> Option<Ready> {
+    async fn reconnect(
+        self: &Arc<Self>,
+        job: &SwarmJob,
+        stop: &CancellationToken,
+    ) -> Option<Ready> {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         loop {
-            match self.try_reconnect(job).await {
+            match self.try_reconnect(job, stop).await {
                 Ok(ready) => return Some(ready),
                 Err(e) => info!(id = %job.id, "pull of {} waits for a source: {e}", job.name),
             }
@@ -318,31 +361,54 @@ impl Shares {
         }
     }
 
-    async fn try_reconnect(&self, job: &SwarmJob) -> Result<Ready, SharesError> {
-        let peers: Vec<PeerId> = std::iter::once(job.owner)
+    /// `job`'s chunk values from the first of its owner and its sources that gives them,
+    /// that peer as the first source, and the others (with the peers known online) asked
+    /// again, each joining as it answers.
+    async fn try_reconnect(
+        self: &Arc<Self>,
+        job: &SwarmJob,
+        stop: &CancellationToken,
+    ) -> Result<Ready, SharesError> {
+        let count = proto::transfer::chunk_count(job.size);
+        let mut peers: Vec<PeerId> = std::iter::once(job.owner)
             .chain(job.sources.iter().copied())
             .collect();
-        let mut list = None;
-        let mut sources = Vec::new();
+        for p in self.online_others(job.owner) {
+            if !peers.contains(&p) {
+                peers.push(p);
+            }
+        }
+        let order: Vec<String> = std::iter::once(job.owner_name.to_string())
+            .chain(peers[1..].iter().map(|p| self.peer_name(*p)))
+            .collect();
         let mut last = None;
-        for p in peers {
+        for (i, p) in peers.iter().take(1 + job.sources.len()).enumerate() {
             let attempt = async {
-                let mut link = self.connect(p).await?;
-                if list.is_none() {
-                    list = Some(Arc::new(manifest(&mut link, job.content, job.size).await?));
-                }
-                source(link, job.content, proto::transfer::chunk_count(job.size)).await
+                let mut link = self.connect(*p).await?;
+                let list = Arc::new(manifest(&mut link, job.content, job.size).await?);
+                Ok::<_, SharesError>((list, source(link, job.content, count).await?))
             };
             match attempt.await {
-                Ok(s) => sources.push(s),
+                Ok((list, first)) => {
+                    let rest: Vec<PeerId> = peers
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| *j != i)
+                        .map(|(_, p)| *p)
+                        .collect();
+                    let (to, joining) = mpsc::unbounded_channel();
+                    self.ask_sources(rest, (job.content, count), false, to, stop.clone());
+                    return Ok(Ready {
+                        list,
+                        sources: vec![first],
+                        joining,
+                        order,
+                    });
+                }
                 Err(e) => last = Some(e),
             }
         }
-        match (list, last) {
-            (Some(list), _) if !sources.is_empty() => Ok(Ready { list, sources }),
-            (_, Some(e)) => Err(e),
-            _ => Err(SharesError::Offline(job.owner_name.to_string())),
-        }
+        Err(last.unwrap_or_else(|| SharesError::Offline(job.owner_name.to_string())))
     }
 
     /// Fetches `job` from `ready` into its part file, after the chunks this machine holds
@@ -355,7 +421,12 @@ impl Shares {
         ready: Ready,
         stop: CancellationToken,
     ) -> Result<TransferInfo, SwarmError> {
-        let Ready { list, sources } = ready;
+        let Ready {
+            list,
+            sources,
+            joining,
+            order,
+        } = ready;
         let tag = part_tag(&job.content);
         let total = job.size;
         let copies = self.local_copies(&job.content);
@@ -375,17 +446,19 @@ impl Shares {
         let (part, have, reused, partial) = opened?;
         let serving = self.partials().register(Arc::new(partial));
         let part = Arc::new(part);
-        let mut shown = job.info();
+        let mut shown = transfers.swarm(job.id).unwrap_or_else(|| job.info());
         let started = Instant::now();
         let mut last = started;
-        let report = fetch::run(
+        let (verified, to_store) = tokio::sync::watch::channel(shown.done_bytes);
+        let run = fetch::run(
             list.clone(),
             part.clone(),
             have,
-            sources,
+            (sources, joining),
             stop,
             |index| serving.partial().mark(index),
             |done, sources| {
+                verified.send_replace(done);
                 let now = Instant::now();
                 if now.duration_since(last) < PROGRESS_EVERY {
                     return;
@@ -398,10 +471,20 @@ impl Shares {
                 shown.sources = sources.to_vec();
                 transfers.swarm_progress(shown.clone());
             },
-        )
-        .await;
+        );
+        let fetched = tokio::select! {
+            r = run => r,
+            never = transfers.keep_swarm_progress(job.id, to_store) => match never {},
+        };
+        // Unlisted before the part file is finished, or removed by a cancel.
         drop(serving);
-        let report = report?;
+        let mut report = fetched?;
+        report.sources.sort_by_key(|s| {
+            order
+                .iter()
+                .position(|o| o == s.peer.as_str())
+                .unwrap_or(usize::MAX)
+        });
         let part = Arc::into_inner(part).expect("the fetch let go of the part file");
         let landed = tokio::task::spawn_blocking(move || part.finish())
             .await
@@ -421,6 +504,18 @@ impl Shares {
         info.local_path = Some(job.dir.join(landed.to_path_buf()).display().to_string());
         info.sources = report.sources;
         Ok(info)
+    }
+}
+
+/// Removes the part file of `job` (cancelled): the chunks fetched go with it.
+async fn remove_part(job: &SwarmJob) {
+    let (dir, name, tag) = (job.dir.clone(), job.name.clone(), part_tag(&job.content));
+    let removed =
+        tokio::task::spawn_blocking(move || Dest::open(&dir)?.remove_part(&tag, &[&name]))
+            .await
+            .expect("part removal task");
+    if let Err(e) = removed {
+        tracing::warn!(id = %job.id, "cannot remove the part file of {}: {e}", job.name);
     }
 }
 

@@ -87,15 +87,17 @@ pub fn verified_on_disk(part: &PartFile, list: &ChunkList) -> Result<Vec<u64>, F
     Ok(out)
 }
 
-/// Fetches every chunk of `list` not in `verified` from `sources` into `part`, until all
-/// are written (the part is not finished here) or none of the sources left holds a missing
-/// one. `marked` is told each chunk once it is verified and written; `progress` the
-/// verified bytes so far after each chunk, and every [`PROGRESS_TICK`] without one.
+/// Fetches every chunk of `list` not in `verified` from `sources`, and from those that come
+/// on `joining` while it runs, into `part`, until all are written (the part is not finished
+/// here) or none of the sources left holds a missing one and none can join any more (the
+/// sender of `joining` dropped). `marked` is told each chunk once it is verified and
+/// written; `progress` the verified bytes so far after each chunk, and every
+/// [`PROGRESS_TICK`] without one, with each source's share in the order the sources came.
 pub async fn run(
     list: Arc<ChunkList>,
     part: Arc<PartFile>,
     verified: Vec<u64>,
-    sources: Vec<SourceLink>,
+    (sources, mut joining): (Vec<SourceLink>, mpsc::UnboundedReceiver<SourceLink>),
     cancel: CancellationToken,
     mut marked: impl FnMut(u64),
     mut progress: impl FnMut(u64, &[PullSource]),
@@ -111,28 +113,10 @@ pub async fn run(
     let mut to: Vec<Option<mpsc::UnboundedSender<ToSource>>> = Vec::new();
     let mut report: Vec<PullSource> = Vec::new();
     let start = Instant::now();
-    for (i, s) in sources.into_iter().enumerate() {
-        let source = SourceId(i as u32);
-        let (stx, srx) = mpsc::unbounded_channel();
-        link::spawn(
-            source,
-            s.conn,
-            s.next_id,
-            list.id(),
-            srx,
-            tx.clone(),
-            &mut tasks,
-        );
-        sch.add_source(source, s.holds, start);
-        to.push(Some(stx));
-        report.push(PullSource {
-            peer: s.name,
-            bytes: 0,
-            rate: 0,
-            dropped: None,
-        });
+    for s in sources {
+        join(s, &list, &mut sch, &mut tasks, (&mut to, &mut report), &tx);
     }
-    drop(tx);
+    let mut may_join = true;
     let mut checks: JoinSet<(SourceId, u64, Result<bool, FilesError>)> = JoinSet::new();
     let mut wasted = 0u64;
     let mut endgame_at: Option<Instant> = None;
@@ -146,7 +130,7 @@ pub async fn run(
         }
         match sch.progress() {
             Progress::Done => break,
-            Progress::Stuck { missing } if checks.is_empty() => {
+            Progress::Stuck { missing } if checks.is_empty() && !may_join => {
                 return Err(SwarmError::Stuck(ranges(&missing)));
             }
             _ => {}
@@ -159,6 +143,10 @@ pub async fn run(
         tokio::select! {
             () = cancel.cancelled() => return Err(SwarmError::Stopped),
             () = tokio::time::sleep_until(wake.into()) => progress(done, &report),
+            s = joining.recv(), if may_join => match s {
+                Some(s) => join(s, &list, &mut sch, &mut tasks, (&mut to, &mut report), &tx),
+                None => may_join = false,
+            },
             Some(ev) = rx.recv() => match ev {
                 FromSource::Chunk { source, index, data } => {
                     if sch.is_verified(index) {
@@ -234,6 +222,32 @@ pub async fn run(
         took: start.elapsed(),
         endgame: endgame_at.map_or(Duration::ZERO, |at| at.elapsed()),
     })
+}
+
+/// Starts `s` as the next source: its link's tasks, its place in the scheduler and in the
+/// report.
+fn join(
+    s: SourceLink,
+    list: &ChunkList,
+    sch: &mut Scheduler,
+    tasks: &mut JoinSet<()>,
+    (to, report): (
+        &mut Vec<Option<mpsc::UnboundedSender<ToSource>>>,
+        &mut Vec<PullSource>,
+    ),
+    tx: &mpsc::UnboundedSender<FromSource>,
+) {
+    let source = SourceId(to.len() as u32);
+    let (stx, srx) = mpsc::unbounded_channel();
+    link::spawn(source, s.conn, s.next_id, list.id(), srx, tx.clone(), tasks);
+    sch.add_source(source, s.holds, Instant::now());
+    to.push(Some(stx));
+    report.push(PullSource {
+        peer: s.name,
+        bytes: 0,
+        rate: 0,
+        dropped: None,
+    });
 }
 
 /// Carries out one of the scheduler's actions.

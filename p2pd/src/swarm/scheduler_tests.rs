@@ -29,6 +29,8 @@ struct Sim {
     holds: Holds,
     /// Leaves (its link closes) at this time.
     leaves_at: Option<Duration>,
+    /// Joins at this time rather than at the start.
+    joins_at: Option<Duration>,
 }
 
 fn good(mb_s: f64) -> Sim {
@@ -38,6 +40,7 @@ fn good(mb_s: f64) -> Sim {
         kind: Kind::Good,
         holds: Holds::All,
         leaves_at: None,
+        joins_at: None,
     }
 }
 
@@ -54,6 +57,7 @@ enum Ev {
     Missed(u32, u64),
     CancelArrives(u32, u64),
     Leave(u32),
+    Join(u32),
     Tick,
 }
 
@@ -97,12 +101,16 @@ fn run_with(cfg: Config, len: u64, verified: &[u64], sims: &[Sim]) -> Outcome {
         heap.push(Reverse((at, seq, ev)));
     };
     for (i, s) in sims.iter().enumerate() {
-        sch.add_source(SourceId(i as u32), s.holds.clone(), t0);
+        match s.joins_at {
+            Some(at) => push(&mut heap, at, Ev::Join(i as u32)),
+            None => sch.add_source(SourceId(i as u32), s.holds.clone(), t0),
+        }
         if let Some(at) = s.leaves_at {
             push(&mut heap, at, Ev::Leave(i as u32));
         }
     }
     push(&mut heap, Duration::ZERO, Ev::Tick);
+    let mut to_join = sims.iter().filter(|s| s.joins_at.is_some()).count();
     let mut dropped = Vec::new();
     let mut after_drop = 0;
     let mut now = Duration::ZERO;
@@ -137,6 +145,8 @@ fn run_with(cfg: Config, len: u64, verified: &[u64], sims: &[Sim]) -> Outcome {
         }
         match sch.progress() {
             Progress::Running => {}
+            // As the driver does: stuck is final only once no source can join any more.
+            Progress::Stuck { .. } if to_join > 0 => {}
             end => {
                 return Outcome {
                     end,
@@ -155,6 +165,10 @@ fn run_with(cfg: Config, len: u64, verified: &[u64], sims: &[Sim]) -> Outcome {
         assert!(now < limit, "no end within an hour of simulated time");
         match ev {
             Ev::Tick => push(&mut heap, now + Duration::from_millis(50), Ev::Tick),
+            Ev::Join(i) => {
+                to_join -= 1;
+                sch.add_source(SourceId(i), sims[i as usize].holds.clone(), t0 + now);
+            }
             Ev::Leave(i) => {
                 servers[i as usize].gone = true;
                 sch.remove_source(SourceId(i));
@@ -495,4 +509,36 @@ fn the_endgame_starts_once_every_missing_chunk_is_in_flight() {
     );
     assert_eq!(sch.progress(), Progress::Done);
     assert!(!sch.in_endgame(), "nothing is missing");
+}
+
+#[test]
+fn a_source_joining_mid_download_takes_its_share_of_what_is_left() {
+    let len = 128 * MIB;
+    let alone = run(len, &[], &[good(25.0)]);
+    let mut late = good(25.0);
+    late.joins_at = Some(Duration::from_secs(1));
+    let o = run(len, &[], &[good(25.0), late]);
+    assert_eq!(o.end, Progress::Done);
+    let got: u64 = o.stats.iter().map(|s| s.bytes).sum();
+    assert_eq!(got, len);
+    // It joined after a fifth of the time alone and then took about half of the rest.
+    assert!(o.stats[1].bytes > len / 3, "{:?}", o.stats);
+    assert!(
+        secs(o.time) < secs(alone.time) * 0.7,
+        "{o:?} against {alone:?}"
+    );
+}
+
+#[test]
+fn a_source_joining_with_the_chunks_nobody_held_ends_a_stuck_download() {
+    let len = 16 * MIB;
+    let chunks = len.div_ceil(proto::content::CHUNK);
+    let first_half = Holds::Some((0..chunks).map(|c| c < chunks / 2).collect());
+    let mut half = good(25.0);
+    half.holds = first_half;
+    let mut late = good(25.0);
+    late.joins_at = Some(Duration::from_secs(2));
+    let o = run(len, &[], &[half, late]);
+    assert_eq!(o.end, Progress::Done);
+    assert!(o.stats[1].bytes >= len / 2, "{:?}", o.stats);
 }

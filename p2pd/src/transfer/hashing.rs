@@ -1,11 +1,10 @@
-//! The hashing job of an outgoing transfer: `send_files` answers at once with the transfer
-//! `scanning`, and this job lists and hashes the tree on a low-priority thread, reports the
+//! The hashing job of an outgoing transfer: `send_files` lists the tree, answers with the
+//! transfer `scanning`, and this job hashes the files listed on a low-priority thread, reports the
 //! bytes hashed as `transfer_progress` events, then stores the manifest and hands the
 //! transfer to its sender (`queued`). A scan error ends the transfer `failed` with the
 //! reason; a cancel stops the thread at the next chunk. A daemon stopped meanwhile leaves the
 //! transfer `scanning` in the store, and the next start fails it with [`INTERRUPTED`].
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use proto::api::TransferState;
@@ -19,13 +18,13 @@ use super::threads;
 /// Why a transfer found `scanning` when the daemon starts has failed.
 pub(super) const INTERRUPTED: &str = "interrupted while hashing; send it again";
 
-/// Starts hashing `paths` for `live` (stored `scanning`); returns at once.
-pub(super) async fn start(t: &Arc<Transfers>, live: Arc<Live>, paths: Vec<PathBuf>) {
+/// Starts hashing what `listing` found for `live` (stored `scanning`); returns at once.
+pub(super) async fn start(t: &Arc<Transfers>, live: Arc<Live>, listing: scan::Listing) {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (jt, jlive) = (t.clone(), live.clone());
     let id = live.id();
     let spawned = threads::spawn("p2pd-hash", move || {
-        let result = scan::scan_with(&paths, id, &mut |report| {
+        let result = scan::hash_listing(listing, id, &mut |report| {
             if jlive.cancel.is_cancelled() {
                 return false;
             }

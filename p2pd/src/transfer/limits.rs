@@ -47,15 +47,17 @@ impl Default for TransferLimits {
     }
 }
 
-/// The bytes an offer's manifest counts for: per file its path, size and hash, plus the id.
-/// Close to its size on the wire and in memory, and cheap to compute.
+/// The bytes an offer's manifest counts for: per file its path, size and hash, per empty
+/// directory its path, plus the id. Close to its size on the wire and in memory, and cheap
+/// to compute.
 pub fn manifest_bytes(m: &Manifest) -> u64 {
     let files: u64 = m
         .files
         .iter()
         .map(|f| f.path.as_str().len() as u64 + 8 + 32)
         .sum();
-    files + 16
+    let dirs: u64 = m.dirs.iter().map(|d| d.as_str().len() as u64).sum();
+    files + dirs + 16
 }
 
 /// Why a new offer is refused.
@@ -378,6 +380,7 @@ mod tests {
         let m = Manifest {
             id: id(1),
             files: vec![entry("a"), entry("bb/c")],
+            dirs: Vec::new(),
         };
         assert_eq!(manifest_bytes(&m), 16 + (1 + 40) + (4 + 40));
     }

@@ -67,6 +67,8 @@ pub struct Live {
     /// Held by a receiving session for its whole life, so the next one starts only after
     /// the previous one has written and recorded everything it received.
     serving: tokio::sync::Mutex<()>,
+    /// The sender has said that the empty directories were left out (to an older receiver).
+    dirs_left_out: std::sync::atomic::AtomicBool,
 }
 
 impl Live {
@@ -79,6 +81,7 @@ impl Live {
             || (rec.direction == Direction::In && rec.state == TransferState::Offered);
         if hollow {
             rec.manifest.files = Vec::new();
+            rec.manifest.dirs = Vec::new();
         }
         Live {
             inner: Mutex::new(Inner {
@@ -94,12 +97,21 @@ impl Live {
             decision,
             session: Mutex::new(cancel.child_token()),
             serving: tokio::sync::Mutex::default(),
+            dirs_left_out: std::sync::atomic::AtomicBool::new(false),
             cancel,
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// True the first time only: whether to say that the offer goes without its empty
+    /// directories (to a receiver of `p2p-bulk/2`).
+    pub fn note_dirs_left_out(&self) -> bool {
+        !self
+            .dirs_left_out
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Marks it a pull this side asked for.
@@ -378,6 +390,7 @@ mod tests {
             manifest: Manifest {
                 id: TransferId([3; 16]),
                 files,
+                dirs: Vec::new(),
             },
             local_path: None,
             error: None,

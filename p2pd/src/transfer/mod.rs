@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use proto::api::{Direction, Event, TransferInfo, TransferState};
+use proto::api::{Direction, Event, Sent, Skipped, TransferInfo, TransferState};
 use proto::transfer::{OfferError, TransferFrame, TransferId};
 use proto::{PeerId, PeerName};
 use tokio::sync::watch;
@@ -316,14 +316,15 @@ impl Transfers {
     }
 
     /// Offers `paths` (absolute; one or more files or directories, as one transfer) to
-    /// `peer`. Answers at once with the transfer `scanning`: the files are listed and hashed
-    /// by a job ([`hashing`]), after which the transfer is `queued` and goes on; a path that
-    /// cannot be hashed ends it `failed`.
+    /// `peer`. Lists them first ([`scan::list`], a metadata walk: a path that holds nothing
+    /// to send is refused here), then answers with the transfer `scanning` and what is left
+    /// out: the files are hashed by a job ([`hashing`]), after which the transfer is
+    /// `queued` and goes on; a file that cannot be hashed ends it `failed`.
     pub async fn send(
         self: &Arc<Self>,
         peer: PeerId,
         paths: &[String],
-    ) -> Result<TransferInfo, TransferError> {
+    ) -> Result<Sent, TransferError> {
         self.send_kind(peer, paths, false).await
     }
 
@@ -333,7 +334,7 @@ impl Transfers {
         peer: PeerId,
         paths: &[String],
         pull: bool,
-    ) -> Result<TransferInfo, TransferError> {
+    ) -> Result<Sent, TransferError> {
         if paths.is_empty() {
             return Err(TransferError::Destination("no path to send".into()));
         }
@@ -349,6 +350,20 @@ impl Transfers {
             return Err(scan::ScanError::NotAbsolute(p.clone()).into());
         }
         self.node.deal_with(info.id).await?;
+        let listing = {
+            let paths = paths.clone();
+            tokio::task::spawn_blocking(move || scan::list(&paths))
+                .await
+                .map_err(|e| TransferError::Destination(format!("listing stopped: {e}")))??
+        };
+        let skipped = listing
+            .left
+            .iter()
+            .map(|l| Skipped {
+                path: l.path.clone(),
+                reason: l.reason.to_owned(),
+            })
+            .collect();
         let mut id = [0u8; 16];
         getrandom::fill(&mut id)
             .map_err(|e| TransferError::Destination(format!("no randomness: {e}")))?;
@@ -361,6 +376,7 @@ impl Transfers {
             manifest: proto::transfer::Manifest {
                 id,
                 files: Vec::new(),
+                dirs: Vec::new(),
             },
             // The paths offered, for display (each file's directory is kept with its chunk
             // values once scanned).
@@ -383,8 +399,11 @@ impl Transfers {
         self.node.publish([Event::TransferOffered {
             transfer: ti.clone(),
         }]);
-        hashing::start(self, live, paths).await;
-        Ok(ti)
+        hashing::start(self, live, listing).await;
+        Ok(Sent {
+            transfer: ti,
+            skipped,
+        })
     }
 
     /// The transfers in listing order ([`proto::api::sort_for_listing`]): every one with

@@ -120,24 +120,32 @@ pub fn placement(dest: &Path, at_dest: Found, at_parent: Found) -> Result<Placem
 /// `manifest` with the first component of every path (the pulled entry's name) replaced by
 /// `name`; `None` if a path would break the naming rules.
 fn renamed(manifest: &Manifest, name: &str) -> Option<Manifest> {
+    let rename = |p: &RelPath| {
+        let path = match p.as_str().split_once('/') {
+            Some((_, rest)) => format!("{name}/{rest}"),
+            None => name.to_owned(),
+        };
+        RelPath::new(&path).ok()
+    };
     let files = manifest
         .files
         .iter()
         .map(|f| {
-            let rest = f.path.as_str().split_once('/').map(|(_, r)| r);
-            let path = match rest {
-                Some(rest) => format!("{name}/{rest}"),
-                None => name.to_owned(),
-            };
             Some(FileEntry {
-                path: RelPath::new(&path).ok()?,
+                path: rename(&f.path)?,
                 ..f.clone()
             })
         })
         .collect::<Option<Vec<_>>>()?;
+    let dirs = manifest
+        .dirs
+        .iter()
+        .map(rename)
+        .collect::<Option<Vec<_>>>()?;
     Some(Manifest {
         id: manifest.id,
         files,
+        dirs,
     })
 }
 
@@ -170,7 +178,10 @@ impl Transfers {
         let text = path
             .to_str()
             .ok_or_else(|| TransferError::Destination("the path is not UTF-8".into()))?;
-        self.send_kind(peer, &[text.to_owned()], true).await
+        Ok(self
+            .send_kind(peer, &[text.to_owned()], true)
+            .await?
+            .transfer)
     }
 
     /// Ends every outgoing pull not ended yet whose asker and entry `ends` picks (the asker
@@ -353,6 +364,7 @@ mod tests {
         let dir = Manifest {
             id: TransferId([1; 16]),
             files: vec![file("sub/a.bin"), file("sub/deeper/b.txt")],
+            dirs: Vec::new(),
         };
         let got = renamed(&dir, "copy").unwrap();
         let paths: Vec<&str> = got.files.iter().map(|f| f.path.as_str()).collect();
@@ -360,6 +372,7 @@ mod tests {
         let one = Manifest {
             id: TransferId([2; 16]),
             files: vec![file("report.pdf")],
+            dirs: Vec::new(),
         };
         assert_eq!(
             renamed(&one, "r.pdf").unwrap().files[0].path.as_str(),

@@ -475,6 +475,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
         Manifest {
             id: unscanned.id,
             files: Vec::new(),
+            dirs: Vec::new(),
         }
     } else {
         serde_json::from_str(&manifest).map_err(bad)?
@@ -522,6 +523,7 @@ mod tests {
                         hash: [0; 32],
                     })
                     .collect(),
+                dirs: Vec::new(),
             },
             local_path: None,
             error: None,
@@ -582,6 +584,7 @@ mod tests {
                 size: 3,
                 hash: [7; 32],
             }],
+            dirs: Vec::new(),
         };
         store.insert(&rec(1)).await.unwrap();
         store.insert(&rec(2)).await.unwrap();

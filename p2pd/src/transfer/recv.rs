@@ -28,6 +28,7 @@ use super::{Decision, SessionLog, Transfers};
 use crate::files::{Dest, FilesError, Landing, Op};
 use crate::link::LinkConn;
 use crate::router::{PeerLink, Protocol};
+use transport::ConnError;
 
 /// Time allowed for the offer to arrive after the link is up.
 const OFFER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -56,7 +57,7 @@ impl Protocol for BulkV1 {
             // Counted against the peer's bulk links while it is answered.
             let Some(_slot) = t.bulk_link(key) else { return };
             conn.set_limits(MAX_CHUNK_FRAME, MAX_CHUNK_FRAME);
-            let first = tokio::time::timeout(REFUSED_OFFER_TIMEOUT, conn.read::<IncomingOffer>());
+            let first = tokio::time::timeout(REFUSED_OFFER_TIMEOUT, read_offer(&mut conn));
             if let Ok(Ok(Some(IncomingOffer { id, .. }))) = first.await {
                 warn!(peer = %name, %id, "refused an offer from {name} over p2p-bulk/1: its p2pd is older");
                 let reason = BULK_V1_REFUSED.to_owned();
@@ -64,6 +65,15 @@ impl Protocol for BulkV1 {
                 let _ = conn.shutdown().await;
             }
         });
+    }
+}
+
+/// Reads a bulk link's first frame as an offer, with its empty directories if it has any
+/// (`p2p-bulk/3`). `Ok(None)`: the link closed first.
+async fn read_offer(conn: &mut LinkConn) -> Result<Option<IncomingOffer>, ConnError> {
+    match conn.read_payload().await? {
+        Some(payload) => Ok(Some(IncomingOffer::from_payload(&payload)?)),
+        None => Ok(None),
     }
 }
 
@@ -76,7 +86,7 @@ pub(super) async fn run(t: Arc<Transfers>, mut conn: LinkConn, peer: PeerId, nam
     } else {
         REFUSED_OFFER_TIMEOUT
     };
-    let first = tokio::time::timeout(wait, conn.read::<IncomingOffer>()).await;
+    let first = tokio::time::timeout(wait, read_offer(&mut conn)).await;
     if slot.is_none() {
         if let Ok(Ok(Some(IncomingOffer { id, .. }))) = first {
             let reason = BULK_LINKS_BUSY.to_owned();
@@ -377,6 +387,14 @@ async fn land_dirs(t: &Transfers, live: &Live, dest: &Path) -> Result<(), Engine
             tops.push(top);
         }
     }
+    // An empty directory's first component is a directory, even alone.
+    for d in &rec.manifest.dirs {
+        if let Some(top) = d.components().next()
+            && !tops.contains(&top)
+        {
+            tops.push(top);
+        }
+    }
     if tops.is_empty() {
         return Ok(());
     }
@@ -480,13 +498,34 @@ async fn receive(
             Ok(false)
         }
         (_, Err(e)) => Err(e),
-        (Ok(Stop::Done), Ok(())) => Ok(true),
+        (Ok(Stop::Done), Ok(())) => {
+            make_dirs(t, &rec.manifest, dest).await?;
+            Ok(true)
+        }
         (Ok(Stop::SinkStopped), Ok(())) => Err(EngineError::Thread {
             name: "writer",
             what: "stopped",
         }),
         (Err(f), Ok(())) => Err(f),
     }
+}
+
+/// Creates the offer's empty directories under `dest` (each top-level one where it landed),
+/// once every file is in place, whichever session that is: through the no-follow handle,
+/// so a symlink on the way is refused as it is for a file.
+async fn make_dirs(t: &Transfers, manifest: &Manifest, dest: &Path) -> Result<(), EngineError> {
+    if manifest.dirs.is_empty() {
+        return Ok(());
+    }
+    let landing = landing(t, manifest.id).await?;
+    tokio::task::block_in_place(|| -> Result<(), FilesError> {
+        let dir = Dest::open(dest)?.with_landing(landing);
+        for d in &manifest.dirs {
+            dir.make_dir(&d.components().collect::<Vec<_>>())?;
+        }
+        Ok(())
+    })?;
+    Ok(())
 }
 
 /// Where file `file` of transfer `id` resumes, from its stored record (`verified` chunks,

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use proto::content::{ChunkCv, ContentId, chunk_cv, content_id};
 use proto::transfer::{
-    CHUNK, FileEntry, MAX_FILES, Manifest, ManifestError, PathError, RelPath, TransferId,
+    CHUNK, FileEntry, MAX_DIRS, MAX_FILES, Manifest, ManifestError, PathError, RelPath, TransferId,
 };
 
 /// Why a path cannot be offered.
@@ -48,11 +48,16 @@ pub enum ScanError {
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     /// Nothing to send.
-    #[error("{0} holds no regular files (symlinks are not followed)")]
+    #[error(
+        "{0} holds no regular files (symlinks are not followed; an empty directory goes only beside a file)"
+    )]
     Empty(PathBuf),
     /// Too many files.
     #[error("more than {MAX_FILES} files")]
     TooMany,
+    /// Too many empty directories.
+    #[error("more than {MAX_DIRS} empty directories")]
+    TooManyDirs,
     /// The scan was told to stop.
     #[error("stopped before every file was hashed")]
     Stopped,
@@ -109,8 +114,8 @@ pub enum Report {
 /// Paths a [`Report::Listed`] names.
 pub const SAMPLE: usize = 5;
 
-/// Walks `path` (a file, or a directory sent as the list of its regular files) and hashes
-/// every file. Manifest paths start with `path`'s own name.
+/// Walks `path` (a file, or a directory sent as the list of its regular files and its empty
+/// directories) and hashes every file. Manifest paths start with `path`'s own name.
 pub fn scan(path: &Path, id: TransferId) -> Result<(Manifest, Vec<Source>), ScanError> {
     scan_with(&[path.to_owned()], id, &mut |_| true)
 }
@@ -119,9 +124,36 @@ pub fn scan(path: &Path, id: TransferId) -> Result<(Manifest, Vec<Source>), Scan
 /// manifest path is below.
 type Found = (String, PathBuf, u64, PathBuf);
 
-/// Lists `paths`, each a file or a directory, in the order given.
-fn list(paths: &[PathBuf]) -> Result<Vec<Found>, ScanError> {
-    let mut found: Vec<Found> = Vec::new();
+/// An entry the listing leaves out, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Left {
+    /// Its manifest path: where it would have landed at the peer.
+    pub path: String,
+    /// Why it stays here: [`SYMLINK`] or [`SPECIAL`].
+    pub reason: &'static str,
+}
+
+/// Why a symlink is left out of a listing.
+pub const SYMLINK: &str = "symlink (not followed)";
+/// Why a socket, pipe or device is left out of a listing.
+pub const SPECIAL: &str = "special file";
+
+/// What a metadata walk of the paths of one transfer finds, before any file is read: the
+/// files, the directories that hold nothing to send, and what is left out.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    files: Vec<Found>,
+    /// Manifest paths of the directories that hold no file, nor any directory listed here.
+    pub dirs: Vec<String>,
+    /// Symlinks and special files, in walk order.
+    pub left: Vec<Left>,
+}
+
+/// Lists `paths`, each a file or a directory, in the order given: a metadata walk, no file
+/// read. Each path must hold something (a file, or be or hold an empty directory), or the
+/// user would not know it was left; the whole must hold at least one file.
+pub fn list(paths: &[PathBuf]) -> Result<Listing, ScanError> {
+    let mut found = Listing::default();
     for path in paths {
         if !path.is_absolute() {
             return Err(ScanError::NotAbsolute(path.to_owned()));
@@ -135,31 +167,45 @@ fn list(paths: &[PathBuf]) -> Result<Vec<Found>, ScanError> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let before = found.len();
+        let before = (found.files.len(), found.dirs.len());
         if meta.is_file() {
-            if found.len() >= MAX_FILES {
+            if found.files.len() >= MAX_FILES {
                 return Err(ScanError::TooMany);
             }
-            found.push((name, path.to_owned(), meta.len(), base));
+            found.files.push((name, path.to_owned(), meta.len(), base));
         } else if meta.is_dir() {
             let mut files = Vec::new();
-            walk(path, &name, &mut files, MAX_FILES - found.len())?;
-            found.extend(files.into_iter().map(|(r, l, n)| (r, l, n, base.clone())));
+            let room = MAX_FILES - found.files.len();
+            walk(path, &name, &mut files, &mut found, room)?;
+            found
+                .files
+                .extend(files.into_iter().map(|(r, l, n)| (r, l, n, base.clone())));
         }
-        // Several paths: each must hold something, or the user would not know it was left.
-        if found.len() == before {
+        if (found.files.len(), found.dirs.len()) == before {
             return Err(ScanError::Empty(path.to_owned()));
         }
+    }
+    if found.files.is_empty() {
+        return Err(ScanError::Empty(paths.first().cloned().unwrap_or_default()));
     }
     Ok(found)
 }
 
 /// Lists `paths` (offered together, as one transfer; manifest paths start with each path's
-/// own name) and hashes every file, telling `report` what it has done after listing and
-/// after each chunk hashed; stops with [`ScanError::Stopped`] as soon as `report` returns
-/// false.
+/// own name) and hashes every file ([`hash_listing`]).
 pub fn scan_with(
     paths: &[PathBuf],
+    id: TransferId,
+    report: &mut dyn FnMut(Report) -> bool,
+) -> Result<(Manifest, Vec<Source>), ScanError> {
+    hash_listing(list(paths)?, id, report)
+}
+
+/// Hashes every file of `found`, telling `report` what it has done first for the listing and
+/// then after each chunk hashed; stops with [`ScanError::Stopped`] as soon as `report`
+/// returns false.
+pub fn hash_listing(
+    found: Listing,
     id: TransferId,
     report: &mut dyn FnMut(Report) -> bool,
 ) -> Result<(Manifest, Vec<Source>), ScanError> {
@@ -167,21 +213,18 @@ pub fn scan_with(
         let p = p.to_owned();
         move |source| ScanError::Io { path: p, source }
     };
-    let found = list(paths)?;
-    if found.is_empty() {
-        return Err(ScanError::Empty(paths.first().cloned().unwrap_or_default()));
-    }
+    let Listing { files, dirs, .. } = found;
     let listed = Report::Listed {
-        files: found.len(),
-        bytes: found.iter().map(|f| f.2).sum(),
-        sample: found.iter().take(SAMPLE).map(|f| f.0.clone()).collect(),
+        files: files.len(),
+        bytes: files.iter().map(|f| f.2).sum(),
+        sample: files.iter().take(SAMPLE).map(|f| f.0.clone()).collect(),
     };
     if !report(listed) {
         return Err(ScanError::Stopped);
     }
-    let mut sources = Vec::with_capacity(found.len());
+    let mut sources = Vec::with_capacity(files.len());
     let mut hashed = 0u64;
-    for (rel, local, _, base) in found {
+    for (rel, local, _, base) in files {
         let path = RelPath::new(&rel).map_err(|source| ScanError::Name {
             path: local.clone(),
             source,
@@ -207,19 +250,32 @@ pub fn scan_with(
             scanned,
         });
     }
+    let dirs = dirs
+        .iter()
+        .map(|d| {
+            RelPath::new(d).map_err(|source| ScanError::Name {
+                path: PathBuf::from(d),
+                source,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let manifest = Manifest {
         id,
         files: sources.iter().map(|s| s.entry.clone()).collect(),
+        dirs,
     };
     manifest.validate()?;
     Ok((manifest, sources))
 }
 
-/// Lists the regular files under `dir`, at most `max`: manifest path, local path, size.
+/// Lists what is under `dir` (manifest path `rel`): its regular files into `out` (at most
+/// `max`: manifest path, local path, size), and into `found` the directories that hold
+/// nothing to send (`dir` itself when nothing below it was listed) and what is left out.
 fn walk(
     dir: &Path,
     rel: &str,
     out: &mut Vec<(String, PathBuf, u64)>,
+    found: &mut Listing,
     max: usize,
 ) -> Result<(), ScanError> {
     let mut entries: Vec<fs::DirEntry> = fs::read_dir(dir)
@@ -229,6 +285,7 @@ fn walk(
             source,
         })?;
     entries.sort_by_key(fs::DirEntry::file_name);
+    let before = (out.len(), found.dirs.len());
     for e in entries {
         let ft = e.file_type().map_err(|source| ScanError::Io {
             path: e.path(),
@@ -237,15 +294,30 @@ fn walk(
         let child = format!("{rel}/{}", e.file_name().to_string_lossy());
         if ft.is_symlink() {
             tracing::info!(path = %e.path().display(), "not following a symlink in a shared tree");
+            found.left.push(Left {
+                path: child,
+                reason: SYMLINK,
+            });
         } else if ft.is_dir() {
-            walk(&e.path(), &child, out, max)?;
+            walk(&e.path(), &child, out, found, max)?;
         } else if ft.is_file() {
             if out.len() >= max {
                 return Err(ScanError::TooMany);
             }
             let len = e.metadata().map_or(0, |m| m.len());
             out.push((child, e.path(), len));
+        } else {
+            found.left.push(Left {
+                path: child,
+                reason: SPECIAL,
+            });
         }
+    }
+    if (out.len(), found.dirs.len()) == before {
+        if found.dirs.len() >= MAX_DIRS {
+            return Err(ScanError::TooManyDirs);
+        }
+        found.dirs.push(rel.to_owned());
     }
     Ok(())
 }
@@ -342,6 +414,31 @@ mod tests {
     }
 
     #[test]
+    fn empty_directories_are_listed_but_not_those_that_hold_something() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("d");
+        fs::create_dir_all(root.join("full/empty")).unwrap();
+        fs::create_dir_all(root.join("a/b/c")).unwrap();
+        fs::create_dir_all(root.join("links")).unwrap();
+        fs::write(root.join("full/f"), b"f").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("links/pw")).unwrap();
+        let found = list(std::slice::from_ref(&root)).unwrap();
+        // `a` and `a/b` are implied by `a/b/c`; `full` holds a file; `links` only a symlink.
+        assert_eq!(found.dirs, ["d/a/b/c", "d/full/empty", "d/links"]);
+        assert_eq!(
+            found.left,
+            [Left {
+                path: "d/links/pw".into(),
+                reason: SYMLINK
+            }]
+        );
+        let (m, _) = hash_listing(found, TransferId([4; 16]), &mut |_| true).unwrap();
+        let dirs: Vec<&str> = m.dirs.iter().map(RelPath::as_str).collect();
+        assert_eq!(dirs, ["d/a/b/c", "d/full/empty", "d/links"]);
+        assert_eq!(m.files.len(), 1);
+    }
+
+    #[test]
     fn several_paths_make_one_manifest_each_file_below_its_own_parent() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("a"), dir.path().join("b/c"));
@@ -364,14 +461,16 @@ mod tests {
                 ("photos/sub/1.jpg", Some(a.as_path())),
             ]
         );
-        // One of several that holds no file is named, not dropped without a word.
+        // One of several that is an empty directory goes as one; alone it is refused.
         fs::create_dir(a.join("nothing")).unwrap();
-        let err = scan_with(
+        let (m, _) = scan_with(
             &[a.join("photos"), a.join("nothing")],
             TransferId([9; 16]),
             &mut |_| true,
         )
-        .unwrap_err();
+        .unwrap();
+        assert_eq!(m.dirs, [RelPath::new("nothing").unwrap()]);
+        let err = scan_with(&[a.join("nothing")], TransferId([9; 16]), &mut |_| true).unwrap_err();
         assert!(
             matches!(&err, ScanError::Empty(p) if p.ends_with("nothing")),
             "{err}"

@@ -9,10 +9,10 @@ use std::time::Duration;
 use proto::api::{Event, TransferState};
 use proto::content::ChunkCvs;
 use proto::frame;
-use proto::peer::ALPN_BULK;
+use proto::peer::{ALPN_BULK, ALPN_BULK_V2};
 use proto::transfer::{MAX_CHUNK_FRAME, TransferFrame, chunk_frame_head};
 use tokio::io::AsyncWrite;
-use tracing::warn;
+use tracing::{info, warn};
 use transport::FramedConn;
 
 use super::error::EngineError;
@@ -91,7 +91,7 @@ async fn session(
     live: &Arc<Live>,
     peer: &proto::api::PeerInfo,
 ) -> Result<Option<End>, EngineError> {
-    let mut conn = match t.dialer.dial(ALPN_BULK, peer).await {
+    let mut conn = match t.dialer.dial_any(&[ALPN_BULK, ALPN_BULK_V2], peer).await {
         Ok(c) => c,
         // No link will help until the peer upgrades: the transfer fails saying so.
         Err(e) if is_too_old(&e) => return Ok(Some(End::Failed(too_old(peer.name.as_str())))),
@@ -100,7 +100,17 @@ async fn session(
     conn.set_limits(MAX_CHUNK_FRAME, MAX_CHUNK_FRAME);
     let rec = live.record();
     let id = rec.manifest.id;
-    conn.send(&TransferFrame::Offer(rec.manifest.clone()))
+    let mut offer = rec.manifest.clone();
+    if crate::link::alpn(&conn) != Some(ALPN_BULK) && !offer.dirs.is_empty() {
+        // A receiver of p2p-bulk/2 reads no directories: the files go without them.
+        let left = std::mem::take(&mut offer.dirs);
+        if live.note_dirs_left_out() {
+            let dirs = left.len();
+            warn!(%id, peer = %peer.name, "p2pd on {} speaks p2p-bulk/2: {dirs} empty directories left out", peer.name);
+            info!(target: svc::logging::ACTIVITY, op = "dirs-left-out", peer = %peer.name, id = %id, dirs, "empty directories left out: the receiving p2pd is older (p2p-bulk/2)");
+        }
+    }
+    conn.send(&TransferFrame::Offer(offer))
         .await
         .map_err(EngineError::Link)?;
     if rec.state == TransferState::Queued {

@@ -7,12 +7,14 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use proto::api::{PullSource, TransferInfo, TransferState};
 use proto::share::ContentId;
 use proto::transfer::TransferId;
 use proto::{PeerId, PeerName};
 use rusqlite::params;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -73,13 +75,31 @@ impl SwarmJob {
     }
 }
 
+/// What [`Transfers::begin_swarm`] made of a pull.
+#[derive(Debug)]
+pub enum Begun {
+    /// Claimed: listed as running, with the token that stops it.
+    Started(TransferInfo, CancellationToken),
+    /// A pull of the same content into the same place is being fetched: that one.
+    Same(TransferInfo),
+    /// A pull of the same content into another place is being fetched: that one.
+    Elsewhere(TransferInfo),
+}
+
+/// A running pull's verified bytes are stored at most this often...
+const STORE_PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// ... or once this many more are verified, whichever comes first.
+const STORE_PROGRESS_BYTES: u64 = 16 << 20;
+
 /// What the transfer service holds of the multi-source pulls.
 #[derive(Debug, Default)]
 pub(super) struct SwarmBook {
     /// Each one as it stands now, for `transfers`.
     pub(super) shown: HashMap<TransferId, TransferInfo>,
-    /// Those being fetched now, with what stops each (a cancel, or the daemon stopping).
-    running: HashMap<TransferId, CancellationToken>,
+    /// Those being fetched now, with what stops each (a cancel, or the daemon stopping) and
+    /// where each lands (directory, name).
+    running: HashMap<TransferId, (CancellationToken, PathBuf, String)>,
     /// Those a stop interrupted, found at start, until the share service takes them.
     interrupted: Vec<SwarmJob>,
 }
@@ -110,29 +130,46 @@ impl Transfers {
     }
 
     /// Claims `job` for fetching: stored (when `fresh`: a new pull, replacing an ended one of
-    /// the same content) and listed as running; with the token that stops it (`cancel`, or
-    /// the daemon stopping). `Ok(None)` when a pull of that content is being fetched already:
-    /// `job` is not taken, the caller shows that one instead.
-    pub async fn begin_swarm(
-        &self,
-        job: &SwarmJob,
-        fresh: bool,
-    ) -> Result<Option<(TransferInfo, CancellationToken)>, TransferError> {
+    /// the same content) and listed as running (a resumed one with the bytes stored as
+    /// verified); with the token that stops it (`cancel`, or the daemon stopping). When a
+    /// pull of that content is being fetched already, `job` is not taken: the caller shows
+    /// that one, or refuses if it lands elsewhere.
+    pub async fn begin_swarm(&self, job: &SwarmJob, fresh: bool) -> Result<Begun, TransferError> {
         let stop = self.cancel.child_token();
+        let mut info = job.info();
         {
             let mut book = self.lock_swarms();
-            if book.running.contains_key(&job.id) {
-                return Ok(None);
+            if let Some((stop, dir, name)) = book.running.get(&job.id) {
+                if stop.is_cancelled() {
+                    return Err(TransferError::Destination(format!(
+                        "transfer {} of the same content was cancelled and is still being removed; try again",
+                        job.id
+                    )));
+                }
+                let same = *dir == job.dir && *name == job.name;
+                let that = book
+                    .shown
+                    .get(&job.id)
+                    .cloned()
+                    .unwrap_or_else(|| job.info());
+                return Ok(if same {
+                    Begun::Same(that)
+                } else {
+                    Begun::Elsewhere(that)
+                });
             }
-            book.running.insert(job.id, stop.clone());
+            let at = (stop.clone(), job.dir.clone(), job.name.clone());
+            book.running.insert(job.id, at);
+            if !fresh && let Some(stored) = book.shown.get(&job.id) {
+                info.done_bytes = stored.done_bytes;
+            }
         }
         if fresh && let Err(e) = self.records.put_swarm(job).await {
             self.lock_swarms().running.remove(&job.id);
             return Err(e.into());
         }
-        let info = job.info();
         self.swarm_progress(info.clone());
-        Ok(Some((info, stop)))
+        Ok(Begun::Started(info, stop))
     }
 
     /// Cancels the multi-source pull whose id starts with `text` (lower case, 6 characters or
@@ -152,7 +189,7 @@ impl Transfers {
             if found.next().is_some() {
                 return Some(Err(TransferError::Ambiguous(text.to_owned())));
             }
-            let stop = book.running.get(&one.id).cloned();
+            let stop = book.running.get(&one.id).map(|r| r.0.clone());
             (one, stop)
         };
         if info.state.is_final() {
@@ -162,14 +199,16 @@ impl Transfers {
                 what: "it has ended",
             }));
         }
-        if let Some(stop) = stop {
-            stop.cancel();
-        }
         info.state = TransferState::Cancelled;
         info.error = Some("cancelled by the receiver".into());
         info.rate = 0;
         info.eta_secs = None;
         info.ended_at = Some(proto::timefmt::format_ms(svc::unix_millis()));
+        // Listed as cancelled before it stops, so that its task knows to remove the part.
+        self.lock_swarms().shown.insert(info.id, info.clone());
+        if let Some(stop) = stop {
+            stop.cancel();
+        }
         self.end_swarm(info.clone()).await;
         Some(Ok(info))
     }
@@ -194,7 +233,9 @@ impl Transfers {
         }
         {
             let mut book = self.lock_swarms();
-            book.running.remove(&info.id);
+            if info.state != TransferState::Cancelled {
+                book.running.remove(&info.id);
+            }
             book.shown.insert(info.id, info.clone());
         }
         let t = &info;
@@ -204,9 +245,42 @@ impl Transfers {
     }
 
     /// Lets go of a multi-source pull stopped before its end: stored as it was (running, so
-    /// that the next start resumes it, unless a cancel ended it).
+    /// that the next start resumes it, unless a cancel ended it). Call once its part file is
+    /// left alone (or removed): a pull of the same content may begin from then on.
     pub fn swarm_stopped(&self, id: TransferId) {
         self.lock_swarms().running.remove(&id);
+    }
+
+    /// Stores the verified bytes of the running pull `id` as `done` says them, when
+    /// [`STORE_PROGRESS_BYTES`] more are verified or [`STORE_PROGRESS_EVERY`] has passed
+    /// since the last write (one row update each time, never one per chunk), so that a
+    /// restart lists them before the part file is checked again. Runs until dropped.
+    pub async fn keep_swarm_progress(
+        &self,
+        id: TransferId,
+        mut done: watch::Receiver<u64>,
+    ) -> std::convert::Infallible {
+        let mut stored = *done.borrow_and_update();
+        let mut at = Instant::now();
+        loop {
+            let now = *done.borrow_and_update();
+            let due = now.saturating_sub(stored) >= STORE_PROGRESS_BYTES
+                || (now != stored && at.elapsed() >= STORE_PROGRESS_EVERY);
+            if due {
+                if let Err(e) = self.records.swarm_progress(id, now).await {
+                    warn!("cannot store the progress of transfer {id}: {e}");
+                }
+                (stored, at) = (now, Instant::now());
+                continue;
+            }
+            let wake = (at + STORE_PROGRESS_EVERY).max(Instant::now() + Duration::from_millis(10));
+            tokio::select! {
+                changed = done.changed() => if changed.is_err() {
+                    return std::future::pending().await;
+                },
+                () = tokio::time::sleep_until(wake.into()) => {}
+            }
+        }
     }
 
     /// Forgets the multi-source pulls that ended; how many.
@@ -253,6 +327,19 @@ impl TransferStore {
                         sources,
                         job.created_ms.cast_signed(),
                     ],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Stores the verified bytes of a running multi-source pull.
+    pub async fn swarm_progress(&self, id: TransferId, done: u64) -> Result<(), StoreError> {
+        self.db
+            .call(move |c| {
+                c.execute(
+                    "UPDATE swarm_pulls SET done_bytes = ?2 WHERE id = ?1 AND state = 'running'",
+                    params![id.0.as_slice(), done.cast_signed()],
                 )?;
                 Ok(())
             })

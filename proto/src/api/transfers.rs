@@ -106,6 +106,28 @@ pub struct TransferInfo {
     pub sources: Vec<PullSource>,
 }
 
+/// The answer to `send_files`: the transfer, and what of the paths stays here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sent {
+    /// The transfer, as [`TransferInfo`] (its fields at the top level).
+    #[serde(flatten)]
+    pub transfer: TransferInfo,
+    /// Entries under the paths that are not sent (symlinks are not followed; sockets, pipes
+    /// and devices are not files), in the order the daemon walked them. Absent from an older
+    /// p2pd's answer.
+    #[serde(default)]
+    pub skipped: Vec<Skipped>,
+}
+
+/// An entry left out of an offer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// Where it would have landed at the peer (`photos/link`).
+    pub path: String,
+    /// Why it was left out: `symlink (not followed)` or `special file`.
+    pub reason: String,
+}
+
 impl TransferInfo {
     /// Its listing group: 0 for an incoming offer waiting for the user's answer, 1 for the
     /// other unfinished ones, 2 for finished ones.

@@ -21,10 +21,29 @@ struct ChunkWire<'a> {
     data: &'a [u8],
 }
 
+/// Tag byte of [`TransferFrame::Offer`].
+const OFFER_TAG: u8 = 0;
+
 impl TransferFrame {
     /// Decodes one frame's payload (no length prefix), refusing trailing bytes, like
-    /// [`frame::decode_payload`]. A `Chunk`'s data is a slice of `payload`, not a copy.
+    /// [`frame::decode_payload`]. A `Chunk`'s data is a slice of `payload`, not a copy. An
+    /// `Offer` may end with its empty directories (`p2p-bulk/3`, see [`super::dirs`]), which
+    /// [`frame::decode_payload`] would refuse as trailing bytes.
     pub fn decode_payload(payload: Bytes) -> Result<TransferFrame, FrameError> {
+        if payload.first() == Some(&OFFER_TAG) {
+            let (frame, rest) = postcard::take_from_bytes::<TransferFrame>(&payload)?;
+            return match frame {
+                TransferFrame::Offer(mut m) if !rest.is_empty() => {
+                    m.dirs = super::dirs::trailing(rest)?;
+                    // Like a manifest refused while decoding: postcard keeps no reason.
+                    m.validate()
+                        .map_err(|_| FrameError::Malformed(postcard::Error::SerdeDeCustom))?;
+                    Ok(TransferFrame::Offer(m))
+                }
+                _ if !rest.is_empty() => Err(FrameError::Trailing { extra: rest.len() }),
+                frame => Ok(frame),
+            };
+        }
         if payload.first().is_some_and(|t| u32::from(*t) == CHUNK_TAG) {
             let (w, rest) = postcard::take_from_bytes::<ChunkWire<'_>>(&payload[1..])?;
             if !rest.is_empty() {

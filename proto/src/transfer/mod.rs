@@ -37,6 +37,8 @@ pub const MAX_CHUNK_FRAME: usize = CHUNK as usize + 1024;
 pub const MAX_HASHES_PER_FRAME: usize = crate::content::MAX_CVS_PER_FRAME;
 /// Most files in one manifest.
 pub const MAX_FILES: usize = 10_000;
+/// Most empty directories in one manifest ([`Manifest::dirs`]).
+pub const MAX_DIRS: usize = 10_000;
 /// Largest total size of one manifest: 2^50 bytes (1 PiB).
 pub const MAX_TOTAL_SIZE: u64 = 1 << 50;
 /// Longest relative path, in bytes of UTF-8.
@@ -137,6 +139,7 @@ impl FromStr for TransferId {
 // RelPath
 
 mod bulk;
+mod dirs;
 mod offer;
 mod path;
 mod unicode;
@@ -301,43 +304,82 @@ pub enum ManifestError {
     /// The sizes add up to more than [`MAX_TOTAL_SIZE`] (or overflow).
     #[error("the files add up to more than {MAX_TOTAL_SIZE} bytes")]
     TooLarge,
+    /// More than [`MAX_DIRS`] empty directories.
+    #[error("the offer holds {count} empty directories; at most {MAX_DIRS} are allowed")]
+    TooManyDirs {
+        /// Directories listed.
+        count: usize,
+    },
 }
 
-/// What a sender offers: a transfer id and the files, each with path, size and hash.
-/// A directory is sent as the list of its files. Deserialising runs [`Manifest::validate`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "ManifestWire")]
+/// What a sender offers: a transfer id, the files, each with path, size and hash, and the
+/// empty directories. A directory is sent as the list of its files, plus those of its
+/// directories that hold nothing to send. Deserialising runs [`Manifest::validate`].
+///
+/// In postcard (the wire) `dirs` is left out when empty, so a manifest without directories
+/// has the bytes of `p2p-bulk/2`; a non-empty list follows the files, which only
+/// `p2p-bulk/3` receivers read (see [`TransferFrame::decode_payload`] and
+/// [`IncomingOffer::from_payload`]: the frame decoders read that trailing list, postcard
+/// decoding of a `Manifest` alone does not). JSON (the store) carries it as an optional
+/// `dirs` field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Manifest {
     /// The transfer this manifest opens.
     pub id: TransferId,
     /// The files; a frame's `file: u32` is an index into this list.
     pub files: Vec<FileEntry>,
+    /// Empty directories to create, relative to the destination like file paths: only those
+    /// that hold no file of the manifest (a file's directories are implied). At most
+    /// [`MAX_DIRS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dirs: Vec<RelPath>,
 }
 
-/// The manifest as decoded, before validation.
+/// The manifest as decoded from JSON, before validation.
+#[derive(Deserialize)]
+struct ManifestJson {
+    id: TransferId,
+    files: Vec<FileEntry>,
+    #[serde(default)]
+    dirs: Vec<RelPath>,
+}
+
+/// The manifest as decoded from postcard, before validation: the directories, if any, follow
+/// in the frame and are read by the frame decoders.
 #[derive(Deserialize)]
 struct ManifestWire {
     id: TransferId,
     files: Vec<FileEntry>,
 }
 
-impl TryFrom<ManifestWire> for Manifest {
-    type Error = ManifestError;
-    fn try_from(w: ManifestWire) -> Result<Self, Self::Error> {
-        let m = Manifest {
-            id: w.id,
-            files: w.files,
+impl<'de> Deserialize<'de> for Manifest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m = if d.is_human_readable() {
+            let w = ManifestJson::deserialize(d)?;
+            Manifest {
+                id: w.id,
+                files: w.files,
+                dirs: w.dirs,
+            }
+        } else {
+            let w = ManifestWire::deserialize(d)?;
+            Manifest {
+                id: w.id,
+                files: w.files,
+                dirs: Vec::new(),
+            }
         };
-        m.validate()?;
+        m.validate().map_err(serde::de::Error::custom)?;
         Ok(m)
     }
 }
 
 impl Manifest {
     /// Checks the whole-manifest rules (each path was already checked by [`RelPath`]):
-    /// 1 to [`MAX_FILES`] files, no two paths equal even ignoring case and Unicode form
-    /// ([`collision_key`]), no file that is also a directory of another, total size at most
-    /// [`MAX_TOTAL_SIZE`].
+    /// 1 to [`MAX_FILES`] files, at most [`MAX_DIRS`] directories, no two paths (files and
+    /// directories together) equal even ignoring case and Unicode form ([`collision_key`]),
+    /// no file that is also a directory of another file or of a directory, total size at
+    /// most [`MAX_TOTAL_SIZE`].
     pub fn validate(&self) -> Result<(), ManifestError> {
         let count = self.files.len();
         if count == 0 {
@@ -345,6 +387,11 @@ impl Manifest {
         }
         if count > MAX_FILES {
             return Err(ManifestError::TooManyFiles { count });
+        }
+        if self.dirs.len() > MAX_DIRS {
+            return Err(ManifestError::TooManyDirs {
+                count: self.dirs.len(),
+            });
         }
         let mut total: u64 = 0;
         for f in &self.files {
@@ -356,15 +403,18 @@ impl Manifest {
         // Folding never creates or removes a '/', so prefixes of a folded path at its '/'s
         // are the folded ancestor directories. Paths are NFC already (`RelPath`), so two
         // spellings of one name are equal paths, reported as a duplicate.
-        let folded: Vec<String> = self
+        // Files first, then directories: index `i` is a file when `i < count`.
+        let paths: Vec<&RelPath> = self
             .files
             .iter()
-            .map(|f| collision_key(f.path.as_str()))
+            .map(|f| &f.path)
+            .chain(&self.dirs)
             .collect();
-        let mut by_key: HashMap<&str, usize> = HashMap::with_capacity(count);
+        let folded: Vec<String> = paths.iter().map(|p| collision_key(p.as_str())).collect();
+        let mut by_key: HashMap<&str, usize> = HashMap::with_capacity(folded.len());
         for (i, key) in folded.iter().enumerate() {
             if let Some(&j) = by_key.get(key.as_str()) {
-                let (first, second) = (&self.files[j].path, &self.files[i].path);
+                let (first, second) = (paths[j], paths[i]);
                 return Err(if first == second {
                     ManifestError::Duplicate {
                         path: first.clone(),
@@ -380,10 +430,12 @@ impl Manifest {
         }
         for (i, key) in folded.iter().enumerate() {
             for (slash, _) in key.match_indices('/') {
-                if let Some(&j) = by_key.get(&key[..slash]) {
+                if let Some(&j) = by_key.get(&key[..slash])
+                    && j < count
+                {
                     return Err(ManifestError::FileIsDirectory {
-                        file: self.files[j].path.clone(),
-                        inside: self.files[i].path.clone(),
+                        file: paths[j].clone(),
+                        inside: paths[i].clone(),
                     });
                 }
             }
@@ -422,7 +474,8 @@ pub struct FileResume {
 /// (the sender learns that when encoding).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TransferFrame {
-    /// Tag 0, sender: offers these files. Decoding validates the manifest.
+    /// Tag 0, sender: offers these files. Decoding validates the manifest. Its
+    /// [`Manifest::dirs`], when there are any, follow the files: only over `p2p-bulk/3`.
     Offer(Manifest),
     /// Tag 1, receiver: the user accepted; send what is not already held.
     Accept {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::path::shown;
 use super::{FileEntry, Manifest, ManifestError, PathError, RelPath, TransferId};
+use crate::frame::FrameError;
 
 /// Why an offer's manifest was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,6 +17,22 @@ pub enum OfferError {
     NotUtf8 {
         /// Index of the file in the offer.
         file: usize,
+    },
+    /// The path of an empty directory that is not UTF-8.
+    #[error("the path of directory {dir} is not UTF-8")]
+    DirNotUtf8 {
+        /// Index of the directory in the offer.
+        dir: usize,
+    },
+    /// The path of an empty directory that breaks a [`RelPath`] rule.
+    #[error("directory {path}: {source}")]
+    DirPath {
+        /// Index of the directory in the offer.
+        dir: usize,
+        /// The path as shown: quoted, neutralised, cut when long.
+        path: String,
+        /// The rule it breaks.
+        source: PathError,
     },
     /// A path that breaks a [`RelPath`] rule.
     #[error("path {path}: {source}")]
@@ -91,18 +108,37 @@ impl<'de> Deserialize<'de> for RawPath {
     }
 }
 
+/// Deserialising reads an offer without directories (the `p2p-bulk/2` form, or JSON);
+/// [`IncomingOffer::from_payload`] reads one with them too.
 impl<'de> Deserialize<'de> for IncomingOffer {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let RawFrame::Offer(raw) = RawFrame::deserialize(d)?;
         Ok(IncomingOffer {
             id: raw.id,
-            manifest: check(raw),
+            manifest: check(raw, Vec::new()),
         })
     }
 }
 
-/// Every rule of [`RelPath`] per file, in order, then [`Manifest::validate`].
-fn check(raw: RawManifest) -> Result<Manifest, OfferError> {
+impl IncomingOffer {
+    /// Reads the payload of an offer frame (no length prefix): the offer of `p2p-bulk/2`,
+    /// followed in `p2p-bulk/3` by its empty directories when it has any. Bytes that are no
+    /// offer, a directory list longer than [`MAX_DIRS`](super::MAX_DIRS) (refused on its
+    /// count, before anything is allocated) and trailing bytes are errors; broken rules are
+    /// kept in [`IncomingOffer::manifest`].
+    pub fn from_payload(payload: &[u8]) -> Result<IncomingOffer, FrameError> {
+        let (RawFrame::Offer(raw), rest) = postcard::take_from_bytes::<RawFrame>(payload)?;
+        let dirs = super::dirs::trailing::<RawPath>(rest)?;
+        Ok(IncomingOffer {
+            id: raw.id,
+            manifest: check(raw, dirs),
+        })
+    }
+}
+
+/// Every rule of [`RelPath`] per file, in order, then per directory, then
+/// [`Manifest::validate`].
+fn check(raw: RawManifest, raw_dirs: Vec<RawPath>) -> Result<Manifest, OfferError> {
     let mut files = Vec::with_capacity(raw.files.len());
     for (file, entry) in raw.files.into_iter().enumerate() {
         let text = String::from_utf8(entry.path.0).map_err(|_| OfferError::NotUtf8 { file })?;
@@ -117,7 +153,21 @@ fn check(raw: RawManifest) -> Result<Manifest, OfferError> {
             hash: entry.hash,
         });
     }
-    let manifest = Manifest { id: raw.id, files };
+    let mut dirs = Vec::with_capacity(raw_dirs.len());
+    for (dir, raw) in raw_dirs.into_iter().enumerate() {
+        let text = String::from_utf8(raw.0).map_err(|_| OfferError::DirNotUtf8 { dir })?;
+        let path = RelPath::new(&text).map_err(|source| OfferError::DirPath {
+            dir,
+            path: shown(&text),
+            source,
+        })?;
+        dirs.push(path);
+    }
+    let manifest = Manifest {
+        id: raw.id,
+        files,
+        dirs,
+    };
     manifest.validate()?;
     Ok(manifest)
 }
