@@ -1,6 +1,7 @@
 //! The memory a transfer engine moves data in, owned by the transfer service: the chunk
-//! buffers kept between sends and between receives, the daemon-wide cap on received chunks
-//! in flight, and the daemon-wide cap on the sender's read-ahead buffers.
+//! buffers kept between sends and between receives, and the daemon-wide caps on the
+//! receiver's chunks in flight and on the sender's read-ahead buffers beyond each transfer's
+//! first.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -9,10 +10,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::source::BUFFERS;
 
-/// Chunks queued or being verified or written, across every transfer of the daemon: one
-/// transfer holds at most 5, so only several at once wait for each other, and memory stays
-/// bounded however many there are.
-const IN_FLIGHT: usize = 8;
+/// Received chunks beyond each link's first (being read, queued, verified or written),
+/// across every receive of the daemon. A link always has room for one chunk of its own, so
+/// a sender that stalls mid-chunk never holds up another transfer; one transfer alone holds
+/// its own and all of these (the 5 its queues can hold), several at once share them.
+const RECV_EXTRA: usize = 4;
 /// Most received-chunk buffers kept (what one transfer needs going round).
 const RECV_POOL_MAX: usize = 4;
 /// Most send buffers kept (what one send uses at once).
@@ -27,8 +29,8 @@ const SEND_EXTRA: usize = 4;
 /// Buffers are kept for the next chunks rather than allocated and freed per chunk or per
 /// send: freed buffers would stay scattered over the allocator's per-thread arenas.
 pub(super) struct Buffers {
-    /// Permits for received chunks between the link task and the writer.
-    in_flight: Arc<Semaphore>,
+    /// Permits for received chunks beyond each link's own ([`RECV_EXTRA`]).
+    recv_extra: Arc<Semaphore>,
     /// Buffers of written chunks, for the next chunks any transfer reads from its link.
     recv: Mutex<Vec<BytesMut>>,
     /// Buffers of finished sends, for the next send's reading thread.
@@ -40,7 +42,7 @@ pub(super) struct Buffers {
 impl Default for Buffers {
     fn default() -> Self {
         Buffers {
-            in_flight: Arc::new(Semaphore::new(IN_FLIGHT)),
+            recv_extra: Arc::new(Semaphore::new(RECV_EXTRA)),
             recv: Mutex::default(),
             send: Mutex::default(),
             send_extra: Arc::new(Semaphore::new(SEND_EXTRA)),
@@ -48,15 +50,26 @@ impl Default for Buffers {
     }
 }
 
+/// A receiving link's own room for one chunk in flight ([`Buffers::chunk_room`]).
+pub(super) fn own_room() -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(1))
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Buffers {
-    /// Waits for room for one more received chunk in flight; the room is freed when the
-    /// permit is dropped. (`None` only if the semaphore were closed, which it never is.)
-    pub(super) async fn chunk_permit(&self) -> Option<OwnedSemaphorePermit> {
-        self.in_flight.clone().acquire_owned().await.ok()
+    /// Waits for room to read one more chunk from a link, before its bytes are read: the
+    /// link's `own` room (one permit, see [`own_room`]) or one of the daemon-wide extras,
+    /// whichever frees first. The room is freed when the permit is dropped, once the chunk is
+    /// written. (`None` only if a semaphore were closed, which they never are.)
+    pub(super) async fn chunk_room(&self, own: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
+        tokio::select! {
+            biased;
+            p = own.clone().acquire_owned() => p.ok(),
+            p = self.recv_extra.clone().acquire_owned() => p.ok(),
+        }
     }
 
     /// A buffer for reading the next received chunk, if one is free.
@@ -100,6 +113,17 @@ impl Buffers {
 mod tests {
     use super::*;
 
+    /// Polls `f` once.
+    fn futures_now<F: std::future::Future + Unpin>(f: F) -> Option<F::Output> {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut f = f;
+        match std::pin::Pin::new(&mut f).poll(&mut cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        }
+    }
+
     #[tokio::test]
     async fn pools_are_capped_and_the_in_flight_cap_holds() {
         let b = Buffers::default();
@@ -115,13 +139,21 @@ mod tests {
         b.give_back_recv(shared);
         assert!(b.spare_recv().is_none());
 
+        // A link takes its own room first, then the extras; with those gone it waits for
+        // whichever frees first, and another link still has its own.
+        let (one, two) = (own_room(), own_room());
         let mut held = Vec::new();
-        for _ in 0..IN_FLIGHT {
-            held.push(b.chunk_permit().await);
+        for _ in 0..=RECV_EXTRA {
+            held.push(b.chunk_room(&one).await.expect("room"));
         }
-        assert_eq!(b.in_flight.available_permits(), 0);
+        assert_eq!(one.available_permits(), 0);
+        assert_eq!(b.recv_extra.available_permits(), 0);
+        let waiting = b.chunk_room(&one);
+        tokio::pin!(waiting);
+        assert!(futures_now(waiting.as_mut()).is_none());
+        let _other = b.chunk_room(&two).await.expect("the other link's own room");
         drop(held.pop());
-        let _again = b.chunk_permit().await;
+        assert!(futures_now(waiting.as_mut()).is_some());
 
         let extras: Vec<_> = std::iter::from_fn(|| b.extra_send()).collect();
         assert_eq!(extras.len(), SEND_EXTRA);

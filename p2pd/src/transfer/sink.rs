@@ -22,7 +22,7 @@ use bytes::{Bytes, BytesMut};
 use proto::content::{ChunkCv, ChunkList, chunk_cv};
 use proto::transfer::{CHUNK, FileEntry, TransferId};
 use tokio::sync::mpsc;
-use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -78,7 +78,7 @@ pub(super) enum Job {
     },
 }
 
-/// A job and, for a chunk, its share of the chunks in flight ([`Buffers::chunk_permit`]).
+/// A job and, for a chunk, its room among the chunks in flight ([`Buffers::chunk_room`]).
 struct Queued {
     job: Job,
     permit: Option<OwnedSemaphorePermit>,
@@ -205,12 +205,15 @@ impl Sink {
         self.errors.stopped.cancelled().await;
     }
 
-    /// Queues a job. `false` when the threads have stopped (see [`Sink::close`] for why).
-    pub(super) async fn push(&self, job: Job) -> bool {
-        let permit = match job {
-            Job::Chunk { .. } => self.buffers.chunk_permit().await,
-            Job::FileDone { .. } | Job::Recheck { .. } => None,
-        };
+    /// Waits for room to read one more chunk from the link whose own room is `own`
+    /// ([`Buffers::chunk_room`]); the chunk read with it is pushed with it.
+    pub(super) async fn room(&self, own: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
+        self.buffers.chunk_room(own).await
+    }
+
+    /// Queues a job; a chunk carries the `permit` it was read with, freed once it is
+    /// written. `false` when the threads have stopped (see [`Sink::close`] for why).
+    pub(super) async fn push(&self, job: Job, permit: Option<OwnedSemaphorePermit>) -> bool {
         self.tx.send(Queued { job, permit }).await.is_ok()
     }
 
