@@ -15,7 +15,10 @@ use super::source::BUFFERS;
 /// a sender that stalls mid-chunk never holds up another transfer; one transfer alone holds
 /// its own and all of these (the 5 its queues can hold), several at once share them.
 const RECV_EXTRA: usize = 4;
-/// Most received-chunk buffers kept (what one transfer needs going round).
+/// Most received-chunk buffers kept while nothing is received (what one transfer needs
+/// going round). While receives run, the pool keeps as many as may be in flight at once
+/// (each link's own room and the extras), so buffers go round instead of being freed and
+/// allocated again, which left freed memory scattered over the allocator's arenas.
 const RECV_POOL_MAX: usize = 4;
 /// Most send buffers kept (what one send uses at once).
 const SEND_POOL_MAX: usize = BUFFERS;
@@ -33,6 +36,8 @@ pub(super) struct Buffers {
     recv_extra: Arc<Semaphore>,
     /// Buffers of written chunks, for the next chunks any transfer reads from its link.
     recv: Mutex<Vec<BytesMut>>,
+    /// Receive sessions running ([`Buffers::receiving`]).
+    receiving: Mutex<usize>,
     /// Buffers of finished sends, for the next send's reading thread.
     send: Mutex<Vec<Vec<u8>>>,
     /// Permits for send buffers beyond a send's first ([`SEND_EXTRA`]).
@@ -44,8 +49,22 @@ impl Default for Buffers {
         Buffers {
             recv_extra: Arc::new(Semaphore::new(RECV_EXTRA)),
             recv: Mutex::default(),
+            receiving: Mutex::default(),
             send: Mutex::default(),
             send_extra: Arc::new(Semaphore::new(SEND_EXTRA)),
+        }
+    }
+}
+
+/// A receive session counted by [`Buffers::receiving`].
+pub(super) struct Receiving(Arc<Buffers>);
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        let mut running = lock(&self.0.receiving);
+        *running = running.saturating_sub(1);
+        if *running == 0 {
+            lock(&self.0.recv).truncate(RECV_POOL_MAX);
         }
     }
 }
@@ -81,11 +100,19 @@ impl Buffers {
     /// room.
     pub(super) fn give_back_recv(&self, data: Bytes) {
         if let Ok(buf) = data.try_into_mut() {
+            let keep = RECV_POOL_MAX.max(*lock(&self.receiving) + RECV_EXTRA);
             let mut pool = lock(&self.recv);
-            if pool.len() < RECV_POOL_MAX {
+            if pool.len() < keep {
                 pool.push(buf);
             }
         }
+    }
+
+    /// Counts a receive session as running until the guard is dropped; when the last ends,
+    /// the pool gives back what it kept beyond [`RECV_POOL_MAX`].
+    pub(super) fn receiving(self: &Arc<Self>) -> Receiving {
+        *lock(&self.receiving) += 1;
+        Receiving(self.clone())
     }
 
     /// A kept send buffer, if any.
@@ -132,6 +159,19 @@ mod tests {
             b.keep_send(vec![0u8; 16]);
         }
         assert_eq!(std::iter::from_fn(|| b.spare_recv()).count(), RECV_POOL_MAX);
+        // While receives run the pool keeps what they may have in flight, and gives the
+        // rest back when the last ends.
+        let b = Arc::new(b);
+        let (one, two) = (b.receiving(), b.receiving());
+        for _ in 0..10 {
+            b.give_back_recv(Bytes::from(vec![0u8; 16]));
+        }
+        assert_eq!(lock(&b.recv).len(), 2 + RECV_EXTRA);
+        drop(one);
+        assert_eq!(lock(&b.recv).len(), 2 + RECV_EXTRA);
+        drop(two);
+        assert_eq!(lock(&b.recv).len(), RECV_POOL_MAX);
+        std::iter::from_fn(|| b.spare_recv()).for_each(drop);
         assert_eq!(std::iter::from_fn(|| b.take_send()).count(), SEND_POOL_MAX);
         // A buffer something else still holds is not kept.
         let shared = Bytes::from(vec![0u8; 16]);

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::Transfers;
-use super::buffers::Buffers;
+use super::buffers::{Buffers, Receiving};
 use super::error::EngineError;
 use super::live::Live;
 use super::recv_rules::Violation;
@@ -155,6 +155,8 @@ pub(super) struct Sink {
     ended: oneshot::Receiver<()>,
     errors: Errors,
     buffers: Arc<Buffers>,
+    /// Counts this session as receiving while it lasts.
+    _receiving: Receiving,
 }
 
 /// What the disk side needs about the transfer.
@@ -178,6 +180,7 @@ impl Sink {
         let errors = Errors::default();
         let (end_tx, ended) = oneshot::channel::<()>();
         let buffers = target.t.buffers.clone();
+        let receiving = buffers.receiving();
         let e = errors.clone();
         let started = spawn("p2pd-verify", move || {
             let _guard = e.stopped.clone().drop_guard();
@@ -192,6 +195,7 @@ impl Sink {
             ended,
             errors,
             buffers,
+            _receiving: receiving,
         }
     }
 
