@@ -109,6 +109,15 @@ impl Daemon {
         )
     }
 
+    /// Sends SIGKILL and reaps the daemon: it stops at once, with no shutdown of its own.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        self.child
+            .kill()
+            .with_context(|| format!("kill -KILL {} ({})", self.pid(), self.name))?;
+        self.child.wait()?;
+        Ok(())
+    }
+
     fn note_exit(&self, status: std::process::ExitStatus) {
         if !status.success() {
             eprintln!("note: {} exited with {status}", self.name);

@@ -18,6 +18,7 @@ use proto::{PeerId, PeerName};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::buffers::own_room;
 use super::error::EngineError;
 use super::limits::manifest_bytes;
 use super::live::Live;
@@ -585,8 +586,13 @@ async fn read_chunks(
     // A sender that keeps the link but sends no chunk loses the link; it resumes on the next.
     let stalled = tokio::time::sleep(progress_timeout);
     tokio::pin!(stalled);
+    // Room for the next chunk is taken before its bytes are read, so a chunk's buffer is
+    // counted from the read to the write; the link reads nothing while it has none.
+    let own = own_room();
+    let mut room = None;
     loop {
-        if conn.needs_spare()
+        if room.is_some()
+            && conn.needs_spare()
             && let Some(buf) = sink.spare_buffer()
         {
             conn.recycle(buf);
@@ -602,10 +608,17 @@ async fn read_chunks(
             }
             () = session.cancelled() => return Err(EngineError::Superseded),
             () = sink.stopped() => return Ok(Stop::SinkStopped),
-            () = &mut stalled => {
+            got = sink.room(&own), if room.is_none() => {
+                room = got;
+                // Counted from when this side is ready for more: a slow disk is not a
+                // silent sender.
+                stalled.as_mut().reset(tokio::time::Instant::now() + progress_timeout);
+                continue;
+            }
+            () = &mut stalled, if room.is_some() => {
                 return Err(EngineError::Stalled { what: "no data from the sender", after: progress_timeout });
             }
-            f = conn.read_payload() => f,
+            f = conn.read_payload(), if room.is_some() => f,
         };
         // A broken connection (a crashed sender, a network drop) is not bad data: the
         // verified parts are kept for the resume.
@@ -621,15 +634,12 @@ async fn read_chunks(
             Step::Done => return Ok(Stop::Done),
             Step::Ended(state, reason) => return Ok(Stop::Ended(state, reason)),
         };
-        let chunk = matches!(job, Job::Chunk { .. });
-        if !sink.push(job).await {
+        let permit = match job {
+            Job::Chunk { .. } => room.take(),
+            Job::FileDone { .. } | Job::Recheck { .. } => None,
+        };
+        if !sink.push(job, permit).await {
             return Ok(Stop::SinkStopped);
-        }
-        if chunk {
-            // Counted from when this side is ready for more: a slow disk is not a silent sender.
-            stalled
-                .as_mut()
-                .reset(tokio::time::Instant::now() + progress_timeout);
         }
     }
 }

@@ -22,12 +22,12 @@ use bytes::{Bytes, BytesMut};
 use proto::content::{ChunkCv, ChunkList, chunk_cv};
 use proto::transfer::{CHUNK, FileEntry, TransferId};
 use tokio::sync::mpsc;
-use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::Transfers;
-use super::buffers::Buffers;
+use super::buffers::{Buffers, Receiving};
 use super::error::EngineError;
 use super::live::Live;
 use super::recv_rules::Violation;
@@ -78,7 +78,7 @@ pub(super) enum Job {
     },
 }
 
-/// A job and, for a chunk, its share of the chunks in flight ([`Buffers::chunk_permit`]).
+/// A job and, for a chunk, its room among the chunks in flight ([`Buffers::chunk_room`]).
 struct Queued {
     job: Job,
     permit: Option<OwnedSemaphorePermit>,
@@ -155,6 +155,8 @@ pub(super) struct Sink {
     ended: oneshot::Receiver<()>,
     errors: Errors,
     buffers: Arc<Buffers>,
+    /// Counts this session as receiving while it lasts.
+    _receiving: Receiving,
 }
 
 /// What the disk side needs about the transfer.
@@ -178,6 +180,7 @@ impl Sink {
         let errors = Errors::default();
         let (end_tx, ended) = oneshot::channel::<()>();
         let buffers = target.t.buffers.clone();
+        let receiving = buffers.receiving();
         let e = errors.clone();
         let started = spawn("p2pd-verify", move || {
             let _guard = e.stopped.clone().drop_guard();
@@ -192,6 +195,7 @@ impl Sink {
             ended,
             errors,
             buffers,
+            _receiving: receiving,
         }
     }
 
@@ -205,12 +209,15 @@ impl Sink {
         self.errors.stopped.cancelled().await;
     }
 
-    /// Queues a job. `false` when the threads have stopped (see [`Sink::close`] for why).
-    pub(super) async fn push(&self, job: Job) -> bool {
-        let permit = match job {
-            Job::Chunk { .. } => self.buffers.chunk_permit().await,
-            Job::FileDone { .. } | Job::Recheck { .. } => None,
-        };
+    /// Waits for room to read one more chunk from the link whose own room is `own`
+    /// ([`Buffers::chunk_room`]); the chunk read with it is pushed with it.
+    pub(super) async fn room(&self, own: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
+        self.buffers.chunk_room(own).await
+    }
+
+    /// Queues a job; a chunk carries the `permit` it was read with, freed once it is
+    /// written. `false` when the threads have stopped (see [`Sink::close`] for why).
+    pub(super) async fn push(&self, job: Job, permit: Option<OwnedSemaphorePermit>) -> bool {
         self.tx.send(Queued { job, permit }).await.is_ok()
     }
 

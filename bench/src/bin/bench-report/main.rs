@@ -149,6 +149,7 @@ fn main() -> anyhow::Result<()> {
             "--no-chat",
             "--chat-idle-ms",
             "0",
+            "--no-resume",
         ]));
         t
     });

@@ -171,6 +171,16 @@ fn transfer(out: &mut String, run: &Run) {
         )
         .beside("idle", max2("/rss/idle_bytes")),
     ]);
+    if let Some(share) = num(v, "/resume/sent_again_share") {
+        let goal = num(v, "/goals/resent_share").unwrap_or(0.01) * 100.0;
+        rows.push(
+            Row::new(
+                "receiver SIGKILLed at half, restarted: bytes sent again, % of the file",
+                Some(share * 100.0),
+            )
+            .goal(format!("≤ {goal:.0} %"), |m| m <= goal),
+        );
+    }
     if let Some(chat) = v.pointer("/chat").and_then(Value::as_array)
         && chat.len() >= 4
     {
@@ -458,7 +468,9 @@ mod tests {
                 "rss": {"idle_bytes": [8u64 << 20, 9u64 << 20],
                         "hwm_end_bytes": [30u64 << 20, 40u64 << 20],
                         "peak_during_single_bytes": [20u64 << 20, 21u64 << 20]},
-                "goals": {"ratio": 0.8, "rss_bytes": 32u64 << 20, "chat_p99_us": 5000},
+                "resume": {"sent_again_share": 0.004},
+                "goals": {"ratio": 0.8, "rss_bytes": 32u64 << 20, "chat_p99_us": 5000,
+                          "resent_share": 0.01},
             }),
         };
         let text = report(&machine(), &[run]);
@@ -472,6 +484,10 @@ mod tests {
         );
         assert!(
             text.contains("| peak RSS of the larger daemon, whole run, MiB | 40.0 | idle 9.00 | 4.44× | ≤ 32 MiB | MISSED |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| receiver SIGKILLed at half, restarted: bytes sent again, % of the file | 0.40 | – | – | ≤ 1 % | met |"),
             "{text}"
         );
     }

@@ -5,12 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use bench::net::{Net, Peer};
-use bench::procs::Daemon;
 
 /// trackerd with alice and bob registered at it.
 pub struct Cluster {
-    /// The tracker.
-    pub tracker: Daemon,
+    /// The tracker, and what it takes to start a peer again.
+    net: Net,
     /// The sender.
     pub alice: Peer,
     /// The receiver.
@@ -26,7 +25,7 @@ pub fn start(bin_dir: &Path, dir: &Path) -> anyhow::Result<Cluster> {
     let alice = net.start_peer("alice")?;
     let bob = net.start_peer("bob")?;
     Ok(Cluster {
-        tracker: net.tracker,
+        net,
         alice,
         bob,
         dir: dir.to_owned(),
@@ -57,7 +56,15 @@ impl Cluster {
     pub fn stop(&mut self) -> anyhow::Result<()> {
         self.alice.daemon.stop()?;
         self.bob.daemon.stop()?;
-        self.tracker.stop()?;
+        self.net.tracker.stop()?;
+        Ok(())
+    }
+
+    /// SIGKILLs bob (no shutdown: what he had not recorded is lost, as in a crash of the
+    /// daemon) and starts him again on the same state, socket and download directory.
+    pub fn kill_and_restart_bob(&mut self) -> anyhow::Result<()> {
+        self.bob.daemon.kill()?;
+        self.bob = self.net.start_peer("bob")?;
         Ok(())
     }
 }

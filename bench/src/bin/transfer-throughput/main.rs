@@ -22,6 +22,10 @@
 //!    rate of each. bob accepts each offer as its event arrives (or, with `--auto-accept`,
 //!    trusts alice with `auto_accept` first).
 //!
+//! 3. sends the payload again, SIGKILLs bob once he reports half of it verified, starts him
+//!    again on the same state, and reports what alice's link sessions sent beyond the
+//!    file's size (her activity log); `--no-resume` skips it.
+//!
 //! Every received file is checked against its source (size and BLAKE3). At the end, after
 //! the second plain pipe, a diagnostic pipe also syncs every 16 MiB, as p2pd's receiver
 //! does.
@@ -47,6 +51,7 @@ mod daemons;
 mod events;
 mod load;
 mod report;
+mod resume;
 mod transfer;
 
 use bench::payload::{hash_file, parse_size, sync_all_disks, verify, write_random};
@@ -96,6 +101,10 @@ struct Args {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Skip the last run, which SIGKILLs bob at half a transfer of the payload and counts
+    /// the bytes sent again after his restart.
+    #[arg(long)]
+    no_resume: bool,
 }
 
 /// `uname -r`.
@@ -270,6 +279,17 @@ fn main() -> anyhow::Result<()> {
             .collect();
         check_and_remove(&received)?;
         let hwm_end = hwm(pids);
+        let resume = if args.no_resume {
+            None
+        } else {
+            eprintln!("transfer of {size} bytes, bob SIGKILLed at half and started again");
+            let dest = d.join("received-resume");
+            let alice_state = bench::net::PeerFiles::under(&d, "alice").state;
+            let k =
+                resume::kill_at_half(&mut cluster, &mut events, &tree, size, &dest, &alice_state)?;
+            check_and_remove(&[(dest.join("tree/payload.bin"), size, hash)])?;
+            Some(k)
+        };
         events.drain()?;
         if events.seen.lagged > 0 {
             eprintln!(
@@ -303,6 +323,7 @@ fn main() -> anyhow::Result<()> {
             batch_many,
             hwm_end,
             auto_accept: args.auto_accept,
+            resume,
         })
     })();
     let mut report = match result {

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::baseline::{Scp, Socat};
 use crate::load::peak;
+use crate::resume::Resume;
 use crate::transfer::{Batch, ProcCpu, Single};
 use bench::pipe::Pipe;
 
@@ -16,6 +17,8 @@ const GOAL_RATIO: f64 = 0.8;
 const GOAL_RSS: u64 = 32 << 20;
 /// Goal: chat p99 during a transfer, microseconds.
 const GOAL_CHAT_P99_US: f64 = 5_000.0;
+/// Goal: bytes sent again after a SIGKILL of the receiver at half, as a fraction of the file.
+const GOAL_RESENT: f64 = 0.01;
 
 /// Everything the report prints.
 pub struct Report {
@@ -69,6 +72,8 @@ pub struct Report {
     pub hwm_end: [u64; 2],
     /// bob auto-accepted the batches (else each offer was accepted by a call).
     pub auto_accept: bool,
+    /// The transfer with bob SIGKILLed at half (`None` with `--no-resume`).
+    pub resume: Option<Resume>,
 }
 
 fn mbs(bytes: u64, d: Duration) -> f64 {
@@ -379,6 +384,27 @@ pub fn print_table(r: &Report) {
         "",
         "",
     );
+    if let Some(k) = &r.resume {
+        let share = k.again as f64 / k.bytes as f64;
+        row(
+            "SIGKILL of bob at half, restart: sent again",
+            &format!("{} bytes ({:.2} %)", k.again, share * 100.0),
+            &format!(
+                "killed at {:.1} MiB verified; sessions (from, bytes) {:?}",
+                mib(k.killed_at),
+                k.sessions
+            ),
+            "<= 1 % of the file",
+            verdict(share <= GOAL_RESENT),
+        );
+        row(
+            "  restart -> done at alice",
+            &format!("{:.0} ms", ms(k.rest)),
+            &format!("bob killed and started again in {:.0} ms", ms(k.restart)),
+            "",
+            "",
+        );
+    }
     println!();
     println!("breakdown of the transfer accepted by hand (times from send_files written):");
     let at = |t: Instant| format!("{:>8.1} ms", ms(t - s.t_send));
@@ -567,7 +593,12 @@ pub fn to_json(r: &Report) -> Value {
         "batch_one": batch_json(&r.batch_one),
         "batch_many": batch_json(&r.batch_many),
         "auto_accept": r.auto_accept,
+        "resume": r.resume.as_ref().map(|k| json!({"bytes": k.bytes, "killed_at": k.killed_at,
+            "sessions": k.sessions, "sent_again": k.again,
+            "sent_again_share": k.again as f64 / k.bytes as f64,
+            "restart_ms": ms(k.restart), "restart_to_done_ms": ms(k.rest)})),
         "goals": {
+            "resent_share": GOAL_RESENT,
             "ratio": GOAL_RATIO, "rss_bytes": GOAL_RSS, "chat_p99_us": GOAL_CHAT_P99_US,
             "ratio_met": f.end_to_end / f.pipe_best >= GOAL_RATIO,
             "chat_met": r.interval.map(|_| f.chat[3].b.p99 <= GOAL_CHAT_P99_US),
