@@ -9,7 +9,8 @@
 //! not (dave). A cancelled download stays cancelled across a restart. mallory, a hostile
 //! source built here, claims every chunk and sends wrong bytes: bob drops it after its first
 //! chunk, names it in his activity log, and the file is right; as a staller (claims every
-//! chunk, sends none) what it was asked comes from alice instead.
+//! chunk, sends none) what it was asked comes from alice instead. alice revoking bob's read
+//! mid-download ends it cancelled with `access revoked`, nothing left.
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -20,8 +21,10 @@ use std::time::Duration;
 use p2p_tests::raw::random_key;
 use p2p_tests::share_raw::hostile_source;
 use p2p_tests::swarm::{answer, finish, listed, sources, start_plain_get, wait_listed};
+use p2p_tests::sys::NetNs;
 use p2p_tests::transfer::{
-    TRANSFER_DEADLINE, assert_content, register_raw_at, sigkill, write_pattern,
+    TRANSFER_DEADLINE, assert_content, ended, entries, progress, register_raw_at, sigkill,
+    wait_no_parts, write_pattern,
 };
 use p2p_tests::{CmdOutput, DEADLINE, P2pd, TestNet, Tracker, poll};
 
@@ -293,6 +296,41 @@ fn without_from_the_peers_that_let_bob_read_the_content_are_sources() {
     }
     let total: u64 = got.iter().map(|(_, b, _)| b).sum();
     assert_eq!(total, s.data.len() as u64, "{t}");
+}
+
+#[test]
+fn a_revoke_at_the_owner_mid_download_cancels_it_and_leaves_nothing() {
+    // Slow enough that the revoke comes while chunks are still being fetched.
+    let ns = NetNs::rate_limited(64);
+    let net = TestNet::in_netns(&ns);
+    let s = swarm(&net, 48 << 20);
+    // carol and dave stay online (so the download is a multi-source one) but are no
+    // sources: alice's chunks, asked for all along, meet the revoke at once.
+    for other in &s.seeders[1..] {
+        ok(&net, other, &["revoke", "rel", "bob"]);
+    }
+    let dest = net.unique_dir("dest");
+    let mut events = s.bob.rpc();
+    events.subscribe();
+    let target = ["--json", "get", "alice:rel/os.iso", dest.to_str().unwrap()];
+    let asked = ok(&net, &s.bob, &[&target[..], &["--no-wait"]].concat()).json();
+    let id = asked["id"].as_str().expect("id").to_owned();
+    events.wait_event(
+        "the pull's first chunks",
+        progress(&id, 0),
+        TRANSFER_DEADLINE,
+    );
+    ok(&net, &s.seeders[0], &["revoke", "rel", "bob"]);
+    let end = events.wait_event("the pull's end", ended(&id), TRANSFER_DEADLINE);
+    let t = &end["transfer"];
+    assert_eq!(t["state"], "cancelled", "{end}");
+    assert_eq!(t["error"], "access revoked", "{end}");
+    // The owner's refusal is final: nothing is left.
+    wait_no_parts(&dest, DEADLINE);
+    assert!(entries(&dest).is_empty(), "{:?}", entries(&dest));
+    let listed = listed(&net, &s.bob, t);
+    assert_eq!(listed["state"], "cancelled", "{listed}");
+    assert_eq!(listed["error"], "access revoked", "{listed}");
 }
 
 /// The swarm of [`swarm`] with `len` bytes, plus mallory registered and served by

@@ -30,7 +30,7 @@ use proto::share::{
 };
 use proto::transfer::RelPath;
 use proto::{PeerId, PeerName};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -157,13 +157,13 @@ impl Shares {
     }
 
     /// Asks each of `peers` at once, as a task, whether it holds some of `id` (`count`
-    /// chunks) and lets us read it; each that does is sent on `to` as soon as it answers.
-    /// `to` is dropped once every peer answered or took [`ASK_WAIT`], or `stop` is
-    /// cancelled. A peer `named` by the user that is no source is logged as such.
+    /// chunks, named by `owner`) and lets us read it; each that does is sent on `to` as
+    /// soon as it answers. `to` is dropped once every peer answered or took [`ASK_WAIT`],
+    /// or `stop` is cancelled. A peer `named` by the user that is no source is logged as such.
     fn ask_sources(
         self: &Arc<Self>,
         peers: Vec<PeerId>,
-        (id, count): (ContentId, u64),
+        (id, count, owner): (ContentId, u64, PeerId),
         named: bool,
         to: mpsc::UnboundedSender<SourceLink>,
         stop: CancellationToken,
@@ -176,7 +176,7 @@ impl Shares {
                 asked.spawn(async move {
                     let ask = async {
                         let link = this2.connect(p).await?;
-                        source(link, id, count).await
+                        source(link, id, count, p == owner).await
                     };
                     (p, tokio::time::timeout(ASK_WAIT, ask).await)
                 });
@@ -234,7 +234,7 @@ impl Shares {
         };
         let owner_name = link.peer.clone();
         let count = list.cvs().len() as u64;
-        let sources = vec![source(link, id, count).await?];
+        let sources = vec![source(link, id, count, true).await?];
         let job = SwarmJob {
             id: SwarmJob::id_of(&id),
             content: id,
@@ -263,7 +263,7 @@ impl Shares {
         let (to, joining) = mpsc::unbounded_channel();
         let mut order = vec![owner_name.to_string()];
         order.extend(asked.iter().map(|p| self.peer_name(*p)));
-        self.ask_sources(asked, (id, count), named, to, stop.clone());
+        self.ask_sources(asked, (id, count, owner), named, to, stop.clone());
         let this = self.clone();
         let ready = Ready {
             list,
@@ -274,6 +274,30 @@ impl Shares {
         self.tasks
             .spawn(async move { this.run_swarm(transfers, job, stop, Some(ready)).await });
         Ok(info)
+    }
+
+    /// Asks `job`'s owner, as a task, whether it took back our right to read the share the
+    /// content is in: the answer is `true` when it refuses it (the read right revoked, or
+    /// the share removed), `false` when it lets us, or cannot be asked.
+    fn read_revoked(self: &Arc<Self>, job: &SwarmJob) -> oneshot::Receiver<bool> {
+        let (tx, rx) = oneshot::channel();
+        let (this, owner) = (self.clone(), job.owner);
+        let (share, path) = (job.share.clone(), job.path.clone());
+        self.tasks.spawn(async move {
+            let ask = async {
+                let share = ShareName::new(&share).ok()?;
+                let path = match path {
+                    Some(p) => Some(RelPath::new(&p).ok()?),
+                    None => None,
+                };
+                let mut link = this.connect(owner).await.ok()?;
+                let answer = link.ask(Request::Stat { share, path }).await.ok();
+                let _ = link.conn.shutdown().await;
+                Some(matches!(answer, Some(Response::Error(e)) if e.kind == ErrorKind::Denied))
+            };
+            let _ = tx.send(ask.await.unwrap_or(false));
+        });
+        rx
     }
 
     /// Resumes the multi-source pulls a stop interrupted, each as a daemon task.
@@ -319,6 +343,19 @@ impl Shares {
         };
         match fetched {
             Ok(info) => transfers.end_swarm(info).await,
+            Err(SwarmError::Revoked) => {
+                // As an ordinary pull ends at a revoke: cancelled, nothing left.
+                remove_part(&job).await;
+                let mut info = transfers.swarm(job.id).unwrap_or_else(|| job.info());
+                info.state = TransferState::Cancelled;
+                info.error = Some(SwarmError::Revoked.to_string());
+                info.rate = 0;
+                info.eta_secs = None;
+                info.ended_at = Some(proto::timefmt::format_ms(svc::unix_millis()));
+                info!(id = %job.id, peer = %job.owner_name, "pull of {} ended: access revoked", job.name);
+                transfers.end_swarm(info).await;
+                transfers.swarm_stopped(job.id);
+            }
             Err(SwarmError::Stopped) => {
                 let cancelled = transfers
                     .swarm(job.id)
@@ -386,7 +423,8 @@ impl Shares {
             let attempt = async {
                 let mut link = self.connect(*p).await?;
                 let list = Arc::new(manifest(&mut link, job.content, job.size).await?);
-                Ok::<_, SharesError>((list, source(link, job.content, count).await?))
+                let first = source(link, job.content, count, *p == job.owner).await?;
+                Ok::<_, SharesError>((list, first))
             };
             match attempt.await {
                 Ok((list, first)) => {
@@ -397,7 +435,8 @@ impl Shares {
                         .map(|(_, p)| *p)
                         .collect();
                     let (to, joining) = mpsc::unbounded_channel();
-                    self.ask_sources(rest, (job.content, count), false, to, stop.clone());
+                    let content = (job.content, count, job.owner);
+                    self.ask_sources(rest, content, false, to, stop.clone());
                     return Ok(Ready {
                         list,
                         sources: vec![first],
@@ -415,7 +454,7 @@ impl Shares {
     /// already, serving its verified chunks while it runs, and finishes the file: the pull
     /// as it ended.
     async fn fetch(
-        &self,
+        self: &Arc<Self>,
         transfers: &Transfers,
         job: &SwarmJob,
         ready: Ready,
@@ -455,7 +494,7 @@ impl Shares {
             part.clone(),
             have,
             (sources, joining),
-            stop,
+            (stop, || self.read_revoked(job)),
             |index| serving.partial().mark(index),
             |done, sources| {
                 verified.send_replace(done);
@@ -585,8 +624,14 @@ async fn manifest(link: &mut Remote, id: ContentId, len: u64) -> Result<ChunkLis
     })
 }
 
-/// `link` as a source of `id` (`count` chunks): what it holds, by `Have`.
-async fn source(mut link: Remote, id: ContentId, count: u64) -> Result<SourceLink, SharesError> {
+/// `link` as a source of `id` (`count` chunks): what it holds, by `Have`; `owner` when its
+/// peer names the content.
+async fn source(
+    mut link: Remote,
+    id: ContentId,
+    count: u64,
+    owner: bool,
+) -> Result<SourceLink, SharesError> {
     let holds = if count == 0 {
         Holds::All
     } else {
@@ -606,6 +651,7 @@ async fn source(mut link: Remote, id: ContentId, count: u64) -> Result<SourceLin
         conn,
         next_id,
         holds,
+        owner,
     })
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use proto::PeerName;
 use proto::api::PullSource;
 use proto::content::{CHUNK, ChunkList};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -39,7 +39,13 @@ pub enum SwarmError {
     /// The daemon is stopping.
     #[error("the download was stopped")]
     Stopped,
+    /// The owner no longer lets us read the content (a revoke, or the share removed).
+    #[error("access revoked")]
+    Revoked,
 }
+
+/// What the driver tells each source's link through, by source id; `None` once dropped.
+type Senders = Vec<Option<mpsc::UnboundedSender<ToSource>>>;
 
 /// One source as the driver starts it.
 pub struct SourceLink {
@@ -51,6 +57,9 @@ pub struct SourceLink {
     pub next_id: u64,
     /// What it said it holds.
     pub holds: Holds,
+    /// Whether it is the owner, the peer that names the content: its refusal of a chunk
+    /// may mean the user lost the right to it.
+    pub owner: bool,
 }
 
 /// What a finished download drew from each source, in the order given.
@@ -93,12 +102,17 @@ pub fn verified_on_disk(part: &PartFile, list: &ChunkList) -> Result<Vec<u64>, F
 /// sender of `joining` dropped). `marked` is told each chunk once it is verified and
 /// written; `progress` the verified bytes so far after each chunk, and every
 /// [`PROGRESS_TICK`] without one, with each source's share in the order the sources came.
+///
+/// The first time the owner refuses a chunk as not there for us, `lost` is called: the
+/// answer it gives later says whether the user lost the right to read the content, which
+/// ends the fetch with [`SwarmError::Revoked`] whatever the other sources hold. Until it
+/// answers, the fetch is not declared stuck.
 pub async fn run(
     list: Arc<ChunkList>,
     part: Arc<PartFile>,
     verified: Vec<u64>,
     (sources, mut joining): (Vec<SourceLink>, mpsc::UnboundedReceiver<SourceLink>),
-    cancel: CancellationToken,
+    (cancel, mut lost): (CancellationToken, impl FnMut() -> oneshot::Receiver<bool>),
     mut marked: impl FnMut(u64),
     mut progress: impl FnMut(u64, &[PullSource]),
 ) -> Result<Report, SwarmError> {
@@ -110,12 +124,17 @@ pub async fn run(
     let mut done: u64 = verified.iter().map(|c| sch.chunk_len(*c)).sum();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut tasks = JoinSet::new();
-    let mut to: Vec<Option<mpsc::UnboundedSender<ToSource>>> = Vec::new();
+    let mut to: Senders = Vec::new();
     let mut report: Vec<PullSource> = Vec::new();
+    let mut owners: Vec<bool> = Vec::new();
     let start = Instant::now();
     for s in sources {
-        join(s, &list, &mut sch, &mut tasks, (&mut to, &mut report), &tx);
+        let book = (&mut to, &mut report, &mut owners);
+        join(s, &list, &mut sch, &mut tasks, book, &tx);
     }
+    // The check of the owner's refusal in progress, and whether one was made.
+    let mut checking: Option<oneshot::Receiver<bool>> = None;
+    let mut checked = false;
     let mut may_join = true;
     let mut checks: JoinSet<(SourceId, u64, Result<bool, FilesError>)> = JoinSet::new();
     let mut wasted = 0u64;
@@ -130,7 +149,7 @@ pub async fn run(
         }
         match sch.progress() {
             Progress::Done => break,
-            Progress::Stuck { missing } if checks.is_empty() && !may_join => {
+            Progress::Stuck { missing } if checks.is_empty() && !may_join && checking.is_none() => {
                 return Err(SwarmError::Stuck(ranges(&missing)));
             }
             _ => {}
@@ -142,9 +161,23 @@ pub async fn run(
             .max(now + Duration::from_millis(10));
         tokio::select! {
             () = cancel.cancelled() => return Err(SwarmError::Stopped),
+            revoked = async {
+                match checking.as_mut() {
+                    Some(c) => c.await.unwrap_or(false),
+                    None => std::future::pending().await,
+                }
+            } => {
+                checking = None;
+                if revoked {
+                    return Err(SwarmError::Revoked);
+                }
+            }
             () = tokio::time::sleep_until(wake.into()) => progress(done, &report),
             s = joining.recv(), if may_join => match s {
-                Some(s) => join(s, &list, &mut sch, &mut tasks, (&mut to, &mut report), &tx),
+                Some(s) => {
+                    let book = (&mut to, &mut report, &mut owners);
+                    join(s, &list, &mut sch, &mut tasks, book, &tx);
+                }
                 None => may_join = false,
             },
             Some(ev) = rx.recv() => match ev {
@@ -166,7 +199,14 @@ pub async fn run(
                         (source, index, part.write_at(at, &data).map(|()| true))
                     });
                 }
-                FromSource::Miss { source, index } => sch.on_miss(source, index),
+                FromSource::Miss { source, index, refused } => {
+                    let owner = owners.get(source.0 as usize).copied().unwrap_or(false);
+                    if refused && owner && !checked {
+                        checked = true;
+                        checking = Some(lost());
+                    }
+                    sch.on_miss(source, index);
+                }
                 FromSource::Gone { source, why } => {
                     if let Some(s) = to.get_mut(source.0 as usize).and_then(Option::take) {
                         drop(s);
@@ -231,10 +271,7 @@ fn join(
     list: &ChunkList,
     sch: &mut Scheduler,
     tasks: &mut JoinSet<()>,
-    (to, report): (
-        &mut Vec<Option<mpsc::UnboundedSender<ToSource>>>,
-        &mut Vec<PullSource>,
-    ),
+    (to, report, owners): (&mut Senders, &mut Vec<PullSource>, &mut Vec<bool>),
     tx: &mpsc::UnboundedSender<FromSource>,
 ) {
     let source = SourceId(to.len() as u32);
@@ -242,6 +279,7 @@ fn join(
     link::spawn(source, s.conn, s.next_id, list.id(), srx, tx.clone(), tasks);
     sch.add_source(source, s.holds, Instant::now());
     to.push(Some(stx));
+    owners.push(s.owner);
     report.push(PullSource {
         peer: s.name,
         bytes: 0,

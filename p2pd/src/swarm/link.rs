@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use proto::share::{ContentId, Request, RequestFrame, RequestId, Response, ResponseFrame};
+use proto::share::{
+    ContentId, ErrorKind, Request, RequestFrame, RequestId, Response, ResponseFrame,
+};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -41,6 +43,9 @@ pub enum FromSource {
         source: SourceId,
         /// The chunk's index.
         index: u64,
+        /// It answered the content is not there for us (`NotFound` or `Denied`): what a
+        /// peer that no longer lets us read it says, as well as one that lost the content.
+        refused: bool,
     },
     /// The link ended.
     Gone {
@@ -148,9 +153,15 @@ pub fn spawn(
                     index,
                     data,
                 },
+                Response::Error(e) => FromSource::Miss {
+                    source,
+                    index: chunk,
+                    refused: matches!(e.kind, ErrorKind::NotFound | ErrorKind::Denied),
+                },
                 _ => FromSource::Miss {
                     source,
                     index: chunk,
+                    refused: false,
                 },
             };
             if tx.send(msg).is_err() {
