@@ -29,7 +29,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::{DEADLINE, run_with_input};
+use crate::{DEADLINE, P2pd, TestNet, Tracker, run_with_input};
 
 /// Lets a test skip, printing `skipped: REASON`, when what it needs is missing here; but in
 /// CI as root (`CI=true` and uid 0), where `.ci/run` installs every tool the tests use, a
@@ -182,6 +182,21 @@ impl Host {
             .into_iter()
             .map(Into::into)
             .collect()
+    }
+
+    /// A tracker of `net` running in this host, on a port of its address.
+    pub fn spawn_tracker(&self, net: &TestNet) -> Tracker {
+        net.spawn_tracker_via(self.prefix(), self.socket_addr(0))
+    }
+
+    /// A p2pd of `net` named `name` running in this host, registered with `tracker` and
+    /// listening on `0.0.0.0`, so that its peers learn the address the tracker observed.
+    pub fn spawn_p2pd(&self, net: &TestNet, name: &str, tracker: &Tracker) -> P2pd {
+        net.p2pd(name)
+            .tracker(&tracker.addr_string())
+            .listen("0.0.0.0:0")
+            .prefix(self.prefix())
+            .spawn()
     }
 
     /// This host's address with `port`.

@@ -50,14 +50,8 @@ fn world(needs: &[&str]) -> Option<World> {
     let a = lab.host("alice");
     let b = lab.host("bob");
     let net = TestNet::new();
-    let tracker = net.spawn_tracker_via(t.prefix(), t.socket_addr(0));
-    let spawn = |name: &str, host: &Host| {
-        net.p2pd(name)
-            .tracker(&tracker.addr_string())
-            .listen("0.0.0.0:0")
-            .prefix(host.prefix())
-            .spawn()
-    };
+    let tracker = t.spawn_tracker(&net);
+    let spawn = |name: &str, host: &Host| host.spawn_p2pd(&net, name, &tracker);
     let alice = spawn("alice", &a);
     let bob = spawn("bob", &b);
     for (p, peer, host) in [(&alice, &bob, &b), (&bob, &alice, &a)] {

@@ -175,14 +175,8 @@ fn main() -> anyhow::Result<()> {
 fn world(mut lab: Lab, net: TestNet, size: u64) -> anyhow::Result<World> {
     let t = lab.host("tracker");
     let b = lab.host("bob");
-    let tracker = net.spawn_tracker_via(t.prefix(), t.socket_addr(0));
-    let spawn = |name: &str, host: &Host| {
-        net.p2pd(name)
-            .tracker(&tracker.addr_string())
-            .listen("0.0.0.0:0")
-            .prefix(host.prefix())
-            .spawn()
-    };
+    let tracker = t.spawn_tracker(&net);
+    let spawn = |name: &str, host: &Host| host.spawn_p2pd(&net, name, &tracker);
     let bob = spawn("bob", &b);
     let dir = net.unique_dir("rel");
     let file = dir.join("f");
