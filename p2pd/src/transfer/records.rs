@@ -3,7 +3,7 @@
 //! transfer service holds a [`TransferStore`].
 
 use proto::api::{Direction, TransferState};
-use proto::transfer::{FileEntry, Manifest, TransferId};
+use proto::transfer::{FileEntry, Manifest, RelPath, TransferId};
 use proto::{PeerId, PeerName};
 use rusqlite::{OptionalExtension, params};
 
@@ -257,6 +257,7 @@ impl TransferStore {
         let stored = Outgoing {
             id: manifest.id,
             files: &manifest.files,
+            dirs: &manifest.dirs,
             scanned,
         };
         let text = serde_json::to_string(&stored).map_err(|e| StoreError::Sql {
@@ -444,6 +445,8 @@ fn get(c: &rusqlite::Connection, id: TransferId) -> rusqlite::Result<Option<Reco
 struct Outgoing<'a> {
     id: TransferId,
     files: &'a [FileEntry],
+    #[serde(skip_serializing_if = "<[RelPath]>::is_empty")]
+    dirs: &'a [RelPath],
     scanned: &'a [Scanned],
 }
 
@@ -504,7 +507,6 @@ mod tests {
     use super::*;
     use proto::SecretKey;
     use proto::content::ChunkCv;
-    use proto::transfer::RelPath;
 
     /// A transfer with bob of id `[n; 16]`, its files of 1 byte at `paths`.
     fn record(n: u8, direction: Direction, state: TransferState, paths: &[&str]) -> Record {
@@ -633,6 +635,41 @@ mod tests {
         );
         assert_eq!(all[1].state, TransferState::Cancelled);
         assert!(all[1].manifest.files.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_queued_send_keeps_its_empty_directories_and_an_older_row_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).await.unwrap();
+        let store = TransferStore::new(db.clone());
+        for n in [1, 2] {
+            let rec = Record {
+                local_path: Some("/data".into()),
+                ..record(n, Direction::Out, TransferState::Scanning, &[])
+            };
+            store.insert(&rec).await.unwrap();
+        }
+        let mut manifest = record(1, Direction::Out, TransferState::Queued, &["d/f"]).manifest;
+        manifest.dirs = vec![RelPath::new("d/empty").unwrap(), RelPath::new("e").unwrap()];
+        assert!(store.set_scanned_manifest(&manifest, &[]).await.unwrap());
+        let back = store.get(TransferId([1; 16])).await.unwrap().unwrap();
+        assert_eq!(back.manifest, manifest);
+        // As a version before empty directories stored it: no `dirs` field at all.
+        let old = record(2, Direction::Out, TransferState::Queued, &["f"]).manifest;
+        assert!(store.set_scanned_manifest(&old, &[]).await.unwrap());
+        let text: String = db
+            .call(|c| {
+                c.query_row(
+                    "SELECT manifest FROM transfers WHERE id = ?1",
+                    [[2u8; 16].as_slice()],
+                    |r| r.get(0),
+                )
+            })
+            .await
+            .unwrap();
+        assert!(!text.contains("dirs"), "{text}");
+        let back = store.get(TransferId([2; 16])).await.unwrap().unwrap();
+        assert_eq!(back.manifest, old);
     }
 
     #[tokio::test]
