@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 
 use proto::content::{ChunkCv, ContentId, chunk_cv, content_id};
 use proto::transfer::{
-    CHUNK, FileEntry, MAX_DIRS, MAX_FILES, Manifest, ManifestError, PathError, RelPath, TransferId,
+    CHUNK, FileEntry, MAX_CHUNK_FRAME, MAX_DIRS, MAX_FILES, Manifest, ManifestError, PathError,
+    RelPath, TransferId, offer_len,
 };
 
 /// Why a path cannot be offered.
@@ -58,6 +59,19 @@ pub enum ScanError {
     /// Too many empty directories.
     #[error("more than {MAX_DIRS} empty directories")]
     TooManyDirs,
+    /// The offer listing everything would not fit in one frame.
+    #[error(
+        "{files} files and {dirs} empty directories are too many (or their names too long) for one transfer: \
+         the offer would take {len} bytes, at most {MAX_CHUNK_FRAME} fit; send them in several transfers"
+    )]
+    OfferTooLarge {
+        /// Files listed.
+        files: usize,
+        /// Empty directories listed.
+        dirs: usize,
+        /// Bytes the offer would take.
+        len: usize,
+    },
     /// The scan was told to stop.
     #[error("stopped before every file was hashed")]
     Stopped,
@@ -187,6 +201,17 @@ pub fn list(paths: &[PathBuf]) -> Result<Listing, ScanError> {
     }
     if found.files.is_empty() {
         return Err(ScanError::Empty(paths.first().cloned().unwrap_or_default()));
+    }
+    let len = offer_len(
+        found.files.iter().map(|f| (f.0.len(), f.2)),
+        found.dirs.iter().map(String::len),
+    );
+    if len > MAX_CHUNK_FRAME {
+        return Err(ScanError::OfferTooLarge {
+            files: found.files.len(),
+            dirs: found.dirs.len(),
+            len,
+        });
     }
     Ok(found)
 }
@@ -576,5 +601,32 @@ mod tests {
             scan(&dir.path().join("empty"), TransferId([4; 16])),
             Err(ScanError::Empty(_))
         ));
+    }
+
+    #[test]
+    fn a_listing_whose_offer_would_not_fit_one_frame_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("top");
+        fs::create_dir(&root).unwrap();
+        fs::write(root.join("f"), b"x").unwrap();
+        // Each empty directory takes about 250 bytes of the offer.
+        let dirs = MAX_CHUNK_FRAME / 250 + 10;
+        for n in 0..dirs {
+            fs::create_dir(root.join(format!("{n:05}{}", "d".repeat(240)))).unwrap();
+        }
+        let err = list(std::slice::from_ref(&root)).unwrap_err();
+        assert!(
+            matches!(err, ScanError::OfferTooLarge { files: 1, dirs: d, len } if d == dirs && len > MAX_CHUNK_FRAME),
+            "{err}"
+        );
+        assert!(err.to_string().contains("several transfers"), "{err}");
+        // Fewer of them fit.
+        for n in 0..dirs / 2 {
+            fs::remove_dir(root.join(format!("{n:05}{}", "d".repeat(240)))).unwrap();
+        }
+        assert_eq!(
+            list(std::slice::from_ref(&root)).unwrap().dirs.len(),
+            dirs - dirs / 2
+        );
     }
 }

@@ -17,7 +17,9 @@ use transport::FramedConn;
 
 use super::error::EngineError;
 use super::live::Live;
-use super::send_rules::{End, OfferReply, is_too_old, on_offer_reply, on_verdict, starts, too_old};
+use super::send_rules::{
+    End, OfferReply, is_too_old, on_offer_reply, on_offer_unsent, on_verdict, starts, too_old,
+};
 use super::source::{Piece, Plan, Source};
 use super::{SessionLog, Transfers};
 use crate::backoff::{Backoff, random_unit};
@@ -110,9 +112,9 @@ async fn session(
             info!(target: svc::logging::ACTIVITY, op = "dirs-left-out", peer = %peer.name, id = %id, dirs, "empty directories left out: the receiving p2pd is older (p2p-bulk/2)");
         }
     }
-    conn.send(&TransferFrame::Offer(offer))
-        .await
-        .map_err(EngineError::Link)?;
+    if let Err(e) = conn.send(&TransferFrame::Offer(offer)).await {
+        return on_offer_unsent(e).map(Some);
+    }
     if rec.state == TransferState::Queued {
         t.set_state(live, TransferState::Offered, None, None).await;
     }

@@ -7,6 +7,9 @@ use proto::transfer::{
     BULK_LINKS_BUSY, CHUNK, FileEntry, FileResume, OFFER_EXPIRED, TransferFrame,
 };
 
+use proto::frame::FrameError;
+use transport::ConnError;
+
 use super::error::EngineError;
 use crate::link::LinkError;
 
@@ -31,6 +34,17 @@ pub(super) fn is_too_old(e: &LinkError) -> bool {
                 Error::AlertReceived(AlertDescription::NoApplicationProtocol)
             )
         })
+}
+
+/// What failing to send the offer means: a frame too large for the limit fails the
+/// transfer (every link would refuse it the same way), anything else ends only the link.
+pub(super) fn on_offer_unsent(e: ConnError) -> Result<End, EngineError> {
+    match e {
+        ConnError::Frame(FrameError::TooLarge { len, max }) => Ok(End::Failed(format!(
+            "the offer takes {len} bytes, more than the {max} one transfer can carry: too many files or directories, or names too long; send them in several transfers"
+        ))),
+        e => Err(EngineError::Link(e)),
+    }
 }
 
 /// How a session ended, when it ended the transfer.
@@ -234,6 +248,37 @@ mod tests {
                 other => panic!("{link_only}: {other:?}"),
             }
         }
+    }
+
+    #[tokio::test]
+    async fn an_offer_too_large_for_a_frame_fails_the_transfer_and_a_broken_link_does_not() {
+        use proto::transfer::{MAX_CHUNK_FRAME, MAX_DIRS, Manifest};
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let mut conn = transport::FramedConn::new(a, MAX_CHUNK_FRAME, MAX_CHUNK_FRAME);
+        let long = |n: usize| {
+            RelPath::new(&format!("{n:05}/{}/{}", "d".repeat(250), "e".repeat(250))).unwrap()
+        };
+        let offer = Manifest {
+            id: ID,
+            files: vec![FileEntry {
+                path: RelPath::new("f").unwrap(),
+                size: 1,
+                hash: [0; 32],
+            }],
+            dirs: (0..MAX_DIRS / 2).map(long).collect(),
+        };
+        assert_eq!(offer.validate(), Ok(()));
+        let e = conn.send(&TransferFrame::Offer(offer)).await.unwrap_err();
+        match on_offer_unsent(e) {
+            Ok(End::Failed(reason)) => assert!(reason.contains("several transfers"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        drop(b);
+        let e = conn
+            .send(&TransferFrame::Done { id: ID })
+            .await
+            .unwrap_err();
+        assert!(on_offer_unsent(e).is_err_and(|e| e.link_only()));
     }
 
     #[test]

@@ -144,6 +144,7 @@ mod offer;
 mod path;
 mod unicode;
 pub use bulk::chunk_frame_head;
+pub use dirs::offer_len;
 pub use offer::{IncomingOffer, OfferError};
 pub use path::{PathError, RelPath};
 pub use unicode::{collision_key, to_nfc, unicode_problem};
