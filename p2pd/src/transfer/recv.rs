@@ -12,7 +12,7 @@ use std::time::Duration;
 use proto::api::{Direction, Event, TransferState};
 use proto::transfer::{
     BULK_LINKS_BUSY, CHUNK, FileEntry, IncomingOffer, MAX_CHUNK_FRAME, Manifest, OFFER_EXPIRED,
-    TransferFrame, TransferId, chunk_count,
+    RelPath, TransferFrame, TransferId, chunk_count,
 };
 use proto::{PeerId, PeerName};
 use tokio_util::sync::CancellationToken;
@@ -500,7 +500,7 @@ async fn receive(
         }
         (_, Err(e)) => Err(e),
         (Ok(Stop::Done), Ok(())) => {
-            make_dirs(t, &rec.manifest, dest).await?;
+            make_dirs(t, live, &rec.manifest, dest).await;
             Ok(true)
         }
         (Ok(Stop::SinkStopped), Ok(())) => Err(EngineError::Thread {
@@ -513,20 +513,50 @@ async fn receive(
 
 /// Creates the offer's empty directories under `dest` (each top-level one where it landed),
 /// once every file is in place, whichever session that is: through the no-follow handle,
-/// so a symlink on the way is refused as it is for a file.
-async fn make_dirs(t: &Transfers, manifest: &Manifest, dest: &Path) -> Result<(), EngineError> {
+/// so a symlink on the way is refused as it is for a file. A directory that cannot be made
+/// (a file or a symlink in its place) does not undo the files: the transfer is done, and
+/// the directories left unmade are named in the log and the activity log.
+async fn make_dirs(t: &Transfers, live: &Live, manifest: &Manifest, dest: &Path) {
     if manifest.dirs.is_empty() {
-        return Ok(());
+        return;
     }
-    let landing = landing(t, manifest.id).await?;
-    tokio::task::block_in_place(|| -> Result<(), FilesError> {
-        let dir = Dest::open(dest)?.with_landing(landing);
-        for d in &manifest.dirs {
-            dir.make_dir(&d.components().collect::<Vec<_>>())?;
-        }
-        Ok(())
-    })?;
-    Ok(())
+    let id = manifest.id;
+    let failed = match landing(t, id).await {
+        Ok(landing) => tokio::task::block_in_place(|| match Dest::open(dest) {
+            Ok(dir) => make_dirs_in(&dir.with_landing(landing), &manifest.dirs),
+            Err(e) => all_failed(&manifest.dirs, &e),
+        }),
+        Err(e) => all_failed(&manifest.dirs, &e),
+    };
+    if failed.is_empty() {
+        return;
+    }
+    let peer = live.record().peer_name;
+    let dirs = failed.len();
+    let list = failed
+        .iter()
+        .map(|(d, e)| format!("{d} ({e})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    warn!(%id, %peer, "every file arrived but {dirs} empty directories could not be made: {list}");
+    info!(target: svc::logging::ACTIVITY, op = "dirs-not-made", peer = %peer, id = %id, dirs, error = %list, "empty directories not made (every file arrived)");
+}
+
+/// Makes each of `dirs` under `dir`, going on past one that fails: those that failed, with
+/// why.
+fn make_dirs_in(dir: &Dest, dirs: &[RelPath]) -> Vec<(RelPath, String)> {
+    dirs.iter()
+        .filter_map(|d| {
+            dir.make_dir(&d.components().collect::<Vec<_>>())
+                .err()
+                .map(|e| (d.clone(), e.to_string()))
+        })
+        .collect()
+}
+
+/// Every one of `dirs`, failed for the same reason.
+fn all_failed(dirs: &[RelPath], e: &dyn std::fmt::Display) -> Vec<(RelPath, String)> {
+    dirs.iter().map(|d| (d.clone(), e.to_string())).collect()
 }
 
 /// Where file `file` of transfer `id` resumes, from its stored record (`verified` chunks,
@@ -659,5 +689,29 @@ async fn remove_parts(t: &Transfers, live: &Live, dest: &Path) {
         if let Err(e) = dir.remove_part(&tag, &comps) {
             warn!("cannot remove the part of {}: {e}", f.path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_that_cannot_be_made_is_named_and_the_others_are_still_made() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir(root.join("top")).unwrap();
+        std::fs::write(root.join("top/file"), b"x").unwrap();
+        std::os::unix::fs::symlink(tmp.path(), root.join("top/link")).unwrap();
+        let dirs: Vec<RelPath> = ["top/file/below", "top/link/below", "top/a/b", "other"]
+            .iter()
+            .map(|d| RelPath::new(d).unwrap())
+            .collect();
+        let failed = make_dirs_in(&Dest::open(root).unwrap(), &dirs);
+        let names: Vec<&str> = failed.iter().map(|(d, _)| d.as_str()).collect();
+        assert_eq!(names, ["top/file/below", "top/link/below"], "{failed:?}");
+        assert!(root.join("top/a/b").is_dir());
+        assert!(root.join("other").is_dir());
+        assert!(!root.join("below").exists());
     }
 }
