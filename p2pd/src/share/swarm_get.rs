@@ -476,7 +476,7 @@ impl Shares {
                 let part = d.create_part(&tag, &[&name], total)?;
                 let mut have = fetch::verified_on_disk(&part, &list)?;
                 let reused = local::take_local(&part, &list, &mut have, &dir, &name, &copies)?;
-                let partial = Partial::of_part(list, &dir, &part, &have)?;
+                let partial = Partial::of_part(list, &dir, &name, &part, &have)?;
                 Ok::<_, crate::files::FilesError>((part, have, reused, partial))
             })
             .await
