@@ -104,6 +104,18 @@ pub(super) struct SwarmBook {
     interrupted: Vec<SwarmJob>,
 }
 
+impl SwarmBook {
+    /// The pulls `transfers clear` forgets: those that ended, but not one whose task still
+    /// runs (a cancelled one removing its part file, which it knows to do by its listing).
+    fn clearable(&self) -> Vec<TransferId> {
+        self.shown
+            .values()
+            .filter(|t| t.state.is_final() && !self.running.contains_key(&t.id))
+            .map(|t| t.id)
+            .collect()
+    }
+}
+
 impl Transfers {
     /// Loads the stored multi-source pulls: all are listed; the unfinished ones wait for
     /// [`interrupted_swarms`](Self::interrupted_swarms).
@@ -285,13 +297,7 @@ impl Transfers {
 
     /// Forgets the multi-source pulls that ended; how many.
     pub(super) async fn clear_ended_swarms(&self) -> Result<u64, TransferError> {
-        let ended: Vec<TransferId> = self
-            .lock_swarms()
-            .shown
-            .values()
-            .filter(|t| t.state.is_final())
-            .map(|t| t.id)
-            .collect();
+        let ended = self.lock_swarms().clearable();
         let n = self.records.forget_ended_swarms(ended.clone()).await?;
         let mut book = self.lock_swarms();
         for id in &ended {
@@ -475,6 +481,24 @@ mod tests {
             sources: vec![SecretKey::from_seed([2; 32]).peer_id()],
             created_ms: 7,
         }
+    }
+
+    #[test]
+    fn a_cancelled_pull_still_stopping_is_not_cleared() {
+        let (a, b) = (job(1), job(2));
+        let mut book = SwarmBook::default();
+        for j in [&a, &b] {
+            let mut t = j.info();
+            t.state = TransferState::Cancelled;
+            book.shown.insert(j.id, t);
+        }
+        let at = (CancellationToken::new(), a.dir.clone(), a.name.clone());
+        book.running.insert(a.id, at);
+        assert_eq!(book.clearable(), vec![b.id], "a's task still runs");
+        book.running.remove(&a.id);
+        let mut ids = book.clearable();
+        ids.sort_by_key(|id| id.0);
+        assert_eq!(ids, vec![a.id, b.id]);
     }
 
     #[tokio::test]
