@@ -105,6 +105,58 @@ pub(super) struct SwarmBook {
 }
 
 impl SwarmBook {
+    /// Cancels the pull whose id starts with `text`, in one step: only from a state not
+    /// final, listed cancelled at once; with what stops its task, if it runs. `None` if no
+    /// such pull is listed.
+    fn cancel(
+        &mut self,
+        text: &str,
+    ) -> Option<Result<(TransferInfo, Option<CancellationToken>), TransferError>> {
+        let mut found = self
+            .shown
+            .values()
+            .filter(|t| t.id.to_string().starts_with(text));
+        let mut info = found.next()?.clone();
+        if found.next().is_some() {
+            return Some(Err(TransferError::Ambiguous(text.to_owned())));
+        }
+        if info.state.is_final() {
+            return Some(Err(TransferError::State {
+                id: info.id,
+                state: info.state,
+                what: "it has ended",
+            }));
+        }
+        info.state = TransferState::Cancelled;
+        info.error = Some("cancelled by the receiver".into());
+        info.rate = 0;
+        info.eta_secs = None;
+        info.ended_at = Some(proto::timefmt::format_ms(svc::unix_millis()));
+        self.shown.insert(info.id, info.clone());
+        let stop = self.running.get(&info.id).map(|r| r.0.clone());
+        Some(Ok((info, stop)))
+    }
+
+    /// Lists pull `info.id` as `info` says while it runs, unless it has ended (a cancel):
+    /// whether it did.
+    fn progress(&mut self, info: &TransferInfo) -> bool {
+        if self.shown.get(&info.id).is_some_and(|t| t.state.is_final()) {
+            return false;
+        }
+        self.shown.insert(info.id, info.clone());
+        true
+    }
+
+    /// Ends pull `info.id` as `info` says, unless it has ended already (a final state is
+    /// never replaced): whether it did. Its task is let go of, unless it ends cancelled (then
+    /// the task lets go once its part file is removed).
+    fn end(&mut self, info: &TransferInfo) -> bool {
+        if info.state != TransferState::Cancelled {
+            self.running.remove(&info.id);
+        }
+        self.progress(info)
+    }
+
     /// The pulls `transfers clear` forgets: those that ended, but not one whose task still
     /// runs (a cancelled one removing its part file, which it knows to do by its listing).
     fn clearable(&self) -> Vec<TransferId> {
@@ -180,6 +232,8 @@ impl Transfers {
             self.lock_swarms().running.remove(&job.id);
             return Err(e.into());
         }
+        // Listed as running, in place of an ended pull of the same content.
+        self.lock_swarms().shown.insert(info.id, info.clone());
         self.swarm_progress(info.clone());
         Ok(Begun::Started(info, stop))
     }
@@ -191,37 +245,15 @@ impl Transfers {
         &self,
         text: &str,
     ) -> Option<Result<TransferInfo, TransferError>> {
-        let (mut info, stop) = {
-            let book = self.lock_swarms();
-            let mut found = book
-                .shown
-                .values()
-                .filter(|t| t.id.to_string().starts_with(text));
-            let one = found.next()?.clone();
-            if found.next().is_some() {
-                return Some(Err(TransferError::Ambiguous(text.to_owned())));
-            }
-            let stop = book.running.get(&one.id).map(|r| r.0.clone());
-            (one, stop)
+        let (info, stop) = match self.lock_swarms().cancel(text)? {
+            Ok(cancelled) => cancelled,
+            Err(e) => return Some(Err(e)),
         };
-        if info.state.is_final() {
-            return Some(Err(TransferError::State {
-                id: info.id,
-                state: info.state,
-                what: "it has ended",
-            }));
-        }
-        info.state = TransferState::Cancelled;
-        info.error = Some("cancelled by the receiver".into());
-        info.rate = 0;
-        info.eta_secs = None;
-        info.ended_at = Some(proto::timefmt::format_ms(svc::unix_millis()));
         // Listed as cancelled before it stops, so that its task knows to remove the part.
-        self.lock_swarms().shown.insert(info.id, info.clone());
         if let Some(stop) = stop {
             stop.cancel();
         }
-        self.end_swarm(info.clone()).await;
+        self.announce_end(info.clone()).await;
         Some(Ok(info))
     }
 
@@ -233,22 +265,25 @@ impl Transfers {
     /// Shows a running multi-source pull in `transfers` as `info` says now, and sends the
     /// progress event.
     pub fn swarm_progress(&self, info: TransferInfo) {
-        self.lock_swarms().shown.insert(info.id, info.clone());
+        if !self.lock_swarms().progress(&info) {
+            return;
+        }
         self.node
             .publish([proto::api::Event::TransferProgress { transfer: info }]);
     }
 
-    /// Ends a multi-source pull as `info` says: stored, listed, logged and announced.
+    /// Ends a multi-source pull as `info` says: listed, stored, logged and announced; unless
+    /// it has ended already (a cancel came first), which stays.
     pub async fn end_swarm(&self, info: TransferInfo) {
+        if self.lock_swarms().end(&info) {
+            self.announce_end(info).await;
+        }
+    }
+
+    /// Stores, logs and announces how a multi-source pull ended (listed so already).
+    async fn announce_end(&self, info: TransferInfo) {
         if let Err(e) = self.records.end_swarm(&info).await {
             warn!("cannot store transfer {}: {e}", info.id);
-        }
-        {
-            let mut book = self.lock_swarms();
-            if info.state != TransferState::Cancelled {
-                book.running.remove(&info.id);
-            }
-            book.shown.insert(info.id, info.clone());
         }
         let t = &info;
         info!(target: svc::logging::ACTIVITY, op = "transfer", id = %t.id, peer = %t.peer_name, direction = ?t.direction, state = ?t.state, bytes = t.done_bytes, error = t.error.as_deref().unwrap_or(""), "transfer state");
@@ -499,6 +534,36 @@ mod tests {
         let mut ids = book.clearable();
         ids.sort_by_key(|id| id.0);
         assert_eq!(ids, vec![a.id, b.id]);
+    }
+
+    #[test]
+    fn a_cancel_and_an_end_race_to_one_final_state() {
+        let a = job(1);
+        let text = a.id.to_string();
+        let mut done = a.info();
+        done.state = TransferState::Done;
+        // The end first: the cancel is refused, the pull stays done.
+        let mut book = SwarmBook::default();
+        book.shown.insert(a.id, a.info());
+        assert!(book.end(&done));
+        assert!(matches!(
+            book.cancel(&text),
+            Some(Err(TransferError::State { .. }))
+        ));
+        assert_eq!(book.shown[&a.id].state, TransferState::Done);
+        // The cancel first: the end, and any progress after it, change nothing.
+        let mut book = SwarmBook::default();
+        book.shown.insert(a.id, a.info());
+        let stop = CancellationToken::new();
+        book.running
+            .insert(a.id, (stop.clone(), a.dir.clone(), a.name.clone()));
+        let (info, got) = book.cancel(&text).unwrap().unwrap();
+        assert_eq!(info.state, TransferState::Cancelled);
+        assert!(got.is_some());
+        assert!(!book.progress(&a.info()));
+        assert!(!book.end(&done));
+        assert_eq!(book.shown[&a.id].state, TransferState::Cancelled);
+        assert!(book.cancel("ffffffffffff").is_none());
     }
 
     #[tokio::test]
