@@ -236,7 +236,7 @@ impl Shares {
         let count = list.cvs().len() as u64;
         let sources = vec![source(link, id, count, true).await?];
         let job = SwarmJob {
-            id: SwarmJob::id_of(&id),
+            id: SwarmJob::new_id()?,
             content: id,
             size,
             owner,

@@ -25,7 +25,7 @@ use crate::store::StoreError;
 /// A multi-source pull: what it fetches, from whom, and where it lands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SwarmJob {
-    /// Its transfer id ([`SwarmJob::id_of`] its content).
+    /// Its transfer id ([`SwarmJob::new_id`]).
     pub id: TransferId,
     /// The content.
     pub content: ContentId,
@@ -50,12 +50,13 @@ pub struct SwarmJob {
 }
 
 impl SwarmJob {
-    /// The transfer id of a pull of `content`: its first 16 bytes, so that the same content
-    /// asked for again is the same transfer (and its part file the same).
-    pub fn id_of(content: &ContentId) -> TransferId {
+    /// A new transfer id for a pull: random, so that no peer can foresee it (a pull of the
+    /// same content is found by its content, and its part file is named after the content).
+    pub fn new_id() -> Result<TransferId, TransferError> {
         let mut id = [0u8; 16];
-        id.copy_from_slice(&content.as_bytes()[..16]);
-        TransferId(id)
+        getrandom::fill(&mut id)
+            .map_err(|e| TransferError::Destination(format!("no randomness: {e}")))?;
+        Ok(TransferId(id))
     }
 
     /// How it is listed when it begins or resumes: running, nothing verified yet.
@@ -97,14 +98,25 @@ const STORE_PROGRESS_BYTES: u64 = 16 << 20;
 pub(super) struct SwarmBook {
     /// Each one as it stands now, for `transfers`.
     pub(super) shown: HashMap<TransferId, TransferInfo>,
-    /// Those being fetched now, with what stops each (a cancel, or the daemon stopping) and
-    /// where each lands (directory, name).
-    running: HashMap<TransferId, (CancellationToken, PathBuf, String)>,
+    /// Those being fetched now, with what stops each (a cancel, or the daemon stopping), the
+    /// content and where each lands (directory, name).
+    running: HashMap<TransferId, Running>,
     /// Those a stop interrupted, found at start, until the share service takes them.
     interrupted: Vec<SwarmJob>,
 }
 
+/// A pull being fetched: what stops it, its content, where it lands (directory, name).
+type Running = (CancellationToken, ContentId, PathBuf, String);
+
 impl SwarmBook {
+    /// The pull of `content` being fetched, if any, with its id.
+    fn running_of(&self, content: &ContentId) -> Option<(TransferId, &Running)> {
+        self.running
+            .iter()
+            .find(|(_, r)| r.1 == *content)
+            .map(|(id, r)| (*id, r))
+    }
+
     /// Cancels the pull whose id starts with `text`, in one step: only from a state not
     /// final, listed cancelled at once; with what stops its task, if it runs. `None` if no
     /// such pull is listed.
@@ -193,8 +205,7 @@ impl Transfers {
         std::mem::take(&mut self.lock_swarms().interrupted)
     }
 
-    /// Claims `job` for fetching: stored (when `fresh`: a new pull, replacing an ended one of
-    /// the same content) and listed as running (a resumed one with the bytes stored as
+    /// Claims `job` for fetching: stored (when `fresh`: a new pull) and listed as running (a resumed one with the bytes stored as
     /// verified); with the token that stops it (`cancel`, or the daemon stopping). When a
     /// pull of that content is being fetched already, `job` is not taken: the caller shows
     /// that one, or refuses if it lands elsewhere.
@@ -203,26 +214,21 @@ impl Transfers {
         let mut info = job.info();
         {
             let mut book = self.lock_swarms();
-            if let Some((stop, dir, name)) = book.running.get(&job.id) {
+            if let Some((id, (stop, _, dir, name))) = book.running_of(&job.content) {
                 if stop.is_cancelled() {
                     return Err(TransferError::Destination(format!(
-                        "transfer {} of the same content was cancelled and is still being removed; try again",
-                        job.id
+                        "transfer {id} of the same content was cancelled and is still being removed; try again"
                     )));
                 }
                 let same = *dir == job.dir && *name == job.name;
-                let that = book
-                    .shown
-                    .get(&job.id)
-                    .cloned()
-                    .unwrap_or_else(|| job.info());
+                let that = book.shown.get(&id).cloned().unwrap_or_else(|| job.info());
                 return Ok(if same {
                     Begun::Same(that)
                 } else {
                     Begun::Elsewhere(that)
                 });
             }
-            let at = (stop.clone(), job.dir.clone(), job.name.clone());
+            let at = (stop.clone(), job.content, job.dir.clone(), job.name.clone());
             book.running.insert(job.id, at);
             if !fresh && let Some(stored) = book.shown.get(&job.id) {
                 info.done_bytes = stored.done_bytes;
@@ -232,7 +238,7 @@ impl Transfers {
             self.lock_swarms().running.remove(&job.id);
             return Err(e.into());
         }
-        // Listed as running, in place of an ended pull of the same content.
+        // Listed as running (in place of the ended pull it resumes, if any).
         self.lock_swarms().shown.insert(info.id, info.clone());
         self.swarm_progress(info.clone());
         Ok(Begun::Started(info, stop))
@@ -504,7 +510,7 @@ mod tests {
     fn job(n: u8) -> SwarmJob {
         let content = ContentId([n; 32]);
         SwarmJob {
-            id: SwarmJob::id_of(&content),
+            id: TransferId([n; 16]),
             content,
             size: 5 << 20,
             owner: SecretKey::from_seed([1; 32]).peer_id(),
@@ -527,7 +533,12 @@ mod tests {
             t.state = TransferState::Cancelled;
             book.shown.insert(j.id, t);
         }
-        let at = (CancellationToken::new(), a.dir.clone(), a.name.clone());
+        let at = (
+            CancellationToken::new(),
+            a.content,
+            a.dir.clone(),
+            a.name.clone(),
+        );
         book.running.insert(a.id, at);
         assert_eq!(book.clearable(), vec![b.id], "a's task still runs");
         book.running.remove(&a.id);
@@ -555,8 +566,10 @@ mod tests {
         let mut book = SwarmBook::default();
         book.shown.insert(a.id, a.info());
         let stop = CancellationToken::new();
-        book.running
-            .insert(a.id, (stop.clone(), a.dir.clone(), a.name.clone()));
+        book.running.insert(
+            a.id,
+            (stop.clone(), a.content, a.dir.clone(), a.name.clone()),
+        );
         let (info, got) = book.cancel(&text).unwrap().unwrap();
         assert_eq!(info.state, TransferState::Cancelled);
         assert!(got.is_some());
@@ -564,6 +577,28 @@ mod tests {
         assert!(!book.end(&done));
         assert_eq!(book.shown[&a.id].state, TransferState::Cancelled);
         assert!(book.cancel("ffffffffffff").is_none());
+    }
+
+    #[test]
+    fn pull_ids_are_random_and_a_pull_is_found_by_its_content() {
+        let (one, two) = (SwarmJob::new_id().unwrap(), SwarmJob::new_id().unwrap());
+        assert_ne!(one, two);
+        let a = job(1);
+        assert_ne!(
+            one.0[..],
+            a.content.as_bytes()[..16],
+            "not derived from the content"
+        );
+        let mut book = SwarmBook::default();
+        let at = (
+            CancellationToken::new(),
+            a.content,
+            a.dir.clone(),
+            a.name.clone(),
+        );
+        book.running.insert(one, at);
+        assert_eq!(book.running_of(&a.content).map(|(id, _)| id), Some(one));
+        assert!(book.running_of(&job(2).content).is_none());
     }
 
     #[tokio::test]
