@@ -110,14 +110,14 @@ impl Readable {
         })
     }
 
-    /// Looks for a download of `id` in progress whose destination is a directory one of
-    /// these shares serves.
+    /// Looks for a download of `id` in progress whose destination one of these shares would
+    /// list: a directory it serves, a name it does not leave out.
     fn find_partial(&mut self, partials: &Partials, id: &ContentId) {
         self.partial = partials.of(id).into_iter().find_map(|p| {
             let (share, _, _) = self
                 .shares
                 .iter()
-                .find(|(_, _, index)| serves_dir(index, p.dir()))?;
+                .find(|(_, _, index)| serves_file(index, p.dir(), p.name()))?;
             Some((share.clone(), p))
         });
     }
@@ -359,6 +359,12 @@ fn serves_dir(index: &ShareIndex, dir: &Path) -> bool {
         return false;
     };
     matches!(index.stat(Some(&rel)), Ok(e) if e.kind == Kind::Dir)
+}
+
+/// Whether `index` would list a file `name` in the directory `dir` (canonical): a directory
+/// it serves, a name that can be served and that its `.p2pignore` files do not leave out.
+fn serves_file(index: &ShareIndex, dir: &Path, name: &str) -> bool {
+    serves_dir(index, dir) && RelPath::new(name).is_ok() && !index.ignores_file(dir, name)
 }
 
 /// The answer to `GetChunk` of chunk `index` of a download in progress: the chunk if it is
@@ -622,6 +628,37 @@ mod tests {
         assert!(!serves_dir(&index, &root.join("f")), "a file");
         assert!(!serves_dir(&index, &root.join("missing")));
         assert!(!serves_dir(&index, root.parent().unwrap()), "outside");
+    }
+
+    #[tokio::test]
+    async fn a_download_is_served_only_under_a_name_the_share_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("sub/keep")).unwrap();
+        std::fs::write(root.join(".p2pignore"), "*.iso\nsub/*.tmp\n").unwrap();
+        std::fs::write(root.join("sub/keep/.p2pignore"), "!*.iso\n").unwrap();
+        std::fs::write(root.join("f"), b"x").unwrap();
+        let (index, _, _) = located(&root, "f").await;
+        assert!(serves_file(&index, &root, "debian.txt"));
+        assert!(
+            !serves_file(&index, &root, "debian.iso"),
+            "ignored at the root"
+        );
+        assert!(
+            !serves_file(&index, &root.join("sub"), "debian.iso"),
+            "ignored above"
+        );
+        assert!(
+            !serves_file(&index, &root.join("sub"), "a.tmp"),
+            "a rule with a path"
+        );
+        assert!(serves_file(&index, &root, "a.tmp"));
+        assert!(
+            serves_file(&index, &root.join("sub/keep"), "debian.iso"),
+            "let in deeper"
+        );
+        assert!(!serves_file(&index, &root, ".p2pignore"));
+        assert!(!serves_file(&index, &root.join("missing"), "debian.txt"));
     }
 
     #[tokio::test]

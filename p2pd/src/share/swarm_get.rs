@@ -236,7 +236,7 @@ impl Shares {
         let count = list.cvs().len() as u64;
         let sources = vec![source(link, id, count, true).await?];
         let job = SwarmJob {
-            id: SwarmJob::id_of(&id),
+            id: SwarmJob::new_id()?,
             content: id,
             size,
             owner,
@@ -476,7 +476,7 @@ impl Shares {
                 let part = d.create_part(&tag, &[&name], total)?;
                 let mut have = fetch::verified_on_disk(&part, &list)?;
                 let reused = local::take_local(&part, &list, &mut have, &dir, &name, &copies)?;
-                let partial = Partial::of_part(list, &dir, &part, &have)?;
+                let partial = Partial::of_part(list, &dir, &name, &part, &have)?;
                 Ok::<_, crate::files::FilesError>((part, have, reused, partial))
             })
             .await

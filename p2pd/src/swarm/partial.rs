@@ -28,14 +28,21 @@ pub fn part_tag(id: &ContentId) -> String {
 pub struct Partial {
     list: Arc<ChunkList>,
     dir: PathBuf,
+    name: String,
     file: File,
     verified: Mutex<Vec<bool>>,
 }
 
 impl Partial {
-    /// The download of `list` into the directory `dir` (canonical), its part file read
-    /// through `file`, chunks `verified` already there.
-    pub fn new(list: Arc<ChunkList>, dir: PathBuf, file: File, verified: &[u64]) -> Partial {
+    /// The download of `list` as `name` into the directory `dir` (canonical), its part file
+    /// read through `file`, chunks `verified` already there.
+    pub fn new(
+        list: Arc<ChunkList>,
+        dir: PathBuf,
+        name: String,
+        file: File,
+        verified: &[u64],
+    ) -> Partial {
         let mut bits = vec![false; list.cvs().len()];
         for c in verified {
             if let Some(b) = usize::try_from(*c).ok().and_then(|i| bits.get_mut(i)) {
@@ -45,21 +52,30 @@ impl Partial {
         Partial {
             list,
             dir,
+            name,
             file,
             verified: Mutex::new(bits),
         }
     }
 
-    /// The download of `list` into `part` in the directory `dir`, chunks `verified` already
-    /// there (`dir` made canonical, as share roots are, to tell which share it lies in).
+    /// The download of `list` into `part`, landing as `name` in the directory `dir`, chunks
+    /// `verified` already there (`dir` made canonical, as share roots are, to tell which share
+    /// it lies in).
     pub fn of_part(
         list: Arc<ChunkList>,
         dir: &Path,
+        name: &str,
         part: &PartFile,
         verified: &[u64],
     ) -> Result<Partial, FilesError> {
         let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
-        Ok(Partial::new(list, dir, part.reader()?, verified))
+        Ok(Partial::new(
+            list,
+            dir,
+            name.to_owned(),
+            part.reader()?,
+            verified,
+        ))
     }
 
     fn bits(&self) -> MutexGuard<'_, Vec<bool>> {
@@ -79,6 +95,11 @@ impl Partial {
     /// The directory the file lands in.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The name the file lands as in [`Partial::dir`].
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Chunk `index` is verified and written.
@@ -195,7 +216,13 @@ mod tests {
         part.write_at(2 * CHUNK, &[0u8; 7]).unwrap();
         let file = part.reader().unwrap();
         let partials = Arc::new(Partials::default());
-        let p = Arc::new(Partial::new(list.clone(), dir.path().into(), file, &[]));
+        let p = Arc::new(Partial::new(
+            list.clone(),
+            dir.path().into(),
+            "f".into(),
+            file,
+            &[],
+        ));
         let reg = partials.register(p.clone());
         assert_eq!(partials.of(&list.id()).len(), 1);
         assert!(partials.of(&ContentId([3; 32])).is_empty());

@@ -25,7 +25,7 @@ use crate::store::StoreError;
 /// A multi-source pull: what it fetches, from whom, and where it lands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SwarmJob {
-    /// Its transfer id ([`SwarmJob::id_of`] its content).
+    /// Its transfer id ([`SwarmJob::new_id`]).
     pub id: TransferId,
     /// The content.
     pub content: ContentId,
@@ -50,12 +50,13 @@ pub struct SwarmJob {
 }
 
 impl SwarmJob {
-    /// The transfer id of a pull of `content`: its first 16 bytes, so that the same content
-    /// asked for again is the same transfer (and its part file the same).
-    pub fn id_of(content: &ContentId) -> TransferId {
+    /// A new transfer id for a pull: random, so that no peer can foresee it (a pull of the
+    /// same content is found by its content, and its part file is named after the content).
+    pub fn new_id() -> Result<TransferId, TransferError> {
         let mut id = [0u8; 16];
-        id.copy_from_slice(&content.as_bytes()[..16]);
-        TransferId(id)
+        getrandom::fill(&mut id)
+            .map_err(|e| TransferError::Destination(format!("no randomness: {e}")))?;
+        Ok(TransferId(id))
     }
 
     /// How it is listed when it begins or resumes: running, nothing verified yet.
@@ -97,11 +98,86 @@ const STORE_PROGRESS_BYTES: u64 = 16 << 20;
 pub(super) struct SwarmBook {
     /// Each one as it stands now, for `transfers`.
     pub(super) shown: HashMap<TransferId, TransferInfo>,
-    /// Those being fetched now, with what stops each (a cancel, or the daemon stopping) and
-    /// where each lands (directory, name).
-    running: HashMap<TransferId, (CancellationToken, PathBuf, String)>,
+    /// Those being fetched now, with what stops each (a cancel, or the daemon stopping), the
+    /// content and where each lands (directory, name).
+    running: HashMap<TransferId, Running>,
     /// Those a stop interrupted, found at start, until the share service takes them.
     interrupted: Vec<SwarmJob>,
+}
+
+/// A pull being fetched: what stops it, its content, where it lands (directory, name).
+type Running = (CancellationToken, ContentId, PathBuf, String);
+
+impl SwarmBook {
+    /// The pull of `content` being fetched, if any, with its id.
+    fn running_of(&self, content: &ContentId) -> Option<(TransferId, &Running)> {
+        self.running
+            .iter()
+            .find(|(_, r)| r.1 == *content)
+            .map(|(id, r)| (*id, r))
+    }
+
+    /// Cancels the pull whose id starts with `text`, in one step: only from a state not
+    /// final, listed cancelled at once; with what stops its task, if it runs. `None` if no
+    /// such pull is listed.
+    fn cancel(
+        &mut self,
+        text: &str,
+    ) -> Option<Result<(TransferInfo, Option<CancellationToken>), TransferError>> {
+        let mut found = self
+            .shown
+            .values()
+            .filter(|t| t.id.to_string().starts_with(text));
+        let mut info = found.next()?.clone();
+        if found.next().is_some() {
+            return Some(Err(TransferError::Ambiguous(text.to_owned())));
+        }
+        if info.state.is_final() {
+            return Some(Err(TransferError::State {
+                id: info.id,
+                state: info.state,
+                what: "it has ended",
+            }));
+        }
+        info.state = TransferState::Cancelled;
+        info.error = Some("cancelled by the receiver".into());
+        info.rate = 0;
+        info.eta_secs = None;
+        info.ended_at = Some(proto::timefmt::format_ms(svc::unix_millis()));
+        self.shown.insert(info.id, info.clone());
+        let stop = self.running.get(&info.id).map(|r| r.0.clone());
+        Some(Ok((info, stop)))
+    }
+
+    /// Lists pull `info.id` as `info` says while it runs, unless it has ended (a cancel):
+    /// whether it did.
+    fn progress(&mut self, info: &TransferInfo) -> bool {
+        if self.shown.get(&info.id).is_some_and(|t| t.state.is_final()) {
+            return false;
+        }
+        self.shown.insert(info.id, info.clone());
+        true
+    }
+
+    /// Ends pull `info.id` as `info` says, unless it has ended already (a final state is
+    /// never replaced): whether it did. Its task is let go of, unless it ends cancelled (then
+    /// the task lets go once its part file is removed).
+    fn end(&mut self, info: &TransferInfo) -> bool {
+        if info.state != TransferState::Cancelled {
+            self.running.remove(&info.id);
+        }
+        self.progress(info)
+    }
+
+    /// The pulls `transfers clear` forgets: those that ended, but not one whose task still
+    /// runs (a cancelled one removing its part file, which it knows to do by its listing).
+    fn clearable(&self) -> Vec<TransferId> {
+        self.shown
+            .values()
+            .filter(|t| t.state.is_final() && !self.running.contains_key(&t.id))
+            .map(|t| t.id)
+            .collect()
+    }
 }
 
 impl Transfers {
@@ -129,8 +205,7 @@ impl Transfers {
         std::mem::take(&mut self.lock_swarms().interrupted)
     }
 
-    /// Claims `job` for fetching: stored (when `fresh`: a new pull, replacing an ended one of
-    /// the same content) and listed as running (a resumed one with the bytes stored as
+    /// Claims `job` for fetching: stored (when `fresh`: a new pull) and listed as running (a resumed one with the bytes stored as
     /// verified); with the token that stops it (`cancel`, or the daemon stopping). When a
     /// pull of that content is being fetched already, `job` is not taken: the caller shows
     /// that one, or refuses if it lands elsewhere.
@@ -139,26 +214,21 @@ impl Transfers {
         let mut info = job.info();
         {
             let mut book = self.lock_swarms();
-            if let Some((stop, dir, name)) = book.running.get(&job.id) {
+            if let Some((id, (stop, _, dir, name))) = book.running_of(&job.content) {
                 if stop.is_cancelled() {
                     return Err(TransferError::Destination(format!(
-                        "transfer {} of the same content was cancelled and is still being removed; try again",
-                        job.id
+                        "transfer {id} of the same content was cancelled and is still being removed; try again"
                     )));
                 }
                 let same = *dir == job.dir && *name == job.name;
-                let that = book
-                    .shown
-                    .get(&job.id)
-                    .cloned()
-                    .unwrap_or_else(|| job.info());
+                let that = book.shown.get(&id).cloned().unwrap_or_else(|| job.info());
                 return Ok(if same {
                     Begun::Same(that)
                 } else {
                     Begun::Elsewhere(that)
                 });
             }
-            let at = (stop.clone(), job.dir.clone(), job.name.clone());
+            let at = (stop.clone(), job.content, job.dir.clone(), job.name.clone());
             book.running.insert(job.id, at);
             if !fresh && let Some(stored) = book.shown.get(&job.id) {
                 info.done_bytes = stored.done_bytes;
@@ -168,6 +238,8 @@ impl Transfers {
             self.lock_swarms().running.remove(&job.id);
             return Err(e.into());
         }
+        // Listed as running (in place of the ended pull it resumes, if any).
+        self.lock_swarms().shown.insert(info.id, info.clone());
         self.swarm_progress(info.clone());
         Ok(Begun::Started(info, stop))
     }
@@ -179,37 +251,15 @@ impl Transfers {
         &self,
         text: &str,
     ) -> Option<Result<TransferInfo, TransferError>> {
-        let (mut info, stop) = {
-            let book = self.lock_swarms();
-            let mut found = book
-                .shown
-                .values()
-                .filter(|t| t.id.to_string().starts_with(text));
-            let one = found.next()?.clone();
-            if found.next().is_some() {
-                return Some(Err(TransferError::Ambiguous(text.to_owned())));
-            }
-            let stop = book.running.get(&one.id).map(|r| r.0.clone());
-            (one, stop)
+        let (info, stop) = match self.lock_swarms().cancel(text)? {
+            Ok(cancelled) => cancelled,
+            Err(e) => return Some(Err(e)),
         };
-        if info.state.is_final() {
-            return Some(Err(TransferError::State {
-                id: info.id,
-                state: info.state,
-                what: "it has ended",
-            }));
-        }
-        info.state = TransferState::Cancelled;
-        info.error = Some("cancelled by the receiver".into());
-        info.rate = 0;
-        info.eta_secs = None;
-        info.ended_at = Some(proto::timefmt::format_ms(svc::unix_millis()));
         // Listed as cancelled before it stops, so that its task knows to remove the part.
-        self.lock_swarms().shown.insert(info.id, info.clone());
         if let Some(stop) = stop {
             stop.cancel();
         }
-        self.end_swarm(info.clone()).await;
+        self.announce_end(info.clone()).await;
         Some(Ok(info))
     }
 
@@ -221,22 +271,25 @@ impl Transfers {
     /// Shows a running multi-source pull in `transfers` as `info` says now, and sends the
     /// progress event.
     pub fn swarm_progress(&self, info: TransferInfo) {
-        self.lock_swarms().shown.insert(info.id, info.clone());
+        if !self.lock_swarms().progress(&info) {
+            return;
+        }
         self.node
             .publish([proto::api::Event::TransferProgress { transfer: info }]);
     }
 
-    /// Ends a multi-source pull as `info` says: stored, listed, logged and announced.
+    /// Ends a multi-source pull as `info` says: listed, stored, logged and announced; unless
+    /// it has ended already (a cancel came first), which stays.
     pub async fn end_swarm(&self, info: TransferInfo) {
+        if self.lock_swarms().end(&info) {
+            self.announce_end(info).await;
+        }
+    }
+
+    /// Stores, logs and announces how a multi-source pull ended (listed so already).
+    async fn announce_end(&self, info: TransferInfo) {
         if let Err(e) = self.records.end_swarm(&info).await {
             warn!("cannot store transfer {}: {e}", info.id);
-        }
-        {
-            let mut book = self.lock_swarms();
-            if info.state != TransferState::Cancelled {
-                book.running.remove(&info.id);
-            }
-            book.shown.insert(info.id, info.clone());
         }
         let t = &info;
         info!(target: svc::logging::ACTIVITY, op = "transfer", id = %t.id, peer = %t.peer_name, direction = ?t.direction, state = ?t.state, bytes = t.done_bytes, error = t.error.as_deref().unwrap_or(""), "transfer state");
@@ -285,13 +338,7 @@ impl Transfers {
 
     /// Forgets the multi-source pulls that ended; how many.
     pub(super) async fn clear_ended_swarms(&self) -> Result<u64, TransferError> {
-        let ended: Vec<TransferId> = self
-            .lock_swarms()
-            .shown
-            .values()
-            .filter(|t| t.state.is_final())
-            .map(|t| t.id)
-            .collect();
+        let ended = self.lock_swarms().clearable();
         let n = self.records.forget_ended_swarms(ended.clone()).await?;
         let mut book = self.lock_swarms();
         for id in &ended {
@@ -463,7 +510,7 @@ mod tests {
     fn job(n: u8) -> SwarmJob {
         let content = ContentId([n; 32]);
         SwarmJob {
-            id: SwarmJob::id_of(&content),
+            id: TransferId([n; 16]),
             content,
             size: 5 << 20,
             owner: SecretKey::from_seed([1; 32]).peer_id(),
@@ -475,6 +522,83 @@ mod tests {
             sources: vec![SecretKey::from_seed([2; 32]).peer_id()],
             created_ms: 7,
         }
+    }
+
+    #[test]
+    fn a_cancelled_pull_still_stopping_is_not_cleared() {
+        let (a, b) = (job(1), job(2));
+        let mut book = SwarmBook::default();
+        for j in [&a, &b] {
+            let mut t = j.info();
+            t.state = TransferState::Cancelled;
+            book.shown.insert(j.id, t);
+        }
+        let at = (
+            CancellationToken::new(),
+            a.content,
+            a.dir.clone(),
+            a.name.clone(),
+        );
+        book.running.insert(a.id, at);
+        assert_eq!(book.clearable(), vec![b.id], "a's task still runs");
+        book.running.remove(&a.id);
+        let mut ids = book.clearable();
+        ids.sort_by_key(|id| id.0);
+        assert_eq!(ids, vec![a.id, b.id]);
+    }
+
+    #[test]
+    fn a_cancel_and_an_end_race_to_one_final_state() {
+        let a = job(1);
+        let text = a.id.to_string();
+        let mut done = a.info();
+        done.state = TransferState::Done;
+        // The end first: the cancel is refused, the pull stays done.
+        let mut book = SwarmBook::default();
+        book.shown.insert(a.id, a.info());
+        assert!(book.end(&done));
+        assert!(matches!(
+            book.cancel(&text),
+            Some(Err(TransferError::State { .. }))
+        ));
+        assert_eq!(book.shown[&a.id].state, TransferState::Done);
+        // The cancel first: the end, and any progress after it, change nothing.
+        let mut book = SwarmBook::default();
+        book.shown.insert(a.id, a.info());
+        let stop = CancellationToken::new();
+        book.running.insert(
+            a.id,
+            (stop.clone(), a.content, a.dir.clone(), a.name.clone()),
+        );
+        let (info, got) = book.cancel(&text).unwrap().unwrap();
+        assert_eq!(info.state, TransferState::Cancelled);
+        assert!(got.is_some());
+        assert!(!book.progress(&a.info()));
+        assert!(!book.end(&done));
+        assert_eq!(book.shown[&a.id].state, TransferState::Cancelled);
+        assert!(book.cancel("ffffffffffff").is_none());
+    }
+
+    #[test]
+    fn pull_ids_are_random_and_a_pull_is_found_by_its_content() {
+        let (one, two) = (SwarmJob::new_id().unwrap(), SwarmJob::new_id().unwrap());
+        assert_ne!(one, two);
+        let a = job(1);
+        assert_ne!(
+            one.0[..],
+            a.content.as_bytes()[..16],
+            "not derived from the content"
+        );
+        let mut book = SwarmBook::default();
+        let at = (
+            CancellationToken::new(),
+            a.content,
+            a.dir.clone(),
+            a.name.clone(),
+        );
+        book.running.insert(one, at);
+        assert_eq!(book.running_of(&a.content).map(|(id, _)| id), Some(one));
+        assert!(book.running_of(&job(2).content).is_none());
     }
 
     #[tokio::test]

@@ -301,6 +301,12 @@ impl ShareIndex {
         }
     }
 
+    /// Whether the share's `.p2pignore` files leave out a file `name` in the directory `dir`
+    /// (a path at or below the root), were it there (reads the ignore files on the way).
+    pub fn ignores_file(&self, dir: &Path, name: &str) -> bool {
+        walk::ignores_file(self.root(), dir, name)
+    }
+
     /// The entry at `path` (`None`: the root).
     pub fn stat(&self, path: Option<&RelPath>) -> Result<Entry, IndexError> {
         self.check_ready()?;

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ignore::{DirEntry, WalkBuilder};
+use ignore::gitignore::GitignoreBuilder;
+use ignore::{DirEntry, Match, WalkBuilder};
 use proto::transfer::RelPath;
 
 use super::IGNORE_FILE;
@@ -191,4 +192,42 @@ pub(super) fn walk(
 /// A modification time as the index keeps it.
 pub(super) fn mtime(meta: &std::fs::Metadata) -> SystemTime {
     meta.modified().unwrap_or(UNIX_EPOCH)
+}
+
+/// Whether the `.p2pignore` files of the share at `root` leave out a file `name` in its
+/// directory `dir` (at or below `root`): each ignore file from `dir` up to the root is asked
+/// in turn, the first (deepest) one with a matching rule deciding. An ignore file itself is
+/// always left out, and so is anything outside `root`.
+pub(super) fn ignores_file(root: &Path, dir: &Path, name: &str) -> bool {
+    if name == IGNORE_FILE {
+        return true;
+    }
+    let Ok(rel) = dir.strip_prefix(root) else {
+        return true;
+    };
+    let path = dir.join(name);
+    let mut dirs = vec![root.to_owned()];
+    for c in rel.components() {
+        let next = dirs[dirs.len() - 1].join(c);
+        dirs.push(next);
+    }
+    for d in dirs.iter().rev() {
+        let file = d.join(IGNORE_FILE);
+        if !file.is_file() {
+            continue;
+        }
+        let mut builder = GitignoreBuilder::new(d);
+        if let Some(err) = builder.add(&file) {
+            tracing::debug!(file = %file.display(), "a {IGNORE_FILE} rule cannot be used: {err}");
+        }
+        let Ok(rules) = builder.build() else {
+            continue;
+        };
+        match rules.matched(&path, false) {
+            Match::Ignore(_) => return true,
+            Match::Whitelist(_) => return false,
+            Match::None => {}
+        }
+    }
+    false
 }
