@@ -505,6 +505,18 @@ impl PartFile {
             .map_err(|e| FilesError::io(Op::Sync, self.part_path(), e))
     }
 
+    /// Starts writing `len` bytes at `offset` back to disk, without waiting: they are written
+    /// and will not change. A hint, not a sync: nothing is promised to survive a crash.
+    pub fn start_write_back(&self, offset: u64, len: u64) {
+        writeback::start(&self.file, offset, len);
+    }
+
+    /// Waits until `len` bytes at `offset` have been written back (see
+    /// [`PartFile::start_write_back`]), so that little is dirty when the file is synced.
+    pub fn wait_write_back(&self, offset: u64, len: u64) {
+        writeback::wait(&self.file, offset, len);
+    }
+
     /// The offered path, relative to the destination.
     pub fn rel_path(&self) -> PathBuf {
         self.parents.iter().chain([&self.name]).collect()
@@ -760,6 +772,7 @@ fn write_all_at(file: &File, mut data: &[u8], mut offset: u64) -> io::Result<()>
 mod finished;
 mod landing;
 mod names;
+mod writeback;
 pub use landing::Landing;
 pub(crate) use names::other_spelling;
 use names::{check_names, copy_name, part_name, rel_path};

@@ -11,7 +11,10 @@
 //! cache, and after a machine crash whatever was lost is found on resume, when the part's
 //! prefix is hashed against the file's chunk values ([`Job::Recheck`]) before any new chunk
 //! is written. So a progress record only says a part is worth reopening; the part itself
-//! says how far it got.
+//! says how far it got. The writer does hand each written stretch to the kernel's write-back
+//! early ([`WRITE_BACK_BYTES`]), so the final fsync finds little dirty data and other
+//! programs' fsyncs on the same file system (the chat database's) do not wait behind a
+//! gigabyte of it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,6 +43,36 @@ const QUEUE: usize = 1;
 
 /// The verified chunks of the part file are recorded (not synced) after this many bytes.
 const RECORD_BYTES: u64 = 16 * CHUNK;
+
+/// Written data is handed to the kernel's write-back in stretches of this many bytes, and the
+/// stretch before is waited for, so at most about two stretches of a part file are dirty in
+/// the page cache and its one fsync at the end has little left to flush.
+const WRITE_BACK_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Where a part file's early write-back stands ([`WRITE_BACK_BYTES`]).
+#[derive(Default)]
+struct WriteBack {
+    /// The start of the written data not yet handed to write-back.
+    from: Option<u64>,
+    /// The stretch handed over last, not yet waited for.
+    started: Option<(u64, u64)>,
+}
+
+impl WriteBack {
+    /// Notes that `part` now holds data up to `end` (written in order from `offset`);
+    /// starts a stretch once enough is written, and waits for the one before.
+    fn written(&mut self, part: &PartFile, offset: u64, end: u64) {
+        let from = *self.from.get_or_insert(offset);
+        if end.saturating_sub(from) < WRITE_BACK_BYTES {
+            return;
+        }
+        part.start_write_back(from, end - from);
+        if let Some((at, len)) = self.started.replace((from, end - from)) {
+            part.wait_write_back(at, len);
+        }
+        self.from = Some(end);
+    }
+}
 
 /// Work for the verifier, in the order the frames arrived.
 #[derive(Debug)]
@@ -385,6 +418,7 @@ fn write(
     };
     let mut open: Option<(u32, Arc<PartFile>)> = None;
     let mut unrecorded = 0;
+    let mut write_back = WriteBack::default();
     while let Ok(v) = rx.recv() {
         match v {
             Verified::Chunk {
@@ -398,12 +432,14 @@ fn write(
                     Some((n, p)) if *n == file => p,
                     _ => {
                         unrecorded = 0;
+                        write_back = WriteBack::default();
                         let p = Arc::new(create_part(entry(files, file)?)?);
                         &open.insert((file, p)).1
                     }
                 };
                 part.write_at(offset, &data)?;
                 let len = data.len() as u64;
+                write_back.written(part, offset, offset + len);
                 t.buffers.give_back_recv(data);
                 drop(permit);
                 unrecorded += len;
@@ -437,6 +473,7 @@ fn write(
             Verified::Recheck { file, chunks, list } => {
                 let f = entry(files, file)?;
                 unrecorded = 0;
+                write_back = WriteBack::default();
                 let p = Arc::new(create_part(f)?);
                 let part = &open.insert((file, p)).1;
                 recheck(part, f, chunks, &list)?;
