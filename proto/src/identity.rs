@@ -4,8 +4,10 @@ use std::fmt;
 use std::str::FromStr;
 
 use data_encoding::{BASE32_NOPAD, Encoding, Specification};
-use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+mod key_cache;
 
 /// Number of base32 characters in a full [`PeerId`].
 pub const PEER_ID_CHARS: usize = 52;
@@ -59,8 +61,10 @@ pub struct PeerId([u8; 32]);
 
 impl PeerId {
     /// Wraps raw key bytes, checking they are a valid Ed25519 point.
+    /// The decompressed point is memoised, so the checks and signature verifications that
+    /// follow for the same key skip the decompression.
     pub fn from_bytes(bytes: [u8; 32]) -> Result<Self, IdentityError> {
-        VerifyingKey::from_bytes(&bytes).map_err(|_| IdentityError::BadPoint)?;
+        key_cache::verifying_key(&bytes).ok_or(IdentityError::BadPoint)?;
         Ok(Self(bytes))
     }
 
@@ -100,7 +104,7 @@ impl PeerId {
 
     /// Verifies `sig` over `msg` with this key (strict verification).
     pub fn verify(&self, msg: &[u8], sig: &Signature) -> bool {
-        let Ok(key) = VerifyingKey::from_bytes(&self.0) else {
+        let Some(key) = key_cache::verifying_key(&self.0) else {
             return false;
         };
         let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
