@@ -16,6 +16,7 @@ use proto::{PeerId, SecretKey};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::ClientConfig;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use transport::{ConnError, FramedConn, peer_id_of};
@@ -117,11 +118,14 @@ impl TrackerLink {
         // Our highest version first; a tracker that refuses it (one from before address
         // records) is spoken to in version 1 from then on.
         let mut version = PROTOCOL_VERSION;
+        // One TLS configuration for every reconnect: its session store keeps the tracker's
+        // ticket, so a reconnect resumes the session instead of a full handshake.
+        let mut tls = None;
         loop {
             let mut registered = false;
             let result = tokio::select! {
                 () = cancel.cancelled() => return,
-                r = self.session(version, &mut seq, &mut registered, &mut pending, &cancel) => r,
+                r = self.session(version, &mut tls, &mut seq, &mut registered, &mut pending, &cancel) => r,
             };
             self.node.tracker_lost(self.idx);
             let delay = match result {
@@ -164,6 +168,7 @@ impl TrackerLink {
     async fn session(
         &self,
         version: u16,
+        tls: &mut Option<Arc<ClientConfig>>,
         seq: &mut u64,
         registered: &mut bool,
         pending: &mut Option<SignedHandover>,
@@ -171,7 +176,7 @@ impl TrackerLink {
     ) -> Result<(), SessionError> {
         let deadline = Instant::now() + CONNECT_TIMEOUT;
         let (mut conn, tracker_key, lease, version) =
-            timeout(CONNECT_TIMEOUT, self.connect(version))
+            timeout(CONNECT_TIMEOUT, self.connect(version, tls))
                 .await
                 .map_err(|_| SessionError::Timeout(CONNECT_TIMEOUT))??;
         // Version 2 carries our address record: the registration takes its seq.
@@ -395,10 +400,12 @@ impl TrackerLink {
     }
 
     /// TCP, TLS with the pinned (or configured) key, and the `Hello` exchange offering
-    /// `version`; returns the version the tracker chose.
+    /// `version`; returns the version the tracker chose. `tls` is made on first use and kept
+    /// for the reconnects (session resumption).
     async fn connect(
         &self,
         version: u16,
+        tls: &mut Option<Arc<ClientConfig>>,
     ) -> Result<
         (
             FramedConn<tokio_rustls::client::TlsStream<TcpStream>>,
@@ -421,8 +428,15 @@ impl TrackerLink {
         let expected = self.configured_key.or(pinned);
         // The handshake checks the tracker's signature with whatever key it shows; the key is
         // then compared with the pin before a single frame is sent, so the error can name both.
-        let config = transport::client_config(&self.key, None)
-            .map_err(|e| SessionError::Tls(e.to_string()))?;
+        let config = match tls {
+            Some(config) => config.clone(),
+            None => tls
+                .insert(
+                    transport::client_config(&self.key, None)
+                        .map_err(|e| SessionError::Tls(e.to_string()))?,
+                )
+                .clone(),
+        };
         let tls = TlsConnector::from(config)
             .connect(transport::tls::server_name(), tcp)
             .await

@@ -362,4 +362,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for LeanServerStream<S> {
 }
 
 #[cfg(test)]
+mod resume_tests;
+#[cfg(test)]
 mod tests;

@@ -182,26 +182,37 @@ impl ClientCertVerifier for KeyVerifier {
 /// A server configuration that presents `key` and requires every client to present an
 /// Ed25519 raw public key (any key: the caller reads it with [`peer_id_of`] and decides).
 pub fn server_config(key: &SecretKey) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    server_config_with(key, provider(), false)
+    Ok(Arc::new(server_config_with(key, provider(), false)?))
 }
 
 /// [`server_config`] for links made often that carry little (the tracker's): the server's
 /// order of cipher suites wins, and it puts `TLS13_AES_128_GCM_SHA256` first, whose key
 /// schedule hashes with SHA-256 (SHA-NI) instead of the SHA-384 of the default
 /// `TLS13_AES_256_GCM_SHA384`: a cheaper handshake for the server.
+///
+/// It also sends one stateless session ticket (encrypted under a key of this process's,
+/// rotated by aws-lc-rs' `Ticketer`) after each handshake, so a client that keeps its
+/// `ClientConfig` resumes when it reconnects: no certificate signature from the server and
+/// no client key check, and the resumed session still names the client's key
+/// ([`peer_id_of`]): it comes from the ticket, which only this process can decrypt, and the
+/// PSK binder proves the client holds that session's secret. For long-lived links only: a
+/// client that closes before reading the ticket makes the kernel reset the connection.
 pub fn lean_server_config(key: &SecretKey) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let mut provider = rustls::crypto::aws_lc_rs::default_provider();
     provider
         .cipher_suites
         .sort_by_key(|s| s.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
-    server_config_with(key, Arc::new(provider), true)
+    let mut cfg = server_config_with(key, Arc::new(provider), true)?;
+    cfg.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
+    cfg.send_tls13_tickets = 1;
+    Ok(Arc::new(cfg))
 }
 
 fn server_config_with(
     key: &SecretKey,
     provider: Arc<CryptoProvider>,
     ignore_client_order: bool,
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+) -> Result<rustls::ServerConfig, TlsError> {
     let ck = certified_key(key, &provider)?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -209,11 +220,11 @@ fn server_config_with(
         .with_cert_resolver(Arc::new(
             rustls::server::AlwaysResolvesServerRawPublicKeys::new(ck),
         ));
-    // No session tickets: resumption is not used, and unread tickets make the kernel reset
-    // a connection that a client closes early.
+    // No session tickets unless the caller wants resumption: unread tickets make the kernel
+    // reset a connection that a client closes early.
     cfg.send_tls13_tickets = 0;
     cfg.ignore_client_order = ignore_client_order;
-    Ok(Arc::new(cfg))
+    Ok(cfg)
 }
 
 /// A client configuration that presents `key` and accepts only the server key `expected`,

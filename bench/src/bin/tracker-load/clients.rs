@@ -114,9 +114,12 @@ pub async fn connect_tls(addr: SocketAddr, p: &Prepared) -> anyhow::Result<TlsSt
 
 /// Connects, handshakes, exchanges `Hello` and sends `msg` (a `Register`), then the
 /// client's `Watch` if it has one. Returns the open connection once the tracker has answered
-/// `Registered` (and the watch's `Peers`).
-async fn register(addr: SocketAddr, p: &Prepared, msg: &PeerMsg) -> anyhow::Result<Conn> {
+/// `Registered` (and the watch's `Peers`), and whether TLS resumed an earlier session (the
+/// client's configuration is kept, with its session store, from ramp to ramp).
+async fn register(addr: SocketAddr, p: &Prepared, msg: &PeerMsg) -> anyhow::Result<(Conn, bool)> {
     let tls = connect_tls(addr, p).await?;
+    let resumed =
+        tls.get_ref().1.handshake_kind() == Some(tokio_rustls::rustls::HandshakeKind::Resumed);
     let mut conn = FramedConn::new(tls, MAX_RESPONSE_FRAME, MAX_REQUEST_FRAME);
     conn.send(&PeerMsg::Hello {
         version: PROTOCOL_VERSION,
@@ -142,7 +145,7 @@ async fn register(addr: SocketAddr, p: &Prepared, msg: &PeerMsg) -> anyhow::Resu
             other => bail!("expected Peers answering Watch, got {other:?}"),
         }
     }
-    Ok(conn)
+    Ok((conn, resumed))
 }
 
 /// Which record a ramp registers.
@@ -158,6 +161,8 @@ pub enum Phase {
 pub struct RampStats {
     /// Clients registered (and kept open).
     pub registered: usize,
+    /// Of those, the ones whose TLS handshake resumed an earlier session.
+    pub resumed: usize,
     /// Clients that failed or were not tried after [`MAX_FAILURES`].
     pub failures: usize,
     /// The first failure's error.
@@ -192,6 +197,7 @@ impl RampStats {
     pub fn json(&self) -> serde_json::Value {
         json!({
             "registered": self.registered,
+            "resumed": self.resumed,
             "failures": self.failures,
             "first_error": self.first_error,
             "secs": self.secs,
@@ -223,7 +229,7 @@ pub fn ramp(
     let events_before = tracker.events_sent().ok();
     let cpu_before = cpu_time(tracker.pid(), ticks)?;
     let started = Instant::now();
-    let (conns, mut latencies, first_error) = rt.block_on(async {
+    let (conns, mut latencies, first_error, resumed) = rt.block_on(async {
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..concurrency.clamp(1, n.max(1)) {
             let (clients, next, failures) = (clients.clone(), next.clone(), failures.clone());
@@ -231,6 +237,7 @@ pub fn ramp(
                 let mut conns = Vec::new();
                 let mut latencies = Vec::new();
                 let mut first_error = None;
+                let mut resumed = 0;
                 while failures.load(Ordering::Relaxed) < MAX_FAILURES {
                     let Some(p) = clients.get(next.fetch_add(1, Ordering::Relaxed)) else {
                         break;
@@ -241,9 +248,10 @@ pub fn ramp(
                     };
                     let t = Instant::now();
                     match register(addr, p, msg).await {
-                        Ok(conn) => {
+                        Ok((conn, was_resumed)) => {
                             latencies.push(t.elapsed());
                             conns.push(conn);
+                            resumed += usize::from(was_resumed);
                         }
                         Err(e) => {
                             failures.fetch_add(1, Ordering::Relaxed);
@@ -251,15 +259,16 @@ pub fn ramp(
                         }
                     }
                 }
-                (conns, latencies, first_error)
+                (conns, latencies, first_error, resumed)
             });
         }
-        let mut all = (Vec::with_capacity(n), Vec::with_capacity(n), None);
+        let mut all = (Vec::with_capacity(n), Vec::with_capacity(n), None, 0);
         while let Some(joined) = workers.join_next().await {
             match joined {
-                Ok((conns, latencies, err)) => {
+                Ok((conns, latencies, err, resumed)) => {
                     all.0.extend(conns);
                     all.1.extend(latencies);
+                    all.3 += resumed;
                     if all.2.is_none() {
                         all.2 = err;
                     }
@@ -281,6 +290,7 @@ pub fn ramp(
     };
     let stats = RampStats {
         registered: conns.len(),
+        resumed,
         failures: n - conns.len(),
         first_error,
         secs,

@@ -128,8 +128,8 @@ pub fn print_table(results: &[RunResult], machine: &str, args: &Args, notes: &[S
         "registration ramps (each: connect + TLS 1.3 handshake + Hello + Register, kept open)"
     );
     println!(
-        "{:>6} {:<22} {:>6} {:>6} {:>7} {:>7} {:>9} {:>15}",
-        "N", "phase", "ok", "failed", "secs", "reg/s", "reg/cpu-s", "p50/p99 ms"
+        "{:>6} {:<22} {:>6} {:>7} {:>6} {:>7} {:>7} {:>9} {:>15}",
+        "N", "phase", "ok", "resumed", "failed", "secs", "reg/s", "reg/cpu-s", "p50/p99 ms"
     );
     for r in results {
         let phases = [
@@ -139,10 +139,11 @@ pub fn print_table(results: &[RunResult], machine: &str, args: &Args, notes: &[S
         for (phase, stats) in phases {
             let Some(s) = stats else { continue };
             println!(
-                "{:>6} {:<22} {:>6} {:>6} {:>7.2} {:>7.0} {:>9.0} {:>15}",
+                "{:>6} {:<22} {:>6} {:>7} {:>6} {:>7.2} {:>7.0} {:>9.0} {:>15}",
                 r.n,
                 phase,
                 s.registered,
+                s.resumed,
                 s.failures,
                 s.secs,
                 s.per_sec(),
@@ -156,6 +157,9 @@ pub fn print_table(results: &[RunResult], machine: &str, args: &Args, notes: &[S
         "reg/s: registrations per wall-clock second over the whole ramp; reg/cpu-s: per second of"
     );
     println!("  trackerd CPU time (user+sys) over the ramp, i.e. per fully used core.");
+    println!(
+        "resumed: TLS handshakes that resumed a session (each client keeps its TLS configuration)."
+    );
     println!(
         "reg p50/p99: connect to Registered, including the queueing that the concurrency causes."
     );
