@@ -254,10 +254,6 @@ async fn accept_loop(
         };
         let _ = tcp.set_nodelay(true);
         next_id += 1;
-        let ctx = ctx.clone();
-        tasks.spawn(async move {
-            serve(ctx, next_id, tcp, addr).await;
-            drop(slot);
-        });
+        tasks.spawn(serve(ctx.clone(), next_id, tcp, addr, slot));
     }
 }
