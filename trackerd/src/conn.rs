@@ -1,5 +1,7 @@
-//! One peer's connection: TLS handshake and `Hello` within the deadline, then requests,
-//! events and the lease until either side ends it.
+//! One peer's connection: TLS handshake and `Hello` within the deadline, then requests and
+//! events until either side ends it. While idle, the connection's task waits on two things
+//! only: the socket and its [`LinkCtl`] (event frames, and the hub's word to close, which
+//! covers displacement, eviction, shutdown and the lease checked by [`Hub::sweep`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,12 +15,12 @@ use proto::tracker::{
 };
 use svc::logging::ACTIVITY;
 use tokio::net::TcpStream;
-use tokio::time::{Instant, sleep_until};
-use tokio_util::sync::CancellationToken;
+use tokio::time::Instant;
 use tracing::{debug, info};
 use transport::{ConnError, FramedConn, LeanServerStream, peer_id_of};
 
-use crate::events::LinkQueue;
+use crate::limits::ConnSlot;
+use crate::link::{Close, LinkCtl, Signal};
 use crate::registry::ConnId;
 use crate::state::{Hub, RegisterResult};
 
@@ -33,7 +35,8 @@ pub struct ConnCtx {
     pub hub: Hub,
     /// Time allowed for TLS plus `Hello`.
     pub handshake_timeout: Duration,
-    /// Silence allowed before the peer is dropped.
+    /// Silence allowed before the peer is dropped (announced in `Hello`; [`Hub::sweep`]
+    /// enforces it).
     pub lease: Duration,
 }
 
@@ -64,16 +67,29 @@ enum EndReason {
     Cancelled,
 }
 
-/// Serves one accepted TCP connection until it ends.
+impl From<Close> for EndReason {
+    fn from(why: Close) -> Self {
+        match why {
+            Close::Cancelled => EndReason::Cancelled,
+            Close::Lease => EndReason::Lease,
+            Close::Slow => EndReason::SlowSubscriber,
+        }
+    }
+}
+
+/// Serves one accepted TCP connection until it ends, holding `slot` (its place under the
+/// connection caps) until then: spawned as it is, with no wrapper keeping a second copy of
+/// its arguments.
 pub async fn serve(
     ctx: Arc<ConnCtx>,
     conn_id: ConnId,
     tcp: TcpStream,
     addr: SocketAddr,
-    cancel: CancellationToken,
+    slot: ConnSlot,
 ) {
     let mut registered: Option<PeerId> = None;
-    let result = run(&ctx, conn_id, tcp, addr, &cancel, &mut registered).await;
+    let result = run(&ctx, conn_id, tcp, addr, &mut registered).await;
+    drop(slot);
     ctx.hub.disconnect(conn_id, registered);
     if let Some(key) = registered {
         info!(target: ACTIVITY, op = "leave", key = %key, peer = %addr, reason = %result.as_ref().err().map_or_else(|| "closed".to_string(), ToString::to_string), "peer left");
@@ -88,41 +104,36 @@ async fn run(
     conn_id: ConnId,
     tcp: TcpStream,
     addr: SocketAddr,
-    cancel: &CancellationToken,
     registered: &mut Option<PeerId>,
 ) -> Result<(), EndReason> {
     // Boxed: the handshake's state is freed once it is over, and the TLS stream lives once
     // in this task's state, in `conn`.
-    let (key, version, mut conn) = Box::pin(open(ctx, conn_id, tcp, cancel)).await?;
-    let mut events: Option<Arc<LinkQueue>> = None;
-    let mut lease_end = Instant::now() + ctx.lease;
+    let (key, version, mut conn, link) = Box::pin(open(ctx, conn_id, tcp)).await?;
     loop {
         tokio::select! {
-            () = cancel.cancelled() => return Err(EndReason::Cancelled),
-            () = sleep_until(lease_end) => return Err(EndReason::Lease),
-            frame = next_event(&mut events) => match frame {
-                Some(bytes) => conn.send_raw(&bytes).await?,
-                None => return Err(EndReason::SlowSubscriber),
+            signal = link.signal() => match signal {
+                // Boxed: the write's state exists only while a frame is sent.
+                Signal::Frame(bytes) => Box::pin(conn.send_raw(&bytes)).await?,
+                Signal::Close(why) => return Err(why.into()),
             },
             // The payload, decoded in the handler: no message has a slot in this state.
             payload = conn.read_payload() => {
                 let Some(payload) = payload? else { return Err(EndReason::Closed) };
-                lease_end = Instant::now() + ctx.lease;
+                link.heard(ctx.hub.now_ms());
                 // Boxed: the handler's state exists only while a message is handled.
-                Box::pin(handle(ctx, (conn_id, version), key, addr, payload, &mut conn, &mut events, registered)).await?;
+                Box::pin(handle(ctx, (conn_id, version), key, addr, payload, &mut conn, registered)).await?;
             }
         }
     }
 }
 
 /// TLS and the `Hello` exchange, within the handshake deadline: the peer's key, the
-/// version both speak, and the framed link.
+/// version both speak, the framed link and its handle at the hub.
 async fn open(
     ctx: &ConnCtx,
     conn_id: ConnId,
     tcp: TcpStream,
-    cancel: &CancellationToken,
-) -> Result<(PeerId, u16, Link), EndReason> {
+) -> Result<(PeerId, u16, Link, Arc<LinkCtl>), EndReason> {
     let deadline = Instant::now() + ctx.handshake_timeout;
     let late = |_| EndReason::HandshakeTimeout(ctx.handshake_timeout);
     // Rustls' unbuffered API: an idle connection keeps no TLS buffer.
@@ -155,22 +166,14 @@ async fn open(
         _ => return Err(EndReason::NoHello),
     };
     // Attached before our Hello goes out: once a peer has it, the connection can be evicted.
-    ctx.hub.attach(conn_id, cancel.clone());
+    let link = ctx.hub.attach(conn_id);
     let lease_secs = u32::try_from(ctx.lease.as_secs()).unwrap_or(u32::MAX);
     conn.send(&TrackerMsg::Hello {
         version,
         lease_secs,
     })
     .await?;
-    Ok((key, version, conn))
-}
-
-/// The next queued event frame; pending forever when not subscribed.
-async fn next_event(events: &mut Option<Arc<LinkQueue>>) -> Option<Bytes> {
-    match events {
-        Some(q) => q.recv().await,
-        None => std::future::pending().await,
-    }
+    Ok((key, version, conn, link))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -181,7 +184,6 @@ async fn handle<S>(
     addr: SocketAddr,
     payload: Bytes,
     conn: &mut FramedConn<S>,
-    events: &mut Option<Arc<LinkQueue>>,
     registered: &mut Option<PeerId>,
 ) -> Result<(), EndReason>
 where
@@ -217,15 +219,15 @@ where
                     detail: "subscribe after registering".into(),
                 })
                 .await?;
-            } else if let Some(rx) = ctx.hub.subscribe(conn_id, req, version) {
-                *events = Some(rx);
+            } else {
+                ctx.hub.subscribe(conn_id, req, version);
             }
         }
         PeerMsg::Watch { .. }
         | PeerMsg::Unwatch { .. }
         | PeerMsg::Lookup { .. }
         | PeerMsg::ListPage { .. } => {
-            Box::pin(v3(ctx, (conn_id, version), conn, msg, events, *registered)).await?;
+            Box::pin(v3(ctx, (conn_id, version), conn, msg, *registered)).await?;
         }
         PeerMsg::List { req } => {
             if let Some(k) = registered {
@@ -283,7 +285,6 @@ async fn v3<S>(
     (conn_id, version): (ConnId, u16),
     conn: &mut FramedConn<S>,
     msg: PeerMsg,
-    events: &mut Option<Arc<LinkQueue>>,
     registered: Option<PeerId>,
 ) -> Result<(), EndReason>
 where
@@ -306,11 +307,11 @@ where
     };
     ctx.hub.note_activity(conn_id, key);
     match msg {
-        PeerMsg::Watch { req, keys } => match ctx.hub.watch(conn_id, req, version, &keys) {
-            Ok(Some(rx)) => *events = Some(rx),
-            Ok(None) => {}
-            Err((reason, detail)) => conn.send(&refuse(reason, &detail)).await?,
-        },
+        PeerMsg::Watch { req, keys } => {
+            if let Err((reason, detail)) = ctx.hub.watch(conn_id, req, version, &keys) {
+                conn.send(&refuse(reason, &detail)).await?;
+            }
+        }
         PeerMsg::Unwatch { keys } => ctx.hub.unwatch(conn_id, &keys),
         PeerMsg::Lookup { req, by } => {
             for m in ctx.hub.lookup(req, &by) {
@@ -357,4 +358,45 @@ where
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::RateLimiter;
+    use crate::store::Store;
+
+    /// What an idle connection's task holds beyond rustls' own state is mostly this future:
+    /// a bound that a timer, a second wait or a message kept in the idle loop would break.
+    #[tokio::test]
+    async fn the_connection_future_stays_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Hub::new(
+            Store::open(dir.path()).unwrap(),
+            RateLimiter::new(1.0, 1),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        let ctx = Arc::new(ConnCtx {
+            tls: transport::lean_server_config(&proto::SecretKey::from_seed([1; 32])).unwrap(),
+            hub,
+            handshake_timeout: Duration::from_secs(1),
+            lease: Duration::from_secs(30),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let limiter = crate::limits::ConnLimiter::per_prefix(1, 1);
+        let fut = serve(ctx, 1, tcp, addr, limiter.try_acquire(addr.ip()).unwrap());
+        let size = std::mem::size_of_val(&fut);
+        let link = std::mem::size_of::<Link>();
+        println!("connection future {size} bytes, of which the framed TLS link {link}");
+        // Debug builds lay futures out more loosely than release ones.
+        let bound = if cfg!(debug_assertions) {
+            3 * link
+        } else {
+            link + 600
+        };
+        assert!(size <= bound, "{size} bytes, over {bound}");
+    }
 }

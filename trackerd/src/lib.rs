@@ -2,7 +2,7 @@
 //! each other; the tracker never carries files or messages.
 //!
 //! Layering, top to bottom: [`server`] (start, accept, shutdown) → [`conn`] (one peer's
-//! connection) → [`state`] (shared state behind one lock, with [`events`]: who hears of which change) → [`registry`] (the rules, pure),
+//! connection, and [`link`]: its handle at the hub) → [`state`] (shared state behind one lock, with [`events`]: who hears of which change) → [`registry`] (the rules, pure),
 //! [`store`] (SQLite, schema in [`migrations`]; new bindings synced in batches by [`group_sync`]), [`admin`] (the operator's socket), [`limits`] (caps and rates), [`config`].
 
 pub mod admin;
@@ -11,6 +11,7 @@ pub mod conn;
 pub mod events;
 pub mod group_sync;
 pub mod limits;
+pub mod link;
 pub mod migrations;
 pub mod registry;
 pub mod server;

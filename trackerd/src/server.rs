@@ -1,5 +1,6 @@
 //! Starting and stopping the tracker: bind, accept under the connection caps, spawn one
-//! tracked task per connection, and shut down in a fixed order.
+//! tracked task per connection, sweep the links whose lease ran out, and shut down in a
+//! fixed order.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -117,6 +118,7 @@ impl Tracker {
             touch_interval(config.name_lapse),
             cancel.clone(),
         ));
+        tasks.spawn(sweep_loop(hub.clone(), config.lease, cancel.clone()));
         tasks.spawn(accept_loop(
             listener,
             ctx,
@@ -154,6 +156,7 @@ impl Tracker {
     /// period). The database closes when the last handle drops.
     pub async fn shutdown(self) {
         self.cancel.cancel();
+        self.hub.close_all();
         self.tasks.close();
         if tokio::time::timeout(GRACE, self.tasks.wait())
             .await
@@ -183,6 +186,29 @@ async fn touch_live_loop(hub: Hub, every: Duration, cancel: CancellationToken) {
         tokio::select! {
             () = cancel.cancelled() => break,
             _ = tick.tick() => hub.touch_live(),
+        }
+    }
+}
+
+/// How often the leases are checked: a tenth of the lease, between 100 ms and 1 s, so a
+/// silent peer goes at most that long after its lease.
+fn sweep_interval(lease: Duration) -> Duration {
+    (lease / 10).clamp(Duration::from_millis(100), Duration::from_secs(1))
+}
+
+/// Closes the links whose lease ran out: one timer for all of them.
+async fn sweep_loop(hub: Hub, lease: Duration, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(sweep_interval(lease));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = tick.tick() => {
+                let closed = hub.sweep(lease);
+                if closed > 0 {
+                    debug!(closed, "leases ran out");
+                }
+            }
         }
     }
 }
@@ -228,10 +254,6 @@ async fn accept_loop(
         };
         let _ = tcp.set_nodelay(true);
         next_id += 1;
-        let (ctx, conn_cancel) = (ctx.clone(), cancel.child_token());
-        tasks.spawn(async move {
-            serve(ctx, next_id, tcp, addr, conn_cancel).await;
-            drop(slot);
-        });
+        tasks.spawn(serve(ctx.clone(), next_id, tcp, addr, slot));
     }
 }

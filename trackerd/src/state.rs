@@ -16,9 +16,10 @@ use proto::{PeerId, PeerName};
 use svc::logging::ACTIVITY;
 use tracing::{info, warn};
 
-use crate::events::{Events, LinkQueue};
+use crate::events::Events;
 use crate::group_sync::GroupSync;
 use crate::limits::RateLimiter;
+use crate::link::{Close, LinkCtl};
 use crate::registry::{ConnId, Refused, Registry};
 use crate::store::{Store, StoreError};
 
@@ -30,8 +31,10 @@ struct Inner {
     events: Events,
     /// The signed address record each live key handed over last, with its connection's IP.
     addr_records: HashMap<PeerId, (SignedAddrRecord, IpAddr)>,
-    /// Displaced connections are told to close through this map.
-    closers: HashMap<ConnId, tokio_util::sync::CancellationToken>,
+    /// The handles of the connections past `Hello`: events, closing, the lease.
+    links: HashMap<ConnId, Arc<LinkCtl>>,
+    /// The tracker stops: no more links are attached.
+    stopping: bool,
     /// Connections past `Hello` that have not registered, with when they said `Hello`.
     unregistered: HashMap<ConnId, Instant>,
 }
@@ -42,6 +45,8 @@ pub struct Hub {
     inner: Arc<Mutex<Inner>>,
     /// Syncs new name bindings to disk, several at a time.
     sync: Arc<GroupSync>,
+    /// The origin of the links' times ([`Hub::now_ms`]).
+    epoch: Instant,
 }
 
 /// Result of a registration.
@@ -65,10 +70,15 @@ impl Hub {
             rate,
             events: Events::default(),
             addr_records: HashMap::new(),
-            closers: HashMap::new(),
+            links: HashMap::new(),
+            stopping: false,
             unregistered: HashMap::new(),
         }));
-        Ok(Hub { inner, sync })
+        Ok(Hub {
+            inner,
+            sync,
+            epoch: Instant::now(),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -81,12 +91,52 @@ impl Hub {
         self.sync.durable(ticket).await
     }
 
-    /// Remembers how to close connection `conn` (past `Hello`, not yet registered) if
-    /// another connection displaces it or it is evicted.
-    pub fn attach(&self, conn: ConnId, closer: tokio_util::sync::CancellationToken) {
+    /// Milliseconds since the hub was made: the links' clock.
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Attaches connection `conn` (past `Hello`, not yet registered): the returned handle
+    /// brings it event frames and tells it to close if another connection displaces it, it is
+    /// evicted, its lease runs out ([`Hub::sweep`]) or the tracker stops (then it is closed
+    /// from the start).
+    pub fn attach(&self, conn: ConnId) -> Arc<LinkCtl> {
+        let link = Arc::new(LinkCtl::new(self.now_ms()));
         let mut g = self.lock();
-        g.closers.insert(conn, closer);
+        if g.stopping {
+            link.close(Close::Cancelled);
+        }
+        g.links.insert(conn, link.clone());
         g.unregistered.insert(conn, Instant::now());
+        link
+    }
+
+    /// Closes the links not heard from for `lease`. Returns how many it closed.
+    pub fn sweep(&self, lease: Duration) -> usize {
+        let lease = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        self.sweep_at(self.now_ms(), lease)
+    }
+
+    /// [`Hub::sweep`] at `now` (the hub's milliseconds), for a lease of `lease` of them.
+    fn sweep_at(&self, now: u64, lease: u64) -> usize {
+        let g = self.lock();
+        let mut closed = 0;
+        for link in g.links.values() {
+            if now.saturating_sub(link.heard_at()) >= lease && link.closing().is_none() {
+                link.close(Close::Lease);
+                closed += 1;
+            }
+        }
+        closed
+    }
+
+    /// The tracker stops: closes every link, and every link attached from now on.
+    pub fn close_all(&self) {
+        let mut g = self.lock();
+        g.stopping = true;
+        for link in g.links.values() {
+            link.close(Close::Cancelled);
+        }
     }
 
     /// Checks, persists and applies a registration (with the old key's handover `statement`
@@ -141,15 +191,11 @@ impl Hub {
         }
         let applied = g.registry.apply(plan, Instant::now());
         g.unregistered.remove(&conn);
-        if let Some(old) = applied.displaced
-            && let Some(closer) = g.closers.get(&old)
-        {
-            closer.cancel();
+        if let Some(old) = applied.displaced {
+            g.close(old);
         }
         if let Some((old_key, old_conn)) = applied.handed_from_live {
-            if let Some(closer) = g.closers.get(&old_conn) {
-                closer.cancel();
-            }
+            g.close(old_conn);
             g.publish(&TrackerMsg::Left { key: old_key }, &old_key, old_conn);
         }
         let event = if applied.joined {
@@ -163,33 +209,38 @@ impl Hub {
 
     /// Adds `conn`, whose link speaks `version`, as a subscriber; the current list is queued
     /// first, answering `req`, then (from version 2) the address record of each listed peer
-    /// that handed one over. Returns the link's event queue if it had none yet.
-    pub fn subscribe(&self, conn: ConnId, req: u32, version: u16) -> Option<Arc<LinkQueue>> {
+    /// that handed one over.
+    pub fn subscribe(&self, conn: ConnId, req: u32, version: u16) {
         let mut g = self.lock();
+        let Some(link) = g.links.get(&conn).cloned() else {
+            return;
+        };
         let peers = g.registry.entries();
         let frames = g.list_frames(TrackerMsg::Peers { req, peers }, version);
-        g.events.subscribe(conn, version, frames)
+        g.events.subscribe(conn, version, &link, frames);
     }
 
     /// `conn` (version 3) watches `keys`: the live ones among them are queued first, in a
     /// `Peers` answering `req` (then their address records), and changes of those keys
-    /// follow. Refused past [`MAX_WATCHED`] keys. Returns the link's event queue if it had
-    /// none yet.
+    /// follow. Refused past [`MAX_WATCHED`] keys.
     pub fn watch(
         &self,
         conn: ConnId,
         req: u32,
         version: u16,
         keys: &[PeerId],
-    ) -> Result<Option<Arc<LinkQueue>>, Refused> {
+    ) -> Result<(), Refused> {
         let mut g = self.lock();
+        let Some(link) = g.links.get(&conn).cloned() else {
+            return Ok(());
+        };
         let peers: Vec<PeerEntry> = keys
             .iter()
             .filter_map(|k| g.registry.lookup_key(k).cloned())
             .collect();
         let frames = g.list_frames(TrackerMsg::Peers { req, peers }, version);
         g.events
-            .watch(conn, version, keys, MAX_WATCHED, frames)
+            .watch(conn, version, &link, keys, MAX_WATCHED, frames)
             .map_err(|would| {
                 (
                     Refusal::TooManyWatches,
@@ -293,7 +344,7 @@ impl Hub {
     pub fn disconnect(&self, conn: ConnId, key: Option<PeerId>) {
         let mut g = self.lock();
         g.events.remove(conn);
-        g.closers.remove(&conn);
+        g.links.remove(&conn);
         g.unregistered.remove(&conn);
         let now = svc::unix_now();
         if let Some(key) = key
@@ -322,9 +373,7 @@ impl Hub {
         if let Some(conn) = oldest(&g.unregistered) {
             g.unregistered.remove(&conn);
             info!(target: ACTIVITY, op = "evict", conn, "closing the oldest unregistered connection: the connection cap is reached");
-            if let Some(closer) = g.closers.get(&conn) {
-                closer.cancel();
-            }
+            g.close(conn);
             return Some(conn);
         }
         let (conn, key) = g.registry.idlest()?;
@@ -334,9 +383,7 @@ impl Hub {
             warn!("cannot record when a name was last used: {e}");
         }
         info!(target: ACTIVITY, op = "evict", key = %key, "closing the longest-idle connection: the connection cap is reached");
-        if let Some(closer) = g.closers.get(&conn) {
-            closer.cancel();
-        }
+        g.close(conn);
         g.publish(&TrackerMsg::Left { key }, &key, conn);
         Some(conn)
     }
@@ -364,9 +411,7 @@ impl Hub {
         };
         info!(target: ACTIVITY, op = "unbind", name = %name, key = %key, reason = "released by the operator", "name released");
         if let Some(conn) = conn {
-            if let Some(closer) = g.closers.get(&conn) {
-                closer.cancel();
-            }
+            g.close(conn);
             g.publish(&TrackerMsg::Left { key }, &key, conn);
         }
         Ok(Some(key))
@@ -388,6 +433,13 @@ impl Hub {
 }
 
 impl Inner {
+    /// Tells connection `conn` to close, if it is attached.
+    fn close(&self, conn: ConnId) {
+        if let Some(link) = self.links.get(&conn) {
+            link.close(Close::Cancelled);
+        }
+    }
+
     /// `list` encoded, then (from version 2) the address record of each peer it lists that
     /// handed one over.
     fn list_frames(&self, list: TrackerMsg, version: u16) -> Vec<Bytes> {
@@ -455,6 +507,32 @@ fn encode(msg: &TrackerMsg) -> Option<Bytes> {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn the_sweep_closes_silent_links_and_a_stopping_hub_closes_every_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let hub = Hub::new(store, RateLimiter::new(1.0, 1), Duration::from_secs(60)).unwrap();
+        let (one, two) = (hub.attach(1), hub.attach(2));
+        assert_eq!(hub.sweep(Duration::from_secs(3600)), 0);
+        assert_eq!(one.closing(), None);
+        let later = hub.now_ms() + 10_000;
+        two.heard(later - 4_000);
+        assert_eq!(hub.sweep_at(later, 5_000), 1);
+        assert_eq!((one.closing(), two.closing()), (Some(Close::Lease), None));
+        assert_eq!(
+            hub.sweep_at(later, 5_000),
+            0,
+            "a closing link is closed once"
+        );
+        hub.close_all();
+        assert_eq!(two.closing(), Some(Close::Cancelled));
+        assert_eq!(hub.attach(3).closing(), Some(Close::Cancelled));
+        hub.disconnect(1, None);
+        hub.disconnect(2, None);
+        hub.disconnect(3, None);
+        assert!(hub.lock().links.is_empty());
+    }
 
     #[test]
     fn the_oldest_unregistered_connection_goes_first() {
