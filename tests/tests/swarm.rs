@@ -10,7 +10,9 @@
 //! source built here, claims every chunk and sends wrong bytes: bob drops it after its first
 //! chunk, names it in his activity log, and the file is right; as a staller (claims every
 //! chunk, sends none) what it was asked comes from alice instead. alice revoking bob's read
-//! mid-download ends it cancelled with `access revoked`, nothing left.
+//! mid-download ends it cancelled with `access revoked`, nothing left; so does a revoke
+//! made while bob is down, when his p2pd resumes the download (though carol and dave still
+//! let him read their copies), while dave's revoke alone leaves the resume to the others.
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -200,6 +202,8 @@ fn bob_killed_mid_download_resumes_it_by_himself_after_a_restart() {
     let (part, id) = kill_bob_mid_download(&net, &mut s, &dest);
     let missing = s.data.len() as u64 - kept_bytes(&part, &s.data);
     assert!(missing > 0, "every chunk was written before the kill");
+    // A source that is not the owner taking back bob's read meanwhile ends nothing.
+    ok(&net, &s.seeders[2], &["revoke", "rel", "bob"]);
     // No `get` again: p2pd resumes it when it starts.
     s.bob.restart();
     let done = wait_listed(&net, &s.bob, |t| t["id"] == id && t["state"] != "running");
@@ -331,6 +335,30 @@ fn a_revoke_at_the_owner_mid_download_cancels_it_and_leaves_nothing() {
     let listed = listed(&net, &s.bob, t);
     assert_eq!(listed["state"], "cancelled", "{listed}");
     assert_eq!(listed["error"], "access revoked", "{listed}");
+}
+
+#[test]
+fn a_revoke_at_the_owner_while_bob_is_down_cancels_the_resumed_download() {
+    let net = TestNet::new();
+    let mut s = swarm(&net, 96 << 20);
+    let dest = net.unique_dir("dest");
+    let (part, id) = kill_bob_mid_download(&net, &mut s, &dest);
+    assert!(part.exists(), "no part file to resume");
+    // alice takes back bob's read while he is down; carol and dave still let him read
+    // their copies, which changes nothing: only the owner's answer decides.
+    ok(&net, &s.seeders[0], &["revoke", "rel", "bob"]);
+    s.bob.restart();
+    let end = wait_listed(&net, &s.bob, |t| t["id"] == id && t["state"] != "running");
+    assert_eq!(end["state"], "cancelled", "{end}");
+    assert_eq!(end["error"], "access revoked", "{end}");
+    wait_no_parts(&dest, DEADLINE);
+    assert!(entries(&dest).is_empty(), "{:?}", entries(&dest));
+    // Ended for good: the next start does not resume it.
+    s.bob.restart();
+    let again = wait_listed(&net, &s.bob, |t| t["id"] == id);
+    assert_eq!(again["state"], "cancelled", "{again}");
+    assert_eq!(again["error"], "access revoked", "{again}");
+    assert!(entries(&dest).is_empty(), "{:?}", entries(&dest));
 }
 
 /// The swarm of [`swarm`] with `len` bytes, plus mallory registered and served by

@@ -66,6 +66,14 @@ enum Looked {
     Unhashed,
 }
 
+/// Why a resumed pull cannot fetch yet, or ever.
+enum Unready {
+    /// The owner refuses us the share (our read right revoked, or the share removed).
+    Revoked,
+    /// No source gave the chunk values: tried again later.
+    Waiting(SharesError),
+}
+
 /// A pull ready to fetch: the chunk values, the sources with what each holds, those that
 /// join while it runs, and the order the sources are listed in at the end.
 struct Ready {
@@ -281,19 +289,13 @@ impl Shares {
     /// the share removed), `false` when it lets us, or cannot be asked.
     fn read_revoked(self: &Arc<Self>, job: &SwarmJob) -> oneshot::Receiver<bool> {
         let (tx, rx) = oneshot::channel();
-        let (this, owner) = (self.clone(), job.owner);
-        let (share, path) = (job.share.clone(), job.path.clone());
+        let (this, job) = (self.clone(), job.clone());
         self.tasks.spawn(async move {
             let ask = async {
-                let share = ShareName::new(&share).ok()?;
-                let path = match path {
-                    Some(p) => Some(RelPath::new(&p).ok()?),
-                    None => None,
-                };
-                let mut link = this.connect(owner).await.ok()?;
-                let answer = link.ask(Request::Stat { share, path }).await.ok();
+                let mut link = this.connect(job.owner).await.ok()?;
+                let refused = refuses_read(&mut link, &job).await.ok();
                 let _ = link.conn.shutdown().await;
-                Some(matches!(answer, Some(Response::Error(e)) if e.kind == ErrorKind::Denied))
+                refused
             };
             let _ = tx.send(ask.await.unwrap_or(false));
         });
@@ -324,8 +326,9 @@ impl Shares {
     }
 
     /// Fetches `job` (from `ready`, or from its sources reconnected) and ends it: done,
-    /// failed, or, once `stop` is cancelled (a cancel, or the daemon stopping), left as it
-    /// is stored.
+    /// failed, cancelled when the owner refuses us the share (found while fetching, or on
+    /// reconnecting), or, once `stop` is cancelled (a cancel, or the daemon stopping), left
+    /// as it is stored.
     async fn run_swarm(
         self: Arc<Self>,
         transfers: Arc<Transfers>,
@@ -334,12 +337,12 @@ impl Shares {
         ready: Option<Ready>,
     ) {
         let ready = match ready {
-            Some(r) => Some(r),
+            Some(r) => Ok(r),
             None => self.reconnect(&job, &stop).await,
         };
         let fetched = match ready {
-            Some(ready) => self.fetch(&transfers, &job, ready, stop).await,
-            None => Err(SwarmError::Stopped),
+            Ok(ready) => self.fetch(&transfers, &job, ready, stop).await,
+            Err(e) => Err(e),
         };
         match fetched {
             Ok(info) => transfers.end_swarm(info).await,
@@ -378,21 +381,27 @@ impl Shares {
     }
 
     /// `job`'s chunk values and sources, from the owner or any source that answers, tried
-    /// again with backoff until one does; `None` if `stop` is cancelled first.
+    /// again with backoff until one does. [`SwarmError::Revoked`] as soon as the owner
+    /// answers that it refuses us the share (whatever the other sources would give: a hash
+    /// is never a capability); [`SwarmError::Stopped`] if `stop` is cancelled first. An owner
+    /// that cannot be reached is waited for like any source.
     async fn reconnect(
         self: &Arc<Self>,
         job: &SwarmJob,
         stop: &CancellationToken,
-    ) -> Option<Ready> {
+    ) -> Result<Ready, SwarmError> {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         loop {
             match self.try_reconnect(job, stop).await {
-                Ok(ready) => return Some(ready),
-                Err(e) => info!(id = %job.id, "pull of {} waits for a source: {e}", job.name),
+                Ok(ready) => return Ok(ready),
+                Err(Unready::Revoked) => return Err(SwarmError::Revoked),
+                Err(Unready::Waiting(e)) => {
+                    info!(id = %job.id, "pull of {} waits for a source: {e}", job.name);
+                }
             }
             let wait = backoff.next_delay(random_unit());
             tokio::select! {
-                () = stop.cancelled() => return None,
+                () = stop.cancelled() => return Err(SwarmError::Stopped),
                 () = tokio::time::sleep(wait) => {}
             }
         }
@@ -400,12 +409,13 @@ impl Shares {
 
     /// `job`'s chunk values from the first of its owner and its sources that gives them,
     /// that peer as the first source, and the others (with the peers known online) asked
-    /// again, each joining as it answers.
+    /// again, each joining as it answers. The owner, asked first, is asked before anything
+    /// else whether it still lets us read the share: when it refuses, nothing is fetched.
     async fn try_reconnect(
         self: &Arc<Self>,
         job: &SwarmJob,
         stop: &CancellationToken,
-    ) -> Result<Ready, SharesError> {
+    ) -> Result<Ready, Unready> {
         let count = proto::transfer::chunk_count(job.size);
         let mut peers: Vec<PeerId> = std::iter::once(job.owner)
             .chain(job.sources.iter().copied())
@@ -422,12 +432,17 @@ impl Shares {
         for (i, p) in peers.iter().take(1 + job.sources.len()).enumerate() {
             let attempt = async {
                 let mut link = self.connect(*p).await?;
+                if *p == job.owner && refuses_read(&mut link, job).await? {
+                    let _ = link.conn.shutdown().await;
+                    return Ok(None);
+                }
                 let list = Arc::new(manifest(&mut link, job.content, job.size).await?);
                 let first = source(link, job.content, count, *p == job.owner).await?;
-                Ok::<_, SharesError>((list, first))
+                Ok::<_, SharesError>(Some((list, first)))
             };
             match attempt.await {
-                Ok((list, first)) => {
+                Ok(None) => return Err(Unready::Revoked),
+                Ok(Some((list, first))) => {
                     let rest: Vec<PeerId> = peers
                         .iter()
                         .enumerate()
@@ -447,7 +462,9 @@ impl Shares {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| SharesError::Offline(job.owner_name.to_string())))
+        Err(Unready::Waiting(last.unwrap_or_else(|| {
+            SharesError::Offline(job.owner_name.to_string())
+        })))
     }
 
     /// Fetches `job` from `ready` into its part file, after the chunks this machine holds
@@ -568,6 +585,22 @@ fn shown_path(share: &str, rel: Option<&str>) -> String {
         Some(p) => format!("{share}/{p}"),
         None => share.to_owned(),
     }
+}
+
+/// Whether `link`'s peer, `job`'s owner, refuses us the share `job` names (`Denied`: our
+/// read right revoked, or the share removed). A share or path stored unreadable is never
+/// taken as a refusal.
+async fn refuses_read(link: &mut Remote, job: &SwarmJob) -> Result<bool, SharesError> {
+    let Ok(share) = ShareName::new(&job.share) else {
+        return Ok(false);
+    };
+    let path = match job.path.as_deref().map(RelPath::new) {
+        Some(Ok(p)) => Some(p),
+        Some(Err(_)) => return Ok(false),
+        None => None,
+    };
+    let answer = link.ask(Request::Stat { share, path }).await?;
+    Ok(matches!(answer, Response::Error(e) if e.kind == ErrorKind::Denied))
 }
 
 /// What `link`'s peer has at `rel` of `share`.
