@@ -125,12 +125,12 @@ fn windows_device(component: &str) -> bool {
         .any(|p| lower.strip_prefix(p).is_some_and(|n| digits.contains(&n)))
 }
 
-/// Every rule a decoded [`Manifest`] promises: safe paths, 1 to `MAX_FILES` files, no two
-/// equal ignoring case and Unicode form, no file under another file, a bounded total, and chunk arithmetic
-/// that covers each file exactly.
+/// Every rule a decoded [`Manifest`] promises: safe paths, at most `MAX_FILES` files and at
+/// least one file or directory, no two equal ignoring case and Unicode form, no file under
+/// another file, a bounded total, and chunk arithmetic that covers each file exactly.
 pub fn check_manifest(m: &Manifest) {
     assert!(m.validate().is_ok(), "a decoded manifest fails validation");
-    assert!(!m.files.is_empty() && m.files.len() <= MAX_FILES);
+    assert!(m.files.len() <= MAX_FILES && !(m.files.is_empty() && m.dirs.is_empty()));
     let mut total: u64 = 0;
     let mut folded = HashSet::new();
     for f in &m.files {

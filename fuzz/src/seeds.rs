@@ -622,17 +622,23 @@ fn raw_offers() -> Vec<Vec<u8>> {
 }
 
 /// Offers of `p2p-bulk/3` as bare payloads: empty directories after the files, fine and
-/// hostile.
+/// hostile, and directories alone.
 fn offers_with_dirs() -> Vec<Vec<u8>> {
     let offer = RawFrame::Offer(([7; 16], vec![("a.txt".to_owned(), 1, [9; 32])]));
-    [&["a/empty", "b"][..], &["../x"], &["a.txt"], &["A.TXT/x"]]
+    let mut seeds: Vec<Vec<u8>> = [&["a/empty", "b"][..], &["../x"], &["a.txt"], &["A.TXT/x"]]
         .iter()
         .map(|dirs| {
             let mut payload = postcard::to_stdvec(&offer).expect("a seed encodes");
             payload.extend(postcard::to_stdvec(&dirs.to_vec()).expect("a seed encodes"));
             payload
         })
-        .collect()
+        .collect();
+    // Directories alone, no file.
+    let bare = RawFrame::Offer(([7; 16], Vec::new()));
+    let mut payload = postcard::to_stdvec(&bare).expect("a seed encodes");
+    payload.extend(postcard::to_stdvec(&vec!["a/b/c"]).expect("a seed encodes"));
+    seeds.push(payload);
+    seeds
 }
 
 /// Runs of chunk values as frames (a real file's list, an empty run, the last chunk a file
@@ -678,6 +684,11 @@ mod tests {
         ));
         assert!(matches!(verdicts[2], Err(OfferError::Manifest(_))));
         assert!(matches!(verdicts[3], Err(OfferError::Manifest(_))));
+        assert!(
+            verdicts[4]
+                .as_ref()
+                .is_ok_and(|m| m.files.is_empty() && m.dirs.len() == 1)
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The empty directories of an offer (`p2p-bulk/3`): pinned bytes (an offer without them is
 //! the `p2p-bulk/2` offer, one with them adds a trailing list that a `p2p-bulk/2` decoder
-//! refuses), round trips through both frame decoders and JSON, hostile directory entries
-//! refused with their reason, the count capped before allocation, and garbage.
+//! refuses), round trips through both frame decoders and JSON, an offer of directories alone
+//! (no file; neither files nor directories is refused), hostile directory entries refused
+//! with their reason, the count capped before allocation, and garbage.
 
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -43,6 +44,21 @@ fn with_tail(tail: &[u8]) -> Vec<u8> {
     p
 }
 
+/// `manifest(dirs)` without its file.
+fn dirs_only(dirs: &[&str]) -> Manifest {
+    Manifest {
+        files: Vec::new(),
+        ..manifest(dirs)
+    }
+}
+
+/// The offer of `dirs_only(&[])` (no file, no directory) with `tail` appended raw.
+fn bare_with_tail(tail: &[u8]) -> Vec<u8> {
+    let mut p = payload(dirs_only(&[]));
+    p.extend_from_slice(tail);
+    p
+}
+
 /// A directory list of `dirs` (postcard: count, then each as a string), unchecked.
 fn list(dirs: &[&str]) -> Vec<u8> {
     postcard::to_stdvec(&dirs.to_vec()).unwrap()
@@ -70,6 +86,67 @@ fn offer_with_dirs_bytes_are_stable() {
     // A p2p-bulk/2 decoder reads the list as trailing bytes: hence the new ALPN name.
     assert!(frame::decode_payload::<TransferFrame>(body).is_err());
     assert!(frame::decode_payload::<IncomingOffer>(body).is_err());
+}
+
+#[test]
+fn an_offer_of_directories_alone_is_valid_and_one_of_nothing_is_refused() {
+    let id = "11".repeat(16);
+    // No file (count 0), then 1 directory, "a/b/c".
+    let m = dirs_only(&["a/b/c"]);
+    assert_eq!(m.validate(), Ok(()));
+    let body = payload(m.clone());
+    assert_eq!(hex(&body), format!("00{id}000105612f622f63"));
+    assert_eq!(
+        TransferFrame::decode_payload(Bytes::copy_from_slice(&body)).unwrap(),
+        TransferFrame::Offer(m.clone())
+    );
+    assert_eq!(
+        IncomingOffer::from_payload(&body).unwrap().manifest,
+        Ok(m.clone())
+    );
+    // A p2p-bulk/2 decoder reads the list as trailing bytes.
+    assert!(frame::decode_payload::<TransferFrame>(&body).is_err());
+    assert!(frame::decode_payload::<IncomingOffer>(&body).is_err());
+    // JSON (the store) keeps it.
+    let text = serde_json::to_string(&m).unwrap();
+    assert_eq!(serde_json::from_str::<Manifest>(&text).unwrap(), m);
+
+    // Neither files nor directories: the same offer with its list left out (what a
+    // p2p-bulk/2 link would carry), or with an empty list, is refused by every decoder.
+    let empty = Err(OfferError::Manifest(ManifestError::Empty));
+    for bare in [bare_with_tail(&[]), bare_with_tail(&[0])] {
+        assert_eq!(IncomingOffer::from_payload(&bare).unwrap().manifest, empty);
+        assert!(TransferFrame::decode_payload(Bytes::from(bare)).is_err());
+    }
+    let bare = bare_with_tail(&[]);
+    assert_eq!(hex(&bare), format!("00{id}00"));
+    assert_eq!(
+        frame::decode_payload::<IncomingOffer>(&bare)
+            .unwrap()
+            .manifest,
+        empty
+    );
+    assert!(frame::decode_payload::<TransferFrame>(&bare).is_err());
+    assert_eq!(dirs_only(&[]).validate(), Err(ManifestError::Empty));
+    assert_eq!(
+        ManifestError::Empty.to_string(),
+        "the offer holds neither files nor directories"
+    );
+    let json = serde_json::to_string(&dirs_only(&[])).unwrap();
+    assert!(serde_json::from_str::<Manifest>(&json).is_err());
+
+    // Hostile directories with no file are refused for what they are.
+    let hostile = bare_with_tail(&list(&["ok", "../../etc"]));
+    assert!(matches!(
+        IncomingOffer::from_payload(&hostile).unwrap().manifest,
+        Err(OfferError::DirPath { dir: 1, .. })
+    ));
+    assert!(TransferFrame::decode_payload(Bytes::from(hostile)).is_err());
+    let twice = bare_with_tail(&list(&["d", "D"]));
+    assert!(matches!(
+        IncomingOffer::from_payload(&twice).unwrap().manifest,
+        Err(OfferError::Manifest(ManifestError::CaseCollision { .. }))
+    ));
 }
 
 #[test]
@@ -218,11 +295,16 @@ fn any_dirs() -> impl Strategy<Value = Vec<String>> {
 
 proptest! {
     #[test]
-    fn offers_with_dirs_round_trip(dirs in any_dirs(), id in any::<[u8; 16]>()) {
+    fn offers_with_dirs_round_trip(
+        dirs in any_dirs(),
+        id in any::<[u8; 16]>(),
+        no_file in any::<bool>(),
+    ) {
+        let base = if no_file { dirs_only(&[]) } else { manifest(&[]) };
         let m = Manifest {
             id: TransferId(id),
             dirs: dirs.iter().map(|d| path(d)).collect(),
-            ..manifest(&[])
+            ..base
         };
         prop_assume!(m.validate().is_ok());
         let body = payload(m.clone());
@@ -234,8 +316,11 @@ proptest! {
     }
 
     #[test]
-    fn garbage_after_an_offer_never_panics(tail in prop::collection::vec(any::<u8>(), 0..512)) {
-        let bytes = with_tail(&tail);
+    fn garbage_after_an_offer_never_panics(
+        tail in prop::collection::vec(any::<u8>(), 0..512),
+        no_file in any::<bool>(),
+    ) {
+        let bytes = if no_file { bare_with_tail(&tail) } else { with_tail(&tail) };
         let incoming = IncomingOffer::from_payload(&bytes);
         let framed = TransferFrame::decode_payload(Bytes::from(bytes));
         if let Ok(IncomingOffer { manifest: Ok(m), .. }) = &incoming {

@@ -336,7 +336,11 @@ fn finish<W: Write>(out: &mut Out<W>, json: bool, code: u8, text: String) -> Res
 /// `queued ID for bob (offline): ...` when p2pd cannot hand the offer over now.
 fn no_wait_line(t: &TransferInfo, reach: Reach) -> String {
     let name = clean(t.peer_name.as_str());
-    let what = format!("{}, {}", files(t.files), human_bytes(t.total_bytes));
+    let what = if t.files == 0 {
+        "directories (no file)".to_owned()
+    } else {
+        format!("{}, {}", files(t.files), human_bytes(t.total_bytes))
+    };
     match (t.state, reach) {
         (TransferState::Scanning, _) => format!(
             "hashing {} for {name} (transfer {}); 'p2pctl transfers' shows it",

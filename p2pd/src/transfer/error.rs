@@ -20,6 +20,14 @@ pub(crate) enum EngineError {
     /// Writing or naming a received file failed (a full disk stays [`FilesError::DiskFull`]).
     #[error(transparent)]
     Disk(#[from] FilesError),
+    /// An offer of directories alone (no file) whose directories could not all be made.
+    #[error("{dirs} of the directories could not be made: {list}")]
+    DirsNotMade {
+        /// How many could not be made.
+        dirs: usize,
+        /// Each, with why.
+        list: String,
+    },
     /// The receiver's destination has no room for the offer.
     #[error(
         "not enough free space in {}: {need} needed (plus a {} MiB reserve), {available} available",

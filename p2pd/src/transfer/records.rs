@@ -462,6 +462,8 @@ struct Kept {
 struct Unscanned {
     id: TransferId,
     files: Vec<serde::de::IgnoredAny>,
+    #[serde(default)]
+    dirs: Vec<serde::de::IgnoredAny>,
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
@@ -471,10 +473,10 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
     })?;
     let manifest: String = r.get(4)?;
     let state = state_from(&r.get::<_, String>(3)?);
-    // A transfer still being hashed, or ended before its files were hashed, lists no file,
-    // which no valid manifest allows.
+    // A transfer still being hashed, or ended before its files were hashed, lists neither a
+    // file nor a directory, which no valid manifest allows (one of directories alone does).
     let unscanned: Unscanned = serde_json::from_str(&manifest).map_err(bad)?;
-    let manifest = if unscanned.files.is_empty() {
+    let manifest = if unscanned.files.is_empty() && unscanned.dirs.is_empty() {
         Manifest {
             id: unscanned.id,
             files: Vec::new(),
@@ -642,7 +644,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(dir.path()).await.unwrap();
         let store = TransferStore::new(db.clone());
-        for n in [1, 2] {
+        for n in [1, 2, 3] {
             let rec = Record {
                 local_path: Some("/data".into()),
                 ..record(n, Direction::Out, TransferState::Scanning, &[])
@@ -654,6 +656,16 @@ mod tests {
         assert!(store.set_scanned_manifest(&manifest, &[]).await.unwrap());
         let back = store.get(TransferId([1; 16])).await.unwrap().unwrap();
         assert_eq!(back.manifest, manifest);
+        // Directories alone, no file: not taken for a transfer still being hashed.
+        let mut bare = record(3, Direction::Out, TransferState::Queued, &[]).manifest;
+        bare.dirs = vec![RelPath::new("a/b/c").unwrap()];
+        assert!(store.set_scanned_manifest(&bare, &[]).await.unwrap());
+        let back = store.get(TransferId([3; 16])).await.unwrap().unwrap();
+        assert_eq!((back.state, &back.manifest), (TransferState::Queued, &bare));
+        assert_eq!(
+            store.scanned(TransferId([3; 16])).await.unwrap(),
+            Some(Vec::new())
+        );
         // As a version before empty directories stored it: no `dirs` field at all.
         let old = record(2, Direction::Out, TransferState::Queued, &["f"]).manifest;
         assert!(store.set_scanned_manifest(&old, &[]).await.unwrap());

@@ -500,7 +500,7 @@ async fn receive(
         }
         (_, Err(e)) => Err(e),
         (Ok(Stop::Done), Ok(())) => {
-            make_dirs(t, live, &rec.manifest, dest).await;
+            make_dirs(t, live, &rec.manifest, dest).await?;
             Ok(true)
         }
         (Ok(Stop::SinkStopped), Ok(())) => Err(EngineError::Thread {
@@ -515,10 +515,17 @@ async fn receive(
 /// once every file is in place, whichever session that is: through the no-follow handle,
 /// so a symlink on the way is refused as it is for a file. A directory that cannot be made
 /// (a file or a symlink in its place) does not undo the files: the transfer is done, and
-/// the directories left unmade are named in the log and the activity log.
-async fn make_dirs(t: &Transfers, live: &Live, manifest: &Manifest, dest: &Path) {
+/// the directories left unmade are named in the log and the activity log. An offer of
+/// directories alone is done only once every one of them exists: else it fails, naming
+/// them ([`EngineError::DirsNotMade`]).
+async fn make_dirs(
+    t: &Transfers,
+    live: &Live,
+    manifest: &Manifest,
+    dest: &Path,
+) -> Result<(), EngineError> {
     if manifest.dirs.is_empty() {
-        return;
+        return Ok(());
     }
     let id = manifest.id;
     let failed = match landing(t, id).await {
@@ -529,7 +536,7 @@ async fn make_dirs(t: &Transfers, live: &Live, manifest: &Manifest, dest: &Path)
         Err(e) => all_failed(&manifest.dirs, &e),
     };
     if failed.is_empty() {
-        return;
+        return Ok(());
     }
     let peer = live.record().peer_name;
     let dirs = failed.len();
@@ -538,8 +545,12 @@ async fn make_dirs(t: &Transfers, live: &Live, manifest: &Manifest, dest: &Path)
         .map(|(d, e)| format!("{d} ({e})"))
         .collect::<Vec<_>>()
         .join(", ");
+    if manifest.files.is_empty() {
+        return Err(EngineError::DirsNotMade { dirs, list });
+    }
     warn!(%id, %peer, "every file arrived but {dirs} empty directories could not be made: {list}");
     info!(target: svc::logging::ACTIVITY, op = "dirs-not-made", peer = %peer, id = %id, dirs, error = %list, "empty directories not made (every file arrived)");
+    Ok(())
 }
 
 /// Makes each of `dirs` under `dir`, going on past one that fails: those that failed, with

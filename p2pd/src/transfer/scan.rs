@@ -50,7 +50,7 @@ pub enum ScanError {
     Manifest(#[from] ManifestError),
     /// Nothing to send.
     #[error(
-        "{0} holds no regular files (symlinks are not followed; an empty directory goes only beside a file)"
+        "{0} holds nothing to send: neither a regular file nor a directory (symlinks are not followed)"
     )]
     Empty(PathBuf),
     /// Too many files.
@@ -165,7 +165,8 @@ pub struct Listing {
 
 /// Lists `paths`, each a file or a directory, in the order given: a metadata walk, no file
 /// read. Each path must hold something (a file, or be or hold an empty directory), or the
-/// user would not know it was left; the whole must hold at least one file.
+/// user would not know it was left; a tree of directories alone (no file) goes as those
+/// directories.
 pub fn list(paths: &[PathBuf]) -> Result<Listing, ScanError> {
     let mut found = Listing::default();
     for path in paths {
@@ -199,7 +200,7 @@ pub fn list(paths: &[PathBuf]) -> Result<Listing, ScanError> {
             return Err(ScanError::Empty(path.to_owned()));
         }
     }
-    if found.files.is_empty() {
+    if found.files.is_empty() && found.dirs.is_empty() {
         return Err(ScanError::Empty(paths.first().cloned().unwrap_or_default()));
     }
     let len = offer_len(
@@ -486,7 +487,7 @@ mod tests {
                 ("photos/sub/1.jpg", Some(a.as_path())),
             ]
         );
-        // One of several that is an empty directory goes as one; alone it is refused.
+        // One of several that is an empty directory goes as one; alone, too.
         fs::create_dir(a.join("nothing")).unwrap();
         let (m, _) = scan_with(
             &[a.join("photos"), a.join("nothing")],
@@ -495,9 +496,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.dirs, [RelPath::new("nothing").unwrap()]);
-        let err = scan_with(&[a.join("nothing")], TransferId([9; 16]), &mut |_| true).unwrap_err();
+        let (m, sources) =
+            scan_with(&[a.join("nothing")], TransferId([9; 16]), &mut |_| true).unwrap();
+        assert!(m.files.is_empty() && sources.is_empty());
+        assert_eq!(m.dirs, [RelPath::new("nothing").unwrap()]);
+        // A symlink alone holds nothing to send.
+        std::os::unix::fs::symlink(a.join("nothing"), a.join("link")).unwrap();
+        let err = scan_with(&[a.join("link")], TransferId([9; 16]), &mut |_| true).unwrap_err();
         assert!(
-            matches!(&err, ScanError::Empty(p) if p.ends_with("nothing")),
+            matches!(&err, ScanError::Empty(p) if p.ends_with("link")),
             "{err}"
         );
         // Two paths of one name cannot arrive together.
@@ -596,11 +603,13 @@ mod tests {
             scan(Path::new("rel"), TransferId([3; 16])),
             Err(ScanError::NotAbsolute(_))
         ));
-        fs::create_dir(dir.path().join("empty")).unwrap();
-        assert!(matches!(
-            scan(&dir.path().join("empty"), TransferId([4; 16])),
-            Err(ScanError::Empty(_))
-        ));
+        // Directories with no file below go as the deepest of them.
+        fs::create_dir_all(dir.path().join("empty/b/c")).unwrap();
+        fs::create_dir_all(dir.path().join("empty/d")).unwrap();
+        let (m, sources) = scan(&dir.path().join("empty"), TransferId([4; 16])).unwrap();
+        assert!(m.files.is_empty() && sources.is_empty());
+        let dirs: Vec<&str> = m.dirs.iter().map(RelPath::as_str).collect();
+        assert_eq!(dirs, ["empty/b/c", "empty/d"]);
     }
 
     #[test]

@@ -18,7 +18,8 @@ use transport::FramedConn;
 use super::error::EngineError;
 use super::live::Live;
 use super::send_rules::{
-    End, OfferReply, is_too_old, on_offer_reply, on_offer_unsent, on_verdict, starts, too_old,
+    End, OfferReply, dirs_need_v3, is_too_old, on_offer_reply, on_offer_unsent, on_verdict, starts,
+    too_old,
 };
 use super::source::{Piece, Plan, Source};
 use super::{SessionLog, Transfers};
@@ -103,6 +104,11 @@ async fn session(
     let rec = live.record();
     let id = rec.manifest.id;
     let mut offer = rec.manifest.clone();
+    if crate::link::alpn(&conn) != Some(ALPN_BULK) && offer.files.is_empty() {
+        // Without its directories the offer would hold nothing: no link to this peer helps.
+        let _ = conn.shutdown().await;
+        return Ok(Some(End::Failed(dirs_need_v3(peer.name.as_str()))));
+    }
     if crate::link::alpn(&conn) != Some(ALPN_BULK) && !offer.dirs.is_empty() {
         // A receiver of p2p-bulk/2 reads no directories: the files go without them.
         let left = std::mem::take(&mut offer.dirs);

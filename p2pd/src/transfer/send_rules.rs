@@ -20,6 +20,14 @@ pub(super) fn too_old(peer: &str) -> String {
     )
 }
 
+/// Why a transfer of directories alone (no file) to a peer that speaks only `p2p-bulk/2`
+/// fails: that protocol carries no directories, so its offer would hold nothing.
+pub(super) fn dirs_need_v3(peer: &str) -> String {
+    format!(
+        "p2pd on {peer} speaks p2p-bulk/2, which cannot carry directories without files; upgrade it"
+    )
+}
+
 /// Whether dialling a bulk link failed because the peer serves no `p2p-bulk/2`: its TLS
 /// refused the one ALPN name offered (`no_application_protocol`), which a p2pd that speaks
 /// only `p2p-bulk/1` does.

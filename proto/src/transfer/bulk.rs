@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::{TransferFrame, TransferId};
+use super::{Manifest, ManifestWire, TransferFrame, TransferId};
 use crate::frame::{self, FrameError, HEADER_LEN};
 
 /// Tag byte of [`TransferFrame::Chunk`] (its variant index, a one-byte varint).
@@ -24,6 +24,12 @@ struct ChunkWire<'a> {
 /// Tag byte of [`TransferFrame::Offer`].
 const OFFER_TAG: u8 = 0;
 
+/// The frame layout of `TransferFrame` reduced to its tag 0, the manifest not yet validated.
+#[derive(Deserialize)]
+enum OfferWire {
+    Offer(ManifestWire),
+}
+
 impl TransferFrame {
     /// Decodes one frame's payload (no length prefix), refusing trailing bytes, like
     /// [`frame::decode_payload`]. A `Chunk`'s data is a slice of `payload`, not a copy. An
@@ -31,18 +37,17 @@ impl TransferFrame {
     /// [`frame::decode_payload`] would refuse as trailing bytes.
     pub fn decode_payload(payload: Bytes) -> Result<TransferFrame, FrameError> {
         if payload.first() == Some(&OFFER_TAG) {
-            let (frame, rest) = postcard::take_from_bytes::<TransferFrame>(&payload)?;
-            return match frame {
-                TransferFrame::Offer(mut m) if !rest.is_empty() => {
-                    m.dirs = super::dirs::trailing(rest)?;
-                    // Like a manifest refused while decoding: postcard keeps no reason.
-                    m.validate()
-                        .map_err(|_| FrameError::Malformed(postcard::Error::SerdeDeCustom))?;
-                    Ok(TransferFrame::Offer(m))
-                }
-                _ if !rest.is_empty() => Err(FrameError::Trailing { extra: rest.len() }),
-                frame => Ok(frame),
+            // The files first, unvalidated: an offer of directories alone has none.
+            let (OfferWire::Offer(w), rest) = postcard::take_from_bytes::<OfferWire>(&payload)?;
+            let m = Manifest {
+                id: w.id,
+                files: w.files,
+                dirs: super::dirs::trailing(rest)?,
             };
+            // Like a manifest refused while decoding: postcard keeps no reason.
+            m.validate()
+                .map_err(|_| FrameError::Malformed(postcard::Error::SerdeDeCustom))?;
+            return Ok(TransferFrame::Offer(m));
         }
         if payload.first().is_some_and(|t| u32::from(*t) == CHUNK_TAG) {
             let (w, rest) = postcard::take_from_bytes::<ChunkWire<'_>>(&payload[1..])?;

@@ -268,8 +268,8 @@ impl FileEntry {
 /// Why a manifest was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
-    /// No files at all.
-    #[error("the offer holds no files")]
+    /// Neither files nor directories: nothing to send.
+    #[error("the offer holds neither files nor directories")]
     Empty,
     /// More than [`MAX_FILES`] files.
     #[error("the offer holds {count} files; at most {MAX_FILES} are allowed")]
@@ -322,7 +322,8 @@ pub enum ManifestError {
 /// `p2p-bulk/3` receivers read (see [`TransferFrame::decode_payload`] and
 /// [`IncomingOffer::from_payload`]: the frame decoders read that trailing list, postcard
 /// decoding of a `Manifest` alone does not). JSON (the store) carries it as an optional
-/// `dirs` field.
+/// `dirs` field. An offer of directories alone (no file, a tree of empty directories) thus
+/// exists only in `p2p-bulk/3`: as a `p2p-bulk/2` offer it would hold nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Manifest {
     /// The transfer this manifest opens.
@@ -377,13 +378,14 @@ impl<'de> Deserialize<'de> for Manifest {
 
 impl Manifest {
     /// Checks the whole-manifest rules (each path was already checked by [`RelPath`]):
-    /// 1 to [`MAX_FILES`] files, at most [`MAX_DIRS`] directories, no two paths (files and
+    /// at most [`MAX_FILES`] files and [`MAX_DIRS`] directories, at least one of either (an
+    /// offer of directories alone makes them), no two paths (files and
     /// directories together) equal even ignoring case and Unicode form ([`collision_key`]),
     /// no file that is also a directory of another file or of a directory, total size at
     /// most [`MAX_TOTAL_SIZE`].
     pub fn validate(&self) -> Result<(), ManifestError> {
         let count = self.files.len();
-        if count == 0 {
+        if count == 0 && self.dirs.is_empty() {
             return Err(ManifestError::Empty);
         }
         if count > MAX_FILES {

@@ -361,6 +361,19 @@ fn no_wait_names_a_changed_key() {
     );
 }
 
+#[test]
+fn no_wait_says_directories_alone() {
+    let t = TransferInfo {
+        files: 0,
+        total_bytes: 0,
+        ..at(TransferState::Offered)
+    };
+    assert_eq!(
+        no_wait_line(&t, Reach::Online),
+        format!("offered {} to bob: directories (no file)", t.id)
+    );
+}
+
 #[tokio::test]
 async fn lost_events_are_recovered_from_the_list() {
     let mut replies = script(

@@ -202,18 +202,24 @@ impl Wait {
     }
 }
 
-/// `bob has all 3 files (12.3 MiB) verified`.
+/// `bob has all 3 files (12.3 MiB) verified`, or `bob has the directories` of a transfer of
+/// directories alone.
 fn done_line(t: &TransferInfo) -> String {
     let name = clean(t.peer_name.as_str());
     let size = human_bytes(t.total_bytes);
     if t.direction == Direction::In {
         let dest = clean(t.local_path.as_deref().unwrap_or("the destination"));
+        if t.files == 0 {
+            return format!("got directories (they hold no file) from {name}, in {dest}");
+        }
         return format!(
             "got {} ({size}) from {name}, verified, in {dest}",
             files(t.files)
         );
     }
-    if t.files == 1 {
+    if t.files == 0 {
+        format!("{name} has the directories (they hold no file)")
+    } else if t.files == 1 {
         format!("{name} has the file ({size}) verified")
     } else {
         format!("{name} has all {} ({size}) verified", files(t.files))
@@ -270,6 +276,28 @@ mod tests {
 
     fn waiting(reach: Reach) -> Wait {
         Wait::new(&at(TransferState::Queued), reach)
+    }
+
+    #[test]
+    fn directories_alone_are_said_as_directories() {
+        let out = TransferInfo {
+            files: 0,
+            total_bytes: 0,
+            ..at(TransferState::Done)
+        };
+        assert_eq!(
+            done_line(&out),
+            "bob has the directories (they hold no file)"
+        );
+        let into = TransferInfo {
+            direction: Direction::In,
+            local_path: Some("/tmp/in".into()),
+            ..out
+        };
+        assert_eq!(
+            done_line(&into),
+            "got directories (they hold no file) from bob, in /tmp/in"
+        );
     }
 
     #[test]
