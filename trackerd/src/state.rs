@@ -12,7 +12,7 @@ use proto::tracker::{
     ADDR_RECORD_VERSION, LookupBy, MAX_PAGE, MAX_RESPONSE_FRAME, MAX_WATCHED, MIN_PROTOCOL_VERSION,
     PeerEntry, Refusal, SignedHandover, SignedRecord, TrackerMsg,
 };
-use proto::{PeerId, PeerName};
+use proto::{KeyBytes, PeerId, PeerName};
 use svc::logging::ACTIVITY;
 use tracing::{info, warn};
 
@@ -228,7 +228,7 @@ impl Hub {
         conn: ConnId,
         req: u32,
         version: u16,
-        keys: &[PeerId],
+        keys: &[KeyBytes],
     ) -> Result<(), Refused> {
         let mut g = self.lock();
         let Some(link) = g.links.get(&conn).cloned() else {
@@ -250,7 +250,7 @@ impl Hub {
     }
 
     /// `conn` stops watching `keys`.
-    pub fn unwatch(&self, conn: ConnId, keys: &[PeerId]) {
+    pub fn unwatch(&self, conn: ConnId, keys: &[KeyBytes]) {
         self.lock().events.unwatch(conn, keys);
     }
 
