@@ -150,9 +150,11 @@ fn tracker_frames() -> Vec<Vec<u8>> {
         PeerMsg::AddrRecord(own_record(1)),
         PeerMsg::Watch {
             req: 4,
-            keys: vec![id(2), id(3)],
+            keys: vec![id(2).key_bytes(), id(3).key_bytes()],
         },
-        PeerMsg::Unwatch { keys: vec![id(3)] },
+        PeerMsg::Unwatch {
+            keys: vec![id(3).key_bytes()],
+        },
         PeerMsg::Lookup {
             req: 5,
             by: tracker::LookupBy::Name(name("peer-2")),

@@ -275,7 +275,7 @@ impl TrackerLink {
                         conn.send(&PeerMsg::Lookup { req: LOOKUP_REQ, by }).await?;
                     }
                     Ok(Ask::Watch(key)) => {
-                        let keys = vec![key];
+                        let keys = vec![key.key_bytes()];
                         conn.send(&PeerMsg::Watch { req: WATCH_REQ, keys }).await?;
                     }
                     Err(_) => {}
@@ -324,7 +324,7 @@ impl TrackerLink {
             TrackerMsg::Found { entry, .. } => {
                 if let Some(entry) = entry {
                     self.node.tracker_entry(self.idx, &entry).await;
-                    let keys = vec![entry.signed.record.key];
+                    let keys = vec![entry.signed.record.key.key_bytes()];
                     conn.send(&PeerMsg::Watch {
                         req: WATCH_REQ,
                         keys,
@@ -380,7 +380,7 @@ impl TrackerLink {
         contacts.truncate(MAX_WATCHED);
         info!(tracker = %self.addr, contacts = contacts.len(), "the tracker lists more than {} peers: watching the contacts only", self.subscribe_max.min(MAX_PAGE));
         for keys in contacts.chunks(MAX_WATCH_KEYS) {
-            let keys = keys.to_vec();
+            let keys = keys.iter().map(PeerId::key_bytes).collect();
             conn.send(&PeerMsg::Watch {
                 req: WATCH_REQ,
                 keys,

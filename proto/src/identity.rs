@@ -7,7 +7,10 @@ use data_encoding::{BASE32_NOPAD, Encoding, Specification};
 use ed25519_dalek::{Signer as _, SigningKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod key_bytes;
 mod key_cache;
+
+pub use key_bytes::KeyBytes;
 
 /// Number of base32 characters in a full [`PeerId`].
 pub const PEER_ID_CHARS: usize = 52;
@@ -57,7 +60,7 @@ pub enum IdentityError {
 
 /// A peer's identity: its Ed25519 public key. Displayed as lowercase unpadded base32.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PeerId([u8; 32]);
+pub struct PeerId(KeyBytes);
 
 impl PeerId {
     /// Wraps raw key bytes, checking they are a valid Ed25519 point.
@@ -65,12 +68,17 @@ impl PeerId {
     /// follow for the same key skip the decompression.
     pub fn from_bytes(bytes: [u8; 32]) -> Result<Self, IdentityError> {
         key_cache::verifying_key(&bytes).ok_or(IdentityError::BadPoint)?;
-        Ok(Self(bytes))
+        Ok(Self(KeyBytes(bytes)))
     }
 
     /// The raw key bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
+        &self.0.0
+    }
+
+    /// The key as plain bytes, for comparing with keys that were not checked.
+    pub fn key_bytes(&self) -> KeyBytes {
+        self.0
     }
 
     /// The first [`SHORT_ID_CHARS`] characters, for tables and logs.
@@ -84,7 +92,7 @@ impl PeerId {
     pub fn to_spki_der(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(SPKI_PREFIX.len() + 32);
         v.extend_from_slice(&SPKI_PREFIX);
-        v.extend_from_slice(&self.0);
+        v.extend_from_slice(&self.0.0);
         v
     }
 
@@ -104,7 +112,7 @@ impl PeerId {
 
     /// Verifies `sig` over `msg` with this key (strict verification).
     pub fn verify(&self, msg: &[u8], sig: &Signature) -> bool {
-        let Some(key) = key_cache::verifying_key(&self.0) else {
+        let Some(key) = key_cache::verifying_key(&self.0.0) else {
             return false;
         };
         let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
@@ -114,7 +122,7 @@ impl PeerId {
 
 impl fmt::Display for PeerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&lower_base32().encode(&self.0))
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -127,27 +135,26 @@ impl fmt::Debug for PeerId {
 impl FromStr for PeerId {
     type Err = IdentityError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || IdentityError::BadPeerId {
-            input: s.chars().take(80).collect(),
-        };
-        if s.len() != PEER_ID_CHARS {
-            return Err(bad());
-        }
-        let bytes = lower_base32()
-            .decode(s.to_ascii_lowercase().as_bytes())
-            .map_err(|_| bad())?;
-        let arr: [u8; 32] = bytes.try_into().map_err(|_| bad())?;
-        Self::from_bytes(arr)
+        Self::from_bytes(s.parse::<KeyBytes>()?.0)
     }
 }
 
 impl Serialize for PeerId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() {
-            s.collect_str(self)
-        } else {
-            self.0.serialize(s)
-        }
+        self.0.serialize(s)
+    }
+}
+
+/// A checked key is a key's bytes: maps keyed by [`PeerId`] can be searched with [`KeyBytes`].
+impl std::borrow::Borrow<KeyBytes> for PeerId {
+    fn borrow(&self) -> &KeyBytes {
+        &self.0
+    }
+}
+
+impl From<PeerId> for KeyBytes {
+    fn from(id: PeerId) -> Self {
+        id.0
     }
 }
 
@@ -238,7 +245,7 @@ impl SecretKey {
 
     /// The public identity.
     pub fn peer_id(&self) -> PeerId {
-        PeerId(self.0.verifying_key().to_bytes())
+        PeerId(KeyBytes(self.0.verifying_key().to_bytes()))
     }
 
     /// Signs `msg`.

@@ -22,5 +22,5 @@ pub mod timefmt;
 pub mod tracker;
 pub mod transfer;
 
-pub use identity::{PeerId, SecretKey, Signature};
+pub use identity::{KeyBytes, PeerId, SecretKey, Signature};
 pub use name::PeerName;

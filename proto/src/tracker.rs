@@ -18,7 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::{Deserialize, Serialize};
 
 use crate::addr_record::SignedAddrRecord;
-use crate::identity::{PeerId, SecretKey, Signature};
+use crate::identity::{KeyBytes, PeerId, SecretKey, Signature};
 use crate::name::PeerName;
 
 /// The highest version this code speaks, carried in the peer's `Hello`.
@@ -275,15 +275,17 @@ pub enum PeerMsg {
     Watch {
         /// Echoed in the `Peers` answer.
         req: u32,
-        /// The keys to add to this link's watch set; at most [`MAX_WATCH_KEYS`].
+        /// The keys to add to this link's watch set; at most [`MAX_WATCH_KEYS`]. Not
+        /// checked to be points: the tracker only compares them with registered keys, so
+        /// bytes that are no key are watched and never match.
         #[serde(deserialize_with = "capped_keys")]
-        keys: Vec<PeerId>,
+        keys: Vec<KeyBytes>,
     },
     /// Tag 10 (version 3): stop telling me about these keys. Not answered.
     Unwatch {
         /// The keys to drop from this link's watch set; at most [`MAX_WATCH_KEYS`].
         #[serde(deserialize_with = "capped_keys")]
-        keys: Vec<PeerId>,
+        keys: Vec<KeyBytes>,
     },
     /// Tag 11 (version 3): one live peer, by name or key. Answered by `Found` (then its
     /// address record, if it handed one over).
@@ -403,8 +405,8 @@ pub enum TrackerMsg {
 
 /// Decodes a key list, refusing more than [`MAX_WATCH_KEYS`] keys before anything is
 /// allocated for them.
-fn capped_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PeerId>, D::Error> {
-    d.deserialize_seq(Capped::<PeerId, MAX_WATCH_KEYS>(std::marker::PhantomData))
+fn capped_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<KeyBytes>, D::Error> {
+    d.deserialize_seq(Capped::<KeyBytes, MAX_WATCH_KEYS>(std::marker::PhantomData))
 }
 
 /// Decodes a handover chain, refusing more than [`MAX_HANDOVER_CHAIN`] statements before

@@ -325,9 +325,12 @@ fn any_peer_msg() -> impl Strategy<Value = PeerMsg> {
             name: PeerName::new(&n).unwrap()
         }),
         common::any_addr_record(4).prop_map(PeerMsg::AddrRecord),
-        (any::<u32>(), proptest::collection::vec(any_key(), 0..8))
+        (
+            any::<u32>(),
+            proptest::collection::vec(any_key_bytes(), 0..8)
+        )
             .prop_map(|(req, keys)| PeerMsg::Watch { req, keys }),
-        proptest::collection::vec(any_key(), 0..8).prop_map(|keys| PeerMsg::Unwatch { keys }),
+        proptest::collection::vec(any_key_bytes(), 0..8).prop_map(|keys| PeerMsg::Unwatch { keys }),
         (any::<u32>(), any_key()).prop_map(|(req, k)| PeerMsg::Lookup {
             req,
             by: LookupBy::Key(k)
@@ -343,6 +346,14 @@ fn any_peer_msg() -> impl Strategy<Value = PeerMsg> {
 
 fn any_key() -> impl Strategy<Value = proto::PeerId> {
     any::<[u8; 32]>().prop_map(|s| SecretKey::from_seed(s).peer_id())
+}
+
+/// Watched keys: any 32 bytes, points or not, round-trip unchanged.
+fn any_key_bytes() -> impl Strategy<Value = proto::KeyBytes> {
+    prop_oneof![
+        any::<[u8; 32]>().prop_map(proto::KeyBytes),
+        any_key().prop_map(proto::KeyBytes::from),
+    ]
 }
 
 fn any_handover() -> impl Strategy<Value = SignedHandover> {

@@ -7,7 +7,7 @@ use proto::tracker::{
     LookupBy, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, MAX_WATCH_KEYS, PeerEntry, PeerMsg, Record,
     Refusal, TrackerMsg,
 };
-use proto::{PeerId, PeerName, SecretKey};
+use proto::{KeyBytes, PeerId, PeerName, SecretKey};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -33,7 +33,7 @@ fn v3_peer_frames_have_stable_bytes() {
     // Watch: tag 9, req varint, key count, 32 bytes per key.
     let (head, body) = split(&PeerMsg::Watch {
         req: 7,
-        keys: vec![k],
+        keys: vec![k.key_bytes()],
     });
     assert_eq!(head, "0000002309");
     assert_eq!(body[..2], [7, 1]);
@@ -134,7 +134,7 @@ fn v3_tracker_frames_have_stable_bytes() {
 fn key_lists_are_capped_before_they_are_read() {
     let at_cap = PeerMsg::Watch {
         req: 1,
-        keys: vec![key(1); MAX_WATCH_KEYS],
+        keys: vec![key(1).key_bytes(); MAX_WATCH_KEYS],
     };
     let mut buf = BytesMut::from(&enc(&at_cap)[..]);
     assert_eq!(
@@ -144,10 +144,10 @@ fn key_lists_are_capped_before_they_are_read() {
     for msg in [
         PeerMsg::Watch {
             req: 1,
-            keys: vec![key(1); MAX_WATCH_KEYS + 1],
+            keys: vec![key(1).key_bytes(); MAX_WATCH_KEYS + 1],
         },
         PeerMsg::Unwatch {
-            keys: vec![key(1); MAX_WATCH_KEYS + 1],
+            keys: vec![key(1).key_bytes(); MAX_WATCH_KEYS + 1],
         },
     ] {
         let mut buf = BytesMut::from(&enc(&msg)[..]);
@@ -157,4 +157,29 @@ fn key_lists_are_capped_before_they_are_read() {
     let mut body = vec![9u8, 1, 0xff, 0xff, 0x03];
     body.extend_from_slice(key(1).as_bytes());
     assert!(frame::decode_payload::<PeerMsg>(&body).is_err());
+}
+
+#[test]
+fn watched_keys_are_bytes_not_checked_points() {
+    // 32 bytes that are no Ed25519 point: a key of a Lookup is refused, a watched key is
+    // decoded as it is (it can only fail to match).
+    let bad = (0..=255u8)
+        .map(|b| [b; 32])
+        .find(|b| PeerId::from_bytes(*b).is_err())
+        .unwrap();
+    let watch = PeerMsg::Watch {
+        req: 3,
+        keys: vec![KeyBytes(bad), key(2).key_bytes()],
+    };
+    let mut buf = BytesMut::from(&enc(&watch)[..]);
+    assert_eq!(
+        frame::decode::<PeerMsg>(&mut buf, MAX_REQUEST_FRAME).unwrap(),
+        Some(watch)
+    );
+    let mut lookup = vec![11u8, 3, 1];
+    lookup.extend_from_slice(&bad);
+    assert!(frame::decode_payload::<PeerMsg>(&lookup).is_err());
+    let mut good = vec![11u8, 3, 1];
+    good.extend_from_slice(key(2).as_bytes());
+    assert!(frame::decode_payload::<PeerMsg>(&good).is_ok());
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use proto::PeerId;
+use proto::{KeyBytes, PeerId};
 use tracing::warn;
 
 use crate::link::{Close, LinkCtl, PushError};
@@ -20,12 +20,13 @@ struct Queue {
     /// Subscribed: hears of every change.
     full: bool,
     /// The keys it watches, sorted: a few keys per link in the common case, so a vector
-    /// sized to them (a set's table holds twice the room).
-    watching: Vec<PeerId>,
+    /// sized to them (a set's table holds twice the room). Bytes as the link sent them: a
+    /// change is always of a checked key, which bytes that are no key never equal.
+    watching: Vec<KeyBytes>,
 }
 
 impl Queue {
-    fn watches(&self, key: &PeerId) -> bool {
+    fn watches(&self, key: &KeyBytes) -> bool {
         self.watching.binary_search(key).is_ok()
     }
 }
@@ -84,13 +85,13 @@ impl Events {
         conn: ConnId,
         version: u16,
         link: &Arc<LinkCtl>,
-        keys: &[PeerId],
+        keys: &[KeyBytes],
         cap: usize,
         frames: impl IntoIterator<Item = Bytes>,
     ) -> Result<(), usize> {
         let made = !self.queues.contains_key(&conn);
         let q = self.queue(conn, version, link);
-        let mut added: Vec<PeerId> = keys.iter().filter(|k| !q.watches(k)).copied().collect();
+        let mut added: Vec<KeyBytes> = keys.iter().filter(|k| !q.watches(k)).copied().collect();
         added.sort_unstable();
         added.dedup();
         let would = q.watching.len() + added.len();
@@ -112,11 +113,11 @@ impl Events {
     }
 
     /// Drops `keys` from what `conn` watches.
-    pub fn unwatch(&mut self, conn: ConnId, keys: &[PeerId]) {
+    pub fn unwatch(&mut self, conn: ConnId, keys: &[KeyBytes]) {
         let Some(q) = self.queues.get_mut(&conn) else {
             return;
         };
-        let mut removed: Vec<PeerId> = keys.iter().filter(|k| q.watches(k)).copied().collect();
+        let mut removed: Vec<KeyBytes> = keys.iter().filter(|k| q.watches(k)).copied().collect();
         removed.sort_unstable();
         removed.dedup();
         q.watching.retain(|k| removed.binary_search(k).is_err());
@@ -128,7 +129,7 @@ impl Events {
         }
     }
 
-    fn unindex(&mut self, conn: ConnId, key: PeerId) {
+    fn unindex(&mut self, conn: ConnId, key: KeyBytes) {
         self.watchers.remove(&(tag(&key), conn));
     }
 
@@ -146,6 +147,7 @@ impl Events {
     /// not `from` nor links below `min_version`. A link whose queue is full is dropped (its
     /// connection ends once it has sent what waits).
     pub fn publish(&mut self, frame: &Bytes, key: &PeerId, from: ConnId, min_version: u16) {
+        let key = &key.key_bytes();
         let t = tag(key);
         let watchers = self.watchers.range((t, ConnId::MIN)..=(t, ConnId::MAX));
         let mut dead = Vec::new();
@@ -187,13 +189,13 @@ impl Events {
     /// Links with a queue, and keys watched by at least one link (a walk over every watch:
     /// for the operator's statistics, not for a hot path).
     pub fn counts(&self) -> (usize, usize) {
-        let keys: HashSet<&PeerId> = self.queues.values().flat_map(|q| &q.watching).collect();
+        let keys: HashSet<&KeyBytes> = self.queues.values().flat_map(|q| &q.watching).collect();
         (self.queues.len(), keys.len())
     }
 }
 
 /// The watch index's tag of `key`: its first eight bytes.
-fn tag(key: &PeerId) -> u64 {
+fn tag(key: &KeyBytes) -> u64 {
     let b = key.as_bytes();
     u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
 }
@@ -207,6 +209,10 @@ mod tests {
 
     fn key(n: u8) -> PeerId {
         SecretKey::from_seed([n; 32]).peer_id()
+    }
+
+    fn kb(n: u8) -> KeyBytes {
+        key(n).key_bytes()
     }
 
     fn link() -> Arc<LinkCtl> {
@@ -228,10 +234,10 @@ mod tests {
         let mut ev = Events::default();
         let (sub, w2, w3) = (link(), link(), link());
         ev.subscribe(1, 2, &sub, [Bytes::from_static(b"list")]);
-        ev.watch(2, 3, &w2, &[key(7)], 10, []).unwrap();
-        ev.watch(3, 3, &w3, &[key(8)], 10, []).unwrap();
+        ev.watch(2, 3, &w2, &[kb(7)], 10, []).unwrap();
+        ev.watch(3, 3, &w3, &[kb(8)], 10, []).unwrap();
         // Watching and subscribing: one copy.
-        ev.watch(1, 2, &sub, &[key(7)], 10, []).unwrap();
+        ev.watch(1, 2, &sub, &[kb(7)], 10, []).unwrap();
         ev.publish(&Bytes::from_static(b"k7"), &key(7), 9, 1);
         assert_eq!(drain(&sub), vec![&b"list"[..], &b"k7"[..]]);
         assert_eq!(drain(&w2), vec![&b"k7"[..]]);
@@ -252,41 +258,52 @@ mod tests {
                 PeerId::from_bytes(b).ok().filter(|k| *k != key(7))
             })
             .unwrap();
-        assert_eq!(tag(&twin), tag(&key(7)));
+        assert_eq!(tag(&twin.key_bytes()), tag(&kb(7)));
         ev.publish(&Bytes::from_static(b"twin"), &twin, 9, 1);
         assert!(drain(&w2).is_empty());
         assert_eq!(drain(&sub), vec![&b"twin"[..]]);
         // Unwatched, then gone: nothing more, and the index empties.
-        ev.unwatch(2, &[key(7), key(7)]);
+        ev.unwatch(2, &[kb(7), kb(7)]);
         ev.publish(&Bytes::from_static(b"z"), &key(7), 9, 1);
         assert!(drain(&w2).is_empty());
         ev.remove(3);
         ev.remove(1);
         assert_eq!(ev.counts(), (1, 0));
+        // Bytes that are no key (here with key 7's tag) are watched as they are and never
+        // match a change.
+        let bad = (0..=255u8)
+            .map(|last| {
+                let mut b = *key(7).as_bytes();
+                b[31] ^= last;
+                b
+            })
+            .find(|b| PeerId::from_bytes(*b).is_err())
+            .unwrap();
+        ev.watch(2, 3, &w2, &[KeyBytes(bad)], 10, []).unwrap();
+        assert_eq!(ev.counts(), (1, 1));
+        ev.publish(&Bytes::from_static(b"k7"), &key(7), 9, 1);
+        assert!(drain(&w2).is_empty());
     }
 
     #[test]
     fn the_watch_cap_refuses_and_a_full_queue_drops_the_link() {
         let mut ev = Events::default();
         let l1 = link();
-        ev.watch(1, 3, &l1, &[key(1), key(2)], 3, []).unwrap();
+        ev.watch(1, 3, &l1, &[kb(1), kb(2)], 3, []).unwrap();
         assert_eq!(
-            ev.watch(1, 3, &l1, &[key(2), key(3), key(4)], 3, []).err(),
+            ev.watch(1, 3, &l1, &[kb(2), kb(3), kb(4)], 3, []).err(),
             Some(4)
         );
         // The same key twice counts once.
-        assert!(
-            ev.watch(1, 3, &l1, &[key(2), key(3), key(3)], 3, [])
-                .is_ok()
-        );
+        assert!(ev.watch(1, 3, &l1, &[kb(2), kb(3), kb(3)], 3, []).is_ok());
         // A refused first watch leaves no queue behind.
         assert_eq!(
-            ev.watch(2, 3, &link(), &[key(1), key(2)], 1, []).err(),
+            ev.watch(2, 3, &link(), &[kb(1), kb(2)], 1, []).err(),
             Some(2)
         );
         assert_eq!(ev.counts(), (1, 3));
         let slow = link();
-        ev.watch(5, 3, &slow, &[key(9)], 3, []).unwrap();
+        ev.watch(5, 3, &slow, &[kb(9)], 3, []).unwrap();
         for _ in 0..=QUEUE {
             ev.publish(&Bytes::from_static(b"e"), &key(9), 0, 1);
         }

@@ -4,12 +4,13 @@
 //! must be persisted, then [`Registry::apply`]s it. Times are passed in: wall-clock seconds
 //! for bindings (they outlive the process), monotonic instants for connection activity.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use proto::tracker::{MAX_ADDRS, PeerEntry, Refusal, SignedHandover, SignedRecord};
-use proto::{PeerId, PeerName};
+use proto::{KeyBytes, PeerId, PeerName};
 
 /// Identifies one tracker connection.
 pub type ConnId = u64;
@@ -367,9 +368,9 @@ impl Registry {
         self.live.values().map(|l| l.entry.clone()).collect()
     }
 
-    /// The live entry of `key`, if any.
-    pub fn lookup_key(&self, key: &PeerId) -> Option<&PeerEntry> {
-        self.live.get(key).map(|l| &l.entry)
+    /// The live entry of `key` (a checked [`PeerId`] or plain [`KeyBytes`]), if any.
+    pub fn lookup_key<K: Borrow<KeyBytes>>(&self, key: &K) -> Option<&PeerEntry> {
+        self.live.get(key.borrow()).map(|l| &l.entry)
     }
 
     /// The live entry of the key holding `name`, if any.

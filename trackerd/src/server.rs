@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto::PeerId;
+use svc::logging::ACTIVITY;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -17,7 +18,7 @@ use crate::admin::{self, AdminError};
 use crate::config::Config;
 use crate::conn::{ConnCtx, serve};
 use crate::limits::{ConnLimiter, Over, RateLimiter};
-use crate::state::Hub;
+use crate::state::{Hub, Tally};
 use crate::store::{Store, StoreError};
 
 /// Time connections get to finish after shutdown begins.
@@ -196,10 +197,19 @@ fn sweep_interval(lease: Duration) -> Duration {
     (lease / 10).clamp(Duration::from_millis(100), Duration::from_secs(1))
 }
 
-/// Closes the links whose lease ran out: one timer for all of them.
+/// How often the registrations and departures are summed up in the activity log.
+const TALLY_EVERY: Duration = Duration::from_secs(60);
+
+/// Closes the links whose lease ran out: one timer for all of them. Also logs, every
+/// [`TALLY_EVERY`] in which peers came or went, how many (one line per registration cost
+/// as much as a twentieth of the tracker's work in a reconnect storm).
 async fn sweep_loop(hub: Hub, lease: Duration, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(sweep_interval(lease));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut report =
+        tokio::time::interval_at(tokio::time::Instant::now() + TALLY_EVERY, TALLY_EVERY);
+    report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = Tally::default();
     loop {
         tokio::select! {
             () = cancel.cancelled() => break,
@@ -207,6 +217,13 @@ async fn sweep_loop(hub: Hub, lease: Duration, cancel: CancellationToken) {
                 let closed = hub.sweep(lease);
                 if closed > 0 {
                     debug!(closed, "leases ran out");
+                }
+            }
+            _ = report.tick() => {
+                let now = hub.tally();
+                if now != last {
+                    info!(target: ACTIVITY, op = "peers", registered = now.registered - last.registered, left = now.left - last.left, live = hub.live_count(), "registrations and departures in the last minute");
+                    last = now;
                 }
             }
         }

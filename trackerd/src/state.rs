@@ -12,7 +12,7 @@ use proto::tracker::{
     ADDR_RECORD_VERSION, LookupBy, MAX_PAGE, MAX_RESPONSE_FRAME, MAX_WATCHED, MIN_PROTOCOL_VERSION,
     PeerEntry, Refusal, SignedHandover, SignedRecord, TrackerMsg,
 };
-use proto::{PeerId, PeerName};
+use proto::{KeyBytes, PeerId, PeerName};
 use svc::logging::ACTIVITY;
 use tracing::{info, warn};
 
@@ -37,6 +37,18 @@ struct Inner {
     stopping: bool,
     /// Connections past `Hello` that have not registered, with when they said `Hello`.
     unregistered: HashMap<ConnId, Instant>,
+    /// Registrations accepted and registered links ended since start ([`Hub::tally`]).
+    tally: Tally,
+}
+
+/// Registrations accepted and registered links ended, since start: the tracker logs their
+/// growth periodically rather than a line per registration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Registrations accepted (new names, reconnects and renewals).
+    pub registered: u64,
+    /// Registered links that ended.
+    pub left: u64,
 }
 
 /// A cloneable handle on the shared state.
@@ -73,6 +85,7 @@ impl Hub {
             links: HashMap::new(),
             stopping: false,
             unregistered: HashMap::new(),
+            tally: Tally::default(),
         }));
         Ok(Hub {
             inner,
@@ -204,6 +217,7 @@ impl Hub {
             TrackerMsg::Updated(entry.clone())
         };
         g.publish(&event, &rec_key, conn);
+        g.tally.registered += 1;
         RegisterResult::Accepted(entry, ticket)
     }
 
@@ -228,7 +242,7 @@ impl Hub {
         conn: ConnId,
         req: u32,
         version: u16,
-        keys: &[PeerId],
+        keys: &[KeyBytes],
     ) -> Result<(), Refused> {
         let mut g = self.lock();
         let Some(link) = g.links.get(&conn).cloned() else {
@@ -250,7 +264,7 @@ impl Hub {
     }
 
     /// `conn` stops watching `keys`.
-    pub fn unwatch(&self, conn: ConnId, keys: &[PeerId]) {
+    pub fn unwatch(&self, conn: ConnId, keys: &[KeyBytes]) {
         self.lock().events.unwatch(conn, keys);
     }
 
@@ -347,6 +361,7 @@ impl Hub {
         g.links.remove(&conn);
         g.unregistered.remove(&conn);
         let now = svc::unix_now();
+        g.tally.left += u64::from(key.is_some());
         if let Some(key) = key
             && let Some(left) = g.registry.disconnect(conn, key, now)
         {
@@ -429,6 +444,11 @@ impl Hub {
     /// Live peers now.
     pub fn live_count(&self) -> usize {
         self.lock().registry.live_count()
+    }
+
+    /// Registrations accepted and registered links ended since start.
+    pub fn tally(&self) -> Tally {
+        self.lock().tally
     }
 }
 
@@ -532,6 +552,49 @@ mod tests {
         hub.disconnect(2, None);
         hub.disconnect(3, None);
         assert!(hub.lock().links.is_empty());
+    }
+
+    #[test]
+    fn registrations_and_departures_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let hub = Hub::new(store, RateLimiter::new(100.0, 100), Duration::from_secs(60)).unwrap();
+        let sk = proto::SecretKey::from_seed([4; 32]);
+        let record = |seq| {
+            proto::tracker::Record {
+                name: PeerName::new("tally").unwrap(),
+                key: sk.peer_id(),
+                addrs: vec!["127.0.0.1:9".parse().unwrap()],
+                seq,
+            }
+            .sign(&sk)
+        };
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        hub.attach(1);
+        for seq in [1, 2] {
+            let r = hub.register(1, sk.peer_id(), ip, record(seq), None);
+            assert!(matches!(r, RegisterResult::Accepted(..)));
+        }
+        // A stale record is refused and not counted.
+        let r = hub.register(1, sk.peer_id(), ip, record(1), None);
+        assert!(matches!(r, RegisterResult::Refused(..)));
+        assert_eq!(
+            hub.tally(),
+            Tally {
+                registered: 2,
+                left: 0
+            }
+        );
+        hub.attach(2);
+        hub.disconnect(2, None);
+        hub.disconnect(1, Some(sk.peer_id()));
+        assert_eq!(
+            hub.tally(),
+            Tally {
+                registered: 2,
+                left: 1
+            }
+        );
     }
 
     #[test]

@@ -468,7 +468,7 @@ impl PeerTable {
             present.iter().map(|e| e.signed.record.key).collect();
         self.rows
             .iter()
-            .filter(|(id, r)| r.sources.contains(&source) && !keys.contains(id))
+            .filter(|(id, r)| r.sources.contains(&source) && !keys.contains(*id))
             .map(|(id, _)| *id)
             .collect()
     }

@@ -59,7 +59,9 @@ pub fn prepare(
     let watch = watch.min(n.saturating_sub(1));
     for (i, c) in clients.iter_mut().enumerate() {
         if watch > 0 {
-            let keys = (1..=watch).map(|d| keys[spread(i, d, n)]).collect();
+            let keys = (1..=watch)
+                .map(|d| keys[spread(i, d, n)].key_bytes())
+                .collect();
             c.watch = Some(PeerMsg::Watch { req: 0, keys });
         }
     }
