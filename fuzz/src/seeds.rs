@@ -498,6 +498,7 @@ fn transfer_info() -> TransferInfo {
         ended_at: None,
         landed: Vec::new(),
         sources: Vec::new(),
+        dirs_left_out: 0,
     }
 }
 

@@ -3,8 +3,8 @@
 //! lands as `dir (1)`; `send --json` answers with the symlinks it left out; a hand-made
 //! sender's offer whose directory entry is hostile (`../x`, absolute) is refused whole with
 //! the reason; a receiver that serves only `p2p-bulk/2` (an older p2pd, played by a hand-made
-//! TLS listener) gets the files without the directories, and the sender's activity log says
-//! they were left out.
+//! TLS listener) gets the files without the directories, and `p2pctl send` (its notes, its
+//! `--json` states, `transfers`) and the sender's activity log say they were left out.
 //!
 //! A tree of directories alone (no file anywhere in it) is a transfer too: `a/b/c` arrives
 //! as those directories (as `a (1)` when `a` is taken), an empty `a` as `a/`, also when the
@@ -145,7 +145,7 @@ async fn send_to_olga(p: &chat::Pair, path: &Path) -> (String, BulkSender, Clien
     (id, BulkSender { peer }, registration)
 }
 
-// Olga's listener runs on a worker while the test thread waits on alice.
+// Olga's end runs on a worker while the test thread waits on alice's `p2pctl send`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_receiver_gets_the_files_without_the_directories() {
     let net = TestNet::new();
@@ -153,15 +153,68 @@ async fn an_older_receiver_gets_the_files_without_the_directories() {
     let photos = net.unique_dir("src").join("photos");
     write_pattern(&photos.join("a.jpg"), 3000, 7);
     std::fs::create_dir_all(photos.join("empty")).expect("mkdir");
-    let (_, mut link, _registration) = send_to_olga(&p, &photos).await;
+    // `deep` holds `er` only: the empty directories are `empty` and `deep/er`.
+    std::fs::create_dir_all(photos.join("deep/er")).expect("mkdir");
+    let (olga, listener, _registration) = listening_raw_peer(&p.tracker, &p.alice, "olga").await;
+    // Olga, an older p2pd: she serves the chat and p2p-bulk/2 only, accepts the offer and
+    // says `Done` once alice has sent everything.
+    let olga_end = tokio::spawn(async move {
+        let (peer, alpn) =
+            RawPeer::accept_hello_alpn(&listener, &olga, "olga", &[ALPN_CHAT, ALPN_BULK_V2])
+                .await
+                .expect("alice dials olga");
+        assert_eq!(alpn, ALPN_BULK_V2);
+        let mut link = BulkSender { peer };
+        let offer = link.recv(TRANSFER_DEADLINE).await;
+        let Ok(Some(TransferFrame::Offer(m))) = offer else {
+            panic!("expected an offer, got {offer:?}");
+        };
+        let id = m.id;
+        link.send(&TransferFrame::Accept {
+            id,
+            resume: Vec::new(),
+        })
+        .await
+        .expect("accept");
+        loop {
+            match link.recv(TRANSFER_DEADLINE).await {
+                Ok(Some(TransferFrame::Done { .. })) => break,
+                Ok(Some(_)) => {}
+                r => panic!("expected the file then Done, got {r:?}"),
+            }
+        }
+        link.send(&TransferFrame::Done { id }).await.expect("Done");
+        (m, link)
+    });
+    let arg = photos.to_str().expect("test paths are UTF-8");
+    let out = net.ctl(&p.alice, &["--json", "send", arg, "olga"]);
+    let (m, _link) = olga_end.await.expect("olga's end");
     // The offer decodes as p2p-bulk/2 does, strictly: no directory list after the files.
-    let offer = link.recv(TRANSFER_DEADLINE).await;
-    let Ok(Some(TransferFrame::Offer(m))) = offer else {
-        panic!("expected an offer, got {offer:?}");
-    };
     let files: Vec<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(files, ["photos/a.jpg"]);
     assert!(m.dirs.is_empty(), "{m:?}");
+
+    // The files arrived: success, and p2pctl says what did not.
+    out.assert_success();
+    assert_eq!(
+        out.stderr
+            .matches(
+                "left out 2 empty directories: olga's p2pd speaks p2p-bulk/2, which carries \
+                 files only\n"
+            )
+            .count(),
+        1,
+        "{out}"
+    );
+    let last: Value = serde_json::from_str(out.stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("the last line is the transfer ({e}): {out}"));
+    assert_eq!(
+        (&last["state"], &last["dirs_left_out"]),
+        (&"done".into(), &2.into()),
+        "{out}"
+    );
+    let listed = get(&p.alice, &id_of(&last)).expect("listed");
+    assert_eq!(listed["dirs_left_out"], 2, "{listed:#}");
     p.alice
         .wait_activity("saying the directories were left out", 1, DEADLINE, |l| {
             l.contains(r#""op":"dirs-left-out""#) && l.contains("olga")

@@ -703,6 +703,7 @@ pub(crate) mod fake {
             ended_at: None,
             landed: Vec::new(),
             sources: Vec::new(),
+            dirs_left_out: 0,
         }
     }
 }

@@ -199,8 +199,10 @@ where
             Step::Unrelated => {}
             Step::Waiting(note) => {
                 view.show(notes, &current, wait.reach(), note, Instant::now());
+                tell_dirs_left_out(&mut wait, &view, notes, &current);
             }
             Step::Finished { code, text } => {
+                tell_dirs_left_out(&mut wait, &view, notes, &current);
                 view.clear();
                 if code == 0 && !json {
                     say(notes, &clock.summary(&current, Instant::now()));
@@ -238,6 +240,19 @@ where
                 step
             }
         };
+    }
+}
+
+/// Says once, as soon as p2pd says it (and before the outcome), that the files go without
+/// their empty directories: the receiving p2pd is older.
+fn tell_dirs_left_out<E: Write>(
+    wait: &mut Wait,
+    view: &View,
+    notes: &mut Out<E>,
+    t: &TransferInfo,
+) {
+    if let Some(note) = wait.dirs_left_out(t) {
+        view.say(notes, &note.text(t));
     }
 }
 
@@ -475,6 +490,14 @@ impl View {
                     bar.suspend(|| say(notes, &note.text(t)));
                 }
             }
+        }
+    }
+
+    /// Says `line` on stderr, above the bar if there is one.
+    fn say<E: Write>(&self, notes: &mut Out<E>, line: &str) {
+        match self {
+            View::Bar { bar, .. } => bar.suspend(|| say(notes, line)),
+            View::Json | View::Plain { .. } => say(notes, line),
         }
     }
 

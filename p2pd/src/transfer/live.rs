@@ -67,8 +67,10 @@ pub struct Live {
     /// Held by a receiving session for its whole life, so the next one starts only after
     /// the previous one has written and recorded everything it received.
     serving: tokio::sync::Mutex<()>,
-    /// The sender has said that the empty directories were left out (to an older receiver).
-    dirs_left_out: std::sync::atomic::AtomicBool,
+    /// How many empty directories the offer went without (to an older receiver); 0 until
+    /// the sender has said so. Kept in memory only: a restarted p2pd says it again when it
+    /// offers again.
+    dirs_left_out: std::sync::atomic::AtomicU32,
 }
 
 impl Live {
@@ -97,7 +99,7 @@ impl Live {
             decision,
             session: Mutex::new(cancel.child_token()),
             serving: tokio::sync::Mutex::default(),
-            dirs_left_out: std::sync::atomic::AtomicBool::new(false),
+            dirs_left_out: std::sync::atomic::AtomicU32::new(0),
             cancel,
         }
     }
@@ -106,12 +108,13 @@ impl Live {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// True the first time only: whether to say that the offer goes without its empty
-    /// directories (to a receiver of `p2p-bulk/2`).
-    pub fn note_dirs_left_out(&self) -> bool {
-        !self
-            .dirs_left_out
-            .swap(true, std::sync::atomic::Ordering::Relaxed)
+    /// Notes that the offer goes without its `dirs` empty directories (to a receiver of
+    /// `p2p-bulk/2`), for [`Live::info`]. True the first time only: whether to say so.
+    pub fn note_dirs_left_out(&self, dirs: usize) -> bool {
+        let dirs = u32::try_from(dirs).unwrap_or(u32::MAX).max(1);
+        self.dirs_left_out
+            .swap(dirs, std::sync::atomic::Ordering::Relaxed)
+            == 0
     }
 
     /// Marks it a pull this side asked for.
@@ -365,6 +368,9 @@ impl Live {
             ended_at: g.rec.ended_ms.map(proto::timefmt::format_ms),
             landed: g.rec.landed.clone(),
             sources: Vec::new(),
+            dirs_left_out: self
+                .dirs_left_out
+                .load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 }

@@ -42,6 +42,7 @@ pub(crate) fn pull_info(
         ended_at: None,
         landed: Vec::new(),
         sources: Vec::new(),
+        dirs_left_out: 0,
     }
 }
 

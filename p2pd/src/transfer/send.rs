@@ -111,9 +111,8 @@ async fn session(
     }
     if crate::link::alpn(&conn) != Some(ALPN_BULK) && !offer.dirs.is_empty() {
         // A receiver of p2p-bulk/2 reads no directories: the files go without them.
-        let left = std::mem::take(&mut offer.dirs);
-        if live.note_dirs_left_out() {
-            let dirs = left.len();
+        let dirs = std::mem::take(&mut offer.dirs).len();
+        if live.note_dirs_left_out(dirs) {
             warn!(%id, peer = %peer.name, "p2pd on {} speaks p2p-bulk/2: {dirs} empty directories left out", peer.name);
             info!(target: svc::logging::ACTIVITY, op = "dirs-left-out", peer = %peer.name, id = %id, dirs, "empty directories left out: the receiving p2pd is older (p2p-bulk/2)");
         }

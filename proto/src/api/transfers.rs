@@ -104,6 +104,16 @@ pub struct TransferInfo {
     /// A multi-source pull (`get --from`): each peer it drew from, in the order named.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<PullSource>,
+    /// Sender: how many empty directories the offer went without, because the receiving
+    /// p2pd speaks only `p2p-bulk/2` (its files arrive, the directories do not). 0 (and
+    /// absent from JSON) when none were left out, and for an older p2pd's answer.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dirs_left_out: u32,
+}
+
+/// Whether a count is 0, so that it is left out of JSON.
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The answer to `send_files`: the transfer, and what of the paths stays here.
@@ -250,6 +260,7 @@ mod tests {
             ended_at: state.is_final().then(|| format_ms(created + 1000)),
             landed: Vec::new(),
             sources: Vec::new(),
+            dirs_left_out: 0,
         }
     }
 

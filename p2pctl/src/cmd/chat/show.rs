@@ -133,6 +133,7 @@ mod tests {
             ended_at: None,
             landed: Vec::new(),
             sources: Vec::new(),
+            dirs_left_out: 0,
         }
     }
 

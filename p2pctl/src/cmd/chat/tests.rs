@@ -527,6 +527,7 @@ fn offer(state: proto::api::TransferState) -> proto::api::TransferInfo {
         ended_at: None,
         landed: Vec::new(),
         sources: Vec::new(),
+        dirs_left_out: 0,
     }
 }
 

@@ -167,6 +167,60 @@ async fn waits_for_done_and_says_so() {
 }
 
 #[tokio::test]
+async fn directories_left_out_for_an_older_receiver_are_said_once() {
+    let older = |t: TransferInfo| TransferInfo {
+        dirs_left_out: 2,
+        ..t
+    };
+    let events = vec![
+        updated(&older(at(TransferState::Offered))),
+        updated(&older(running(0))),
+        updated(&older(at(TransferState::Done))),
+    ];
+    let line = "left out 2 empty directories: bob's p2pd speaks p2p-bulk/2, which carries \
+                files only";
+    let ran = send(
+        script(&at(TransferState::Queued), events.clone()),
+        Show::Plain,
+    )
+    .await;
+    ran.res.expect("the files arrived: success");
+    assert_eq!(ran.stdout, "bob has all 3 files (12.3 MiB) verified\n");
+    assert_eq!(ran.stderr.matches(line).count(), 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr.starts_with("offered 3 files") && ran.stderr.contains(&format!("\n{line}\n")),
+        "{}",
+        ran.stderr
+    );
+    // `--json`: said on stderr too, and every state on stdout carries the count.
+    let ran = send(script(&at(TransferState::Queued), events), Show::Json).await;
+    ran.res.expect("done");
+    assert_eq!(ran.stderr.matches(line).count(), 1, "{}", ran.stderr);
+    let last: serde_json::Value =
+        serde_json::from_str(ran.stdout.lines().last().unwrap_or_default()).expect("json");
+    assert_eq!(last["dirs_left_out"], 2, "{}", ran.stdout);
+    // One directory, and an older p2pd's states (no count): nothing said.
+    let one = TransferInfo {
+        dirs_left_out: 1,
+        ..at(TransferState::Done)
+    };
+    assert_eq!(
+        wait::Note::DirsLeftOut.text(&one),
+        "left out 1 empty directory: bob's p2pd speaks p2p-bulk/2, which carries files only"
+    );
+    let ran = send(
+        script(
+            &at(TransferState::Queued),
+            vec![updated(&at(TransferState::Done))],
+        ),
+        Show::Plain,
+    )
+    .await;
+    assert!(!ran.stderr.contains("left out"), "{}", ran.stderr);
+    assert!(!json(&at(TransferState::Done)).contains("dirs_left_out"));
+}
+
+#[tokio::test]
 async fn an_offline_peer_is_said_once_and_waited_for() {
     let events = vec![
         updated(&at(TransferState::Queued)),

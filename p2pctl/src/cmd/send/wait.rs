@@ -70,6 +70,9 @@ pub(crate) enum Note {
     Paused,
     /// A pull asked for: the owner is hashing the entry or offering it.
     Pulling,
+    /// The offer went without its empty directories: the peer's p2pd speaks only
+    /// `p2p-bulk/2`.
+    DirsLeftOut,
 }
 
 impl Note {
@@ -115,6 +118,13 @@ impl Note {
             Note::Paused => {
                 format!("{name} went offline; the transfer goes on when {name} is back")
             }
+            Note::DirsLeftOut => format!(
+                "left out {}: {name}'s p2pd speaks p2p-bulk/2, which carries files only",
+                match t.dirs_left_out {
+                    1 => "1 empty directory".to_owned(),
+                    n => format!("{n} empty directories"),
+                }
+            ),
         }
     }
 }
@@ -163,6 +173,16 @@ impl Wait {
             TransferState::Offered => self.once(Some(Note::Offered)),
             TransferState::Running => self.once(Some(Note::Accepted)),
         }
+    }
+
+    /// The note that the offer to the peer went without its empty directories, the first
+    /// time `t` (our transfer's latest state) says so.
+    pub(crate) fn dirs_left_out(&mut self, t: &TransferInfo) -> Option<Note> {
+        if t.id != self.id || t.dirs_left_out == 0 || self.told.contains(&Note::DirsLeftOut) {
+            return None;
+        }
+        self.told.push(Note::DirsLeftOut);
+        Some(Note::DirsLeftOut)
     }
 
     /// Takes in the latest known state of a peer.
