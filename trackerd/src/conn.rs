@@ -92,7 +92,7 @@ pub async fn serve(
     drop(slot);
     ctx.hub.disconnect(conn_id, registered);
     if let Some(key) = registered {
-        debug!(key = %key, peer = %addr, reason = %result.as_ref().err().map_or_else(|| "closed".to_string(), ToString::to_string), "peer left");
+        info!(target: ACTIVITY, op = "leave", key = %key, peer = %addr, reason = %result.as_ref().err().map_or_else(|| "closed".to_string(), ToString::to_string), "peer left");
     }
     if let Err(e) = result {
         debug!(conn = conn_id, %addr, "connection ended: {e}");
@@ -349,8 +349,7 @@ where
             if let Some(ticket) = ticket {
                 ctx.hub.durable(ticket).await.map_err(EndReason::Sync)?;
             }
-            // Counted, not logged one by one (`op = "peers"` every minute); bindings are.
-            debug!(name = %name, key = %key, peer = %addr, seq = entry.signed.record.seq, "registered");
+            info!(target: ACTIVITY, op = "register", name = %name, key = %key, peer = %addr, seq = entry.signed.record.seq, outcome = "ok", "registered");
             conn.send(&TrackerMsg::Registered { entry }).await?;
         }
         RegisterResult::Refused((reason, detail)) => {

@@ -201,8 +201,8 @@ fn sweep_interval(lease: Duration) -> Duration {
 const TALLY_EVERY: Duration = Duration::from_secs(60);
 
 /// Closes the links whose lease ran out: one timer for all of them. Also logs, every
-/// [`TALLY_EVERY`] in which peers came or went, how many (one line per registration cost
-/// as much as a twentieth of the tracker's work in a reconnect storm).
+/// [`TALLY_EVERY`] in which peers came or went, how many, beside the line each
+/// registration and departure has.
 async fn sweep_loop(hub: Hub, lease: Duration, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(sweep_interval(lease));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
