@@ -160,13 +160,8 @@ impl From<PeerId> for KeyBytes {
 
 impl<'de> Deserialize<'de> for PeerId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        if d.is_human_readable() {
-            let s = String::deserialize(d)?;
-            s.parse().map_err(serde::de::Error::custom)
-        } else {
-            let bytes = <[u8; 32]>::deserialize(d)?;
-            PeerId::from_bytes(bytes).map_err(serde::de::Error::custom)
-        }
+        let key = KeyBytes::deserialize(d)?;
+        PeerId::from_bytes(key.0).map_err(serde::de::Error::custom)
     }
 }
 
